@@ -1,0 +1,45 @@
+# torchonnx developer commands. Every target creates the virtual environment when it is missing.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PYTEST_WORKERS ?= auto
+
+.PHONY: install codegen check-generated test test-fast demo bench format lint docs clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+codegen: $(STAMP)
+	$(PY) -m torchonnx.codegen
+
+check-generated: $(STAMP)
+	$(PY) -m torchonnx.codegen --check
+
+test: $(STAMP)
+	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+bench: $(STAMP)
+	$(PY) benchmarks/export_time.py
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix --quiet runtime codegen tests examples benchmarks
+	$(PY) -m black --quiet runtime codegen tests examples benchmarks
+
+lint: $(STAMP)
+	$(PY) -m ruff check runtime codegen generated tests examples benchmarks
+	$(PY) -m black --check --quiet runtime codegen generated tests examples benchmarks
+
+docs: codegen
+	@echo "Operator tables: generated/docs/operators.md and generated/docs/opset<N>.md"
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info

@@ -1,0 +1,5 @@
+import sys
+
+from torchonnx.codegen.main import main
+
+sys.exit(main())

@@ -1,0 +1,398 @@
+"""Checking spec entries against torch and ONNX, and deciding everything the templates lay out.
+
+For each entry: the ATen overloads exist and agree on their arguments; the rules name real
+arguments; each lowering's opset range follows from the `since` of the others; each body is
+checked against every overload and every opset it covers; and for every dtype the entry
+declares and every opset, codegen decides whether the lowering runs natively, in a wider dtype,
+or not at all (a declared gap or a global limit). Anything else is an error at its location.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+from torchonnx.codegen.aten import AtenSchema, SchemaLookupError, lookup
+from torchonnx.codegen.body import DType, OpUse, check_body, check_condition
+from torchonnx.codegen.errors import Diagnostics, Location, SpecError
+from torchonnx.codegen.model import Block, Common, Entry, Gap, OpsetRange
+from torchonnx.codegen.onnx_ops import op_at
+from torchonnx.dtypes import DTYPE_NAMES, FLOATING, PROMOTION_KINDS, onnx_type_str
+from torchonnx.shapes import INFER, RULES, arity
+from torchonnx.testing import SAMPLE_NAMES
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Opsets lo..hi of one lowering, for one compute dtype: how it runs there."""
+
+    lo: int
+    hi: int
+    compute: str | None  # the dtype the ONNX ops run in (the dtype itself, or a wider one)
+    reason: str | None  # why not, when compute is None
+
+
+@dataclass(frozen=True)
+class Function:
+    """A lowering rendered for one overload."""
+
+    name: str  # onnxscript module function name
+    params: tuple[str, ...]
+    onnxscript: str
+    symbolic: str
+    alias_of: str | None  # same code as another overload's function
+
+
+@dataclass(frozen=True)
+class Lowering:
+    index: int
+    block: Block
+    until: int
+    when: str | None  # rendered condition
+    functions: dict[str, Function]  # overload -> function
+    plan: dict[str, tuple[Segment, ...]]  # compute dtype -> segments over since..until
+    onnx_ops: tuple[str, ...]
+    cast_back: tuple[bool, ...]  # per output: computed in the compute dtype
+
+    @property
+    def since(self) -> int:
+        return self.block.since
+
+    @property
+    def opsets(self) -> OpsetRange:
+        return OpsetRange(self.since, self.until)
+
+
+@dataclass(frozen=True)
+class GapOut:
+    gap: Gap
+    when: str | None  # rendered condition
+    name: str | None  # predicate function name
+
+
+@dataclass(frozen=True)
+class Analyzed:
+    entry: Entry
+    schemas: dict[str, AtenSchema]  # every overload, primary first
+    promote_kind: str | None
+    promote_args: tuple[str, ...]
+    group: tuple[str, ...]  # tensor arguments that are cast to the compute dtype
+    dtype_param: str | None  # a `ScalarType? dtype` argument that fixes the compute dtype
+    compute_dtypes: tuple[str, ...]
+    lowerings: tuple[Lowering, ...]
+    gaps: tuple[GapOut, ...]
+
+    @property
+    def primary(self) -> AtenSchema:
+        return self.schemas[self.entry.key]
+
+    @property
+    def opsets(self) -> OpsetRange:
+        return OpsetRange(min(lw.since for lw in self.lowerings), max(lw.until for lw in self.lowerings))
+
+
+def compute_dtype_of(kind: str | None, dtype: str) -> str:
+    """The dtype an op of promotion `kind` computes in, for inputs of `dtype`."""
+    if kind == "int_to_float" and dtype not in FLOATING:
+        return "float32"
+    if kind == "int_to_long" and dtype not in FLOATING:
+        return "int64"
+    return dtype
+
+
+def analyze(entries: list[Entry], common: Common, diags: Diagnostics) -> list[Analyzed]:
+    seen: dict[str, Location] = {}
+    out = []
+    for entry in entries:
+        with diags.collect():
+            for name, loc in ((entry.key, entry.loc), *entry.also):
+                if name in seen:
+                    raise SpecError(loc, f"{name} is already covered by the entry at {seen[name]}")
+                seen[name] = loc
+            result = _Entry(entry, common, diags).run()
+            if result is not None:
+                out.append(result)
+    return out
+
+
+class _Entry:
+    def __init__(self, entry: Entry, common: Common, diags: Diagnostics) -> None:
+        self.e = entry
+        self.common = common
+        self.diags = diags
+
+    def run(self) -> Analyzed | None:
+        e = self.e
+        schemas = self.schemas()
+        primary = schemas[e.key]
+        before = len(self.diags.errors)
+        kind, args = self.promotion(primary)
+        for arg, loc_dtypes in e.input_dtypes.items():
+            p = primary.param(arg)
+            if p is None or not p.kind.is_tensor:
+                self.diags.error(e.dtypes_loc, f"input_dtypes names `{arg}`, which is not a tensor argument of {e.key}")
+            elif arg in args:
+                self.diags.error(e.dtypes_loc, f"`{arg}` takes part in type promotion, so it cannot keep its own dtypes")
+        group = tuple(
+            p.name for p in primary.params if p.kind.is_tensor and p.name not in e.input_dtypes
+        )
+        dtype_param = next(
+            (p.name for p in primary.params if p.name == "dtype" and p.pytype == "dtype"), None
+        )
+        self.shape(primary)
+        for sample in e.samples:
+            with self.diags.collect():
+                self.sample(sample.text, sample.loc, primary)
+        computes = tuple(sorted({compute_dtype_of(kind, d) for d in e.dtypes}, key=DTYPE_NAMES.index))
+        for narrow, wide in e.widen.items():
+            if narrow == wide:
+                self.diags.error(e.dtypes_loc, f"`widen` maps {narrow} to itself")
+        lowerings = self.lowerings(schemas, set(group), computes)
+        gaps = self.gaps(primary)
+        if len(self.diags.errors) > before or lowerings is None:
+            return None
+        return Analyzed(e, schemas, kind, args, group, dtype_param, computes, lowerings, gaps)
+
+    # -- overloads and rules ------------------------------------------------------------
+    def schemas(self) -> dict[str, AtenSchema]:
+        e = self.e
+        try:
+            primary = lookup(e.key)
+        except SchemaLookupError as err:
+            raise SpecError(e.loc, str(err)) from None
+        schemas = {e.key: primary}
+        names = [p.name for p in primary.params]
+        for name, loc in e.also:
+            with self.diags.collect():
+                try:
+                    schema = lookup(name)
+                except SchemaLookupError as err:
+                    raise SpecError(loc, str(err)) from None
+                theirs = [p.name for p in schema.params]
+                if theirs != names:
+                    raise SpecError(
+                        loc,
+                        f"{name} takes ({', '.join(theirs)}) but {e.key} takes ({', '.join(names)}); "
+                        "an entry's overloads must share argument names",
+                    )
+                if len(schema.returns) != len(primary.returns):
+                    raise SpecError(loc, f"{name} returns {len(schema.returns)} values, {e.key} {len(primary.returns)}")
+                schemas[name] = schema
+        return schemas
+
+    def promotion(self, primary: AtenSchema) -> tuple[str | None, tuple[str, ...]]:
+        rule = self.e.promote
+        if rule is None:
+            return None, ()
+        if rule.name not in PROMOTION_KINDS:
+            self.diags.error(rule.loc, f"unknown promotion kind `{rule.name}`; use one of {', '.join(PROMOTION_KINDS)}")
+            return None, ()
+        if not rule.args:
+            self.diags.error(rule.loc, f"name the arguments that take part: {rule.name}(self, other)")
+        for arg in rule.args:
+            p = primary.param(arg)
+            if p is None or not (p.kind.is_tensor or p.pytype in ("number", "int", "float", "bool")):
+                self.diags.error(rule.loc, f"`{arg}` is not a tensor or number argument of {primary.qualname}")
+        return rule.name, rule.args
+
+    def shape(self, primary: AtenSchema) -> None:
+        rule = self.e.shape
+        if rule.name == INFER and not rule.args:
+            return
+        if rule.name not in RULES:
+            self.diags.error(rule.loc, f"unknown shape rule `{rule.name}`; use one of {', '.join([*RULES, INFER])}")
+            return
+        least, most = arity(rule.name)
+        if len(rule.args) < least or (most is not None and len(rule.args) > most):
+            count = f"{least}" if least == most else f"{least} to {most or 'any number of'}"
+            self.diags.error(rule.loc, f"shape rule {rule.name} takes {count} arguments, not {len(rule.args)}")
+        for arg in rule.args:
+            if primary.param(arg) is None:
+                self.diags.error(rule.loc, f"`{arg}` is not an argument of {primary.qualname}")
+
+    def sample(self, text: str, loc: Location, primary: AtenSchema) -> None:
+        try:
+            call = ast.parse(f"_f({text})", mode="eval").body
+        except SyntaxError as err:
+            raise SpecError(loc, f"a sample is a Python argument list: {err.msg}") from None
+        assert isinstance(call, ast.Call)
+        for node in ast.walk(call):
+            if isinstance(node, ast.Name) and node.id not in (*SAMPLE_NAMES, "_f", "float", "int"):
+                raise SpecError(loc, f"unknown name `{node.id}` in a sample; build tensors with {', '.join(SAMPLE_NAMES)}")
+        positional = [p for p in primary.params if not p.kwarg_only]
+        if len(call.args) > len(positional):
+            raise SpecError(loc, f"{primary.qualname} takes {len(positional)} positional arguments, the sample gives {len(call.args)}")
+        for kw in call.keywords:
+            if primary.param(kw.arg or "") is None:
+                raise SpecError(loc, f"{primary.qualname} has no argument `{kw.arg}`")
+
+    # -- lowerings ----------------------------------------------------------------------
+    def ranges(self) -> list[int] | None:
+        """The last opset of each block: up to the next unconditional block that starts later."""
+        blocks = self.e.blocks
+        untils = []
+        for i, b in enumerate(blocks):
+            later = [o.since for o in blocks if o.when is None and o.since > b.since]
+            untils.append(min(later) - 1 if later else self.common.newest)
+            shadow = next(
+                (o for o in blocks[:i] if o.when is None and o.since == b.since), None
+            )
+            if shadow is not None:
+                self.diags.error(b.loc, f"never used: the lowering at {shadow.loc} covers opset {b.since} unconditionally")
+                return None
+        return untils
+
+    def lowerings(self, schemas: dict[str, AtenSchema], group: set[str],
+                  computes: tuple[str, ...]) -> tuple[Lowering, ...] | None:  # fmt: skip
+        untils = self.ranges()
+        if untils is None:
+            return None
+        names: dict[int, int] = {}
+        out = []
+        for index, (block, until) in enumerate(zip(self.e.blocks, untils, strict=True)):
+            suffix = f"opset{block.since}" + (f"_{names[block.since]}" if block.since in names else "")
+            names[block.since] = names.get(block.since, 0) + 1
+            with self.diags.collect():
+                out.append(self.lowering(index, block, until, suffix, schemas, group, computes))
+        return tuple(out) if len(out) == len(self.e.blocks) else None
+
+    def lowering(self, index: int, block: Block, until: int, suffix: str,
+                 schemas: dict[str, AtenSchema], group: set[str], computes: tuple[str, ...]) -> Lowering:  # fmt: skip
+        when = None
+        if block.when is not None:
+            for schema in schemas.values():
+                when = check_condition(block.when.text, block.when.where, schema)
+        functions: dict[str, Function] = {}
+        ops: list[OpUse] = []
+        returns = None
+        first: Function | None = None
+        for name, schema in schemas.items():
+            try:
+                checked = check_body(block.emit.text, block.emit.where, schema, (block.since, until))
+            except SpecError as err:
+                if len(schemas) == 1:
+                    raise
+                raise SpecError(err.loc, f"for {name}: {err.message}") from None
+            ops.extend(checked.ops)
+            if returns is None:
+                returns = checked.returns
+            fn = Function(
+                name=f"{schema.func_name}__{suffix}",
+                params=tuple(p.name for p in schema.params),
+                onnxscript=checked.onnxscript,
+                symbolic=checked.symbolic,
+                alias_of=None,
+            )
+            if first is not None and (fn.onnxscript, fn.symbolic) == (first.onnxscript, first.symbolic):
+                fn = Function(fn.name, fn.params, fn.onnxscript, fn.symbolic, alias_of=first.name)
+            first = first or fn
+            functions[name] = fn
+        assert returns is not None
+        plan = self.plan(block, until, ops, group, computes)
+        cast_back = tuple(d.param is not None and d.param in group for d in returns)
+        onnx_ops = tuple(sorted({u.op for u in ops}))
+        return Lowering(index, block, until, when, functions, plan, onnx_ops, cast_back)
+
+    # -- dtypes ---------------------------------------------------------------------------
+    def plan(self, block: Block, until: int, ops: list[OpUse], group: set[str],
+             computes: tuple[str, ...]) -> dict[str, tuple[Segment, ...]]:  # fmt: skip
+        plan: dict[str, tuple[Segment, ...]] = {}
+        problems: dict[tuple[str, str], list[int]] = {}
+        for dtype in computes:
+            statuses: list[tuple[int, str | None, str | None]] = []
+            for opset in range(block.since, until + 1):
+                status = self.status(dtype, opset, ops, group)
+                if isinstance(status, str):
+                    problems.setdefault((dtype, status), []).append(opset)
+                    status = (None, "error")
+                statuses.append((opset, *status))
+            plan[dtype] = _segments(statuses)
+        for (dtype, why), opsets in sorted(problems.items()):
+            rng = OpsetRange(opsets[0], opsets[-1]) if opsets == list(range(opsets[0], opsets[-1] + 1)) else opsets
+            self.diags.error(
+                block.loc,
+                f"{self.e.key} at opset {rng}: {why}; widen {dtype} to a dtype ONNX accepts here "
+                f"(`widen: {{{dtype}: ...}}`), or declare a gap for {dtype}",
+            )
+        return plan
+
+    def status(self, dtype: str, opset: int, ops: list[OpUse],
+               group: set[str]) -> tuple[str | None, str | None] | str:  # fmt: skip
+        """(compute dtype, None) or (None, reason); a string is an error message."""
+        for limit in self.common.limits:
+            if dtype in limit.dtypes and opset in limit.opsets:
+                return None, limit.reason
+        for gap in self.e.gaps:
+            if gap.when is None and gap.runtime is None and (not gap.dtypes or dtype in gap.dtypes) and (
+                gap.opsets is None or opset in gap.opsets
+            ):
+                return None, gap.reason
+        problem = _rejects(ops, dtype, opset, group)
+        if problem is None:
+            return dtype, None
+        wide = self.e.widen.get(dtype)
+        if wide is not None:
+            wide_problem = _rejects(ops, wide, opset, group) or _cast_rejects(dtype, wide, opset)
+            if wide_problem is None:
+                return wide, None
+            return f"{problem}, and widening to {wide} fails too ({wide_problem})"
+        return problem
+
+    def gaps(self, primary: AtenSchema) -> tuple[GapOut, ...]:
+        out = []
+        for i, gap in enumerate(self.e.gaps):
+            with self.diags.collect():
+                when = None
+                if gap.when is not None:
+                    when = check_condition(gap.when.text, gap.when.where, primary)
+                name = f"{primary.func_name}__gap{i}" if when else None
+                out.append(GapOut(gap, when, name))
+        return tuple(out)
+
+
+def _resolve(d: DType | None, dtype: str, group: set[str]) -> str | None:
+    if d is None:
+        return None
+    if d.fixed:
+        return d.fixed
+    if d.param is not None and d.param in group:
+        return dtype
+    return None
+
+
+def _rejects(ops: list[OpUse], dtype: str, opset: int, group: set[str]) -> str | None:
+    """Why the emitted ops cannot run in `dtype` at `opset`, or None if they can."""
+    for use in ops:
+        spec = op_at(use.op, opset)
+        assert spec is not None  # check_body made sure the op exists over the block's range
+        inputs = list(use.inputs)
+        if use.variadic_dtype is not None:
+            inputs.append(use.variadic_dtype)
+        for pos, d in enumerate(inputs):
+            resolved = _resolve(d, dtype, group)
+            formal = spec.formal_input(pos)
+            if resolved is None or formal is None:
+                continue
+            if onnx_type_str(resolved) not in spec.allowed(formal.type_str):
+                return f"ONNX {use.op}-{spec.since} does not accept {resolved} (input {formal.name}, {use.loc})"
+    return None
+
+
+def _cast_rejects(narrow: str, wide: str, opset: int) -> str | None:
+    cast = op_at("Cast", opset)
+    assert cast is not None
+    for dtype in (narrow, wide):
+        if onnx_type_str(dtype) not in cast.allowed("T1"):
+            return f"ONNX Cast-{cast.since} does not accept {dtype}"
+    return None
+
+
+def _segments(statuses: list[tuple[int, str | None, str | None]]) -> tuple[Segment, ...]:
+    out: list[Segment] = []
+    for opset, compute, reason in statuses:
+        if out and out[-1].compute == compute and out[-1].reason == reason and out[-1].hi == opset - 1:
+            last = out[-1]
+            out[-1] = Segment(last.lo, opset, compute, reason)
+        else:
+            out.append(Segment(opset, opset, compute, reason))
+    return tuple(out)

@@ -1,0 +1,874 @@
+"""The lowering language: checking `emit` bodies and `when` conditions, and rendering them.
+
+A body is a small Python program. Capitalised calls are ONNX ops (`Add(self, other)`), their
+keyword arguments ONNX attributes; lower-case calls are helpers (`const`, `rank`, `sizes`,
+`dtype_of`, `is_floating`) or Python built-ins; everything else is Python over the op's
+non-tensor arguments, evaluated while the exporter runs. specs/README.md is the user's guide.
+
+`check_body` checks a body against one ATen overload and the ONNX schemas of every opset it
+covers, records which ONNX ops it emits with which input dtypes (for the dtype check), and
+renders it twice: as an onnxscript-builder function (`op.Add(...)`, the torch.export path) and
+as a TorchScript symbolic function (`g.op("Add", ...)`, torch's contract).
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+from torchonnx.codegen.aten import AtenSchema, Kind
+from torchonnx.codegen.errors import Location, SpecError
+from torchonnx.codegen.onnx_ops import ATTRIBUTE_PYTYPES, SYMBOLIC_SUFFIX, OpSpec, op_at
+from torchonnx.dtypes import DTYPE_NAMES, onnx_type_str
+
+HELPERS = ("const", "rank", "sizes", "dtype_of", "is_floating")
+BUILTINS = {
+    "len": "int",
+    "range": "int[]",
+    "list": None,
+    "tuple": None,
+    "sorted": None,
+    "min": "number",
+    "max": "number",
+    "abs": None,
+    "int": "int",
+    "float": "float",
+    "bool": "bool",
+    "sum": "number",
+    "all": "bool",
+    "any": "bool",
+    "round": "int",
+    "enumerate": "any",
+    "zip": "any",
+    "reversed": None,
+}
+MATH = {"sqrt": "float", "inf": "float", "pi": "float", "prod": "number", "ceil": "int",
+        "floor": "int", "log": "float", "isinf": "bool"}  # fmt: skip
+RESERVED = {"op", "g", "math", *HELPERS, *BUILTINS}
+# Ops whose output dtype is named by an attribute or another input rather than a type variable.
+_CAST_ATTR = {"Cast": "to"}
+
+
+@dataclass(frozen=True)
+class DType:
+    """A dtype known to codegen: a fixed dtype, or the dtype of an op argument, or unknown."""
+
+    fixed: str | None = None
+    param: str | None = None
+
+    def render(self) -> str:
+        if self.fixed:
+            return repr(self.fixed)
+        assert self.param
+        return f"_h.dtype_of({self.param})"
+
+    @property
+    def known(self) -> bool:
+        return bool(self.fixed or self.param)
+
+
+UNKNOWN = DType()
+
+
+@dataclass(frozen=True)
+class Sym:
+    """What codegen knows of a name or an expression."""
+
+    kind: Kind
+    dtype: DType = UNKNOWN  # for tensors (the element dtype for lists of tensors)
+    pytype: str = "any"  # for Python values
+    maybe_none: bool = False  # a Python value that may be None (an optional argument)
+    param: str | None = None  # the op argument this is, while it is not reassigned
+    count: int | None = None  # for lists of tensors whose length is known
+    items: tuple[Sym, ...] | None = None  # for lists of tensors written out or from one node
+    literal: object = None  # the value of a literal constant
+
+
+@dataclass(frozen=True)
+class OpUse:
+    """One ONNX op call in a body, with the dtype of each input (None: omitted or unknown)."""
+
+    op: str
+    loc: Location
+    inputs: tuple[DType | None, ...]
+    variadic_dtype: DType | None = None  # for `*list` inputs whose length is not known
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A body checked against one overload, rendered for both export paths."""
+
+    onnxscript: str  # function body, Python source
+    symbolic: str
+    ops: tuple[OpUse, ...]
+    returns: tuple[DType, ...]  # dtype of each returned tensor
+
+
+@dataclass
+class _CallNote:
+    """How to render one call."""
+
+    what: str  # onnx | helper | builtin
+    consts: dict[int, DType] = field(default_factory=dict)  # positional Python value -> const
+    optional_inputs: set[int] = field(default_factory=set)  # may be None at export time
+    attr_types: dict[str, str] = field(default_factory=dict)
+    dtype_attrs: set[str] = field(default_factory=set)
+    maybe_none_attrs: set[str] = field(default_factory=set)
+    dynamic_outputs: bool = False
+    like: DType | None = None  # const(..., like=x): the dtype of x
+
+
+def _key(node: ast.AST) -> tuple:
+    return (
+        type(node).__name__,
+        node.lineno,
+        node.col_offset,
+        node.end_lineno,
+        node.end_col_offset,
+    )
+
+
+class _Checker:
+    def __init__(
+        self,
+        source: str,
+        where: Callable[[int, int], Location],
+        schema: AtenSchema,
+        opsets: tuple[int, int],
+        condition: bool = False,
+    ) -> None:
+        self.condition = condition
+        self.source = source
+        self.where = where
+        self.schema = schema
+        self.opsets = opsets
+        self.notes: dict[tuple, _CallNote] = {}
+        self.ops: list[OpUse] = []
+        self.returns: list[tuple[Sym, ...]] = []
+
+    # -- errors -------------------------------------------------------------------------
+    def fail(self, node: ast.AST | None, message: str) -> SpecError:
+        if node is None or not hasattr(node, "lineno"):
+            return SpecError(self.where(1, 0), message)
+        return SpecError(self.where(node.lineno, node.col_offset), message)
+
+    def params_env(self) -> dict[str, Sym]:
+        env: dict[str, Sym] = {}
+        for p in self.schema.params:
+            if p.kind is Kind.VALUE:
+                env[p.name] = Sym(Kind.VALUE, pytype=p.pytype, maybe_none=p.optional, param=p.name)
+            else:
+                env[p.name] = Sym(p.kind, dtype=DType(param=p.name), param=p.name)
+        return env
+
+    # -- statements ---------------------------------------------------------------------
+    def body(self, tree: ast.Module) -> None:
+        stmts = tree.body
+        if not stmts:
+            raise self.fail(None, "the body is empty")
+        if len(stmts) == 1 and isinstance(stmts[0], ast.Expr):
+            ret = ast.Return(value=stmts[0].value)
+            ast.copy_location(ret, stmts[0])
+            tree.body = stmts = [ret]
+        if not self.block(stmts, self.params_env()):
+            raise self.fail(stmts[-1], "the body must end with `return` (or be one expression)")
+
+    def block(self, stmts: list[ast.stmt], env: dict[str, Sym]) -> bool:
+        """Check statements; True when every path through them returns."""
+        for i, stmt in enumerate(stmts):
+            last = i == len(stmts) - 1
+            if isinstance(stmt, ast.Return):
+                if stmt.value is None:
+                    raise self.fail(stmt, "`return` needs a value: the op's result")
+                self.returns.append(self.result(stmt.value, env))
+                if not last:
+                    raise self.fail(stmts[i + 1], "statement after `return` is never reached")
+                return True
+            if isinstance(stmt, ast.Assign):
+                self.assign(stmt, env)
+            elif isinstance(stmt, ast.If):
+                test = self.expr(stmt.test, env)
+                self.need_value(stmt.test, test, "an `if` condition")
+                then_env, else_env = dict(env), dict(env)
+                continuing = []
+                if not self.block(stmt.body, then_env):
+                    continuing.append(then_env)
+                if not stmt.orelse or not self.block(stmt.orelse, else_env):
+                    continuing.append(else_env)
+                if not continuing:
+                    if not last:
+                        raise self.fail(stmts[i + 1], "statement after `return` is never reached")
+                    return True
+                self.merge(stmt, env, continuing)
+            elif isinstance(stmt, ast.Expr):
+                raise self.fail(stmt, "an expression statement does nothing here; assign it or return it")
+            else:
+                raise self.fail(
+                    stmt,
+                    f"`{type(stmt).__name__}` statements are not part of the lowering language "
+                    "(use assignments, `if`/`else` and `return`)",
+                )
+        return False
+
+    def merge(self, stmt: ast.If, env: dict[str, Sym], branches: list[dict[str, Sym]]) -> None:
+        """After an `if`: keep the names every continuing path defines."""
+        env.clear()
+        for name in set.intersection(*(set(b) for b in branches)):
+            syms = [b[name] for b in branches]
+            kinds = {s.kind for s in syms}
+            if len(kinds) > 1:
+                raise self.fail(stmt, f"after this `if`, `{name}` is a {' or a '.join(sorted(k.value for k in kinds))}")
+            first = syms[0]
+            env[name] = first if all(s == first for s in syms) else replace(
+                first, dtype=first.dtype if all(s.dtype == first.dtype for s in syms) else UNKNOWN,
+                literal=None, items=None, count=None,
+            )
+
+    def assign(self, stmt: ast.Assign, env: dict[str, Sym]) -> None:
+        if len(stmt.targets) != 1:
+            raise self.fail(stmt, "chained assignment is not supported")
+        target = stmt.targets[0]
+        value = self.expr(stmt.value, env)
+        if isinstance(target, ast.Name):
+            self.bind(target, value, env)
+            return
+        if isinstance(target, ast.Tuple) and all(isinstance(e, ast.Name) for e in target.elts):
+            n = len(target.elts)
+            if value.kind is Kind.TENSORS:
+                if value.count is not None and value.count != n:
+                    raise self.fail(stmt, f"{value.count} values cannot be unpacked into {n} names")
+                items = value.items or tuple(Sym(Kind.TENSOR, dtype=value.dtype) for _ in range(n))
+                for name, item in zip(target.elts, items, strict=False):
+                    self.bind(name, item, env)
+                return
+            if value.kind is Kind.VALUE:
+                for name in target.elts:
+                    self.bind(name, Sym(Kind.VALUE), env)
+                return
+        raise self.fail(target, "assign to a name or a tuple of names")
+
+    def bind(self, target: ast.Name, value: Sym, env: dict[str, Sym]) -> None:
+        name = target.id
+        if name in RESERVED or name.startswith("_"):
+            raise self.fail(target, f"`{name}` is reserved in lowerings; choose another name")
+        param = self.schema.param(name)
+        if param is not None and param.kind is not Kind.VALUE:
+            raise self.fail(target, f"`{name}` is a tensor argument of the op; give the new value another name")
+        if value.kind is Kind.NONE:
+            value = Sym(Kind.VALUE, maybe_none=True, literal=None)
+        env[name] = replace(value, param=None)
+
+    def result(self, node: ast.expr, env: dict[str, Sym]) -> tuple[Sym, ...]:
+        returns = self.schema.returns
+        if len(returns) > 1:
+            if not isinstance(node, ast.Tuple):
+                sym = self.expr(node, env)
+                if sym.kind is Kind.TENSORS and sym.count == len(returns):
+                    return sym.items or tuple(Sym(Kind.TENSOR, dtype=sym.dtype) for _ in returns)
+                raise self.fail(node, f"{self.schema.qualname} returns {len(returns)} tensors; return a tuple of {len(returns)}")
+            if len(node.elts) != len(returns):
+                raise self.fail(node, f"{self.schema.qualname} returns {len(returns)} tensors, not {len(node.elts)}")
+            syms = tuple(self.expr(e, env) for e in node.elts)
+            for e, s in zip(node.elts, syms, strict=True):
+                if s.kind is not Kind.TENSOR:
+                    raise self.fail(e, f"each returned value must be a tensor, this is a {s.kind.value}")
+            return syms
+        sym = self.expr(node, env)
+        want = Kind.TENSORS if returns and returns[0] == "Tensor[]" else Kind.TENSOR
+        if sym.kind is not want:
+            raise self.fail(node, f"{self.schema.qualname} returns a {want.value}; this is a {sym.kind.value}")
+        return (sym,)
+
+    # -- expressions --------------------------------------------------------------------
+    def need_value(self, node: ast.AST, sym: Sym, what: str) -> None:
+        if sym.kind is not Kind.VALUE and sym.kind is not Kind.NONE:
+            raise self.fail(
+                node,
+                f"{what} must be a Python value known while exporting, not a {sym.kind.value}"
+                " (graph values are only combined with ONNX ops)",
+            )
+
+    def expr(self, node: ast.expr, env: dict[str, Sym]) -> Sym:
+        method = getattr(self, "expr_" + type(node).__name__, None)
+        if method is None:
+            raise self.fail(node, f"`{ast.unparse(node)}` ({type(node).__name__}) is not part of the lowering language")
+        return method(node, env)
+
+    def expr_Constant(self, node: ast.Constant, env: dict[str, Sym]) -> Sym:
+        v = node.value
+        if v is None:
+            return Sym(Kind.NONE, literal=None)
+        pytype = {bool: "bool", int: "int", float: "float", str: "str"}.get(type(v))
+        if pytype is None:
+            raise self.fail(node, f"constant {v!r} of type {type(v).__name__} is not supported")
+        if pytype == "str" and v in DTYPE_NAMES:
+            pytype = "dtype"
+        return Sym(Kind.VALUE, pytype=pytype, literal=v)
+
+    def expr_Name(self, node: ast.Name, env: dict[str, Sym]) -> Sym:
+        if node.id in env:
+            return env[node.id]
+        if node.id in RESERVED:
+            raise self.fail(node, f"`{node.id}` is a function; call it")
+        names = ", ".join(p.name for p in self.schema.params)
+        raise self.fail(
+            node,
+            f"unknown name `{node.id}`: not an argument of {self.schema.qualname} ({names}) "
+            "nor a name assigned before",
+        )
+
+    def expr_Attribute(self, node: ast.Attribute, env: dict[str, Sym]) -> Sym:
+        if isinstance(node.value, ast.Name) and node.value.id == "math":
+            if node.attr not in MATH:
+                raise self.fail(node, f"math.{node.attr} is not available; use one of {', '.join(sorted(MATH))}")
+            return Sym(Kind.VALUE, pytype=MATH[node.attr])
+        raise self.fail(node, "attribute access is not part of the lowering language (only math.*)")
+
+    def _values(self, nodes: Iterable[ast.expr], env: dict[str, Sym], what: str) -> list[Sym]:
+        out = []
+        for n in nodes:
+            s = self.expr(n, env)
+            self.need_value(n, s, what)
+            out.append(s)
+        return out
+
+    def expr_BinOp(self, node: ast.BinOp, env: dict[str, Sym]) -> Sym:
+        left, right = self._values((node.left, node.right), env, "an arithmetic operand")
+        if isinstance(node.op, ast.Div):
+            return Sym(Kind.VALUE, pytype="float")
+        types = {left.pytype, right.pytype}
+        if types == {"int"}:
+            return Sym(Kind.VALUE, pytype="int")
+        if types <= {"int", "float"}:
+            return Sym(Kind.VALUE, pytype="float")
+        if left.pytype.endswith("[]"):
+            return Sym(Kind.VALUE, pytype=left.pytype)
+        return Sym(Kind.VALUE, pytype="number" if types <= {"int", "float", "number"} else "any")
+
+    def expr_UnaryOp(self, node: ast.UnaryOp, env: dict[str, Sym]) -> Sym:
+        (operand,) = self._values((node.operand,), env, "an operand")
+        if isinstance(node.op, ast.Not):
+            return Sym(Kind.VALUE, pytype="bool")
+        literal = -operand.literal if isinstance(node.op, ast.USub) and isinstance(operand.literal, (int, float)) else None
+        return Sym(Kind.VALUE, pytype=operand.pytype, literal=literal)
+
+    def expr_BoolOp(self, node: ast.BoolOp, env: dict[str, Sym]) -> Sym:
+        self._values(node.values, env, "an operand of and/or")
+        return Sym(Kind.VALUE, pytype="bool")
+
+    def expr_Compare(self, node: ast.Compare, env: dict[str, Sym]) -> Sym:
+        operands = [node.left, *node.comparators]
+        syms = [self.expr(n, env) for n in operands]
+        is_none_test = all(isinstance(o, (ast.Is, ast.IsNot)) for o in node.ops)
+        for n, s in zip(operands, syms, strict=True):
+            if not is_none_test:
+                self.need_value(n, s, "an operand of a comparison")
+            elif s.kind is Kind.TENSOR or s.kind is Kind.TENSORS:
+                raise self.fail(n, f"a {s.kind.value} is never None; only `Tensor?` arguments are")
+        return Sym(Kind.VALUE, pytype="bool")
+
+    def expr_IfExp(self, node: ast.IfExp, env: dict[str, Sym]) -> Sym:
+        test = self.expr(node.test, env)
+        self.need_value(node.test, test, "a condition")
+        a, b = self.expr(node.body, env), self.expr(node.orelse, env)
+        kinds = {a.kind, b.kind}
+        if kinds <= {Kind.VALUE, Kind.NONE}:
+            return Sym(Kind.VALUE, pytype=a.pytype if a.pytype == b.pytype else "any",
+                       maybe_none=Kind.NONE in kinds or a.maybe_none or b.maybe_none)  # fmt: skip
+        if kinds <= {Kind.TENSOR, Kind.MAYBE_TENSOR, Kind.NONE}:
+            dtype = a.dtype if a.dtype == b.dtype or b.kind is Kind.NONE else (b.dtype if a.kind is Kind.NONE else UNKNOWN)
+            kind = Kind.TENSOR if kinds == {Kind.TENSOR} else Kind.MAYBE_TENSOR
+            return Sym(kind, dtype=dtype)
+        if kinds == {Kind.TENSORS}:
+            return Sym(Kind.TENSORS, dtype=a.dtype if a.dtype == b.dtype else UNKNOWN)
+        raise self.fail(node, "both branches must be Python values, or both tensors (or None)")
+
+    def expr_Subscript(self, node: ast.Subscript, env: dict[str, Sym]) -> Sym:
+        base = self.expr(node.value, env)
+        index = self.expr(node.slice, env) if not isinstance(node.slice, ast.Slice) else None
+        if isinstance(node.slice, ast.Slice):
+            for part in (node.slice.lower, node.slice.upper, node.slice.step):
+                if part is not None:
+                    self.need_value(part, self.expr(part, env), "a slice bound")
+        elif index is not None:
+            self.need_value(node.slice, index, "an index")
+        if base.kind is Kind.VALUE:
+            if isinstance(node.slice, ast.Slice):
+                return Sym(Kind.VALUE, pytype=base.pytype)
+            element = base.pytype[:-2] if base.pytype.endswith("[]") else "any"
+            return Sym(Kind.VALUE, pytype=element)
+        if base.kind is Kind.TENSORS:
+            if isinstance(node.slice, ast.Slice):
+                return Sym(Kind.TENSORS, dtype=base.dtype)
+            literal = index.literal if index is not None else None
+            if base.items is not None and isinstance(literal, int) and -len(base.items) <= literal < len(base.items):
+                return base.items[literal]
+            return Sym(Kind.TENSOR, dtype=base.dtype)
+        raise self.fail(node, f"a {base.kind.value} cannot be indexed here; use Gather or Slice")
+
+    def _display(self, node: ast.List | ast.Tuple, env: dict[str, Sym]) -> Sym:
+        syms = [self.expr(e, env) for e in node.elts]
+        if all(s.kind is Kind.VALUE for s in syms):
+            types = {s.pytype for s in syms}
+            pytype = f"{types.pop()}[]" if len(types) == 1 and syms[0].pytype in ("int", "float", "bool", "str") else "any"
+            if pytype == "any" and types <= {"int", "float"} and syms:
+                pytype = "float[]"
+            return Sym(Kind.VALUE, pytype=pytype if syms else "int[]")
+        if all(s.kind is Kind.TENSOR for s in syms):
+            dtypes = {s.dtype for s in syms}
+            return Sym(Kind.TENSORS, dtype=dtypes.pop() if len(dtypes) == 1 else UNKNOWN,
+                       count=len(syms), items=tuple(syms))  # fmt: skip
+        raise self.fail(node, "a list holds Python values or tensors, not both")
+
+    expr_List = _display
+    expr_Tuple = _display
+
+    def _comprehension(self, node: ast.ListComp | ast.GeneratorExp, env: dict[str, Sym]) -> Sym:
+        inner = dict(env)
+        for gen in node.generators:
+            source = self.expr(gen.iter, inner)
+            if source.kind is Kind.TENSORS:
+                element = Sym(Kind.TENSOR, dtype=source.dtype)
+            else:
+                self.need_value(gen.iter, source, "what a comprehension iterates over")
+                element = Sym(Kind.VALUE, pytype=source.pytype[:-2] if source.pytype.endswith("[]") else "any")
+            names = [gen.target] if isinstance(gen.target, ast.Name) else getattr(gen.target, "elts", None)
+            if not names or not all(isinstance(n, ast.Name) for n in names):
+                raise self.fail(gen.target, "a comprehension binds names")
+            for n in names:
+                inner[n.id] = element if len(names) == 1 else Sym(Kind.VALUE)
+            for cond in gen.ifs:
+                self.need_value(cond, self.expr(cond, inner), "a comprehension condition")
+        elt = self.expr(node.elt, inner)
+        if elt.kind is Kind.TENSOR:
+            return Sym(Kind.TENSORS, dtype=elt.dtype)
+        self.need_value(node.elt, elt, "a comprehension element")
+        return Sym(Kind.VALUE, pytype=f"{elt.pytype}[]" if elt.pytype in ("int", "float", "bool") else "any")
+
+    expr_ListComp = _comprehension
+    expr_GeneratorExp = _comprehension
+
+    def expr_Call(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            self.expr(func, env)
+            self._values(node.args, env, "an argument of a math function")
+            return Sym(Kind.VALUE, pytype=MATH[func.attr])
+        if not isinstance(func, ast.Name):
+            raise self.fail(node, "call ONNX ops, helpers or built-ins by name")
+        name = func.id
+        if name[:1].isupper():
+            return self.onnx_call(node, env)
+        if name in HELPERS:
+            return getattr(self, "helper_" + name)(node, env)
+        if name in BUILTINS:
+            if node.keywords and name not in ("sorted", "min", "max"):
+                raise self.fail(node, f"{name}() takes no keyword arguments here")
+            for a in node.args:
+                s = self.expr(a, env)
+                if s.kind is Kind.TENSORS and name in ("len", "list", "tuple", "reversed"):
+                    if name != "len":
+                        return replace(s, items=None) if name != "reversed" else Sym(Kind.TENSORS, dtype=s.dtype)
+                    continue
+                self.need_value(a, s, f"the argument of {name}()")
+            self.notes[_key(node)] = _CallNote("builtin")
+            first = self.expr(node.args[0], env) if node.args else None
+            pytype = BUILTINS[name] or (first.pytype if first is not None else "any")
+            return Sym(Kind.VALUE, pytype=pytype)
+        raise self.fail(
+            node,
+            f"unknown function `{name}`: ONNX ops are capitalised (Add, MatMul), helpers are "
+            f"{', '.join(HELPERS)}, and the Python built-ins {', '.join(sorted(BUILTINS))}",
+        )
+
+    # -- helpers ------------------------------------------------------------------------
+    def _param_arg(self, node: ast.Call, env: dict[str, Sym], helper: str) -> Sym:
+        if len(node.args) != 1 or node.keywords:
+            raise self.fail(node, f"{helper}() takes one tensor argument of the op")
+        arg = node.args[0]
+        sym = self.expr(arg, env)
+        if not sym.kind.is_tensor or sym.param is None or sym.kind is Kind.TENSORS:
+            raise self.fail(
+                arg,
+                f"{helper}() reads what the exporter knows of an input of the op, so its argument "
+                f"must be a tensor argument of {self.schema.qualname}, not a value computed here",
+            )
+        self.notes[_key(node)] = _CallNote("helper")
+        return sym
+
+    def helper_rank(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
+        self._param_arg(node, env, "rank")
+        return Sym(Kind.VALUE, pytype="int")
+
+    def helper_sizes(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
+        self._param_arg(node, env, "sizes")
+        return Sym(Kind.VALUE, pytype="int[]")
+
+    def helper_dtype_of(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
+        self._param_arg(node, env, "dtype_of")
+        return Sym(Kind.VALUE, pytype="dtype")
+
+    def helper_is_floating(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
+        self._param_arg(node, env, "is_floating")
+        return Sym(Kind.VALUE, pytype="bool")
+
+    def helper_const(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
+        usage = "const(value, dtype) or const(value, like=tensor)"
+        kwargs = {k.arg: k.value for k in node.keywords}
+        if not node.args or len(node.args) > 2 or set(kwargs) - {"dtype", "like"} or None in kwargs:
+            raise self.fail(node, f"write {usage}")
+        value = self.expr(node.args[0], env)
+        self.need_value(node.args[0], value, "the value of a constant")
+        dtype_node = node.args[1] if len(node.args) == 2 else kwargs.get("dtype")
+        like_node = kwargs.get("like")
+        if (dtype_node is None) == (like_node is None):
+            raise self.fail(node, f"give a constant either a dtype or a tensor to take it from: {usage}")
+        note = _CallNote("helper")
+        self.notes[_key(node)] = note
+        if like_node is not None:
+            like = self.expr(like_node, env)
+            if like.kind is not Kind.TENSOR or not like.dtype.known:
+                raise self.fail(like_node, "like= needs a tensor whose dtype codegen can tell (an op input, or a value computed from one)")
+            note.like = like.dtype
+            return Sym(Kind.TENSOR, dtype=like.dtype)
+        dtype = self.expr(dtype_node, env)
+        if dtype.pytype != "dtype":
+            raise self.fail(dtype_node, f"a constant's dtype is a dtype name ({', '.join(DTYPE_NAMES)}) or dtype_of(x)")
+        fixed = dtype.literal if isinstance(dtype.literal, str) else None
+        return Sym(Kind.TENSOR, dtype=DType(fixed=fixed) if fixed else UNKNOWN)
+
+    # -- ONNX ops -----------------------------------------------------------------------
+    def specs(self, node: ast.Call, name: str) -> dict[int, OpSpec]:
+        lo, hi = self.opsets
+        found = {o: op_at(name, o) for o in range(lo, hi + 1)}
+        missing = [o for o, s in found.items() if s is None]
+        if len(missing) == len(found):
+            raise self.fail(node.func, f"ONNX has no operator {name} at opsets {lo}..{hi}")
+        if missing:
+            first = min(o for o, s in found.items() if s is not None)
+            raise self.fail(
+                node.func,
+                f"ONNX {name} does not exist at opset {_ranges(missing)}, but this lowering "
+                f"covers opsets {lo}..{hi}; start it at opset {first} (`since: {first}`)",
+            )
+        deprecated = [o for o, s in found.items() if s is not None and s.deprecated]
+        if deprecated:
+            raise self.fail(node.func, f"ONNX {name} is deprecated at opset {_ranges(deprecated)}")
+        return {o: s for o, s in found.items() if s is not None}
+
+    def onnx_call(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
+        name = node.func.id  # type: ignore[attr-defined]
+        if self.condition:
+            raise self.fail(node, "a `when` condition is decided while exporting; it cannot use ONNX ops")
+        specs = self.specs(node, name)
+        by_since = {s.since: s for s in specs.values()}
+        note = _CallNote("onnx")
+        self.notes[_key(node)] = note
+        # inputs
+        inputs: list[tuple[ast.expr, Sym]] = []
+        variadic: Sym | None = None
+        for i, arg in enumerate(node.args):
+            if isinstance(arg, ast.Starred):
+                sym = self.expr(arg.value, env)
+                if sym.kind is not Kind.TENSORS:
+                    raise self.fail(arg, "only a list of tensors can be spread into inputs with *")
+                if i != len(node.args) - 1:
+                    raise self.fail(arg, "a *list of inputs must come last")
+                if sym.items is not None:
+                    inputs.extend((arg, s) for s in sym.items)
+                else:
+                    variadic = sym
+                continue
+            inputs.append((arg, self.expr(arg, env)))
+        n_in = len(inputs)
+        for since, spec in sorted(by_since.items()):
+            if n_in > spec.max_inputs or (variadic is None and n_in < spec.min_inputs):
+                rng = f"{spec.min_inputs}" if spec.min_inputs == spec.max_inputs else f"{spec.min_inputs} to {spec.max_inputs}"
+                raise self.fail(node, f"ONNX {name}-{since} takes {rng} inputs, not {n_in}")
+        spec = specs[max(specs)]
+        dtypes: list[DType | None] = []
+        bound: dict[str, DType] = {}
+        for pos, (arg, sym) in enumerate(inputs):
+            formal = spec.formal_input(pos)
+            assert formal is not None
+            if sym.kind in (Kind.TENSOR, Kind.MAYBE_TENSOR):
+                if sym.kind is Kind.MAYBE_TENSOR:
+                    self._need_optional(arg, specs, pos, name)
+                    note.optional_inputs.add(pos)
+                if sym.dtype.known and formal.type_str not in bound and formal.homogeneous:
+                    bound[formal.type_str] = sym.dtype
+            elif sym.kind is Kind.NONE:
+                self._need_optional(arg, specs, pos, name)
+            elif sym.kind is Kind.TENSORS:
+                raise self.fail(arg, f"a list of tensors is one input per element: write *{ast.unparse(arg)}")
+            elif sym.maybe_none:
+                self._need_optional(arg, specs, pos, name)
+        for pos, (arg, sym) in enumerate(inputs):
+            formal = spec.formal_input(pos)
+            assert formal is not None
+            if sym.kind is Kind.VALUE:
+                dtype = self._const_dtype(arg, sym, formal.type_str, bound, specs, pos, name)
+                note.consts[pos] = dtype
+                dtypes.append(dtype)
+            elif sym.kind is Kind.NONE:
+                dtypes.append(None)
+            else:
+                dtypes.append(sym.dtype)
+        # attributes
+        outputs: int | None = None
+        attrs: dict[str, Sym] = {}
+        for kw in node.keywords:
+            if kw.arg is None:
+                raise self.fail(kw.value, "attributes are given by name")
+            sym = self.expr(kw.value, env)
+            if kw.arg == "_outputs":
+                self.need_value(kw.value, sym, "the number of outputs")
+                outputs = sym.literal if isinstance(sym.literal, int) else None
+                note.dynamic_outputs = outputs is None
+                continue
+            self.need_value(kw.value, sym, f"attribute {kw.arg} of {name}")
+            attrs[kw.arg] = sym
+            for since, s in sorted(by_since.items()):
+                if kw.arg not in s.attributes:
+                    known = ", ".join(sorted(s.attributes)) or "none"
+                    raise self.fail(kw, f"ONNX {name}-{since} has no attribute {kw.arg} (it has: {known})")
+                attr_type, _ = s.attributes[kw.arg]
+                note.attr_types[kw.arg] = attr_type
+                if not self._attr_fits(sym, attr_type):
+                    raise self.fail(kw.value, f"attribute {kw.arg} of ONNX {name}-{since} is {attr_type}; this is a Python {sym.pytype}")
+            if sym.pytype == "dtype" and note.attr_types[kw.arg] == "INT":
+                note.dtype_attrs.add(kw.arg)
+            if sym.maybe_none:
+                note.maybe_none_attrs.add(kw.arg)
+        for since, s in sorted(by_since.items()):
+            missing = [a for a, (_, required) in s.attributes.items() if required and a not in attrs]
+            if missing:
+                raise self.fail(node, f"ONNX {name}-{since} requires attribute {', '.join(missing)}")
+        mins = {s.min_outputs for s in by_since.values()}
+        if outputs is None and not note.dynamic_outputs:
+            outputs = max(mins)
+        if outputs is not None:
+            for since, s in sorted(by_since.items()):
+                if not s.min_outputs <= outputs <= s.max_outputs:
+                    raise self.fail(node, f"ONNX {name}-{since} has {s.min_outputs} to {s.max_outputs} outputs, not {outputs}")
+        self.ops.append(
+            OpUse(name, self.where(node.lineno, node.col_offset), tuple(dtypes),
+                  variadic.dtype if variadic is not None else None)
+        )
+        out_dtypes = [self._output_dtype(spec, i, inputs, dtypes, attrs, node) for i in range(outputs or 1)]
+        if outputs == 1:
+            return Sym(Kind.TENSOR, dtype=out_dtypes[0])
+        if outputs is None:
+            return Sym(Kind.TENSORS, dtype=out_dtypes[0])
+        return Sym(Kind.TENSORS, dtype=UNKNOWN, count=outputs,
+                   items=tuple(Sym(Kind.TENSOR, dtype=d) for d in out_dtypes))  # fmt: skip
+
+    def _need_optional(self, arg: ast.AST, specs: dict[int, OpSpec], pos: int, name: str) -> None:
+        for o, s in specs.items():
+            formal = s.formal_input(pos)
+            if formal is None or not formal.optional:
+                what = f"input {pos} ({formal.name})" if formal else f"input {pos}"
+                raise self.fail(arg, f"{what} of ONNX {name}-{s.since} is required at opset {o}, but this may be None")
+
+    def _const_dtype(self, arg: ast.AST, sym: Sym, type_str: str, bound: dict[str, DType],
+                     specs: dict[int, OpSpec], pos: int, name: str) -> DType:  # fmt: skip
+        if type_str in bound:
+            return bound[type_str]
+        allowed = {frozenset(s.allowed(s.formal_input(pos).type_str)) for s in specs.values()}  # type: ignore[union-attr]
+        if len(allowed) == 1:
+            (types,) = allowed
+            if len(types) == 1:
+                (only,) = types
+                for dt in DTYPE_NAMES:
+                    if onnx_type_str(dt) == only:
+                        return DType(fixed=dt)
+        raise self.fail(
+            arg,
+            f"cannot tell which dtype the constant for input {pos} of {name} should have; "
+            "write const(value, dtype) or const(value, like=tensor)",
+        )
+
+    @staticmethod
+    def _attr_fits(sym: Sym, attr_type: str) -> bool:
+        if sym.pytype == "any" or sym.pytype in ATTRIBUTE_PYTYPES.get(attr_type, frozenset()):
+            return True
+        return sym.pytype == "number" and attr_type in ("INT", "FLOAT")
+
+    def _output_dtype(self, spec: OpSpec, i: int, inputs: list[tuple[ast.expr, Sym]],
+                      dtypes: list[DType | None], attrs: dict[str, Sym], node: ast.Call) -> DType:  # fmt: skip
+        if spec.name in _CAST_ATTR:
+            to = attrs.get(_CAST_ATTR[spec.name])
+            if to is not None and isinstance(to.literal, str):
+                return DType(fixed=to.literal)
+            to_node = next((k.value for k in node.keywords if k.arg == _CAST_ATTR[spec.name]), None)
+            if isinstance(to_node, ast.Call) and getattr(to_node.func, "id", None) == "dtype_of":
+                return DType(param=to_node.args[0].id)  # type: ignore[attr-defined]
+            return UNKNOWN
+        if spec.name == "CastLike" and len(dtypes) > 1 and dtypes[1] is not None:
+            return dtypes[1]
+        formal = spec.formal_output(i)
+        if formal is None:
+            return UNKNOWN
+        for pos, d in enumerate(dtypes):
+            f = spec.formal_input(pos)
+            if f is not None and f.type_str == formal.type_str and d is not None and d.known:
+                return d
+        allowed = spec.allowed(formal.type_str)
+        if len(allowed) == 1:
+            (only,) = allowed
+            for dt in DTYPE_NAMES:
+                if onnx_type_str(dt) == only:
+                    return DType(fixed=dt)
+        return UNKNOWN
+
+
+def _ranges(opsets: list[int]) -> str:
+    """[7, 8, 9, 12] -> '7..9, 12'."""
+    out: list[str] = []
+    start = prev = opsets[0]
+    for o in [*opsets[1:], None]:  # type: ignore[list-item]
+        if o is not None and o == prev + 1:
+            prev = o
+            continue
+        out.append(f"{start}" if start == prev else f"{start}..{prev}")
+        if o is not None:
+            start = prev = o
+    return ", ".join(out)
+
+
+# -- rendering ------------------------------------------------------------------------------
+
+
+class _Render(ast.NodeTransformer):
+    """Rewrite a checked body into one export path's Python."""
+
+    def __init__(self, notes: dict[tuple, _CallNote], target: str) -> None:
+        self.notes = notes
+        self.target = target  # "onnxscript" or "symbolic"
+        self.ctx = "op" if target == "onnxscript" else "g"
+
+    @staticmethod
+    def _h(attr: str) -> ast.Attribute:
+        return ast.Attribute(value=ast.Name("_h", ast.Load()), attr=attr, ctx=ast.Load())
+
+    def _call(self, func: str, args: list[ast.expr], keywords: list[ast.keyword] | None = None) -> ast.Call:
+        return ast.Call(func=self._h(func), args=args, keywords=keywords or [])
+
+    def _dtype(self, dtype: DType) -> ast.expr:
+        return ast.parse(dtype.render(), mode="eval").body
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        note = self.notes.get(_key(node))
+        if note is None or note.what == "builtin":
+            return self.generic_visit(node)
+        name = node.func.id  # type: ignore[attr-defined]
+        ctx = ast.Name(self.ctx, ast.Load())
+        if note.what == "helper":
+            args = [self.visit(a) for a in node.args]
+            if name == "const":
+                dtype_kw = next((k.value for k in node.keywords if k.arg == "dtype"), None)
+                dtype = self._dtype(note.like) if note.like else self.visit(dtype_kw or args[1])
+                return self._call("const", [ctx, args[0], dtype])
+            return self._call(name, args)
+        # an ONNX op
+        args: list[ast.expr] = []
+        for pos, arg in enumerate(node.args):
+            if pos in note.consts:
+                args.append(self._call("const", [ctx, self.visit(arg), self._dtype(note.consts[pos])]))
+            elif self.target == "symbolic" and (pos in note.optional_inputs or _is_none(arg)):
+                args.append(self._call("optional", [ctx, self.visit(arg)]))
+            else:
+                args.append(self.visit(arg))
+        if self.target == "symbolic":
+            while args and _is_none_call(args[-1]):
+                args.pop()
+        keywords: list[ast.keyword] = []
+        maybe_none: list[ast.keyword] = []
+        for kw in node.keywords:
+            value = self.visit(kw.value)
+            if kw.arg in note.dtype_attrs:
+                value = self._call("onnx_dtype", [value])
+            if kw.arg == "_outputs":
+                keywords.append(ast.keyword("_outputs" if self.target == "onnxscript" else "outputs", value))
+                continue
+            arg = kw.arg if self.target == "onnxscript" else f"{kw.arg}_{SYMBOLIC_SUFFIX[note.attr_types[kw.arg]]}"
+            (maybe_none if kw.arg in note.maybe_none_attrs else keywords).append(ast.keyword(arg, value))
+        if maybe_none:
+            # attributes that may be None are left out of the node when they are
+            keywords.append(ast.keyword(None, self._call("attrs", [], maybe_none)))
+        if self.target == "onnxscript":
+            call = ast.Call(ast.Attribute(ctx, name, ast.Load()), args, keywords)
+        else:
+            call = ast.Call(ast.Attribute(ctx, "op", ast.Load()), [ast.Constant(name), *args], keywords)
+        return self._call("as_list", [call]) if note.dynamic_outputs else call
+
+
+def _is_none(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is None
+
+
+def _is_none_call(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "optional"
+        and _is_none(node.args[1])
+    )
+
+
+def _render(tree: ast.Module, notes: dict[tuple, _CallNote], target: str) -> str:
+    out = _Render(notes, target).visit(copy.deepcopy(tree))
+    ast.fix_missing_locations(out)
+    return ast.unparse(out)
+
+
+def parse(source: str, where: Callable[[int, int], Location], mode: str = "exec") -> ast.AST:
+    try:
+        return ast.parse(source, mode=mode)
+    except SyntaxError as err:
+        raise SpecError(where(err.lineno or 1, (err.offset or 1) - 1), f"not valid Python: {err.msg}") from None
+
+
+def check_body(
+    source: str,
+    where: Callable[[int, int], Location],
+    schema: AtenSchema,
+    opsets: tuple[int, int],
+) -> Checked:
+    """Check a lowering body against `schema` at `opsets`; raises SpecError."""
+    tree = parse(source, where)
+    assert isinstance(tree, ast.Module)
+    checker = _Checker(source, where, schema, opsets)
+    checker.body(tree)
+    returns = checker.returns[0]
+    for other in checker.returns[1:]:
+        if len(other) != len(returns):
+            raise SpecError(where(1, 0), "every `return` must give the same number of tensors")
+    ret_dtypes = tuple(
+        r.dtype if all(o[i].dtype == r.dtype for o in checker.returns) else UNKNOWN
+        for i, r in enumerate(returns)
+    )
+    return Checked(
+        onnxscript=_render(tree, checker.notes, "onnxscript"),
+        symbolic=_render(tree, checker.notes, "symbolic"),
+        ops=tuple(checker.ops),
+        returns=ret_dtypes,
+    )
+
+
+def check_condition(
+    source: str,
+    where: Callable[[int, int], Location],
+    schema: AtenSchema,
+) -> str:
+    """Check a `when` condition; returns it rendered as a Python expression (both paths)."""
+    tree = parse(source, where, mode="eval")
+    assert isinstance(tree, ast.Expression)
+    checker = _Checker(source, where, schema, (0, 0), condition=True)
+    sym = checker.expr(tree.body, checker.params_env())
+    checker.need_value(tree.body, sym, "a `when` condition")
+    out = _Render(checker.notes, "onnxscript").visit(copy.deepcopy(tree))
+    ast.fix_missing_locations(out)
+    return ast.unparse(out)

@@ -1,0 +1,95 @@
+"""The codegen pipeline: load specs, check them, render, write (or compare)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from torchonnx.codegen.analyze import Analyzed, analyze
+from torchonnx.codegen.errors import Diagnostics, Location, SpecError, display_path
+from torchonnx.codegen.files import FileManager, compare_trees
+from torchonnx.codegen.load import COMMON_FILE, load_common, load_family
+from torchonnx.codegen.model import Common
+from torchonnx.codegen.render import Renderer
+
+
+@dataclass
+class Specs:
+    common: Common
+    analyzed: list[Analyzed]
+    spec_dir: str
+
+
+def load_specs(spec_dir: Path) -> tuple[Specs | None, list[SpecError]]:
+    """Every spec of `spec_dir`, checked; the errors, if any, sorted by location."""
+    diags = Diagnostics()
+    common_path = spec_dir / COMMON_FILE
+    if not common_path.exists():
+        diags.error(Location(display_path(common_path), 1), f"{COMMON_FILE} is missing: it names the opsets and dtype sets")
+        return None, diags.sorted()
+    loaded = load_common(common_path, diags)
+    if loaded is None:
+        return None, diags.sorted()
+    common, sets = loaded
+    entries = []
+    for path in sorted(spec_dir.glob("*.yaml")):
+        if path.name != COMMON_FILE:
+            entries.extend(load_family(path, common, sets, diags))
+    analyzed = analyze(entries, common, diags)
+    if diags:
+        return None, diags.sorted()
+    return Specs(common, analyzed, display_path(spec_dir)), []
+
+
+def generate(spec_dir: Path) -> tuple[FileManager | None, list[SpecError]]:
+    specs, errors = load_specs(spec_dir)
+    if specs is None:
+        return None, errors
+    fm = FileManager()
+    Renderer(specs.analyzed, specs.common, specs.spec_dir).render(fm)
+    return fm, []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m torchonnx.codegen",
+        description="Check the ATen-to-ONNX specs and generate lowerings, registry and tables.",
+    )
+    parser.add_argument("--specs", type=Path, default=Path("specs"), help="spec folder (default: specs)")
+    parser.add_argument("--out", type=Path, default=Path("generated"), help="output folder (default: generated)")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="regenerate into a temporary folder and fail if --out differs from it",
+    )
+    args = parser.parse_args(argv)
+    if not args.specs.is_dir():
+        print(f"error: no spec folder at {args.specs}", file=sys.stderr)
+        return 2
+    fm, errors = generate(args.specs)
+    if fm is None:
+        for err in errors:
+            print(err, file=sys.stderr)
+        print(f"{len(errors)} error(s) in {display_path(args.specs)}; nothing was written", file=sys.stderr)
+        return 1
+    if args.check:
+        with tempfile.TemporaryDirectory(prefix="torchonnx-codegen-") as tmp:
+            fm.write(Path(tmp))
+            diff = compare_trees(Path(tmp), args.out)
+        if diff:
+            sys.stderr.writelines(diff)
+            print(
+                f"\n{display_path(args.out)} is out of date with {display_path(args.specs)}: run `make codegen`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{display_path(args.out)} matches {display_path(args.specs)} ({len(fm.files)} files)")
+        return 0
+    changed = fm.write(args.out)
+    for rel in changed:
+        print(f"wrote {display_path(args.out / rel)}")
+    print(f"{len(fm.files)} files generated, {len(changed)} changed")
+    return 0

@@ -1,0 +1,273 @@
+"""Building the ONNX graph from an exported program: one pass over its FX graph.
+
+Placeholders become graph inputs or initializers (weights are wrapped, not copied); every ATen
+call goes through the generated registry; values take dtype and shape from the FX metadata.
+Calls that cannot be lowered are collected, and all of them are reported at once.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import onnx
+import onnx_ir as ir
+import torch
+from onnx_ir.tensor_adapters import TorchTensor
+from torch.export import ExportedProgram
+from torch.export.graph_signature import InputKind, OutputKind
+
+from torchonnx.builder import Builder, IRBackend
+from torchonnx.dispatch import NotLowerable, bind, lower
+from torchonnx.dtypes import ir_dtype, name_of
+from torchonnx.errors import Unsupported, UnsupportedOperatorError
+from torchonnx.generated.registry import OVERLOADS
+
+PRODUCER = "torchonnx"
+
+
+def ir_version_for(opset: int) -> int:
+    """The oldest ONNX IR version that supports `opset` (what old runtimes need)."""
+    for _, ir_version, ai_onnx, *_ in onnx.helper.VERSION_TABLE:
+        if ai_onnx >= opset:
+            return ir_version
+    return onnx.IR_VERSION
+
+
+def _shape(dims: Sequence[Any]) -> ir.Shape:
+    return ir.Shape([d if isinstance(d, int) else ir.SymbolicDim(str(d)) for d in dims])
+
+
+def _set_type(value: ir.Value, meta: Any) -> None:
+    if isinstance(meta, torch.Tensor):
+        value.dtype = ir_dtype(name_of(meta.dtype))
+        value.shape = _shape(meta.shape)
+    elif isinstance(meta, (torch.SymInt, int)):
+        value.dtype = ir.DataType.INT64
+        value.shape = ir.Shape([])
+    elif isinstance(meta, (torch.SymBool, bool)):
+        value.dtype = ir.DataType.BOOL
+        value.shape = ir.Shape([])
+    elif isinstance(meta, (torch.SymFloat, float)):
+        value.dtype = ir.DataType.FLOAT
+        value.shape = ir.Shape([])
+
+
+_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fn>\S+)\n\s*(?P<code>.*)')
+
+
+def user_source(node: torch.fx.Node) -> str | None:
+    """file:line: code of the innermost frame of the user's code that made this call."""
+    trace = node.meta.get("stack_trace")
+    if not trace:
+        return None
+    frames = list(_FRAME.finditer(trace))
+    for frame in reversed(frames):
+        path = frame["file"]
+        if "/torch/" not in path and "/site-packages/" not in path:
+            return f"{path}:{frame['line']}: {frame['code'].strip()}"
+    last = frames[-1] if frames else None
+    return f"{last['file']}:{last['line']}: {last['code'].strip()}" if last else None
+
+
+def module_path(node: torch.fx.Node) -> str | None:
+    stack = node.meta.get("nn_module_stack")
+    if not stack:
+        return None
+    path, _ = list(stack.values())[-1]
+    return re.sub(r"^L\['self'\]\.?", "", path).replace("._modules['", ".").replace("']", "") or None
+
+
+class GraphBuild:
+    """Turns one ExportedProgram into an onnx_ir Model at one opset."""
+
+    def __init__(
+        self,
+        program: ExportedProgram,
+        opset: int,
+        input_names: Sequence[str] | None = None,
+        output_names: Sequence[str] | None = None,
+    ) -> None:
+        self.program = program
+        self.opset = opset
+        self.input_names = list(input_names or [])
+        self.output_names = list(output_names or [])
+        self.graph = ir.Graph([], [], nodes=[], opset_imports={"": opset}, name="main_graph")
+        self.builder = Builder(self.graph)
+        self.backend = IRBackend(self.builder, opset)
+        self.values: dict[torch.fx.Node, Any] = {}
+        self.problems: list[Unsupported] = []
+        self.lowered: list[tuple[str, str]] = []  # (overload, lowering spec) per call
+
+    # -- inputs ---------------------------------------------------------------------------
+    def inputs(self) -> None:
+        sig = self.program.graph_signature
+        placeholders = {n.name: n for n in self.program.graph.nodes if n.op == "placeholder"}
+        user_index = 0
+        for spec in sig.input_specs:
+            node = placeholders[spec.arg.name]
+            if spec.kind == InputKind.USER_INPUT:
+                meta = node.meta.get("val")
+                name = (
+                    self.input_names[user_index]
+                    if user_index < len(self.input_names)
+                    else node.name
+                )
+                user_index += 1
+                if meta is None:  # a None input, or a constant torch.export dropped
+                    self.values[node] = None
+                    continue
+                value = ir.Value(name=name)
+                _set_type(value, meta)
+                self.graph.inputs.append(value)
+                self.values[node] = value
+            elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
+                tensor = self._state(spec.target)
+                self.values[node] = self.builder.initializer(
+                    TorchTensor(tensor.detach(), name=spec.target), spec.target, qualify=False
+                )
+            else:
+                raise NotImplementedError(f"inputs of kind {spec.kind.name} are not supported yet")
+        if user_index < len(self.input_names):
+            raise ValueError(
+                f"input_names has {len(self.input_names)} names but the model takes {user_index} inputs"
+            )
+
+    def _state(self, target: str) -> torch.Tensor:
+        if target in self.program.state_dict:
+            return self.program.state_dict[target]
+        return self.program.constants[target]
+
+    # -- calls ----------------------------------------------------------------------------
+    def _arg(self, arg: Any) -> Any:
+        if isinstance(arg, torch.fx.Node):
+            return self.values[arg]
+        if isinstance(arg, (list, tuple)):
+            return [self._arg(a) for a in arg]
+        return arg
+
+    def call(self, node: torch.fx.Node) -> None:
+        target = node.target
+        if target is operator.getitem:
+            source, index = node.args
+            self.values[node] = self.values[source][index]  # type: ignore[index]
+            return
+        meta = node.meta.get("val")
+        if not isinstance(target, torch._ops.OpOverload):
+            self._unsupported(node, str(target), f"calls to {target!r} are not ATen operators")
+            return
+        schema = target._schema
+        name = schema.name + (f".{schema.overload_name}" if schema.overload_name else "")
+        entry = OVERLOADS.get(name)
+        if entry is None:
+            self._unsupported(node, name, "no spec covers this operator")
+            return
+        args = [self._arg(a) for a in node.args]
+        kwargs = {k: self._arg(v) for k, v in node.kwargs.items()}
+        if any(v is _MISSING for v in _leaves((args, kwargs))):
+            self._placeholder(node)  # an input comes from a call that failed: already reported
+            return
+        overload = entry.overloads[name]
+        self.builder.namespace = module_path(node) or ""
+        try:
+            out = lower(entry, name, self.backend, bind(overload, args, kwargs))
+        except NotLowerable as err:
+            self._unsupported(node, name, err.reason, spec=err.spec or entry.spec, opsets=err.opsets)
+            return
+        self.values[node] = self._outputs(node, out, meta)
+
+    def _outputs(self, node: torch.fx.Node, out: Any, meta: Any) -> Any:
+        if isinstance(out, ir.Value):
+            return self._adopt(out, node.name, meta)
+        if isinstance(out, (list, tuple)):
+            metas = meta if isinstance(meta, (list, tuple)) else [None] * len(out)
+            return [self._adopt(v, f"{node.name}_{i}", m) for i, (v, m) in enumerate(zip(out, metas, strict=False))]
+        return out
+
+    def _adopt(self, value: ir.Value, name: str, meta: Any) -> ir.Value:
+        """Give a lowering's result the FX node's name and type, unless it is not new."""
+        if value.producer() is None or value.name in self._named:
+            return value  # an input, initializer or earlier result passed through
+        value.name = name
+        self._named.add(name)
+        if meta is not None:
+            _set_type(value, meta)
+        return value
+
+    def _unsupported(self, node: torch.fx.Node, op: str, reason: str, *, spec: str | None = None,
+                     opsets: Sequence[int] = ()) -> None:  # fmt: skip
+        dtypes = tuple(
+            name_of(a.meta["val"].dtype)
+            for a in node.all_input_nodes
+            if isinstance(a.meta.get("val"), torch.Tensor)
+        )
+        self.problems.append(
+            Unsupported(op, reason, dtypes, user_source(node), module_path(node), spec, tuple(opsets))
+        )
+        self._placeholder(node)
+
+    def _placeholder(self, node: torch.fx.Node) -> None:
+        meta = node.meta.get("val")
+        self.values[node] = [_MISSING] * len(meta) if isinstance(meta, (list, tuple)) else _MISSING
+
+    # -- outputs --------------------------------------------------------------------------
+    def outputs(self, node: torch.fx.Node) -> None:
+        sig = self.program.graph_signature
+        user = [
+            arg
+            for arg, spec in zip(node.args[0], sig.output_specs, strict=True)
+            if spec.kind == OutputKind.USER_OUTPUT
+        ]
+        taken = {v.name for v in self.graph.inputs} | set(self.graph.initializers)
+        for i, arg in enumerate(user):
+            value = self.values[arg] if isinstance(arg, torch.fx.Node) else None
+            if not isinstance(value, ir.Value):
+                raise NotImplementedError(f"output {i} is {type(value).__name__}, not a tensor")
+            if value.name in taken or value in self.graph.outputs:
+                value = self.builder.op.Identity(value)  # an output must be a value of its own
+                _set_type(value, arg.meta.get("val"))
+            if i < len(self.output_names):
+                value.name = self.output_names[i]
+            self.graph.outputs.append(value)
+
+    def run(self) -> ir.Model:
+        self._named: set[str] = set()
+        self.inputs()
+        self._named.update(v.name for v in self.graph.inputs)
+        self._named.update(self.graph.initializers)
+        for node in self.program.graph.nodes:
+            if node.op == "call_function":
+                self.call(node)
+            elif node.op == "output" and not self.problems:
+                self.outputs(node)
+        if self.problems:
+            raise UnsupportedOperatorError(self.problems, self.opset)
+        return ir.Model(
+            self.graph,
+            ir_version=ir_version_for(self.opset),
+            producer_name=PRODUCER,
+            producer_version=_version(),
+        )
+
+
+class _Missing:
+    """The value of a call that could not be lowered."""
+
+
+_MISSING = _Missing()
+
+
+def _leaves(tree: Any) -> list[Any]:
+    if isinstance(tree, (list, tuple)):
+        return [leaf for item in tree for leaf in _leaves(item)]
+    if isinstance(tree, dict):
+        return _leaves(list(tree.values()))
+    return [tree]
+
+
+def _version() -> str:
+    from torchonnx import __version__
+
+    return __version__

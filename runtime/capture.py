@@ -1,0 +1,83 @@
+"""Capturing a model with torch.export, and decomposing what no spec covers."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+from torch.export import ExportedProgram
+
+from torchonnx.errors import CaptureError
+
+
+@functools.cache
+def spec_overloads() -> tuple[torch._ops.OpOverload, ...]:
+    """Every OpOverload some spec covers (they are kept whole by decomposition)."""
+    from torchonnx.generated.registry import OVERLOADS
+
+    out = []
+    for name in OVERLOADS:
+        ns, _, rest = name.partition("::")
+        packet, _, overload = rest.partition(".")
+        try:
+            out.append(getattr(getattr(getattr(torch.ops, ns), packet), overload or "default"))
+        except (AttributeError, RuntimeError):  # an overload this torch does not have
+            continue
+    return tuple(out)
+
+
+def decomposition_table() -> dict[Any, Any]:
+    """torch's default decompositions minus every overload that has a spec."""
+    table = torch.export.default_decompositions()
+    for op in spec_overloads():
+        table.pop(op, None)
+    return table
+
+
+@contextlib.contextmanager
+def training_mode(model: Any, mode: str) -> Iterator[None]:
+    """Put `model` in eval or training mode while capturing ("preserve" leaves it)."""
+    if not isinstance(model, torch.nn.Module) or mode == "preserve":
+        yield
+        return
+    was_training = model.training
+    model.train(mode == "training")
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def capture(
+    model: torch.nn.Module | ExportedProgram,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
+    dynamic_shapes: Any,
+    *,
+    training: str = "eval",
+) -> ExportedProgram:
+    """An ExportedProgram of `model` at the ATen level our specs cover."""
+    if isinstance(model, ExportedProgram):
+        program = model
+    else:
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"export takes an nn.Module or an ExportedProgram, not {type(model).__name__}")
+        program = _export(model, args, kwargs, dynamic_shapes, training)
+    return program.run_decompositions(decomposition_table())
+
+
+def _export(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any] | None,
+            dynamic_shapes: Any, training: str) -> ExportedProgram:  # fmt: skip
+    errors = []
+    with training_mode(model, training):
+        for strict in (False, True):  # non-strict first: it runs the model's Python as is
+            try:
+                return torch.export.export(
+                    model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes, strict=strict
+                )
+            except Exception as err:  # noqa: BLE001 - both attempts are reported below
+                errors.append(f"torch.export.export(strict={strict}): {type(err).__name__}: {err}")
+    raise CaptureError("torch.export could not capture the model.\n\n" + "\n\n".join(errors))

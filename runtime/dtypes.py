@@ -1,0 +1,193 @@
+"""Data types by name, and ATen type promotion.
+
+Specs, generated code and errors name data types the way torch does (`float32`, `int64`,
+`bfloat16`, ...). This module maps those names to torch and ONNX types, and computes the
+dtype an elementwise ATen op computes in (its type promotion), for both export paths.
+It imports no generated code, so codegen can use it too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import onnx_ir as ir
+import torch
+from onnx_ir.tensor_adapters import from_torch_dtype, to_torch_dtype
+
+# The vocabulary of dtype names, in the order tables list them.
+DTYPE_NAMES: tuple[str, ...] = (
+    "bool",
+    "uint8",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float16",
+    "bfloat16",
+    "float32",
+    "float64",
+    "complex64",
+    "complex128",
+)
+
+_TORCH: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
+_NAME_OF_TORCH: dict[torch.dtype, str] = {dt: name for name, dt in _TORCH.items()}
+_IR: dict[str, ir.DataType] = {name: from_torch_dtype(dt) for name, dt in _TORCH.items()}
+_NAME_OF_IR: dict[ir.DataType, str] = {dt: name for name, dt in _IR.items()}
+
+FLOATING = frozenset({"float16", "bfloat16", "float32", "float64"})
+COMPLEX = frozenset({"complex64", "complex128"})
+INTEGRAL = frozenset({"uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64"})
+
+# Promotion kinds, as torch's reference implementations name them.
+PROMOTION_KINDS = ("default", "int_to_float", "always_bool", "complex_to_float", "int_to_long")
+
+
+def torch_dtype(name: str) -> torch.dtype:
+    return _TORCH[name]
+
+
+def ir_dtype(name: str) -> ir.DataType:
+    return _IR[name]
+
+
+def onnx_enum(dtype: str | torch.dtype | ir.DataType) -> int:
+    """The `TensorProto.DataType` number of a dtype (the value of Cast's `to`)."""
+    return int(ir_dtype(name_of(dtype)))
+
+
+def onnx_type_str(name: str) -> str:
+    """How onnx.defs type constraints spell a dtype: `tensor(float)`."""
+    return f"tensor({_IR[name].name.lower()})"
+
+
+def name_of(dtype: str | torch.dtype | ir.DataType) -> str:
+    """The name of a dtype given by name, torch dtype or ONNX IR dtype."""
+    if isinstance(dtype, str):
+        if dtype not in _TORCH:
+            raise KeyError(f"unknown dtype {dtype!r}")
+        return dtype
+    if isinstance(dtype, torch.dtype):
+        return _NAME_OF_TORCH[dtype]
+    if isinstance(dtype, ir.DataType):
+        return _NAME_OF_IR[dtype]
+    raise TypeError(f"not a dtype: {dtype!r}")
+
+
+def from_ir(dtype: ir.DataType) -> torch.dtype:
+    return to_torch_dtype(dtype)
+
+
+def is_floating(name: str) -> bool:
+    return name in FLOATING
+
+
+def real_of(name: str) -> str:
+    """The real dtype of a complex dtype; other dtypes are their own."""
+    return {"complex64": "float32", "complex128": "float64"}.get(name, name)
+
+
+@dataclass(frozen=True)
+class Operand:
+    """What type promotion needs to know of one operand.
+
+    `dtype` is the tensor's dtype, or for a Python number the dtype torch gives it
+    (`bool`, `int64`, `float64` or `complex128`); `dim` is the tensor's rank, and None for
+    a Python number.
+    """
+
+    dtype: str
+    dim: int | None
+
+    @staticmethod
+    def scalar(value: bool | int | float | complex) -> Operand:
+        if isinstance(value, bool):
+            return Operand("bool", None)
+        if isinstance(value, int):
+            return Operand("int64", None)
+        if isinstance(value, float):
+            return Operand("float64", None)
+        if isinstance(value, complex):
+            return Operand("complex128", None)
+        raise TypeError(f"not a Python number: {value!r}")
+
+
+def _category(name: str) -> int:
+    if name == "bool":
+        return 0
+    if name in INTEGRAL:
+        return 1
+    if name in FLOATING:
+        return 2
+    return 3
+
+
+def _promote(a: str | None, b: str) -> str:
+    return b if a is None else name_of(torch.promote_types(_TORCH[a], _TORCH[b]))
+
+
+def _combine(higher: str | None, lower: str | None) -> str | None:
+    """Combine the results of two tiers: a lower tier only wins with a higher category."""
+    if higher is None:
+        return lower
+    if lower is None:
+        return higher
+    if higher in COMPLEX:
+        return higher
+    if lower in COMPLEX:
+        return {"float64": "complex128"}.get(higher, "complex64") if higher in FLOATING else lower
+    if higher in FLOATING:
+        return higher
+    if higher == "bool" or lower in FLOATING:
+        return _promote(higher, lower)
+    return higher
+
+
+def result_dtype(operands: Iterable[Operand]) -> str:
+    """The dtype ATen computes in for these operands (`torch.result_type`, generalised).
+
+    Tensors with dimensions take precedence over zero-dim tensors, which take precedence
+    over Python numbers, unless a lower tier holds a higher category (bool < integer <
+    floating < complex). Python floats count as the default dtype.
+    """
+    tiers: list[str | None] = [None, None, None]
+    default_float = name_of(torch.get_default_dtype())
+    for op in operands:
+        if op.dim is None:
+            dtype = op.dtype
+            if dtype in FLOATING:
+                dtype = default_float
+            elif dtype in COMPLEX:
+                dtype = "complex128" if default_float == "float64" else "complex64"
+            tiers[2] = _promote(tiers[2], dtype)
+        elif op.dim == 0:
+            tiers[1] = _promote(tiers[1], op.dtype)
+        else:
+            tiers[0] = _promote(tiers[0], op.dtype)
+    result = _combine(tiers[0], _combine(tiers[1], tiers[2]))
+    if result is None:
+        raise ValueError("type promotion needs at least one operand")
+    return result
+
+
+def compute_dtype(kind: str, operands: Sequence[Operand]) -> str:
+    """The dtype an op of promotion `kind` computes in (its inputs are cast to it)."""
+    dtype = result_dtype(operands)
+    if kind == "int_to_float" and _category(dtype) < 2:
+        return name_of(torch.get_default_dtype())
+    if kind == "int_to_long" and _category(dtype) < 2:
+        return "int64"
+    return dtype
+
+
+def output_dtype(kind: str, compute: str) -> str:
+    """The dtype of the op's result given the dtype it computes in."""
+    if kind == "always_bool":
+        return "bool"
+    if kind == "complex_to_float":
+        return real_of(compute)
+    return compute

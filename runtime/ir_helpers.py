@@ -1,0 +1,34 @@
+"""Helpers that generated onnxscript lowerings call as `_h.*` (torch.export path)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import onnx_ir as ir
+import torch
+
+from torchonnx.dtypes import onnx_enum
+from torchonnx.meta import dtype_of, is_floating, rank, sizes
+
+__all__ = ["as_list", "attrs", "const", "dtype_of", "is_floating", "onnx_dtype", "rank", "sizes"]
+
+
+def const(op: Any, value: Any, dtype: str | torch.dtype) -> ir.Value:
+    """A constant of `dtype` holding `value` (a number or a nested list of numbers)."""
+    return op.builder.constant(value, dtype)
+
+
+def onnx_dtype(dtype: str | torch.dtype | ir.DataType) -> int:
+    """The ONNX data type number of a dtype, as Cast's `to` takes it."""
+    return onnx_enum(dtype)
+
+
+def as_list(outputs: ir.Value | Sequence[ir.Value]) -> list[ir.Value]:
+    """The outputs of a node with a number of outputs decided while exporting, as a list."""
+    return [outputs] if isinstance(outputs, ir.Value) else list(outputs)
+
+
+def attrs(**values: Any) -> Mapping[str, Any]:
+    """Attributes whose value may be None: those that are None are left out."""
+    return {k: v for k, v in values.items() if v is not None}

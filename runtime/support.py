@@ -1,0 +1,33 @@
+"""Asking in code what the specs support."""
+
+from __future__ import annotations
+
+import torch
+
+from torchonnx.dispatch import dtype_opsets
+from torchonnx.generated.registry import OVERLOADS
+
+
+def _name(op: str | torch._ops.OpOverload) -> str:
+    if isinstance(op, torch._ops.OpOverload):
+        schema = op._schema
+        return schema.name + (f".{schema.overload_name}" if schema.overload_name else "")
+    return op if "::" in op else f"aten::{op}"
+
+
+def supported_opsets(op: str | torch._ops.OpOverload, dtype: str | torch.dtype | None = None) -> list[int]:
+    """The opsets at which `op` (e.g. "aten::add.Tensor" or torch.ops.aten.add.Tensor) lowers,
+    for inputs of `dtype` if given (conditions on arguments aside)."""
+    entry = OVERLOADS.get(_name(op))
+    if entry is None:
+        return []
+    if dtype is None:
+        return sorted({o for lw in entry.lowerings for o in range(lw.since, lw.until + 1)})
+    from torchonnx.dtypes import name_of
+
+    return dtype_opsets(entry, name_of(dtype))
+
+
+def is_supported(op: str | torch._ops.OpOverload, opset: int, dtype: str | torch.dtype | None = None) -> bool:
+    """Whether `op` lowers at `opset` (for `dtype`, if given)."""
+    return opset in supported_opsets(op, dtype)

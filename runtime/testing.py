@@ -1,0 +1,68 @@
+"""Building the inputs of spec samples, for the op tests and for contributors checking a lowering.
+
+A spec sample is the argument list of one call of the op, written in Python:
+`t(2, 3), t(3), alpha=2`. These names build its tensors:
+
+- `t(*shape)`: random values of the dtype under test (small integers for integer dtypes,
+  random booleans for bool); `t(*shape, dtype="int64")` fixes the dtype instead.
+- `pos(*shape)`: like `t`, but positive (for sqrt, log, division).
+- `ints(*shape, low=0, high=5)`: int64 values in [low, high).
+- `mask(*shape)`: random booleans.
+
+Values are seeded per sample, so a failure reproduces.
+"""
+
+from __future__ import annotations
+
+import ast
+import zlib
+from typing import Any
+
+import torch
+
+from torchonnx.dtypes import FLOATING, torch_dtype
+
+SAMPLE_NAMES = ("t", "pos", "ints", "mask")
+
+
+class _Maker:
+    def __init__(self, dtype: str, seed: int) -> None:
+        self.dtype = dtype
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def t(self, *shape: int, dtype: str | None = None) -> torch.Tensor:
+        name = dtype or self.dtype
+        if name == "bool":
+            return self.mask(*shape)
+        if name in FLOATING:
+            return torch.randn(shape, generator=self.gen).to(torch_dtype(name))
+        low = 0 if name.startswith("uint") else -5
+        return torch.randint(low, 6, shape, generator=self.gen).to(torch_dtype(name))
+
+    def pos(self, *shape: int, dtype: str | None = None) -> torch.Tensor:
+        name = dtype or self.dtype
+        if name in FLOATING:
+            return (torch.rand(shape, generator=self.gen) + 0.5).to(torch_dtype(name))
+        return torch.randint(1, 6, shape, generator=self.gen).to(torch_dtype(name))
+
+    def ints(self, *shape: int, low: int = 0, high: int = 5) -> torch.Tensor:
+        return torch.randint(low, high, shape, generator=self.gen)
+
+    def mask(self, *shape: int) -> torch.Tensor:
+        return torch.rand(shape, generator=self.gen) > 0.5
+
+
+def sample_args(text: str, dtype: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The positional and keyword arguments a sample's text stands for, for `dtype`."""
+    maker = _Maker(dtype, zlib.crc32(f"{text}|{dtype}".encode()))
+    namespace = {name: getattr(maker, name) for name in SAMPLE_NAMES}
+    call = ast.parse(f"_f({text})", mode="eval").body
+    assert isinstance(call, ast.Call)
+    args = tuple(_eval(a, namespace) for a in call.args)
+    kwargs = {k.arg: _eval(k.value, namespace) for k in call.keywords if k.arg}
+    return args, kwargs
+
+
+def _eval(node: ast.expr, namespace: dict[str, Any]) -> Any:
+    code = compile(ast.Expression(node), "<sample>", "eval")
+    return eval(code, {"__builtins__": {"float": float, "int": int}}, namespace)
