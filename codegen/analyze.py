@@ -142,7 +142,12 @@ class _Entry:
         self.shape(primary)
         for sample in e.samples:
             with self.diags.collect():
-                self.sample(sample.text, sample.loc, primary)
+                target = primary
+                if sample.overload is not None:
+                    if sample.overload not in schemas:
+                        raise SpecError(sample.loc, f"`overload` {sample.overload} is not one of this entry's overloads")
+                    target = schemas[sample.overload]
+                self.sample(sample.text, sample.loc, target)
         computes = tuple(sorted({compute_dtype_of(kind, d) for d in e.dtypes}, key=DTYPE_NAMES.index))
         for narrow, wide in e.widen.items():
             if narrow == wide:
@@ -268,7 +273,8 @@ class _Entry:
         first: Function | None = None
         for name, schema in schemas.items():
             try:
-                checked = check_body(block.emit.text, block.emit.where, schema, (block.since, until))
+                checked = check_body(block.emit.text, block.emit.where, schema, (block.since, until),
+                                     block.when.text if block.when else None)  # fmt: skip
             except SpecError as err:
                 if len(schemas) == 1:
                     raise
@@ -320,7 +326,7 @@ class _Entry:
                group: set[str]) -> tuple[str | None, str | None] | str:  # fmt: skip
         """(compute dtype, None) or (None, reason); a string is an error message."""
         for limit in self.common.limits:
-            if dtype in limit.dtypes and opset in limit.opsets:
+            if limit.runtime is None and dtype in limit.dtypes and opset in limit.opsets:
                 return None, limit.reason
         for gap in self.e.gaps:
             if gap.when is None and gap.runtime is None and (not gap.dtypes or dtype in gap.dtypes) and (

@@ -145,6 +145,7 @@ class _Checker:
         self.schema = schema
         self.opsets = opsets
         self.notes: dict[tuple, _CallNote] = {}
+        self.not_none: set[str] = set()
         self.ops: list[OpUse] = []
         self.returns: list[tuple[Sym, ...]] = []
 
@@ -172,7 +173,10 @@ class _Checker:
             ret = ast.Return(value=stmts[0].value)
             ast.copy_location(ret, stmts[0])
             tree.body = stmts = [ret]
-        if not self.block(stmts, self.params_env()):
+        env = self.params_env()
+        for name in self.not_none:
+            _narrow(env, name)
+        if not self.block(stmts, env):
             raise self.fail(stmts[-1], "the body must end with `return` (or be one expression)")
 
     def block(self, stmts: list[ast.stmt], env: dict[str, Sym]) -> bool:
@@ -192,6 +196,8 @@ class _Checker:
                 test = self.expr(stmt.test, env)
                 self.need_value(stmt.test, test, "an `if` condition")
                 then_env, else_env = dict(env), dict(env)
+                for name, not_none in _none_tests(stmt.test):
+                    _narrow(then_env if not_none else else_env, name)
                 continuing = []
                 if not self.block(stmt.body, then_env):
                     continuing.append(then_env)
@@ -218,6 +224,9 @@ class _Checker:
         for name in set.intersection(*(set(b) for b in branches)):
             syms = [b[name] for b in branches]
             kinds = {s.kind for s in syms}
+            if kinds == {Kind.TENSOR, Kind.MAYBE_TENSOR}:
+                syms = [replace(s, kind=Kind.MAYBE_TENSOR) for s in syms]
+                kinds = {Kind.MAYBE_TENSOR}
             if len(kinds) > 1:
                 raise self.fail(stmt, f"after this `if`, `{name}` is a {' or a '.join(sorted(k.value for k in kinds))}")
             first = syms[0]
@@ -724,6 +733,36 @@ class _Checker:
         return UNKNOWN
 
 
+def _none_tests(test: ast.expr) -> list[tuple[str, bool]]:
+    """Names a condition proves about None: (name, True) for `name is not None` (joined by
+    `and`), (name, False) for a lone `name is None`."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return [t for v in test.values for t in _none_tests(v) if t[1]]
+    if (
+        isinstance(test, ast.Compare)
+        and len(test.ops) == 1
+        and isinstance(test.left, ast.Name)
+        and isinstance(test.comparators[0], ast.Constant)
+        and test.comparators[0].value is None
+    ):
+        if isinstance(test.ops[0], ast.IsNot):
+            return [(test.left.id, True)]
+        if isinstance(test.ops[0], ast.Is):
+            return [(test.left.id, False)]
+    return []
+
+
+def _narrow(env: dict[str, Sym], name: str) -> None:
+    """`name` is known not to be None here."""
+    sym = env.get(name)
+    if sym is None:
+        return
+    if sym.kind is Kind.MAYBE_TENSOR:
+        env[name] = replace(sym, kind=Kind.TENSOR)
+    elif sym.kind is Kind.VALUE:
+        env[name] = replace(sym, maybe_none=False)
+
+
 def _ranges(opsets: list[int]) -> str:
     """[7, 8, 9, 12] -> '7..9, 12'."""
     out: list[str] = []
@@ -836,11 +875,17 @@ def check_body(
     where: Callable[[int, int], Location],
     schema: AtenSchema,
     opsets: tuple[int, int],
+    when: str | None = None,
 ) -> Checked:
-    """Check a lowering body against `schema` at `opsets`; raises SpecError."""
+    """Check a lowering body against `schema` at `opsets`; raises SpecError.
+
+    `when` is the lowering's condition: arguments it proves are not None are not None here.
+    """
     tree = parse(source, where)
     assert isinstance(tree, ast.Module)
     checker = _Checker(source, where, schema, opsets)
+    if when is not None:
+        checker.not_none = {n for n, not_none in _none_tests(ast.parse(when, mode="eval").body) if not_none}
     checker.body(tree)
     returns = checker.returns[0]
     for other in checker.returns[1:]:

@@ -36,9 +36,9 @@ ENTRY_KEYS = ("also", "doc", "dtypes", "promote", "input_dtypes", "widen", "shap
               "gaps", "samples")  # fmt: skip
 BLOCK_KEYS = ("since", "when", "emit")
 GAP_KEYS = ("reason", "dtypes", "opsets", "when", "runtime")
-SAMPLE_KEYS = ("args", "opsets", "dtypes")
+SAMPLE_KEYS = ("args", "opsets", "dtypes", "overload")
 COMMON_KEYS = ("opsets", "dtypes", "limits")
-LIMIT_KEYS = ("dtypes", "opsets", "reason")
+LIMIT_KEYS = ("dtypes", "opsets", "reason", "runtime")
 RUNTIMES = ("onnxruntime",)
 _CALL = re.compile(r"^\s*([A-Za-z_]\w*)\s*\(\s*(.*?)\s*\)\s*$")
 _OPSETS = re.compile(r"^\s*(\d*)\s*\.\.\s*(\d*)\s*$")
@@ -115,7 +115,7 @@ def _kind(value: Any) -> str:
 
 def _check_keys(f: _File, node: Any, allowed: Iterable[str], what: str, where: Location,
                 required: Iterable[str] = ()) -> bool:  # fmt: skip
-    """Report unknown and missing keys; False if `node` is not a mapping at all."""
+    """Report unknown and missing keys; False if `node` is not a mapping or lacks a key."""
     if not isinstance(node, CommentedMap):
         f.diags.error(where, f"{what} must be a mapping, not {_kind(node)}")
         return False
@@ -128,10 +128,12 @@ def _check_keys(f: _File, node: Any, allowed: Iterable[str], what: str, where: L
                 f.key_loc(node, key),
                 f"unknown key `{key}` in {what}{hint} (allowed: {', '.join(allowed)})",
             )
+    complete = True
     for key in required:
         if key not in node:
             f.diags.error(where, f"{what} needs `{key}`")
-    return True
+            complete = False
+    return complete
 
 
 def _opsets(f: _File, node: CommentedMap, key: str) -> OpsetRange:
@@ -214,14 +216,18 @@ def load_common(path: Path, diags: Diagnostics) -> tuple[Common, DtypeSets] | No
     raw_limits = doc.get("limits") or []
     for i, item in enumerate(raw_limits):
         where = f.item_loc(raw_limits, i)
-        if not _check_keys(f, item, LIMIT_KEYS, "a limit", where, required=LIMIT_KEYS):
+        if not _check_keys(f, item, LIMIT_KEYS, "a limit", where, required=("dtypes", "reason")):
             continue
         with diags.collect():
+            runtime = item.get("runtime")
+            if runtime is not None and runtime not in RUNTIMES:
+                raise SpecError(f.value_loc(item, "runtime"), f"`runtime` names a runtime the tests run: {', '.join(RUNTIMES)}")
             limits.append(Limit(
                 dtypes=DtypeSets(sets).resolve(f, item["dtypes"], f.value_loc(item, "dtypes"), "`dtypes`"),
-                opsets=_clip(_opsets(f, item, "opsets"), oldest, newest),
+                opsets=_clip(_opsets(f, item, "opsets"), oldest, newest) if "opsets" in item else OpsetRange(oldest, newest),
                 reason=_text(f, item, "reason"),
                 loc=where,
+                runtime=runtime,
             ))  # fmt: skip
     return Common(oldest, newest, sets, tuple(limits), start), DtypeSets(sets)
 
@@ -263,8 +269,6 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
     node, where = doc[key], f.key_loc(doc, key)
     errors_before = len(f.diags.errors)
     if not _check_keys(f, node, ENTRY_KEYS, f"entry {key}", where, required=("dtypes", "shape", "lower")):
-        return None
-    if not all(k in node for k in ("dtypes", "shape", "lower")):
         return None
 
     also: list[tuple[str, Location]] = []
@@ -334,8 +338,6 @@ def _blocks(f: _File, node: CommentedMap, common: Common) -> tuple[Block, ...]:
         where = f.item_loc(raw, i)
         if not _check_keys(f, item, BLOCK_KEYS, "a lowering", where, required=("since", "emit")):
             continue
-        if "since" not in item or "emit" not in item:
-            continue
         with f.diags.collect():
             since = item["since"]
             if not isinstance(since, int) or isinstance(since, bool):
@@ -398,5 +400,6 @@ def _samples(f: _File, node: CommentedMap, common: Common, sets: DtypeSets) -> t
                 loc=f.value_loc(item, "args"),
                 opsets=_clip(_opsets(f, item, "opsets"), common.oldest, common.newest) if "opsets" in item else None,
                 dtypes=sets.resolve(f, item["dtypes"], f.value_loc(item, "dtypes"), "`dtypes`") if "dtypes" in item else (),
+                overload=str(item["overload"]) if "overload" in item else None,
             ))  # fmt: skip
     return tuple(samples)

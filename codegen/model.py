@@ -48,6 +48,7 @@ class Limit:
     opsets: OpsetRange
     reason: str
     loc: Location
+    runtime: str | None = None  # the model exports, but this runtime cannot always run it
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class Sample:
     loc: Location
     opsets: OpsetRange | None = None
     dtypes: tuple[str, ...] = ()
+    overload: str | None = None  # call this overload instead of the entry's first
 
 
 @dataclass(frozen=True)

@@ -199,6 +199,10 @@ class Renderer:
             newest=self.common.newest,
             reasons=list(reasons),
             entries=entries,
+            runtime_limits=[
+                f"RuntimeLimit({l.runtime!r}, {l.dtypes!r}, ({l.opsets.lo}, {l.opsets.hi}), {l.reason!r}, {_spec_loc(l.loc)!r})"
+                for l in self.common.limits if l.runtime
+            ],
         )
 
     def _entry_view(self, a: Analyzed, reason_ref) -> dict:
@@ -260,6 +264,8 @@ class Renderer:
                 parts.append(f"opsets=({s.opsets.lo}, {s.opsets.hi})")
             if s.dtypes:
                 parts.append(f"dtypes={s.dtypes!r}")
+            if s.overload:
+                parts.append(f"overload={s.overload!r}")
             samples.append(f"Sample({', '.join(parts)})")
         return {
             "key": e.key,

@@ -9,6 +9,7 @@ The runtime dispatches through `OVERLOADS`; tests and docs read the same data.
 from __future__ import annotations
 
 from torchonnx.generated import onnxscript_elementwise as _elementwise
+from torchonnx.generated import onnxscript_shape as _shape
 from torchonnx.dispatch import (
     MAYBE_TENSOR,
     TENSOR,
@@ -19,6 +20,7 @@ from torchonnx.dispatch import (
     Lowering,
     Overload,
     Param,
+    RuntimeLimit,
     Sample,
 )
 
@@ -29,6 +31,17 @@ NEWEST_OPSET = 28
 _R = (
     "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
     "ONNX Relu accepts integers from opset 14",
+)
+
+# Dtypes a runtime cannot always run, whatever the op (tests verify those with onnx's reference).
+RUNTIME_LIMITS = (
+    RuntimeLimit(
+        "onnxruntime",
+        ("bfloat16",),
+        (7, 28),
+        "onnxruntime's CPU provider has bfloat16 kernels for few operators; tests check those graphs with onnx's reference implementation",
+        "specs/common.yaml:20",
+    ),
 )
 
 ENTRIES: dict[str, Entry] = {
@@ -190,6 +203,150 @@ ENTRIES: dict[str, Entry] = {
         ),
         shape="broadcast(self, other)",
     ),
+    "aten::cat": Entry(
+        key="aten::cat",
+        spec="specs/shape.yaml:1",
+        family="shape",
+        doc="",
+        overloads={
+            "aten::cat": Overload(
+                "aten::cat",
+                "aten::cat(Tensor[] tensors, int dim=0) -> Tensor",
+                (
+                    Param("tensors", TENSORS),
+                    Param("dim", VALUE, default=0),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=(
+            "bool",
+            "uint8",
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "float16",
+            "bfloat16",
+            "float32",
+            "float64",
+        ),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/shape.yaml:5",
+                fns={
+                    "aten::cat": _shape.cat__opset7,
+                },
+                symbolic={
+                    "aten::cat": "symbolic_opset7.cat__opset7",
+                },
+                dtypes={
+                    "bool": ((7, 28, "bool", None),),
+                    "uint8": ((7, 28, "uint8", None),),
+                    "int8": ((7, 28, "int8", None),),
+                    "int16": ((7, 28, "int16", None),),
+                    "int32": ((7, 28, "int32", None),),
+                    "int64": ((7, 28, "int64", None),),
+                    "float16": ((7, 28, "float16", None),),
+                    "bfloat16": (
+                        (7, 12, None, _R[0]),
+                        (13, 28, "bfloat16", None),
+                    ),
+                    "float32": ((7, 28, "float32", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back=(False,),
+                onnx_ops=("Concat",),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("tensors",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("[t(2, 3), t(4, 3)]", "specs/shape.yaml:8"),
+            Sample("[t(2, 3), t(2, 1)], 1", "specs/shape.yaml:9"),
+        ),
+        shape="cat(tensors, dim)",
+    ),
+    "aten::max.dim": Entry(
+        key="aten::max.dim",
+        spec="specs/shape.yaml:23",
+        family="shape",
+        doc="",
+        overloads={
+            "aten::max.dim": Overload(
+                "aten::max.dim",
+                "aten::max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE),
+                    Param("keepdim", VALUE, default=False),
+                ),
+                ("Tensor", "Tensor"),
+            ),
+        },
+        dtypes=("int32", "int64", "float16", "bfloat16", "float32", "float64"),
+        lowerings=(
+            Lowering(
+                since=18,
+                until=28,
+                spec="specs/shape.yaml:27",
+                fns={
+                    "aten::max.dim": _shape.max_dim__opset18,
+                },
+                symbolic={
+                    "aten::max.dim": "symbolic_opset18.max_dim__opset18",
+                },
+                dtypes={
+                    "int32": ((18, 28, "int32", None),),
+                    "int64": ((18, 28, "int64", None),),
+                    "float16": ((18, 28, "float16", None),),
+                    "bfloat16": ((18, 28, "bfloat16", None),),
+                    "float32": ((18, 28, "float32", None),),
+                    "float64": ((18, 28, "float64", None),),
+                },
+                cast_back=(True, False),
+                onnx_ops=("ArgMax", "ReduceMax"),
+            ),
+            Lowering(
+                since=13,
+                until=17,
+                spec="specs/shape.yaml:32",
+                fns={
+                    "aten::max.dim": _shape.max_dim__opset13,
+                },
+                symbolic={
+                    "aten::max.dim": "symbolic_opset13.max_dim__opset13",
+                },
+                dtypes={
+                    "int32": ((13, 17, "int32", None),),
+                    "int64": ((13, 17, "int64", None),),
+                    "float16": ((13, 17, "float16", None),),
+                    "bfloat16": ((13, 17, "bfloat16", None),),
+                    "float32": ((13, 17, "float32", None),),
+                    "float64": ((13, 17, "float64", None),),
+                },
+                cast_back=(True, False),
+                onnx_ops=("ArgMax", "ReduceMax"),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("self",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("t(3, 4), 1", "specs/shape.yaml:38"),
+            Sample("t(3, 4), 0, True", "specs/shape.yaml:39"),
+        ),
+        shape="infer",
+    ),
     "aten::relu": Entry(
         key="aten::relu",
         spec="specs/elementwise.yaml:18",
@@ -264,9 +421,109 @@ ENTRIES: dict[str, Entry] = {
                 dtypes=("int8", "int16", "int32", "int64"),
                 opsets=(7, 13),
             ),
+            Gap(
+                "onnxruntime has no CPU kernel for Relu in int16",
+                "specs/elementwise.yaml:31",
+                dtypes=("int16",),
+                opsets=(14, 28),
+                runtime="onnxruntime",
+            ),
         ),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:32"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:36"),),
         shape="same(self)",
+    ),
+    "aten::split_with_sizes": Entry(
+        key="aten::split_with_sizes",
+        spec="specs/shape.yaml:11",
+        family="shape",
+        doc="",
+        overloads={
+            "aten::split_with_sizes": Overload(
+                "aten::split_with_sizes",
+                "aten::split_with_sizes(Tensor(a -> *) self, SymInt[] split_sizes, int dim=0) -> Tensor(a)[]",
+                (
+                    Param("self", TENSOR),
+                    Param("split_sizes", VALUE),
+                    Param("dim", VALUE, default=0),
+                ),
+                ("Tensor[]",),
+            ),
+        },
+        dtypes=(
+            "bool",
+            "uint8",
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "float16",
+            "bfloat16",
+            "float32",
+            "float64",
+        ),
+        lowerings=(
+            Lowering(
+                since=13,
+                until=28,
+                spec="specs/shape.yaml:15",
+                fns={
+                    "aten::split_with_sizes": _shape.split_with_sizes__opset13,
+                },
+                symbolic={
+                    "aten::split_with_sizes": "symbolic_opset13.split_with_sizes__opset13",
+                },
+                dtypes={
+                    "bool": ((13, 28, "bool", None),),
+                    "uint8": ((13, 28, "uint8", None),),
+                    "int8": ((13, 28, "int8", None),),
+                    "int16": ((13, 28, "int16", None),),
+                    "int32": ((13, 28, "int32", None),),
+                    "int64": ((13, 28, "int64", None),),
+                    "float16": ((13, 28, "float16", None),),
+                    "bfloat16": ((13, 28, "bfloat16", None),),
+                    "float32": ((13, 28, "float32", None),),
+                    "float64": ((13, 28, "float64", None),),
+                },
+                cast_back=(True,),
+                onnx_ops=("Split",),
+            ),
+            Lowering(
+                since=7,
+                until=12,
+                spec="specs/shape.yaml:17",
+                fns={
+                    "aten::split_with_sizes": _shape.split_with_sizes__opset7,
+                },
+                symbolic={
+                    "aten::split_with_sizes": "symbolic_opset7.split_with_sizes__opset7",
+                },
+                dtypes={
+                    "bool": ((7, 12, "bool", None),),
+                    "uint8": ((7, 12, "uint8", None),),
+                    "int8": ((7, 12, "int8", None),),
+                    "int16": ((7, 12, "int16", None),),
+                    "int32": ((7, 12, "int32", None),),
+                    "int64": ((7, 12, "int64", None),),
+                    "float16": ((7, 12, "float16", None),),
+                    "bfloat16": ((7, 12, None, _R[0]),),
+                    "float32": ((7, 12, "float32", None),),
+                    "float64": ((7, 12, "float64", None),),
+                },
+                cast_back=(True,),
+                onnx_ops=("Split",),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("self",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("t(5, 4), [2, 3]", "specs/shape.yaml:20"),
+            Sample("t(4, 6), [1, 2, 3], 1", "specs/shape.yaml:21"),
+        ),
+        shape="split(self, split_sizes, dim)",
     ),
 }
 

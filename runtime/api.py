@@ -121,7 +121,8 @@ def export(
         name = type(model).__name__
         (Path(artifacts_dir) / f"{name}_exported_program.txt").write_text(str(program), encoding="utf-8")
     start = time.perf_counter()
-    onnx_model = GraphBuild(program, opset, input_names, output_names).run()
+    build = GraphBuild(program, opset, input_names, output_names)
+    onnx_model = build.run()
     timings["build"] = time.perf_counter() - start
     start = time.perf_counter()
     if optimize:
@@ -131,6 +132,7 @@ def export(
     result = ONNXProgram(onnx_model, program, external_data=external_data,
                          initializers_as_inputs=keep_initializers_as_inputs)  # fmt: skip
     result.timings = timings
+    result.lowerings = build.backend.used
     if verify:
         from torchonnx.verify import verify as run_verify
 

@@ -99,7 +99,6 @@ class GraphBuild:
         self.backend = IRBackend(self.builder, opset)
         self.values: dict[torch.fx.Node, Any] = {}
         self.problems: list[Unsupported] = []
-        self.lowered: list[tuple[str, str]] = []  # (overload, lowering spec) per call
 
     # -- inputs ---------------------------------------------------------------------------
     def inputs(self) -> None:

@@ -8,6 +8,7 @@ import onnx_ir as ir
 import torch
 from onnxscript import BuilderFeature, GraphBuilder
 
+from torchonnx.dispatch import Lowering
 from torchonnx.dtypes import ir_dtype, name_of, onnx_enum
 
 
@@ -76,6 +77,10 @@ class IRBackend:
         self.builder = builder
         self.opset = opset
         self.ctx = builder.op
+        self.used: list[tuple[str, str]] = []  # (overload, spec of the lowering) per call
+
+    def lowered(self, overload: str, lowering: Lowering) -> None:
+        self.used.append((overload, lowering.spec))
 
     def dtype_of(self, value: Any) -> str | None:
         return name_of(value.dtype) if isinstance(value, ir.Value) and value.dtype is not None else None

@@ -90,6 +90,18 @@ class Sample:
     spec: str
     opsets: tuple[int, int] | None = None
     dtypes: tuple[str, ...] = ()
+    overload: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeLimit:
+    """Dtypes a runtime cannot always run, for any op (the exported model is still valid)."""
+
+    runtime: str
+    dtypes: tuple[str, ...]
+    opsets: tuple[int, int]
+    reason: str
+    spec: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +143,8 @@ class Backend(Protocol):
 
     def const(self, value: Any, dtype: str) -> Any: ...
 
+    def lowered(self, overload: str, lowering: Lowering) -> None: ...  # which lowering ran
+
 
 class NotLowerable(Exception):
     """This call cannot be lowered at this opset; `reason` says why, `opsets` what would work."""
@@ -167,9 +181,14 @@ def _tensors(value: Any) -> list[Any]:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
-def select(entry: Entry, overload: str, opset: int, args: dict[str, Any]) -> Lowering:
-    """The lowering for this call at `opset`; NotLowerable if none applies."""
+def select(entry: Entry, opset: int, args: dict[str, Any], cap: int | None = None) -> Lowering:
+    """The lowering for this call at `opset`; NotLowerable if none applies.
+
+    `cap` leaves out lowerings that begin after it (a symbolic function of opset `cap`).
+    """
     for lowering in entry.lowerings:
+        if cap is not None and lowering.since > cap:
+            continue
         if lowering.since <= opset <= lowering.until and (
             lowering.when is None or lowering.when(**args)
         ):
@@ -215,9 +234,10 @@ def compute_dtype_for(entry: Entry, backend: Backend, args: dict[str, Any]) -> s
     return None
 
 
-def plan(entry: Entry, overload: str, opset: int, args: dict[str, Any], backend: Backend) -> tuple[Lowering, str | None, str | None]:
+def plan(entry: Entry, opset: int, args: dict[str, Any], backend: Backend,
+         cap: int | None = None) -> tuple[Lowering, str | None, str | None]:  # fmt: skip
     """(lowering, compute dtype, dtype to run in) for this call; NotLowerable if unsupported."""
-    lowering = select(entry, overload, opset, args)
+    lowering = select(entry, opset, args, cap)
     for gap in entry.gaps:
         if gap.when is not None and gap.when(**args):
             raise NotLowerable(f"{gap.reason} (when {gap.when_text})", spec=gap.spec)
@@ -250,9 +270,20 @@ def dtype_opsets(entry: Entry, compute: str) -> list[int]:
     )
 
 
-def lower(entry: Entry, overload: str, backend: Backend, args: dict[str, Any]) -> Any:
-    """Emit the ONNX nodes for one ATen call; returns its output value(s)."""
-    lowering, compute, run = plan(entry, overload, backend.opset, args, backend)
+def lower(
+    entry: Entry,
+    overload: str,
+    backend: Backend,
+    args: dict[str, Any],
+    *,
+    pick: Callable[[Lowering, str], Callable[..., Any]] | None = None,
+    cap: int | None = None,
+) -> Any:
+    """Emit the ONNX nodes for one ATen call; returns its output value(s).
+
+    `pick` chooses the generated function of the lowering (the onnxscript one by default).
+    """
+    lowering, compute, run = plan(entry, backend.opset, args, backend, cap)
     for param in entry.overloads[overload].params:
         value = args[param.name]
         if param.kind == VALUE or value is None:
@@ -265,7 +296,8 @@ def lower(entry: Entry, overload: str, backend: Backend, args: dict[str, Any]) -
             args[param.name] = [_cast(backend, v, run) for v in value]
         elif in_group:
             args[param.name] = _cast(backend, value, run)
-    fn = lowering.fns[overload]
+    backend.lowered(overload, lowering)
+    fn = pick(lowering, overload) if pick is not None else lowering.fns[overload]
     out = fn(backend.ctx, *args.values())
     if run is not None and compute is not None and run != compute:
         if isinstance(out, tuple):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import tempfile
@@ -36,6 +37,7 @@ class ONNXProgram:
         self._initializers_as_inputs = initializers_as_inputs
         self._session: Any = None
         self.timings: dict[str, float] = {}  # seconds per export stage
+        self.lowerings: list[tuple[str, str]] = []  # (ATen overload, spec of its lowering) per call
 
     def __repr__(self) -> str:
         return f"ONNXProgram(\n{self.model}\n)"
@@ -119,8 +121,9 @@ class ONNXProgram:
         names = [v.name for v in graph.inputs if v.name not in graph.initializers]
         if len(tensors) != len(names):
             raise TypeError(f"the model takes {len(names)} tensor inputs, {len(tensors)} were given")
-        outputs = session.run(None, {n: _to_numpy(t) for n, t in zip(names, tensors, strict=True)})
-        return [_from_numpy(o, v.dtype) for o, v in zip(outputs, graph.outputs, strict=True)]
+        feeds = {n: _ort_value(t) for n, t in zip(names, tensors, strict=True)}
+        outputs = session.run_with_ort_values(None, feeds)
+        return [_from_ort(o, v.dtype) for o, v in zip(outputs, graph.outputs, strict=True)]
 
 
 def _ordered_kwargs(program: ExportedProgram | None, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +135,25 @@ def _ordered_kwargs(program: ExportedProgram | None, kwargs: dict[str, Any]) -> 
         return kwargs
     order = list(spec.children_specs[1].context)
     return {k: kwargs[k] for k in order if k in kwargs}
+
+
+def _ort_value(tensor: torch.Tensor) -> Any:
+    import onnxruntime as ort
+
+    if tensor.dtype == torch.bfloat16:  # numpy has no bfloat16: pass the bits
+        bits = tensor.detach().cpu().contiguous().view(torch.uint16).numpy()
+        return ort.OrtValue.ortvalue_from_numpy_with_onnx_type(bits, int(ir.DataType.BFLOAT16))
+    return ort.OrtValue.ortvalue_from_numpy(_to_numpy(tensor))
+
+
+def _from_ort(value: Any, dtype: ir.DataType | None) -> torch.Tensor:
+    if dtype == ir.DataType.BFLOAT16:
+        count = value.tensor_size_in_bytes() // 2
+        if count == 0:
+            return torch.empty(value.shape(), dtype=torch.bfloat16)
+        bits = np.ctypeslib.as_array(ctypes.cast(value.data_ptr(), ctypes.POINTER(ctypes.c_uint16)), (count,))
+        return torch.from_numpy(bits.copy()).view(torch.bfloat16).reshape(value.shape())
+    return _from_numpy(value.numpy(), dtype)
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:

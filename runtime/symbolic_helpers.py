@@ -1,0 +1,197 @@
+"""Helpers of the generated symbolic functions (`_h.*`), for TorchScript graphs.
+
+Symbolic functions receive a graph context `g` (torch's GraphContext, or ours) and
+TorchScript values. `dispatch` is what the per-op-name functions call: it finds the overload,
+turns constant inputs into Python values, and runs the shared dispatch with a TorchScript
+backend, which calls the generated `g.op` lowering of the chosen opset.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+
+from torchonnx.dispatch import VALUE, Entry, Lowering, NotLowerable, Overload, bind, lower
+from torchonnx.dtypes import name_of, onnx_enum, torch_dtype
+from torchonnx.meta import dtype_of, is_floating, rank, sizes
+
+__all__ = [
+    "as_list",
+    "attrs",
+    "const",
+    "dispatch",
+    "dtype_of",
+    "is_floating",
+    "onnx_dtype",
+    "optional",
+    "rank",
+    "sizes",
+]
+
+# ATen's ScalarType numbering, as TorchScript graphs carry dtype arguments.
+_SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16",
+                 6: "float32", 7: "float64", 9: "complex64", 10: "complex128", 11: "bool",
+                 15: "bfloat16"}  # fmt: skip
+
+
+def const(g: Any, value: Any, dtype: str | torch.dtype) -> torch._C.Value:
+    return g.op("Constant", value_t=torch.tensor(value, dtype=torch_dtype(name_of(dtype))))
+
+
+def onnx_dtype(dtype: str | torch.dtype) -> int:
+    return onnx_enum(dtype)
+
+
+def as_list(outputs: Any) -> list[Any]:
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def attrs(**values: Any) -> Mapping[str, Any]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def optional(g: Any, value: Any) -> torch._C.Value:
+    """`value`, or the empty input ONNX uses for an omitted optional input."""
+    if value is not None:
+        return value
+    empty = g.op("prim::Constant")
+    empty.setType(torch._C.OptionalType.ofTensor())
+    return empty
+
+
+class TorchScriptBackend:
+    """Dispatch backend of TorchScript graphs."""
+
+    def __init__(self, g: Any) -> None:
+        self.g = g
+        self.opset = g.opset
+        self.ctx = g
+
+    def dtype_of(self, value: Any) -> str | None:
+        try:
+            dtype = value.type().dtype()
+        except (AttributeError, RuntimeError):
+            return None
+        return name_of(dtype) if dtype is not None else None
+
+    def rank_of(self, value: Any) -> int | None:
+        try:
+            return value.type().dim()
+        except (AttributeError, RuntimeError):
+            return None
+
+    def cast(self, value: Any, dtype: str) -> Any:
+        out = self.g.op("Cast", value, to_i=onnx_enum(dtype))
+        if value.type().kind() == "TensorType":
+            out.setType(value.type().with_dtype(torch_dtype(dtype)))
+        return out
+
+    def const(self, value: Any, dtype: str) -> Any:
+        return const(self.g, value, dtype)
+
+    def lowered(self, overload: str, lowering: Lowering) -> None:
+        pass
+
+
+def python_value(value: Any, name: str) -> Any:
+    """The Python value of a constant TorchScript input."""
+    if not isinstance(value, torch._C.Value):
+        return value
+    node = value.node()
+    kind = node.kind()
+    if kind == "prim::Constant":
+        if value.type().kind() == "NoneType":
+            return None
+        out = value.toIValue()
+        return out.item() if isinstance(out, torch.Tensor) and out.dim() == 0 else out
+    if kind == "onnx::Constant":
+        tensor = node.t("value")
+        return tensor.item() if tensor.dim() == 0 else tensor.tolist()
+    if kind == "prim::ListConstruct":
+        return [python_value(v, name) for v in node.inputs()]
+    raise NotLowerable(f"argument {name} must be known while exporting, but it is computed ({kind})")
+
+
+def _tensor_list(value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    node = value.node()
+    if node.kind() != "prim::ListConstruct":
+        raise NotLowerable(f"a list of tensors made by {node.kind()} cannot be unpacked")
+    return list(node.inputs())
+
+
+@functools.cache
+def _packets() -> dict[str, list[tuple[Overload, Entry]]]:
+    from torchonnx.generated.registry import OVERLOADS
+
+    out: dict[str, list[tuple[Overload, Entry]]] = {}
+    for name, entry in OVERLOADS.items():
+        out.setdefault(name.split(".", 1)[0], []).append((entry.overloads[name], entry))
+    return out
+
+
+@functools.cache
+def _symbolic(path: str) -> Callable[..., Any]:
+    module, _, fn = path.rpartition(".")
+    return getattr(importlib.import_module(f"torchonnx.generated.{module}"), fn)
+
+
+def _pick(packet: str, g: Any, args: Sequence[Any]) -> tuple[Overload, Entry]:
+    candidates = _packets().get(packet, [])
+    node = getattr(g, "original_node", None)
+    schema = node.schema() if node is not None and hasattr(node, "schema") else ""
+    qualname = schema.split("(", 1)[0] if schema and schema != "(no schema)" else ""
+    for overload, entry in candidates:
+        if overload.name == qualname:
+            return overload, entry
+    for overload, entry in candidates:  # no schema: match by what is a tensor
+        positional = [p for p in overload.params if not p.kwarg_only]
+        if len(args) > len(overload.params):
+            continue
+        if all(
+            (p.kind == VALUE) == (_is_constant(a) and not _is_tensor_constant(a))
+            for p, a in zip(positional, args, strict=False)
+        ):
+            return overload, entry
+    raise NotLowerable(f"no spec covers {qualname or packet} with these arguments")
+
+
+def _is_constant(value: Any) -> bool:
+    return not isinstance(value, torch._C.Value) or value.node().kind() in (
+        "prim::Constant",
+        "onnx::Constant",
+        "prim::ListConstruct",
+    )
+
+
+def _is_tensor_constant(value: Any) -> bool:
+    return isinstance(value, torch._C.Value) and value.type().kind() == "TensorType"
+
+
+def dispatch(g: Any, packet: str, opset: int, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
+    """Lower one TorchScript call of `packet` with the lowerings that begin by `opset`."""
+    overload, entry = _pick(packet, g, args)
+    if len(args) > len(overload.params):  # out variants pass `out` last
+        args = args[: len(overload.params)]
+    bound = bind(overload, args, kwargs)
+    for p in overload.params:
+        value = bound[p.name]
+        if p.kind == VALUE:
+            value = python_value(value, p.name)
+            if p.name == entry.dtype_param and isinstance(value, int):
+                value = _SCALAR_TYPES[value]
+            bound[p.name] = value
+        elif p.kind == "tensor[]":
+            bound[p.name] = _tensor_list(value)
+        elif isinstance(value, torch._C.Value) and value.type().kind() == "NoneType":
+            bound[p.name] = None
+    return lower(entry, overload.name, TorchScriptBackend(g), bound, pick=_symbolic_fn, cap=opset)
+
+
+def _symbolic_fn(lowering: Lowering, overload: str) -> Callable[..., Any]:
+    return _symbolic(lowering.symbolic[overload])
