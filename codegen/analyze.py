@@ -88,7 +88,9 @@ class Analyzed:
 
     @property
     def opsets(self) -> OpsetRange:
-        return OpsetRange(min(lw.since for lw in self.lowerings), max(lw.until for lw in self.lowerings))
+        return OpsetRange(
+            min(lw.since for lw in self.lowerings), max(lw.until for lw in self.lowerings)
+        )
 
 
 def compute_dtype_of(kind: str | None, dtype: str) -> str:
@@ -127,12 +129,18 @@ class _Entry:
         primary = schemas[e.key]
         before = len(self.diags.errors)
         kind, args = self.promotion(primary)
-        for arg, loc_dtypes in e.input_dtypes.items():
+        for arg in e.input_dtypes:
             p = primary.param(arg)
             if p is None or not p.kind.is_tensor:
-                self.diags.error(e.dtypes_loc, f"input_dtypes names `{arg}`, which is not a tensor argument of {e.key}")
+                self.diags.error(
+                    e.dtypes_loc,
+                    f"input_dtypes names `{arg}`, which is not a tensor argument of {e.key}",
+                )
             elif arg in args:
-                self.diags.error(e.dtypes_loc, f"`{arg}` takes part in type promotion, so it cannot keep its own dtypes")
+                self.diags.error(
+                    e.dtypes_loc,
+                    f"`{arg}` takes part in type promotion, so it cannot keep its own dtypes",
+                )
         group = tuple(
             p.name for p in primary.params if p.kind.is_tensor and p.name not in e.input_dtypes
         )
@@ -145,10 +153,15 @@ class _Entry:
                 target = primary
                 if sample.overload is not None:
                     if sample.overload not in schemas:
-                        raise SpecError(sample.loc, f"`overload` {sample.overload} is not one of this entry's overloads")
+                        raise SpecError(
+                            sample.loc,
+                            f"`overload` {sample.overload} is not one of this entry's overloads",
+                        )
                     target = schemas[sample.overload]
                 self.sample(sample.text, sample.loc, target)
-        computes = tuple(sorted({compute_dtype_of(kind, d) for d in e.dtypes}, key=DTYPE_NAMES.index))
+        computes = tuple(
+            sorted({compute_dtype_of(kind, d) for d in e.dtypes}, key=DTYPE_NAMES.index)
+        )
         for narrow, wide in e.widen.items():
             if narrow == wide:
                 self.diags.error(e.dtypes_loc, f"`widen` maps {narrow} to itself")
@@ -181,7 +194,10 @@ class _Entry:
                         "an entry's overloads must share argument names",
                     )
                 if len(schema.returns) != len(primary.returns):
-                    raise SpecError(loc, f"{name} returns {len(schema.returns)} values, {e.key} {len(primary.returns)}")
+                    raise SpecError(
+                        loc,
+                        f"{name} returns {len(schema.returns)} values, {e.key} {len(primary.returns)}",
+                    )
                 schemas[name] = schema
         return schemas
 
@@ -190,14 +206,23 @@ class _Entry:
         if rule is None:
             return None, ()
         if rule.name not in PROMOTION_KINDS:
-            self.diags.error(rule.loc, f"unknown promotion kind `{rule.name}`; use one of {', '.join(PROMOTION_KINDS)}")
+            self.diags.error(
+                rule.loc,
+                f"unknown promotion kind `{rule.name}`; use one of {', '.join(PROMOTION_KINDS)}",
+            )
             return None, ()
         if not rule.args:
-            self.diags.error(rule.loc, f"name the arguments that take part: {rule.name}(self, other)")
+            self.diags.error(
+                rule.loc, f"name the arguments that take part: {rule.name}(self, other)"
+            )
         for arg in rule.args:
             p = primary.param(arg)
-            if p is None or not (p.kind.is_tensor or p.pytype in ("number", "int", "float", "bool")):
-                self.diags.error(rule.loc, f"`{arg}` is not a tensor or number argument of {primary.qualname}")
+            if p is None or not (
+                p.kind.is_tensor or p.pytype in ("number", "int", "float", "bool")
+            ):
+                self.diags.error(
+                    rule.loc, f"`{arg}` is not a tensor or number argument of {primary.qualname}"
+                )
         return rule.name, rule.args
 
     def shape(self, primary: AtenSchema) -> None:
@@ -205,12 +230,17 @@ class _Entry:
         if rule.name == INFER and not rule.args:
             return
         if rule.name not in RULES:
-            self.diags.error(rule.loc, f"unknown shape rule `{rule.name}`; use one of {', '.join([*RULES, INFER])}")
+            self.diags.error(
+                rule.loc,
+                f"unknown shape rule `{rule.name}`; use one of {', '.join([*RULES, INFER])}",
+            )
             return
         least, most = arity(rule.name)
         if len(rule.args) < least or (most is not None and len(rule.args) > most):
             count = f"{least}" if least == most else f"{least} to {most or 'any number of'}"
-            self.diags.error(rule.loc, f"shape rule {rule.name} takes {count} arguments, not {len(rule.args)}")
+            self.diags.error(
+                rule.loc, f"shape rule {rule.name} takes {count} arguments, not {len(rule.args)}"
+            )
         for arg in rule.args:
             if primary.param(arg) is None:
                 self.diags.error(rule.loc, f"`{arg}` is not an argument of {primary.qualname}")
@@ -223,10 +253,16 @@ class _Entry:
         assert isinstance(call, ast.Call)
         for node in ast.walk(call):
             if isinstance(node, ast.Name) and node.id not in (*SAMPLE_NAMES, "_f", "float", "int"):
-                raise SpecError(loc, f"unknown name `{node.id}` in a sample; build tensors with {', '.join(SAMPLE_NAMES)}")
+                raise SpecError(
+                    loc,
+                    f"unknown name `{node.id}` in a sample; build tensors with {', '.join(SAMPLE_NAMES)}",
+                )
         positional = [p for p in primary.params if not p.kwarg_only]
         if len(call.args) > len(positional):
-            raise SpecError(loc, f"{primary.qualname} takes {len(positional)} positional arguments, the sample gives {len(call.args)}")
+            raise SpecError(
+                loc,
+                f"{primary.qualname} takes {len(positional)} positional arguments, the sample gives {len(call.args)}",
+            )
         for kw in call.keywords:
             if primary.param(kw.arg or "") is None:
                 raise SpecError(loc, f"{primary.qualname} has no argument `{kw.arg}`")
@@ -239,30 +275,42 @@ class _Entry:
         for i, b in enumerate(blocks):
             later = [o.since for o in blocks if o.when is None and o.since > b.since]
             untils.append(min(later) - 1 if later else self.common.newest)
-            shadow = next(
-                (o for o in blocks[:i] if o.when is None and o.since == b.since), None
-            )
+            shadow = next((o for o in blocks[:i] if o.when is None and o.since == b.since), None)
             if shadow is not None:
-                self.diags.error(b.loc, f"never used: the lowering at {shadow.loc} covers opset {b.since} unconditionally")
+                self.diags.error(
+                    b.loc,
+                    f"never used: the lowering at {shadow.loc} covers opset {b.since} unconditionally",
+                )
                 return None
         return untils
 
-    def lowerings(self, schemas: dict[str, AtenSchema], group: set[str],
-                  computes: tuple[str, ...]) -> tuple[Lowering, ...] | None:  # fmt: skip
+    def lowerings(
+        self, schemas: dict[str, AtenSchema], group: set[str], computes: tuple[str, ...]
+    ) -> tuple[Lowering, ...] | None:
         untils = self.ranges()
         if untils is None:
             return None
         names: dict[int, int] = {}
         out = []
         for index, (block, until) in enumerate(zip(self.e.blocks, untils, strict=True)):
-            suffix = f"opset{block.since}" + (f"_{names[block.since]}" if block.since in names else "")
+            suffix = f"opset{block.since}" + (
+                f"_{names[block.since]}" if block.since in names else ""
+            )
             names[block.since] = names.get(block.since, 0) + 1
             with self.diags.collect():
                 out.append(self.lowering(index, block, until, suffix, schemas, group, computes))
         return tuple(out) if len(out) == len(self.e.blocks) else None
 
-    def lowering(self, index: int, block: Block, until: int, suffix: str,
-                 schemas: dict[str, AtenSchema], group: set[str], computes: tuple[str, ...]) -> Lowering:  # fmt: skip
+    def lowering(
+        self,
+        index: int,
+        block: Block,
+        until: int,
+        suffix: str,
+        schemas: dict[str, AtenSchema],
+        group: set[str],
+        computes: tuple[str, ...],
+    ) -> Lowering:
         when = None
         if block.when is not None:
             for schema in schemas.values():
@@ -273,8 +321,13 @@ class _Entry:
         first: Function | None = None
         for name, schema in schemas.items():
             try:
-                checked = check_body(block.emit.text, block.emit.where, schema, (block.since, until),
-                                     block.when.text if block.when else None)  # fmt: skip
+                checked = check_body(
+                    block.emit.text,
+                    block.emit.where,
+                    schema,
+                    (block.since, until),
+                    block.when.text if block.when else None,
+                )
             except SpecError as err:
                 if len(schemas) == 1:
                     raise
@@ -289,7 +342,10 @@ class _Entry:
                 symbolic=checked.symbolic,
                 alias_of=None,
             )
-            if first is not None and (fn.onnxscript, fn.symbolic) == (first.onnxscript, first.symbolic):
+            if first is not None and (fn.onnxscript, fn.symbolic) == (
+                first.onnxscript,
+                first.symbolic,
+            ):
                 fn = Function(fn.name, fn.params, fn.onnxscript, fn.symbolic, alias_of=first.name)
             first = first or fn
             functions[name] = fn
@@ -300,8 +356,9 @@ class _Entry:
         return Lowering(index, block, until, when, functions, plan, onnx_ops, cast_back)
 
     # -- dtypes ---------------------------------------------------------------------------
-    def plan(self, block: Block, until: int, ops: list[OpUse], group: set[str],
-             computes: tuple[str, ...]) -> dict[str, tuple[Segment, ...]]:  # fmt: skip
+    def plan(
+        self, block: Block, until: int, ops: list[OpUse], group: set[str], computes: tuple[str, ...]
+    ) -> dict[str, tuple[Segment, ...]]:
         plan: dict[str, tuple[Segment, ...]] = {}
         problems: dict[tuple[str, str], list[int]] = {}
         for dtype in computes:
@@ -314,7 +371,11 @@ class _Entry:
                 statuses.append((opset, *status))
             plan[dtype] = _segments(statuses)
         for (dtype, why), opsets in sorted(problems.items()):
-            rng = OpsetRange(opsets[0], opsets[-1]) if opsets == list(range(opsets[0], opsets[-1] + 1)) else opsets
+            rng = (
+                OpsetRange(opsets[0], opsets[-1])
+                if opsets == list(range(opsets[0], opsets[-1] + 1))
+                else opsets
+            )
             self.diags.error(
                 block.loc,
                 f"{self.e.key} at opset {rng}: {why}; widen {dtype} to a dtype ONNX accepts here "
@@ -322,15 +383,19 @@ class _Entry:
             )
         return plan
 
-    def status(self, dtype: str, opset: int, ops: list[OpUse],
-               group: set[str]) -> tuple[str | None, str | None] | str:  # fmt: skip
+    def status(
+        self, dtype: str, opset: int, ops: list[OpUse], group: set[str]
+    ) -> tuple[str | None, str | None] | str:
         """(compute dtype, None) or (None, reason); a string is an error message."""
         for limit in self.common.limits:
             if limit.runtime is None and dtype in limit.dtypes and opset in limit.opsets:
                 return None, limit.reason
         for gap in self.e.gaps:
-            if gap.when is None and gap.runtime is None and (not gap.dtypes or dtype in gap.dtypes) and (
-                gap.opsets is None or opset in gap.opsets
+            if (
+                gap.when is None
+                and gap.runtime is None
+                and (not gap.dtypes or dtype in gap.dtypes)
+                and (gap.opsets is None or opset in gap.opsets)
             ):
                 return None, gap.reason
         problem = _rejects(ops, dtype, opset, group)
@@ -380,7 +445,7 @@ def _rejects(ops: list[OpUse], dtype: str, opset: int, group: set[str]) -> str |
             if resolved is None or formal is None:
                 continue
             if onnx_type_str(resolved) not in spec.allowed(formal.type_str):
-                return f"ONNX {use.op}-{spec.since} does not accept {resolved} (input {formal.name}, {use.loc})"
+                return f"ONNX {use.op} does not accept {resolved} (input {formal.name}, line {use.loc.line})"
     return None
 
 
@@ -389,14 +454,19 @@ def _cast_rejects(narrow: str, wide: str, opset: int) -> str | None:
     assert cast is not None
     for dtype in (narrow, wide):
         if onnx_type_str(dtype) not in cast.allowed("T1"):
-            return f"ONNX Cast-{cast.since} does not accept {dtype}"
+            return f"ONNX Cast does not accept {dtype}"
     return None
 
 
 def _segments(statuses: list[tuple[int, str | None, str | None]]) -> tuple[Segment, ...]:
     out: list[Segment] = []
     for opset, compute, reason in statuses:
-        if out and out[-1].compute == compute and out[-1].reason == reason and out[-1].hi == opset - 1:
+        if (
+            out
+            and out[-1].compute == compute
+            and out[-1].reason == reason
+            and out[-1].hi == opset - 1
+        ):
             last = out[-1]
             out[-1] = Segment(last.lo, opset, compute, reason)
         else:

@@ -44,8 +44,16 @@ BUILTINS = {
     "zip": "any",
     "reversed": None,
 }
-MATH = {"sqrt": "float", "inf": "float", "pi": "float", "prod": "number", "ceil": "int",
-        "floor": "int", "log": "float", "isinf": "bool"}  # fmt: skip
+MATH = {
+    "sqrt": "float",
+    "inf": "float",
+    "pi": "float",
+    "prod": "number",
+    "ceil": "int",
+    "floor": "int",
+    "log": "float",
+    "isinf": "bool",
+}
 RESERVED = {"op", "g", "math", *HELPERS, *BUILTINS}
 # Ops whose output dtype is named by an attribute or another input rather than a type variable.
 _CAST_ATTR = {"Cast": "to"}
@@ -209,7 +217,9 @@ class _Checker:
                     return True
                 self.merge(stmt, env, continuing)
             elif isinstance(stmt, ast.Expr):
-                raise self.fail(stmt, "an expression statement does nothing here; assign it or return it")
+                raise self.fail(
+                    stmt, "an expression statement does nothing here; assign it or return it"
+                )
             else:
                 raise self.fail(
                     stmt,
@@ -228,11 +238,21 @@ class _Checker:
                 syms = [replace(s, kind=Kind.MAYBE_TENSOR) for s in syms]
                 kinds = {Kind.MAYBE_TENSOR}
             if len(kinds) > 1:
-                raise self.fail(stmt, f"after this `if`, `{name}` is a {' or a '.join(sorted(k.value for k in kinds))}")
+                raise self.fail(
+                    stmt,
+                    f"after this `if`, `{name}` is a {' or a '.join(sorted(k.value for k in kinds))}",
+                )
             first = syms[0]
-            env[name] = first if all(s == first for s in syms) else replace(
-                first, dtype=first.dtype if all(s.dtype == first.dtype for s in syms) else UNKNOWN,
-                literal=None, items=None, count=None,
+            env[name] = (
+                first
+                if all(s == first for s in syms)
+                else replace(
+                    first,
+                    dtype=first.dtype if all(s.dtype == first.dtype for s in syms) else UNKNOWN,
+                    literal=None,
+                    items=None,
+                    count=None,
+                )
             )
 
     def assign(self, stmt: ast.Assign, env: dict[str, Sym]) -> None:
@@ -264,7 +284,9 @@ class _Checker:
             raise self.fail(target, f"`{name}` is reserved in lowerings; choose another name")
         param = self.schema.param(name)
         if param is not None and param.kind is not Kind.VALUE:
-            raise self.fail(target, f"`{name}` is a tensor argument of the op; give the new value another name")
+            raise self.fail(
+                target, f"`{name}` is a tensor argument of the op; give the new value another name"
+            )
         if value.kind is Kind.NONE:
             value = Sym(Kind.VALUE, maybe_none=True, literal=None)
         env[name] = replace(value, param=None)
@@ -276,18 +298,28 @@ class _Checker:
                 sym = self.expr(node, env)
                 if sym.kind is Kind.TENSORS and sym.count == len(returns):
                     return sym.items or tuple(Sym(Kind.TENSOR, dtype=sym.dtype) for _ in returns)
-                raise self.fail(node, f"{self.schema.qualname} returns {len(returns)} tensors; return a tuple of {len(returns)}")
+                raise self.fail(
+                    node,
+                    f"{self.schema.qualname} returns {len(returns)} tensors; return a tuple of {len(returns)}",
+                )
             if len(node.elts) != len(returns):
-                raise self.fail(node, f"{self.schema.qualname} returns {len(returns)} tensors, not {len(node.elts)}")
+                raise self.fail(
+                    node,
+                    f"{self.schema.qualname} returns {len(returns)} tensors, not {len(node.elts)}",
+                )
             syms = tuple(self.expr(e, env) for e in node.elts)
             for e, s in zip(node.elts, syms, strict=True):
                 if s.kind is not Kind.TENSOR:
-                    raise self.fail(e, f"each returned value must be a tensor, this is a {s.kind.value}")
+                    raise self.fail(
+                        e, f"each returned value must be a tensor, this is a {s.kind.value}"
+                    )
             return syms
         sym = self.expr(node, env)
         want = Kind.TENSORS if returns and returns[0] == "Tensor[]" else Kind.TENSOR
         if sym.kind is not want:
-            raise self.fail(node, f"{self.schema.qualname} returns a {want.value}; this is a {sym.kind.value}")
+            raise self.fail(
+                node, f"{self.schema.qualname} returns a {want.value}; this is a {sym.kind.value}"
+            )
         return (sym,)
 
     # -- expressions --------------------------------------------------------------------
@@ -302,7 +334,10 @@ class _Checker:
     def expr(self, node: ast.expr, env: dict[str, Sym]) -> Sym:
         method = getattr(self, "expr_" + type(node).__name__, None)
         if method is None:
-            raise self.fail(node, f"`{ast.unparse(node)}` ({type(node).__name__}) is not part of the lowering language")
+            raise self.fail(
+                node,
+                f"`{ast.unparse(node)}` ({type(node).__name__}) is not part of the lowering language",
+            )
         return method(node, env)
 
     def expr_Constant(self, node: ast.Constant, env: dict[str, Sym]) -> Sym:
@@ -331,7 +366,9 @@ class _Checker:
     def expr_Attribute(self, node: ast.Attribute, env: dict[str, Sym]) -> Sym:
         if isinstance(node.value, ast.Name) and node.value.id == "math":
             if node.attr not in MATH:
-                raise self.fail(node, f"math.{node.attr} is not available; use one of {', '.join(sorted(MATH))}")
+                raise self.fail(
+                    node, f"math.{node.attr} is not available; use one of {', '.join(sorted(MATH))}"
+                )
             return Sym(Kind.VALUE, pytype=MATH[node.attr])
         raise self.fail(node, "attribute access is not part of the lowering language (only math.*)")
 
@@ -360,7 +397,11 @@ class _Checker:
         (operand,) = self._values((node.operand,), env, "an operand")
         if isinstance(node.op, ast.Not):
             return Sym(Kind.VALUE, pytype="bool")
-        literal = -operand.literal if isinstance(node.op, ast.USub) and isinstance(operand.literal, (int, float)) else None
+        literal = (
+            -operand.literal
+            if isinstance(node.op, ast.USub) and isinstance(operand.literal, (int, float))
+            else None
+        )
         return Sym(Kind.VALUE, pytype=operand.pytype, literal=literal)
 
     def expr_BoolOp(self, node: ast.BoolOp, env: dict[str, Sym]) -> Sym:
@@ -384,10 +425,17 @@ class _Checker:
         a, b = self.expr(node.body, env), self.expr(node.orelse, env)
         kinds = {a.kind, b.kind}
         if kinds <= {Kind.VALUE, Kind.NONE}:
-            return Sym(Kind.VALUE, pytype=a.pytype if a.pytype == b.pytype else "any",
-                       maybe_none=Kind.NONE in kinds or a.maybe_none or b.maybe_none)  # fmt: skip
+            return Sym(
+                Kind.VALUE,
+                pytype=a.pytype if a.pytype == b.pytype else "any",
+                maybe_none=Kind.NONE in kinds or a.maybe_none or b.maybe_none,
+            )
         if kinds <= {Kind.TENSOR, Kind.MAYBE_TENSOR, Kind.NONE}:
-            dtype = a.dtype if a.dtype == b.dtype or b.kind is Kind.NONE else (b.dtype if a.kind is Kind.NONE else UNKNOWN)
+            dtype = (
+                a.dtype
+                if a.dtype == b.dtype or b.kind is Kind.NONE
+                else (b.dtype if a.kind is Kind.NONE else UNKNOWN)
+            )
             kind = Kind.TENSOR if kinds == {Kind.TENSOR} else Kind.MAYBE_TENSOR
             return Sym(kind, dtype=dtype)
         if kinds == {Kind.TENSORS}:
@@ -412,7 +460,11 @@ class _Checker:
             if isinstance(node.slice, ast.Slice):
                 return Sym(Kind.TENSORS, dtype=base.dtype)
             literal = index.literal if index is not None else None
-            if base.items is not None and isinstance(literal, int) and -len(base.items) <= literal < len(base.items):
+            if (
+                base.items is not None
+                and isinstance(literal, int)
+                and -len(base.items) <= literal < len(base.items)
+            ):
                 return base.items[literal]
             return Sym(Kind.TENSOR, dtype=base.dtype)
         raise self.fail(node, f"a {base.kind.value} cannot be indexed here; use Gather or Slice")
@@ -421,14 +473,22 @@ class _Checker:
         syms = [self.expr(e, env) for e in node.elts]
         if all(s.kind is Kind.VALUE for s in syms):
             types = {s.pytype for s in syms}
-            pytype = f"{types.pop()}[]" if len(types) == 1 and syms[0].pytype in ("int", "float", "bool", "str") else "any"
+            pytype = (
+                f"{types.pop()}[]"
+                if len(types) == 1 and syms[0].pytype in ("int", "float", "bool", "str")
+                else "any"
+            )
             if pytype == "any" and types <= {"int", "float"} and syms:
                 pytype = "float[]"
             return Sym(Kind.VALUE, pytype=pytype if syms else "int[]")
         if all(s.kind is Kind.TENSOR for s in syms):
             dtypes = {s.dtype for s in syms}
-            return Sym(Kind.TENSORS, dtype=dtypes.pop() if len(dtypes) == 1 else UNKNOWN,
-                       count=len(syms), items=tuple(syms))  # fmt: skip
+            return Sym(
+                Kind.TENSORS,
+                dtype=dtypes.pop() if len(dtypes) == 1 else UNKNOWN,
+                count=len(syms),
+                items=tuple(syms),
+            )
         raise self.fail(node, "a list holds Python values or tensors, not both")
 
     expr_List = _display
@@ -442,8 +502,14 @@ class _Checker:
                 element = Sym(Kind.TENSOR, dtype=source.dtype)
             else:
                 self.need_value(gen.iter, source, "what a comprehension iterates over")
-                element = Sym(Kind.VALUE, pytype=source.pytype[:-2] if source.pytype.endswith("[]") else "any")
-            names = [gen.target] if isinstance(gen.target, ast.Name) else getattr(gen.target, "elts", None)
+                element = Sym(
+                    Kind.VALUE, pytype=source.pytype[:-2] if source.pytype.endswith("[]") else "any"
+                )
+            names = (
+                [gen.target]
+                if isinstance(gen.target, ast.Name)
+                else getattr(gen.target, "elts", None)
+            )
             if not names or not all(isinstance(n, ast.Name) for n in names):
                 raise self.fail(gen.target, "a comprehension binds names")
             for n in names:
@@ -454,7 +520,10 @@ class _Checker:
         if elt.kind is Kind.TENSOR:
             return Sym(Kind.TENSORS, dtype=elt.dtype)
         self.need_value(node.elt, elt, "a comprehension element")
-        return Sym(Kind.VALUE, pytype=f"{elt.pytype}[]" if elt.pytype in ("int", "float", "bool") else "any")
+        return Sym(
+            Kind.VALUE,
+            pytype=f"{elt.pytype}[]" if elt.pytype in ("int", "float", "bool") else "any",
+        )
 
     expr_ListComp = _comprehension
     expr_GeneratorExp = _comprehension
@@ -479,7 +548,11 @@ class _Checker:
                 s = self.expr(a, env)
                 if s.kind is Kind.TENSORS and name in ("len", "list", "tuple", "reversed"):
                     if name != "len":
-                        return replace(s, items=None) if name != "reversed" else Sym(Kind.TENSORS, dtype=s.dtype)
+                        return (
+                            replace(s, items=None)
+                            if name != "reversed"
+                            else Sym(Kind.TENSORS, dtype=s.dtype)
+                        )
                     continue
                 self.need_value(a, s, f"the argument of {name}()")
             self.notes[_key(node)] = _CallNote("builtin")
@@ -533,18 +606,26 @@ class _Checker:
         dtype_node = node.args[1] if len(node.args) == 2 else kwargs.get("dtype")
         like_node = kwargs.get("like")
         if (dtype_node is None) == (like_node is None):
-            raise self.fail(node, f"give a constant either a dtype or a tensor to take it from: {usage}")
+            raise self.fail(
+                node, f"give a constant either a dtype or a tensor to take it from: {usage}"
+            )
         note = _CallNote("helper")
         self.notes[_key(node)] = note
         if like_node is not None:
             like = self.expr(like_node, env)
             if like.kind is not Kind.TENSOR or not like.dtype.known:
-                raise self.fail(like_node, "like= needs a tensor whose dtype codegen can tell (an op input, or a value computed from one)")
+                raise self.fail(
+                    like_node,
+                    "like= needs a tensor whose dtype codegen can tell (an op input, or a value computed from one)",
+                )
             note.like = like.dtype
             return Sym(Kind.TENSOR, dtype=like.dtype)
         dtype = self.expr(dtype_node, env)
         if dtype.pytype != "dtype":
-            raise self.fail(dtype_node, f"a constant's dtype is a dtype name ({', '.join(DTYPE_NAMES)}) or dtype_of(x)")
+            raise self.fail(
+                dtype_node,
+                f"a constant's dtype is a dtype name ({', '.join(DTYPE_NAMES)}) or dtype_of(x)",
+            )
         fixed = dtype.literal if isinstance(dtype.literal, str) else None
         return Sym(Kind.TENSOR, dtype=DType(fixed=fixed) if fixed else UNKNOWN)
 
@@ -570,7 +651,9 @@ class _Checker:
     def onnx_call(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
         name = node.func.id  # type: ignore[attr-defined]
         if self.condition:
-            raise self.fail(node, "a `when` condition is decided while exporting; it cannot use ONNX ops")
+            raise self.fail(
+                node, "a `when` condition is decided while exporting; it cannot use ONNX ops"
+            )
         specs = self.specs(node, name)
         by_since = {s.since: s for s in specs.values()}
         note = _CallNote("onnx")
@@ -594,7 +677,11 @@ class _Checker:
         n_in = len(inputs)
         for since, spec in sorted(by_since.items()):
             if n_in > spec.max_inputs or (variadic is None and n_in < spec.min_inputs):
-                rng = f"{spec.min_inputs}" if spec.min_inputs == spec.max_inputs else f"{spec.min_inputs} to {spec.max_inputs}"
+                rng = (
+                    f"{spec.min_inputs}"
+                    if spec.min_inputs == spec.max_inputs
+                    else f"{spec.min_inputs} to {spec.max_inputs}"
+                )
                 raise self.fail(node, f"ONNX {name}-{since} takes {rng} inputs, not {n_in}")
         spec = specs[max(specs)]
         dtypes: list[DType | None] = []
@@ -611,7 +698,9 @@ class _Checker:
             elif sym.kind is Kind.NONE:
                 self._need_optional(arg, specs, pos, name)
             elif sym.kind is Kind.TENSORS:
-                raise self.fail(arg, f"a list of tensors is one input per element: write *{ast.unparse(arg)}")
+                raise self.fail(
+                    arg, f"a list of tensors is one input per element: write *{ast.unparse(arg)}"
+                )
             elif sym.maybe_none:
                 self._need_optional(arg, specs, pos, name)
         for pos, (arg, sym) in enumerate(inputs):
@@ -642,47 +731,80 @@ class _Checker:
             for since, s in sorted(by_since.items()):
                 if kw.arg not in s.attributes:
                     known = ", ".join(sorted(s.attributes)) or "none"
-                    raise self.fail(kw, f"ONNX {name}-{since} has no attribute {kw.arg} (it has: {known})")
+                    raise self.fail(
+                        kw, f"ONNX {name}-{since} has no attribute {kw.arg} (it has: {known})"
+                    )
                 attr_type, _ = s.attributes[kw.arg]
                 note.attr_types[kw.arg] = attr_type
                 if not self._attr_fits(sym, attr_type):
-                    raise self.fail(kw.value, f"attribute {kw.arg} of ONNX {name}-{since} is {attr_type}; this is a Python {sym.pytype}")
+                    raise self.fail(
+                        kw.value,
+                        f"attribute {kw.arg} of ONNX {name}-{since} is {attr_type}; this is a Python {sym.pytype}",
+                    )
             if sym.pytype == "dtype" and note.attr_types[kw.arg] == "INT":
                 note.dtype_attrs.add(kw.arg)
             if sym.maybe_none:
                 note.maybe_none_attrs.add(kw.arg)
         for since, s in sorted(by_since.items()):
-            missing = [a for a, (_, required) in s.attributes.items() if required and a not in attrs]
+            missing = [
+                a for a, (_, required) in s.attributes.items() if required and a not in attrs
+            ]
             if missing:
-                raise self.fail(node, f"ONNX {name}-{since} requires attribute {', '.join(missing)}")
+                raise self.fail(
+                    node, f"ONNX {name}-{since} requires attribute {', '.join(missing)}"
+                )
         mins = {s.min_outputs for s in by_since.values()}
         if outputs is None and not note.dynamic_outputs:
             outputs = max(mins)
         if outputs is not None:
             for since, s in sorted(by_since.items()):
                 if not s.min_outputs <= outputs <= s.max_outputs:
-                    raise self.fail(node, f"ONNX {name}-{since} has {s.min_outputs} to {s.max_outputs} outputs, not {outputs}")
+                    raise self.fail(
+                        node,
+                        f"ONNX {name}-{since} has {s.min_outputs} to {s.max_outputs} outputs, not {outputs}",
+                    )
         self.ops.append(
-            OpUse(name, self.where(node.lineno, node.col_offset), tuple(dtypes),
-                  variadic.dtype if variadic is not None else None)
+            OpUse(
+                name,
+                self.where(node.lineno, node.col_offset),
+                tuple(dtypes),
+                variadic.dtype if variadic is not None else None,
+            )
         )
-        out_dtypes = [self._output_dtype(spec, i, inputs, dtypes, attrs, node) for i in range(outputs or 1)]
+        out_dtypes = [
+            self._output_dtype(spec, i, inputs, dtypes, attrs, node) for i in range(outputs or 1)
+        ]
         if outputs == 1:
             return Sym(Kind.TENSOR, dtype=out_dtypes[0])
         if outputs is None:
             return Sym(Kind.TENSORS, dtype=out_dtypes[0])
-        return Sym(Kind.TENSORS, dtype=UNKNOWN, count=outputs,
-                   items=tuple(Sym(Kind.TENSOR, dtype=d) for d in out_dtypes))  # fmt: skip
+        return Sym(
+            Kind.TENSORS,
+            dtype=UNKNOWN,
+            count=outputs,
+            items=tuple(Sym(Kind.TENSOR, dtype=d) for d in out_dtypes),
+        )
 
     def _need_optional(self, arg: ast.AST, specs: dict[int, OpSpec], pos: int, name: str) -> None:
         for o, s in specs.items():
             formal = s.formal_input(pos)
             if formal is None or not formal.optional:
                 what = f"input {pos} ({formal.name})" if formal else f"input {pos}"
-                raise self.fail(arg, f"{what} of ONNX {name}-{s.since} is required at opset {o}, but this may be None")
+                raise self.fail(
+                    arg,
+                    f"{what} of ONNX {name}-{s.since} is required at opset {o}, but this may be None",
+                )
 
-    def _const_dtype(self, arg: ast.AST, sym: Sym, type_str: str, bound: dict[str, DType],
-                     specs: dict[int, OpSpec], pos: int, name: str) -> DType:  # fmt: skip
+    def _const_dtype(
+        self,
+        arg: ast.AST,
+        sym: Sym,
+        type_str: str,
+        bound: dict[str, DType],
+        specs: dict[int, OpSpec],
+        pos: int,
+        name: str,
+    ) -> DType:
         if type_str in bound:
             return bound[type_str]
         allowed = {frozenset(s.allowed(s.formal_input(pos).type_str)) for s in specs.values()}  # type: ignore[union-attr]
@@ -705,8 +827,15 @@ class _Checker:
             return True
         return sym.pytype == "number" and attr_type in ("INT", "FLOAT")
 
-    def _output_dtype(self, spec: OpSpec, i: int, inputs: list[tuple[ast.expr, Sym]],
-                      dtypes: list[DType | None], attrs: dict[str, Sym], node: ast.Call) -> DType:  # fmt: skip
+    def _output_dtype(
+        self,
+        spec: OpSpec,
+        i: int,
+        inputs: list[tuple[ast.expr, Sym]],
+        dtypes: list[DType | None],
+        attrs: dict[str, Sym],
+        node: ast.Call,
+    ) -> DType:
         if spec.name in _CAST_ATTR:
             to = attrs.get(_CAST_ATTR[spec.name])
             if to is not None and isinstance(to.literal, str):
@@ -792,7 +921,9 @@ class _Render(ast.NodeTransformer):
     def _h(attr: str) -> ast.Attribute:
         return ast.Attribute(value=ast.Name("_h", ast.Load()), attr=attr, ctx=ast.Load())
 
-    def _call(self, func: str, args: list[ast.expr], keywords: list[ast.keyword] | None = None) -> ast.Call:
+    def _call(
+        self, func: str, args: list[ast.expr], keywords: list[ast.keyword] | None = None
+    ) -> ast.Call:
         return ast.Call(func=self._h(func), args=args, keywords=keywords or [])
 
     def _dtype(self, dtype: DType) -> ast.expr:
@@ -815,7 +946,9 @@ class _Render(ast.NodeTransformer):
         args: list[ast.expr] = []
         for pos, arg in enumerate(node.args):
             if pos in note.consts:
-                args.append(self._call("const", [ctx, self.visit(arg), self._dtype(note.consts[pos])]))
+                args.append(
+                    self._call("const", [ctx, self.visit(arg), self._dtype(note.consts[pos])])
+                )
             elif self.target == "symbolic" and (pos in note.optional_inputs or _is_none(arg)):
                 args.append(self._call("optional", [ctx, self.visit(arg)]))
             else:
@@ -830,17 +963,27 @@ class _Render(ast.NodeTransformer):
             if kw.arg in note.dtype_attrs:
                 value = self._call("onnx_dtype", [value])
             if kw.arg == "_outputs":
-                keywords.append(ast.keyword("_outputs" if self.target == "onnxscript" else "outputs", value))
+                keywords.append(
+                    ast.keyword("_outputs" if self.target == "onnxscript" else "outputs", value)
+                )
                 continue
-            arg = kw.arg if self.target == "onnxscript" else f"{kw.arg}_{SYMBOLIC_SUFFIX[note.attr_types[kw.arg]]}"
-            (maybe_none if kw.arg in note.maybe_none_attrs else keywords).append(ast.keyword(arg, value))
+            arg = (
+                kw.arg
+                if self.target == "onnxscript"
+                else f"{kw.arg}_{SYMBOLIC_SUFFIX[note.attr_types[kw.arg]]}"
+            )
+            (maybe_none if kw.arg in note.maybe_none_attrs else keywords).append(
+                ast.keyword(arg, value)
+            )
         if maybe_none:
             # attributes that may be None are left out of the node when they are
             keywords.append(ast.keyword(None, self._call("attrs", [], maybe_none)))
         if self.target == "onnxscript":
             call = ast.Call(ast.Attribute(ctx, name, ast.Load()), args, keywords)
         else:
-            call = ast.Call(ast.Attribute(ctx, "op", ast.Load()), [ast.Constant(name), *args], keywords)
+            call = ast.Call(
+                ast.Attribute(ctx, "op", ast.Load()), [ast.Constant(name), *args], keywords
+            )
         return self._call("as_list", [call]) if note.dynamic_outputs else call
 
 
@@ -867,7 +1010,9 @@ def parse(source: str, where: Callable[[int, int], Location], mode: str = "exec"
     try:
         return ast.parse(source, mode=mode)
     except SyntaxError as err:
-        raise SpecError(where(err.lineno or 1, (err.offset or 1) - 1), f"not valid Python: {err.msg}") from None
+        raise SpecError(
+            where(err.lineno or 1, (err.offset or 1) - 1), f"not valid Python: {err.msg}"
+        ) from None
 
 
 def check_body(
@@ -885,7 +1030,9 @@ def check_body(
     assert isinstance(tree, ast.Module)
     checker = _Checker(source, where, schema, opsets)
     if when is not None:
-        checker.not_none = {n for n, not_none in _none_tests(ast.parse(when, mode="eval").body) if not_none}
+        checker.not_none = {
+            n for n, not_none in _none_tests(ast.parse(when, mode="eval").body) if not_none
+        }
     checker.body(tree)
     returns = checker.returns[0]
     for other in checker.returns[1:]:

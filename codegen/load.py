@@ -32,8 +32,18 @@ from torchonnx.codegen.model import (
 from torchonnx.dtypes import DTYPE_NAMES
 
 COMMON_FILE = "common.yaml"
-ENTRY_KEYS = ("also", "doc", "dtypes", "promote", "input_dtypes", "widen", "shape", "lower",
-              "gaps", "samples")  # fmt: skip
+ENTRY_KEYS = (
+    "also",
+    "doc",
+    "dtypes",
+    "promote",
+    "input_dtypes",
+    "widen",
+    "shape",
+    "lower",
+    "gaps",
+    "samples",
+)
 BLOCK_KEYS = ("since", "when", "emit")
 GAP_KEYS = ("reason", "dtypes", "opsets", "when", "runtime")
 SAMPLE_KEYS = ("args", "opsets", "dtypes", "overload")
@@ -89,7 +99,9 @@ class _File:
         if not isinstance(value, str):
             raise SpecError(where, f"`{key}` must be text (Python), not {_kind(value)}")
         if isinstance(value, FoldedScalarString):
-            raise SpecError(where, f"write `{key}` as a literal block (`|`), not a folded one (`>`)")
+            raise SpecError(
+                where, f"write `{key}` as a literal block (`|`), not a folded one (`>`)"
+            )
         if isinstance(value, LiteralScalarString):
             lines = value.rstrip("\n").split("\n")
             cols = []
@@ -100,7 +112,9 @@ class _File:
             return Source(value.rstrip("\n"), Location(self.name, line0 + 2, cols[0]), tuple(cols))
         raw = self.lines[line0] if line0 < len(self.lines) else ""
         quoted = raw[col0 : col0 + 1] in ("'", '"')
-        return Source(str(value), Location(self.name, line0 + 1, col0 + 1 + quoted), (col0 + 1 + quoted,))
+        return Source(
+            str(value), Location(self.name, line0 + 1, col0 + 1 + quoted), (col0 + 1 + quoted,)
+        )
 
 
 def _kind(value: Any) -> str:
@@ -113,8 +127,14 @@ def _kind(value: Any) -> str:
     return f"{type(value).__name__} {value!r}"
 
 
-def _check_keys(f: _File, node: Any, allowed: Iterable[str], what: str, where: Location,
-                required: Iterable[str] = ()) -> bool:  # fmt: skip
+def _check_keys(
+    f: _File,
+    node: Any,
+    allowed: Iterable[str],
+    what: str,
+    where: Location,
+    required: Iterable[str] = (),
+) -> bool:
     """Report unknown and missing keys; False if `node` is not a mapping or lacks a key."""
     if not isinstance(node, CommentedMap):
         f.diags.error(where, f"{what} must be a mapping, not {_kind(node)}")
@@ -143,7 +163,9 @@ def _opsets(f: _File, node: CommentedMap, key: str) -> OpsetRange:
         return OpsetRange(value, value)
     match = _OPSETS.match(str(value)) if isinstance(value, str) else None
     if not match or not (match.group(1) or match.group(2)):
-        raise SpecError(where, f"`{key}` is an opset or a range like 7..12, 13.. or ..12, not {_kind(value)}")
+        raise SpecError(
+            where, f"`{key}` is an opset or a range like 7..12, 13.. or ..12, not {_kind(value)}"
+        )
     return OpsetRange(int(match.group(1) or 0), int(match.group(2) or 10**6))
 
 
@@ -170,7 +192,9 @@ class DtypeSets:
     def resolve(self, f: _File, value: Any, where: Location, what: str) -> tuple[str, ...]:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list) or not items:
-            raise SpecError(where, f"{what} is a dtype, a set name or a list of them, not {_kind(value)}")
+            raise SpecError(
+                where, f"{what} is a dtype, a set name or a list of them, not {_kind(value)}"
+            )
         out: set[str] = set()
         for i, item in enumerate(items):
             loc = f.item_loc(value, i) if isinstance(value, CommentedSeq) else where
@@ -198,20 +222,34 @@ def load_common(path: Path, diags: Diagnostics) -> tuple[Common, DtypeSets] | No
         return None
     oldest, newest = 7, 7
     opsets = doc.get("opsets")
-    if _check_keys(f, opsets, ("oldest", "newest"), "`opsets`", f.value_loc(doc, "opsets"),
-                   required=("oldest", "newest")):  # fmt: skip
+    if _check_keys(
+        f,
+        opsets,
+        ("oldest", "newest"),
+        "`opsets`",
+        f.value_loc(doc, "opsets"),
+        required=("oldest", "newest"),
+    ):
         oldest, newest = int(opsets.get("oldest", 7)), int(opsets.get("newest", 7))
         if oldest > newest:
-            diags.error(f.value_loc(doc, "opsets"), f"oldest opset {oldest} is newer than newest {newest}")
+            diags.error(
+                f.value_loc(doc, "opsets"), f"oldest opset {oldest} is newer than newest {newest}"
+            )
     sets: dict[str, tuple[str, ...]] = {}
     raw_sets = doc.get("dtypes")
-    if _check_keys(f, raw_sets, [str(k) for k in raw_sets or {}], "`dtypes`", f.value_loc(doc, "dtypes")):
+    if _check_keys(
+        f, raw_sets, [str(k) for k in raw_sets or {}], "`dtypes`", f.value_loc(doc, "dtypes")
+    ):
         resolver = DtypeSets(sets)
         for name in raw_sets:  # sets may use sets defined above them
             with diags.collect():
                 if name in DTYPE_NAMES:
-                    raise SpecError(f.key_loc(raw_sets, name), f"`{name}` is a dtype; a set needs another name")
-                sets[name] = resolver.resolve(f, raw_sets[name], f.value_loc(raw_sets, name), f"set `{name}`")
+                    raise SpecError(
+                        f.key_loc(raw_sets, name), f"`{name}` is a dtype; a set needs another name"
+                    )
+                sets[name] = resolver.resolve(
+                    f, raw_sets[name], f.value_loc(raw_sets, name), f"set `{name}`"
+                )
     limits: list[Limit] = []
     raw_limits = doc.get("limits") or []
     for i, item in enumerate(raw_limits):
@@ -221,14 +259,25 @@ def load_common(path: Path, diags: Diagnostics) -> tuple[Common, DtypeSets] | No
         with diags.collect():
             runtime = item.get("runtime")
             if runtime is not None and runtime not in RUNTIMES:
-                raise SpecError(f.value_loc(item, "runtime"), f"`runtime` names a runtime the tests run: {', '.join(RUNTIMES)}")
-            limits.append(Limit(
-                dtypes=DtypeSets(sets).resolve(f, item["dtypes"], f.value_loc(item, "dtypes"), "`dtypes`"),
-                opsets=_clip(_opsets(f, item, "opsets"), oldest, newest) if "opsets" in item else OpsetRange(oldest, newest),
-                reason=_text(f, item, "reason"),
-                loc=where,
-                runtime=runtime,
-            ))  # fmt: skip
+                raise SpecError(
+                    f.value_loc(item, "runtime"),
+                    f"`runtime` names a runtime the tests run: {', '.join(RUNTIMES)}",
+                )
+            limits.append(
+                Limit(
+                    dtypes=DtypeSets(sets).resolve(
+                        f, item["dtypes"], f.value_loc(item, "dtypes"), "`dtypes`"
+                    ),
+                    opsets=(
+                        _clip(_opsets(f, item, "opsets"), oldest, newest)
+                        if "opsets" in item
+                        else OpsetRange(oldest, newest)
+                    ),
+                    reason=_text(f, item, "reason"),
+                    loc=where,
+                    runtime=runtime,
+                )
+            )
     return Common(oldest, newest, sets, tuple(limits), start), DtypeSets(sets)
 
 
@@ -254,7 +303,10 @@ def load_family(path: Path, common: Common, sets: DtypeSets, diags: Diagnostics)
     if doc is None:
         return []
     if not isinstance(doc, CommentedMap):
-        diags.error(Location(f.name, 1), f"a spec file is a mapping of ATen overloads to entries, not {_kind(doc)}")
+        diags.error(
+            Location(f.name, 1),
+            f"a spec file is a mapping of ATen overloads to entries, not {_kind(doc)}",
+        )
         return []
     entries = []
     for key in doc:
@@ -268,7 +320,9 @@ def load_family(path: Path, common: Common, sets: DtypeSets, diags: Diagnostics)
 def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSets) -> Entry | None:
     node, where = doc[key], f.key_loc(doc, key)
     errors_before = len(f.diags.errors)
-    if not _check_keys(f, node, ENTRY_KEYS, f"entry {key}", where, required=("dtypes", "shape", "lower")):
+    if not _check_keys(
+        f, node, ENTRY_KEYS, f"entry {key}", where, required=("dtypes", "shape", "lower")
+    ):
         return None
 
     also: list[tuple[str, Location]] = []
@@ -285,10 +339,14 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
     input_dtypes: dict[str, tuple[str, ...]] = {}
     if "input_dtypes" in node:
         raw = node["input_dtypes"]
-        if _check_keys(f, raw, [str(k) for k in raw or {}], "`input_dtypes`", f.value_loc(node, "input_dtypes")):
+        if _check_keys(
+            f, raw, [str(k) for k in raw or {}], "`input_dtypes`", f.value_loc(node, "input_dtypes")
+        ):
             for arg in raw:
                 with f.diags.collect():
-                    input_dtypes[str(arg)] = sets.resolve(f, raw[arg], f.value_loc(raw, arg), f"input_dtypes of {arg}")
+                    input_dtypes[str(arg)] = sets.resolve(
+                        f, raw[arg], f.value_loc(raw, arg), f"input_dtypes of {arg}"
+                    )
 
     widen: dict[str, str] = {}
     if "widen" in node:
@@ -297,11 +355,20 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
             for narrow in raw:
                 with f.diags.collect():
                     wide = raw[narrow]
-                    for name, loc in ((narrow, f.key_loc(raw, narrow)), (wide, f.value_loc(raw, narrow))):
+                    for name, loc in (
+                        (narrow, f.key_loc(raw, narrow)),
+                        (wide, f.value_loc(raw, narrow)),
+                    ):
                         if name not in DTYPE_NAMES:
-                            raise SpecError(loc, f"`widen` maps a dtype to a wider dtype; `{name}` is not a dtype")
+                            raise SpecError(
+                                loc,
+                                f"`widen` maps a dtype to a wider dtype; `{name}` is not a dtype",
+                            )
                     if narrow not in dtypes:
-                        raise SpecError(f.key_loc(raw, narrow), f"`widen` names {narrow}, which is not in this entry's dtypes")
+                        raise SpecError(
+                            f.key_loc(raw, narrow),
+                            f"`widen` names {narrow}, which is not in this entry's dtypes",
+                        )
                     widen[str(narrow)] = str(wide)
 
     blocks = _blocks(f, node, common)
@@ -317,7 +384,9 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
         also=tuple(also),
         doc=doc_text,
         dtypes=dtypes,
-        dtypes_text=node["dtypes"] if isinstance(node["dtypes"], str) else ", ".join(node["dtypes"]),
+        dtypes_text=(
+            node["dtypes"] if isinstance(node["dtypes"], str) else ", ".join(node["dtypes"])
+        ),
         dtypes_loc=f.value_loc(node, "dtypes"),
         promote=promote,
         input_dtypes=input_dtypes,
@@ -332,7 +401,10 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
 def _blocks(f: _File, node: CommentedMap, common: Common) -> tuple[Block, ...]:
     raw = node["lower"]
     if not isinstance(raw, CommentedSeq) or not raw:
-        raise SpecError(f.value_loc(node, "lower"), "`lower` is a list of lowerings, each with `since` and `emit`")
+        raise SpecError(
+            f.value_loc(node, "lower"),
+            "`lower` is a list of lowerings, each with `since` and `emit`",
+        )
     blocks = []
     for i, item in enumerate(raw):
         where = f.item_loc(raw, i)
@@ -341,18 +413,22 @@ def _blocks(f: _File, node: CommentedMap, common: Common) -> tuple[Block, ...]:
         with f.diags.collect():
             since = item["since"]
             if not isinstance(since, int) or isinstance(since, bool):
-                raise SpecError(f.value_loc(item, "since"), f"`since` is an opset number, not {_kind(since)}")
+                raise SpecError(
+                    f.value_loc(item, "since"), f"`since` is an opset number, not {_kind(since)}"
+                )
             if not common.oldest <= since <= common.newest:
                 raise SpecError(
                     f.value_loc(item, "since"),
                     f"opset {since} is outside the opsets torchonnx targets ({common.oldest}..{common.newest}, common.yaml)",
                 )
-            blocks.append(Block(
-                since=since,
-                emit=f.source(item, "emit"),
-                loc=where,
-                when=f.source(item, "when") if "when" in item else None,
-            ))  # fmt: skip
+            blocks.append(
+                Block(
+                    since=since,
+                    emit=f.source(item, "emit"),
+                    loc=where,
+                    when=f.source(item, "when") if "when" in item else None,
+                )
+            )
     return tuple(blocks)
 
 
@@ -368,17 +444,32 @@ def _gaps(f: _File, node: CommentedMap, common: Common, sets: DtypeSets) -> tupl
         with f.diags.collect():
             runtime = item.get("runtime")
             if runtime is not None and runtime not in RUNTIMES:
-                raise SpecError(f.value_loc(item, "runtime"), f"`runtime` names a runtime the tests run: {', '.join(RUNTIMES)}")
+                raise SpecError(
+                    f.value_loc(item, "runtime"),
+                    f"`runtime` names a runtime the tests run: {', '.join(RUNTIMES)}",
+                )
             if not any(k in item for k in ("dtypes", "opsets", "when", "runtime")):
-                raise SpecError(where, "a gap says what is missing: `dtypes`, `opsets`, `when` or `runtime`")
-            gaps.append(Gap(
-                reason=_text(f, item, "reason"),
-                loc=where,
-                dtypes=sets.resolve(f, item["dtypes"], f.value_loc(item, "dtypes"), "`dtypes`") if "dtypes" in item else (),
-                opsets=_clip(_opsets(f, item, "opsets"), common.oldest, common.newest) if "opsets" in item else None,
-                when=f.source(item, "when") if "when" in item else None,
-                runtime=runtime,
-            ))  # fmt: skip
+                raise SpecError(
+                    where, "a gap says what is missing: `dtypes`, `opsets`, `when` or `runtime`"
+                )
+            gaps.append(
+                Gap(
+                    reason=_text(f, item, "reason"),
+                    loc=where,
+                    dtypes=(
+                        sets.resolve(f, item["dtypes"], f.value_loc(item, "dtypes"), "`dtypes`")
+                        if "dtypes" in item
+                        else ()
+                    ),
+                    opsets=(
+                        _clip(_opsets(f, item, "opsets"), common.oldest, common.newest)
+                        if "opsets" in item
+                        else None
+                    ),
+                    when=f.source(item, "when") if "when" in item else None,
+                    runtime=runtime,
+                )
+            )
     return tuple(gaps)
 
 
@@ -395,11 +486,21 @@ def _samples(f: _File, node: CommentedMap, common: Common, sets: DtypeSets) -> t
         if not _check_keys(f, item, SAMPLE_KEYS, "a sample", where, required=("args",)):
             continue
         with f.diags.collect():
-            samples.append(Sample(
-                text=_text(f, item, "args"),
-                loc=f.value_loc(item, "args"),
-                opsets=_clip(_opsets(f, item, "opsets"), common.oldest, common.newest) if "opsets" in item else None,
-                dtypes=sets.resolve(f, item["dtypes"], f.value_loc(item, "dtypes"), "`dtypes`") if "dtypes" in item else (),
-                overload=str(item["overload"]) if "overload" in item else None,
-            ))  # fmt: skip
+            samples.append(
+                Sample(
+                    text=_text(f, item, "args"),
+                    loc=f.value_loc(item, "args"),
+                    opsets=(
+                        _clip(_opsets(f, item, "opsets"), common.oldest, common.newest)
+                        if "opsets" in item
+                        else None
+                    ),
+                    dtypes=(
+                        sets.resolve(f, item["dtypes"], f.value_loc(item, "dtypes"), "`dtypes`")
+                        if "dtypes" in item
+                        else ()
+                    ),
+                    overload=str(item["overload"]) if "overload" in item else None,
+                )
+            )
     return tuple(samples)

@@ -28,7 +28,10 @@ def load_specs(spec_dir: Path) -> tuple[Specs | None, list[SpecError]]:
     diags = Diagnostics()
     common_path = spec_dir / COMMON_FILE
     if not common_path.exists():
-        diags.error(Location(display_path(common_path), 1), f"{COMMON_FILE} is missing: it names the opsets and dtype sets")
+        diags.error(
+            Location(display_path(common_path), 1),
+            f"{COMMON_FILE} is missing: it names the opsets and dtype sets",
+        )
         return None, diags.sorted()
     loaded = load_common(common_path, diags)
     if loaded is None:
@@ -58,8 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m torchonnx.codegen",
         description="Check the ATen-to-ONNX specs and generate lowerings, registry and tables.",
     )
-    parser.add_argument("--specs", type=Path, default=Path("specs"), help="spec folder (default: specs)")
-    parser.add_argument("--out", type=Path, default=Path("generated"), help="output folder (default: generated)")
+    parser.add_argument(
+        "--specs", type=Path, default=Path("specs"), help="spec folder (default: specs)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("generated"), help="output folder (default: generated)"
+    )
     parser.add_argument(
         "--check",
         action="store_true",
@@ -73,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     if fm is None:
         for err in errors:
             print(err, file=sys.stderr)
-        print(f"{len(errors)} error(s) in {display_path(args.specs)}; nothing was written", file=sys.stderr)
+        print(
+            f"{len(errors)} error(s) in {display_path(args.specs)}; nothing was written",
+            file=sys.stderr,
+        )
         return 1
     if args.check:
         with tempfile.TemporaryDirectory(prefix="torchonnx-codegen-") as tmp:
@@ -86,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return 1
-        print(f"{display_path(args.out)} matches {display_path(args.specs)} ({len(fm.files)} files)")
+        print(
+            f"{display_path(args.out)} matches {display_path(args.specs)} ({len(fm.files)} files)"
+        )
         return 0
     changed = fm.write(args.out)
     for rel in changed:

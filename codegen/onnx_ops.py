@@ -84,9 +84,7 @@ def op_at(name: str, opset: int) -> OpSpec | None:
         max_inputs=schema.max_input,
         min_outputs=schema.min_output,
         max_outputs=schema.max_output,
-        attributes={
-            a.name: (a.type.name, a.required) for a in schema.attributes.values()
-        },
+        attributes={a.name: (a.type.name, a.required) for a in schema.attributes.values()},
         types={t.type_param_str: frozenset(t.allowed_type_strs) for t in schema.type_constraints},
         deprecated=schema.deprecated,
     )

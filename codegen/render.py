@@ -127,13 +127,20 @@ class Renderer:
                     schema = a.schemas[name]
                     uses_math |= "math." in fn.onnxscript
                     view.functions.append(
-                        _Fn(fn.name, _python_params(schema), _doc_of(schema, lw), fn.onnxscript,
-                            fn.alias_of)  # fmt: skip
+                        _Fn(
+                            fn.name,
+                            _python_params(schema),
+                            _doc_of(schema, lw),
+                            fn.onnxscript,
+                            fn.alias_of,
+                        )
                     )
                 if lw.when:
                     fn = lw.functions[a.entry.key]
                     uses_math |= "math." in lw.when
-                    view.predicates.append(_Pred(_when_name(fn.name), _python_params(a.primary), lw.when))
+                    view.predicates.append(
+                        _Pred(_when_name(fn.name), _python_params(a.primary), lw.when)
+                    )
             for g in a.gaps:
                 if g.when and g.name:
                     view.predicates.append(_Pred(g.name, _python_params(a.primary), g.when))
@@ -163,11 +170,20 @@ class Renderer:
                     packets[schema.name].add(name)
                     uses_math |= "math." in fn.symbolic
                     functions.append(
-                        _Fn(fn.name, _python_params(schema), _doc_of(schema, lw), fn.symbolic, fn.alias_of)
+                        _Fn(
+                            fn.name,
+                            _python_params(schema),
+                            _doc_of(schema, lw),
+                            fn.symbolic,
+                            fn.alias_of,
+                        )
                     )
             dispatchers = [
-                {"name": _dispatcher_name(packet.split("::")[1]), "packet": packet,
-                 "overloads": ", ".join(sorted(overloads))}  # fmt: skip
+                {
+                    "name": _dispatcher_name(packet.split("::")[1]),
+                    "packet": packet,
+                    "overloads": ", ".join(sorted(overloads)),
+                }
                 for packet, overloads in sorted(packets.items())
             ]
             modules[opset] = self.env.get_template("symbolic_module.py.j2").render(
@@ -200,9 +216,19 @@ class Renderer:
             reasons=list(reasons),
             entries=entries,
             runtime_limits=[
-                f"RuntimeLimit({l.runtime!r}, {l.dtypes!r}, ({l.opsets.lo}, {l.opsets.hi}), {l.reason!r}, {_spec_loc(l.loc)!r})"
-                for l in self.common.limits if l.runtime
+                f"RuntimeLimit({limit.runtime!r}, {limit.dtypes!r}, ({limit.opsets.lo}, "
+                f"{limit.opsets.hi}), {limit.reason!r}, {_spec_loc(limit.loc)!r})"
+                for limit in self.common.limits
+                if limit.runtime
             ],
+            kinds=sorted(
+                {
+                    _KINDS[p.kind]
+                    for a in self.analyzed
+                    for s in a.schemas.values()
+                    for p in s.params
+                }
+            ),
         )
 
     def _entry_view(self, a: Analyzed, reason_ref) -> dict:
@@ -220,29 +246,44 @@ class Renderer:
                 if p.aten_name != p.name:
                     parts.append(f"aten_name={p.aten_name!r}")
                 params.append(f"Param({', '.join(parts)})")
-            overloads.append({"name": name, "schema": schema.schema, "params": params,
-                              "returns": repr(schema.returns)})  # fmt: skip
+            overloads.append(
+                {
+                    "name": name,
+                    "schema": schema.schema,
+                    "params": params,
+                    "returns": repr(schema.returns),
+                }
+            )
         lowerings = []
         for lw in sorted(a.lowerings, key=lambda lw: (-lw.since, lw.index)):
             primary_fn = lw.functions[e.key]
             fns = {n: f"{family}.{f.alias_of or f.name}" for n, f in lw.functions.items()}
-            symbolic = {n: f"symbolic_opset{lw.since}.{f.alias_of or f.name}" for n, f in lw.functions.items()}
+            symbolic = {
+                n: f"symbolic_opset{lw.since}.{f.alias_of or f.name}"
+                for n, f in lw.functions.items()
+            }
             dtypes = {
-                dtype: "(" + "".join(f"({s.lo}, {s.hi}, {s.compute!r}, {reason_ref(s.reason)}), " for s in segs) + ")"
+                dtype: "("
+                + "".join(
+                    f"({s.lo}, {s.hi}, {s.compute!r}, {reason_ref(s.reason)}), " for s in segs
+                )
+                + ")"
                 for dtype, segs in lw.plan.items()
             }
-            lowerings.append({
-                "since": lw.since,
-                "until": lw.until,
-                "spec": repr(_spec_loc(lw.block.loc)),
-                "fns": fns,
-                "symbolic": symbolic,
-                "dtypes": dtypes,
-                "cast_back": repr(lw.cast_back),
-                "onnx_ops": repr(lw.onnx_ops),
-                "when": f"{family}.{_when_name(primary_fn.name)}" if lw.when else None,
-                "when_text": repr(lw.when) if lw.when else None,
-            })  # fmt: skip
+            lowerings.append(
+                {
+                    "since": lw.since,
+                    "until": lw.until,
+                    "spec": repr(_spec_loc(lw.block.loc)),
+                    "fns": fns,
+                    "symbolic": symbolic,
+                    "dtypes": dtypes,
+                    "cast_back": repr(lw.cast_back),
+                    "onnx_ops": repr(lw.onnx_ops),
+                    "when": f"{family}.{_when_name(primary_fn.name)}" if lw.when else None,
+                    "when_text": repr(lw.when) if lw.when else None,
+                }
+            )
         gaps = []
         for g in a.gaps:
             gap = g.gap
@@ -296,15 +337,17 @@ class Renderer:
         rows = []
         for a in sorted(self.analyzed, key=lambda a: a.entry.key):
             for lw in sorted(a.lowerings, key=lambda lw: (lw.since, lw.index)):
-                rows.append({
-                    "overloads": _overload_cell(a),
-                    "opsets": f"{lw.since}..{lw.until}",
-                    "when": f"`{lw.when}`" if lw.when else "",
-                    "dtypes": _dtype_summary(lw.plan),
-                    "ops": ", ".join(lw.onnx_ops),
-                    "gaps": _gap_cell(a),
-                    "spec": _spec_loc(lw.block.loc),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "overloads": _overload_cell(a),
+                        "opsets": f"{lw.since}..{lw.until}",
+                        "when": f"`{lw.when}`" if lw.when else "",
+                        "dtypes": _dtype_summary(lw.plan),
+                        "ops": ", ".join(lw.onnx_ops),
+                        "gaps": _gap_cell(a),
+                        "spec": _spec_loc(lw.block.loc),
+                    }
+                )
         overloads = sum(len(a.schemas) for a in self.analyzed)
         docs = {
             "operators.md": self.env.get_template("operators.md.j2").render(
@@ -323,14 +366,16 @@ class Renderer:
             for a in sorted(self.analyzed, key=lambda a: a.entry.key):
                 for lw in sorted(a.lowerings, key=lambda lw: (lw.since, lw.index)):
                     if lw.since <= opset <= lw.until:
-                        at.append({
-                            "overloads": _overload_cell(a),
-                            "since": lw.since,
-                            "when": f"`{lw.when}`" if lw.when else "",
-                            "dtypes": _dtype_at(lw.plan, opset),
-                            "ops": ", ".join(lw.onnx_ops),
-                            "gaps": _gap_cell(a),
-                        })  # fmt: skip
+                        at.append(
+                            {
+                                "overloads": _overload_cell(a),
+                                "since": lw.since,
+                                "when": f"`{lw.when}`" if lw.when else "",
+                                "dtypes": _dtype_at(lw.plan, opset),
+                                "ops": ", ".join(lw.onnx_ops),
+                                "gaps": _gap_cell(a),
+                            }
+                        )
             docs[f"opset{opset}.md"] = self.env.get_template("opset.md.j2").render(
                 header=header, opset=opset, rows=at, count=len({r["overloads"] for r in at})
             )
@@ -372,7 +417,9 @@ def _dtype_summary(plan: dict[str, tuple[Segment, ...]]) -> str:
             partial.append(f"{dtype} at {s.lo}..{s.hi}")
         for s in wide:
             widened.append(f"{dtype} as {s.compute} at {s.lo}..{s.hi}")
-    return "; ".join(x for x in (", ".join(everywhere), ", ".join(partial), ", ".join(widened)) if x)
+    return "; ".join(
+        x for x in (", ".join(everywhere), ", ".join(partial), ", ".join(widened)) if x
+    )
 
 
 def _dtype_at(plan: dict[str, tuple[Segment, ...]], opset: int) -> str:

@@ -8,10 +8,7 @@ The runtime dispatches through `OVERLOADS`; tests and docs read the same data.
 
 from __future__ import annotations
 
-from torchonnx.generated import onnxscript_elementwise as _elementwise
-from torchonnx.generated import onnxscript_shape as _shape
 from torchonnx.dispatch import (
-    MAYBE_TENSOR,
     TENSOR,
     TENSORS,
     VALUE,
@@ -23,6 +20,8 @@ from torchonnx.dispatch import (
     RuntimeLimit,
     Sample,
 )
+from torchonnx.generated import onnxscript_elementwise as _elementwise
+from torchonnx.generated import onnxscript_shape as _shape
 
 OLDEST_OPSET = 7
 NEWEST_OPSET = 28

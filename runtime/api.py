@@ -14,7 +14,8 @@ import torch
 from torchonnx.build import GraphBuild
 from torchonnx.capture import capture
 from torchonnx.errors import UnsupportedArgumentError, UnsupportedOpsetError
-from torchonnx.optimize import finalize, optimize as optimize_model
+from torchonnx.optimize import finalize
+from torchonnx.optimize import optimize as optimize_model
 from torchonnx.program import ONNXProgram
 
 DEFAULT_OPSET = 18
@@ -96,7 +97,11 @@ def export(
         export_params=(export_params, True, "exporting without parameters"),
         dynamic_axes=(dynamic_axes, None, "dynamic_axes (use dynamic_shapes)"),
         custom_opsets=(custom_opsets, None, "custom opset domains"),
-        export_modules_as_functions=(export_modules_as_functions, False, "modules as ONNX functions"),
+        export_modules_as_functions=(
+            export_modules_as_functions,
+            False,
+            "modules as ONNX functions",
+        ),
         autograd_inlining=(autograd_inlining, True, "keeping autograd functions whole"),
     )
     if operator_export_type is not None and getattr(operator_export_type, "name", "ONNX") != "ONNX":
@@ -116,10 +121,14 @@ def export(
     start = time.perf_counter()
     program = capture(model, args, kwargs, dynamic_shapes, training=_training(training))
     timings["capture"] = time.perf_counter() - start
+    if isinstance(model, torch.export.ExportedProgram) and not args and not kwargs:
+        args, kwargs = model.example_inputs or ((), None)  # what verify runs with
     if dump_exported_program:
         Path(artifacts_dir).mkdir(parents=True, exist_ok=True)
         name = type(model).__name__
-        (Path(artifacts_dir) / f"{name}_exported_program.txt").write_text(str(program), encoding="utf-8")
+        (Path(artifacts_dir) / f"{name}_exported_program.txt").write_text(
+            str(program), encoding="utf-8"
+        )
     start = time.perf_counter()
     build = GraphBuild(program, opset, input_names, output_names)
     onnx_model = build.run()
@@ -129,8 +138,12 @@ def export(
         optimize_model(onnx_model, constant_folding=do_constant_folding)
     finalize(onnx_model, initializers_as_inputs=keep_initializers_as_inputs)
     timings["optimize"] = time.perf_counter() - start
-    result = ONNXProgram(onnx_model, program, external_data=external_data,
-                         initializers_as_inputs=keep_initializers_as_inputs)  # fmt: skip
+    result = ONNXProgram(
+        onnx_model,
+        program,
+        external_data=external_data,
+        initializers_as_inputs=keep_initializers_as_inputs,
+    )
     result.timings = timings
     result.lowerings = build.backend.used
     if verify:

@@ -77,7 +77,9 @@ def module_path(node: torch.fx.Node) -> str | None:
     if not stack:
         return None
     path, _ = list(stack.values())[-1]
-    return re.sub(r"^L\['self'\]\.?", "", path).replace("._modules['", ".").replace("']", "") or None
+    return (
+        re.sub(r"^L\['self'\]\.?", "", path).replace("._modules['", ".").replace("']", "") or None
+    )
 
 
 class GraphBuild:
@@ -173,7 +175,9 @@ class GraphBuild:
         try:
             out = lower(entry, name, self.backend, bind(overload, args, kwargs))
         except NotLowerable as err:
-            self._unsupported(node, name, err.reason, spec=err.spec or entry.spec, opsets=err.opsets)
+            self._unsupported(
+                node, name, err.reason, spec=err.spec or entry.spec, opsets=err.opsets
+            )
             return
         self.values[node] = self._outputs(node, out, meta)
 
@@ -182,7 +186,10 @@ class GraphBuild:
             return self._adopt(out, node.name, meta)
         if isinstance(out, (list, tuple)):
             metas = meta if isinstance(meta, (list, tuple)) else [None] * len(out)
-            return [self._adopt(v, f"{node.name}_{i}", m) for i, (v, m) in enumerate(zip(out, metas, strict=False))]
+            return [
+                self._adopt(v, f"{node.name}_{i}", m)
+                for i, (v, m) in enumerate(zip(out, metas, strict=False))
+            ]
         return out
 
     def _adopt(self, value: ir.Value, name: str, meta: Any) -> ir.Value:
@@ -195,15 +202,24 @@ class GraphBuild:
             _set_type(value, meta)
         return value
 
-    def _unsupported(self, node: torch.fx.Node, op: str, reason: str, *, spec: str | None = None,
-                     opsets: Sequence[int] = ()) -> None:  # fmt: skip
+    def _unsupported(
+        self,
+        node: torch.fx.Node,
+        op: str,
+        reason: str,
+        *,
+        spec: str | None = None,
+        opsets: Sequence[int] = (),
+    ) -> None:
         dtypes = tuple(
             name_of(a.meta["val"].dtype)
             for a in node.all_input_nodes
             if isinstance(a.meta.get("val"), torch.Tensor)
         )
         self.problems.append(
-            Unsupported(op, reason, dtypes, user_source(node), module_path(node), spec, tuple(opsets))
+            Unsupported(
+                op, reason, dtypes, user_source(node), module_path(node), spec, tuple(opsets)
+            )
         )
         self._placeholder(node)
 

@@ -83,7 +83,11 @@ class IRBackend:
         self.used.append((overload, lowering.spec))
 
     def dtype_of(self, value: Any) -> str | None:
-        return name_of(value.dtype) if isinstance(value, ir.Value) and value.dtype is not None else None
+        return (
+            name_of(value.dtype)
+            if isinstance(value, ir.Value) and value.dtype is not None
+            else None
+        )
 
     def rank_of(self, value: Any) -> int | None:
         return len(value.shape) if isinstance(value, ir.Value) and value.shape is not None else None

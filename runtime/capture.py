@@ -64,13 +64,20 @@ def capture(
         program = model
     else:
         if not isinstance(model, torch.nn.Module):
-            raise TypeError(f"export takes an nn.Module or an ExportedProgram, not {type(model).__name__}")
+            raise TypeError(
+                f"export takes an nn.Module or an ExportedProgram, not {type(model).__name__}"
+            )
         program = _export(model, args, kwargs, dynamic_shapes, training)
     return program.run_decompositions(decomposition_table())
 
 
-def _export(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any] | None,
-            dynamic_shapes: Any, training: str) -> ExportedProgram:  # fmt: skip
+def _export(
+    model: torch.nn.Module,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any] | None,
+    dynamic_shapes: Any,
+    training: str,
+) -> ExportedProgram:
     errors = []
     with training_mode(model, training):
         for strict in (False, True):  # non-strict first: it runs the model's Python as is
@@ -78,6 +85,6 @@ def _export(model: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any
                 return torch.export.export(
                     model, args, kwargs=kwargs, dynamic_shapes=dynamic_shapes, strict=strict
                 )
-            except Exception as err:  # noqa: BLE001 - both attempts are reported below
+            except Exception as err:
                 errors.append(f"torch.export.export(strict={strict}): {type(err).__name__}: {err}")
     raise CaptureError("torch.export could not capture the model.\n\n" + "\n\n".join(errors))

@@ -149,7 +149,9 @@ class Backend(Protocol):
 class NotLowerable(Exception):
     """This call cannot be lowered at this opset; `reason` says why, `opsets` what would work."""
 
-    def __init__(self, reason: str, *, spec: str | None = None, opsets: list[int] | None = None) -> None:
+    def __init__(
+        self, reason: str, *, spec: str | None = None, opsets: list[int] | None = None
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.spec = spec
@@ -161,7 +163,9 @@ def bind(overload: Overload, args: Sequence[Any], kwargs: dict[str, Any]) -> dic
     bound: dict[str, Any] = {}
     positional = [p for p in overload.params if not p.kwarg_only]
     if len(args) > len(positional):
-        raise TypeError(f"{overload.name} takes {len(positional)} positional arguments, got {len(args)}")
+        raise TypeError(
+            f"{overload.name} takes {len(positional)} positional arguments, got {len(args)}"
+        )
     for p, a in zip(positional, args, strict=False):
         bound[p.name] = a
     for p in overload.params:
@@ -193,20 +197,36 @@ def select(entry: Entry, opset: int, args: dict[str, Any], cap: int | None = Non
             lowering.when is None or lowering.when(**args)
         ):
             return lowering
-    works = sorted({o for lw in entry.lowerings for o in range(lw.since, lw.until + 1)
-                    if lw.when is None or lw.when(**args)})  # fmt: skip
+    works = sorted(
+        {
+            o
+            for lw in entry.lowerings
+            for o in range(lw.since, lw.until + 1)
+            if lw.when is None or lw.when(**args)
+        }
+    )
     if not works:
-        conditions = "; ".join(f"`{lw.when_text}` (from opset {lw.since})" for lw in entry.lowerings if lw.when_text)
-        raise NotLowerable(f"no lowering applies to these arguments: each needs {conditions}", spec=entry.spec)
+        conditions = "; ".join(
+            f"`{lw.when_text}` (from opset {lw.since})" for lw in entry.lowerings if lw.when_text
+        )
+        raise NotLowerable(
+            f"no lowering applies to these arguments: each needs {conditions}", spec=entry.spec
+        )
     lowest = min(works)
     reason = (
-        f"supported from opset {lowest}" if opset < lowest else f"supported at opsets {_span(works)}"
+        f"supported from opset {lowest}"
+        if opset < lowest
+        else f"supported at opsets {_span(works)}"
     )
     raise NotLowerable(f"not supported at opset {opset}; {reason}", spec=entry.spec, opsets=works)
 
 
 def _span(opsets: list[int]) -> str:
-    return f"{opsets[0]}..{opsets[-1]}" if opsets == list(range(opsets[0], opsets[-1] + 1)) else ", ".join(map(str, opsets))
+    return (
+        f"{opsets[0]}..{opsets[-1]}"
+        if opsets == list(range(opsets[0], opsets[-1] + 1))
+        else ", ".join(map(str, opsets))
+    )
 
 
 def compute_dtype_for(entry: Entry, backend: Backend, args: dict[str, Any]) -> str | None:
@@ -225,7 +245,9 @@ def compute_dtype_for(entry: Entry, backend: Backend, args: dict[str, Any]) -> s
             for tensor in _tensors(value):
                 dtype = backend.dtype_of(tensor)
                 if dtype is None:
-                    raise NotLowerable(f"the dtype of argument {name} is not known", spec=entry.spec)
+                    raise NotLowerable(
+                        f"the dtype of argument {name} is not known", spec=entry.spec
+                    )
                 operands.append(Operand(dtype, backend.rank_of(tensor)))
         return compute_dtype(entry.promote, operands)
     for name in entry.group:
@@ -234,8 +256,9 @@ def compute_dtype_for(entry: Entry, backend: Backend, args: dict[str, Any]) -> s
     return None
 
 
-def plan(entry: Entry, opset: int, args: dict[str, Any], backend: Backend,
-         cap: int | None = None) -> tuple[Lowering, str | None, str | None]:  # fmt: skip
+def plan(
+    entry: Entry, opset: int, args: dict[str, Any], backend: Backend, cap: int | None = None
+) -> tuple[Lowering, str | None, str | None]:
     """(lowering, compute dtype, dtype to run in) for this call; NotLowerable if unsupported."""
     lowering = select(entry, opset, args, cap)
     for gap in entry.gaps:
@@ -245,7 +268,9 @@ def plan(entry: Entry, opset: int, args: dict[str, Any], backend: Backend,
         for tensor in _tensors(args.get(name)):
             dtype = backend.dtype_of(tensor)
             if dtype is not None and dtype not in allowed:
-                raise NotLowerable(f"argument {name} is {dtype}; supported: {', '.join(allowed)}", spec=entry.spec)
+                raise NotLowerable(
+                    f"argument {name} is {dtype}; supported: {', '.join(allowed)}", spec=entry.spec
+                )
     compute = compute_dtype_for(entry, backend, args)
     if compute is None:
         return lowering, None, None
@@ -253,7 +278,9 @@ def plan(entry: Entry, opset: int, args: dict[str, Any], backend: Backend,
     if run is None:
         works = dtype_opsets(entry, compute)
         hint = f"; {compute} works at opsets {_span(works)}" if works else ""
-        raise NotLowerable(f"{compute} at opset {opset}: {reason}{hint}", spec=lowering.spec, opsets=works)
+        raise NotLowerable(
+            f"{compute} at opset {opset}: {reason}{hint}", spec=lowering.spec, opsets=works
+        )
     return lowering, compute, run
 
 
@@ -301,7 +328,10 @@ def lower(
     out = fn(backend.ctx, *args.values())
     if run is not None and compute is not None and run != compute:
         if isinstance(out, tuple):
-            out = tuple(backend.cast(v, compute) if back else v for v, back in zip(out, lowering.cast_back, strict=True))
+            out = tuple(
+                backend.cast(v, compute) if back else v
+                for v, back in zip(out, lowering.cast_back, strict=True)
+            )
         elif isinstance(out, list):
             out = [backend.cast(v, compute) for v in out] if lowering.cast_back[0] else out
         elif lowering.cast_back[0]:

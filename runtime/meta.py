@@ -10,8 +10,8 @@ from typing import Any
 
 import onnx_ir as ir
 
-from torchonnx.dtypes import FLOATING, name_of
 from torchonnx.dispatch import NotLowerable
+from torchonnx.dtypes import FLOATING, name_of
 
 
 def _shape(value: Any) -> list[int | str | None]:

@@ -29,8 +29,14 @@ PROTOBUF_LIMIT_BYTES = 2**31 - 1
 class ONNXProgram:
     """An ONNX model exported from PyTorch, with the program it was exported from."""
 
-    def __init__(self, model: ir.Model, exported_program: ExportedProgram | None,
-                 *, external_data: bool = True, initializers_as_inputs: bool = False) -> None:  # fmt: skip
+    def __init__(
+        self,
+        model: ir.Model,
+        exported_program: ExportedProgram | None,
+        *,
+        external_data: bool = True,
+        initializers_as_inputs: bool = False,
+    ) -> None:
         self.model = model
         self.exported_program = exported_program
         self.external_data = external_data
@@ -58,9 +64,15 @@ class ONNXProgram:
         self._session = None
 
     def _weight_bytes(self) -> int:
-        return sum(v.const_value.nbytes for v in self.model.graph.initializers.values() if v.const_value is not None)
+        return sum(
+            v.const_value.nbytes
+            for v in self.model.graph.initializers.values()
+            if v.const_value is not None
+        )
 
-    def save(self, destination: str | os.PathLike[str], *, external_data: bool | None = None) -> None:
+    def save(
+        self, destination: str | os.PathLike[str], *, external_data: bool | None = None
+    ) -> None:
         """Write the model to `destination`, weights to `<name>.data` beside it when external.
 
         external_data=None follows the export's `external_data` setting; models over 2 GiB are
@@ -74,8 +86,12 @@ class ONNXProgram:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
         try:
             if external:
-                ir.save(self.model, tmp / path.name, external_data=data_name,
-                        size_threshold_bytes=EXTERNAL_THRESHOLD_BYTES)  # fmt: skip
+                ir.save(
+                    self.model,
+                    tmp / path.name,
+                    external_data=data_name,
+                    size_threshold_bytes=EXTERNAL_THRESHOLD_BYTES,
+                )
             else:
                 ir.save(self.model, tmp / path.name)
             if (tmp / data_name).exists():
@@ -108,9 +124,13 @@ class ONNXProgram:
                 )
         return self._session
 
-    def input_tensors(self, args: Sequence[Any], kwargs: dict[str, Any] | None = None) -> list[torch.Tensor]:
+    def input_tensors(
+        self, args: Sequence[Any], kwargs: dict[str, Any] | None = None
+    ) -> list[torch.Tensor]:
         """The model's tensor inputs, flattened in the graph's order."""
-        leaves, _ = torch.utils._pytree.tree_flatten((tuple(args), _ordered_kwargs(self.exported_program, kwargs or {})))
+        leaves, _ = torch.utils._pytree.tree_flatten(
+            (tuple(args), _ordered_kwargs(self.exported_program, kwargs or {}))
+        )
         return [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
 
     def __call__(self, *args: Any, **kwargs: Any) -> list[torch.Tensor]:
@@ -120,7 +140,9 @@ class ONNXProgram:
         graph = self.model.graph
         names = [v.name for v in graph.inputs if v.name not in graph.initializers]
         if len(tensors) != len(names):
-            raise TypeError(f"the model takes {len(names)} tensor inputs, {len(tensors)} were given")
+            raise TypeError(
+                f"the model takes {len(names)} tensor inputs, {len(tensors)} were given"
+            )
         feeds = {n: _ort_value(t) for n, t in zip(names, tensors, strict=True)}
         outputs = session.run_with_ort_values(None, feeds)
         return [_from_ort(o, v.dtype) for o, v in zip(outputs, graph.outputs, strict=True)]
@@ -151,7 +173,9 @@ def _from_ort(value: Any, dtype: ir.DataType | None) -> torch.Tensor:
         count = value.tensor_size_in_bytes() // 2
         if count == 0:
             return torch.empty(value.shape(), dtype=torch.bfloat16)
-        bits = np.ctypeslib.as_array(ctypes.cast(value.data_ptr(), ctypes.POINTER(ctypes.c_uint16)), (count,))
+        bits = np.ctypeslib.as_array(
+            ctypes.cast(value.data_ptr(), ctypes.POINTER(ctypes.c_uint16)), (count,)
+        )
         return torch.from_numpy(bits.copy()).view(torch.bfloat16).reshape(value.shape())
     return _from_numpy(value.numpy(), dtype)
 

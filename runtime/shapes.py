@@ -132,8 +132,24 @@ def flatten(x: Shape, start_dim: int, end_dim: int) -> Shape:
 
 RULES: dict[str, Callable[..., Shape | list[Shape]]] = {
     f.__name__.rstrip("_"): f
-    for f in (same, broadcast, reduce, matmul, linear, permute, transpose, unsqueeze, squeeze,
-              view, select, slice_, cat, split, expand, flatten)  # fmt: skip
+    for f in (
+        same,
+        broadcast,
+        reduce,
+        matmul,
+        linear,
+        permute,
+        transpose,
+        unsqueeze,
+        squeeze,
+        view,
+        select,
+        slice_,
+        cat,
+        split,
+        expand,
+        flatten,
+    )
 }
 # `infer`: no rule; the shape comes from the graph (shape inference) and is not checked here.
 INFER = "infer"

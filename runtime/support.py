@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from torchonnx.dispatch import dtype_opsets
+from torchonnx.dtypes import Operand, compute_dtype, name_of
 from torchonnx.generated.registry import OVERLOADS
 
 
@@ -15,7 +16,9 @@ def _name(op: str | torch._ops.OpOverload) -> str:
     return op if "::" in op else f"aten::{op}"
 
 
-def supported_opsets(op: str | torch._ops.OpOverload, dtype: str | torch.dtype | None = None) -> list[int]:
+def supported_opsets(
+    op: str | torch._ops.OpOverload, dtype: str | torch.dtype | None = None
+) -> list[int]:
     """The opsets at which `op` (e.g. "aten::add.Tensor" or torch.ops.aten.add.Tensor) lowers,
     for inputs of `dtype` if given (conditions on arguments aside)."""
     entry = OVERLOADS.get(_name(op))
@@ -23,11 +26,15 @@ def supported_opsets(op: str | torch._ops.OpOverload, dtype: str | torch.dtype |
         return []
     if dtype is None:
         return sorted({o for lw in entry.lowerings for o in range(lw.since, lw.until + 1)})
-    from torchonnx.dtypes import name_of
+    name = name_of(dtype)
+    if name not in entry.dtypes:
+        return []
+    compute = compute_dtype(entry.promote, [Operand(name, 1)]) if entry.promote else name
+    return dtype_opsets(entry, compute)
 
-    return dtype_opsets(entry, name_of(dtype))
 
-
-def is_supported(op: str | torch._ops.OpOverload, opset: int, dtype: str | torch.dtype | None = None) -> bool:
+def is_supported(
+    op: str | torch._ops.OpOverload, opset: int, dtype: str | torch.dtype | None = None
+) -> bool:
     """Whether `op` lowers at `opset` (for `dtype`, if given)."""
     return opset in supported_opsets(op, dtype)

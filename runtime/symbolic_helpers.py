@@ -33,9 +33,20 @@ __all__ = [
 ]
 
 # ATen's ScalarType numbering, as TorchScript graphs carry dtype arguments.
-_SCALAR_TYPES = {0: "uint8", 1: "int8", 2: "int16", 3: "int32", 4: "int64", 5: "float16",
-                 6: "float32", 7: "float64", 9: "complex64", 10: "complex128", 11: "bool",
-                 15: "bfloat16"}  # fmt: skip
+_SCALAR_TYPES = {
+    0: "uint8",
+    1: "int8",
+    2: "int16",
+    3: "int32",
+    4: "int64",
+    5: "float16",
+    6: "float32",
+    7: "float64",
+    9: "complex64",
+    10: "complex128",
+    11: "bool",
+    15: "bfloat16",
+}
 
 
 def const(g: Any, value: Any, dtype: str | torch.dtype) -> torch._C.Value:
@@ -113,7 +124,9 @@ def python_value(value: Any, name: str) -> Any:
         return tensor.item() if tensor.dim() == 0 else tensor.tolist()
     if kind == "prim::ListConstruct":
         return [python_value(v, name) for v in node.inputs()]
-    raise NotLowerable(f"argument {name} must be known while exporting, but it is computed ({kind})")
+    raise NotLowerable(
+        f"argument {name} must be known while exporting, but it is computed ({kind})"
+    )
 
 
 def _tensor_list(value: Any) -> list[Any]:

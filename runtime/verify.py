@@ -51,20 +51,27 @@ def compare(expected: Sequence[torch.Tensor], actual: Sequence[torch.Tensor]) ->
     return checks
 
 
-def eager_outputs(model: Any, args: Sequence[Any], kwargs: dict[str, Any] | None) -> list[torch.Tensor]:
+def eager_outputs(
+    model: Any, args: Sequence[Any], kwargs: dict[str, Any] | None
+) -> list[torch.Tensor]:
     with torch.no_grad():
         out = model(*args, **(kwargs or {}))
     leaves, _ = torch.utils._pytree.tree_flatten(out)
     return [leaf for leaf in leaves if isinstance(leaf, torch.Tensor)]
 
 
-def verify(program: ONNXProgram, model: Any, args: Sequence[Any], kwargs: dict[str, Any] | None = None) -> list[OutputCheck]:
+def verify(
+    program: ONNXProgram, model: Any, args: Sequence[Any], kwargs: dict[str, Any] | None = None
+) -> list[OutputCheck]:
     """Run the model in PyTorch and in onnxruntime on the same inputs; raise on a mismatch."""
     if isinstance(model, torch.export.ExportedProgram):
         model = model.module()
     checks = compare(eager_outputs(model, args, kwargs), program(*args, **(kwargs or {})))
     bad = [c for c in checks if not c.ok]
     if bad:
-        details = "; ".join(f"output {c.index} ({c.dtype}, {c.shape}): max abs diff {c.max_abs_diff:.3g}" for c in bad)
+        details = "; ".join(
+            f"output {c.index} ({c.dtype}, {c.shape}): max abs diff {c.max_abs_diff:.3g}"
+            for c in bad
+        )
         raise VerificationError(f"onnxruntime differs from PyTorch: {details}")
     return checks

@@ -30,8 +30,13 @@ def op_overload(name: str) -> torch._ops.OpOverload:
 class OpModule(torch.nn.Module):
     """A module whose forward is one call of an ATen overload."""
 
-    def __init__(self, op: torch._ops.OpOverload, positions: list[int | None], kwargs: dict[str, Any],
-                 constants: list[Any]) -> None:  # fmt: skip
+    def __init__(
+        self,
+        op: torch._ops.OpOverload,
+        positions: list[int | None],
+        kwargs: dict[str, Any],
+        constants: list[Any],
+    ) -> None:
         super().__init__()
         self.op = op
         self.positions = positions  # per positional argument: index into forward's tensors
@@ -40,7 +45,11 @@ class OpModule(torch.nn.Module):
 
     def forward(self, *tensors: torch.Tensor) -> Any:
         args = [
-            self.constants[i] if p is None else (tensors[p] if not isinstance(p, list) else [tensors[j] for j in p])
+            (
+                self.constants[i]
+                if p is None
+                else (tensors[p] if not isinstance(p, list) else [tensors[j] for j in p])
+            )
             for i, p in enumerate(self.positions)
         ]
         return self.op(*args, **self.kwargs)
@@ -60,7 +69,15 @@ def build_call(overload: str, text: str, dtype: str) -> tuple[OpModule, tuple[to
             tensors.extend(a)
         else:
             positions.append(None)
-    constants = [None if isinstance(a, torch.Tensor) or isinstance(a, list) and a and isinstance(a[0], torch.Tensor) else a for a in args]
+    constants = [
+        (
+            None
+            if isinstance(a, torch.Tensor)
+            or (isinstance(a, list) and a and isinstance(a[0], torch.Tensor))
+            else a
+        )
+        for a in args
+    ]
     return OpModule(op_overload(overload), positions, kwargs, constants), tuple(tensors)
 
 
@@ -75,7 +92,9 @@ class Outcome:
 
 
 @functools.cache
-def _capture(overload: str, text: str, dtype: str) -> tuple[OpModule, tuple[torch.Tensor, ...], Any]:
+def _capture(
+    overload: str, text: str, dtype: str
+) -> tuple[OpModule, tuple[torch.Tensor, ...], Any]:
     module, inputs = build_call(overload, text, dtype)
     program = torch.export.export(module, inputs, strict=False)
     return module, inputs, program
@@ -100,12 +119,16 @@ def runtime_gap(entry: Entry, dtype: str, opset: int) -> str | None:
 
 def run_reference(model: onnx.ModelProto, inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
     session = onnx.reference.ReferenceEvaluator(model)
-    names = [i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    names = [
+        i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}
+    ]
     outputs = session.run(None, {n: _to_numpy(t) for n, t in zip(names, inputs, strict=True)})
     dtypes = [o.type.tensor_type.elem_type for o in model.graph.output]
     import onnx_ir as ir
 
-    return [_from_numpy(np.asarray(o), ir.DataType(d)) for o, d in zip(outputs, dtypes, strict=True)]
+    return [
+        _from_numpy(np.asarray(o), ir.DataType(d)) for o, d in zip(outputs, dtypes, strict=True)
+    ]
 
 
 def run_sample(entry: Entry, sample: Sample, opset: int, dtype: str) -> Outcome:

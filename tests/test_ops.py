@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from oprun import run_sample
 from torchonnx.dispatch import Entry
 from torchonnx.generated.registry import ENTRIES
+
+from oprun import run_sample
 
 
 def _cases() -> list:
@@ -21,8 +22,15 @@ def _cases() -> list:
         opsets = sorted({o for lw in entry.lowerings for o in (lw.since, lw.until)})
         for opset in opsets:
             for dtype in entry.dtypes:
-                cases.append(pytest.param(key, opset, dtype, id=f"{key}-{opset}-{dtype}",
-                                          marks=pytest.mark.xdist_group(key)))  # fmt: skip
+                cases.append(
+                    pytest.param(
+                        key,
+                        opset,
+                        dtype,
+                        id=f"{key}-{opset}-{dtype}",
+                        marks=pytest.mark.xdist_group(key),
+                    )
+                )
     return cases
 
 
@@ -30,7 +38,8 @@ def _samples(entry: Entry, opset: int, dtype: str) -> list:
     return [
         s
         for s in entry.samples
-        if (s.opsets is None or s.opsets[0] <= opset <= s.opsets[1]) and (not s.dtypes or dtype in s.dtypes)
+        if (s.opsets is None or s.opsets[0] <= opset <= s.opsets[1])
+        and (not s.dtypes or dtype in s.dtypes)
     ]
 
 
@@ -59,6 +68,6 @@ def test_op(key: str, opset: int, dtype: str) -> None:
                 f"{dtype}; add a sample that meets its condition ({lowering.when_text})"
             )
         else:
-            assert any(reason in r for r in refused), (
-                f"{key} in {dtype} at opset {opset} should be refused ({reason}), but was not"
-            )
+            assert any(
+                reason in r for r in refused
+            ), f"{key} in {dtype} at opset {opset} should be refused ({reason}), but was not"

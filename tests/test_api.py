@@ -1,0 +1,245 @@
+"""The public API: export's arguments, errors, ONNXProgram, saving."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnx_ir as ir
+import pytest
+import torch
+
+import torchonnx
+from torchonnx.errors import (
+    SaveError,
+    UnsupportedArgumentError,
+    UnsupportedOperatorError,
+    UnsupportedOpsetError,
+    VerificationError,
+)
+
+
+class AddRelu(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bias = torch.nn.Parameter(torch.randn(4))
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        s = x + y
+        return torch.relu(s + self.bias), s
+
+
+def inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    return torch.randn(3, 4), torch.randn(3, 4)
+
+
+def test_signature_matches_torch_onnx_export() -> None:
+    ours = inspect.signature(torchonnx.export).parameters
+    theirs = inspect.signature(torch.onnx.export).parameters
+    assert list(ours) == list(theirs)
+    for name, param in theirs.items():
+        if name in ("training", "operator_export_type"):
+            continue  # torch's enums; ours accepts them, and strings
+        assert ours[name].default == param.default, name
+        assert ours[name].kind == param.kind, name
+
+
+def test_default_opset_and_program() -> None:
+    program = torchonnx.export(AddRelu(), inputs())
+    assert program.opset == torchonnx.DEFAULT_OPSET == 18
+    assert isinstance(program.model_proto, onnx.ModelProto)
+    assert isinstance(program.model, ir.Model)
+    assert isinstance(program.exported_program, torch.export.ExportedProgram)
+    onnx.checker.check_model(program.model_proto, full_check=True)
+
+
+@pytest.mark.parametrize("opset", [6, 29, "18"])
+def test_opset_outside_the_range(opset: object) -> None:
+    oldest, newest = torchonnx.opset_range()
+    with pytest.raises(UnsupportedOpsetError, match=f"exports to opsets {oldest} to {newest}"):
+        torchonnx.export(AddRelu(), inputs(), opset_version=opset)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "named"),
+    [
+        ({"dynamo": False}, "dynamo=False"),
+        ({"report": True}, "report=True"),
+        ({"export_params": False}, "export_params=False"),
+        ({"dynamic_axes": {"x": [0]}}, "dynamic_axes"),
+        ({"custom_opsets": {"my": 1}}, "custom_opsets"),
+        ({"export_modules_as_functions": True}, "export_modules_as_functions"),
+        ({"training": "sometimes"}, "training"),
+    ],
+)
+def test_unbuilt_features_fail_by_name(kwargs: dict, named: str) -> None:
+    with pytest.raises(UnsupportedArgumentError, match=named):
+        torchonnx.export(AddRelu(), inputs(), **kwargs)
+
+
+def test_every_unsupported_call_is_listed_with_its_source_line() -> None:
+    class M(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            a = torch.cumsum(x, 0)  # line A
+            b = torch.relu(x)
+            return torch.sort(a + b).values  # line B
+
+    lines = inspect.getsource(M.forward).splitlines()
+    first = inspect.getsourcelines(M.forward)[1]
+    line_a = first + next(i for i, t in enumerate(lines) if "line A" in t)
+    line_b = first + next(i for i, t in enumerate(lines) if "line B" in t)
+    with pytest.raises(UnsupportedOperatorError) as info:
+        torchonnx.export(M(), (torch.randn(3, 4),))
+    problems = info.value.problems
+    ops = [p.op for p in problems]
+    assert any(op.startswith("aten::cumsum") for op in ops) and any(
+        op.startswith("aten::sort") for op in ops
+    )
+    message = str(info.value)
+    assert f"{Path(__file__).name}:{line_a}: a = torch.cumsum(x, 0)" in message
+    assert f"{Path(__file__).name}:{line_b}:" in message
+    assert "no spec covers this operator" in message
+    assert all(p.dtypes == ("float32",) or p.dtypes for p in problems)
+
+
+def test_dtype_gap_says_which_opsets_work() -> None:
+    class M(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(x)
+
+    with pytest.raises(UnsupportedOperatorError) as info:
+        torchonnx.export(M(), (torch.ones(3, dtype=torch.int32),), opset_version=13)
+    (problem,) = info.value.problems
+    assert problem.op == "aten::relu" and problem.dtypes == ("int32",)
+    assert "ONNX Relu accepts integers from opset 14" in problem.reason
+    assert min(problem.opsets) == 14
+    assert "pass opset_version=14" in str(info.value)
+
+
+def test_names_types_and_shapes() -> None:
+    program = torchonnx.export(
+        AddRelu(), inputs(), input_names=["x", "y"], output_names=["out", "sum"]
+    )
+    graph = program.model.graph
+    assert [v.name for v in graph.inputs] == ["x", "y"]
+    assert [v.name for v in graph.outputs] == ["out", "sum"]
+    for value in [*graph.inputs, *graph.outputs]:
+        assert value.dtype == ir.DataType.FLOAT and list(value.shape) == [3, 4]
+    proto = program.model_proto
+    inferred = onnx.shape_inference.infer_shapes(proto, strict_mode=True)
+    assert len(inferred.graph.value_info) >= 1
+
+
+def test_weights_are_not_copied() -> None:
+    model = AddRelu()
+    program = torchonnx.export(model, inputs(), optimize=False)
+    tensor = program.model.graph.initializers["bias"].const_value
+    assert tensor.numpy().ctypes.data == model.bias.data_ptr()
+
+
+def test_call_runs_onnxruntime() -> None:
+    model = AddRelu()
+    x, y = inputs()
+    program = torchonnx.export(model, (x,), kwargs={"y": y})
+    got = program(x, y=y)
+    want = model(x, y)
+    assert all(isinstance(t, torch.Tensor) for t in got)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(got[1], want[1], rtol=1e-5, atol=1e-6)
+    with pytest.raises(TypeError, match="takes 2 tensor inputs"):
+        program(x)
+
+
+def test_export_an_exported_program() -> None:
+    model = AddRelu()
+    ep = torch.export.export(model, inputs())
+    program = torchonnx.export(ep, opset_version=13, verify=True)
+    assert program.opset == 13
+
+
+def test_verify_catches_a_wrong_lowering(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torchonnx.generated.registry import ENTRIES
+
+    lowering = ENTRIES["aten::relu"].lowerings[0]
+    monkeypatch.setitem(lowering.fns, "aten::relu", lambda op, self: op.Neg(self))
+    with pytest.raises(VerificationError, match="differs from PyTorch"):
+        torchonnx.export(AddRelu(), inputs(), verify=True)
+
+
+def test_eval_mode_while_exporting() -> None:
+    model = torch.nn.Sequential(torch.nn.Dropout(0.5), torch.nn.ReLU()).train()
+    with pytest.raises(UnsupportedOperatorError):
+        torchonnx.export(model, (torch.randn(3, 4),), training=torchonnx.TrainingMode.TRAINING)
+    assert model.training
+    program = torchonnx.export(model, (torch.randn(3, 4),))  # EVAL by default
+    assert model.training  # restored
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(program(x)[0], torch.relu(x))
+
+
+def test_is_supported() -> None:
+    assert torchonnx.is_supported("aten::relu", 7)
+    assert torchonnx.is_supported(torch.ops.aten.relu.default, 18, torch.float32)
+    assert not torchonnx.is_supported("aten::relu", 13, "int32")
+    assert torchonnx.is_supported("aten::relu", 14, "int32")
+    assert not torchonnx.is_supported("aten::cumsum", 18)
+    assert torchonnx.supported_opsets("aten::relu", "bfloat16")[0] == 13
+
+
+def _big_model() -> torch.nn.Module:
+    model = AddRelu()
+    model.register_buffer("table", torch.randn(64, 64))  # unused by forward, dropped
+    model.bias = torch.nn.Parameter(torch.randn(1024))
+    return model
+
+
+def test_save_with_and_without_external_data(tmp_path: Path) -> None:
+    x = torch.randn(3, 1024)
+    program = torchonnx.export(_big_model(), (x, x))
+    program.save(tmp_path / "a.onnx")  # external_data=True by default
+    assert (tmp_path / "a.onnx.data").stat().st_size == 1024 * 4
+    program.save(tmp_path / "b.onnx", external_data=False)
+    assert not (tmp_path / "b.onnx.data").exists()
+    for name in ("a.onnx", "b.onnx"):
+        model = onnx.load(str(tmp_path / name))
+        onnx.checker.check_model(model, full_check=True)
+        weights = {t.name: onnx.numpy_helper.to_array(t) for t in model.graph.initializer}
+        np.testing.assert_array_equal(
+            weights["bias"], program.model.graph.initializers["bias"].const_value.numpy()
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.onnx", "a.onnx.data", "b.onnx"]
+
+
+def test_export_writes_f(tmp_path: Path) -> None:
+    torchonnx.export(AddRelu(), inputs(), tmp_path / "m.onnx", external_data=False)
+    onnx.checker.check_model(onnx.load(str(tmp_path / "m.onnx")), full_check=True)
+
+
+def test_failed_save_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    program = torchonnx.export(_big_model(), (torch.randn(3, 1024),) * 2)
+
+    def half_write(model: ir.Model, path: Path, **kwargs: object) -> None:
+        Path(path).write_bytes(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ir, "save", half_write)
+    with pytest.raises(SaveError, match="disk full"):
+        program.save(tmp_path / "m.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_save_replaces_an_existing_model_whole(tmp_path: Path) -> None:
+    program = torchonnx.export(_big_model(), (torch.randn(3, 1024),) * 2)
+    program.save(tmp_path / "m.onnx")
+    program.save(tmp_path / "m.onnx", external_data=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx"]  # the stale .data is gone
+
+
+def test_keep_initializers_as_inputs_and_old_ir() -> None:
+    program = torchonnx.export(AddRelu(), inputs(), keep_initializers_as_inputs=True)
+    assert "bias" in [v.name for v in program.model.graph.inputs]
+    old = torchonnx.export(AddRelu(), inputs(), opset_version=8, verify=True)
+    assert old.model.ir_version == 3
+    assert "bias" in [v.name for v in old.model.graph.inputs]  # IR 3 requires it

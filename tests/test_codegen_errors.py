@@ -1,0 +1,480 @@
+"""Every kind of spec error: a bad spec goes in, the file, line, column and message come out."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from torchonnx.codegen.main import load_specs, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+GOOD = """\
+aten::relu:
+  dtypes: floating
+  shape: same(self)
+  lower:
+    - since: 7
+      emit: Relu(self)
+"""
+
+
+def errors_of(
+    tmp_path: Path, spec: str, common: str | None = None
+) -> list[tuple[str, int, int, str]]:
+    if common is None:
+        shutil.copy(ROOT / "specs" / "common.yaml", tmp_path / "common.yaml")
+    else:
+        (tmp_path / "common.yaml").write_text(textwrap.dedent(common), encoding="utf-8")
+    (tmp_path / "ops.yaml").write_text(textwrap.dedent(spec), encoding="utf-8")
+    specs, errors = load_specs(tmp_path)
+    assert (specs is None) == bool(errors)
+    return [(Path(e.loc.file).name, e.loc.line, e.loc.col, e.message) for e in errors]
+
+
+def one_error(tmp_path: Path, spec: str, common: str | None = None) -> tuple[str, int, int, str]:
+    errors = errors_of(tmp_path, spec, common)
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+def test_good_spec_has_no_errors(tmp_path: Path) -> None:
+    assert errors_of(tmp_path, GOOD) == []
+
+
+# (name, spec, line, col, message fragment); col None: not checked
+CASES = [
+    ("yaml syntax", "aten::relu:\n  dtypes: [floating\n", 3, None, "expected ',' or ']'"),
+    ("duplicate key", GOOD + "  dtypes: all\n", 7, 3, 'duplicate key "dtypes"'),
+    (
+        "unknown key",
+        GOOD + "  sampels: []\n",
+        7,
+        3,
+        "unknown key `sampels` in entry aten::relu; did you mean `samples`?",
+    ),
+    (
+        "missing key",
+        "aten::relu:\n  dtypes: floating\n  shape: same(self)\n",
+        1,
+        1,
+        "entry aten::relu needs `lower`",
+    ),
+    (
+        "not a mapping",
+        "- aten::relu\n",
+        1,
+        1,
+        "a spec file is a mapping of ATen overloads to entries",
+    ),
+    (
+        "lower not a list",
+        "aten::relu:\n  dtypes: floating\n  shape: same(self)\n  lower: Relu(self)\n",
+        4,
+        10,
+        "`lower` is a list of lowerings",
+    ),
+    (
+        "block missing emit",
+        "aten::relu:\n  dtypes: floating\n  shape: same(self)\n  lower:\n    - since: 7\n",
+        5,
+        7,
+        "a lowering needs `emit`",
+    ),
+    (
+        "unknown block key",
+        GOOD.replace("      emit:", "      emits:"),
+        6,
+        7,
+        "unknown key `emits` in a lowering; did you mean `emit`?",
+    ),
+    (
+        "since not a number",
+        GOOD.replace("since: 7", "since: seven"),
+        5,
+        14,
+        "`since` is an opset number",
+    ),
+    (
+        "since out of range",
+        GOOD.replace("since: 7", "since: 5"),
+        5,
+        14,
+        "opset 5 is outside the opsets torchonnx targets (7..28",
+    ),
+    (
+        "folded emit",
+        GOOD.replace("emit: Relu(self)", "emit: >\n        Relu(self)"),
+        6,
+        13,
+        "literal block (`|`), not a folded one",
+    ),
+    (
+        "unknown dtype",
+        GOOD.replace("dtypes: floating", "dtypes: [floatt]"),
+        2,
+        12,
+        "unknown dtype or dtype set `floatt`; did you mean",
+    ),
+    ("widen to a non-dtype", GOOD + "  widen: {float16: wide}\n", 7, 20, "`wide` is not a dtype"),
+    (
+        "widen a dtype not declared",
+        GOOD + "  widen: {int8: int32}\n",
+        7,
+        11,
+        "names int8, which is not in this entry's dtypes",
+    ),
+    (
+        "gap without scope",
+        GOOD + "  gaps:\n    - reason: because\n",
+        8,
+        7,
+        "a gap says what is missing",
+    ),
+    (
+        "gap runtime",
+        GOOD + "  gaps:\n    - runtime: tvm\n      reason: no\n",
+        8,
+        16,
+        "`runtime` names a runtime the tests run",
+    ),
+    (
+        "bad opsets",
+        GOOD + "  gaps:\n    - opsets: seven\n      reason: no\n",
+        8,
+        15,
+        "`opsets` is an opset or a range like 7..12",
+    ),
+    (
+        "promote form",
+        GOOD + "  promote: default self\n",
+        7,
+        12,
+        "`promote` is written `rule(arg, ...)`",
+    ),
+    (
+        "unknown overload",
+        GOOD.replace("aten::relu:", "aten::relu.Foo:"),
+        1,
+        1,
+        "has no overload aten::relu.Foo",
+    ),
+    (
+        "unknown op",
+        GOOD.replace("aten::relu:", "aten::reloo:"),
+        1,
+        1,
+        "has no operator aten::reloo",
+    ),
+    (
+        "also with other arguments",
+        GOOD + "  also: [aten::sigmoid_, aten::add.Tensor]\n",
+        7,
+        26,
+        "aten::add.Tensor takes (self, other, alpha) but aten::relu takes (self)",
+    ),
+    (
+        "unknown promotion",
+        GOOD + "  promote: widest(self)\n",
+        7,
+        12,
+        "unknown promotion kind `widest`",
+    ),
+    (
+        "promote non-argument",
+        GOOD + "  promote: default(self, other)\n",
+        7,
+        12,
+        "`other` is not a tensor or number argument of aten::relu",
+    ),
+    (
+        "input_dtypes of a non-tensor",
+        GOOD.replace("aten::relu:", "aten::leaky_relu:")
+        + "  input_dtypes: {negative_slope: [float32]}\n",
+        2,
+        11,
+        "input_dtypes names `negative_slope`, which is not a tensor argument",
+    ),
+    (
+        "unknown shape rule",
+        GOOD.replace("same(self)", "identical(self)"),
+        3,
+        10,
+        "unknown shape rule `identical`",
+    ),
+    (
+        "shape rule arity",
+        GOOD.replace("same(self)", "same(self, self)"),
+        3,
+        10,
+        "shape rule same takes 1 arguments, not 2",
+    ),
+    (
+        "shape rule argument",
+        GOOD.replace("same(self)", "same(x)"),
+        3,
+        10,
+        "`x` is not an argument of aten::relu",
+    ),
+    (
+        "sample syntax",
+        GOOD + "  samples:\n    - t(2, 3\n",
+        8,
+        7,
+        "a sample is a Python argument list",
+    ),
+    ("sample name", GOOD + "  samples:\n    - x(2, 3)\n", 8, 7, "unknown name `x` in a sample"),
+    (
+        "sample arity",
+        GOOD + "  samples:\n    - t(2), t(3)\n",
+        8,
+        7,
+        "aten::relu takes 1 positional arguments, the sample gives 2",
+    ),
+    (
+        "sample keyword",
+        GOOD + "  samples:\n    - t(2), alpha=1\n",
+        8,
+        7,
+        "aten::relu has no argument `alpha`",
+    ),
+    (
+        "sample overload",
+        GOOD + "  samples:\n    - args: t(2)\n      overload: aten::relu_\n",
+        8,
+        13,
+        "`overload` aten::relu_ is not one of this entry's overloads",
+    ),
+    (
+        "shadowed lowering",
+        GOOD + "    - since: 7\n      emit: Relu(self)\n",
+        7,
+        7,
+        "never used: the lowering at",
+    ),
+    (
+        "dtype not accepted",
+        GOOD.replace("dtypes: floating", "dtypes: [float32, int32]"),
+        5,
+        7,
+        "aten::relu at opset 7..13: ONNX Relu does not accept int32 (input X, line 6)",
+    ),
+    (
+        "widening fails too",
+        GOOD.replace("dtypes: floating", "dtypes: [float32, int32]") + "  widen: {int32: int64}\n",
+        5,
+        7,
+        "and widening to int64 fails too",
+    ),
+    (
+        "covered twice",
+        GOOD
+        + GOOD.replace("aten::relu:", "aten::sigmoid:\n  also: [aten::relu]").replace(
+            "Relu(", "Sigmoid("
+        ),
+        8,
+        10,
+        "aten::relu is already covered by the entry at",
+    ),
+    # bodies
+    ("body syntax", GOOD.replace("Relu(self)", "Relu(self"), 6, 17, "not valid Python"),
+    (
+        "body unknown name",
+        GOOD.replace("Relu(self)", "Relu(x)"),
+        6,
+        18,
+        "unknown name `x`: not an argument of aten::relu (self)",
+    ),
+    (
+        "unknown ONNX op",
+        GOOD.replace("Relu(self)", "Rectify(self)"),
+        6,
+        13,
+        "ONNX has no operator Rectify at opsets 7..28",
+    ),
+    (
+        "op missing at some opsets",
+        GOOD.replace("Relu(self)", "Gelu(self)"),
+        6,
+        13,
+        "ONNX Gelu does not exist at opset 7..19, but this lowering covers opsets 7..28; start it at opset 20",
+    ),
+    (
+        "input count",
+        GOOD.replace("Relu(self)", "Relu(self, self)"),
+        6,
+        13,
+        "ONNX Relu-6 takes 1 inputs, not 2",
+    ),
+    (
+        "unknown attribute",
+        GOOD.replace("Relu(self)", "Relu(self, alpha=0.1)"),
+        6,
+        24,
+        "ONNX Relu-6 has no attribute alpha (it has: none)",
+    ),
+    (
+        "missing attribute",
+        GOOD.replace("Relu(self)", "Cast(self)"),
+        6,
+        13,
+        "ONNX Cast-6 requires attribute to",
+    ),
+    (
+        "attribute type",
+        GOOD.replace("Relu(self)", 'LeakyRelu(self, alpha="big")'),
+        6,
+        35,
+        "attribute alpha of ONNX LeakyRelu-6 is FLOAT; this is a Python str",
+    ),
+    (
+        "constant dtype",
+        GOOD.replace("Relu(self)", "Relu(2)"),
+        6,
+        18,
+        "cannot tell which dtype the constant for input 0 of Relu should have",
+    ),
+    (
+        "tensor arithmetic",
+        GOOD.replace("Relu(self)", "Relu(self + self)"),
+        6,
+        18,
+        "an arithmetic operand must be a Python value known while exporting, not a tensor",
+    ),
+    (
+        "tensor condition",
+        GOOD.replace(
+            "emit: Relu(self)",
+            "emit: |\n        if self:\n            return Relu(self)\n        return self",
+        ),
+        7,
+        12,
+        "an `if` condition must be a Python value",
+    ),
+    (
+        "return count",
+        GOOD.replace("Relu(self)", "Relu(self), Relu(self)"),
+        6,
+        13,
+        "aten::relu returns a tensor; this is a list of tensors",
+    ),
+    (
+        "reassigned tensor argument",
+        GOOD.replace("emit: Relu(self)", "emit: |\n        self = Relu(self)\n        return self"),
+        7,
+        9,
+        "`self` is a tensor argument of the op; give the new value another name",
+    ),
+    (
+        "unreachable statement",
+        GOOD.replace("emit: Relu(self)", "emit: |\n        return Relu(self)\n        x = 1"),
+        8,
+        9,
+        "statement after `return` is never reached",
+    ),
+    (
+        "for loop",
+        GOOD.replace(
+            "emit: Relu(self)",
+            "emit: |\n        for i in range(2):\n            pass\n        return Relu(self)",
+        ),
+        7,
+        9,
+        "`For` statements are not part of the lowering language",
+    ),
+    (
+        "rank of a computed value",
+        GOOD.replace(
+            "emit: Relu(self)",
+            "emit: |\n        y = Relu(self)\n        return Reshape(y, [rank(y)])",
+        ),
+        8,
+        33,
+        "rank() reads what the exporter knows of an input of the op",
+    ),
+    (
+        "optional input may be None",
+        GOOD.replace("aten::relu:", "aten::linear:")
+        .replace("same(self)", "linear(input, weight)")
+        .replace("Relu(self)", "Gemm(input, weight, bias)"),
+        6,
+        33,
+        "input 2 (C) of ONNX Gemm-7 is required at opset 7, but this may be None",
+    ),
+    (
+        "when with an ONNX op",
+        GOOD.replace("      emit: Relu(self)", "      when: Shape(self)\n      emit: Relu(self)"),
+        6,
+        13,
+        "a `when` condition is decided while exporting; it cannot use ONNX ops",
+    ),
+    (
+        "unknown function",
+        GOOD.replace("Relu(self)", "relu(self)"),
+        6,
+        13,
+        "unknown function `relu`: ONNX ops are capitalised",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("spec", "line", "col", "message"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_error(tmp_path: Path, spec: str, line: int, col: int | None, message: str) -> None:
+    errors = errors_of(tmp_path, spec)
+    matching = [e for e in errors if message in e[3]]
+    assert len(matching) == 1, errors
+    file, got_line, got_col, got = matching[0]
+    assert file == "ops.yaml"
+    assert got_line == line, got
+    if col is not None:
+        assert got_col == col, got
+
+
+def test_common_errors(tmp_path: Path) -> None:
+    errors = errors_of(
+        tmp_path,
+        GOOD,
+        common="""\
+        opsets: {oldest: 7}
+        dtypes:
+          floating: [float16, float32]
+          float32: [float32]
+        limits: []
+        """,
+    )
+    assert ("common.yaml", 1, 9, "`opsets` needs `newest`") in errors
+    assert ("common.yaml", 4, 3, "`float32` is a dtype; a set needs another name") in errors
+
+
+def test_missing_common(tmp_path: Path) -> None:
+    (tmp_path / "ops.yaml").write_text(GOOD, encoding="utf-8")
+    _, errors = load_specs(tmp_path)
+    assert len(errors) == 1 and "common.yaml is missing" in errors[0].message
+
+
+def test_all_errors_reported_at_once(tmp_path: Path) -> None:
+    spec = GOOD.replace("Relu(self)", "Rectify(self)") + GOOD.replace(
+        "aten::relu:", "aten::sigmoid:"
+    ).replace("same(self)", "same(x)")
+    errors = errors_of(tmp_path, spec)
+    assert [(line, message.split(":")[0]) for _, line, _, message in errors] == [
+        (6, "ONNX has no operator Rectify at opsets 7..28"),
+        (9, "`x` is not an argument of aten"),
+    ]
+
+
+def test_cli_writes_nothing_on_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    specs, out = tmp_path / "specs", tmp_path / "out"
+    specs.mkdir()
+    shutil.copy(ROOT / "specs" / "common.yaml", specs / "common.yaml")
+    (specs / "ops.yaml").write_text(GOOD.replace("Relu(self)", "Rectify(self)"), encoding="utf-8")
+    assert main(["--specs", str(specs), "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert "ops.yaml:6:13: ONNX has no operator Rectify" in err
+    assert "1 error(s)" in err
+    assert not out.exists()

@@ -1,0 +1,109 @@
+"""Generation is deterministic, writes only what changed, and follows spec edits."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from torchonnx.codegen.files import GENERATED_MARK, compare_trees
+from torchonnx.codegen.main import generate, main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("gen1")
+    fm, errors = generate(ROOT / "specs")
+    assert not errors
+    fm.write(out)
+    return out
+
+
+def test_deterministic(first_run: Path, tmp_path: Path) -> None:
+    fm, _ = generate(ROOT / "specs")
+    fm.write(tmp_path)
+    assert compare_trees(tmp_path, first_run) == []
+    files = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(first_run) for p in first_run.rglob("*") if p.is_file())
+
+
+def test_committed_generated_matches_specs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    assert main(["--check"]) == 0
+
+
+def test_every_file_has_the_header(first_run: Path) -> None:
+    for path in first_run.rglob("*"):
+        if path.is_file():
+            assert GENERATED_MARK in path.read_text(encoding="utf-8").splitlines()[0], path
+
+
+def test_generated_python_is_black_clean(first_run: Path) -> None:
+    import black
+
+    mode = black.Mode(line_length=100, target_versions={black.TargetVersion.PY310})
+    for path in first_run.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert black.format_str(text, mode=mode) == text, path
+
+
+def _copy_specs(tmp_path: Path) -> Path:
+    specs = tmp_path / "specs"
+    shutil.copytree(ROOT / "specs", specs)
+    return specs
+
+
+def test_spec_edit_changes_modules_and_tables(tmp_path: Path, first_run: Path) -> None:
+    specs = _copy_specs(tmp_path)
+    out = tmp_path / "out"
+    shutil.copytree(first_run, out)
+    path = specs / "elementwise.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "      emit: Relu(self)\n" in text
+    path.write_text(
+        text.replace("      emit: Relu(self)\n", "      emit: Max(self, const(0, like=self))\n"),
+        encoding="utf-8",
+    )
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
+    fm, errors = generate(specs)
+    assert not errors
+    changed = set(fm.write(out))
+    assert "onnxscript_elementwise.py" in changed
+    assert "registry.py" in changed
+    assert "docs/operators.md" in changed
+    assert any(c.startswith("symbolic_opset") for c in changed)
+    module = (out / "onnxscript_elementwise.py").read_text(encoding="utf-8")
+    assert "op.Max(self, _h.const(op, 0, _h.dtype_of(self)))" in module
+    assert "| Max |" in (out / "docs" / "operators.md").read_text(encoding="utf-8")
+    # files whose content did not change were not rewritten
+    for p, mtime in before.items():
+        if p.relative_to(out).as_posix() not in changed:
+            assert p.stat().st_mtime_ns == mtime, p
+
+
+def test_stale_generated_files_are_removed(tmp_path: Path, first_run: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run, out)
+    stale = out / "symbolic_opset99.py"
+    stale.write_text(f"# {GENERATED_MARK} from nothing.\n", encoding="utf-8")
+    own = out / "notes.md"
+    own.write_text("hand-written\n", encoding="utf-8")
+    fm, _ = generate(ROOT / "specs")
+    assert "symbolic_opset99.py (removed)" in fm.write(out)
+    assert not stale.exists() and own.exists()
+
+
+def test_check_fails_on_a_hand_edit(
+    tmp_path: Path, first_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_run, out)
+    registry = out / "registry.py"
+    registry.write_text(
+        registry.read_text(encoding="utf-8") + "# edited by hand\n", encoding="utf-8"
+    )
+    assert main(["--specs", str(ROOT / "specs"), "--out", str(out), "--check"]) == 1
+    assert "# edited by hand" in capsys.readouterr().err
