@@ -22,7 +22,7 @@ check-generated: $(STAMP)
 	$(PY) -m torchonnx.codegen --check
 
 test: $(STAMP)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) -q
+	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

@@ -95,6 +95,8 @@ class Renderer:
         self.spec_dir = spec_dir
         self.env = _env()
         self.families = sorted({a.entry.family for a in self.analyzed})
+        # the oldest opset some spec lowers at: what the exporter accepts
+        self.oldest = min((lw.since for a in analyzed for lw in a.lowerings), default=common.oldest)
 
     def spec_file(self, family: str) -> str:
         return f"{self.spec_dir}/{family}.yaml"
@@ -211,7 +213,7 @@ class Renderer:
         return self.env.get_template("registry.py.j2").render(
             header=python_header([f"{self.spec_dir}/*.yaml"]),
             families=self.families,
-            oldest=self.common.oldest,
+            oldest=self.oldest,
             newest=self.common.newest,
             reasons=list(reasons),
             entries=entries,
@@ -342,7 +344,7 @@ class Renderer:
                         "overloads": _overload_cell(a),
                         "opsets": f"{lw.since}..{lw.until}",
                         "when": f"`{lw.when}`" if lw.when else "",
-                        "dtypes": _dtype_summary(lw.plan),
+                        "dtypes": _dtype_summary(lw.plan, lw.since, lw.until),
                         "ops": ", ".join(lw.onnx_ops),
                         "gaps": _gap_cell(a),
                         "spec": _spec_loc(lw.block.loc),
@@ -355,13 +357,13 @@ class Renderer:
                 rows=rows,
                 entries=len(self.analyzed),
                 overloads=overloads,
-                oldest=self.common.oldest,
+                oldest=self.oldest,
                 newest=self.common.newest,
-                opsets=list(range(self.common.oldest, self.common.newest + 1)),
+                opsets=list(range(self.oldest, self.common.newest + 1)),
                 limits=self.common.limits,
             )
         }
-        for opset in range(self.common.oldest, self.common.newest + 1):
+        for opset in range(self.oldest, self.common.newest + 1):
             at = []
             for a in sorted(self.analyzed, key=lambda a: a.entry.key):
                 for lw in sorted(a.lowerings, key=lambda lw: (lw.since, lw.index)):
@@ -404,22 +406,27 @@ def _gap_cell(a: Analyzed) -> str:
     return "<br>".join(parts)
 
 
-def _dtype_summary(plan: dict[str, tuple[Segment, ...]]) -> str:
-    """`float32, float64; bfloat16 from 13; int8 as int32` style summary over a lowering's range."""
-    everywhere, partial, widened = [], [], []
+def _dtype_summary(plan: dict[str, tuple[Segment, ...]], since: int, until: int) -> str:
+    """`float32, float64; bfloat16 (from 13); int8, uint8 (as int32 to 13, from 14)`."""
+    groups: dict[str, list[str]] = {}
     for dtype, segs in plan.items():
-        native = [s for s in segs if s.compute == dtype]
-        wide = [s for s in segs if s.compute not in (None, dtype)]
-        if len(native) == 1 and native[0].lo == segs[0].lo and native[0].hi == segs[-1].hi:
-            everywhere.append(dtype)
-            continue
-        for s in native:
-            partial.append(f"{dtype} at {s.lo}..{s.hi}")
-        for s in wide:
-            widened.append(f"{dtype} as {s.compute} at {s.lo}..{s.hi}")
-    return "; ".join(
-        x for x in (", ".join(everywhere), ", ".join(partial), ", ".join(widened)) if x
-    )
+        parts = []
+        for seg in segs:
+            if seg.compute is None:
+                continue
+            if (seg.lo, seg.hi) == (since, until):
+                span = ""
+            elif seg.hi == until:
+                span = f"from {seg.lo}"
+            elif seg.lo == since:
+                span = f"to {seg.hi}"
+            else:
+                span = f"at {seg.lo}..{seg.hi}"
+            parts.append(span if seg.compute == dtype else f"as {seg.compute} {span}".strip())
+        if parts:
+            groups.setdefault(", ".join(parts), []).append(dtype)
+    ordered = sorted(groups.items(), key=lambda item: item[0] != "")
+    return "; ".join(", ".join(d) + (f" ({desc})" if desc else "") for desc, d in ordered)
 
 
 def _dtype_at(plan: dict[str, tuple[Segment, ...]], opset: int) -> str:
