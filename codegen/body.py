@@ -23,7 +23,7 @@ from torchonnx.codegen.errors import Location, SpecError
 from torchonnx.codegen.onnx_ops import ATTRIBUTE_PYTYPES, SYMBOLIC_SUFFIX, OpSpec, op_at
 from torchonnx.dtypes import DTYPE_NAMES, onnx_type_str
 
-HELPERS = ("const", "rank", "sizes", "dtype_of", "is_floating")
+HELPERS = ("const", "rank", "size", "sizes", "dtype_of", "is_floating")
 BUILTINS = {
     "len": "int",
     "range": "int[]",
@@ -566,12 +566,12 @@ class _Checker:
         )
 
     # -- helpers ------------------------------------------------------------------------
-    def _param_arg(self, node: ast.Call, env: dict[str, Sym], helper: str) -> Sym:
+    def _param_arg(self, node: ast.Call, env: dict[str, Sym], helper: str, lists: bool = True) -> Sym:
         if len(node.args) != 1 or node.keywords:
             raise self.fail(node, f"{helper}() takes one tensor argument of the op")
         arg = node.args[0]
         sym = self.expr(arg, env)
-        if not sym.kind.is_tensor or sym.param is None or sym.kind is Kind.TENSORS:
+        if not sym.kind.is_tensor or sym.param is None or (sym.kind is Kind.TENSORS and not lists):
             raise self.fail(
                 arg,
                 f"{helper}() reads what the exporter knows of an input of the op, so its argument "
@@ -585,8 +585,19 @@ class _Checker:
         return Sym(Kind.VALUE, pytype="int")
 
     def helper_sizes(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
-        self._param_arg(node, env, "sizes")
+        self._param_arg(node, env, "sizes", lists=False)
         return Sym(Kind.VALUE, pytype="int[]")
+
+    def helper_size(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
+        if len(node.args) != 2 or node.keywords:
+            raise self.fail(node, "size() takes a tensor argument of the op and a dimension: size(self, dim)")
+        dim = self.expr(node.args[1], env)
+        self.need_value(node.args[1], dim, "a dimension")
+        probe = ast.Call(func=node.func, args=node.args[:1], keywords=[])
+        ast.copy_location(probe, node)
+        self._param_arg(probe, env, "size", lists=False)
+        self.notes[_key(node)] = _CallNote("helper")
+        return Sym(Kind.VALUE, pytype="int", maybe_none=True)
 
     def helper_dtype_of(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
         self._param_arg(node, env, "dtype_of")
@@ -703,6 +714,7 @@ class _Checker:
                 )
             elif sym.maybe_none:
                 self._need_optional(arg, specs, pos, name)
+                note.optional_inputs.add(pos)
         for pos, (arg, sym) in enumerate(inputs):
             formal = spec.formal_input(pos)
             assert formal is not None

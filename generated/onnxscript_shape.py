@@ -11,49 +11,503 @@ gap does; both see the call's arguments while exporting.
 
 from __future__ import annotations
 
+import math
+
 from torchonnx import ir_helpers as _h
 
-# aten::cat
-# specs/shape.yaml:1
-#   aten::cat(Tensor[] tensors, int dim=0) -> Tensor
+# aten::view: self with its elements laid out in shape size; -1 is inferred, 0 is a zero-size dim.
+# specs/shape.yaml:16
+#   aten::view(Tensor(a) self, SymInt[] size) -> Tensor(a)
+#   aten::_unsafe_view(Tensor self, SymInt[] size) -> Tensor
+#   aten::view_copy(Tensor self, SymInt[] size) -> Tensor
 
 
-def cat__opset7(op, tensors, dim):
-    """aten::cat at opsets 7..28 (specs/shape.yaml:5)."""
-    return op.Concat(*tensors, axis=dim)
+def view__opset14(op, self, size):
+    """aten::view at opsets 14..28 (specs/shape.yaml:22)."""
+    return op.Reshape(self, _h.const(op, size, "int64"), allowzero=1)
 
 
-# aten::split_with_sizes
-# specs/shape.yaml:11
-#   aten::split_with_sizes(Tensor(a -> *) self, SymInt[] split_sizes, int dim=0) -> Tensor(a)[]
+_unsafe_view__opset14 = view__opset14
+
+view_copy__opset14 = view__opset14
 
 
-def split_with_sizes__opset13(op, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml:15)."""
-    return _h.as_list(
-        op.Split(self, _h.const(op, split_sizes, "int64"), axis=dim, _outputs=len(split_sizes))
+def view__opset7(op, self, size):
+    """aten::view at opsets 7..13, when `0 not in size` (specs/shape.yaml:24)."""
+    return op.Reshape(self, _h.const(op, size, "int64"))
+
+
+_unsafe_view__opset7 = view__opset7
+
+view_copy__opset7 = view__opset7
+
+
+def view__opset7_1(op, self, size):
+    """aten::view at opsets 7..13, when `len([s for s in size if s == 0]) == 1` (specs/shape.yaml:27)."""
+    return op.Reshape(self, _h.const(op, [-1 if s == 0 else s for s in size], "int64"))
+
+
+_unsafe_view__opset7_1 = view__opset7_1
+
+view_copy__opset7_1 = view__opset7_1
+
+
+def view__opset7__when(self, size):
+    return 0 not in size
+
+
+def view__opset7_1__when(self, size):
+    return len([s for s in size if s == 0]) == 1
+
+
+# aten::permute: self with its dims reordered by dims.
+# specs/shape.yaml:38
+#   aten::permute(Tensor(a) self, int[] dims) -> Tensor(a)
+#   aten::permute_copy(Tensor self, int[] dims) -> Tensor
+
+
+def permute__opset7(op, self, dims):
+    """aten::permute at opsets 7..28 (specs/shape.yaml:44)."""
+    return op.Transpose(self, perm=[d % max(_h.rank(self), 1) for d in dims])
+
+
+permute_copy__opset7 = permute__opset7
+
+# aten::transpose.int: self with dims dim0 and dim1 swapped.
+# specs/shape.yaml:51
+#   aten::transpose.int(Tensor(a) self, int dim0, int dim1) -> Tensor(a)
+#   aten::transpose_copy.int(Tensor self, int dim0, int dim1) -> Tensor
+
+
+def transpose_int__opset7(op, self, dim0, dim1):
+    """aten::transpose.int at opsets 7..28 (specs/shape.yaml:57)."""
+    a = dim0 % max(_h.rank(self), 1)
+    b = dim1 % max(_h.rank(self), 1)
+    return op.Transpose(
+        self, perm=[b if i == a else a if i == b else i for i in range(_h.rank(self))]
     )
 
 
+transpose_copy_int__opset7 = transpose_int__opset7
+
+# aten::t: self (rank 2 or less) with its dims reversed.
+# specs/shape.yaml:69
+#   aten::t(Tensor(a) self) -> Tensor(a)
+#   aten::t_copy(Tensor self) -> Tensor
+
+
+def t__opset7(op, self):
+    """aten::t at opsets 7..28 (specs/shape.yaml:76)."""
+    return op.Transpose(self)
+
+
+t_copy__opset7 = t__opset7
+
+# aten::unsqueeze: self with a dimension of size 1 inserted at dim.
+# specs/shape.yaml:85
+#   aten::unsqueeze(Tensor(a) self, int dim) -> Tensor(a)
+#   aten::unsqueeze_copy(Tensor self, int dim) -> Tensor
+
+
+def unsqueeze__opset13(op, self, dim):
+    """aten::unsqueeze at opsets 13..28 (specs/shape.yaml:91)."""
+    return op.Unsqueeze(self, _h.const(op, [dim % (_h.rank(self) + 1)], "int64"))
+
+
+unsqueeze_copy__opset13 = unsqueeze__opset13
+
+
+def unsqueeze__opset7(op, self, dim):
+    """aten::unsqueeze at opsets 7..12 (specs/shape.yaml:93)."""
+    return op.Unsqueeze(self, axes=[dim % (_h.rank(self) + 1)])
+
+
+unsqueeze_copy__opset7 = unsqueeze__opset7
+
+# aten::squeeze.dim: self without dimension dim if its size is 1, else self.
+# specs/shape.yaml:100
+#   aten::squeeze.dim(Tensor(a) self, int dim) -> Tensor(a)
+#   aten::squeeze_copy.dim(Tensor self, int dim) -> Tensor
+
+
+def squeeze_dim__opset13(op, self, dim):
+    """aten::squeeze.dim at opsets 13..28 (specs/shape.yaml:107)."""
+    d = dim % max(_h.rank(self), 1)
+    if _h.rank(self) == 0 or _h.sizes(self)[d] != 1:
+        return op.Identity(self)
+    return op.Squeeze(self, _h.const(op, [d], "int64"))
+
+
+squeeze_copy_dim__opset13 = squeeze_dim__opset13
+
+
+def squeeze_dim__opset7(op, self, dim):
+    """aten::squeeze.dim at opsets 7..12 (specs/shape.yaml:113)."""
+    d = dim % max(_h.rank(self), 1)
+    if _h.rank(self) == 0 or _h.sizes(self)[d] != 1:
+        return op.Identity(self)
+    return op.Squeeze(self, axes=[d])
+
+
+squeeze_copy_dim__opset7 = squeeze_dim__opset7
+
+# aten::squeeze.dims: self without those of dims dim whose size is 1.
+# specs/shape.yaml:126
+#   aten::squeeze.dims(Tensor(a) self, int[] dim) -> Tensor(a)
+#   aten::squeeze_copy.dims(Tensor self, int[] dim) -> Tensor
+
+
+def squeeze_dims__opset13(op, self, dim):
+    """aten::squeeze.dims at opsets 13..28 (specs/shape.yaml:132)."""
+    axes = [
+        d % _h.rank(self)
+        for d in dim
+        if _h.rank(self) > 0 and _h.sizes(self)[d % _h.rank(self)] == 1
+    ]
+    if len(axes) == 0:
+        return op.Identity(self)
+    return op.Squeeze(self, _h.const(op, axes, "int64"))
+
+
+squeeze_copy_dims__opset13 = squeeze_dims__opset13
+
+
+def squeeze_dims__opset7(op, self, dim):
+    """aten::squeeze.dims at opsets 7..12 (specs/shape.yaml:138)."""
+    axes = [
+        d % _h.rank(self)
+        for d in dim
+        if _h.rank(self) > 0 and _h.sizes(self)[d % _h.rank(self)] == 1
+    ]
+    if len(axes) == 0:
+        return op.Identity(self)
+    return op.Squeeze(self, axes=axes)
+
+
+squeeze_copy_dims__opset7 = squeeze_dims__opset7
+
+# aten::squeeze: self without all its dimensions of size 1.
+# specs/shape.yaml:149
+#   aten::squeeze(Tensor(a) self) -> Tensor(a)
+#   aten::squeeze_copy(Tensor self) -> Tensor
+
+
+def squeeze__opset7(op, self):
+    """aten::squeeze at opsets 7..28 (specs/shape.yaml:156)."""
+    return op.Squeeze(self)
+
+
+squeeze_copy__opset7 = squeeze__opset7
+
+# aten::select.int: self[..., index, ...] at dim dim, which the result no longer has.
+# specs/shape.yaml:161
+#   aten::select.int(Tensor(a) self, int dim, SymInt index) -> Tensor(a)
+#   aten::select_copy.int(Tensor self, int dim, SymInt index) -> Tensor
+
+
+def select_int__opset11(op, self, dim, index):
+    """aten::select.int at opsets 11..28 (specs/shape.yaml:167)."""
+    return op.Gather(self, _h.const(op, index, "int64"), axis=dim)
+
+
+select_copy_int__opset11 = select_int__opset11
+
+
+def select_int__opset7(op, self, dim, index):
+    """aten::select.int at opsets 7..10 (specs/shape.yaml:169)."""
+    d = dim % _h.rank(self)
+    i = index if index >= 0 else index + _h.sizes(self)[d]
+    return op.Gather(self, _h.const(op, i, "int64"), axis=d)
+
+
+select_copy_int__opset7 = select_int__opset7
+
+# aten::slice.Tensor: self[start:end:step] along dim dim; None bounds are the ends, bounds are clamped.
+# specs/shape.yaml:179
+#   aten::slice.Tensor(Tensor(a) self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor(a)
+#   aten::slice_copy.Tensor(Tensor self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor
+
+
+def slice_Tensor__opset10(op, self, dim, start, end, step):
+    """aten::slice.Tensor at opsets 10..28 (specs/shape.yaml:185)."""
+    starts = [0 if start is None else start]
+    ends = [9223372036854775807 if end is None else end]
+    return op.Slice(
+        self,
+        _h.const(op, starts, "int64"),
+        _h.const(op, ends, "int64"),
+        _h.const(op, [dim % _h.rank(self)], "int64"),
+        _h.const(op, [step], "int64"),
+    )
+
+
+slice_copy_Tensor__opset10 = slice_Tensor__opset10
+
+
+def slice_Tensor__opset7(op, self, dim, start, end, step):
+    """aten::slice.Tensor at opsets 7..9, when `step == 1` (specs/shape.yaml:191)."""
+    starts = [0 if start is None else start]
+    ends = [9223372036854775807 if end is None else end]
+    return op.Slice(self, starts=starts, ends=ends, axes=[dim % _h.rank(self)])
+
+
+slice_copy_Tensor__opset7 = slice_Tensor__opset7
+
+
+def slice_Tensor__opset7_1(op, self, dim, start, end, step):
+    """aten::slice.Tensor at opsets 7..9, when `step != 1` (specs/shape.yaml:198)."""
+    d = dim % _h.rank(self)
+    return op.Gather(
+        self, _h.const(op, list(range(_h.sizes(self)[d])[start:end:step]), "int64"), axis=d
+    )
+
+
+slice_copy_Tensor__opset7_1 = slice_Tensor__opset7_1
+
+
+def slice_Tensor__opset7__when(self, dim, start, end, step):
+    return step == 1
+
+
+def slice_Tensor__opset7_1__when(self, dim, start, end, step):
+    return step != 1
+
+
+# aten::split.Tensor: self cut along dim into pieces of split_size (the last may be smaller).
+# specs/shape.yaml:213
+#   aten::split.Tensor(Tensor(a -> *) self, SymInt split_size, int dim=0) -> Tensor(a)[]
+#   aten::split_copy.Tensor(Tensor self, SymInt split_size, int dim=0) -> Tensor[]
+#   aten::unsafe_split.Tensor(Tensor self, SymInt split_size, int dim=0) -> Tensor[]
+
+
+def split_Tensor__opset13(op, self, split_size, dim):
+    """aten::split.Tensor at opsets 13..28 (specs/shape.yaml:221)."""
+    d = dim % _h.rank(self)
+    n = _h.sizes(self)[d]
+    pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
+    return _h.as_list(op.Split(self, _h.const(op, pieces, "int64"), axis=d, _outputs=len(pieces)))
+
+
+split_copy_Tensor__opset13 = split_Tensor__opset13
+
+unsafe_split_Tensor__opset13 = split_Tensor__opset13
+
+
+def split_Tensor__opset7(op, self, split_size, dim):
+    """aten::split.Tensor at opsets 7..12 (specs/shape.yaml:227)."""
+    d = dim % _h.rank(self)
+    n = _h.sizes(self)[d]
+    pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
+    return _h.as_list(op.Split(self, axis=d, split=pieces, _outputs=len(pieces)))
+
+
+split_copy_Tensor__opset7 = split_Tensor__opset7
+
+unsafe_split_Tensor__opset7 = split_Tensor__opset7
+
+# aten::split_with_sizes: self cut along dim into pieces of the sizes split_sizes.
+# specs/shape.yaml:238
+#   aten::split_with_sizes(Tensor(a -> *) self, SymInt[] split_sizes, int dim=0) -> Tensor(a)[]
+#   aten::split_with_sizes_copy(Tensor self, SymInt[] split_sizes, int dim=0) -> Tensor[]
+#   aten::unsafe_split_with_sizes(Tensor self, SymInt[] split_sizes, int dim=0) -> Tensor[]
+
+
+def split_with_sizes__opset13(op, self, split_sizes, dim):
+    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml:245)."""
+    return _h.as_list(
+        op.Split(
+            self,
+            _h.const(op, split_sizes, "int64"),
+            axis=dim % _h.rank(self),
+            _outputs=len(split_sizes),
+        )
+    )
+
+
+split_with_sizes_copy__opset13 = split_with_sizes__opset13
+
+unsafe_split_with_sizes__opset13 = split_with_sizes__opset13
+
+
 def split_with_sizes__opset7(op, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 7..12 (specs/shape.yaml:17)."""
-    return _h.as_list(op.Split(self, axis=dim, split=split_sizes, _outputs=len(split_sizes)))
+    """aten::split_with_sizes at opsets 7..12 (specs/shape.yaml:247)."""
+    return _h.as_list(
+        op.Split(self, axis=dim % _h.rank(self), split=split_sizes, _outputs=len(split_sizes))
+    )
 
 
-# aten::max.dim
-# specs/shape.yaml:23
-#   aten::max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)
+split_with_sizes_copy__opset7 = split_with_sizes__opset7
+
+unsafe_split_with_sizes__opset7 = split_with_sizes__opset7
+
+# aten::cat: tensors joined along dim dim.
+# specs/shape.yaml:254
+#   aten::cat(Tensor[] tensors, int dim=0) -> Tensor
 
 
-def max_dim__opset18(op, self, dim, keepdim):
-    """aten::max.dim at opsets 18..28 (specs/shape.yaml:27)."""
-    values = op.ReduceMax(self, _h.const(op, [dim], "int64"), keepdims=int(keepdim))
-    indices = op.ArgMax(self, axis=dim, keepdims=int(keepdim))
-    return (values, indices)
+def cat__opset11(op, tensors, dim):
+    """aten::cat at opsets 11..28 (specs/shape.yaml:260)."""
+    return op.Concat(*tensors, axis=dim)
 
 
-def max_dim__opset13(op, self, dim, keepdim):
-    """aten::max.dim at opsets 13..17 (specs/shape.yaml:32)."""
-    values = op.ReduceMax(self, axes=[dim], keepdims=int(keepdim))
-    indices = op.ArgMax(self, axis=dim, keepdims=int(keepdim))
-    return (values, indices)
+def cat__opset7(op, tensors, dim):
+    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:262)."""
+    return op.Concat(*tensors, axis=dim)
+
+
+def cat__opset7__when(tensors, dim):
+    return dim >= 0
+
+
+# aten::stack: tensors (of one shape) joined along a new dim dim.
+# specs/shape.yaml:273
+#   aten::stack(Tensor[] tensors, int dim=0) -> Tensor
+
+
+def stack__opset13(op, tensors, dim):
+    """aten::stack at opsets 13..28 (specs/shape.yaml:278)."""
+    return op.Concat(*[op.Unsqueeze(x, _h.const(op, [dim], "int64")) for x in tensors], axis=dim)
+
+
+def stack__opset11(op, tensors, dim):
+    """aten::stack at opsets 11..12 (specs/shape.yaml:281)."""
+    return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
+
+
+def stack__opset7(op, tensors, dim):
+    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:283)."""
+    return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
+
+
+def stack__opset7__when(tensors, dim):
+    return dim >= 0
+
+
+# aten::expand: self broadcast to shape size; -1 keeps a dim of self.
+# specs/shape.yaml:294
+#   aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a)
+#   aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor
+
+
+def expand__opset8(op, self, size, implicit):
+    """aten::expand at opsets 8..28 (specs/shape.yaml:301)."""
+    return op.Expand(self, _h.const(op, [1 if s == -1 else s for s in size], "int64"))
+
+
+expand_copy__opset8 = expand__opset8
+
+
+def expand__opset7(op, self, size, implicit):
+    """aten::expand at opsets 7..7 (specs/shape.yaml:304)."""
+    lead = len(size) - _h.rank(self)
+    x = op.Unsqueeze(self, axes=list(range(lead))) if lead > 0 else self
+    dims = [1] * lead + _h.sizes(self)
+    return op.Tile(
+        x, _h.const(op, [s if dims[i] == 1 and s != -1 else 1 for i, s in enumerate(size)], "int64")
+    )
+
+
+expand_copy__opset7 = expand__opset7
+
+# aten::clone: a copy of self (memory_format is a layout, which ONNX does not have).
+# specs/shape.yaml:315
+#   aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor
+
+
+def clone__opset7(op, self, memory_format):
+    """aten::clone at opsets 7..28 (specs/shape.yaml:320)."""
+    return op.Identity(self)
+
+
+# aten::reshape: self with its elements laid out in shape shape; -1 is inferred, 0 is a zero-size dim.
+# specs/shape.yaml:325
+#   aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)
+
+
+def reshape__opset14(op, self, shape):
+    """aten::reshape at opsets 14..28 (specs/shape.yaml:330)."""
+    return op.Reshape(self, _h.const(op, shape, "int64"), allowzero=1)
+
+
+def reshape__opset7(op, self, shape):
+    """aten::reshape at opsets 7..13, when `0 not in shape` (specs/shape.yaml:332)."""
+    return op.Reshape(self, _h.const(op, shape, "int64"))
+
+
+def reshape__opset7_1(op, self, shape):
+    """aten::reshape at opsets 7..13, when `len([s for s in shape if s == 0]) == 1` (specs/shape.yaml:335)."""
+    return op.Reshape(self, _h.const(op, [-1 if s == 0 else s for s in shape], "int64"))
+
+
+def reshape__opset7__when(self, shape):
+    return 0 not in shape
+
+
+def reshape__opset7_1__when(self, shape):
+    return len([s for s in shape if s == 0]) == 1
+
+
+# aten::flatten.using_ints: dims start_dim..end_dim of self merged into one; a 0-dim self becomes shape [1].
+# specs/shape.yaml:342
+#   aten::flatten.using_ints(Tensor(a) self, int start_dim=0, int end_dim=-1) -> Tensor(a)
+
+
+def flatten_using_ints__opset14(op, self, start_dim, end_dim):
+    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:347)."""
+    r = _h.rank(self)
+    a = start_dim % max(r, 1)
+    b = end_dim % max(r, 1)
+    dims = _h.sizes(self)
+    shape = dims[:a] + [math.prod(dims[a : b + 1])] + dims[b + 1 :] if r > 0 else [1]
+    return op.Reshape(self, _h.const(op, shape, "int64"), allowzero=1)
+
+
+def flatten_using_ints__opset7(op, self, start_dim, end_dim):
+    """aten::flatten.using_ints at opsets 7..13, when `0 not in _h.sizes(self)` (specs/shape.yaml:355)."""
+    r = _h.rank(self)
+    a = start_dim % max(r, 1)
+    b = end_dim % max(r, 1)
+    dims = _h.sizes(self)
+    shape = dims[:a] + [math.prod(dims[a : b + 1])] + dims[b + 1 :] if r > 0 else [1]
+    return op.Reshape(self, _h.const(op, shape, "int64"))
+
+
+def flatten_using_ints__opset7__when(self, start_dim, end_dim):
+    return 0 not in _h.sizes(self)
+
+
+# aten::unflatten.int: dim dim of self split into dims of sizes sizes (one may be -1).
+# specs/shape.yaml:370
+#   aten::unflatten.int(Tensor(a) self, int dim, SymInt[] sizes) -> Tensor(a)
+
+
+def unflatten_int__opset14(op, self, dim, sizes):
+    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:376)."""
+    d = dim % _h.rank(self)
+    return op.Reshape(
+        self,
+        _h.const(op, _h.sizes(self)[:d] + sizes + _h.sizes(self)[d + 1 :], "int64"),
+        allowzero=1,
+    )
+
+
+def unflatten_int__opset7(op, self, dim, sizes):
+    """aten::unflatten.int at opsets 7..13, when `0 not in _h.sizes(self)` (specs/shape.yaml:380)."""
+    d = dim % _h.rank(self)
+    return op.Reshape(
+        self, _h.const(op, _h.sizes(self)[:d] + sizes + _h.sizes(self)[d + 1 :], "int64")
+    )
+
+
+def unflatten_int__opset7__when(self, dim, sizes):
+    return 0 not in _h.sizes(self)
+
+
+# aten::contiguous: self (memory_format is a layout, which ONNX does not have).
+# specs/shape.yaml:391
+#   aten::contiguous(Tensor(a) self, *, MemoryFormat memory_format=0) -> Tensor(a)
+
+
+def contiguous__opset7(op, self, memory_format):
+    """aten::contiguous at opsets 7..28 (specs/shape.yaml:396)."""
+    return op.Identity(self)

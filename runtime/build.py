@@ -101,6 +101,7 @@ class GraphBuild:
         self.backend = IRBackend(self.builder, opset)
         self.values: dict[torch.fx.Node, Any] = {}
         self.problems: list[Unsupported] = []
+        self._named: set[str] = set()  # names given to values so far
 
     # -- inputs ---------------------------------------------------------------------------
     def inputs(self) -> None:
@@ -157,7 +158,12 @@ class GraphBuild:
             return
         meta = node.meta.get("val")
         if not isinstance(target, torch._ops.OpOverload):
-            self._unsupported(node, str(target), f"calls to {target!r} are not ATen operators")
+            name = getattr(target, "__name__", str(target))
+            if getattr(target, "__module__", None) in ("_operator", "operator") or "sym" in name:
+                reason = "arithmetic on dynamic sizes is not supported yet; export with static shapes"
+            else:
+                reason = f"{target!r} is not an ATen operator"
+            self._unsupported(node, name, reason)
             return
         schema = target._schema
         name = schema.name + (f".{schema.overload_name}" if schema.overload_name else "")
@@ -248,7 +254,6 @@ class GraphBuild:
             self.graph.outputs.append(value)
 
     def run(self) -> ir.Model:
-        self._named: set[str] = set()
         self.inputs()
         self._named.update(v.name for v in self.graph.inputs)
         self._named.update(self.graph.initializers)

@@ -201,8 +201,8 @@ def select(entry: Entry, opset: int, args: dict[str, Any], cap: int | None = Non
         {
             o
             for lw in entry.lowerings
+            if (cap is None or lw.since <= cap) and (lw.when is None or lw.when(**args))
             for o in range(lw.since, lw.until + 1)
-            if lw.when is None or lw.when(**args)
         }
     )
     if not works:
@@ -261,9 +261,6 @@ def plan(
 ) -> tuple[Lowering, str | None, str | None]:
     """(lowering, compute dtype, dtype to run in) for this call; NotLowerable if unsupported."""
     lowering = select(entry, opset, args, cap)
-    for gap in entry.gaps:
-        if gap.when is not None and gap.when(**args):
-            raise NotLowerable(f"{gap.reason} (when {gap.when_text})", spec=gap.spec)
     for name, allowed in entry.input_dtypes.items():
         for tensor in _tensors(args.get(name)):
             dtype = backend.dtype_of(tensor)
@@ -272,6 +269,16 @@ def plan(
                     f"argument {name} is {dtype}; supported: {', '.join(allowed)}", spec=entry.spec
                 )
     compute = compute_dtype_for(entry, backend, args)
+    for gap in entry.gaps:
+        # gaps without a condition are in the dtype plans; a runtime's gaps do not stop export
+        if gap.when is None or gap.runtime is not None:
+            continue
+        if gap.opsets is not None and not gap.opsets[0] <= opset <= gap.opsets[1]:
+            continue
+        if gap.dtypes and compute not in gap.dtypes:
+            continue
+        if gap.when(**args):
+            raise NotLowerable(f"{gap.reason} (when {gap.when_text})", spec=gap.spec)
     if compute is None:
         return lowering, None, None
     run, reason = lowering.run_dtype(compute, opset)

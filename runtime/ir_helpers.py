@@ -9,14 +9,15 @@ import onnx_ir as ir
 import torch
 
 from torchonnx.dtypes import onnx_enum
-from torchonnx.meta import dtype_of, is_floating, rank, sizes
+from torchonnx.meta import dtype_of, is_floating, rank, size, sizes
 
-__all__ = ["as_list", "attrs", "const", "dtype_of", "is_floating", "onnx_dtype", "rank", "sizes"]
+__all__ = ["as_list", "attrs", "const", "dtype_of", "is_floating", "onnx_dtype", "rank", "size", "sizes"]
 
 
-def const(op: Any, value: Any, dtype: str | torch.dtype) -> ir.Value:
-    """A constant of `dtype` holding `value` (a number or a nested list of numbers)."""
-    return op.builder.constant(value, dtype)
+def const(op: Any, value: Any, dtype: str | torch.dtype) -> ir.Value | None:
+    """A constant of `dtype` holding `value` (a number or a nested list of numbers);
+    None (an omitted input) for None."""
+    return None if value is None else op.builder.constant(value, dtype)
 
 
 def onnx_dtype(dtype: str | torch.dtype | ir.DataType) -> int:

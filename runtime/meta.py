@@ -39,6 +39,13 @@ def sizes(value: Any) -> list[int]:
     return shape  # type: ignore[return-value]
 
 
+def size(value: Any, dim: int) -> int | None:
+    """The static size of dimension `dim`, or None where it is dynamic."""
+    shape = _shape(value)
+    d = shape[dim]
+    return d if isinstance(d, int) else None
+
+
 def dtype_of(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return dtype_of(value[0])

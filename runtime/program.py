@@ -190,7 +190,8 @@ def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
 
 
 def _from_numpy(array: np.ndarray, dtype: ir.DataType | None) -> torch.Tensor:
+    array = np.ascontiguousarray(array).reshape(np.shape(array))  # ascontiguousarray makes 0-d 1-d
     if dtype == ir.DataType.BFLOAT16:
-        return torch.from_numpy(np.ascontiguousarray(array).view(np.uint16)).view(torch.bfloat16)
-    tensor = torch.from_numpy(np.ascontiguousarray(array))
+        return torch.from_numpy(array.view(np.uint16)).view(torch.bfloat16)
+    tensor = torch.from_numpy(array)
     return tensor.to(from_ir(dtype)) if dtype is not None else tensor

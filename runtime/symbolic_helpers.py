@@ -17,7 +17,7 @@ import torch
 
 from torchonnx.dispatch import VALUE, Entry, Lowering, NotLowerable, Overload, bind, lower
 from torchonnx.dtypes import name_of, onnx_enum, torch_dtype
-from torchonnx.meta import dtype_of, is_floating, rank, sizes
+from torchonnx.meta import dtype_of, is_floating, rank, size, sizes
 
 __all__ = [
     "as_list",
@@ -29,6 +29,7 @@ __all__ = [
     "onnx_dtype",
     "optional",
     "rank",
+    "size",
     "sizes",
 ]
 
@@ -49,7 +50,9 @@ _SCALAR_TYPES = {
 }
 
 
-def const(g: Any, value: Any, dtype: str | torch.dtype) -> torch._C.Value:
+def const(g: Any, value: Any, dtype: str | torch.dtype) -> torch._C.Value | None:
+    if value is None:
+        return None
     return g.op("Constant", value_t=torch.tensor(value, dtype=torch_dtype(name_of(dtype))))
 
 
