@@ -566,7 +566,9 @@ class _Checker:
         )
 
     # -- helpers ------------------------------------------------------------------------
-    def _param_arg(self, node: ast.Call, env: dict[str, Sym], helper: str, lists: bool = True) -> Sym:
+    def _param_arg(
+        self, node: ast.Call, env: dict[str, Sym], helper: str, lists: bool = True
+    ) -> Sym:
         if len(node.args) != 1 or node.keywords:
             raise self.fail(node, f"{helper}() takes one tensor argument of the op")
         arg = node.args[0]
@@ -590,7 +592,9 @@ class _Checker:
 
     def helper_size(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
         if len(node.args) != 2 or node.keywords:
-            raise self.fail(node, "size() takes a tensor argument of the op and a dimension: size(self, dim)")
+            raise self.fail(
+                node, "size() takes a tensor argument of the op and a dimension: size(self, dim)"
+            )
         dim = self.expr(node.args[1], env)
         self.need_value(node.args[1], dim, "a dimension")
         probe = ast.Call(func=node.func, args=node.args[:1], keywords=[])

@@ -160,7 +160,9 @@ class GraphBuild:
         if not isinstance(target, torch._ops.OpOverload):
             name = getattr(target, "__name__", str(target))
             if getattr(target, "__module__", None) in ("_operator", "operator") or "sym" in name:
-                reason = "arithmetic on dynamic sizes is not supported yet; export with static shapes"
+                reason = (
+                    "arithmetic on dynamic sizes is not supported yet; export with static shapes"
+                )
             else:
                 reason = f"{target!r} is not an ATen operator"
             self._unsupported(node, name, reason)

@@ -11,7 +11,17 @@ import torch
 from torchonnx.dtypes import onnx_enum
 from torchonnx.meta import dtype_of, is_floating, rank, size, sizes
 
-__all__ = ["as_list", "attrs", "const", "dtype_of", "is_floating", "onnx_dtype", "rank", "size", "sizes"]
+__all__ = [
+    "as_list",
+    "attrs",
+    "const",
+    "dtype_of",
+    "is_floating",
+    "onnx_dtype",
+    "rank",
+    "size",
+    "sizes",
+]
 
 
 def const(op: Any, value: Any, dtype: str | torch.dtype) -> ir.Value | None:
