@@ -13,7 +13,14 @@ import ast
 from dataclasses import dataclass
 
 from torchonnx.codegen.aten import AtenSchema, SchemaLookupError, lookup
-from torchonnx.codegen.body import DType, OpUse, check_body, check_condition
+from torchonnx.codegen.body import (
+    DType,
+    OpUse,
+    check_body,
+    check_condition,
+    excluded,
+    guards_when_true,
+)
 from torchonnx.codegen.errors import Diagnostics, Location, SpecError
 from torchonnx.codegen.model import Block, Common, Entry, Gap, OpsetRange
 from torchonnx.codegen.onnx_ops import op_at
@@ -141,8 +148,10 @@ class _Entry:
                     e.dtypes_loc,
                     f"`{arg}` takes part in type promotion, so it cannot keep its own dtypes",
                 )
+        # tensor arguments of any overload (`other` is a tensor in add.Tensor, not add.Scalar)
+        tensors = {p.name for schema in schemas.values() for p in schema.params if p.kind.is_tensor}
         group = tuple(
-            p.name for p in primary.params if p.kind.is_tensor and p.name not in e.input_dtypes
+            p.name for p in primary.params if p.name in tensors and p.name not in e.input_dtypes
         )
         dtype_param = next(
             (p.name for p in primary.params if p.name == "dtype" and p.pytype == "dtype"), None
@@ -269,11 +278,17 @@ class _Entry:
 
     # -- lowerings ----------------------------------------------------------------------
     def ranges(self) -> list[int] | None:
-        """The last opset of each block: up to the next unconditional block that starts later."""
+        """The last opset of each block: up to the next block that starts later and applies
+        whenever it does (no condition, or the same condition)."""
         blocks = self.e.blocks
         untils = []
         for i, b in enumerate(blocks):
-            later = [o.since for o in blocks if o.when is None and o.since > b.since]
+            same = b.when.text.strip() if b.when else None
+            later = [
+                o.since
+                for o in blocks
+                if o.since > b.since and (o.when is None or o.when.text.strip() == same)
+            ]
             untils.append(min(later) - 1 if later else self.common.newest)
             shadow = next((o for o in blocks[:i] if o.when is None and o.since == b.since), None)
             if shadow is not None:
@@ -352,6 +367,16 @@ class _Entry:
         assert returns is not None
         plan = self.plan(block, until, ops, group, computes)
         cast_back = tuple(d.param is not None and d.param in group for d in returns)
+        widened = sorted(
+            {d for d, segs in plan.items() for s in segs if s.compute not in (None, d)}
+        )
+        if widened and not all(d.known for d in returns):
+            raise SpecError(
+                block.loc,
+                f"{', '.join(widened)} would be computed in a wider dtype here, but codegen cannot "
+                "tell the dtype of this lowering's result to cast it back (its branches differ); "
+                "split the lowering with `when`, or declare a gap instead of widening",
+            )
         onnx_ops = tuple(sorted({u.op for u in ops}))
         return Lowering(index, block, until, when, functions, plan, onnx_ops, cast_back)
 
@@ -361,7 +386,12 @@ class _Entry:
     ) -> dict[str, tuple[Segment, ...]]:
         plan: dict[str, tuple[Segment, ...]] = {}
         problems: dict[tuple[str, str], list[int]] = {}
+        applies = (
+            guards_when_true(ast.parse(block.when.text, mode="eval").body) if block.when else []
+        )
         for dtype in computes:
+            if excluded(applies, dtype, group):
+                continue  # the lowering's condition rules this dtype out
             statuses: list[tuple[int, str | None, str | None]] = []
             for opset in range(block.since, until + 1):
                 status = self.status(dtype, opset, ops, group)
@@ -434,6 +464,8 @@ def _resolve(d: DType | None, dtype: str, group: set[str]) -> str | None:
 def _rejects(ops: list[OpUse], dtype: str, opset: int, group: set[str]) -> str | None:
     """Why the emitted ops cannot run in `dtype` at `opset`, or None if they can."""
     for use in ops:
+        if excluded(use.guards, dtype, group):
+            continue  # in a branch this dtype never takes
         spec = op_at(use.op, opset)
         assert spec is not None  # check_body made sure the op exists over the block's range
         inputs = list(use.inputs)

@@ -14,14 +14,15 @@ as a TorchScript symbolic function (`g.op("Add", ...)`, torch's contract).
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from torchonnx.codegen.aten import AtenSchema, Kind
 from torchonnx.codegen.errors import Location, SpecError
 from torchonnx.codegen.onnx_ops import ATTRIBUTE_PYTYPES, SYMBOLIC_SUFFIX, OpSpec, op_at
-from torchonnx.dtypes import DTYPE_NAMES, onnx_type_str
+from torchonnx.dtypes import DTYPE_NAMES, FLOATING, onnx_type_str
 
 HELPERS = ("const", "rank", "size", "sizes", "dtype_of", "is_floating")
 BUILTINS = {
@@ -95,6 +96,14 @@ class Sym:
 
 
 @dataclass(frozen=True)
+class Guard:
+    """A dtype test an op use depends on: it only runs when `param`'s dtype is in `dtypes`."""
+
+    param: str
+    dtypes: frozenset[str]
+
+
+@dataclass(frozen=True)
 class OpUse:
     """One ONNX op call in a body, with the dtype of each input (None: omitted or unknown)."""
 
@@ -102,6 +111,67 @@ class OpUse:
     loc: Location
     inputs: tuple[DType | None, ...]
     variadic_dtype: DType | None = None  # for `*list` inputs whose length is not known
+    guards: tuple[Guard, ...] = ()  # the dtype tests of the branches it is in
+
+
+_ALL = frozenset(DTYPE_NAMES)
+
+
+def _guard_atom(test: ast.expr) -> Guard | None:
+    """`is_floating(p)`, `dtype_of(p) == "x"`, `dtype_of(p) in (...)` and their negations."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _guard_atom(test.operand)
+        return Guard(inner.param, _ALL - inner.dtypes) if inner else None
+    if isinstance(test, ast.Call) and getattr(test.func, "id", None) == "is_floating":
+        if len(test.args) == 1 and isinstance(test.args[0], ast.Name):
+            return Guard(test.args[0].id, frozenset(FLOATING))
+        return None
+    if isinstance(test, ast.Compare) and len(test.ops) == 1:
+        left, right, op = test.left, test.comparators[0], test.ops[0]
+        if isinstance(right, ast.Call) and not isinstance(left, ast.Call):
+            left, right = right, left
+        if not (
+            isinstance(left, ast.Call)
+            and getattr(left.func, "id", None) == "dtype_of"
+            and len(left.args) == 1
+            and isinstance(left.args[0], ast.Name)
+        ):
+            return None
+        try:
+            value = ast.literal_eval(right)
+        except ValueError:
+            return None
+        names = frozenset([value] if isinstance(value, str) else value)
+        if not names <= _ALL:
+            return None
+        if isinstance(op, (ast.Eq, ast.In)):
+            return Guard(left.args[0].id, names)
+        if isinstance(op, (ast.NotEq, ast.NotIn)):
+            return Guard(left.args[0].id, _ALL - names)
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.Or):
+        atoms = [_guard_atom(v) for v in test.values]
+        if all(atoms) and len({a.param for a in atoms}) == 1:  # type: ignore[union-attr]
+            return Guard(atoms[0].param, frozenset().union(*(a.dtypes for a in atoms)))  # type: ignore
+    return None
+
+
+def guards_when_true(test: ast.expr) -> list[Guard]:
+    """Dtype tests that hold wherever `test` is true (its other parts are ignored)."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return [g for v in test.values for g in guards_when_true(v)]
+    atom = _guard_atom(test)
+    return [atom] if atom else []
+
+
+def guards_when_false(test: ast.expr) -> list[Guard]:
+    """Dtype tests that hold wherever `test` is false (only for a test that is one)."""
+    atom = _guard_atom(test)
+    return [Guard(atom.param, _ALL - atom.dtypes)] if atom else []
+
+
+def excluded(guards: tuple[Guard, ...] | list[Guard], dtype: str, group: set[str]) -> bool:
+    """Whether the guards rule out running in `dtype` (arguments of `group` are in it)."""
+    return any(g.param in group and dtype not in g.dtypes for g in guards)
 
 
 @dataclass(frozen=True)
@@ -154,8 +224,17 @@ class _Checker:
         self.opsets = opsets
         self.notes: dict[tuple, _CallNote] = {}
         self.not_none: set[str] = set()
+        self.guards: list[Guard] = []  # dtype tests of the branches being checked
         self.ops: list[OpUse] = []
         self.returns: list[tuple[Sym, ...]] = []
+
+    @contextlib.contextmanager
+    def guarded(self, guards: list[Guard]) -> Iterator[None]:
+        self.guards.extend(guards)
+        try:
+            yield
+        finally:
+            del self.guards[len(self.guards) - len(guards) :]
 
     # -- errors -------------------------------------------------------------------------
     def fail(self, node: ast.AST | None, message: str) -> SpecError:
@@ -207,10 +286,12 @@ class _Checker:
                 for name, not_none in _none_tests(stmt.test):
                     _narrow(then_env if not_none else else_env, name)
                 continuing = []
-                if not self.block(stmt.body, then_env):
-                    continuing.append(then_env)
-                if not stmt.orelse or not self.block(stmt.orelse, else_env):
-                    continuing.append(else_env)
+                with self.guarded(guards_when_true(stmt.test)):
+                    if not self.block(stmt.body, then_env):
+                        continuing.append(then_env)
+                with self.guarded(guards_when_false(stmt.test)):
+                    if not stmt.orelse or not self.block(stmt.orelse, else_env):
+                        continuing.append(else_env)
                 if not continuing:
                     if not last:
                         raise self.fail(stmts[i + 1], "statement after `return` is never reached")
@@ -422,7 +503,10 @@ class _Checker:
     def expr_IfExp(self, node: ast.IfExp, env: dict[str, Sym]) -> Sym:
         test = self.expr(node.test, env)
         self.need_value(node.test, test, "a condition")
-        a, b = self.expr(node.body, env), self.expr(node.orelse, env)
+        with self.guarded(guards_when_true(node.test)):
+            a = self.expr(node.body, env)
+        with self.guarded(guards_when_false(node.test)):
+            b = self.expr(node.orelse, env)
         kinds = {a.kind, b.kind}
         if kinds <= {Kind.VALUE, Kind.NONE}:
             return Sym(
@@ -617,7 +701,8 @@ class _Checker:
         if not node.args or len(node.args) > 2 or set(kwargs) - {"dtype", "like"} or None in kwargs:
             raise self.fail(node, f"write {usage}")
         value = self.expr(node.args[0], env)
-        self.need_value(node.args[0], value, "the value of a constant")
+        if value.kind is not Kind.TENSOR:  # a tensor passes through: `other` in add.Tensor
+            self.need_value(node.args[0], value, "the value of a constant")
         dtype_node = node.args[1] if len(node.args) == 2 else kwargs.get("dtype")
         like_node = kwargs.get("like")
         if (dtype_node is None) == (like_node is None):
@@ -631,10 +716,11 @@ class _Checker:
             if like.kind is not Kind.TENSOR or not like.dtype.known:
                 raise self.fail(
                     like_node,
-                    "like= needs a tensor whose dtype codegen can tell (an op input, or a value computed from one)",
+                    "like= needs a tensor whose dtype codegen can tell (an op input, or a value "
+                    "computed from one)",
                 )
             note.like = like.dtype
-            return Sym(Kind.TENSOR, dtype=like.dtype)
+            return value if value.kind is Kind.TENSOR else Sym(Kind.TENSOR, dtype=like.dtype)
         dtype = self.expr(dtype_node, env)
         if dtype.pytype != "dtype":
             raise self.fail(
@@ -642,6 +728,8 @@ class _Checker:
                 f"a constant's dtype is a dtype name ({', '.join(DTYPE_NAMES)}) or dtype_of(x)",
             )
         fixed = dtype.literal if isinstance(dtype.literal, str) else None
+        if value.kind is Kind.TENSOR:
+            return value
         return Sym(Kind.TENSOR, dtype=DType(fixed=fixed) if fixed else UNKNOWN)
 
     # -- ONNX ops -----------------------------------------------------------------------
@@ -785,6 +873,7 @@ class _Checker:
                 self.where(node.lineno, node.col_offset),
                 tuple(dtypes),
                 variadic.dtype if variadic is not None else None,
+                tuple(self.guards),
             )
         )
         out_dtypes = [

@@ -7,8 +7,6 @@ lowering begins, the registry that the runtime dispatches through, and Markdown 
 
 from __future__ import annotations
 
-import builtins
-import keyword
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +16,7 @@ import jinja2
 from torchonnx.codegen.analyze import Analyzed, Lowering, Segment
 from torchonnx.codegen.aten import NO_DEFAULT, AtenSchema, Kind
 from torchonnx.codegen.files import FileManager, markdown_header, python_header
-from torchonnx.codegen.model import Common
+from torchonnx.codegen.model import Common, Source
 
 _KINDS = {
     Kind.TENSOR: "TENSOR",
@@ -67,6 +65,11 @@ class _EntryView:
     predicates: list[_Pred] = field(default_factory=list)
 
 
+def _text(source: Source | None) -> str:
+    """A condition as its spec writes it, on one line."""
+    return " ".join(source.text.split()) if source else ""
+
+
 def _spec_loc(loc) -> str:
     return f"{loc.file}:{loc.line}"
 
@@ -76,7 +79,7 @@ def _when_name(fn_name: str) -> str:
 
 
 def _doc_of(schema: AtenSchema, lw: Lowering) -> str:
-    cond = f", when `{lw.when}`" if lw.when else ""
+    cond = f", when `{_text(lw.block.when)}`" if lw.when else ""
     return f"{schema.qualname} at opsets {lw.since}..{lw.until}{cond} ({_spec_loc(lw.block.loc)})."
 
 
@@ -85,7 +88,8 @@ def _python_params(schema: AtenSchema) -> str:
 
 
 def _dispatcher_name(packet: str) -> str:
-    return packet + "_" if keyword.iskeyword(packet) or hasattr(builtins, packet) else packet
+    # `aten_abs`: a prefix cannot collide with Python names nor with in-place ops (`abs_`)
+    return f"aten_{packet}"
 
 
 class Renderer:
@@ -223,6 +227,11 @@ class Renderer:
                 for limit in self.common.limits
                 if limit.runtime
             ],
+            limits=[
+                repr((limit.dtypes, (limit.opsets.lo, limit.opsets.hi), limit.reason))
+                for limit in self.common.limits
+                if not limit.runtime
+            ],
             kinds=sorted(
                 {
                     _KINDS[p.kind]
@@ -283,7 +292,7 @@ class Renderer:
                     "cast_back": repr(lw.cast_back),
                     "onnx_ops": repr(lw.onnx_ops),
                     "when": f"{family}.{_when_name(primary_fn.name)}" if lw.when else None,
-                    "when_text": repr(lw.when) if lw.when else None,
+                    "when_text": repr(_text(lw.block.when)) if lw.when else None,
                 }
             )
         gaps = []
@@ -296,7 +305,7 @@ class Renderer:
                 parts.append(f"opsets=({gap.opsets.lo}, {gap.opsets.hi})")
             if g.name:
                 parts.append(f"when={family}.{g.name}")
-                parts.append(f"when_text={g.when!r}")
+                parts.append(f"when_text={_text(gap.when)!r}")
             if gap.runtime:
                 parts.append(f"runtime={gap.runtime!r}")
             gaps.append(f"Gap({', '.join(parts)})")
@@ -343,7 +352,7 @@ class Renderer:
                     {
                         "overloads": _overload_cell(a),
                         "opsets": f"{lw.since}..{lw.until}",
-                        "when": f"`{lw.when}`" if lw.when else "",
+                        "when": f"`{_text(lw.block.when)}`" if lw.when else "",
                         "dtypes": _dtype_summary(lw.plan, lw.since, lw.until),
                         "ops": ", ".join(lw.onnx_ops),
                         "gaps": _gap_cell(a),
@@ -372,7 +381,7 @@ class Renderer:
                             {
                                 "overloads": _overload_cell(a),
                                 "since": lw.since,
-                                "when": f"`{lw.when}`" if lw.when else "",
+                                "when": f"`{_text(lw.block.when)}`" if lw.when else "",
                                 "dtypes": _dtype_at(lw.plan, opset),
                                 "ops": ", ".join(lw.onnx_ops),
                                 "gaps": _gap_cell(a),
@@ -398,8 +407,8 @@ def _gap_cell(a: Analyzed) -> str:
             scope.append(", ".join(gap.dtypes))
         if gap.opsets is not None:
             scope.append(f"opsets {gap.opsets}")
-        if g.when:
-            scope.append(f"when `{g.when}`")
+        if gap.when:
+            scope.append(f"when `{_text(gap.when)}`")
         if gap.runtime:
             scope.append(f"on {gap.runtime}")
         parts.append(f"{'; '.join(scope)}: {gap.reason}")

@@ -463,7 +463,7 @@ def flatten_using_ints__opset14(op, self, start_dim, end_dim):
 
 
 def flatten_using_ints__opset7(op, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 7..13, when `0 not in _h.sizes(self)` (specs/shape.yaml:355)."""
+    """aten::flatten.using_ints at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:355)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -492,7 +492,7 @@ def unflatten_int__opset14(op, self, dim, sizes):
 
 
 def unflatten_int__opset7(op, self, dim, sizes):
-    """aten::unflatten.int at opsets 7..13, when `0 not in _h.sizes(self)` (specs/shape.yaml:380)."""
+    """aten::unflatten.int at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:380)."""
     d = dim % _h.rank(self)
     return op.Reshape(
         self, _h.const(op, _h.sizes(self)[:d] + sizes + _h.sizes(self)[d + 1 :], "int64")

@@ -33,6 +33,15 @@ _R = (
     "ONNX Relu accepts integers from opset 14",
 )
 
+# Dtypes no graph can hold at some opsets: (dtypes, (oldest, newest), reason).
+LIMITS = (
+    (
+        ("bfloat16",),
+        (7, 12),
+        "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+    ),
+)
+
 # Dtypes a runtime cannot always run, whatever the op (tests verify those with onnx's reference).
 RUNTIME_LIMITS = (
     RuntimeLimit(
@@ -1053,7 +1062,7 @@ ENTRIES: dict[str, Entry] = {
                 cast_back=(True,),
                 onnx_ops=("Reshape",),
                 when=_shape.flatten_using_ints__opset7__when,
-                when_text="0 not in _h.sizes(self)",
+                when_text="0 not in sizes(self)",
             ),
         ),
         promote=None,
@@ -3181,7 +3190,7 @@ ENTRIES: dict[str, Entry] = {
                 cast_back=(True,),
                 onnx_ops=("Reshape",),
                 when=_shape.unflatten_int__opset7__when,
-                when_text="0 not in _h.sizes(self)",
+                when_text="0 not in sizes(self)",
             ),
         ),
         promote=None,

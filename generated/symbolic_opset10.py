@@ -31,17 +31,17 @@ def slice_Tensor__opset10(g, self, dim, start, end, step):
 slice_copy_Tensor__opset10 = slice_Tensor__opset10
 
 
-def slice_(g, *args, **kwargs):
+def aten_slice(g, *args, **kwargs):
     """aten::slice (aten::slice.Tensor)."""
     return _h.dispatch(g, "aten::slice", 10, args, kwargs)
 
 
-def slice_copy(g, *args, **kwargs):
+def aten_slice_copy(g, *args, **kwargs):
     """aten::slice_copy (aten::slice_copy.Tensor)."""
     return _h.dispatch(g, "aten::slice_copy", 10, args, kwargs)
 
 
 SYMBOLICS = {
-    "aten::slice": slice_,
-    "aten::slice_copy": slice_copy,
+    "aten::slice": aten_slice,
+    "aten::slice_copy": aten_slice_copy,
 }

@@ -32,29 +32,29 @@ def stack__opset11(g, tensors, dim):
     return g.op("Concat", *[g.op("Unsqueeze", x, axes_i=[dim]) for x in tensors], axis_i=dim)
 
 
-def cat(g, *args, **kwargs):
+def aten_cat(g, *args, **kwargs):
     """aten::cat (aten::cat)."""
     return _h.dispatch(g, "aten::cat", 11, args, kwargs)
 
 
-def select(g, *args, **kwargs):
+def aten_select(g, *args, **kwargs):
     """aten::select (aten::select.int)."""
     return _h.dispatch(g, "aten::select", 11, args, kwargs)
 
 
-def select_copy(g, *args, **kwargs):
+def aten_select_copy(g, *args, **kwargs):
     """aten::select_copy (aten::select_copy.int)."""
     return _h.dispatch(g, "aten::select_copy", 11, args, kwargs)
 
 
-def stack(g, *args, **kwargs):
+def aten_stack(g, *args, **kwargs):
     """aten::stack (aten::stack)."""
     return _h.dispatch(g, "aten::stack", 11, args, kwargs)
 
 
 SYMBOLICS = {
-    "aten::cat": cat,
-    "aten::select": select,
-    "aten::select_copy": select_copy,
-    "aten::stack": stack,
+    "aten::cat": aten_cat,
+    "aten::select": aten_select,
+    "aten::select_copy": aten_select_copy,
+    "aten::stack": aten_stack,
 }

@@ -99,77 +99,77 @@ def stack__opset13(g, tensors, dim):
     )
 
 
-def split(g, *args, **kwargs):
+def aten_split(g, *args, **kwargs):
     """aten::split (aten::split.Tensor)."""
     return _h.dispatch(g, "aten::split", 13, args, kwargs)
 
 
-def split_copy(g, *args, **kwargs):
+def aten_split_copy(g, *args, **kwargs):
     """aten::split_copy (aten::split_copy.Tensor)."""
     return _h.dispatch(g, "aten::split_copy", 13, args, kwargs)
 
 
-def split_with_sizes(g, *args, **kwargs):
+def aten_split_with_sizes(g, *args, **kwargs):
     """aten::split_with_sizes (aten::split_with_sizes)."""
     return _h.dispatch(g, "aten::split_with_sizes", 13, args, kwargs)
 
 
-def split_with_sizes_copy(g, *args, **kwargs):
+def aten_split_with_sizes_copy(g, *args, **kwargs):
     """aten::split_with_sizes_copy (aten::split_with_sizes_copy)."""
     return _h.dispatch(g, "aten::split_with_sizes_copy", 13, args, kwargs)
 
 
-def squeeze(g, *args, **kwargs):
+def aten_squeeze(g, *args, **kwargs):
     """aten::squeeze (aten::squeeze.dim, aten::squeeze.dims)."""
     return _h.dispatch(g, "aten::squeeze", 13, args, kwargs)
 
 
-def squeeze_copy(g, *args, **kwargs):
+def aten_squeeze_copy(g, *args, **kwargs):
     """aten::squeeze_copy (aten::squeeze_copy.dim, aten::squeeze_copy.dims)."""
     return _h.dispatch(g, "aten::squeeze_copy", 13, args, kwargs)
 
 
-def stack(g, *args, **kwargs):
+def aten_stack(g, *args, **kwargs):
     """aten::stack (aten::stack)."""
     return _h.dispatch(g, "aten::stack", 13, args, kwargs)
 
 
-def sum_(g, *args, **kwargs):
+def aten_sum(g, *args, **kwargs):
     """aten::sum (aten::sum.IntList_out, aten::sum.dim_IntList)."""
     return _h.dispatch(g, "aten::sum", 13, args, kwargs)
 
 
-def unsafe_split(g, *args, **kwargs):
+def aten_unsafe_split(g, *args, **kwargs):
     """aten::unsafe_split (aten::unsafe_split.Tensor)."""
     return _h.dispatch(g, "aten::unsafe_split", 13, args, kwargs)
 
 
-def unsafe_split_with_sizes(g, *args, **kwargs):
+def aten_unsafe_split_with_sizes(g, *args, **kwargs):
     """aten::unsafe_split_with_sizes (aten::unsafe_split_with_sizes)."""
     return _h.dispatch(g, "aten::unsafe_split_with_sizes", 13, args, kwargs)
 
 
-def unsqueeze(g, *args, **kwargs):
+def aten_unsqueeze(g, *args, **kwargs):
     """aten::unsqueeze (aten::unsqueeze)."""
     return _h.dispatch(g, "aten::unsqueeze", 13, args, kwargs)
 
 
-def unsqueeze_copy(g, *args, **kwargs):
+def aten_unsqueeze_copy(g, *args, **kwargs):
     """aten::unsqueeze_copy (aten::unsqueeze_copy)."""
     return _h.dispatch(g, "aten::unsqueeze_copy", 13, args, kwargs)
 
 
 SYMBOLICS = {
-    "aten::split": split,
-    "aten::split_copy": split_copy,
-    "aten::split_with_sizes": split_with_sizes,
-    "aten::split_with_sizes_copy": split_with_sizes_copy,
-    "aten::squeeze": squeeze,
-    "aten::squeeze_copy": squeeze_copy,
-    "aten::stack": stack,
-    "aten::sum": sum_,
-    "aten::unsafe_split": unsafe_split,
-    "aten::unsafe_split_with_sizes": unsafe_split_with_sizes,
-    "aten::unsqueeze": unsqueeze,
-    "aten::unsqueeze_copy": unsqueeze_copy,
+    "aten::split": aten_split,
+    "aten::split_copy": aten_split_copy,
+    "aten::split_with_sizes": aten_split_with_sizes,
+    "aten::split_with_sizes_copy": aten_split_with_sizes_copy,
+    "aten::squeeze": aten_squeeze,
+    "aten::squeeze_copy": aten_squeeze_copy,
+    "aten::stack": aten_stack,
+    "aten::sum": aten_sum,
+    "aten::unsafe_split": aten_unsafe_split,
+    "aten::unsafe_split_with_sizes": aten_unsafe_split_with_sizes,
+    "aten::unsqueeze": aten_unsqueeze,
+    "aten::unsqueeze_copy": aten_unsqueeze_copy,
 }

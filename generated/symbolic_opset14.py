@@ -52,41 +52,41 @@ def unflatten_int__opset14(g, self, dim, sizes):
     )
 
 
-def _unsafe_view(g, *args, **kwargs):
+def aten__unsafe_view(g, *args, **kwargs):
     """aten::_unsafe_view (aten::_unsafe_view)."""
     return _h.dispatch(g, "aten::_unsafe_view", 14, args, kwargs)
 
 
-def flatten(g, *args, **kwargs):
+def aten_flatten(g, *args, **kwargs):
     """aten::flatten (aten::flatten.using_ints)."""
     return _h.dispatch(g, "aten::flatten", 14, args, kwargs)
 
 
-def reshape(g, *args, **kwargs):
+def aten_reshape(g, *args, **kwargs):
     """aten::reshape (aten::reshape)."""
     return _h.dispatch(g, "aten::reshape", 14, args, kwargs)
 
 
-def unflatten(g, *args, **kwargs):
+def aten_unflatten(g, *args, **kwargs):
     """aten::unflatten (aten::unflatten.int)."""
     return _h.dispatch(g, "aten::unflatten", 14, args, kwargs)
 
 
-def view(g, *args, **kwargs):
+def aten_view(g, *args, **kwargs):
     """aten::view (aten::view)."""
     return _h.dispatch(g, "aten::view", 14, args, kwargs)
 
 
-def view_copy(g, *args, **kwargs):
+def aten_view_copy(g, *args, **kwargs):
     """aten::view_copy (aten::view_copy)."""
     return _h.dispatch(g, "aten::view_copy", 14, args, kwargs)
 
 
 SYMBOLICS = {
-    "aten::_unsafe_view": _unsafe_view,
-    "aten::flatten": flatten,
-    "aten::reshape": reshape,
-    "aten::unflatten": unflatten,
-    "aten::view": view,
-    "aten::view_copy": view_copy,
+    "aten::_unsafe_view": aten__unsafe_view,
+    "aten::flatten": aten_flatten,
+    "aten::reshape": aten_reshape,
+    "aten::unflatten": aten_unflatten,
+    "aten::view": aten_view,
+    "aten::view_copy": aten_view_copy,
 }

@@ -87,41 +87,41 @@ def min_dim__opset18(g, self, dim, keepdim):
 min_dim_min__opset18 = min_dim__opset18
 
 
-def amax(g, *args, **kwargs):
+def aten_amax(g, *args, **kwargs):
     """aten::amax (aten::amax, aten::amax.out)."""
     return _h.dispatch(g, "aten::amax", 18, args, kwargs)
 
 
-def amin(g, *args, **kwargs):
+def aten_amin(g, *args, **kwargs):
     """aten::amin (aten::amin, aten::amin.out)."""
     return _h.dispatch(g, "aten::amin", 18, args, kwargs)
 
 
-def max_(g, *args, **kwargs):
+def aten_max(g, *args, **kwargs):
     """aten::max (aten::max.dim, aten::max.dim_max)."""
     return _h.dispatch(g, "aten::max", 18, args, kwargs)
 
 
-def mean(g, *args, **kwargs):
+def aten_mean(g, *args, **kwargs):
     """aten::mean (aten::mean.dim, aten::mean.out)."""
     return _h.dispatch(g, "aten::mean", 18, args, kwargs)
 
 
-def min_(g, *args, **kwargs):
+def aten_min(g, *args, **kwargs):
     """aten::min (aten::min.dim, aten::min.dim_min)."""
     return _h.dispatch(g, "aten::min", 18, args, kwargs)
 
 
-def prod(g, *args, **kwargs):
+def aten_prod(g, *args, **kwargs):
     """aten::prod (aten::prod.dim_int, aten::prod.int_out)."""
     return _h.dispatch(g, "aten::prod", 18, args, kwargs)
 
 
 SYMBOLICS = {
-    "aten::amax": amax,
-    "aten::amin": amin,
-    "aten::max": max_,
-    "aten::mean": mean,
-    "aten::min": min_,
-    "aten::prod": prod,
+    "aten::amax": aten_amax,
+    "aten::amin": aten_amin,
+    "aten::max": aten_max,
+    "aten::mean": aten_mean,
+    "aten::min": aten_min,
+    "aten::prod": aten_prod,
 }

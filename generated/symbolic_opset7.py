@@ -376,7 +376,7 @@ def reshape__opset7_1(g, self, shape):
 
 
 def flatten_using_ints__opset7(g, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 7..13, when `0 not in _h.sizes(self)` (specs/shape.yaml:355)."""
+    """aten::flatten.using_ints at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:355)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -386,7 +386,7 @@ def flatten_using_ints__opset7(g, self, start_dim, end_dim):
 
 
 def unflatten_int__opset7(g, self, dim, sizes):
-    """aten::unflatten.int at opsets 7..13, when `0 not in _h.sizes(self)` (specs/shape.yaml:380)."""
+    """aten::unflatten.int at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:380)."""
     d = dim % _h.rank(self)
     return g.op(
         "Reshape", self, _h.const(g, _h.sizes(self)[:d] + sizes + _h.sizes(self)[d + 1 :], "int64")
@@ -398,275 +398,275 @@ def contiguous__opset7(g, self, memory_format):
     return g.op("Identity", self)
 
 
-def _unsafe_view(g, *args, **kwargs):
+def aten__unsafe_view(g, *args, **kwargs):
     """aten::_unsafe_view (aten::_unsafe_view)."""
     return _h.dispatch(g, "aten::_unsafe_view", 7, args, kwargs)
 
 
-def add(g, *args, **kwargs):
+def aten_add(g, *args, **kwargs):
     """aten::add (aten::add.Scalar, aten::add.Tensor, aten::add.out)."""
     return _h.dispatch(g, "aten::add", 7, args, kwargs)
 
 
-def add_(g, *args, **kwargs):
+def aten_add_(g, *args, **kwargs):
     """aten::add_ (aten::add_.Tensor)."""
     return _h.dispatch(g, "aten::add_", 7, args, kwargs)
 
 
-def amax(g, *args, **kwargs):
+def aten_amax(g, *args, **kwargs):
     """aten::amax (aten::amax, aten::amax.out)."""
     return _h.dispatch(g, "aten::amax", 7, args, kwargs)
 
 
-def amin(g, *args, **kwargs):
+def aten_amin(g, *args, **kwargs):
     """aten::amin (aten::amin, aten::amin.out)."""
     return _h.dispatch(g, "aten::amin", 7, args, kwargs)
 
 
-def argmax(g, *args, **kwargs):
+def aten_argmax(g, *args, **kwargs):
     """aten::argmax (aten::argmax, aten::argmax.out)."""
     return _h.dispatch(g, "aten::argmax", 7, args, kwargs)
 
 
-def argmin(g, *args, **kwargs):
+def aten_argmin(g, *args, **kwargs):
     """aten::argmin (aten::argmin, aten::argmin.out)."""
     return _h.dispatch(g, "aten::argmin", 7, args, kwargs)
 
 
-def cat(g, *args, **kwargs):
+def aten_cat(g, *args, **kwargs):
     """aten::cat (aten::cat)."""
     return _h.dispatch(g, "aten::cat", 7, args, kwargs)
 
 
-def clone(g, *args, **kwargs):
+def aten_clone(g, *args, **kwargs):
     """aten::clone (aten::clone)."""
     return _h.dispatch(g, "aten::clone", 7, args, kwargs)
 
 
-def contiguous(g, *args, **kwargs):
+def aten_contiguous(g, *args, **kwargs):
     """aten::contiguous (aten::contiguous)."""
     return _h.dispatch(g, "aten::contiguous", 7, args, kwargs)
 
 
-def expand(g, *args, **kwargs):
+def aten_expand(g, *args, **kwargs):
     """aten::expand (aten::expand)."""
     return _h.dispatch(g, "aten::expand", 7, args, kwargs)
 
 
-def expand_copy(g, *args, **kwargs):
+def aten_expand_copy(g, *args, **kwargs):
     """aten::expand_copy (aten::expand_copy)."""
     return _h.dispatch(g, "aten::expand_copy", 7, args, kwargs)
 
 
-def flatten(g, *args, **kwargs):
+def aten_flatten(g, *args, **kwargs):
     """aten::flatten (aten::flatten.using_ints)."""
     return _h.dispatch(g, "aten::flatten", 7, args, kwargs)
 
 
-def max_(g, *args, **kwargs):
+def aten_max(g, *args, **kwargs):
     """aten::max (aten::max.dim, aten::max.dim_max)."""
     return _h.dispatch(g, "aten::max", 7, args, kwargs)
 
 
-def mean(g, *args, **kwargs):
+def aten_mean(g, *args, **kwargs):
     """aten::mean (aten::mean, aten::mean.dim, aten::mean.dtype_out, aten::mean.out)."""
     return _h.dispatch(g, "aten::mean", 7, args, kwargs)
 
 
-def min_(g, *args, **kwargs):
+def aten_min(g, *args, **kwargs):
     """aten::min (aten::min.dim, aten::min.dim_min)."""
     return _h.dispatch(g, "aten::min", 7, args, kwargs)
 
 
-def permute(g, *args, **kwargs):
+def aten_permute(g, *args, **kwargs):
     """aten::permute (aten::permute)."""
     return _h.dispatch(g, "aten::permute", 7, args, kwargs)
 
 
-def permute_copy(g, *args, **kwargs):
+def aten_permute_copy(g, *args, **kwargs):
     """aten::permute_copy (aten::permute_copy)."""
     return _h.dispatch(g, "aten::permute_copy", 7, args, kwargs)
 
 
-def prod(g, *args, **kwargs):
+def aten_prod(g, *args, **kwargs):
     """aten::prod (aten::prod.dim_int, aten::prod.int_out)."""
     return _h.dispatch(g, "aten::prod", 7, args, kwargs)
 
 
-def relu(g, *args, **kwargs):
+def aten_relu(g, *args, **kwargs):
     """aten::relu (aten::relu)."""
     return _h.dispatch(g, "aten::relu", 7, args, kwargs)
 
 
-def relu_(g, *args, **kwargs):
+def aten_relu_(g, *args, **kwargs):
     """aten::relu_ (aten::relu_)."""
     return _h.dispatch(g, "aten::relu_", 7, args, kwargs)
 
 
-def reshape(g, *args, **kwargs):
+def aten_reshape(g, *args, **kwargs):
     """aten::reshape (aten::reshape)."""
     return _h.dispatch(g, "aten::reshape", 7, args, kwargs)
 
 
-def select(g, *args, **kwargs):
+def aten_select(g, *args, **kwargs):
     """aten::select (aten::select.int)."""
     return _h.dispatch(g, "aten::select", 7, args, kwargs)
 
 
-def select_copy(g, *args, **kwargs):
+def aten_select_copy(g, *args, **kwargs):
     """aten::select_copy (aten::select_copy.int)."""
     return _h.dispatch(g, "aten::select_copy", 7, args, kwargs)
 
 
-def slice_(g, *args, **kwargs):
+def aten_slice(g, *args, **kwargs):
     """aten::slice (aten::slice.Tensor)."""
     return _h.dispatch(g, "aten::slice", 7, args, kwargs)
 
 
-def slice_copy(g, *args, **kwargs):
+def aten_slice_copy(g, *args, **kwargs):
     """aten::slice_copy (aten::slice_copy.Tensor)."""
     return _h.dispatch(g, "aten::slice_copy", 7, args, kwargs)
 
 
-def split(g, *args, **kwargs):
+def aten_split(g, *args, **kwargs):
     """aten::split (aten::split.Tensor)."""
     return _h.dispatch(g, "aten::split", 7, args, kwargs)
 
 
-def split_copy(g, *args, **kwargs):
+def aten_split_copy(g, *args, **kwargs):
     """aten::split_copy (aten::split_copy.Tensor)."""
     return _h.dispatch(g, "aten::split_copy", 7, args, kwargs)
 
 
-def split_with_sizes(g, *args, **kwargs):
+def aten_split_with_sizes(g, *args, **kwargs):
     """aten::split_with_sizes (aten::split_with_sizes)."""
     return _h.dispatch(g, "aten::split_with_sizes", 7, args, kwargs)
 
 
-def split_with_sizes_copy(g, *args, **kwargs):
+def aten_split_with_sizes_copy(g, *args, **kwargs):
     """aten::split_with_sizes_copy (aten::split_with_sizes_copy)."""
     return _h.dispatch(g, "aten::split_with_sizes_copy", 7, args, kwargs)
 
 
-def squeeze(g, *args, **kwargs):
+def aten_squeeze(g, *args, **kwargs):
     """aten::squeeze (aten::squeeze, aten::squeeze.dim, aten::squeeze.dims)."""
     return _h.dispatch(g, "aten::squeeze", 7, args, kwargs)
 
 
-def squeeze_copy(g, *args, **kwargs):
+def aten_squeeze_copy(g, *args, **kwargs):
     """aten::squeeze_copy (aten::squeeze_copy, aten::squeeze_copy.dim, aten::squeeze_copy.dims)."""
     return _h.dispatch(g, "aten::squeeze_copy", 7, args, kwargs)
 
 
-def stack(g, *args, **kwargs):
+def aten_stack(g, *args, **kwargs):
     """aten::stack (aten::stack)."""
     return _h.dispatch(g, "aten::stack", 7, args, kwargs)
 
 
-def sum_(g, *args, **kwargs):
+def aten_sum(g, *args, **kwargs):
     """aten::sum (aten::sum, aten::sum.IntList_out, aten::sum.dim_IntList, aten::sum.out)."""
     return _h.dispatch(g, "aten::sum", 7, args, kwargs)
 
 
-def t(g, *args, **kwargs):
+def aten_t(g, *args, **kwargs):
     """aten::t (aten::t)."""
     return _h.dispatch(g, "aten::t", 7, args, kwargs)
 
 
-def t_copy(g, *args, **kwargs):
+def aten_t_copy(g, *args, **kwargs):
     """aten::t_copy (aten::t_copy)."""
     return _h.dispatch(g, "aten::t_copy", 7, args, kwargs)
 
 
-def transpose(g, *args, **kwargs):
+def aten_transpose(g, *args, **kwargs):
     """aten::transpose (aten::transpose.int)."""
     return _h.dispatch(g, "aten::transpose", 7, args, kwargs)
 
 
-def transpose_copy(g, *args, **kwargs):
+def aten_transpose_copy(g, *args, **kwargs):
     """aten::transpose_copy (aten::transpose_copy.int)."""
     return _h.dispatch(g, "aten::transpose_copy", 7, args, kwargs)
 
 
-def unflatten(g, *args, **kwargs):
+def aten_unflatten(g, *args, **kwargs):
     """aten::unflatten (aten::unflatten.int)."""
     return _h.dispatch(g, "aten::unflatten", 7, args, kwargs)
 
 
-def unsafe_split(g, *args, **kwargs):
+def aten_unsafe_split(g, *args, **kwargs):
     """aten::unsafe_split (aten::unsafe_split.Tensor)."""
     return _h.dispatch(g, "aten::unsafe_split", 7, args, kwargs)
 
 
-def unsafe_split_with_sizes(g, *args, **kwargs):
+def aten_unsafe_split_with_sizes(g, *args, **kwargs):
     """aten::unsafe_split_with_sizes (aten::unsafe_split_with_sizes)."""
     return _h.dispatch(g, "aten::unsafe_split_with_sizes", 7, args, kwargs)
 
 
-def unsqueeze(g, *args, **kwargs):
+def aten_unsqueeze(g, *args, **kwargs):
     """aten::unsqueeze (aten::unsqueeze)."""
     return _h.dispatch(g, "aten::unsqueeze", 7, args, kwargs)
 
 
-def unsqueeze_copy(g, *args, **kwargs):
+def aten_unsqueeze_copy(g, *args, **kwargs):
     """aten::unsqueeze_copy (aten::unsqueeze_copy)."""
     return _h.dispatch(g, "aten::unsqueeze_copy", 7, args, kwargs)
 
 
-def view(g, *args, **kwargs):
+def aten_view(g, *args, **kwargs):
     """aten::view (aten::view)."""
     return _h.dispatch(g, "aten::view", 7, args, kwargs)
 
 
-def view_copy(g, *args, **kwargs):
+def aten_view_copy(g, *args, **kwargs):
     """aten::view_copy (aten::view_copy)."""
     return _h.dispatch(g, "aten::view_copy", 7, args, kwargs)
 
 
 SYMBOLICS = {
-    "aten::_unsafe_view": _unsafe_view,
-    "aten::add": add,
-    "aten::add_": add_,
-    "aten::amax": amax,
-    "aten::amin": amin,
-    "aten::argmax": argmax,
-    "aten::argmin": argmin,
-    "aten::cat": cat,
-    "aten::clone": clone,
-    "aten::contiguous": contiguous,
-    "aten::expand": expand,
-    "aten::expand_copy": expand_copy,
-    "aten::flatten": flatten,
-    "aten::max": max_,
-    "aten::mean": mean,
-    "aten::min": min_,
-    "aten::permute": permute,
-    "aten::permute_copy": permute_copy,
-    "aten::prod": prod,
-    "aten::relu": relu,
-    "aten::relu_": relu_,
-    "aten::reshape": reshape,
-    "aten::select": select,
-    "aten::select_copy": select_copy,
-    "aten::slice": slice_,
-    "aten::slice_copy": slice_copy,
-    "aten::split": split,
-    "aten::split_copy": split_copy,
-    "aten::split_with_sizes": split_with_sizes,
-    "aten::split_with_sizes_copy": split_with_sizes_copy,
-    "aten::squeeze": squeeze,
-    "aten::squeeze_copy": squeeze_copy,
-    "aten::stack": stack,
-    "aten::sum": sum_,
-    "aten::t": t,
-    "aten::t_copy": t_copy,
-    "aten::transpose": transpose,
-    "aten::transpose_copy": transpose_copy,
-    "aten::unflatten": unflatten,
-    "aten::unsafe_split": unsafe_split,
-    "aten::unsafe_split_with_sizes": unsafe_split_with_sizes,
-    "aten::unsqueeze": unsqueeze,
-    "aten::unsqueeze_copy": unsqueeze_copy,
-    "aten::view": view,
-    "aten::view_copy": view_copy,
+    "aten::_unsafe_view": aten__unsafe_view,
+    "aten::add": aten_add,
+    "aten::add_": aten_add_,
+    "aten::amax": aten_amax,
+    "aten::amin": aten_amin,
+    "aten::argmax": aten_argmax,
+    "aten::argmin": aten_argmin,
+    "aten::cat": aten_cat,
+    "aten::clone": aten_clone,
+    "aten::contiguous": aten_contiguous,
+    "aten::expand": aten_expand,
+    "aten::expand_copy": aten_expand_copy,
+    "aten::flatten": aten_flatten,
+    "aten::max": aten_max,
+    "aten::mean": aten_mean,
+    "aten::min": aten_min,
+    "aten::permute": aten_permute,
+    "aten::permute_copy": aten_permute_copy,
+    "aten::prod": aten_prod,
+    "aten::relu": aten_relu,
+    "aten::relu_": aten_relu_,
+    "aten::reshape": aten_reshape,
+    "aten::select": aten_select,
+    "aten::select_copy": aten_select_copy,
+    "aten::slice": aten_slice,
+    "aten::slice_copy": aten_slice_copy,
+    "aten::split": aten_split,
+    "aten::split_copy": aten_split_copy,
+    "aten::split_with_sizes": aten_split_with_sizes,
+    "aten::split_with_sizes_copy": aten_split_with_sizes_copy,
+    "aten::squeeze": aten_squeeze,
+    "aten::squeeze_copy": aten_squeeze_copy,
+    "aten::stack": aten_stack,
+    "aten::sum": aten_sum,
+    "aten::t": aten_t,
+    "aten::t_copy": aten_t_copy,
+    "aten::transpose": aten_transpose,
+    "aten::transpose_copy": aten_transpose_copy,
+    "aten::unflatten": aten_unflatten,
+    "aten::unsafe_split": aten_unsafe_split,
+    "aten::unsafe_split_with_sizes": aten_unsafe_split_with_sizes,
+    "aten::unsqueeze": aten_unsqueeze,
+    "aten::unsqueeze_copy": aten_unsqueeze_copy,
+    "aten::view": aten_view,
+    "aten::view_copy": aten_view_copy,
 }

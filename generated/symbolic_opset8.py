@@ -22,17 +22,17 @@ def expand__opset8(g, self, size, implicit):
 expand_copy__opset8 = expand__opset8
 
 
-def expand(g, *args, **kwargs):
+def aten_expand(g, *args, **kwargs):
     """aten::expand (aten::expand)."""
     return _h.dispatch(g, "aten::expand", 8, args, kwargs)
 
 
-def expand_copy(g, *args, **kwargs):
+def aten_expand_copy(g, *args, **kwargs):
     """aten::expand_copy (aten::expand_copy)."""
     return _h.dispatch(g, "aten::expand_copy", 8, args, kwargs)
 
 
 SYMBOLICS = {
-    "aten::expand": expand,
-    "aten::expand_copy": expand_copy,
+    "aten::expand": aten_expand,
+    "aten::expand_copy": aten_expand_copy,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import os
 import time
+import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,11 @@ def export(
     )
     result.timings = timings
     result.lowerings = build.backend.used
+    result.runtime_gaps = build.backend.runtime_gaps
+    for overload, gap in result.runtime_gaps:
+        warnings.warn(
+            f"{overload}: {gap.reason} (the model is valid ONNX; {gap.spec})", stacklevel=2
+        )
     if verify:
         from torchonnx.verify import verify as run_verify
 

@@ -26,6 +26,17 @@ from torchonnx.errors import Unsupported, UnsupportedOperatorError
 from torchonnx.generated.registry import OVERLOADS
 
 PRODUCER = "torchonnx"
+# Assertions torch.export inserts (on dtypes, devices, sizes); they return nothing.
+RUNTIME_CHECKS = frozenset(
+    {
+        "aten::_assert_tensor_metadata",
+        "aten::_assert_async",
+        "aten::_assert_async.msg",
+        "aten::_assert_scalar",
+        "aten::sym_constrain_range",
+        "aten::sym_constrain_range_for_size",
+    }
+)
 
 
 def ir_version_for(opset: int) -> int:
@@ -169,6 +180,9 @@ class GraphBuild:
             return
         schema = target._schema
         name = schema.name + (f".{schema.overload_name}" if schema.overload_name else "")
+        if name in RUNTIME_CHECKS:
+            self.values[node] = None  # checks torch.export adds; they compute nothing
+            return
         entry = OVERLOADS.get(name)
         if entry is None:
             self._unsupported(node, name, "no spec covers this operator")

@@ -8,7 +8,7 @@ import onnx_ir as ir
 import torch
 from onnxscript import BuilderFeature, GraphBuilder
 
-from torchonnx.dispatch import Lowering
+from torchonnx.dispatch import Gap, Lowering
 from torchonnx.dtypes import ir_dtype, name_of, onnx_enum
 
 
@@ -78,9 +78,11 @@ class IRBackend:
         self.opset = opset
         self.ctx = builder.op
         self.used: list[tuple[str, str]] = []  # (overload, spec of the lowering) per call
+        self.runtime_gaps: list[tuple[str, Gap]] = []  # declared gaps of runtimes, per call
 
-    def lowered(self, overload: str, lowering: Lowering) -> None:
+    def lowered(self, overload: str, lowering: Lowering, runtime_gaps: tuple[Gap, ...]) -> None:
         self.used.append((overload, lowering.spec))
+        self.runtime_gaps.extend((overload, gap) for gap in runtime_gaps)
 
     def dtype_of(self, value: Any) -> str | None:
         return (

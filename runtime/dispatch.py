@@ -10,6 +10,7 @@ the torch.export and TorchScript paths (how a value's dtype is read, how a Cast 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -143,7 +144,8 @@ class Backend(Protocol):
 
     def const(self, value: Any, dtype: str) -> Any: ...
 
-    def lowered(self, overload: str, lowering: Lowering) -> None: ...  # which lowering ran
+    def lowered(self, overload: str, lowering: Lowering, runtime_gaps: tuple[Gap, ...]) -> None:
+        """Told which lowering ran, and the declared runtime gaps that apply to the call."""
 
 
 class NotLowerable(Exception):
@@ -256,8 +258,43 @@ def compute_dtype_for(entry: Entry, backend: Backend, args: dict[str, Any]) -> s
     return None
 
 
+def _gap_applies(gap: Gap, compute: str | None, opset: int, args: dict[str, Any]) -> bool:
+    if gap.opsets is not None and not gap.opsets[0] <= opset <= gap.opsets[1]:
+        return False
+    if gap.dtypes and compute not in gap.dtypes:
+        return False
+    return gap.when is None or gap.when(**args)
+
+
+def runtime_gaps(
+    entry: Entry, compute: str | None, opset: int, args: dict[str, Any]
+) -> tuple[Gap, ...]:
+    """The declared runtime gaps this call falls in (it exports; that runtime cannot run it)."""
+    return tuple(g for g in entry.gaps if g.runtime and _gap_applies(g, compute, opset, args))
+
+
+@functools.cache
+def _limits() -> tuple[tuple[tuple[str, ...], tuple[int, int], str], ...]:
+    from torchonnx.generated.registry import LIMITS
+
+    return LIMITS
+
+
+def limit(dtype: str, opset: int) -> str | None:
+    """Why no graph can hold `dtype` at `opset` (common.yaml's limits), or None."""
+    for dtypes, (lo, hi), reason in _limits():
+        if dtype in dtypes and lo <= opset <= hi:
+            return reason
+    return None
+
+
 def plan(
-    entry: Entry, opset: int, args: dict[str, Any], backend: Backend, cap: int | None = None
+    entry: Entry,
+    overload: str,
+    opset: int,
+    args: dict[str, Any],
+    backend: Backend,
+    cap: int | None = None,
 ) -> tuple[Lowering, str | None, str | None]:
     """(lowering, compute dtype, dtype to run in) for this call; NotLowerable if unsupported."""
     lowering = select(entry, opset, args, cap)
@@ -269,15 +306,15 @@ def plan(
                     f"argument {name} is {dtype}; supported: {', '.join(allowed)}", spec=entry.spec
                 )
     compute = compute_dtype_for(entry, backend, args)
+    for param in entry.overloads[overload].params:
+        for tensor in _tensors(args.get(param.name)) if param.is_tensor else ():
+            dtype = backend.dtype_of(tensor)
+            reason = limit(dtype, opset) if dtype is not None else None
+            if reason is not None:
+                raise NotLowerable(f"argument {param.name} is {dtype}: {reason}", spec=entry.spec)
     for gap in entry.gaps:
         # gaps without a condition are in the dtype plans; a runtime's gaps do not stop export
-        if gap.when is None or gap.runtime is not None:
-            continue
-        if gap.opsets is not None and not gap.opsets[0] <= opset <= gap.opsets[1]:
-            continue
-        if gap.dtypes and compute not in gap.dtypes:
-            continue
-        if gap.when(**args):
+        if gap.when is not None and gap.runtime is None and _gap_applies(gap, compute, opset, args):
             raise NotLowerable(f"{gap.reason} (when {gap.when_text})", spec=gap.spec)
     if compute is None:
         return lowering, None, None
@@ -317,7 +354,7 @@ def lower(
 
     `pick` chooses the generated function of the lowering (the onnxscript one by default).
     """
-    lowering, compute, run = plan(entry, backend.opset, args, backend, cap)
+    lowering, compute, run = plan(entry, overload, backend.opset, args, backend, cap)
     for param in entry.overloads[overload].params:
         value = args[param.name]
         if param.kind == VALUE or value is None:
@@ -330,7 +367,7 @@ def lower(
             args[param.name] = [_cast(backend, v, run) for v in value]
         elif in_group:
             args[param.name] = _cast(backend, value, run)
-    backend.lowered(overload, lowering)
+    backend.lowered(overload, lowering, runtime_gaps(entry, compute, backend.opset, args))
     fn = pick(lowering, overload) if pick is not None else lowering.fns[overload]
     out = fn(backend.ctx, *args.values())
     if run is not None and compute is not None and run != compute:

@@ -25,9 +25,11 @@ __all__ = [
 
 
 def const(op: Any, value: Any, dtype: str | torch.dtype) -> ir.Value | None:
-    """A constant of `dtype` holding `value` (a number or a nested list of numbers);
-    None (an omitted input) for None."""
-    return None if value is None else op.builder.constant(value, dtype)
+    """A constant of `dtype` holding `value` (a number or a nested list of numbers); a graph
+    value passes through, and None (an omitted input) stays None."""
+    if value is None or isinstance(value, ir.Value):
+        return value
+    return op.builder.constant(value, dtype)
 
 
 def onnx_dtype(dtype: str | torch.dtype | ir.DataType) -> int:

@@ -44,6 +44,8 @@ class ONNXProgram:
         self._session: Any = None
         self.timings: dict[str, float] = {}  # seconds per export stage
         self.lowerings: list[tuple[str, str]] = []  # (ATen overload, spec of its lowering) per call
+        # (ATen overload, declared gap) for calls a runtime cannot run, though they export
+        self.runtime_gaps: list[tuple[str, Any]] = []
 
     def __repr__(self) -> str:
         return f"ONNXProgram(\n{self.model}\n)"

@@ -15,7 +15,16 @@ from typing import Any
 
 import torch
 
-from torchonnx.dispatch import VALUE, Entry, Lowering, NotLowerable, Overload, bind, lower
+from torchonnx.dispatch import (
+    REQUIRED,
+    VALUE,
+    Entry,
+    Lowering,
+    NotLowerable,
+    Overload,
+    bind,
+    lower,
+)
 from torchonnx.dtypes import name_of, onnx_enum, torch_dtype
 from torchonnx.meta import dtype_of, is_floating, rank, size, sizes
 
@@ -51,8 +60,9 @@ _SCALAR_TYPES = {
 
 
 def const(g: Any, value: Any, dtype: str | torch.dtype) -> torch._C.Value | None:
-    if value is None:
-        return None
+    """A constant of `dtype` holding `value`; a graph value passes through, None stays None."""
+    if value is None or isinstance(value, torch._C.Value):
+        return value
     return g.op("Constant", value_t=torch.tensor(value, dtype=torch_dtype(name_of(dtype))))
 
 
@@ -107,7 +117,7 @@ class TorchScriptBackend:
     def const(self, value: Any, dtype: str) -> Any:
         return const(self.g, value, dtype)
 
-    def lowered(self, overload: str, lowering: Lowering) -> None:
+    def lowered(self, overload: str, lowering: Lowering, runtime_gaps: tuple[Any, ...]) -> None:
         pass
 
 
@@ -158,6 +168,7 @@ def _symbolic(path: str) -> Callable[..., Any]:
 
 
 def _pick(packet: str, g: Any, args: Sequence[Any]) -> tuple[Overload, Entry]:
+    """The overload of this call: by the node's schema, else by what its arguments are."""
     candidates = _packets().get(packet, [])
     node = getattr(g, "original_node", None)
     schema = node.schema() if node is not None and hasattr(node, "schema") else ""
@@ -165,16 +176,38 @@ def _pick(packet: str, g: Any, args: Sequence[Any]) -> tuple[Overload, Entry]:
     for overload, entry in candidates:
         if overload.name == qualname:
             return overload, entry
-    for overload, entry in candidates:  # no schema: match by what is a tensor
-        positional = [p for p in overload.params if not p.kwarg_only]
-        if len(args) > len(overload.params):
-            continue
-        if all(
-            (p.kind == VALUE) == (_is_constant(a) and not _is_tensor_constant(a))
-            for p, a in zip(positional, args, strict=False)
-        ):
-            return overload, entry
-    raise NotLowerable(f"no spec covers {qualname or packet} with these arguments")
+    # traced graphs carry no schema: the best fit wins, numbers given as tensors fit Scalars
+    scored = [(_fit(overload, args), i) for i, (overload, _) in enumerate(candidates)]
+    best = max((s for s in scored if s[0] is not None), default=None)
+    if best is None:
+        raise NotLowerable(f"no spec covers {qualname or packet} with these arguments")
+    return candidates[best[1]]
+
+
+def _fit(overload: Overload, args: Sequence[Any]) -> int | None:
+    """How well the arguments fit the overload (None: they do not): one point per argument
+    whose kind matches exactly."""
+    # TorchScript nodes take every argument positionally, keyword-only ones included
+    required = [p for p in overload.params if p.default is REQUIRED]
+    if not len(required) <= len(args) <= len(overload.params):
+        return None
+    score = 0
+    for p, a in zip(overload.params, args, strict=False):
+        is_tensor = isinstance(a, torch._C.Value) and a.type().kind() == "TensorType"
+        if p.kind == VALUE:
+            if not _is_constant(a):
+                return None
+            score += not is_tensor
+        elif p.kind == "tensor[]":
+            if not (isinstance(a, torch._C.Value) and a.type().kind() == "ListType"):
+                return None
+            score += 1
+        else:
+            is_none = isinstance(a, torch._C.Value) and a.type().kind() == "NoneType"
+            if not (is_tensor or (is_none and p.kind == "tensor?")):
+                return None
+            score += 1
+    return score
 
 
 def _is_constant(value: Any) -> bool:
@@ -185,16 +218,12 @@ def _is_constant(value: Any) -> bool:
     )
 
 
-def _is_tensor_constant(value: Any) -> bool:
-    return isinstance(value, torch._C.Value) and value.type().kind() == "TensorType"
-
-
 def dispatch(g: Any, packet: str, opset: int, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
     """Lower one TorchScript call of `packet` with the lowerings that begin by `opset`."""
     overload, entry = _pick(packet, g, args)
-    if len(args) > len(overload.params):  # out variants pass `out` last
-        args = args[: len(overload.params)]
-    bound = bind(overload, args, kwargs)
+    # TorchScript nodes pass every argument positionally (out variants `out` last)
+    named = dict(zip((p.aten_name or p.name for p in overload.params), args, strict=False))
+    bound = bind(overload, (), {**named, **kwargs})
     for p in overload.params:
         value = bound[p.name]
         if p.kind == VALUE:

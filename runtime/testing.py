@@ -8,6 +8,7 @@ A spec sample is the argument list of one call of the op, written in Python:
 - `pos(*shape)`: like `t`, but positive (for sqrt, log, division).
 - `ints(*shape, low=0, high=5)`: int64 values in [low, high).
 - `mask(*shape)`: random booleans.
+- dtype names (`float16`, `int64`, ...) are torch dtypes, for ScalarType arguments.
 
 Values are seeded per sample, so a failure reproduces.
 """
@@ -20,9 +21,9 @@ from typing import Any
 
 import torch
 
-from torchonnx.dtypes import FLOATING, torch_dtype
+from torchonnx.dtypes import DTYPE_NAMES, FLOATING, torch_dtype
 
-SAMPLE_NAMES = ("t", "pos", "ints", "mask")
+SAMPLE_NAMES = ("t", "pos", "ints", "mask", *DTYPE_NAMES)
 
 
 class _Maker:
@@ -55,7 +56,8 @@ class _Maker:
 def sample_args(text: str, dtype: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The positional and keyword arguments a sample's text stands for, for `dtype`."""
     maker = _Maker(dtype, zlib.crc32(f"{text}|{dtype}".encode()))
-    namespace = {name: getattr(maker, name) for name in SAMPLE_NAMES}
+    namespace: dict[str, Any] = {name: torch_dtype(name) for name in DTYPE_NAMES}
+    namespace.update({name: getattr(maker, name) for name in ("t", "pos", "ints", "mask")})
     call = ast.parse(f"_f({text})", mode="eval").body
     assert isinstance(call, ast.Call)
     args = tuple(_eval(a, namespace) for a in call.args)

@@ -120,6 +120,7 @@ def export_program(program: torch.export.ExportedProgram, opset: int) -> ONNXPro
     finalize(model)
     result = ONNXProgram(model, program)
     result.lowerings = build.backend.used
+    result.runtime_gaps = build.backend.runtime_gaps
     return result
 
 
@@ -127,16 +128,6 @@ def runtime_limited(dtype: str, opset: int) -> str | None:
     for limit in RUNTIME_LIMITS:
         if dtype in limit.dtypes and limit.opsets[0] <= opset <= limit.opsets[1]:
             return limit.reason
-    return None
-
-
-def runtime_gap(entry: Entry, dtype: str, opset: int) -> str | None:
-    """The spec of a declared onnxruntime gap covering `dtype` at `opset`, if any."""
-    for gap in entry.gaps:
-        if gap.runtime != "onnxruntime" or (gap.dtypes and dtype not in gap.dtypes):
-            continue
-        if gap.opsets is None or gap.opsets[0] <= opset <= gap.opsets[1]:
-            return gap.spec
     return None
 
 
@@ -170,7 +161,9 @@ def run_sample(entry: Entry, sample: Sample, opset: int, dtype: str) -> Outcome:
     with torch.no_grad():
         expected = module(*inputs)
     expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
-    declared = runtime_gap(entry, dtype, opset)
+    declared = next(
+        (g.spec for _, g in onnx_program.runtime_gaps if g.runtime == "onnxruntime"), None
+    )
     try:
         actual = onnx_program(*inputs)
     except ort.capi.onnxruntime_pybind11_state.NotImplemented:

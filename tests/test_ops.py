@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from torchonnx.dispatch import Entry
-from torchonnx.generated.registry import ENTRIES
+from torchonnx.generated.registry import ENTRIES, LIMITS
 
 from oprun import run_sample
 
@@ -43,6 +43,14 @@ def _samples(entry: Entry, opset: int, dtype: str) -> list:
     ]
 
 
+def _declared_reasons(entry: Entry) -> list[str]:
+    """Why a call may be refused: dtype plans, gaps, limits, or no lowering at that opset."""
+    reasons = [g.reason for g in entry.gaps if not g.runtime]
+    reasons += [r for lw in entry.lowerings for segs in lw.dtypes.values() for *_, r in segs if r]
+    reasons += [reason for *_, reason in LIMITS]
+    return [*reasons, "no lowering applies to these arguments", "not supported at opset"]
+
+
 def _compute(entry: Entry, dtype: str) -> str:
     from torchonnx.dtypes import Operand, compute_dtype
 
@@ -57,10 +65,17 @@ def test_op(key: str, opset: int, dtype: str) -> None:
     outcomes = [run_sample(entry, s, opset, dtype) for s in samples]
     reached = {spec for o in outcomes for _, spec in o.lowerings}
     refused = [o.unsupported for o in outcomes if o.unsupported]
+    declared = _declared_reasons(entry)
+    for outcome in outcomes:
+        if outcome.unsupported:
+            assert any(r in outcome.unsupported for r in declared), (
+                f"{key}({outcome.sample.args}) in {dtype} at opset {opset} was refused for a reason "
+                f"no spec declares: {outcome.unsupported}"
+            )
     compute = _compute(entry, dtype)
     for lowering in entry.lowerings:
-        if opset not in (lowering.since, lowering.until):
-            continue
+        if opset not in (lowering.since, lowering.until) or compute not in lowering.dtypes:
+            continue  # not this opset, or the lowering's condition rules the dtype out
         run, reason = lowering.run_dtype(compute, opset)
         if run is not None:
             assert lowering.spec in reached, (
