@@ -59,7 +59,7 @@ class Lowering:
     functions: dict[str, Function]  # overload -> function
     plan: dict[str, tuple[Segment, ...]]  # compute dtype -> segments over since..until
     onnx_ops: tuple[str, ...]
-    cast_back: tuple[bool, ...]  # per output: computed in the compute dtype
+    cast_back: dict[str, tuple[bool, ...]]  # widened dtype -> per output: cast back to it
 
     @property
     def since(self) -> int:
@@ -332,7 +332,7 @@ class _Entry:
                 when = check_condition(block.when.text, block.when.where, schema)
         functions: dict[str, Function] = {}
         ops: list[OpUse] = []
-        returns = None
+        branch_returns = None
         first: Function | None = None
         for name, schema in schemas.items():
             try:
@@ -348,8 +348,8 @@ class _Entry:
                     raise
                 raise SpecError(err.loc, f"for {name}: {err.message}") from None
             ops.extend(checked.ops)
-            if returns is None:
-                returns = checked.returns
+            if branch_returns is None:
+                branch_returns = checked.branch_returns
             fn = Function(
                 name=f"{schema.func_name}__{suffix}",
                 params=tuple(p.name for p in schema.params),
@@ -364,21 +364,44 @@ class _Entry:
                 fn = Function(fn.name, fn.params, fn.onnxscript, fn.symbolic, alias_of=first.name)
             first = first or fn
             functions[name] = fn
-        assert returns is not None
+        assert branch_returns is not None
         plan = self.plan(block, until, ops, group, computes)
-        cast_back = tuple(d.param is not None and d.param in group for d in returns)
-        widened = sorted(
-            {d for d, segs in plan.items() for s in segs if s.compute not in (None, d)}
-        )
-        if widened and not all(d.known for d in returns):
-            raise SpecError(
-                block.loc,
-                f"{', '.join(widened)} would be computed in a wider dtype here, but codegen cannot "
-                "tell the dtype of this lowering's result to cast it back (its branches differ); "
-                "split the lowering with `when`, or declare a gap instead of widening",
-            )
+        cast_back = self.cast_back(block, plan, branch_returns, group)
         onnx_ops = tuple(sorted({u.op for u in ops}))
         return Lowering(index, block, until, when, functions, plan, onnx_ops, cast_back)
+
+    def cast_back(
+        self,
+        block: Block,
+        plan: dict[str, tuple[Segment, ...]],
+        branch_returns: tuple,
+        group: set[str],
+    ) -> dict[str, tuple[bool, ...]]:
+        """For each dtype the lowering computes in a wider dtype: which results to cast back
+        (those of the computed dtype), from the returns of the branches that dtype takes."""
+        out = {}
+        for dtype, segs in plan.items():
+            for wide in sorted({s.compute for s in segs if s.compute not in (None, dtype)}):
+                kinds = {
+                    tuple(d.param is not None and d.param in group for d in rets)
+                    for guards, rets in branch_returns
+                    if not excluded(guards, wide, group)
+                }
+                unknown = any(
+                    not d.known
+                    for guards, rets in branch_returns
+                    if not excluded(guards, wide, group)
+                    for d in rets
+                )
+                if len(kinds) != 1 or unknown:
+                    raise SpecError(
+                        block.loc,
+                        f"{dtype} would be computed in {wide} here, but codegen cannot tell the "
+                        "dtype of this lowering's result to cast it back (its branches differ); "
+                        "split the lowering with `when`, or declare a gap instead of widening",
+                    )
+                out[dtype] = kinds.pop()
+        return out
 
     # -- dtypes ---------------------------------------------------------------------------
     def plan(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import functools
 import keyword
+import re
 from dataclasses import dataclass
 
 import torch
@@ -147,7 +148,9 @@ def _param(arg: torch._C.Argument, spelled: str) -> Param:
 
 def _spelled_types(schema: torch._C.FunctionSchema) -> dict[str, str]:
     """Argument types as the schema spells them (`int[1]?`, `ScalarType?`), by name."""
-    parsed = FunctionSchema.parse(str(schema).split("::", 1)[1])
+    # torch prints list defaults as `[1, 1]`; torchgen splits arguments at ", "
+    text = re.sub(r"\[[^\]]*\]", lambda m: m.group(0).replace(" ", ""), str(schema))
+    parsed = FunctionSchema.parse(text.split("::", 1)[1])
     return {a.name: str(a.type) for a in parsed.arguments.flat_all}
 
 

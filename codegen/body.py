@@ -181,7 +181,9 @@ class Checked:
     onnxscript: str  # function body, Python source
     symbolic: str
     ops: tuple[OpUse, ...]
-    returns: tuple[DType, ...]  # dtype of each returned tensor
+    returns: tuple[DType, ...]  # dtype of each returned tensor (unknown where branches differ)
+    # per `return`: the dtype tests of its branch, and the dtype of each tensor it returns
+    branch_returns: tuple[tuple[tuple[Guard, ...], tuple[DType, ...]], ...] = ()
 
 
 @dataclass
@@ -227,6 +229,7 @@ class _Checker:
         self.guards: list[Guard] = []  # dtype tests of the branches being checked
         self.ops: list[OpUse] = []
         self.returns: list[tuple[Sym, ...]] = []
+        self.return_guards: list[tuple[Guard, ...]] = []
 
     @contextlib.contextmanager
     def guarded(self, guards: list[Guard]) -> Iterator[None]:
@@ -274,6 +277,7 @@ class _Checker:
                 if stmt.value is None:
                     raise self.fail(stmt, "`return` needs a value: the op's result")
                 self.returns.append(self.result(stmt.value, env))
+                self.return_guards.append(tuple(self.guards))
                 if not last:
                     raise self.fail(stmts[i + 1], "statement after `return` is never reached")
                 return True
@@ -1044,7 +1048,10 @@ class _Render(ast.NodeTransformer):
             args = [self.visit(a) for a in node.args]
             if name == "const":
                 dtype_kw = next((k.value for k in node.keywords if k.arg == "dtype"), None)
-                dtype = self._dtype(note.like) if note.like else self.visit(dtype_kw or args[1])
+                if note.like:
+                    dtype = self._dtype(note.like)
+                else:
+                    dtype = self.visit(dtype_kw) if dtype_kw is not None else args[1]
                 return self._call("const", [ctx, args[0], dtype])
             return self._call(name, args)
         # an ONNX op
@@ -1152,6 +1159,10 @@ def check_body(
         symbolic=_render(tree, checker.notes, "symbolic"),
         ops=tuple(checker.ops),
         returns=ret_dtypes,
+        branch_returns=tuple(
+            (guards, tuple(sym.dtype for sym in syms))
+            for guards, syms in zip(checker.return_guards, checker.returns, strict=True)
+        ),
     )
 
 

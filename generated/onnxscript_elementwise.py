@@ -11,10 +11,12 @@ gap does; both see the call's arguments while exporting.
 
 from __future__ import annotations
 
+import math
+
 from torchonnx import ir_helpers as _h
 
 # aten::add.Tensor: Elementwise sum; other is scaled by alpha first.
-# specs/elementwise.yaml:1
+# specs/elementwise.yaml:7
 #   aten::add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor
 #   aten::add.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor
 #   aten::add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)
@@ -22,12 +24,12 @@ from torchonnx import ir_helpers as _h
 
 
 def add_Tensor__opset7(op, self, other, alpha):
-    """aten::add.Tensor at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:9)."""
+    """aten::add.Tensor at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:15)."""
     return op.Add(self, other)
 
 
 def add_Scalar__opset7(op, self, other, alpha):
-    """aten::add.Scalar at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:9)."""
+    """aten::add.Scalar at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:15)."""
     return op.Add(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -37,12 +39,12 @@ add_out__opset7 = add_Tensor__opset7
 
 
 def add_Tensor__opset7_1(op, self, other, alpha):
-    """aten::add.Tensor at opsets 7..28 (specs/elementwise.yaml:12)."""
+    """aten::add.Tensor at opsets 7..28 (specs/elementwise.yaml:18)."""
     return op.Add(self, op.Mul(other, _h.const(op, alpha, _h.dtype_of(self))))
 
 
 def add_Scalar__opset7_1(op, self, other, alpha):
-    """aten::add.Scalar at opsets 7..28 (specs/elementwise.yaml:12)."""
+    """aten::add.Scalar at opsets 7..28 (specs/elementwise.yaml:18)."""
     return op.Add(
         self, op.Mul(_h.const(op, other, _h.dtype_of(self)), _h.const(op, alpha, _h.dtype_of(self)))
     )
@@ -57,15 +59,1282 @@ def add_Tensor__opset7__when(self, other, alpha):
     return alpha == 1
 
 
+# aten::sub.Tensor: Elementwise difference self - alpha * other.
+# specs/elementwise.yaml:24
+#   aten::sub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor
+#   aten::sub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor
+#   aten::sub_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)
+#   aten::sub_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)
+#   aten::sub.out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
+#   aten::sub.Scalar_out(Tensor self, Scalar other, Scalar alpha=1, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def sub_Tensor__opset7(op, self, other, alpha):
+    """aten::sub.Tensor at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:32)."""
+    return op.Sub(self, other)
+
+
+def sub_Scalar__opset7(op, self, other, alpha):
+    """aten::sub.Scalar at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:32)."""
+    return op.Sub(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+sub__Tensor__opset7 = sub_Tensor__opset7
+
+
+def sub__Scalar__opset7(op, self, other, alpha):
+    """aten::sub_.Scalar at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:32)."""
+    return op.Sub(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+sub_out__opset7 = sub_Tensor__opset7
+
+
+def sub_Scalar_out__opset7(op, self, other, alpha):
+    """aten::sub.Scalar_out at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:32)."""
+    return op.Sub(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+def sub_Tensor__opset7_1(op, self, other, alpha):
+    """aten::sub.Tensor at opsets 7..28 (specs/elementwise.yaml:35)."""
+    return op.Sub(self, op.Mul(other, _h.const(op, alpha, _h.dtype_of(self))))
+
+
+def sub_Scalar__opset7_1(op, self, other, alpha):
+    """aten::sub.Scalar at opsets 7..28 (specs/elementwise.yaml:35)."""
+    return op.Sub(
+        self, op.Mul(_h.const(op, other, _h.dtype_of(self)), _h.const(op, alpha, _h.dtype_of(self)))
+    )
+
+
+sub__Tensor__opset7_1 = sub_Tensor__opset7_1
+
+
+def sub__Scalar__opset7_1(op, self, other, alpha):
+    """aten::sub_.Scalar at opsets 7..28 (specs/elementwise.yaml:35)."""
+    return op.Sub(
+        self, op.Mul(_h.const(op, other, _h.dtype_of(self)), _h.const(op, alpha, _h.dtype_of(self)))
+    )
+
+
+sub_out__opset7_1 = sub_Tensor__opset7_1
+
+
+def sub_Scalar_out__opset7_1(op, self, other, alpha):
+    """aten::sub.Scalar_out at opsets 7..28 (specs/elementwise.yaml:35)."""
+    return op.Sub(
+        self, op.Mul(_h.const(op, other, _h.dtype_of(self)), _h.const(op, alpha, _h.dtype_of(self)))
+    )
+
+
+def sub_Tensor__opset7__when(self, other, alpha):
+    return alpha == 1
+
+
+# aten::rsub.Tensor: Reversed difference other - alpha * self.
+# specs/elementwise.yaml:43
+#   aten::rsub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor
+#   aten::rsub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor
+#   aten::rsub.Tensor_out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
+#   aten::rsub.Scalar_out(Tensor self, Scalar other, Scalar alpha=1, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def rsub_Tensor__opset7(op, self, other, alpha):
+    """aten::rsub.Tensor at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:51)."""
+    return op.Sub(other, self)
+
+
+def rsub_Scalar__opset7(op, self, other, alpha):
+    """aten::rsub.Scalar at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:51)."""
+    return op.Sub(_h.const(op, other, _h.dtype_of(self)), self)
+
+
+rsub_Tensor_out__opset7 = rsub_Tensor__opset7
+
+
+def rsub_Scalar_out__opset7(op, self, other, alpha):
+    """aten::rsub.Scalar_out at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:51)."""
+    return op.Sub(_h.const(op, other, _h.dtype_of(self)), self)
+
+
+def rsub_Tensor__opset7_1(op, self, other, alpha):
+    """aten::rsub.Tensor at opsets 7..28 (specs/elementwise.yaml:54)."""
+    return op.Sub(other, op.Mul(self, _h.const(op, alpha, _h.dtype_of(self))))
+
+
+def rsub_Scalar__opset7_1(op, self, other, alpha):
+    """aten::rsub.Scalar at opsets 7..28 (specs/elementwise.yaml:54)."""
+    return op.Sub(
+        _h.const(op, other, _h.dtype_of(self)), op.Mul(self, _h.const(op, alpha, _h.dtype_of(self)))
+    )
+
+
+rsub_Tensor_out__opset7_1 = rsub_Tensor__opset7_1
+
+
+def rsub_Scalar_out__opset7_1(op, self, other, alpha):
+    """aten::rsub.Scalar_out at opsets 7..28 (specs/elementwise.yaml:54)."""
+    return op.Sub(
+        _h.const(op, other, _h.dtype_of(self)), op.Mul(self, _h.const(op, alpha, _h.dtype_of(self)))
+    )
+
+
+def rsub_Tensor__opset7__when(self, other, alpha):
+    return alpha == 1
+
+
+# aten::mul.Tensor: Elementwise product (logical and for bool).
+# specs/elementwise.yaml:63
+#   aten::mul.Tensor(Tensor self, Tensor other) -> Tensor
+#   aten::mul.Scalar(Tensor self, Scalar other) -> Tensor
+#   aten::mul_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
+#   aten::mul_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)
+#   aten::mul.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::mul.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def mul_Tensor__opset7(op, self, other):
+    """aten::mul.Tensor at opsets 7..28 (specs/elementwise.yaml:71)."""
+    return op.Mul(self, other)
+
+
+def mul_Scalar__opset7(op, self, other):
+    """aten::mul.Scalar at opsets 7..28 (specs/elementwise.yaml:71)."""
+    return op.Mul(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+mul__Tensor__opset7 = mul_Tensor__opset7
+
+
+def mul__Scalar__opset7(op, self, other):
+    """aten::mul_.Scalar at opsets 7..28 (specs/elementwise.yaml:71)."""
+    return op.Mul(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+mul_out__opset7 = mul_Tensor__opset7
+
+
+def mul_Scalar_out__opset7(op, self, other):
+    """aten::mul.Scalar_out at opsets 7..28 (specs/elementwise.yaml:71)."""
+    return op.Mul(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+# aten::div.Tensor: True division self / other; integers and bool divide as float32.
+# specs/elementwise.yaml:79
+#   aten::div.Tensor(Tensor self, Tensor other) -> Tensor
+#   aten::div.Scalar(Tensor self, Scalar other) -> Tensor
+#   aten::div_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
+#   aten::div_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)
+#   aten::div.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::div.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def div_Tensor__opset7(op, self, other):
+    """aten::div.Tensor at opsets 7..28 (specs/elementwise.yaml:86)."""
+    return op.Div(self, other)
+
+
+def div_Scalar__opset7(op, self, other):
+    """aten::div.Scalar at opsets 7..28 (specs/elementwise.yaml:86)."""
+    return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+div__Tensor__opset7 = div_Tensor__opset7
+
+
+def div__Scalar__opset7(op, self, other):
+    """aten::div_.Scalar at opsets 7..28 (specs/elementwise.yaml:86)."""
+    return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+div_out__opset7 = div_Tensor__opset7
+
+
+def div_Scalar_out__opset7(op, self, other):
+    """aten::div.Scalar_out at opsets 7..28 (specs/elementwise.yaml:86)."""
+    return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+# aten::div.Tensor_mode: Division with rounding_mode None (true division), "trunc" (towards zero) or "floor" (Python's //).
+# specs/elementwise.yaml:93
+#   aten::div.Tensor_mode(Tensor self, Tensor other, *, str? rounding_mode) -> Tensor
+#   aten::div.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor
+#   aten::div_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!)
+#   aten::div_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!)
+#   aten::div.out_mode(Tensor self, Tensor other, *, str? rounding_mode, Tensor(a!) out) -> Tensor(a!)
+#   aten::div.Scalar_mode_out(Tensor self, Scalar other, *, str? rounding_mode, Tensor(a!) out) -> Tensor(a!)
+
+
+def div_Tensor_mode__opset7(op, self, other, rounding_mode):
+    """aten::div.Tensor_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
+    if _h.is_floating(self):
+        return op.Div(self, other)
+    return op.Div(
+        op.Cast(self, to=_h.onnx_dtype("float32")),
+        op.Cast(op.Add(other, _h.const(op, 0, _h.dtype_of(self))), to=_h.onnx_dtype("float32")),
+    )
+
+
+def div_Scalar_mode__opset7(op, self, other, rounding_mode):
+    """aten::div.Scalar_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
+    if _h.is_floating(self):
+        return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
+    return op.Div(
+        op.Cast(self, to=_h.onnx_dtype("float32")),
+        op.Cast(
+            op.Add(_h.const(op, other, _h.dtype_of(self)), _h.const(op, 0, _h.dtype_of(self))),
+            to=_h.onnx_dtype("float32"),
+        ),
+    )
+
+
+div__Tensor_mode__opset7 = div_Tensor_mode__opset7
+
+
+def div__Scalar_mode__opset7(op, self, other, rounding_mode):
+    """aten::div_.Scalar_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
+    if _h.is_floating(self):
+        return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
+    return op.Div(
+        op.Cast(self, to=_h.onnx_dtype("float32")),
+        op.Cast(
+            op.Add(_h.const(op, other, _h.dtype_of(self)), _h.const(op, 0, _h.dtype_of(self))),
+            to=_h.onnx_dtype("float32"),
+        ),
+    )
+
+
+div_out_mode__opset7 = div_Tensor_mode__opset7
+
+
+def div_Scalar_mode_out__opset7(op, self, other, rounding_mode):
+    """aten::div.Scalar_mode_out at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
+    if _h.is_floating(self):
+        return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
+    return op.Div(
+        op.Cast(self, to=_h.onnx_dtype("float32")),
+        op.Cast(
+            op.Add(_h.const(op, other, _h.dtype_of(self)), _h.const(op, 0, _h.dtype_of(self))),
+            to=_h.onnx_dtype("float32"),
+        ),
+    )
+
+
+def div_Tensor_mode__opset10(op, self, other, rounding_mode):
+    """aten::div.Tensor_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:108)."""
+    zero = _h.const(op, 0, _h.dtype_of(self))
+    one = _h.const(op, 1, _h.dtype_of(self))
+    q = op.Div(self, other)
+    if not _h.is_floating(self):
+        if rounding_mode == "trunc":
+            return q
+        r = op.Sub(self, op.Mul(q, other))
+        inexact = op.Or(op.Less(r, zero), op.Greater(r, zero))
+        return op.Sub(
+            q,
+            op.Cast(
+                op.And(inexact, op.Xor(op.Less(self, zero), op.Less(other, zero))),
+                to=_h.onnx_dtype(_h.dtype_of(self)),
+            ),
+        )
+    if rounding_mode == "trunc":
+        frac = op.Mod(q, one, fmod=1)
+        return op.Sub(q, op.Where(op.Less(frac, one), frac, zero))
+    mod = op.Mod(self, other, fmod=1)
+    div = op.Div(op.Sub(self, mod), other)
+    signs_differ = op.And(
+        op.Or(op.Less(mod, zero), op.Greater(mod, zero)),
+        op.Xor(op.Less(other, zero), op.Less(mod, zero)),
+    )
+    div = op.Sub(div, op.Cast(signs_differ, to=_h.onnx_dtype(_h.dtype_of(self))))
+    frac = op.Mod(div, one, fmod=1)
+    frac = op.Where(op.Less(frac, one), frac, zero)
+    up = op.Cast(
+        op.Greater(frac, _h.const(op, 0.5, _h.dtype_of(self))), to=_h.onnx_dtype(_h.dtype_of(self))
+    )
+    down = op.Cast(
+        op.Not(op.Greater(frac, _h.const(op, -0.5, _h.dtype_of(self)))),
+        to=_h.onnx_dtype(_h.dtype_of(self)),
+    )
+    floordiv = op.Add(op.Sub(div, frac), op.Sub(up, down))
+    by_zero = op.Not(op.Or(op.Less(other, zero), op.Greater(other, zero)))
+    return op.Where(by_zero, q, floordiv)
+
+
+def div_Scalar_mode__opset10(op, self, other, rounding_mode):
+    """aten::div.Scalar_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:108)."""
+    zero = _h.const(op, 0, _h.dtype_of(self))
+    one = _h.const(op, 1, _h.dtype_of(self))
+    q = op.Div(self, _h.const(op, other, _h.dtype_of(self)))
+    if not _h.is_floating(self):
+        if rounding_mode == "trunc":
+            return q
+        r = op.Sub(self, op.Mul(q, _h.const(op, other, _h.dtype_of(self))))
+        inexact = op.Or(op.Less(r, zero), op.Greater(r, zero))
+        return op.Sub(
+            q,
+            op.Cast(
+                op.And(
+                    inexact,
+                    op.Xor(
+                        op.Less(self, zero), op.Less(_h.const(op, other, _h.dtype_of(self)), zero)
+                    ),
+                ),
+                to=_h.onnx_dtype(_h.dtype_of(self)),
+            ),
+        )
+    if rounding_mode == "trunc":
+        frac = op.Mod(q, one, fmod=1)
+        return op.Sub(q, op.Where(op.Less(frac, one), frac, zero))
+    mod = op.Mod(self, _h.const(op, other, _h.dtype_of(self)), fmod=1)
+    div = op.Div(op.Sub(self, mod), _h.const(op, other, _h.dtype_of(self)))
+    signs_differ = op.And(
+        op.Or(op.Less(mod, zero), op.Greater(mod, zero)),
+        op.Xor(op.Less(_h.const(op, other, _h.dtype_of(self)), zero), op.Less(mod, zero)),
+    )
+    div = op.Sub(div, op.Cast(signs_differ, to=_h.onnx_dtype(_h.dtype_of(self))))
+    frac = op.Mod(div, one, fmod=1)
+    frac = op.Where(op.Less(frac, one), frac, zero)
+    up = op.Cast(
+        op.Greater(frac, _h.const(op, 0.5, _h.dtype_of(self))), to=_h.onnx_dtype(_h.dtype_of(self))
+    )
+    down = op.Cast(
+        op.Not(op.Greater(frac, _h.const(op, -0.5, _h.dtype_of(self)))),
+        to=_h.onnx_dtype(_h.dtype_of(self)),
+    )
+    floordiv = op.Add(op.Sub(div, frac), op.Sub(up, down))
+    by_zero = op.Not(
+        op.Or(
+            op.Less(_h.const(op, other, _h.dtype_of(self)), zero),
+            op.Greater(_h.const(op, other, _h.dtype_of(self)), zero),
+        )
+    )
+    return op.Where(by_zero, q, floordiv)
+
+
+div__Tensor_mode__opset10 = div_Tensor_mode__opset10
+
+
+def div__Scalar_mode__opset10(op, self, other, rounding_mode):
+    """aten::div_.Scalar_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:108)."""
+    zero = _h.const(op, 0, _h.dtype_of(self))
+    one = _h.const(op, 1, _h.dtype_of(self))
+    q = op.Div(self, _h.const(op, other, _h.dtype_of(self)))
+    if not _h.is_floating(self):
+        if rounding_mode == "trunc":
+            return q
+        r = op.Sub(self, op.Mul(q, _h.const(op, other, _h.dtype_of(self))))
+        inexact = op.Or(op.Less(r, zero), op.Greater(r, zero))
+        return op.Sub(
+            q,
+            op.Cast(
+                op.And(
+                    inexact,
+                    op.Xor(
+                        op.Less(self, zero), op.Less(_h.const(op, other, _h.dtype_of(self)), zero)
+                    ),
+                ),
+                to=_h.onnx_dtype(_h.dtype_of(self)),
+            ),
+        )
+    if rounding_mode == "trunc":
+        frac = op.Mod(q, one, fmod=1)
+        return op.Sub(q, op.Where(op.Less(frac, one), frac, zero))
+    mod = op.Mod(self, _h.const(op, other, _h.dtype_of(self)), fmod=1)
+    div = op.Div(op.Sub(self, mod), _h.const(op, other, _h.dtype_of(self)))
+    signs_differ = op.And(
+        op.Or(op.Less(mod, zero), op.Greater(mod, zero)),
+        op.Xor(op.Less(_h.const(op, other, _h.dtype_of(self)), zero), op.Less(mod, zero)),
+    )
+    div = op.Sub(div, op.Cast(signs_differ, to=_h.onnx_dtype(_h.dtype_of(self))))
+    frac = op.Mod(div, one, fmod=1)
+    frac = op.Where(op.Less(frac, one), frac, zero)
+    up = op.Cast(
+        op.Greater(frac, _h.const(op, 0.5, _h.dtype_of(self))), to=_h.onnx_dtype(_h.dtype_of(self))
+    )
+    down = op.Cast(
+        op.Not(op.Greater(frac, _h.const(op, -0.5, _h.dtype_of(self)))),
+        to=_h.onnx_dtype(_h.dtype_of(self)),
+    )
+    floordiv = op.Add(op.Sub(div, frac), op.Sub(up, down))
+    by_zero = op.Not(
+        op.Or(
+            op.Less(_h.const(op, other, _h.dtype_of(self)), zero),
+            op.Greater(_h.const(op, other, _h.dtype_of(self)), zero),
+        )
+    )
+    return op.Where(by_zero, q, floordiv)
+
+
+div_out_mode__opset10 = div_Tensor_mode__opset10
+
+
+def div_Scalar_mode_out__opset10(op, self, other, rounding_mode):
+    """aten::div.Scalar_mode_out at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:108)."""
+    zero = _h.const(op, 0, _h.dtype_of(self))
+    one = _h.const(op, 1, _h.dtype_of(self))
+    q = op.Div(self, _h.const(op, other, _h.dtype_of(self)))
+    if not _h.is_floating(self):
+        if rounding_mode == "trunc":
+            return q
+        r = op.Sub(self, op.Mul(q, _h.const(op, other, _h.dtype_of(self))))
+        inexact = op.Or(op.Less(r, zero), op.Greater(r, zero))
+        return op.Sub(
+            q,
+            op.Cast(
+                op.And(
+                    inexact,
+                    op.Xor(
+                        op.Less(self, zero), op.Less(_h.const(op, other, _h.dtype_of(self)), zero)
+                    ),
+                ),
+                to=_h.onnx_dtype(_h.dtype_of(self)),
+            ),
+        )
+    if rounding_mode == "trunc":
+        frac = op.Mod(q, one, fmod=1)
+        return op.Sub(q, op.Where(op.Less(frac, one), frac, zero))
+    mod = op.Mod(self, _h.const(op, other, _h.dtype_of(self)), fmod=1)
+    div = op.Div(op.Sub(self, mod), _h.const(op, other, _h.dtype_of(self)))
+    signs_differ = op.And(
+        op.Or(op.Less(mod, zero), op.Greater(mod, zero)),
+        op.Xor(op.Less(_h.const(op, other, _h.dtype_of(self)), zero), op.Less(mod, zero)),
+    )
+    div = op.Sub(div, op.Cast(signs_differ, to=_h.onnx_dtype(_h.dtype_of(self))))
+    frac = op.Mod(div, one, fmod=1)
+    frac = op.Where(op.Less(frac, one), frac, zero)
+    up = op.Cast(
+        op.Greater(frac, _h.const(op, 0.5, _h.dtype_of(self))), to=_h.onnx_dtype(_h.dtype_of(self))
+    )
+    down = op.Cast(
+        op.Not(op.Greater(frac, _h.const(op, -0.5, _h.dtype_of(self)))),
+        to=_h.onnx_dtype(_h.dtype_of(self)),
+    )
+    floordiv = op.Add(op.Sub(div, frac), op.Sub(up, down))
+    by_zero = op.Not(
+        op.Or(
+            op.Less(_h.const(op, other, _h.dtype_of(self)), zero),
+            op.Greater(_h.const(op, other, _h.dtype_of(self)), zero),
+        )
+    )
+    return op.Where(by_zero, q, floordiv)
+
+
+def div_Tensor_mode__opset7__when(self, other, rounding_mode):
+    return rounding_mode is None
+
+
+def div_Tensor_mode__opset10__when(self, other, rounding_mode):
+    return rounding_mode is not None
+
+
+# aten::neg: -self, elementwise.
+# specs/elementwise.yaml:153
+#   aten::neg(Tensor self) -> Tensor
+#   aten::neg_(Tensor(a!) self) -> Tensor(a!)
+#   aten::neg.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def neg__opset7(op, self):
+    """aten::neg at opsets 7..28 (specs/elementwise.yaml:161)."""
+    return op.Neg(self)
+
+
+neg___opset7 = neg__opset7
+
+neg_out__opset7 = neg__opset7
+
+# aten::abs: Absolute value, elementwise.
+# specs/elementwise.yaml:166
+#   aten::abs(Tensor self) -> Tensor
+#   aten::abs_(Tensor(a!) self) -> Tensor(a!)
+#   aten::abs.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def abs__opset7(op, self):
+    """aten::abs at opsets 7..28 (specs/elementwise.yaml:173)."""
+    return op.Abs(self)
+
+
+abs___opset7 = abs__opset7
+
+abs_out__opset7 = abs__opset7
+
+# aten::pow.Tensor_Scalar: self ** exponent for a number exponent.
+# specs/elementwise.yaml:178
+#   aten::pow.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor
+#   aten::pow_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!)
+#   aten::pow.Tensor_Scalar_out(Tensor self, Scalar exponent, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def pow_Tensor_Scalar__opset7(op, self, exponent):
+    """aten::pow.Tensor_Scalar at opsets 7..28 (specs/elementwise.yaml:186)."""
+    return op.Pow(self, _h.const(op, exponent, _h.dtype_of(self)))
+
+
+pow__Scalar__opset7 = pow_Tensor_Scalar__opset7
+
+pow_Tensor_Scalar_out__opset7 = pow_Tensor_Scalar__opset7
+
+# aten::pow.Tensor_Tensor: self ** exponent, elementwise.
+# specs/elementwise.yaml:196
+#   aten::pow.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor
+#   aten::pow_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)
+#   aten::pow.Tensor_Tensor_out(Tensor self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def pow_Tensor_Tensor__opset7(op, self, exponent):
+    """aten::pow.Tensor_Tensor at opsets 7..28 (specs/elementwise.yaml:204)."""
+    return op.Pow(self, exponent)
+
+
+pow__Tensor__opset7 = pow_Tensor_Tensor__opset7
+
+pow_Tensor_Tensor_out__opset7 = pow_Tensor_Tensor__opset7
+
+# aten::pow.Scalar: A number raised to the power of each element of exponent.
+# specs/elementwise.yaml:214
+#   aten::pow.Scalar(Scalar self, Tensor exponent) -> Tensor
+#   aten::pow.Scalar_out(Scalar self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def pow_Scalar__opset7(op, self, exponent):
+    """aten::pow.Scalar at opsets 7..28 (specs/elementwise.yaml:222)."""
+    return op.Pow(_h.const(op, self, _h.dtype_of(exponent)), exponent)
+
+
+pow_Scalar_out__opset7 = pow_Scalar__opset7
+
+# aten::sqrt: Square root; integers and bool as float32.
+# specs/elementwise.yaml:232
+#   aten::sqrt(Tensor self) -> Tensor
+#   aten::sqrt_(Tensor(a!) self) -> Tensor(a!)
+#   aten::sqrt.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def sqrt__opset7(op, self):
+    """aten::sqrt at opsets 7..28 (specs/elementwise.yaml:239)."""
+    return op.Sqrt(self)
+
+
+sqrt___opset7 = sqrt__opset7
+
+sqrt_out__opset7 = sqrt__opset7
+
+# aten::rsqrt: 1 / sqrt(self); integers and bool as float32.
+# specs/elementwise.yaml:244
+#   aten::rsqrt(Tensor self) -> Tensor
+#   aten::rsqrt_(Tensor(a!) self) -> Tensor(a!)
+#   aten::rsqrt.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def rsqrt__opset7(op, self):
+    """aten::rsqrt at opsets 7..28 (specs/elementwise.yaml:251)."""
+    return op.Reciprocal(op.Sqrt(self))
+
+
+rsqrt___opset7 = rsqrt__opset7
+
+rsqrt_out__opset7 = rsqrt__opset7
+
+# aten::exp: e ** self; integers and bool as float32.
+# specs/elementwise.yaml:256
+#   aten::exp(Tensor self) -> Tensor
+#   aten::exp_(Tensor(a!) self) -> Tensor(a!)
+#   aten::exp.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def exp__opset7(op, self):
+    """aten::exp at opsets 7..28 (specs/elementwise.yaml:263)."""
+    return op.Exp(self)
+
+
+exp___opset7 = exp__opset7
+
+exp_out__opset7 = exp__opset7
+
+# aten::log: Natural logarithm; integers and bool as float32.
+# specs/elementwise.yaml:268
+#   aten::log(Tensor self) -> Tensor
+#   aten::log_(Tensor(a!) self) -> Tensor(a!)
+#   aten::log.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def log__opset7(op, self):
+    """aten::log at opsets 7..28 (specs/elementwise.yaml:275)."""
+    return op.Log(self)
+
+
+log___opset7 = log__opset7
+
+log_out__opset7 = log__opset7
+
+# aten::reciprocal: 1 / self; integers and bool as float32.
+# specs/elementwise.yaml:280
+#   aten::reciprocal(Tensor self) -> Tensor
+#   aten::reciprocal_(Tensor(a!) self) -> Tensor(a!)
+#   aten::reciprocal.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def reciprocal__opset7(op, self):
+    """aten::reciprocal at opsets 7..28 (specs/elementwise.yaml:287)."""
+    return op.Reciprocal(self)
+
+
+reciprocal___opset7 = reciprocal__opset7
+
+reciprocal_out__opset7 = reciprocal__opset7
+
+# aten::clamp: min(max(self, min), max) with number bounds, either of which may be None.
+# specs/elementwise.yaml:292
+#   aten::clamp(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor
+#   aten::clamp_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)
+#   aten::clamp.out(Tensor self, Scalar? min=None, Scalar? max=None, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def clamp__opset11(op, self, min, max):
+    """aten::clamp at opsets 11..28 (specs/elementwise.yaml:301)."""
+    low = None if min is None else _h.const(op, min, _h.dtype_of(self))
+    high = None if max is None else _h.const(op, max, _h.dtype_of(self))
+    return op.Clip(self, low, high)
+
+
+clamp___opset11 = clamp__opset11
+
+clamp_out__opset11 = clamp__opset11
+
+
+def clamp__opset7(op, self, min, max):
+    """aten::clamp at opsets 7..10 (specs/elementwise.yaml:306)."""
+    return op.Clip(
+        self,
+        **_h.attrs(
+            min=None if min is None else float(min), max=None if max is None else float(max)
+        ),
+    )
+
+
+clamp___opset7 = clamp__opset7
+
+clamp_out__opset7 = clamp__opset7
+
+# aten::minimum: Elementwise minimum, propagating NaN.
+# specs/elementwise.yaml:329
+#   aten::minimum(Tensor self, Tensor other) -> Tensor
+#   aten::minimum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def minimum__opset8(op, self, other):
+    """aten::minimum at opsets 8..28 (specs/elementwise.yaml:339)."""
+    return op.Min(self, other)
+
+
+minimum_out__opset8 = minimum__opset8
+
+
+def minimum__opset7(op, self, other):
+    """aten::minimum at opsets 7..7, when `sizes(self) == sizes(other)` (specs/elementwise.yaml:341)."""
+    return op.Min(self, other)
+
+
+minimum_out__opset7 = minimum__opset7
+
+
+def minimum__opset7__when(self, other):
+    return _h.sizes(self) == _h.sizes(other)
+
+
+# aten::maximum: Elementwise maximum, propagating NaN.
+# specs/elementwise.yaml:363
+#   aten::maximum(Tensor self, Tensor other) -> Tensor
+#   aten::maximum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def maximum__opset8(op, self, other):
+    """aten::maximum at opsets 8..28 (specs/elementwise.yaml:371)."""
+    return op.Max(self, other)
+
+
+maximum_out__opset8 = maximum__opset8
+
+
+def maximum__opset7(op, self, other):
+    """aten::maximum at opsets 7..7, when `sizes(self) == sizes(other)` (specs/elementwise.yaml:373)."""
+    return op.Max(self, other)
+
+
+maximum_out__opset7 = maximum__opset7
+
+
+def maximum__opset7__when(self, other):
+    return _h.sizes(self) == _h.sizes(other)
+
+
 # aten::relu: max(self, 0), elementwise.
-# specs/elementwise.yaml:18
+# specs/elementwise.yaml:397
 #   aten::relu(Tensor self) -> Tensor
 #   aten::relu_(Tensor(a!) self) -> Tensor(a!)
+#   aten::relu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def relu__opset7(op, self):
-    """aten::relu at opsets 7..28 (specs/elementwise.yaml:25)."""
+    """aten::relu at opsets 7..28 (specs/elementwise.yaml:406)."""
     return op.Relu(self)
 
 
 relu___opset7 = relu__opset7
+
+relu_out__opset7 = relu__opset7
+
+# aten::sigmoid: 1 / (1 + exp(-self)); integers and bool as float32.
+# specs/elementwise.yaml:419
+#   aten::sigmoid(Tensor self) -> Tensor
+#   aten::sigmoid_(Tensor(a!) self) -> Tensor(a!)
+#   aten::sigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def sigmoid__opset7(op, self):
+    """aten::sigmoid at opsets 7..28 (specs/elementwise.yaml:426)."""
+    return op.Sigmoid(self)
+
+
+sigmoid___opset7 = sigmoid__opset7
+
+sigmoid_out__opset7 = sigmoid__opset7
+
+# aten::tanh: Hyperbolic tangent; integers and bool as float32.
+# specs/elementwise.yaml:431
+#   aten::tanh(Tensor self) -> Tensor
+#   aten::tanh_(Tensor(a!) self) -> Tensor(a!)
+#   aten::tanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def tanh__opset7(op, self):
+    """aten::tanh at opsets 7..28 (specs/elementwise.yaml:438)."""
+    return op.Tanh(self)
+
+
+tanh___opset7 = tanh__opset7
+
+tanh_out__opset7 = tanh__opset7
+
+# aten::gelu: Gaussian error linear unit: x * Phi(x), exact (approximate="none") or with the tanh approximation.
+# specs/elementwise.yaml:443
+#   aten::gelu(Tensor self, *, str approximate="none") -> Tensor
+#   aten::gelu_(Tensor(a!) self, *, str approximate="none") -> Tensor(a!)
+#   aten::gelu.out(Tensor self, *, str approximate="none", Tensor(a!) out) -> Tensor(a!)
+
+
+def gelu__opset20(op, self, approximate):
+    """aten::gelu at opsets 20..28 (specs/elementwise.yaml:449)."""
+    return op.Gelu(self, approximate=approximate)
+
+
+gelu___opset20 = gelu__opset20
+
+gelu_out__opset20 = gelu__opset20
+
+
+def gelu__opset9(op, self, approximate):
+    """aten::gelu at opsets 9..19 (specs/elementwise.yaml:451)."""
+    if approximate == "tanh":
+        inner = op.Mul(
+            op.Add(
+                self,
+                op.Mul(op.Mul(op.Mul(self, self), self), _h.const(op, 0.044715, _h.dtype_of(self))),
+            ),
+            _h.const(op, math.sqrt(2 / math.pi), _h.dtype_of(self)),
+        )
+        return op.Mul(
+            op.Mul(self, _h.const(op, 0.5, _h.dtype_of(self))),
+            op.Add(op.Tanh(inner), _h.const(op, 1, _h.dtype_of(self))),
+        )
+    return op.Mul(
+        op.Mul(self, _h.const(op, 0.5, _h.dtype_of(self))),
+        op.Add(
+            op.Erf(op.Mul(self, _h.const(op, math.sqrt(0.5), _h.dtype_of(self)))),
+            _h.const(op, 1, _h.dtype_of(self)),
+        ),
+    )
+
+
+gelu___opset9 = gelu__opset9
+
+gelu_out__opset9 = gelu__opset9
+
+
+def gelu__opset7(op, self, approximate):
+    """aten::gelu at opsets 7..8, when `approximate == "tanh"` (specs/elementwise.yaml:457)."""
+    inner = op.Mul(
+        op.Add(
+            self,
+            op.Mul(op.Mul(op.Mul(self, self), self), _h.const(op, 0.044715, _h.dtype_of(self))),
+        ),
+        _h.const(op, math.sqrt(2 / math.pi), _h.dtype_of(self)),
+    )
+    return op.Mul(
+        op.Mul(self, _h.const(op, 0.5, _h.dtype_of(self))),
+        op.Add(op.Tanh(inner), _h.const(op, 1, _h.dtype_of(self))),
+    )
+
+
+gelu___opset7 = gelu__opset7
+
+gelu_out__opset7 = gelu__opset7
+
+
+def gelu__opset7__when(self, approximate):
+    return approximate == "tanh"
+
+
+# aten::silu: self * sigmoid(self).
+# specs/elementwise.yaml:480
+#   aten::silu(Tensor self) -> Tensor
+#   aten::silu_(Tensor(a!) self) -> Tensor(a!)
+#   aten::silu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def silu__opset7(op, self):
+    """aten::silu at opsets 7..28 (specs/elementwise.yaml:486)."""
+    return op.Mul(self, op.Sigmoid(self))
+
+
+silu___opset7 = silu__opset7
+
+silu_out__opset7 = silu__opset7
+
+# aten::hardtanh: self clamped to [min_val, max_val].
+# specs/elementwise.yaml:491
+#   aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor
+#   aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!)
+#   aten::hardtanh.out(Tensor self, Scalar min_val=-1, Scalar max_val=1, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def hardtanh__opset11(op, self, min_val, max_val):
+    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:498)."""
+    return op.Clip(
+        self, _h.const(op, min_val, _h.dtype_of(self)), _h.const(op, max_val, _h.dtype_of(self))
+    )
+
+
+hardtanh___opset11 = hardtanh__opset11
+
+hardtanh_out__opset11 = hardtanh__opset11
+
+
+def hardtanh__opset7(op, self, min_val, max_val):
+    """aten::hardtanh at opsets 7..10 (specs/elementwise.yaml:500)."""
+    return op.Clip(self, min=float(min_val), max=float(max_val))
+
+
+hardtanh___opset7 = hardtanh__opset7
+
+hardtanh_out__opset7 = hardtanh__opset7
+
+# aten::leaky_relu: self if self > 0 else negative_slope * self.
+# specs/elementwise.yaml:518
+#   aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor
+#   aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)
+#   aten::leaky_relu.out(Tensor self, Scalar negative_slope=0.01, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def leaky_relu__opset7(op, self, negative_slope):
+    """aten::leaky_relu at opsets 7..28 (specs/elementwise.yaml:525)."""
+    return op.LeakyRelu(self, alpha=float(negative_slope))
+
+
+leaky_relu___opset7 = leaky_relu__opset7
+
+leaky_relu_out__opset7 = leaky_relu__opset7
+
+# aten::elu: scale * (self if self > 0 else alpha * (exp(self) - 1)).
+# specs/elementwise.yaml:535
+#   aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor
+#   aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)
+#   aten::elu.out(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def elu__opset7(op, self, alpha, scale, input_scale):
+    """aten::elu at opsets 7..28 (specs/elementwise.yaml:542)."""
+    out = op.Elu(self, alpha=float(alpha))
+    if scale != 1:
+        out = op.Mul(out, _h.const(op, scale, _h.dtype_of(self)))
+    return out
+
+
+elu___opset7 = elu__opset7
+
+elu_out__opset7 = elu__opset7
+
+
+def elu__gap0(self, alpha, scale, input_scale):
+    return input_scale != 1
+
+
+# aten::eq.Tensor: self == other, elementwise, as bool.
+# specs/elementwise.yaml:560
+#   aten::eq.Tensor(Tensor self, Tensor other) -> Tensor
+#   aten::eq.Scalar(Tensor self, Scalar other) -> Tensor
+#   aten::eq.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::eq.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def eq_Tensor__opset7(op, self, other):
+    """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml:568)."""
+    return op.Equal(self, other)
+
+
+def eq_Scalar__opset7(op, self, other):
+    """aten::eq.Scalar at opsets 7..28 (specs/elementwise.yaml:568)."""
+    return op.Equal(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+eq_Tensor_out__opset7 = eq_Tensor__opset7
+
+
+def eq_Scalar_out__opset7(op, self, other):
+    """aten::eq.Scalar_out at opsets 7..28 (specs/elementwise.yaml:568)."""
+    return op.Equal(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+# aten::ne.Tensor: self != other, elementwise, as bool.
+# specs/elementwise.yaml:581
+#   aten::ne.Tensor(Tensor self, Tensor other) -> Tensor
+#   aten::ne.Scalar(Tensor self, Scalar other) -> Tensor
+#   aten::ne.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::ne.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def ne_Tensor__opset7(op, self, other):
+    """aten::ne.Tensor at opsets 7..28 (specs/elementwise.yaml:589)."""
+    return op.Not(op.Equal(self, other))
+
+
+def ne_Scalar__opset7(op, self, other):
+    """aten::ne.Scalar at opsets 7..28 (specs/elementwise.yaml:589)."""
+    return op.Not(op.Equal(self, _h.const(op, other, _h.dtype_of(self))))
+
+
+ne_Tensor_out__opset7 = ne_Tensor__opset7
+
+
+def ne_Scalar_out__opset7(op, self, other):
+    """aten::ne.Scalar_out at opsets 7..28 (specs/elementwise.yaml:589)."""
+    return op.Not(op.Equal(self, _h.const(op, other, _h.dtype_of(self))))
+
+
+# aten::lt.Tensor: self < other, elementwise, as bool.
+# specs/elementwise.yaml:602
+#   aten::lt.Tensor(Tensor self, Tensor other) -> Tensor
+#   aten::lt.Scalar(Tensor self, Scalar other) -> Tensor
+#   aten::lt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::lt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def lt_Tensor__opset7(op, self, other):
+    """aten::lt.Tensor at opsets 7..28 (specs/elementwise.yaml:612)."""
+    return op.Less(self, other)
+
+
+def lt_Scalar__opset7(op, self, other):
+    """aten::lt.Scalar at opsets 7..28 (specs/elementwise.yaml:612)."""
+    return op.Less(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+lt_Tensor_out__opset7 = lt_Tensor__opset7
+
+
+def lt_Scalar_out__opset7(op, self, other):
+    """aten::lt.Scalar_out at opsets 7..28 (specs/elementwise.yaml:612)."""
+    return op.Less(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+# aten::gt.Tensor: self > other, elementwise, as bool.
+# specs/elementwise.yaml:623
+#   aten::gt.Tensor(Tensor self, Tensor other) -> Tensor
+#   aten::gt.Scalar(Tensor self, Scalar other) -> Tensor
+#   aten::gt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::gt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def gt_Tensor__opset7(op, self, other):
+    """aten::gt.Tensor at opsets 7..28 (specs/elementwise.yaml:631)."""
+    return op.Greater(self, other)
+
+
+def gt_Scalar__opset7(op, self, other):
+    """aten::gt.Scalar at opsets 7..28 (specs/elementwise.yaml:631)."""
+    return op.Greater(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+gt_Tensor_out__opset7 = gt_Tensor__opset7
+
+
+def gt_Scalar_out__opset7(op, self, other):
+    """aten::gt.Scalar_out at opsets 7..28 (specs/elementwise.yaml:631)."""
+    return op.Greater(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+# aten::le.Tensor: self <= other, elementwise, as bool.
+# specs/elementwise.yaml:642
+#   aten::le.Tensor(Tensor self, Tensor other) -> Tensor
+#   aten::le.Scalar(Tensor self, Scalar other) -> Tensor
+#   aten::le.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::le.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def le_Tensor__opset12(op, self, other):
+    """aten::le.Tensor at opsets 12..28 (specs/elementwise.yaml:650)."""
+    return op.LessOrEqual(self, other)
+
+
+def le_Scalar__opset12(op, self, other):
+    """aten::le.Scalar at opsets 12..28 (specs/elementwise.yaml:650)."""
+    return op.LessOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+le_Tensor_out__opset12 = le_Tensor__opset12
+
+
+def le_Scalar_out__opset12(op, self, other):
+    """aten::le.Scalar_out at opsets 12..28 (specs/elementwise.yaml:650)."""
+    return op.LessOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+def le_Tensor__opset7(op, self, other):
+    """aten::le.Tensor at opsets 7..11 (specs/elementwise.yaml:652)."""
+    return op.Or(op.Less(self, other), op.Equal(self, other))
+
+
+def le_Scalar__opset7(op, self, other):
+    """aten::le.Scalar at opsets 7..11 (specs/elementwise.yaml:652)."""
+    return op.Or(
+        op.Less(self, _h.const(op, other, _h.dtype_of(self))),
+        op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
+    )
+
+
+le_Tensor_out__opset7 = le_Tensor__opset7
+
+
+def le_Scalar_out__opset7(op, self, other):
+    """aten::le.Scalar_out at opsets 7..11 (specs/elementwise.yaml:652)."""
+    return op.Or(
+        op.Less(self, _h.const(op, other, _h.dtype_of(self))),
+        op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
+    )
+
+
+# aten::ge.Tensor: self >= other, elementwise, as bool.
+# specs/elementwise.yaml:668
+#   aten::ge.Tensor(Tensor self, Tensor other) -> Tensor
+#   aten::ge.Scalar(Tensor self, Scalar other) -> Tensor
+#   aten::ge.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::ge.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def ge_Tensor__opset12(op, self, other):
+    """aten::ge.Tensor at opsets 12..28 (specs/elementwise.yaml:676)."""
+    return op.GreaterOrEqual(self, other)
+
+
+def ge_Scalar__opset12(op, self, other):
+    """aten::ge.Scalar at opsets 12..28 (specs/elementwise.yaml:676)."""
+    return op.GreaterOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+ge_Tensor_out__opset12 = ge_Tensor__opset12
+
+
+def ge_Scalar_out__opset12(op, self, other):
+    """aten::ge.Scalar_out at opsets 12..28 (specs/elementwise.yaml:676)."""
+    return op.GreaterOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+def ge_Tensor__opset7(op, self, other):
+    """aten::ge.Tensor at opsets 7..11 (specs/elementwise.yaml:678)."""
+    return op.Or(op.Greater(self, other), op.Equal(self, other))
+
+
+def ge_Scalar__opset7(op, self, other):
+    """aten::ge.Scalar at opsets 7..11 (specs/elementwise.yaml:678)."""
+    return op.Or(
+        op.Greater(self, _h.const(op, other, _h.dtype_of(self))),
+        op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
+    )
+
+
+ge_Tensor_out__opset7 = ge_Tensor__opset7
+
+
+def ge_Scalar_out__opset7(op, self, other):
+    """aten::ge.Scalar_out at opsets 7..11 (specs/elementwise.yaml:678)."""
+    return op.Or(
+        op.Greater(self, _h.const(op, other, _h.dtype_of(self))),
+        op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
+    )
+
+
+# aten::logical_not: self == 0, elementwise, as bool.
+# specs/elementwise.yaml:694
+#   aten::logical_not(Tensor self) -> Tensor
+#   aten::logical_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def logical_not__opset7(op, self):
+    """aten::logical_not at opsets 7..28 (specs/elementwise.yaml:700)."""
+    return op.Not(op.Cast(self, to=_h.onnx_dtype("bool")))
+
+
+logical_not_out__opset7 = logical_not__opset7
+
+# aten::logical_and: self != 0 and other != 0, elementwise, as bool; each operand keeps its dtype.
+# specs/elementwise.yaml:705
+#   aten::logical_and(Tensor self, Tensor other) -> Tensor
+#   aten::logical_and.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def logical_and__opset7(op, self, other):
+    """aten::logical_and at opsets 7..28 (specs/elementwise.yaml:712)."""
+    return op.And(op.Cast(self, to=_h.onnx_dtype("bool")), op.Cast(other, to=_h.onnx_dtype("bool")))
+
+
+logical_and_out__opset7 = logical_and__opset7
+
+# aten::logical_or: self != 0 or other != 0, elementwise, as bool; each operand keeps its dtype.
+# specs/elementwise.yaml:718
+#   aten::logical_or(Tensor self, Tensor other) -> Tensor
+#   aten::logical_or.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def logical_or__opset7(op, self, other):
+    """aten::logical_or at opsets 7..28 (specs/elementwise.yaml:725)."""
+    return op.Or(op.Cast(self, to=_h.onnx_dtype("bool")), op.Cast(other, to=_h.onnx_dtype("bool")))
+
+
+logical_or_out__opset7 = logical_or__opset7
+
+# aten::where.self: self where condition holds, else other.
+# specs/elementwise.yaml:731
+#   aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor
+#   aten::where.ScalarOther(Tensor condition, Tensor self, Scalar other) -> Tensor
+#   aten::where.ScalarSelf(Tensor condition, Scalar self, Tensor other) -> Tensor
+#   aten::where.self_out(Tensor condition, Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def where_self__opset9(op, condition, self, other):
+    """aten::where.self at opsets 9..28 (specs/elementwise.yaml:740)."""
+    return op.Where(condition, self, other)
+
+
+def where_ScalarOther__opset9(op, condition, self, other):
+    """aten::where.ScalarOther at opsets 9..28 (specs/elementwise.yaml:740)."""
+    return op.Where(condition, self, _h.const(op, other, _h.dtype_of(self)))
+
+
+def where_ScalarSelf__opset9(op, condition, self, other):
+    """aten::where.ScalarSelf at opsets 9..28 (specs/elementwise.yaml:740)."""
+    return op.Where(condition, _h.const(op, self, _h.dtype_of(other)), other)
+
+
+where_self_out__opset9 = where_self__opset9
+
+# aten::masked_fill.Tensor: self with value where mask holds; value takes self's dtype.
+# specs/elementwise.yaml:757
+#   aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor
+#   aten::masked_fill.Scalar(Tensor self, Tensor mask, Scalar value) -> Tensor
+#   aten::masked_fill_.Tensor(Tensor(a!) self, Tensor mask, Tensor value) -> Tensor(a!)
+#   aten::masked_fill_.Scalar(Tensor(a!) self, Tensor mask, Scalar value) -> Tensor(a!)
+#   aten::masked_fill.Tensor_out(Tensor self, Tensor mask, Tensor value, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::masked_fill.Scalar_out(Tensor self, Tensor mask, Scalar value, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def masked_fill_Tensor__opset9(op, self, mask, value):
+    """aten::masked_fill.Tensor at opsets 9..28 (specs/elementwise.yaml:765)."""
+    return op.Where(mask, value, self)
+
+
+def masked_fill_Scalar__opset9(op, self, mask, value):
+    """aten::masked_fill.Scalar at opsets 9..28 (specs/elementwise.yaml:765)."""
+    return op.Where(mask, _h.const(op, value, _h.dtype_of(self)), self)
+
+
+masked_fill__Tensor__opset9 = masked_fill_Tensor__opset9
+
+
+def masked_fill__Scalar__opset9(op, self, mask, value):
+    """aten::masked_fill_.Scalar at opsets 9..28 (specs/elementwise.yaml:765)."""
+    return op.Where(mask, _h.const(op, value, _h.dtype_of(self)), self)
+
+
+masked_fill_Tensor_out__opset9 = masked_fill_Tensor__opset9
+
+
+def masked_fill_Scalar_out__opset9(op, self, mask, value):
+    """aten::masked_fill.Scalar_out at opsets 9..28 (specs/elementwise.yaml:765)."""
+    return op.Where(mask, _h.const(op, value, _h.dtype_of(self)), self)
+
+
+# aten::native_dropout: Dropout as torch.export leaves it (aten::dropout always decomposes: to aten::clone outside training, to this in training): the identity and an all-true mask when nothing is dropped.
+# specs/elementwise.yaml:778
+#   aten::native_dropout(Tensor input, float p, bool? train) -> (Tensor, Tensor)
+
+
+def native_dropout__opset8(op, input, p, train):
+    """aten::native_dropout at opsets 8..28 (specs/elementwise.yaml:783)."""
+    keep = op.Expand(_h.const(op, True, "bool"), op.Shape(input))
+    return (op.Identity(input), keep)
+
+
+def native_dropout__gap0(input, p, train):
+    return train is not False and p > 0
+
+
+# aten::alias: The same tensor.
+# specs/elementwise.yaml:794
+#   aten::alias(Tensor(a) self) -> Tensor(a)
+
+
+def alias__opset7(op, self):
+    """aten::alias at opsets 7..28 (specs/elementwise.yaml:799)."""
+    return op.Identity(self)
+
+
+# aten::_to_copy: A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.
+# specs/elementwise.yaml:804
+#   aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor
+
+
+def _to_copy__opset7(op, self, dtype, layout, device, pin_memory, non_blocking, memory_format):
+    """aten::_to_copy at opsets 7..28 (specs/elementwise.yaml:809)."""
+    return op.Identity(self)
+
+
+# aten::full_like: A tensor shaped like self filled with fill_value, in dtype or self's dtype.
+# specs/elementwise.yaml:820
+#   aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
+
+
+def full_like__opset8(op, self, fill_value, dtype, layout, device, pin_memory, memory_format):
+    """aten::full_like at opsets 8..28 (specs/elementwise.yaml:825)."""
+    return op.Expand(_h.const(op, fill_value, _h.dtype_of(self)), op.Shape(self))
+
+
+# aten::zeros_like: Zeros shaped like self, in dtype or self's dtype.
+# specs/elementwise.yaml:832
+#   aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
+
+
+def zeros_like__opset8(op, self, dtype, layout, device, pin_memory, memory_format):
+    """aten::zeros_like at opsets 8..28 (specs/elementwise.yaml:837)."""
+    return op.Expand(_h.const(op, 0, _h.dtype_of(self)), op.Shape(self))
+
+
+# aten::ones_like: Ones shaped like self, in dtype or self's dtype.
+# specs/elementwise.yaml:842
+#   aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
+
+
+def ones_like__opset8(op, self, dtype, layout, device, pin_memory, memory_format):
+    """aten::ones_like at opsets 8..28 (specs/elementwise.yaml:847)."""
+    return op.Expand(_h.const(op, 1, _h.dtype_of(self)), op.Shape(self))

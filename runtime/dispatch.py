@@ -60,7 +60,7 @@ class Lowering:
     fns: dict[str, Callable[..., Any]]  # overload -> onnxscript-builder function
     symbolic: dict[str, str]  # overload -> "symbolic_opsetN.function"
     dtypes: dict[str, tuple[tuple[int, int, str | None, str | None], ...]]
-    cast_back: tuple[bool, ...]
+    cast_back: dict[str, tuple[bool, ...]]  # widened compute dtype -> per output: cast back
     onnx_ops: tuple[str, ...]
     when: Callable[..., bool] | None = None
     when_text: str | None = None
@@ -370,15 +370,15 @@ def lower(
     backend.lowered(overload, lowering, runtime_gaps(entry, compute, backend.opset, args))
     fn = pick(lowering, overload) if pick is not None else lowering.fns[overload]
     out = fn(backend.ctx, *args.values())
-    if run is not None and compute is not None and run != compute:
+    if run is not None and compute is not None and run != compute:  # widened: cast back
+        back = lowering.cast_back[compute]
         if isinstance(out, tuple):
             out = tuple(
-                backend.cast(v, compute) if back else v
-                for v, back in zip(out, lowering.cast_back, strict=True)
+                backend.cast(v, compute) if b else v for v, b in zip(out, back, strict=True)
             )
         elif isinstance(out, list):
-            out = [backend.cast(v, compute) for v in out] if lowering.cast_back[0] else out
-        elif lowering.cast_back[0]:
+            out = [backend.cast(v, compute) for v in out] if back[0] else out
+        elif back[0]:
             out = backend.cast(out, compute)
     return out
 

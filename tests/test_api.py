@@ -110,9 +110,9 @@ def test_dtype_gap_says_which_opsets_work() -> None:
             return torch.relu(x)
 
     with pytest.raises(UnsupportedOperatorError) as info:
-        torchonnx.export(M(), (torch.ones(3, dtype=torch.int32),), opset_version=13)
+        torchonnx.export(M(), (torch.ones(3, dtype=torch.int64),), opset_version=13)
     (problem,) = info.value.problems
-    assert problem.op == "aten::relu" and problem.dtypes == ("int32",)
+    assert problem.op == "aten::relu" and problem.dtypes == ("int64",)
     assert "ONNX Relu accepts integers from opset 14" in problem.reason
     assert min(problem.opsets) == 14
     assert "pass opset_version=14" in str(info.value)
@@ -182,8 +182,9 @@ def test_eval_mode_while_exporting() -> None:
 def test_is_supported() -> None:
     assert torchonnx.is_supported("aten::relu", 7)
     assert torchonnx.is_supported(torch.ops.aten.relu.default, 18, torch.float32)
-    assert not torchonnx.is_supported("aten::relu", 13, "int32")
-    assert torchonnx.is_supported("aten::relu", 14, "int32")
+    assert not torchonnx.is_supported("aten::relu", 13, "int64")
+    assert torchonnx.is_supported("aten::relu", 14, "int64")
+    assert torchonnx.is_supported("aten::relu", 7, "int32")  # computed in float64 there
     assert not torchonnx.is_supported("aten::cumsum", 18)
     assert torchonnx.supported_opsets("aten::relu", "bfloat16")[0] == 13
 
