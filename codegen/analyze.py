@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from torchonnx.codegen.aten import AtenSchema, SchemaLookupError, lookup
 from torchonnx.codegen.body import (
+    AtenUse,
+    Callee,
     DType,
     OpUse,
     check_body,
@@ -60,6 +62,7 @@ class Lowering:
     plan: dict[str, tuple[Segment, ...]]  # compute dtype -> segments over since..until
     onnx_ops: tuple[str, ...]
     cast_back: dict[str, tuple[bool, ...]]  # widened dtype -> per output: cast back to it
+    calls: tuple[AtenUse, ...] = ()  # ATen overloads its body calls
 
     @property
     def since(self) -> int:
@@ -111,6 +114,7 @@ def compute_dtype_of(kind: str | None, dtype: str) -> str:
 
 def analyze(entries: list[Entry], common: Common, diags: Diagnostics) -> list[Analyzed]:
     seen: dict[str, Location] = {}
+    callees = _callees(entries)
     out = []
     for entry in entries:
         with diags.collect():
@@ -118,17 +122,74 @@ def analyze(entries: list[Entry], common: Common, diags: Diagnostics) -> list[An
                 if name in seen:
                     raise SpecError(loc, f"{name} is already covered by the entry at {seen[name]}")
                 seen[name] = loc
-            result = _Entry(entry, common, diags).run()
+            result = _Entry(entry, common, diags, callees).run()
             if result is not None:
                 out.append(result)
+    _check_calls(out, diags)
     return out
 
 
+def _callees(entries: list[Entry]) -> dict[str, Callee]:
+    """Every overload a spec lowers, which bodies may call as `aten.X(...)`."""
+    out = {}
+    for entry in entries:
+        for name in entry.overloads:
+            try:
+                out[name] = Callee(lookup(name), entry.promote.name if entry.promote else None)
+            except SchemaLookupError:
+                continue  # reported where the entry is analyzed
+    return out
+
+
+def _check_calls(analyzed: list[Analyzed], diags: Diagnostics) -> None:
+    """Called overloads lower at every opset of the lowerings that call them; no cycles."""
+    by_overload = {name: a for a in analyzed for name in a.schemas}
+    graph: dict[str, set[str]] = {}
+    for a in analyzed:
+        for lw in a.lowerings:
+            for call in lw.calls:
+                callee = by_overload.get(call.overload)
+                if callee is None:
+                    continue  # its entry has errors, already reported
+                graph.setdefault(a.entry.key, set()).add(callee.entry.key)
+                covered = {o for c in callee.lowerings for o in range(c.since, c.until + 1)}
+                missing = [o for o in range(lw.since, lw.until + 1) if o not in covered]
+                if missing:
+                    diags.error(
+                        call.loc,
+                        f"{call.overload} has no lowering at opset {_span(missing)}, which this "
+                        f"lowering covers ({lw.since}..{lw.until})",
+                    )
+    for start in sorted(graph):
+        path = _cycle(graph, start, [])
+        if path:
+            loc = next(a.entry.loc for a in analyzed if a.entry.key == start)
+            diags.error(loc, f"lowerings call each other in a cycle: {' -> '.join(path)}")
+            return
+
+
+def _cycle(graph: dict[str, set[str]], node: str, path: list[str]) -> list[str] | None:
+    if node in path:
+        return [*path[path.index(node) :], node]
+    for nxt in sorted(graph.get(node, ())):
+        found = _cycle(graph, nxt, [*path, node])
+        if found:
+            return found
+    return None
+
+
+def _span(opsets: list[int]) -> str:
+    return f"{opsets[0]}..{opsets[-1]}" if len(opsets) > 1 else str(opsets[0])
+
+
 class _Entry:
-    def __init__(self, entry: Entry, common: Common, diags: Diagnostics) -> None:
+    def __init__(
+        self, entry: Entry, common: Common, diags: Diagnostics, callees: dict[str, Callee]
+    ) -> None:
         self.e = entry
         self.common = common
         self.diags = diags
+        self.callees = callees
 
     def run(self) -> Analyzed | None:
         e = self.e
@@ -332,6 +393,7 @@ class _Entry:
                 when = check_condition(block.when.text, block.when.where, schema)
         functions: dict[str, Function] = {}
         ops: list[OpUse] = []
+        calls: list[AtenUse] = []
         branch_returns = None
         first: Function | None = None
         for name, schema in schemas.items():
@@ -342,12 +404,14 @@ class _Entry:
                     schema,
                     (block.since, until),
                     block.when.text if block.when else None,
+                    self.callees,
                 )
             except SpecError as err:
                 if len(schemas) == 1:
                     raise
                 raise SpecError(err.loc, f"for {name}: {err.message}") from None
             ops.extend(checked.ops)
+            calls.extend(checked.calls)
             if branch_returns is None:
                 branch_returns = checked.branch_returns
             fn = Function(
@@ -368,7 +432,9 @@ class _Entry:
         plan = self.plan(block, until, ops, group, computes)
         cast_back = self.cast_back(block, plan, branch_returns, group)
         onnx_ops = tuple(sorted({u.op for u in ops}))
-        return Lowering(index, block, until, when, functions, plan, onnx_ops, cast_back)
+        return Lowering(
+            index, block, until, when, functions, plan, onnx_ops, cast_back, tuple(calls)
+        )
 
     def cast_back(
         self,

@@ -19,7 +19,7 @@ import copy
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
-from torchonnx.codegen.aten import AtenSchema, Kind
+from torchonnx.codegen.aten import NO_DEFAULT, AtenSchema, Kind
 from torchonnx.codegen.errors import Location, SpecError
 from torchonnx.codegen.onnx_ops import ATTRIBUTE_PYTYPES, SYMBOLIC_SUFFIX, OpSpec, op_at
 from torchonnx.dtypes import DTYPE_NAMES, FLOATING, onnx_type_str
@@ -55,7 +55,7 @@ MATH = {
     "log": "float",
     "isinf": "bool",
 }
-RESERVED = {"op", "g", "math", *HELPERS, *BUILTINS}
+RESERVED = {"op", "g", "math", "aten", *HELPERS, *BUILTINS}
 # Ops whose output dtype is named by an attribute or another input rather than a type variable.
 _CAST_ATTR = {"Cast": "to"}
 
@@ -175,6 +175,22 @@ def excluded(guards: tuple[Guard, ...] | list[Guard], dtype: str, group: set[str
 
 
 @dataclass(frozen=True)
+class Callee:
+    """An ATen overload a body may call (`aten.amax(x, [1])`): one some spec lowers."""
+
+    schema: AtenSchema
+    promote: str | None  # its promotion kind, which says its result's dtype
+
+
+@dataclass(frozen=True)
+class AtenUse:
+    """One call of another spec's ATen overload in a body."""
+
+    overload: str
+    loc: Location
+
+
+@dataclass(frozen=True)
 class Checked:
     """A body checked against one overload, rendered for both export paths."""
 
@@ -184,6 +200,7 @@ class Checked:
     returns: tuple[DType, ...]  # dtype of each returned tensor (unknown where branches differ)
     # per `return`: the dtype tests of its branch, and the dtype of each tensor it returns
     branch_returns: tuple[tuple[tuple[Guard, ...], tuple[DType, ...]], ...] = ()
+    calls: tuple[AtenUse, ...] = ()  # ATen overloads the body calls
 
 
 @dataclass
@@ -198,6 +215,8 @@ class _CallNote:
     maybe_none_attrs: set[str] = field(default_factory=set)
     dynamic_outputs: bool = False
     like: DType | None = None  # const(..., like=x): the dtype of x
+    overload: str | None = None  # aten.X(...): the overload called
+    typed: dict[int | str, DType] = field(default_factory=dict)  # tensor arguments to type
 
 
 def _key(node: ast.AST) -> tuple:
@@ -218,8 +237,11 @@ class _Checker:
         schema: AtenSchema,
         opsets: tuple[int, int],
         condition: bool = False,
+        callees: dict[str, Callee] | None = None,
     ) -> None:
         self.condition = condition
+        self.callees = callees or {}
+        self.calls: list[AtenUse] = []
         self.source = source
         self.where = where
         self.schema = schema
@@ -618,6 +640,9 @@ class _Checker:
 
     def expr_Call(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
         func = node.func
+        qualname = _aten_name(func)
+        if qualname is not None:
+            return self.aten_call(node, qualname, env)
         if isinstance(func, ast.Attribute):
             self.expr(func, env)
             self._values(node.args, env, "an argument of a math function")
@@ -735,6 +760,75 @@ class _Checker:
         if value.kind is Kind.TENSOR:
             return value
         return Sym(Kind.TENSOR, dtype=DType(fixed=fixed) if fixed else UNKNOWN)
+
+    # -- calls of other ATen lowerings ----------------------------------------------------
+    def aten_call(self, node: ast.Call, qualname: str, env: dict[str, Sym]) -> Sym:
+        if self.condition:
+            raise self.fail(
+                node, "a `when` condition is decided while exporting; it cannot call ATen ops"
+            )
+        callee = self.callees.get(qualname)
+        if callee is None:
+            raise self.fail(
+                node.func, f"{qualname} has no spec; a body can call the ATen overloads specs lower"
+            )
+        schema = callee.schema
+        note = _CallNote("aten", overload=qualname)
+        self.notes[_key(node)] = note
+        params = list(schema.params)
+        positional = [p for p in params if not p.kwarg_only]
+        if len(node.args) > len(positional):
+            raise self.fail(
+                node,
+                f"{qualname} takes {len(positional)} positional arguments, not {len(node.args)}",
+            )
+        given: dict[str, tuple[ast.expr, int | str]] = {}
+        for i, arg in enumerate(node.args):
+            given[positional[i].name] = (arg, i)
+        for kw in node.keywords:
+            if kw.arg is None or schema.param(kw.arg) is None:
+                raise self.fail(kw, f"{qualname} has no argument `{kw.arg}`")
+            given[kw.arg] = (kw.value, kw.arg)
+        dtypes: dict[str, DType] = {}
+        for p in params:
+            if p.name not in given:
+                if p.default is NO_DEFAULT:
+                    raise self.fail(node, f"{qualname} needs argument `{p.name}`")
+                continue
+            arg, slot = given[p.name]
+            sym = self.expr(arg, env)
+            if p.kind is Kind.VALUE:
+                self.need_value(arg, sym, f"argument {p.name} of {qualname}")
+            elif sym.kind is Kind.VALUE:
+                continue  # a number where ATen takes a tensor: the callee's promotion types it
+            elif sym.kind is Kind.NONE:
+                if p.kind is not Kind.MAYBE_TENSOR:
+                    raise self.fail(arg, f"argument {p.name} of {qualname} is a tensor, not None")
+            elif (sym.kind is Kind.TENSORS) != (p.kind is Kind.TENSORS):
+                raise self.fail(
+                    arg,
+                    f"argument {p.name} of {qualname} is a {p.kind.value}, this is a {sym.kind.value}",
+                )
+            else:
+                if not sym.dtype.known:
+                    raise self.fail(
+                        arg,
+                        f"cannot tell the dtype of this argument of {qualname}; the call needs it for type promotion",
+                    )
+                dtypes[p.name] = sym.dtype
+                if sym.param is None:
+                    note.typed[slot] = sym.dtype  # a computed value: give it its dtype
+        self.calls.append(AtenUse(qualname, self.where(node.lineno, node.col_offset)))
+        result = _call_result(callee, dtypes)
+        if len(schema.returns) == 1 and schema.returns[0] != "Tensor[]":
+            return Sym(Kind.TENSOR, dtype=result)
+        if len(schema.returns) > 1:
+            items = tuple(
+                Sym(Kind.TENSOR, dtype=result if i == 0 else UNKNOWN)
+                for i in range(len(schema.returns))
+            )
+            return Sym(Kind.TENSORS, count=len(items), items=items)
+        return Sym(Kind.TENSORS, dtype=result)
 
     # -- ONNX ops -----------------------------------------------------------------------
     def specs(self, node: ast.Call, name: str) -> dict[int, OpSpec]:
@@ -971,6 +1065,29 @@ class _Checker:
         return UNKNOWN
 
 
+def _aten_name(func: ast.expr) -> str | None:
+    """`aten.amax` -> "aten::amax", `aten.add.Tensor` -> "aten::add.Tensor"; else None."""
+    parts = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if not (isinstance(func, ast.Name) and func.id == "aten") or not 1 <= len(parts) <= 2:
+        return None
+    parts.reverse()
+    overload = "" if len(parts) == 1 or parts[1] == "default" else f".{parts[1]}"
+    return f"aten::{parts[0]}{overload}"
+
+
+def _call_result(callee: Callee, dtypes: dict[str, DType]) -> DType:
+    """The dtype of a called op's result, where its promotion kind makes it plain."""
+    if callee.promote == "always_bool":
+        return DType(fixed="bool")
+    if callee.promote not in (None, "default") or not dtypes:
+        return UNKNOWN
+    known = set(dtypes.values())
+    return known.pop() if len(known) == 1 else UNKNOWN
+
+
 def _none_tests(test: ast.expr) -> list[tuple[str, bool]]:
     """Names a condition proves about None: (name, True) for `name is not None` (joined by
     `and`), (name, False) for a lone `name is None`."""
@@ -1038,12 +1155,27 @@ class _Render(ast.NodeTransformer):
     def _dtype(self, dtype: DType) -> ast.expr:
         return ast.parse(dtype.render(), mode="eval").body
 
+    def _aten(self, node: ast.Call, note: _CallNote, ctx: ast.expr) -> ast.Call:
+        """`aten.amax(x, [1])` -> `_h.aten(op, "aten::amax", _h.typed(x, dtype), [1])`."""
+
+        def arg(value: ast.expr, slot: int | str) -> ast.expr:
+            out = self.visit(value)
+            if slot in note.typed:
+                out = self._call("typed", [out, self._dtype(note.typed[slot])])
+            return out
+
+        args = [ctx, ast.Constant(note.overload), *(arg(a, i) for i, a in enumerate(node.args))]
+        keywords = [ast.keyword(k.arg, arg(k.value, k.arg or "")) for k in node.keywords]
+        return self._call("aten", args, keywords)
+
     def visit_Call(self, node: ast.Call) -> ast.AST:
         note = self.notes.get(_key(node))
         if note is None or note.what == "builtin":
             return self.generic_visit(node)
-        name = node.func.id  # type: ignore[attr-defined]
         ctx = ast.Name(self.ctx, ast.Load())
+        if note.what == "aten":
+            return self._aten(node, note, ctx)
+        name = node.func.id  # type: ignore[attr-defined]
         if note.what == "helper":
             args = [self.visit(a) for a in node.args]
             if name == "const":
@@ -1133,6 +1265,7 @@ def check_body(
     schema: AtenSchema,
     opsets: tuple[int, int],
     when: str | None = None,
+    callees: dict[str, Callee] | None = None,
 ) -> Checked:
     """Check a lowering body against `schema` at `opsets`; raises SpecError.
 
@@ -1140,7 +1273,7 @@ def check_body(
     """
     tree = parse(source, where)
     assert isinstance(tree, ast.Module)
-    checker = _Checker(source, where, schema, opsets)
+    checker = _Checker(source, where, schema, opsets, callees=callees)
     if when is not None:
         checker.not_none = {
             n for n, not_none in _none_tests(ast.parse(when, mode="eval").body) if not_none
@@ -1163,6 +1296,7 @@ def check_body(
             (guards, tuple(sym.dtype for sym in syms))
             for guards, syms in zip(checker.return_guards, checker.returns, strict=True)
         ),
+        calls=tuple(checker.calls),
     )
 
 

@@ -802,136 +802,25 @@ def _log_softmax__gap1(self, dim, half_to_float):
 def scaled_dot_product_attention__opset23(
     op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 23..28 (specs/nn.yaml:648)."""
-    if _h.rank(query) == 4 or (_h.rank(query) == 3 and (not enable_gqa)):
-        heads = 1 if _h.rank(query) == 3 else None
-        mask = attn_mask
-        if attn_mask is not None and _h.rank(query) == 3 and (_h.rank(attn_mask) == 3):
-            mask = op.Unsqueeze(attn_mask, _h.const(op, [1], "int64"))
-        return op.Attention(
-            query,
-            key,
-            value,
-            mask,
-            is_causal=int(is_causal),
-            **_h.attrs(scale=scale, q_num_heads=heads, kv_num_heads=heads),
-        )
-    r = _h.rank(query)
-    factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
-    k = key
-    v = value
-    if enable_gqa and _h.sizes(query)[-3] != _h.sizes(key)[-3]:
-        n = _h.sizes(query)[-3] // _h.sizes(key)[-3]
-        ks = _h.sizes(key)
-        vs = _h.sizes(value)
-        k = op.Reshape(
-            op.Tile(
-                op.Reshape(key, _h.const(op, ks[:-2] + [1] + ks[-2:], "int64")),
-                _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64"),
-            ),
-            _h.const(op, ks[:-3] + [ks[-3] * n] + ks[-2:], "int64"),
-        )
-        v = op.Reshape(
-            op.Tile(
-                op.Reshape(value, _h.const(op, vs[:-2] + [1] + vs[-2:], "int64")),
-                _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64"),
-            ),
-            _h.const(op, vs[:-3] + [vs[-3] * n] + vs[-2:], "int64"),
-        )
-    scores = op.MatMul(
-        op.Mul(query, _h.const(op, factor, _h.dtype_of(query))),
-        op.Transpose(
-            op.Mul(k, _h.const(op, factor, _h.dtype_of(query))),
-            perm=list(range(r - 2)) + [r - 1, r - 2],
-        ),
+    """aten::scaled_dot_product_attention at opsets 23..28, when `rank(query) == 4 or (rank(query) == 3 and not enable_gqa)` (specs/nn.yaml:648)."""
+    heads = 1 if _h.rank(query) == 3 else None
+    mask = attn_mask
+    if attn_mask is not None and _h.rank(query) == 3 and (_h.rank(attn_mask) == 3):
+        mask = op.Unsqueeze(attn_mask, _h.const(op, [1], "int64"))
+    return op.Attention(
+        query,
+        key,
+        value,
+        mask,
+        is_causal=int(is_causal),
+        **_h.attrs(scale=scale, q_num_heads=heads, kv_num_heads=heads),
     )
-    if is_causal:
-        L, S = (_h.sizes(query)[-2], _h.sizes(key)[-2])
-        scores = op.Add(
-            scores,
-            _h.const(
-                op,
-                [[0.0 if j <= i else -math.inf for j in range(S)] for i in range(L)],
-                _h.dtype_of(query),
-            ),
-        )
-    if attn_mask is not None:
-        if _h.dtype_of(attn_mask) == "bool":
-            scores = op.Where(attn_mask, scores, _h.const(op, -math.inf, _h.dtype_of(query)))
-        else:
-            scores = op.Add(scores, op.Cast(attn_mask, to=_h.onnx_dtype(_h.dtype_of(query))))
-    weights = op.Softmax(scores, axis=r - 1)
-    if attn_mask is not None:
-        masked = op.Equal(
-            op.ReduceMax(scores, _h.const(op, [r - 1], "int64"), keepdims=1),
-            _h.const(op, -math.inf, _h.dtype_of(query)),
-        )
-        weights = op.Where(masked, _h.const(op, 0.0, _h.dtype_of(query)), weights)
-    return op.MatMul(weights, v)
-
-
-def scaled_dot_product_attention__opset18(
-    op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
-):
-    """aten::scaled_dot_product_attention at opsets 18..22 (specs/nn.yaml:685)."""
-    r = _h.rank(query)
-    factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
-    k = key
-    v = value
-    if enable_gqa and _h.sizes(query)[-3] != _h.sizes(key)[-3]:
-        n = _h.sizes(query)[-3] // _h.sizes(key)[-3]
-        ks = _h.sizes(key)
-        vs = _h.sizes(value)
-        k = op.Reshape(
-            op.Tile(
-                op.Reshape(key, _h.const(op, ks[:-2] + [1] + ks[-2:], "int64")),
-                _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64"),
-            ),
-            _h.const(op, ks[:-3] + [ks[-3] * n] + ks[-2:], "int64"),
-        )
-        v = op.Reshape(
-            op.Tile(
-                op.Reshape(value, _h.const(op, vs[:-2] + [1] + vs[-2:], "int64")),
-                _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64"),
-            ),
-            _h.const(op, vs[:-3] + [vs[-3] * n] + vs[-2:], "int64"),
-        )
-    scores = op.MatMul(
-        op.Mul(query, _h.const(op, factor, _h.dtype_of(query))),
-        op.Transpose(
-            op.Mul(k, _h.const(op, factor, _h.dtype_of(query))),
-            perm=list(range(r - 2)) + [r - 1, r - 2],
-        ),
-    )
-    if is_causal:
-        L, S = (_h.sizes(query)[-2], _h.sizes(key)[-2])
-        scores = op.Add(
-            scores,
-            _h.const(
-                op,
-                [[0.0 if j <= i else -math.inf for j in range(S)] for i in range(L)],
-                _h.dtype_of(query),
-            ),
-        )
-    if attn_mask is not None:
-        if _h.dtype_of(attn_mask) == "bool":
-            scores = op.Where(attn_mask, scores, _h.const(op, -math.inf, _h.dtype_of(query)))
-        else:
-            scores = op.Add(scores, op.Cast(attn_mask, to=_h.onnx_dtype(_h.dtype_of(query))))
-    weights = op.Softmax(scores, axis=r - 1)
-    if attn_mask is not None:
-        masked = op.Equal(
-            op.ReduceMax(scores, _h.const(op, [r - 1], "int64"), keepdims=1),
-            _h.const(op, -math.inf, _h.dtype_of(query)),
-        )
-        weights = op.Where(masked, _h.const(op, 0.0, _h.dtype_of(query)), weights)
-    return op.MatMul(weights, v)
 
 
 def scaled_dot_product_attention__opset11(
     op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 11..17 (specs/nn.yaml:714)."""
+    """aten::scaled_dot_product_attention at opsets 11..28 (specs/nn.yaml:658)."""
     r = _h.rank(query)
     factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
     k = key
@@ -979,7 +868,7 @@ def scaled_dot_product_attention__opset11(
     weights = op.Softmax(scores, axis=r - 1)
     if attn_mask is not None:
         masked = op.Equal(
-            op.ReduceMax(scores, axes=[r - 1], keepdims=1),
+            _h.aten(op, "aten::amax", _h.typed(scores, _h.dtype_of(query)), [r - 1], True),
             _h.const(op, -math.inf, _h.dtype_of(query)),
         )
         weights = op.Where(masked, _h.const(op, 0.0, _h.dtype_of(query)), weights)
@@ -989,7 +878,7 @@ def scaled_dot_product_attention__opset11(
 def scaled_dot_product_attention__opset7(
     op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 7..10, when `attn_mask is None` (specs/nn.yaml:743)."""
+    """aten::scaled_dot_product_attention at opsets 7..10, when `attn_mask is None` (specs/nn.yaml:688)."""
     r = _h.rank(query)
     factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
     k = key
@@ -1030,6 +919,12 @@ def scaled_dot_product_attention__opset7(
             ),
         )
     return op.MatMul(op.Softmax(scores, axis=r - 1), v)
+
+
+def scaled_dot_product_attention__opset23__when(
+    query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
+):
+    return _h.rank(query) == 4 or (_h.rank(query) == 3 and (not enable_gqa))
 
 
 def scaled_dot_product_attention__opset7__when(

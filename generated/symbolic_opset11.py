@@ -54,7 +54,7 @@ linear_out__opset11 = linear__opset11
 def scaled_dot_product_attention__opset11(
     g, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 11..17 (specs/nn.yaml:714)."""
+    """aten::scaled_dot_product_attention at opsets 11..28 (specs/nn.yaml:658)."""
     r = _h.rank(query)
     factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
     k = key
@@ -112,7 +112,7 @@ def scaled_dot_product_attention__opset11(
     if attn_mask is not None:
         masked = g.op(
             "Equal",
-            g.op("ReduceMax", scores, axes_i=[r - 1], keepdims_i=1),
+            _h.aten(g, "aten::amax", _h.typed(scores, _h.dtype_of(query)), [r - 1], True),
             _h.const(g, -math.inf, _h.dtype_of(query)),
         )
         weights = g.op("Where", masked, _h.const(g, 0.0, _h.dtype_of(query)), weights)

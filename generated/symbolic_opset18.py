@@ -119,74 +119,6 @@ def adaptive_avg_pool2d__opset18(g, self, output_size):
 _adaptive_avg_pool2d__opset18 = adaptive_avg_pool2d__opset18
 
 
-def scaled_dot_product_attention__opset18(
-    g, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
-):
-    """aten::scaled_dot_product_attention at opsets 18..22 (specs/nn.yaml:685)."""
-    r = _h.rank(query)
-    factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
-    k = key
-    v = value
-    if enable_gqa and _h.sizes(query)[-3] != _h.sizes(key)[-3]:
-        n = _h.sizes(query)[-3] // _h.sizes(key)[-3]
-        ks = _h.sizes(key)
-        vs = _h.sizes(value)
-        k = g.op(
-            "Reshape",
-            g.op(
-                "Tile",
-                g.op("Reshape", key, _h.const(g, ks[:-2] + [1] + ks[-2:], "int64")),
-                _h.const(g, [1] * (r - 2) + [n, 1, 1], "int64"),
-            ),
-            _h.const(g, ks[:-3] + [ks[-3] * n] + ks[-2:], "int64"),
-        )
-        v = g.op(
-            "Reshape",
-            g.op(
-                "Tile",
-                g.op("Reshape", value, _h.const(g, vs[:-2] + [1] + vs[-2:], "int64")),
-                _h.const(g, [1] * (r - 2) + [n, 1, 1], "int64"),
-            ),
-            _h.const(g, vs[:-3] + [vs[-3] * n] + vs[-2:], "int64"),
-        )
-    scores = g.op(
-        "MatMul",
-        g.op("Mul", query, _h.const(g, factor, _h.dtype_of(query))),
-        g.op(
-            "Transpose",
-            g.op("Mul", k, _h.const(g, factor, _h.dtype_of(query))),
-            perm_i=list(range(r - 2)) + [r - 1, r - 2],
-        ),
-    )
-    if is_causal:
-        L, S = (_h.sizes(query)[-2], _h.sizes(key)[-2])
-        scores = g.op(
-            "Add",
-            scores,
-            _h.const(
-                g,
-                [[0.0 if j <= i else -math.inf for j in range(S)] for i in range(L)],
-                _h.dtype_of(query),
-            ),
-        )
-    if attn_mask is not None:
-        if _h.dtype_of(attn_mask) == "bool":
-            scores = g.op("Where", attn_mask, scores, _h.const(g, -math.inf, _h.dtype_of(query)))
-        else:
-            scores = g.op(
-                "Add", scores, g.op("Cast", attn_mask, to_i=_h.onnx_dtype(_h.dtype_of(query)))
-            )
-    weights = g.op("Softmax", scores, axis_i=r - 1)
-    if attn_mask is not None:
-        masked = g.op(
-            "Equal",
-            g.op("ReduceMax", scores, _h.const(g, [r - 1], "int64"), keepdims_i=1),
-            _h.const(g, -math.inf, _h.dtype_of(query)),
-        )
-        weights = g.op("Where", masked, _h.const(g, 0.0, _h.dtype_of(query)), weights)
-    return g.op("MatMul", weights, v)
-
-
 def mean_dim__opset18(g, self, dim, keepdim, dtype):
     """aten::mean.dim at opsets 18..28 (specs/reduction.yaml:63)."""
     axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
@@ -310,11 +242,6 @@ def aten_prod(g, *args, **kwargs):
     return _h.dispatch(g, "aten::prod", 18, args, kwargs)
 
 
-def aten_scaled_dot_product_attention(g, *args, **kwargs):
-    """aten::scaled_dot_product_attention (aten::scaled_dot_product_attention)."""
-    return _h.dispatch(g, "aten::scaled_dot_product_attention", 18, args, kwargs)
-
-
 SYMBOLICS = {
     "aten::_adaptive_avg_pool2d": aten__adaptive_avg_pool2d,
     "aten::adaptive_avg_pool2d": aten_adaptive_avg_pool2d,
@@ -326,5 +253,4 @@ SYMBOLICS = {
     "aten::min": aten_min,
     "aten::native_layer_norm": aten_native_layer_norm,
     "aten::prod": aten_prod,
-    "aten::scaled_dot_product_attention": aten_scaled_dot_product_attention,
 }

@@ -11,91 +11,26 @@ so they can be registered into torch's own TorchScript exporter. A function per 
 
 from __future__ import annotations
 
-import math
-
 from torchonnx import symbolic_helpers as _h
 
 
 def scaled_dot_product_attention__opset23(
     g, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 23..28 (specs/nn.yaml:648)."""
-    if _h.rank(query) == 4 or (_h.rank(query) == 3 and (not enable_gqa)):
-        heads = 1 if _h.rank(query) == 3 else None
-        mask = attn_mask
-        if attn_mask is not None and _h.rank(query) == 3 and (_h.rank(attn_mask) == 3):
-            mask = g.op("Unsqueeze", attn_mask, _h.const(g, [1], "int64"))
-        return g.op(
-            "Attention",
-            query,
-            key,
-            value,
-            _h.optional(g, mask),
-            is_causal_i=int(is_causal),
-            **_h.attrs(scale_f=scale, q_num_heads_i=heads, kv_num_heads_i=heads),
-        )
-    r = _h.rank(query)
-    factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
-    k = key
-    v = value
-    if enable_gqa and _h.sizes(query)[-3] != _h.sizes(key)[-3]:
-        n = _h.sizes(query)[-3] // _h.sizes(key)[-3]
-        ks = _h.sizes(key)
-        vs = _h.sizes(value)
-        k = g.op(
-            "Reshape",
-            g.op(
-                "Tile",
-                g.op("Reshape", key, _h.const(g, ks[:-2] + [1] + ks[-2:], "int64")),
-                _h.const(g, [1] * (r - 2) + [n, 1, 1], "int64"),
-            ),
-            _h.const(g, ks[:-3] + [ks[-3] * n] + ks[-2:], "int64"),
-        )
-        v = g.op(
-            "Reshape",
-            g.op(
-                "Tile",
-                g.op("Reshape", value, _h.const(g, vs[:-2] + [1] + vs[-2:], "int64")),
-                _h.const(g, [1] * (r - 2) + [n, 1, 1], "int64"),
-            ),
-            _h.const(g, vs[:-3] + [vs[-3] * n] + vs[-2:], "int64"),
-        )
-    scores = g.op(
-        "MatMul",
-        g.op("Mul", query, _h.const(g, factor, _h.dtype_of(query))),
-        g.op(
-            "Transpose",
-            g.op("Mul", k, _h.const(g, factor, _h.dtype_of(query))),
-            perm_i=list(range(r - 2)) + [r - 1, r - 2],
-        ),
+    """aten::scaled_dot_product_attention at opsets 23..28, when `rank(query) == 4 or (rank(query) == 3 and not enable_gqa)` (specs/nn.yaml:648)."""
+    heads = 1 if _h.rank(query) == 3 else None
+    mask = attn_mask
+    if attn_mask is not None and _h.rank(query) == 3 and (_h.rank(attn_mask) == 3):
+        mask = g.op("Unsqueeze", attn_mask, _h.const(g, [1], "int64"))
+    return g.op(
+        "Attention",
+        query,
+        key,
+        value,
+        _h.optional(g, mask),
+        is_causal_i=int(is_causal),
+        **_h.attrs(scale_f=scale, q_num_heads_i=heads, kv_num_heads_i=heads),
     )
-    if is_causal:
-        L, S = (_h.sizes(query)[-2], _h.sizes(key)[-2])
-        scores = g.op(
-            "Add",
-            scores,
-            _h.const(
-                g,
-                [[0.0 if j <= i else -math.inf for j in range(S)] for i in range(L)],
-                _h.dtype_of(query),
-            ),
-        )
-    if attn_mask is not None:
-        if _h.dtype_of(attn_mask) == "bool":
-            scores = g.op("Where", attn_mask, scores, _h.const(g, -math.inf, _h.dtype_of(query)))
-        else:
-            scores = g.op(
-                "Add", scores, g.op("Cast", attn_mask, to_i=_h.onnx_dtype(_h.dtype_of(query)))
-            )
-    weights = g.op("Softmax", scores, axis_i=r - 1)
-    if attn_mask is not None:
-        masked = g.op(
-            "Equal",
-            g.op("ReduceMax", scores, _h.const(g, [r - 1], "int64"), keepdims_i=1),
-            _h.const(g, -math.inf, _h.dtype_of(query)),
-        )
-        weights = g.op("Where", masked, _h.const(g, 0.0, _h.dtype_of(query)), weights)
-    return g.op("MatMul", weights, v)
 
 
 def aten_scaled_dot_product_attention(g, *args, **kwargs):

@@ -27,18 +27,21 @@ def _has_values(value: Any) -> bool:
 
 
 class Builder(GraphBuilder):
-    """onnxscript's GraphBuilder without per-node schema lookups, inference or folding.
+    """onnxscript's GraphBuilder, with shape inference per node but no schema-driven argument
+    handling or folding.
 
-    Lowerings are checked against the ONNX schemas by codegen, and value types come from the
-    exported program's metadata, so the per-node work GraphBuilder can do would only cost time.
+    Lowerings are checked against the ONNX schemas by codegen, so the builder does not sort
+    or cast arguments. It infers each node's output types, so that a lowering that calls
+    another (`aten.amax(scores, ...)`) can read the rank and dtype of a value it computed.
     Constants are initializers shared by value.
     """
 
     def __init__(self, graph: ir.Graph) -> None:
         super().__init__(graph)
-        self._features = BuilderFeature.NONE
+        self._features = BuilderFeature.INFER_SHAPES
         self._consts: dict[tuple[str, Any], ir.Value] = {}
         self.namespace = ""  # the module path of the call being lowered
+        self.backend: Any = None  # the IRBackend dispatching into this builder
 
     def _annotate_node(self, node: ir.Node) -> None:
         if self.namespace:
@@ -77,6 +80,7 @@ class IRBackend:
         self.builder = builder
         self.opset = opset
         self.ctx = builder.op
+        builder.backend = self  # for lowerings that call other lowerings (`aten.amax(...)`)
         self.used: list[tuple[str, str]] = []  # (overload, spec of the lowering) per call
         self.runtime_gaps: list[tuple[str, Gap]] = []  # declared gaps of runtimes, per call
 

@@ -8,7 +8,8 @@ from typing import Any
 import onnx_ir as ir
 import torch
 
-from torchonnx.dtypes import onnx_enum
+from torchonnx.dispatch import bind, lower
+from torchonnx.dtypes import ir_dtype, name_of, onnx_enum
 from torchonnx.meta import dtype_of, is_floating, rank, size, sizes
 
 __all__ = [
@@ -45,3 +46,18 @@ def as_list(outputs: ir.Value | Sequence[ir.Value]) -> list[ir.Value]:
 def attrs(**values: Any) -> Mapping[str, Any]:
     """Attributes whose value may be None: those that are None are left out."""
     return {k: v for k, v in values.items() if v is not None}
+
+
+def typed(value: ir.Value, dtype: str | torch.dtype) -> ir.Value:
+    """`value`, with the dtype codegen knows it has (for type promotion in `aten`)."""
+    if value.dtype is None:
+        value.dtype = ir_dtype(name_of(dtype))
+    return value
+
+
+def aten(op: Any, overload: str, *args: Any, **kwargs: Any) -> Any:
+    """Lower a call of another spec's ATen overload at the target opset (`aten.amax(...)`)."""
+    from torchonnx.generated.registry import OVERLOADS
+
+    entry = OVERLOADS[overload]
+    return lower(entry, overload, op.builder.backend, bind(entry.overloads[overload], args, kwargs))

@@ -30,6 +30,7 @@ from torchonnx.meta import dtype_of, is_floating, rank, size, sizes
 
 __all__ = [
     "as_list",
+    "aten",
     "attrs",
     "const",
     "dispatch",
@@ -40,6 +41,7 @@ __all__ = [
     "rank",
     "size",
     "sizes",
+    "typed",
 ]
 
 # ATen's ScalarType numbering, as TorchScript graphs carry dtype arguments.
@@ -240,3 +242,21 @@ def dispatch(g: Any, packet: str, opset: int, args: Sequence[Any], kwargs: dict[
 
 def _symbolic_fn(lowering: Lowering, overload: str) -> Callable[..., Any]:
     return _symbolic(lowering.symbolic[overload])
+
+
+def typed(value: Any, dtype: str | torch.dtype) -> Any:
+    """`value`, with the dtype codegen knows it has (for type promotion in `aten`)."""
+    kind = value.type()
+    base = kind if kind.kind() == "TensorType" else torch._C.TensorType.get()
+    if kind.kind() != "TensorType" or kind.dtype() is None:
+        value.setType(base.with_dtype(torch_dtype(name_of(dtype))))
+    return value
+
+
+def aten(g: Any, overload: str, *args: Any, **kwargs: Any) -> Any:
+    """Lower a call of another spec's ATen overload at the target opset (`aten.amax(...)`)."""
+    from torchonnx.generated.registry import OVERLOADS
+
+    entry = OVERLOADS[overload]
+    bound = bind(entry.overloads[overload], args, kwargs)
+    return lower(entry, overload, TorchScriptBackend(g), bound, pick=_symbolic_fn)
