@@ -22,6 +22,7 @@ from torchonnx.codegen.body import (
     check_condition,
     excluded,
     guards_when_true,
+    pure_guards,
 )
 from torchonnx.codegen.errors import Diagnostics, Location, SpecError
 from torchonnx.codegen.model import Block, Common, Entry, Gap, OpsetRange
@@ -368,6 +369,7 @@ class _Entry:
             return None
         names: dict[int, int] = {}
         out = []
+        self.untils = untils
         for index, (block, until) in enumerate(zip(self.e.blocks, untils, strict=True)):
             suffix = f"opset{block.since}" + (
                 f"_{names[block.since]}" if block.since in names else ""
@@ -483,6 +485,9 @@ class _Entry:
                 continue  # the lowering's condition rules this dtype out
             statuses: list[tuple[int, str | None, str | None]] = []
             for opset in range(block.since, until + 1):
+                if self.caught(block, dtype, opset, group):
+                    statuses.append((opset, None, None))  # an earlier pick takes this dtype
+                    continue
                 status = self.status(dtype, opset, ops, group)
                 if isinstance(status, str):
                     problems.setdefault((dtype, status), []).append(opset)
@@ -501,6 +506,23 @@ class _Entry:
                 f"(`widen: {{{dtype}: ...}}`), or declare a gap for {dtype}",
             )
         return plan
+
+    def caught(self, block: Block, dtype: str, opset: int, group: set[str]) -> bool:
+        """Whether a lowering picked before `block` at `opset` always takes `dtype`: one whose
+        whole condition is a dtype test that `dtype` passes."""
+        mine = self.e.blocks.index(block)
+        for i, other in enumerate(self.e.blocks):
+            before = other.since > block.since or (other.since == block.since and i < mine)
+            if not before or other.when is None or not other.since <= opset <= self.untils[i]:
+                continue
+            guards = pure_guards(ast.parse(other.when.text, mode="eval").body)
+            if (
+                guards
+                and all(g.param in group for g in guards)
+                and not excluded(guards, dtype, group)
+            ):
+                return True
+        return False
 
     def status(
         self, dtype: str, opset: int, ops: list[OpUse], group: set[str]

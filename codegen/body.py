@@ -163,6 +163,13 @@ def guards_when_true(test: ast.expr) -> list[Guard]:
     return [atom] if atom else []
 
 
+def pure_guards(test: ast.expr) -> list[Guard] | None:
+    """The dtype tests of a condition made of nothing else (joined by `and`), or None."""
+    parts = test.values if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And) else [test]
+    atoms = [_guard_atom(p) for p in parts]
+    return None if not all(atoms) else atoms  # type: ignore[return-value]
+
+
 def guards_when_false(test: ast.expr) -> list[Guard]:
     """Dtype tests that hold wherever `test` is false (only for a test that is one)."""
     atom = _guard_atom(test)

@@ -442,6 +442,8 @@ def _dtype_at(plan: dict[str, tuple[Segment, ...]], opset: int) -> str:
     native, widened, missing = [], [], []
     for dtype, segs in plan.items():
         seg = next(s for s in segs if s.lo <= opset <= s.hi)
+        if seg.compute is None and seg.reason is None:
+            continue  # an earlier lowering takes this dtype
         if seg.compute == dtype:
             native.append(dtype)
         elif seg.compute is not None:

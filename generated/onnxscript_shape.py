@@ -280,8 +280,19 @@ def slice_Tensor__opset7_1__when(self, dim, start, end, step):
 #   aten::unsafe_split.Tensor(Tensor self, SymInt split_size, int dim=0) -> Tensor[]
 
 
+def split_Tensor__opset18(op, self, split_size, dim):
+    """aten::split.Tensor at opsets 18..28, when `size(self, dim) is not None and size(self, dim) > 0 and size(self, dim) % split_size == 0` (specs/shape.yaml:221)."""
+    n = _h.size(self, dim) // split_size
+    return _h.as_list(op.Split(self, axis=dim, num_outputs=n, _outputs=n))
+
+
+split_copy_Tensor__opset18 = split_Tensor__opset18
+
+unsafe_split_Tensor__opset18 = split_Tensor__opset18
+
+
 def split_Tensor__opset13(op, self, split_size, dim):
-    """aten::split.Tensor at opsets 13..28 (specs/shape.yaml:221)."""
+    """aten::split.Tensor at opsets 13..28 (specs/shape.yaml:226)."""
     d = dim % _h.rank(self)
     n = _h.sizes(self)[d]
     pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
@@ -294,7 +305,7 @@ unsafe_split_Tensor__opset13 = split_Tensor__opset13
 
 
 def split_Tensor__opset7(op, self, split_size, dim):
-    """aten::split.Tensor at opsets 7..12 (specs/shape.yaml:227)."""
+    """aten::split.Tensor at opsets 7..12 (specs/shape.yaml:232)."""
     d = dim % _h.rank(self)
     n = _h.sizes(self)[d]
     pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
@@ -305,15 +316,24 @@ split_copy_Tensor__opset7 = split_Tensor__opset7
 
 unsafe_split_Tensor__opset7 = split_Tensor__opset7
 
+
+def split_Tensor__opset18__when(self, split_size, dim):
+    return (
+        _h.size(self, dim) is not None
+        and _h.size(self, dim) > 0
+        and (_h.size(self, dim) % split_size == 0)
+    )
+
+
 # aten::split_with_sizes: self cut along dim into pieces of the sizes split_sizes.
-# specs/shape.yaml:238
+# specs/shape.yaml:244
 #   aten::split_with_sizes(Tensor(a -> *) self, SymInt[] split_sizes, int dim=0) -> Tensor(a)[]
 #   aten::split_with_sizes_copy(Tensor self, SymInt[] split_sizes, int dim=0) -> Tensor[]
 #   aten::unsafe_split_with_sizes(Tensor self, SymInt[] split_sizes, int dim=0) -> Tensor[]
 
 
 def split_with_sizes__opset13(op, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml:245)."""
+    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml:251)."""
     return _h.as_list(
         op.Split(
             self,
@@ -330,7 +350,7 @@ unsafe_split_with_sizes__opset13 = split_with_sizes__opset13
 
 
 def split_with_sizes__opset7(op, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 7..12 (specs/shape.yaml:247)."""
+    """aten::split_with_sizes at opsets 7..12 (specs/shape.yaml:253)."""
     return _h.as_list(
         op.Split(self, axis=dim % _h.rank(self), split=split_sizes, _outputs=len(split_sizes))
     )
@@ -341,17 +361,17 @@ split_with_sizes_copy__opset7 = split_with_sizes__opset7
 unsafe_split_with_sizes__opset7 = split_with_sizes__opset7
 
 # aten::cat: tensors joined along dim dim.
-# specs/shape.yaml:254
+# specs/shape.yaml:260
 #   aten::cat(Tensor[] tensors, int dim=0) -> Tensor
 
 
 def cat__opset11(op, tensors, dim):
-    """aten::cat at opsets 11..28 (specs/shape.yaml:260)."""
+    """aten::cat at opsets 11..28 (specs/shape.yaml:266)."""
     return op.Concat(*tensors, axis=dim)
 
 
 def cat__opset7(op, tensors, dim):
-    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:262)."""
+    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:268)."""
     return op.Concat(*tensors, axis=dim)
 
 
@@ -360,22 +380,22 @@ def cat__opset7__when(tensors, dim):
 
 
 # aten::stack: tensors (of one shape) joined along a new dim dim.
-# specs/shape.yaml:273
+# specs/shape.yaml:279
 #   aten::stack(Tensor[] tensors, int dim=0) -> Tensor
 
 
 def stack__opset13(op, tensors, dim):
-    """aten::stack at opsets 13..28 (specs/shape.yaml:278)."""
+    """aten::stack at opsets 13..28 (specs/shape.yaml:284)."""
     return op.Concat(*[op.Unsqueeze(x, _h.const(op, [dim], "int64")) for x in tensors], axis=dim)
 
 
 def stack__opset11(op, tensors, dim):
-    """aten::stack at opsets 11..12 (specs/shape.yaml:281)."""
+    """aten::stack at opsets 11..12 (specs/shape.yaml:287)."""
     return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
 
 
 def stack__opset7(op, tensors, dim):
-    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:283)."""
+    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:289)."""
     return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
 
 
@@ -384,13 +404,13 @@ def stack__opset7__when(tensors, dim):
 
 
 # aten::expand: self broadcast to shape size; -1 keeps a dim of self.
-# specs/shape.yaml:294
+# specs/shape.yaml:300
 #   aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a)
 #   aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor
 
 
 def expand__opset8(op, self, size, implicit):
-    """aten::expand at opsets 8..28 (specs/shape.yaml:301)."""
+    """aten::expand at opsets 8..28 (specs/shape.yaml:307)."""
     return op.Expand(self, _h.const(op, [1 if s == -1 else s for s in size], "int64"))
 
 
@@ -398,7 +418,7 @@ expand_copy__opset8 = expand__opset8
 
 
 def expand__opset7(op, self, size, implicit):
-    """aten::expand at opsets 7..7 (specs/shape.yaml:304)."""
+    """aten::expand at opsets 7..7 (specs/shape.yaml:310)."""
     lead = len(size) - _h.rank(self)
     x = op.Unsqueeze(self, axes=list(range(lead))) if lead > 0 else self
     dims = [1] * lead + _h.sizes(self)
@@ -410,32 +430,32 @@ def expand__opset7(op, self, size, implicit):
 expand_copy__opset7 = expand__opset7
 
 # aten::clone: a copy of self (memory_format is a layout, which ONNX does not have).
-# specs/shape.yaml:315
+# specs/shape.yaml:321
 #   aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor
 
 
 def clone__opset7(op, self, memory_format):
-    """aten::clone at opsets 7..28 (specs/shape.yaml:320)."""
+    """aten::clone at opsets 7..28 (specs/shape.yaml:326)."""
     return op.Identity(self)
 
 
 # aten::reshape: self with its elements laid out in shape shape; -1 is inferred, 0 is a zero-size dim.
-# specs/shape.yaml:325
+# specs/shape.yaml:331
 #   aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)
 
 
 def reshape__opset14(op, self, shape):
-    """aten::reshape at opsets 14..28 (specs/shape.yaml:330)."""
+    """aten::reshape at opsets 14..28 (specs/shape.yaml:336)."""
     return op.Reshape(self, _h.const(op, shape, "int64"), allowzero=1)
 
 
 def reshape__opset7(op, self, shape):
-    """aten::reshape at opsets 7..13, when `0 not in shape` (specs/shape.yaml:332)."""
+    """aten::reshape at opsets 7..13, when `0 not in shape` (specs/shape.yaml:338)."""
     return op.Reshape(self, _h.const(op, shape, "int64"))
 
 
 def reshape__opset7_1(op, self, shape):
-    """aten::reshape at opsets 7..13, when `len([s for s in shape if s == 0]) == 1` (specs/shape.yaml:335)."""
+    """aten::reshape at opsets 7..13, when `len([s for s in shape if s == 0]) == 1` (specs/shape.yaml:341)."""
     return op.Reshape(self, _h.const(op, [-1 if s == 0 else s for s in shape], "int64"))
 
 
@@ -448,12 +468,12 @@ def reshape__opset7_1__when(self, shape):
 
 
 # aten::flatten.using_ints: dims start_dim..end_dim of self merged into one; a 0-dim self becomes shape [1].
-# specs/shape.yaml:342
+# specs/shape.yaml:348
 #   aten::flatten.using_ints(Tensor(a) self, int start_dim=0, int end_dim=-1) -> Tensor(a)
 
 
 def flatten_using_ints__opset14(op, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:347)."""
+    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:353)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -463,7 +483,7 @@ def flatten_using_ints__opset14(op, self, start_dim, end_dim):
 
 
 def flatten_using_ints__opset7(op, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:355)."""
+    """aten::flatten.using_ints at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:361)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -477,12 +497,12 @@ def flatten_using_ints__opset7__when(self, start_dim, end_dim):
 
 
 # aten::unflatten.int: dim dim of self split into dims of sizes sizes (one may be -1).
-# specs/shape.yaml:370
+# specs/shape.yaml:376
 #   aten::unflatten.int(Tensor(a) self, int dim, SymInt[] sizes) -> Tensor(a)
 
 
 def unflatten_int__opset14(op, self, dim, sizes):
-    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:376)."""
+    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:382)."""
     d = dim % _h.rank(self)
     return op.Reshape(
         self,
@@ -492,7 +512,7 @@ def unflatten_int__opset14(op, self, dim, sizes):
 
 
 def unflatten_int__opset7(op, self, dim, sizes):
-    """aten::unflatten.int at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:380)."""
+    """aten::unflatten.int at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:386)."""
     d = dim % _h.rank(self)
     return op.Reshape(
         self, _h.const(op, _h.sizes(self)[:d] + sizes + _h.sizes(self)[d + 1 :], "int64")
@@ -504,10 +524,10 @@ def unflatten_int__opset7__when(self, dim, sizes):
 
 
 # aten::contiguous: self (memory_format is a layout, which ONNX does not have).
-# specs/shape.yaml:391
+# specs/shape.yaml:397
 #   aten::contiguous(Tensor(a) self, *, MemoryFormat memory_format=0) -> Tensor(a)
 
 
 def contiguous__opset7(op, self, memory_format):
-    """aten::contiguous at opsets 7..28 (specs/shape.yaml:396)."""
+    """aten::contiguous at opsets 7..28 (specs/shape.yaml:402)."""
     return op.Identity(self)

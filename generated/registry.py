@@ -1556,7 +1556,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::cat": Entry(
         key="aten::cat",
-        spec="specs/shape.yaml:254",
+        spec="specs/shape.yaml:260",
         family="shape",
         doc="tensors joined along dim dim.",
         overloads={
@@ -1586,7 +1586,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=28,
-                spec="specs/shape.yaml:260",
+                spec="specs/shape.yaml:266",
                 fns={
                     "aten::cat": _shape.cat__opset11,
                 },
@@ -1614,7 +1614,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/shape.yaml:262",
+                spec="specs/shape.yaml:268",
                 fns={
                     "aten::cat": _shape.cat__opset7,
                 },
@@ -1646,11 +1646,11 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("[t(2, 3), t(4, 3)]", "specs/shape.yaml:266"),
-            Sample("[t(2, 3), t(2, 1)], 1", "specs/shape.yaml:267", dtypes=("float32",)),
+            Sample("[t(2, 3), t(4, 3)]", "specs/shape.yaml:272"),
+            Sample("[t(2, 3), t(2, 1)], 1", "specs/shape.yaml:273", dtypes=("float32",)),
             Sample(
                 "[t(2, 3), t(2, 2)], -1",
-                "specs/shape.yaml:269",
+                "specs/shape.yaml:275",
                 opsets=(11, 28),
                 dtypes=("float32",),
             ),
@@ -1826,7 +1826,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::clone": Entry(
         key="aten::clone",
-        spec="specs/shape.yaml:315",
+        spec="specs/shape.yaml:321",
         family="shape",
         doc="a copy of self (memory_format is a layout, which ONNX does not have).",
         overloads={
@@ -1856,7 +1856,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/shape.yaml:320",
+                spec="specs/shape.yaml:326",
                 fns={
                     "aten::clone": _shape.clone__opset7,
                 },
@@ -1888,12 +1888,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/shape.yaml:323"),),
+        samples=(Sample("t(2, 3)", "specs/shape.yaml:329"),),
         shape="same(self)",
     ),
     "aten::contiguous": Entry(
         key="aten::contiguous",
-        spec="specs/shape.yaml:391",
+        spec="specs/shape.yaml:397",
         family="shape",
         doc="self (memory_format is a layout, which ONNX does not have).",
         overloads={
@@ -1923,7 +1923,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/shape.yaml:396",
+                spec="specs/shape.yaml:402",
                 fns={
                     "aten::contiguous": _shape.contiguous__opset7,
                 },
@@ -1955,7 +1955,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/shape.yaml:399"),),
+        samples=(Sample("t(2, 3)", "specs/shape.yaml:405"),),
         shape="same(self)",
     ),
     "aten::conv2d": Entry(
@@ -2843,7 +2843,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::expand": Entry(
         key="aten::expand",
-        spec="specs/shape.yaml:294",
+        spec="specs/shape.yaml:300",
         family="shape",
         doc="self broadcast to shape size; -1 keeps a dim of self.",
         overloads={
@@ -2884,7 +2884,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/shape.yaml:301",
+                spec="specs/shape.yaml:307",
                 fns={
                     "aten::expand": _shape.expand__opset8,
                     "aten::expand_copy": _shape.expand__opset8,
@@ -2914,7 +2914,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=7,
-                spec="specs/shape.yaml:304",
+                spec="specs/shape.yaml:310",
                 fns={
                     "aten::expand": _shape.expand__opset7,
                     "aten::expand_copy": _shape.expand__opset7,
@@ -2946,14 +2946,14 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(3, 1), [2, 3, 4]", "specs/shape.yaml:311"),
-            Sample("t(2, 1, 3), [-1, 5, -1]", "specs/shape.yaml:312", dtypes=("float32",)),
+            Sample("t(3, 1), [2, 3, 4]", "specs/shape.yaml:317"),
+            Sample("t(2, 1, 3), [-1, 5, -1]", "specs/shape.yaml:318", dtypes=("float32",)),
         ),
         shape="expand(self, size)",
     ),
     "aten::flatten.using_ints": Entry(
         key="aten::flatten.using_ints",
-        spec="specs/shape.yaml:342",
+        spec="specs/shape.yaml:348",
         family="shape",
         doc="dims start_dim..end_dim of self merged into one; a 0-dim self becomes shape [1].",
         overloads={
@@ -2984,7 +2984,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:347",
+                spec="specs/shape.yaml:353",
                 fns={
                     "aten::flatten.using_ints": _shape.flatten_using_ints__opset14,
                 },
@@ -3009,7 +3009,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:355",
+                spec="specs/shape.yaml:361",
                 fns={
                     "aten::flatten.using_ints": _shape.flatten_using_ints__opset7,
                 },
@@ -3044,9 +3044,9 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 4, 5), 1, 2", "specs/shape.yaml:365"),
-            Sample("t(2, 3, 4)", "specs/shape.yaml:366"),
-            Sample("t(2, 0, 3), 1", "specs/shape.yaml:367", opsets=(14, 28)),
+            Sample("t(2, 3, 4, 5), 1, 2", "specs/shape.yaml:371"),
+            Sample("t(2, 3, 4)", "specs/shape.yaml:372"),
+            Sample("t(2, 0, 3), 1", "specs/shape.yaml:373", opsets=(14, 28)),
         ),
         shape="flatten(self, start_dim, end_dim)",
     ),
@@ -7347,7 +7347,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::reshape": Entry(
         key="aten::reshape",
-        spec="specs/shape.yaml:325",
+        spec="specs/shape.yaml:331",
         family="shape",
         doc="self with its elements laid out in shape shape; -1 is inferred, 0 is a zero-size dim.",
         overloads={
@@ -7377,7 +7377,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:330",
+                spec="specs/shape.yaml:336",
                 fns={
                     "aten::reshape": _shape.reshape__opset14,
                 },
@@ -7402,7 +7402,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:332",
+                spec="specs/shape.yaml:338",
                 fns={
                     "aten::reshape": _shape.reshape__opset7,
                 },
@@ -7432,7 +7432,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:335",
+                spec="specs/shape.yaml:341",
                 fns={
                     "aten::reshape": _shape.reshape__opset7_1,
                 },
@@ -7467,8 +7467,8 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 4), [4, -1, 2]", "specs/shape.yaml:339"),
-            Sample("t(2, 0, 3), [0, 3]", "specs/shape.yaml:340"),
+            Sample("t(2, 3, 4), [4, -1, 2]", "specs/shape.yaml:345"),
+            Sample("t(2, 0, 3), [0, 3]", "specs/shape.yaml:346"),
         ),
         shape="view(self, shape)",
     ),
@@ -8409,9 +8409,40 @@ ENTRIES: dict[str, Entry] = {
         ),
         lowerings=(
             Lowering(
-                since=13,
+                since=18,
                 until=28,
                 spec="specs/shape.yaml:221",
+                fns={
+                    "aten::split.Tensor": _shape.split_Tensor__opset18,
+                    "aten::split_copy.Tensor": _shape.split_Tensor__opset18,
+                    "aten::unsafe_split.Tensor": _shape.split_Tensor__opset18,
+                },
+                symbolic={
+                    "aten::split.Tensor": "symbolic_opset18.split_Tensor__opset18",
+                    "aten::split_copy.Tensor": "symbolic_opset18.split_Tensor__opset18",
+                    "aten::unsafe_split.Tensor": "symbolic_opset18.split_Tensor__opset18",
+                },
+                dtypes={
+                    "bool": ((18, 28, "bool", None),),
+                    "uint8": ((18, 28, "uint8", None),),
+                    "int8": ((18, 28, "int8", None),),
+                    "int16": ((18, 28, "int16", None),),
+                    "int32": ((18, 28, "int32", None),),
+                    "int64": ((18, 28, "int64", None),),
+                    "float16": ((18, 28, "float16", None),),
+                    "bfloat16": ((18, 28, "bfloat16", None),),
+                    "float32": ((18, 28, "float32", None),),
+                    "float64": ((18, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Split",),
+                when=_shape.split_Tensor__opset18__when,
+                when_text="size(self, dim) is not None and size(self, dim) > 0 and size(self, dim) % split_size == 0",
+            ),
+            Lowering(
+                since=13,
+                until=28,
+                spec="specs/shape.yaml:226",
                 fns={
                     "aten::split.Tensor": _shape.split_Tensor__opset13,
                     "aten::split_copy.Tensor": _shape.split_Tensor__opset13,
@@ -8440,7 +8471,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/shape.yaml:227",
+                spec="specs/shape.yaml:232",
                 fns={
                     "aten::split.Tensor": _shape.split_Tensor__opset7,
                     "aten::split_copy.Tensor": _shape.split_Tensor__opset7,
@@ -8474,14 +8505,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(5, 4), 2", "specs/shape.yaml:234"),
-            Sample("t(4, 6), 3, -1", "specs/shape.yaml:235", dtypes=("float32",)),
+            Sample("t(5, 4), 2", "specs/shape.yaml:239"),
+            Sample("t(4, 6), 2, 1", "specs/shape.yaml:240"),
+            Sample("t(4, 6), 3, -1", "specs/shape.yaml:241", dtypes=("float32",)),
         ),
         shape="split(self, split_size, dim)",
     ),
     "aten::split_with_sizes": Entry(
         key="aten::split_with_sizes",
-        spec="specs/shape.yaml:238",
+        spec="specs/shape.yaml:244",
         family="shape",
         doc="self cut along dim into pieces of the sizes split_sizes.",
         overloads={
@@ -8532,7 +8564,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/shape.yaml:245",
+                spec="specs/shape.yaml:251",
                 fns={
                     "aten::split_with_sizes": _shape.split_with_sizes__opset13,
                     "aten::split_with_sizes_copy": _shape.split_with_sizes__opset13,
@@ -8561,7 +8593,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/shape.yaml:247",
+                spec="specs/shape.yaml:253",
                 fns={
                     "aten::split_with_sizes": _shape.split_with_sizes__opset7,
                     "aten::split_with_sizes_copy": _shape.split_with_sizes__opset7,
@@ -8595,8 +8627,8 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(5, 4), [2, 3]", "specs/shape.yaml:250"),
-            Sample("t(4, 6), [1, 2, 3], -1", "specs/shape.yaml:251", dtypes=("float32",)),
+            Sample("t(5, 4), [2, 3]", "specs/shape.yaml:256"),
+            Sample("t(4, 6), [1, 2, 3], -1", "specs/shape.yaml:257", dtypes=("float32",)),
         ),
         shape="split(self, split_sizes, dim)",
     ),
@@ -8959,7 +8991,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::stack": Entry(
         key="aten::stack",
-        spec="specs/shape.yaml:273",
+        spec="specs/shape.yaml:279",
         family="shape",
         doc="tensors (of one shape) joined along a new dim dim.",
         overloads={
@@ -8989,7 +9021,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/shape.yaml:278",
+                spec="specs/shape.yaml:284",
                 fns={
                     "aten::stack": _shape.stack__opset13,
                 },
@@ -9014,7 +9046,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=12,
-                spec="specs/shape.yaml:281",
+                spec="specs/shape.yaml:287",
                 fns={
                     "aten::stack": _shape.stack__opset11,
                 },
@@ -9039,7 +9071,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/shape.yaml:283",
+                spec="specs/shape.yaml:289",
                 fns={
                     "aten::stack": _shape.stack__opset7,
                 },
@@ -9071,11 +9103,11 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("[t(2, 3), t(2, 3), t(2, 3)]", "specs/shape.yaml:287"),
-            Sample("[t(2, 3), t(2, 3)], 2", "specs/shape.yaml:288", dtypes=("float32",)),
+            Sample("[t(2, 3), t(2, 3), t(2, 3)]", "specs/shape.yaml:293"),
+            Sample("[t(2, 3), t(2, 3)], 2", "specs/shape.yaml:294", dtypes=("float32",)),
             Sample(
                 "[t(2, 3), t(2, 3)], -2",
-                "specs/shape.yaml:290",
+                "specs/shape.yaml:296",
                 opsets=(11, 28),
                 dtypes=("float32",),
             ),
@@ -9681,7 +9713,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::unflatten.int": Entry(
         key="aten::unflatten.int",
-        spec="specs/shape.yaml:370",
+        spec="specs/shape.yaml:376",
         family="shape",
         doc="dim dim of self split into dims of sizes sizes (one may be -1).",
         overloads={
@@ -9712,7 +9744,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:376",
+                spec="specs/shape.yaml:382",
                 fns={
                     "aten::unflatten.int": _shape.unflatten_int__opset14,
                 },
@@ -9737,7 +9769,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:380",
+                spec="specs/shape.yaml:386",
                 fns={
                     "aten::unflatten.int": _shape.unflatten_int__opset7,
                 },
@@ -9772,9 +9804,9 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 12), 1, [3, -1]", "specs/shape.yaml:386"),
-            Sample("t(6, 4), 0, [2, 1, 3]", "specs/shape.yaml:387"),
-            Sample("t(6, 0), 0, [2, 3]", "specs/shape.yaml:388", opsets=(14, 28)),
+            Sample("t(2, 12), 1, [3, -1]", "specs/shape.yaml:392"),
+            Sample("t(6, 4), 0, [2, 1, 3]", "specs/shape.yaml:393"),
+            Sample("t(6, 0), 0, [2, 3]", "specs/shape.yaml:394", opsets=(14, 28)),
         ),
         shape="infer",
     ),

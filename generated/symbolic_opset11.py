@@ -128,12 +128,12 @@ select_copy_int__opset11 = select_int__opset11
 
 
 def cat__opset11(g, tensors, dim):
-    """aten::cat at opsets 11..28 (specs/shape.yaml:260)."""
+    """aten::cat at opsets 11..28 (specs/shape.yaml:266)."""
     return g.op("Concat", *tensors, axis_i=dim)
 
 
 def stack__opset11(g, tensors, dim):
-    """aten::stack at opsets 11..12 (specs/shape.yaml:281)."""
+    """aten::stack at opsets 11..12 (specs/shape.yaml:287)."""
     return g.op("Concat", *[g.op("Unsqueeze", x, axes_i=[dim]) for x in tensors], axis_i=dim)
 
 

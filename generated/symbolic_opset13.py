@@ -92,7 +92,7 @@ squeeze_copy_dims__opset13 = squeeze_dims__opset13
 
 
 def split_Tensor__opset13(g, self, split_size, dim):
-    """aten::split.Tensor at opsets 13..28 (specs/shape.yaml:221)."""
+    """aten::split.Tensor at opsets 13..28 (specs/shape.yaml:226)."""
     d = dim % _h.rank(self)
     n = _h.sizes(self)[d]
     pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
@@ -107,7 +107,7 @@ unsafe_split_Tensor__opset13 = split_Tensor__opset13
 
 
 def split_with_sizes__opset13(g, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml:245)."""
+    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml:251)."""
     return _h.as_list(
         g.op(
             "Split",
@@ -125,7 +125,7 @@ unsafe_split_with_sizes__opset13 = split_with_sizes__opset13
 
 
 def stack__opset13(g, tensors, dim):
-    """aten::stack at opsets 13..28 (specs/shape.yaml:278)."""
+    """aten::stack at opsets 13..28 (specs/shape.yaml:284)."""
     return g.op(
         "Concat", *[g.op("Unsqueeze", x, _h.const(g, [dim], "int64")) for x in tensors], axis_i=dim
     )

@@ -27,12 +27,12 @@ view_copy__opset14 = view__opset14
 
 
 def reshape__opset14(g, self, shape):
-    """aten::reshape at opsets 14..28 (specs/shape.yaml:330)."""
+    """aten::reshape at opsets 14..28 (specs/shape.yaml:336)."""
     return g.op("Reshape", self, _h.const(g, shape, "int64"), allowzero_i=1)
 
 
 def flatten_using_ints__opset14(g, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:347)."""
+    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:353)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -42,7 +42,7 @@ def flatten_using_ints__opset14(g, self, start_dim, end_dim):
 
 
 def unflatten_int__opset14(g, self, dim, sizes):
-    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:376)."""
+    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:382)."""
     d = dim % _h.rank(self)
     return g.op(
         "Reshape",

@@ -1367,7 +1367,7 @@ slice_copy_Tensor__opset7_1 = slice_Tensor__opset7_1
 
 
 def split_Tensor__opset7(g, self, split_size, dim):
-    """aten::split.Tensor at opsets 7..12 (specs/shape.yaml:227)."""
+    """aten::split.Tensor at opsets 7..12 (specs/shape.yaml:232)."""
     d = dim % _h.rank(self)
     n = _h.sizes(self)[d]
     pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
@@ -1380,7 +1380,7 @@ unsafe_split_Tensor__opset7 = split_Tensor__opset7
 
 
 def split_with_sizes__opset7(g, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 7..12 (specs/shape.yaml:247)."""
+    """aten::split_with_sizes at opsets 7..12 (specs/shape.yaml:253)."""
     return _h.as_list(
         g.op(
             "Split", self, axis_i=dim % _h.rank(self), split_i=split_sizes, outputs=len(split_sizes)
@@ -1394,17 +1394,17 @@ unsafe_split_with_sizes__opset7 = split_with_sizes__opset7
 
 
 def cat__opset7(g, tensors, dim):
-    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:262)."""
+    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:268)."""
     return g.op("Concat", *tensors, axis_i=dim)
 
 
 def stack__opset7(g, tensors, dim):
-    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:283)."""
+    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:289)."""
     return g.op("Concat", *[g.op("Unsqueeze", x, axes_i=[dim]) for x in tensors], axis_i=dim)
 
 
 def expand__opset7(g, self, size, implicit):
-    """aten::expand at opsets 7..7 (specs/shape.yaml:304)."""
+    """aten::expand at opsets 7..7 (specs/shape.yaml:310)."""
     lead = len(size) - _h.rank(self)
     x = g.op("Unsqueeze", self, axes_i=list(range(lead))) if lead > 0 else self
     dims = [1] * lead + _h.sizes(self)
@@ -1419,22 +1419,22 @@ expand_copy__opset7 = expand__opset7
 
 
 def clone__opset7(g, self, memory_format):
-    """aten::clone at opsets 7..28 (specs/shape.yaml:320)."""
+    """aten::clone at opsets 7..28 (specs/shape.yaml:326)."""
     return g.op("Identity", self)
 
 
 def reshape__opset7(g, self, shape):
-    """aten::reshape at opsets 7..13, when `0 not in shape` (specs/shape.yaml:332)."""
+    """aten::reshape at opsets 7..13, when `0 not in shape` (specs/shape.yaml:338)."""
     return g.op("Reshape", self, _h.const(g, shape, "int64"))
 
 
 def reshape__opset7_1(g, self, shape):
-    """aten::reshape at opsets 7..13, when `len([s for s in shape if s == 0]) == 1` (specs/shape.yaml:335)."""
+    """aten::reshape at opsets 7..13, when `len([s for s in shape if s == 0]) == 1` (specs/shape.yaml:341)."""
     return g.op("Reshape", self, _h.const(g, [-1 if s == 0 else s for s in shape], "int64"))
 
 
 def flatten_using_ints__opset7(g, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:355)."""
+    """aten::flatten.using_ints at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:361)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -1444,7 +1444,7 @@ def flatten_using_ints__opset7(g, self, start_dim, end_dim):
 
 
 def unflatten_int__opset7(g, self, dim, sizes):
-    """aten::unflatten.int at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:380)."""
+    """aten::unflatten.int at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:386)."""
     d = dim % _h.rank(self)
     return g.op(
         "Reshape", self, _h.const(g, _h.sizes(self)[:d] + sizes + _h.sizes(self)[d + 1 :], "int64")
@@ -1452,7 +1452,7 @@ def unflatten_int__opset7(g, self, dim, sizes):
 
 
 def contiguous__opset7(g, self, memory_format):
-    """aten::contiguous at opsets 7..28 (specs/shape.yaml:396)."""
+    """aten::contiguous at opsets 7..28 (specs/shape.yaml:402)."""
     return g.op("Identity", self)
 
 

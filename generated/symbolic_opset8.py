@@ -83,7 +83,7 @@ def max_pool2d_with_indices__opset8(g, self, kernel_size, stride, padding, dilat
 
 
 def expand__opset8(g, self, size, implicit):
-    """aten::expand at opsets 8..28 (specs/shape.yaml:301)."""
+    """aten::expand at opsets 8..28 (specs/shape.yaml:307)."""
     return g.op("Expand", self, _h.const(g, [1 if s == -1 else s for s in size], "int64"))
 
 

@@ -66,7 +66,8 @@ class Lowering:
     when_text: str | None = None
 
     def run_dtype(self, compute: str, opset: int) -> tuple[str | None, str | None]:
-        """(dtype to run in, None) or (None, why not) for `compute` at `opset`."""
+        """(dtype to run in, None) or (None, why not) for `compute` at `opset`; (None, None)
+        where an earlier lowering always takes `compute`."""
         for lo, hi, run, reason in self.dtypes.get(compute, ()):
             if lo <= opset <= hi:
                 return run, reason

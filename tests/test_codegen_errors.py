@@ -45,6 +45,8 @@ def test_good_spec_has_no_errors(tmp_path: Path) -> None:
     assert errors_of(tmp_path, GOOD) == []
 
 
+SIGMOID = GOOD.replace("aten::relu:", "aten::sigmoid:").replace("Relu(self)", "Sigmoid(self)")
+
 # (name, spec, line, col, message fragment); col None: not checked
 CASES = [
     ("yaml syntax", "aten::relu:\n  dtypes: [floating\n", 3, None, "expected ',' or ']'"),
@@ -417,6 +419,61 @@ CASES = [
         6,
         13,
         "unknown function `relu`: ONNX ops are capitalised",
+    ),
+    # calls of other lowerings
+    (
+        "call of an op without a spec",
+        GOOD.replace("Relu(self)", "aten.cumsum(self, 0)"),
+        6,
+        13,
+        "aten::cumsum has no spec; a body can call the ATen overloads specs lower",
+    ),
+    (
+        "call with an unknown argument",
+        GOOD + SIGMOID.replace("Sigmoid(self)", "aten.relu(self, alpha=1)"),
+        12,
+        29,
+        "aten::relu has no argument `alpha`",
+    ),
+    (
+        "call missing an argument",
+        GOOD + SIGMOID.replace("Sigmoid(self)", "aten.relu()"),
+        12,
+        13,
+        "aten::relu needs argument `self`",
+    ),
+    (
+        "callee not at every opset",
+        GOOD.replace("since: 7", "since: 13") + SIGMOID.replace("Sigmoid(self)", "aten.relu(self)"),
+        12,
+        13,
+        "aten::relu has no lowering at opset 7..12, which this lowering covers (7..28)",
+    ),
+    (
+        "calls in a cycle",
+        GOOD.replace("Relu(self)", "aten.sigmoid(self)")
+        + SIGMOID.replace("Sigmoid(self)", "aten.relu(self)"),
+        1,
+        1,
+        "lowerings call each other in a cycle: aten::relu -> aten::sigmoid -> aten::relu",
+    ),
+    (
+        "widened result of unknown dtype",
+        """\
+aten::leaky_relu:
+  dtypes: [float32, int32]
+  shape: same(self)
+  widen: {int32: float64}
+  lower:
+    - since: 7
+      emit: |
+        if negative_slope == 1:
+            return Cast(self, to="float32")
+        return LeakyRelu(self)
+""",
+        6,
+        7,
+        "int32 would be computed in float64 here, but codegen cannot tell the dtype",
     ),
 ]
 

@@ -1,0 +1,136 @@
+"""What codegen decides from a spec: opset ranges, dtype plans under branch tests, calls."""
+
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+
+from torchonnx.codegen.analyze import Analyzed
+from torchonnx.codegen.main import load_specs
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def analyzed(tmp_path: Path, spec: str) -> dict[str, Analyzed]:
+    shutil.copy(ROOT / "specs" / "common.yaml", tmp_path / "common.yaml")
+    (tmp_path / "ops.yaml").write_text(textwrap.dedent(spec), encoding="utf-8")
+    specs, errors = load_specs(tmp_path)
+    assert not errors, [str(e) for e in errors]
+    return {a.entry.key: a for a in specs.analyzed}
+
+
+def test_ranges_follow_since_and_conditions(tmp_path: Path) -> None:
+    a = analyzed(
+        tmp_path,
+        """\
+        aten::gelu:
+          dtypes: [float32]
+          shape: same(self)
+          lower:
+            - since: 20
+              emit: Gelu(self, approximate=approximate)
+            - since: 9
+              when: approximate == "none"
+              emit: Mul(self, Sigmoid(self))
+            - since: 13
+              when: approximate == "none"
+              emit: Mul(self, Sigmoid(self))
+            - since: 7
+              emit: Mul(self, Sigmoid(self))
+        """,
+    )["aten::gelu"]
+    ranges = {(lw.since, lw.block.when is not None): lw.until for lw in a.lowerings}
+    # an unconditional later block ends every earlier one; a later block with the same
+    # condition ends the earlier one with it
+    assert ranges == {(20, False): 28, (9, True): 12, (13, True): 19, (7, False): 19}
+
+
+def test_branch_dtype_tests_guard_their_ops(tmp_path: Path) -> None:
+    a = analyzed(
+        tmp_path,
+        """\
+        aten::floor:
+          dtypes: [float32, int32]
+          shape: same(self)
+          lower:
+            - since: 7
+              emit: |
+                if is_floating(self):
+                    return Floor(self)
+                return Identity(self)
+        """,
+    )["aten::floor"]
+    (lw,) = a.lowerings
+    # Floor takes no int32, but int32 never reaches it
+    assert [(s.lo, s.hi, s.compute) for s in lw.plan["int32"]] == [(7, 28, "int32")]
+
+
+def test_a_condition_on_the_dtype_narrows_the_plan(tmp_path: Path) -> None:
+    a = analyzed(
+        tmp_path,
+        """\
+        aten::floor:
+          dtypes: [float32, int32]
+          shape: same(self)
+          lower:
+            - since: 7
+              when: is_floating(self)
+              emit: Floor(self)
+            - since: 7
+              emit: Identity(self)
+        """,
+    )["aten::floor"]
+    floor, identity = a.lowerings
+    assert set(floor.plan) == {"float32"}
+    assert set(identity.plan) == {"float32", "int32"}
+
+
+def test_widening_casts_back_per_branch(tmp_path: Path) -> None:
+    a = analyzed(
+        tmp_path,
+        """\
+        aten::abs:
+          dtypes: [float32, int8]
+          shape: same(self)
+          widen: {int8: int32}
+          lower:
+            - since: 7
+              emit: |
+                if is_floating(self):
+                    return Abs(self)
+                return Add(Cast(self, to=dtype_of(self)), self)
+        """,
+    )["aten::abs"]
+    (lw,) = a.lowerings
+    # Add takes int8 from opset 14; only the integer branch runs Add
+    assert [(s.lo, s.hi, s.compute) for s in lw.plan["int8"]] == [
+        (7, 13, "int32"),
+        (14, 28, "int8"),
+    ]
+    assert lw.cast_back == {"int8": (True,)}
+
+
+def test_calls_are_recorded(tmp_path: Path) -> None:
+    a = analyzed(
+        tmp_path,
+        """\
+        aten::relu:
+          dtypes: floating
+          shape: same(self)
+          lower:
+            - since: 7
+              emit: Relu(self)
+        aten::hardtanh:
+          dtypes: floating
+          shape: same(self)
+          lower:
+            - since: 7
+              emit: Neg(aten.relu(Neg(aten.relu(self))))
+        """,
+    )
+    (lw,) = a["aten::hardtanh"].lowerings
+    assert [c.overload for c in lw.calls] == ["aten::relu", "aten::relu"]
+    assert "_h.aten(op, 'aten::relu', _h.typed(op.Neg(_h.aten(op, 'aten::relu', self))" in (
+        lw.functions["aten::hardtanh"].onnxscript
+    )
