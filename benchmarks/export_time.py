@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import logging
 import statistics
 import time
 import warnings
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     args = parser.parse_args()
     torch.manual_seed(0)
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # the peer's registry chatter
     print(
         f"median of {args.repeat} exports after one warm-up, opset 18, CPU; ratio = torchonnx / torch.onnx"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,7 +69,11 @@ def capture(
                 f"export takes an nn.Module or an ExportedProgram, not {type(model).__name__}"
             )
         program = _export(model, args, kwargs, dynamic_shapes, training)
-    return program.run_decompositions(decomposition_table())
+    with warnings.catch_warnings():
+        # torch's own deepcopy of its module call graph trips this pytree deprecation; it is
+        # not about the user's model and they can do nothing about it.
+        warnings.filterwarnings("ignore", message=r".*treespec, LeafSpec", category=FutureWarning)
+        return program.run_decompositions(decomposition_table())
 
 
 def _export(
