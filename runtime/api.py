@@ -14,6 +14,7 @@ import torch
 
 from torchonnx.build import GraphBuild
 from torchonnx.capture import capture
+from torchonnx.dynamic import dim_names, for_torch_export, from_dynamic_axes
 from torchonnx.errors import UnsupportedArgumentError, UnsupportedOpsetError
 from torchonnx.optimize import finalize
 from torchonnx.optimize import optimize as optimize_model
@@ -96,7 +97,6 @@ def export(
         report=(report, False, "a Markdown export report"),
         profile=(profile, False, "profiling the export"),
         export_params=(export_params, True, "exporting without parameters"),
-        dynamic_axes=(dynamic_axes, None, "dynamic_axes (use dynamic_shapes)"),
         custom_opsets=(custom_opsets, None, "custom opset domains"),
         export_modules_as_functions=(
             export_modules_as_functions,
@@ -118,9 +118,24 @@ def export(
     if isinstance(args, torch.Tensor):
         args = (args,)
     args = tuple(args)
+    if dynamic_axes:
+        if dynamic_shapes is not None:
+            raise UnsupportedArgumentError(
+                "dynamic_axes and dynamic_shapes both declare dynamic dims: give one of them"
+            )
+        if not isinstance(model, torch.nn.Module):
+            raise UnsupportedArgumentError(
+                "dynamic_axes: an ExportedProgram's dynamic dims were fixed when it was exported"
+            )
+        dynamic_shapes = from_dynamic_axes(
+            model, args, kwargs, dynamic_axes, input_names, output_names
+        )
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    program = capture(model, args, kwargs, dynamic_shapes, training=_training(training))
+    program = capture(
+        model, args, kwargs, for_torch_export(dynamic_shapes), training=_training(training)
+    )
+    names = dim_names(program, model, args, kwargs, dynamic_shapes)
     timings["capture"] = time.perf_counter() - start
     if isinstance(model, torch.export.ExportedProgram) and not args and not kwargs:
         args, kwargs = model.example_inputs or ((), None)  # what verify runs with
@@ -131,7 +146,7 @@ def export(
             str(program), encoding="utf-8"
         )
     start = time.perf_counter()
-    build = GraphBuild(program, opset, input_names, output_names)
+    build = GraphBuild(program, opset, input_names, output_names, names)
     onnx_model = build.run()
     timings["build"] = time.perf_counter() - start
     start = time.perf_counter()

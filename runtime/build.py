@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import onnx
@@ -47,14 +47,22 @@ def ir_version_for(opset: int) -> int:
     return onnx.IR_VERSION
 
 
-def _shape(dims: Sequence[Any]) -> ir.Shape:
-    return ir.Shape([d if isinstance(d, int) else ir.SymbolicDim(str(d)) for d in dims])
+def _shape(dims: Sequence[Any], names: Mapping[Any, Any]) -> ir.Shape:
+    return ir.Shape([d if isinstance(d, int) else ir.SymbolicDim(_dim(d, names)) for d in dims])
 
 
-def _set_type(value: ir.Value, meta: Any) -> None:
+def _dim(size: Any, names: Mapping[Any, Any]) -> str:
+    """A symbolic size as text, with the user's Dim names in place of torch's s0, s1, ..."""
+    expr = getattr(getattr(size, "node", None), "expr", None)
+    if expr is None or not names:
+        return str(size)
+    return str(expr.xreplace(names))
+
+
+def _set_type(value: ir.Value, meta: Any, names: Mapping[Any, Any]) -> None:
     if isinstance(meta, torch.Tensor):
         value.dtype = ir_dtype(name_of(meta.dtype))
-        value.shape = _shape(meta.shape)
+        value.shape = _shape(meta.shape, names)
     elif isinstance(meta, (torch.SymInt, int)):
         value.dtype = ir.DataType.INT64
         value.shape = ir.Shape([])
@@ -102,6 +110,7 @@ class GraphBuild:
         opset: int,
         input_names: Sequence[str] | None = None,
         output_names: Sequence[str] | None = None,
+        dim_names: Mapping[Any, Any] | None = None,
     ) -> None:
         self.program = program
         self.opset = opset
@@ -113,6 +122,7 @@ class GraphBuild:
         self.values: dict[torch.fx.Node, Any] = {}
         self.problems: list[Unsupported] = []
         self._named: set[str] = set()  # names given to values so far
+        self.dim_names = dict(dim_names or {})  # torch's size symbols -> the user's names
 
     # -- inputs ---------------------------------------------------------------------------
     def inputs(self) -> None:
@@ -133,7 +143,7 @@ class GraphBuild:
                     self.values[node] = None
                     continue
                 value = ir.Value(name=name)
-                _set_type(value, meta)
+                _set_type(value, meta, self.dim_names)
                 self.graph.inputs.append(value)
                 self.values[node] = value
             elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
@@ -221,7 +231,7 @@ class GraphBuild:
         value.name = name
         self._named.add(name)
         if meta is not None:
-            _set_type(value, meta)
+            _set_type(value, meta, self.dim_names)
         return value
 
     def _unsupported(
@@ -264,7 +274,7 @@ class GraphBuild:
                 raise NotImplementedError(f"output {i} is {type(value).__name__}, not a tensor")
             if value.name in taken or value in self.graph.outputs:
                 value = self.builder.op.Identity(value)  # an output must be a value of its own
-                _set_type(value, arg.meta.get("val"))
+                _set_type(value, arg.meta.get("val"), self.dim_names)
             if i < len(self.output_names):
                 value.name = self.output_names[i]
             self.graph.outputs.append(value)

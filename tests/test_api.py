@@ -68,7 +68,6 @@ def test_opset_outside_the_range(opset: object) -> None:
         ({"dynamo": False}, "dynamo=False"),
         ({"report": True}, "report=True"),
         ({"export_params": False}, "export_params=False"),
-        ({"dynamic_axes": {"x": [0]}}, "dynamic_axes"),
         ({"custom_opsets": {"my": 1}}, "custom_opsets"),
         ({"export_modules_as_functions": True}, "export_modules_as_functions"),
         ({"training": "sometimes"}, "training"),
@@ -244,3 +243,74 @@ def test_keep_initializers_as_inputs_and_old_ir() -> None:
     old = torchonnx.export(AddRelu(), inputs(), opset_version=8, verify=True)
     assert old.model.ir_version == 3
     assert "bias" in [v.name for v in old.model.graph.inputs]  # IR 3 requires it
+
+
+def test_dynamic_dims_keep_the_users_names_and_run_at_other_sizes() -> None:
+    batch = torch.export.Dim("batch")
+    model = AddRelu()
+    program = torchonnx.export(
+        model, inputs(), dynamic_shapes=({0: batch}, {0: batch}), input_names=["x", "y"]
+    )
+    graph = program.model.graph
+    for value in [*graph.inputs, *graph.outputs]:
+        assert [str(d) for d in value.shape] == ["batch", "4"], value.name
+    proto_dims = program.model_proto.graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_param or d.dim_value for d in proto_dims] == ["batch", 4]
+    for n in (1, 7):  # the dim stayed symbolic: other sizes run and match eager
+        a, b = torch.randn(n, 4), torch.randn(n, 4)
+        torch.testing.assert_close(program(a, b)[0], model(a, b)[0], rtol=1e-5, atol=1e-6)
+
+
+class Cat(torch.nn.Module):
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return torch.cat([x, y]) * 2
+
+
+@pytest.mark.parametrize(
+    "declared",
+    [
+        {"dynamic_shapes": ({0: torch.export.Dim("rows")}, {0: torch.export.Dim("more")})},
+        {"dynamic_shapes": {"y": {0: "more"}, "x": {0: "rows"}}},  # names, as torch.onnx takes
+        {"dynamic_axes": {"a": {0: "rows"}, "b": {0: "more"}}, "input_names": ["a", "b"]},
+        {"dynamic_axes": {"x": [0], "y": [0], "out": [0]}, "output_names": ["out"]},
+    ],
+)
+def test_ways_to_declare_dynamic_dims(declared: dict) -> None:
+    x, y = torch.randn(3, 4), torch.randn(5, 4)
+    program = torchonnx.export(Cat(), (x, y), **declared)
+    first, second = (str(v.shape[0]) for v in program.model.graph.inputs)
+    if "dynamic_axes" in declared and "input_names" not in declared:
+        assert (first, second) == ("x_dynamic_axes_1", "y_dynamic_axes_1")
+    else:
+        assert (first, second) == ("rows", "more")
+    (out,) = program.model.graph.outputs  # sizes torch derives are written with the names too
+    assert str(out.shape[0]).replace(" ", "") in (f"{first}+{second}", f"{second}+{first}")
+    a, b = torch.randn(2, 4), torch.randn(6, 4)
+    torch.testing.assert_close(program(a, b)[0], Cat()(a, b))
+
+
+@pytest.mark.parametrize(
+    ("declared", "message"),
+    [
+        ({"dynamic_axes": {"z": [0]}}, r"dynamic_axes names 'z'.*'x', 'y'"),
+        (
+            {"dynamic_axes": {"x": [0]}, "dynamic_shapes": ({0: "n"}, None)},
+            "give one of them",
+        ),
+    ],
+)
+def test_bad_dynamic_declarations(declared: dict, message: str) -> None:
+    with pytest.raises(UnsupportedArgumentError, match=message):
+        torchonnx.export(Cat(), (torch.randn(3, 4), torch.randn(5, 4)), **declared)
+
+
+def test_size_arithmetic_on_dynamic_dims_is_reported() -> None:
+    class Flatten(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(x.shape[0] * x.shape[1])
+
+    with pytest.raises(UnsupportedOperatorError) as err:
+        torchonnx.export(Flatten(), (torch.randn(3, 4),), dynamic_shapes=({0: "batch"},))
+    text = str(err.value)
+    assert "aten::sym_size.int" in text and "dynamic sizes" in text
+    assert "test_api.py" in text
