@@ -42,15 +42,17 @@ def from_dynamic_axes(
 ) -> dict[str, Any]:
     """`dynamic_axes` (keyed by input name) as `dynamic_shapes` (keyed by forward's parameters).
 
-    An input is named by `input_names` in the order of forward's tensor arguments, else by its
+    An input is named by `input_names` (in the order the arguments are given), else by its
     parameter. Entries for outputs are accepted and need nothing: their dims follow the inputs'.
     A list of axes names each dim `<input>_dynamic_axes_<k>`, as the TorchScript exporter did.
     """
     bound = _bind(model, args, kwargs)
+    # Graph inputs follow the arguments as given (positional, then keywords in call order).
+    given = {**inspect.signature(model.forward).bind_partial(*args).arguments, **(kwargs or {})}
     names = list(input_names or [])
     by_name: dict[str, str] = {}  # input name -> parameter
     index = 0
-    for param, value in bound.items():
+    for param, value in given.items():
         if isinstance(value, torch.Tensor):
             by_name[names[index] if index < len(names) else param] = param
         index += len(pytree.tree_leaves(value))

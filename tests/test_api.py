@@ -314,3 +314,18 @@ def test_size_arithmetic_on_dynamic_dims_is_reported() -> None:
     text = str(err.value)
     assert "aten::sym_size.int" in text and "dynamic sizes" in text
     assert "test_api.py" in text
+
+
+def test_dynamic_axes_follow_the_order_arguments_are_given() -> None:
+    x, y = torch.randn(3, 4), torch.randn(5, 4)
+    program = torchonnx.export(
+        Cat(),
+        (),
+        kwargs={"y": y, "x": x},  # graph inputs: y first, then x
+        input_names=["first", "second"],
+        dynamic_axes={"first": {0: "ny"}, "second": {0: "nx"}},
+    )
+    assert [(v.name, str(v.shape[0])) for v in program.model.graph.inputs] == [
+        ("first", "ny"),
+        ("second", "nx"),
+    ]
