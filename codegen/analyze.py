@@ -397,7 +397,7 @@ class _Entry:
         ops: list[OpUse] = []
         calls: list[AtenUse] = []
         branch_returns = None
-        first: Function | None = None
+        seen: dict[tuple[tuple[str, ...], str, str], str] = {}  # code -> first function
         for name, schema in schemas.items():
             try:
                 checked = check_body(
@@ -423,12 +423,11 @@ class _Entry:
                 symbolic=checked.symbolic,
                 alias_of=None,
             )
-            if first is not None and (fn.onnxscript, fn.symbolic) == (
-                first.onnxscript,
-                first.symbolic,
-            ):
-                fn = Function(fn.name, fn.params, fn.onnxscript, fn.symbolic, alias_of=first.name)
-            first = first or fn
+            code = (fn.params, fn.onnxscript, fn.symbolic)
+            if code in seen:  # overloads rendered alike share one function
+                fn = Function(fn.name, fn.params, fn.onnxscript, fn.symbolic, alias_of=seen[code])
+            else:
+                seen[code] = fn.name
             functions[name] = fn
         assert branch_returns is not None
         plan = self.plan(block, until, ops, group, computes)

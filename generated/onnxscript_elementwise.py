@@ -81,18 +81,11 @@ def sub_Scalar__opset7(op, self, other, alpha):
 
 sub__Tensor__opset7 = sub_Tensor__opset7
 
-
-def sub__Scalar__opset7(op, self, other, alpha):
-    """aten::sub_.Scalar at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:32)."""
-    return op.Sub(self, _h.const(op, other, _h.dtype_of(self)))
-
+sub__Scalar__opset7 = sub_Scalar__opset7
 
 sub_out__opset7 = sub_Tensor__opset7
 
-
-def sub_Scalar_out__opset7(op, self, other, alpha):
-    """aten::sub.Scalar_out at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:32)."""
-    return op.Sub(self, _h.const(op, other, _h.dtype_of(self)))
+sub_Scalar_out__opset7 = sub_Scalar__opset7
 
 
 def sub_Tensor__opset7_1(op, self, other, alpha):
@@ -109,22 +102,11 @@ def sub_Scalar__opset7_1(op, self, other, alpha):
 
 sub__Tensor__opset7_1 = sub_Tensor__opset7_1
 
-
-def sub__Scalar__opset7_1(op, self, other, alpha):
-    """aten::sub_.Scalar at opsets 7..28 (specs/elementwise.yaml:35)."""
-    return op.Sub(
-        self, op.Mul(_h.const(op, other, _h.dtype_of(self)), _h.const(op, alpha, _h.dtype_of(self)))
-    )
-
+sub__Scalar__opset7_1 = sub_Scalar__opset7_1
 
 sub_out__opset7_1 = sub_Tensor__opset7_1
 
-
-def sub_Scalar_out__opset7_1(op, self, other, alpha):
-    """aten::sub.Scalar_out at opsets 7..28 (specs/elementwise.yaml:35)."""
-    return op.Sub(
-        self, op.Mul(_h.const(op, other, _h.dtype_of(self)), _h.const(op, alpha, _h.dtype_of(self)))
-    )
+sub_Scalar_out__opset7_1 = sub_Scalar__opset7_1
 
 
 def sub_Tensor__opset7__when(self, other, alpha):
@@ -151,10 +133,7 @@ def rsub_Scalar__opset7(op, self, other, alpha):
 
 rsub_Tensor_out__opset7 = rsub_Tensor__opset7
 
-
-def rsub_Scalar_out__opset7(op, self, other, alpha):
-    """aten::rsub.Scalar_out at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:51)."""
-    return op.Sub(_h.const(op, other, _h.dtype_of(self)), self)
+rsub_Scalar_out__opset7 = rsub_Scalar__opset7
 
 
 def rsub_Tensor__opset7_1(op, self, other, alpha):
@@ -171,12 +150,7 @@ def rsub_Scalar__opset7_1(op, self, other, alpha):
 
 rsub_Tensor_out__opset7_1 = rsub_Tensor__opset7_1
 
-
-def rsub_Scalar_out__opset7_1(op, self, other, alpha):
-    """aten::rsub.Scalar_out at opsets 7..28 (specs/elementwise.yaml:54)."""
-    return op.Sub(
-        _h.const(op, other, _h.dtype_of(self)), op.Mul(self, _h.const(op, alpha, _h.dtype_of(self)))
-    )
+rsub_Scalar_out__opset7_1 = rsub_Scalar__opset7_1
 
 
 def rsub_Tensor__opset7__when(self, other, alpha):
@@ -205,19 +179,11 @@ def mul_Scalar__opset7(op, self, other):
 
 mul__Tensor__opset7 = mul_Tensor__opset7
 
-
-def mul__Scalar__opset7(op, self, other):
-    """aten::mul_.Scalar at opsets 7..28 (specs/elementwise.yaml:71)."""
-    return op.Mul(self, _h.const(op, other, _h.dtype_of(self)))
-
+mul__Scalar__opset7 = mul_Scalar__opset7
 
 mul_out__opset7 = mul_Tensor__opset7
 
-
-def mul_Scalar_out__opset7(op, self, other):
-    """aten::mul.Scalar_out at opsets 7..28 (specs/elementwise.yaml:71)."""
-    return op.Mul(self, _h.const(op, other, _h.dtype_of(self)))
-
+mul_Scalar_out__opset7 = mul_Scalar__opset7
 
 # aten::div.Tensor: True division self / other; integers and bool divide as float32.
 # specs/elementwise.yaml:79
@@ -241,19 +207,11 @@ def div_Scalar__opset7(op, self, other):
 
 div__Tensor__opset7 = div_Tensor__opset7
 
-
-def div__Scalar__opset7(op, self, other):
-    """aten::div_.Scalar at opsets 7..28 (specs/elementwise.yaml:86)."""
-    return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
-
+div__Scalar__opset7 = div_Scalar__opset7
 
 div_out__opset7 = div_Tensor__opset7
 
-
-def div_Scalar_out__opset7(op, self, other):
-    """aten::div.Scalar_out at opsets 7..28 (specs/elementwise.yaml:86)."""
-    return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
-
+div_Scalar_out__opset7 = div_Scalar__opset7
 
 # aten::div.Tensor_mode: Division with rounding_mode None (true division), "trunc" (towards zero) or "floor" (Python's //).
 # specs/elementwise.yaml:93
@@ -290,34 +248,11 @@ def div_Scalar_mode__opset7(op, self, other, rounding_mode):
 
 div__Tensor_mode__opset7 = div_Tensor_mode__opset7
 
-
-def div__Scalar_mode__opset7(op, self, other, rounding_mode):
-    """aten::div_.Scalar_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
-    if _h.is_floating(self):
-        return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
-    return op.Div(
-        op.Cast(self, to=_h.onnx_dtype("float32")),
-        op.Cast(
-            op.Add(_h.const(op, other, _h.dtype_of(self)), _h.const(op, 0, _h.dtype_of(self))),
-            to=_h.onnx_dtype("float32"),
-        ),
-    )
-
+div__Scalar_mode__opset7 = div_Scalar_mode__opset7
 
 div_out_mode__opset7 = div_Tensor_mode__opset7
 
-
-def div_Scalar_mode_out__opset7(op, self, other, rounding_mode):
-    """aten::div.Scalar_mode_out at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
-    if _h.is_floating(self):
-        return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
-    return op.Div(
-        op.Cast(self, to=_h.onnx_dtype("float32")),
-        op.Cast(
-            op.Add(_h.const(op, other, _h.dtype_of(self)), _h.const(op, 0, _h.dtype_of(self))),
-            to=_h.onnx_dtype("float32"),
-        ),
-    )
+div_Scalar_mode_out__opset7 = div_Scalar_mode__opset7
 
 
 def div_Tensor_mode__opset10(op, self, other, rounding_mode):
@@ -414,110 +349,11 @@ def div_Scalar_mode__opset10(op, self, other, rounding_mode):
 
 div__Tensor_mode__opset10 = div_Tensor_mode__opset10
 
-
-def div__Scalar_mode__opset10(op, self, other, rounding_mode):
-    """aten::div_.Scalar_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:108)."""
-    zero = _h.const(op, 0, _h.dtype_of(self))
-    one = _h.const(op, 1, _h.dtype_of(self))
-    q = op.Div(self, _h.const(op, other, _h.dtype_of(self)))
-    if not _h.is_floating(self):
-        if rounding_mode == "trunc":
-            return q
-        r = op.Sub(self, op.Mul(q, _h.const(op, other, _h.dtype_of(self))))
-        inexact = op.Or(op.Less(r, zero), op.Greater(r, zero))
-        return op.Sub(
-            q,
-            op.Cast(
-                op.And(
-                    inexact,
-                    op.Xor(
-                        op.Less(self, zero), op.Less(_h.const(op, other, _h.dtype_of(self)), zero)
-                    ),
-                ),
-                to=_h.onnx_dtype(_h.dtype_of(self)),
-            ),
-        )
-    if rounding_mode == "trunc":
-        frac = op.Mod(q, one, fmod=1)
-        return op.Sub(q, op.Where(op.Less(frac, one), frac, zero))
-    mod = op.Mod(self, _h.const(op, other, _h.dtype_of(self)), fmod=1)
-    div = op.Div(op.Sub(self, mod), _h.const(op, other, _h.dtype_of(self)))
-    signs_differ = op.And(
-        op.Or(op.Less(mod, zero), op.Greater(mod, zero)),
-        op.Xor(op.Less(_h.const(op, other, _h.dtype_of(self)), zero), op.Less(mod, zero)),
-    )
-    div = op.Sub(div, op.Cast(signs_differ, to=_h.onnx_dtype(_h.dtype_of(self))))
-    frac = op.Mod(div, one, fmod=1)
-    frac = op.Where(op.Less(frac, one), frac, zero)
-    up = op.Cast(
-        op.Greater(frac, _h.const(op, 0.5, _h.dtype_of(self))), to=_h.onnx_dtype(_h.dtype_of(self))
-    )
-    down = op.Cast(
-        op.Not(op.Greater(frac, _h.const(op, -0.5, _h.dtype_of(self)))),
-        to=_h.onnx_dtype(_h.dtype_of(self)),
-    )
-    floordiv = op.Add(op.Sub(div, frac), op.Sub(up, down))
-    by_zero = op.Not(
-        op.Or(
-            op.Less(_h.const(op, other, _h.dtype_of(self)), zero),
-            op.Greater(_h.const(op, other, _h.dtype_of(self)), zero),
-        )
-    )
-    return op.Where(by_zero, q, floordiv)
-
+div__Scalar_mode__opset10 = div_Scalar_mode__opset10
 
 div_out_mode__opset10 = div_Tensor_mode__opset10
 
-
-def div_Scalar_mode_out__opset10(op, self, other, rounding_mode):
-    """aten::div.Scalar_mode_out at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:108)."""
-    zero = _h.const(op, 0, _h.dtype_of(self))
-    one = _h.const(op, 1, _h.dtype_of(self))
-    q = op.Div(self, _h.const(op, other, _h.dtype_of(self)))
-    if not _h.is_floating(self):
-        if rounding_mode == "trunc":
-            return q
-        r = op.Sub(self, op.Mul(q, _h.const(op, other, _h.dtype_of(self))))
-        inexact = op.Or(op.Less(r, zero), op.Greater(r, zero))
-        return op.Sub(
-            q,
-            op.Cast(
-                op.And(
-                    inexact,
-                    op.Xor(
-                        op.Less(self, zero), op.Less(_h.const(op, other, _h.dtype_of(self)), zero)
-                    ),
-                ),
-                to=_h.onnx_dtype(_h.dtype_of(self)),
-            ),
-        )
-    if rounding_mode == "trunc":
-        frac = op.Mod(q, one, fmod=1)
-        return op.Sub(q, op.Where(op.Less(frac, one), frac, zero))
-    mod = op.Mod(self, _h.const(op, other, _h.dtype_of(self)), fmod=1)
-    div = op.Div(op.Sub(self, mod), _h.const(op, other, _h.dtype_of(self)))
-    signs_differ = op.And(
-        op.Or(op.Less(mod, zero), op.Greater(mod, zero)),
-        op.Xor(op.Less(_h.const(op, other, _h.dtype_of(self)), zero), op.Less(mod, zero)),
-    )
-    div = op.Sub(div, op.Cast(signs_differ, to=_h.onnx_dtype(_h.dtype_of(self))))
-    frac = op.Mod(div, one, fmod=1)
-    frac = op.Where(op.Less(frac, one), frac, zero)
-    up = op.Cast(
-        op.Greater(frac, _h.const(op, 0.5, _h.dtype_of(self))), to=_h.onnx_dtype(_h.dtype_of(self))
-    )
-    down = op.Cast(
-        op.Not(op.Greater(frac, _h.const(op, -0.5, _h.dtype_of(self)))),
-        to=_h.onnx_dtype(_h.dtype_of(self)),
-    )
-    floordiv = op.Add(op.Sub(div, frac), op.Sub(up, down))
-    by_zero = op.Not(
-        op.Or(
-            op.Less(_h.const(op, other, _h.dtype_of(self)), zero),
-            op.Greater(_h.const(op, other, _h.dtype_of(self)), zero),
-        )
-    )
-    return op.Where(by_zero, q, floordiv)
+div_Scalar_mode_out__opset10 = div_Scalar_mode__opset10
 
 
 def div_Tensor_mode__opset7__when(self, other, rounding_mode):
@@ -991,11 +827,7 @@ def eq_Scalar__opset7(op, self, other):
 
 eq_Tensor_out__opset7 = eq_Tensor__opset7
 
-
-def eq_Scalar_out__opset7(op, self, other):
-    """aten::eq.Scalar_out at opsets 7..28 (specs/elementwise.yaml:568)."""
-    return op.Equal(self, _h.const(op, other, _h.dtype_of(self)))
-
+eq_Scalar_out__opset7 = eq_Scalar__opset7
 
 # aten::ne.Tensor: self != other, elementwise, as bool.
 # specs/elementwise.yaml:581
@@ -1017,11 +849,7 @@ def ne_Scalar__opset7(op, self, other):
 
 ne_Tensor_out__opset7 = ne_Tensor__opset7
 
-
-def ne_Scalar_out__opset7(op, self, other):
-    """aten::ne.Scalar_out at opsets 7..28 (specs/elementwise.yaml:589)."""
-    return op.Not(op.Equal(self, _h.const(op, other, _h.dtype_of(self))))
-
+ne_Scalar_out__opset7 = ne_Scalar__opset7
 
 # aten::lt.Tensor: self < other, elementwise, as bool.
 # specs/elementwise.yaml:602
@@ -1043,11 +871,7 @@ def lt_Scalar__opset7(op, self, other):
 
 lt_Tensor_out__opset7 = lt_Tensor__opset7
 
-
-def lt_Scalar_out__opset7(op, self, other):
-    """aten::lt.Scalar_out at opsets 7..28 (specs/elementwise.yaml:612)."""
-    return op.Less(self, _h.const(op, other, _h.dtype_of(self)))
-
+lt_Scalar_out__opset7 = lt_Scalar__opset7
 
 # aten::gt.Tensor: self > other, elementwise, as bool.
 # specs/elementwise.yaml:623
@@ -1069,11 +893,7 @@ def gt_Scalar__opset7(op, self, other):
 
 gt_Tensor_out__opset7 = gt_Tensor__opset7
 
-
-def gt_Scalar_out__opset7(op, self, other):
-    """aten::gt.Scalar_out at opsets 7..28 (specs/elementwise.yaml:631)."""
-    return op.Greater(self, _h.const(op, other, _h.dtype_of(self)))
-
+gt_Scalar_out__opset7 = gt_Scalar__opset7
 
 # aten::le.Tensor: self <= other, elementwise, as bool.
 # specs/elementwise.yaml:642
@@ -1095,10 +915,7 @@ def le_Scalar__opset12(op, self, other):
 
 le_Tensor_out__opset12 = le_Tensor__opset12
 
-
-def le_Scalar_out__opset12(op, self, other):
-    """aten::le.Scalar_out at opsets 12..28 (specs/elementwise.yaml:650)."""
-    return op.LessOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
+le_Scalar_out__opset12 = le_Scalar__opset12
 
 
 def le_Tensor__opset7(op, self, other):
@@ -1116,14 +933,7 @@ def le_Scalar__opset7(op, self, other):
 
 le_Tensor_out__opset7 = le_Tensor__opset7
 
-
-def le_Scalar_out__opset7(op, self, other):
-    """aten::le.Scalar_out at opsets 7..11 (specs/elementwise.yaml:652)."""
-    return op.Or(
-        op.Less(self, _h.const(op, other, _h.dtype_of(self))),
-        op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
-    )
-
+le_Scalar_out__opset7 = le_Scalar__opset7
 
 # aten::ge.Tensor: self >= other, elementwise, as bool.
 # specs/elementwise.yaml:668
@@ -1145,10 +955,7 @@ def ge_Scalar__opset12(op, self, other):
 
 ge_Tensor_out__opset12 = ge_Tensor__opset12
 
-
-def ge_Scalar_out__opset12(op, self, other):
-    """aten::ge.Scalar_out at opsets 12..28 (specs/elementwise.yaml:676)."""
-    return op.GreaterOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
+ge_Scalar_out__opset12 = ge_Scalar__opset12
 
 
 def ge_Tensor__opset7(op, self, other):
@@ -1166,14 +973,7 @@ def ge_Scalar__opset7(op, self, other):
 
 ge_Tensor_out__opset7 = ge_Tensor__opset7
 
-
-def ge_Scalar_out__opset7(op, self, other):
-    """aten::ge.Scalar_out at opsets 7..11 (specs/elementwise.yaml:678)."""
-    return op.Or(
-        op.Greater(self, _h.const(op, other, _h.dtype_of(self))),
-        op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
-    )
-
+ge_Scalar_out__opset7 = ge_Scalar__opset7
 
 # aten::logical_not: self == 0, elementwise, as bool.
 # specs/elementwise.yaml:694
@@ -1261,19 +1061,11 @@ def masked_fill_Scalar__opset9(op, self, mask, value):
 
 masked_fill__Tensor__opset9 = masked_fill_Tensor__opset9
 
-
-def masked_fill__Scalar__opset9(op, self, mask, value):
-    """aten::masked_fill_.Scalar at opsets 9..28 (specs/elementwise.yaml:765)."""
-    return op.Where(mask, _h.const(op, value, _h.dtype_of(self)), self)
-
+masked_fill__Scalar__opset9 = masked_fill_Scalar__opset9
 
 masked_fill_Tensor_out__opset9 = masked_fill_Tensor__opset9
 
-
-def masked_fill_Scalar_out__opset9(op, self, mask, value):
-    """aten::masked_fill.Scalar_out at opsets 9..28 (specs/elementwise.yaml:765)."""
-    return op.Where(mask, _h.const(op, value, _h.dtype_of(self)), self)
-
+masked_fill_Scalar_out__opset9 = masked_fill_Scalar__opset9
 
 # aten::native_dropout: Dropout as torch.export leaves it (aten::dropout always decomposes: to aten::clone outside training, to this in training): the identity and an all-true mask when nothing is dropped.
 # specs/elementwise.yaml:778

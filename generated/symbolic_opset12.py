@@ -26,10 +26,7 @@ def le_Scalar__opset12(g, self, other):
 
 le_Tensor_out__opset12 = le_Tensor__opset12
 
-
-def le_Scalar_out__opset12(g, self, other):
-    """aten::le.Scalar_out at opsets 12..28 (specs/elementwise.yaml:650)."""
-    return g.op("LessOrEqual", self, _h.const(g, other, _h.dtype_of(self)))
+le_Scalar_out__opset12 = le_Scalar__opset12
 
 
 def ge_Tensor__opset12(g, self, other):
@@ -44,10 +41,7 @@ def ge_Scalar__opset12(g, self, other):
 
 ge_Tensor_out__opset12 = ge_Tensor__opset12
 
-
-def ge_Scalar_out__opset12(g, self, other):
-    """aten::ge.Scalar_out at opsets 12..28 (specs/elementwise.yaml:676)."""
-    return g.op("GreaterOrEqual", self, _h.const(g, other, _h.dtype_of(self)))
+ge_Scalar_out__opset12 = ge_Scalar__opset12
 
 
 def aten_ge(g, *args, **kwargs):

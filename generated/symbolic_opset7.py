@@ -62,18 +62,11 @@ def sub_Scalar__opset7(g, self, other, alpha):
 
 sub__Tensor__opset7 = sub_Tensor__opset7
 
-
-def sub__Scalar__opset7(g, self, other, alpha):
-    """aten::sub_.Scalar at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:32)."""
-    return g.op("Sub", self, _h.const(g, other, _h.dtype_of(self)))
-
+sub__Scalar__opset7 = sub_Scalar__opset7
 
 sub_out__opset7 = sub_Tensor__opset7
 
-
-def sub_Scalar_out__opset7(g, self, other, alpha):
-    """aten::sub.Scalar_out at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:32)."""
-    return g.op("Sub", self, _h.const(g, other, _h.dtype_of(self)))
+sub_Scalar_out__opset7 = sub_Scalar__opset7
 
 
 def sub_Tensor__opset7_1(g, self, other, alpha):
@@ -92,26 +85,11 @@ def sub_Scalar__opset7_1(g, self, other, alpha):
 
 sub__Tensor__opset7_1 = sub_Tensor__opset7_1
 
-
-def sub__Scalar__opset7_1(g, self, other, alpha):
-    """aten::sub_.Scalar at opsets 7..28 (specs/elementwise.yaml:35)."""
-    return g.op(
-        "Sub",
-        self,
-        g.op("Mul", _h.const(g, other, _h.dtype_of(self)), _h.const(g, alpha, _h.dtype_of(self))),
-    )
-
+sub__Scalar__opset7_1 = sub_Scalar__opset7_1
 
 sub_out__opset7_1 = sub_Tensor__opset7_1
 
-
-def sub_Scalar_out__opset7_1(g, self, other, alpha):
-    """aten::sub.Scalar_out at opsets 7..28 (specs/elementwise.yaml:35)."""
-    return g.op(
-        "Sub",
-        self,
-        g.op("Mul", _h.const(g, other, _h.dtype_of(self)), _h.const(g, alpha, _h.dtype_of(self))),
-    )
+sub_Scalar_out__opset7_1 = sub_Scalar__opset7_1
 
 
 def rsub_Tensor__opset7(g, self, other, alpha):
@@ -126,10 +104,7 @@ def rsub_Scalar__opset7(g, self, other, alpha):
 
 rsub_Tensor_out__opset7 = rsub_Tensor__opset7
 
-
-def rsub_Scalar_out__opset7(g, self, other, alpha):
-    """aten::rsub.Scalar_out at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:51)."""
-    return g.op("Sub", _h.const(g, other, _h.dtype_of(self)), self)
+rsub_Scalar_out__opset7 = rsub_Scalar__opset7
 
 
 def rsub_Tensor__opset7_1(g, self, other, alpha):
@@ -148,14 +123,7 @@ def rsub_Scalar__opset7_1(g, self, other, alpha):
 
 rsub_Tensor_out__opset7_1 = rsub_Tensor__opset7_1
 
-
-def rsub_Scalar_out__opset7_1(g, self, other, alpha):
-    """aten::rsub.Scalar_out at opsets 7..28 (specs/elementwise.yaml:54)."""
-    return g.op(
-        "Sub",
-        _h.const(g, other, _h.dtype_of(self)),
-        g.op("Mul", self, _h.const(g, alpha, _h.dtype_of(self))),
-    )
+rsub_Scalar_out__opset7_1 = rsub_Scalar__opset7_1
 
 
 def mul_Tensor__opset7(g, self, other):
@@ -170,18 +138,11 @@ def mul_Scalar__opset7(g, self, other):
 
 mul__Tensor__opset7 = mul_Tensor__opset7
 
-
-def mul__Scalar__opset7(g, self, other):
-    """aten::mul_.Scalar at opsets 7..28 (specs/elementwise.yaml:71)."""
-    return g.op("Mul", self, _h.const(g, other, _h.dtype_of(self)))
-
+mul__Scalar__opset7 = mul_Scalar__opset7
 
 mul_out__opset7 = mul_Tensor__opset7
 
-
-def mul_Scalar_out__opset7(g, self, other):
-    """aten::mul.Scalar_out at opsets 7..28 (specs/elementwise.yaml:71)."""
-    return g.op("Mul", self, _h.const(g, other, _h.dtype_of(self)))
+mul_Scalar_out__opset7 = mul_Scalar__opset7
 
 
 def div_Tensor__opset7(g, self, other):
@@ -196,18 +157,11 @@ def div_Scalar__opset7(g, self, other):
 
 div__Tensor__opset7 = div_Tensor__opset7
 
-
-def div__Scalar__opset7(g, self, other):
-    """aten::div_.Scalar at opsets 7..28 (specs/elementwise.yaml:86)."""
-    return g.op("Div", self, _h.const(g, other, _h.dtype_of(self)))
-
+div__Scalar__opset7 = div_Scalar__opset7
 
 div_out__opset7 = div_Tensor__opset7
 
-
-def div_Scalar_out__opset7(g, self, other):
-    """aten::div.Scalar_out at opsets 7..28 (specs/elementwise.yaml:86)."""
-    return g.op("Div", self, _h.const(g, other, _h.dtype_of(self)))
+div_Scalar_out__opset7 = div_Scalar__opset7
 
 
 def div_Tensor_mode__opset7(g, self, other, rounding_mode):
@@ -242,38 +196,11 @@ def div_Scalar_mode__opset7(g, self, other, rounding_mode):
 
 div__Tensor_mode__opset7 = div_Tensor_mode__opset7
 
-
-def div__Scalar_mode__opset7(g, self, other, rounding_mode):
-    """aten::div_.Scalar_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
-    if _h.is_floating(self):
-        return g.op("Div", self, _h.const(g, other, _h.dtype_of(self)))
-    return g.op(
-        "Div",
-        g.op("Cast", self, to_i=_h.onnx_dtype("float32")),
-        g.op(
-            "Cast",
-            g.op("Add", _h.const(g, other, _h.dtype_of(self)), _h.const(g, 0, _h.dtype_of(self))),
-            to_i=_h.onnx_dtype("float32"),
-        ),
-    )
-
+div__Scalar_mode__opset7 = div_Scalar_mode__opset7
 
 div_out_mode__opset7 = div_Tensor_mode__opset7
 
-
-def div_Scalar_mode_out__opset7(g, self, other, rounding_mode):
-    """aten::div.Scalar_mode_out at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
-    if _h.is_floating(self):
-        return g.op("Div", self, _h.const(g, other, _h.dtype_of(self)))
-    return g.op(
-        "Div",
-        g.op("Cast", self, to_i=_h.onnx_dtype("float32")),
-        g.op(
-            "Cast",
-            g.op("Add", _h.const(g, other, _h.dtype_of(self)), _h.const(g, 0, _h.dtype_of(self))),
-            to_i=_h.onnx_dtype("float32"),
-        ),
-    )
+div_Scalar_mode_out__opset7 = div_Scalar_mode__opset7
 
 
 def neg__opset7(g, self):
@@ -518,10 +445,7 @@ def eq_Scalar__opset7(g, self, other):
 
 eq_Tensor_out__opset7 = eq_Tensor__opset7
 
-
-def eq_Scalar_out__opset7(g, self, other):
-    """aten::eq.Scalar_out at opsets 7..28 (specs/elementwise.yaml:568)."""
-    return g.op("Equal", self, _h.const(g, other, _h.dtype_of(self)))
+eq_Scalar_out__opset7 = eq_Scalar__opset7
 
 
 def ne_Tensor__opset7(g, self, other):
@@ -536,10 +460,7 @@ def ne_Scalar__opset7(g, self, other):
 
 ne_Tensor_out__opset7 = ne_Tensor__opset7
 
-
-def ne_Scalar_out__opset7(g, self, other):
-    """aten::ne.Scalar_out at opsets 7..28 (specs/elementwise.yaml:589)."""
-    return g.op("Not", g.op("Equal", self, _h.const(g, other, _h.dtype_of(self))))
+ne_Scalar_out__opset7 = ne_Scalar__opset7
 
 
 def lt_Tensor__opset7(g, self, other):
@@ -554,10 +475,7 @@ def lt_Scalar__opset7(g, self, other):
 
 lt_Tensor_out__opset7 = lt_Tensor__opset7
 
-
-def lt_Scalar_out__opset7(g, self, other):
-    """aten::lt.Scalar_out at opsets 7..28 (specs/elementwise.yaml:612)."""
-    return g.op("Less", self, _h.const(g, other, _h.dtype_of(self)))
+lt_Scalar_out__opset7 = lt_Scalar__opset7
 
 
 def gt_Tensor__opset7(g, self, other):
@@ -572,10 +490,7 @@ def gt_Scalar__opset7(g, self, other):
 
 gt_Tensor_out__opset7 = gt_Tensor__opset7
 
-
-def gt_Scalar_out__opset7(g, self, other):
-    """aten::gt.Scalar_out at opsets 7..28 (specs/elementwise.yaml:631)."""
-    return g.op("Greater", self, _h.const(g, other, _h.dtype_of(self)))
+gt_Scalar_out__opset7 = gt_Scalar__opset7
 
 
 def le_Tensor__opset7(g, self, other):
@@ -594,14 +509,7 @@ def le_Scalar__opset7(g, self, other):
 
 le_Tensor_out__opset7 = le_Tensor__opset7
 
-
-def le_Scalar_out__opset7(g, self, other):
-    """aten::le.Scalar_out at opsets 7..11 (specs/elementwise.yaml:652)."""
-    return g.op(
-        "Or",
-        g.op("Less", self, _h.const(g, other, _h.dtype_of(self))),
-        g.op("Equal", self, _h.const(g, other, _h.dtype_of(self))),
-    )
+le_Scalar_out__opset7 = le_Scalar__opset7
 
 
 def ge_Tensor__opset7(g, self, other):
@@ -620,14 +528,7 @@ def ge_Scalar__opset7(g, self, other):
 
 ge_Tensor_out__opset7 = ge_Tensor__opset7
 
-
-def ge_Scalar_out__opset7(g, self, other):
-    """aten::ge.Scalar_out at opsets 7..11 (specs/elementwise.yaml:678)."""
-    return g.op(
-        "Or",
-        g.op("Greater", self, _h.const(g, other, _h.dtype_of(self))),
-        g.op("Equal", self, _h.const(g, other, _h.dtype_of(self))),
-    )
+ge_Scalar_out__opset7 = ge_Scalar__opset7
 
 
 def logical_not__opset7(g, self):

@@ -83,18 +83,11 @@ def masked_fill_Scalar__opset9(g, self, mask, value):
 
 masked_fill__Tensor__opset9 = masked_fill_Tensor__opset9
 
-
-def masked_fill__Scalar__opset9(g, self, mask, value):
-    """aten::masked_fill_.Scalar at opsets 9..28 (specs/elementwise.yaml:765)."""
-    return g.op("Where", mask, _h.const(g, value, _h.dtype_of(self)), self)
-
+masked_fill__Scalar__opset9 = masked_fill_Scalar__opset9
 
 masked_fill_Tensor_out__opset9 = masked_fill_Tensor__opset9
 
-
-def masked_fill_Scalar_out__opset9(g, self, mask, value):
-    """aten::masked_fill.Scalar_out at opsets 9..28 (specs/elementwise.yaml:765)."""
-    return g.op("Where", mask, _h.const(g, value, _h.dtype_of(self)), self)
+masked_fill_Scalar_out__opset9 = masked_fill_Scalar__opset9
 
 
 def aten_gelu(g, *args, **kwargs):
