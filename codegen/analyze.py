@@ -17,6 +17,7 @@ from torchonnx.codegen.body import (
     AtenUse,
     Callee,
     DType,
+    FormSplit,
     OpUse,
     check_body,
     check_condition,
@@ -27,7 +28,7 @@ from torchonnx.codegen.body import (
 from torchonnx.codegen.errors import Diagnostics, Location, SpecError
 from torchonnx.codegen.model import Block, Common, Entry, Gap, OpsetRange
 from torchonnx.codegen.onnx_ops import op_at
-from torchonnx.dtypes import DTYPE_NAMES, FLOATING, PROMOTION_KINDS, onnx_type_str
+from torchonnx.dtypes import DTYPE_NAMES, FLOATING, PROMOTION_KINDS, onnx_type_str, python_dtype
 from torchonnx.shapes import INFER, RULES, arity
 from torchonnx.testing import SAMPLE_NAMES
 
@@ -55,8 +56,12 @@ class Function:
 
 @dataclass(frozen=True)
 class Lowering:
+    """A block over the opsets where it is written in one form (a block whose ONNX arguments
+    move from attributes to inputs at some opset is several lowerings, one per form)."""
+
     index: int
     block: Block
+    start: int
     until: int
     when: str | None  # rendered condition
     functions: dict[str, Function]  # overload -> function
@@ -67,7 +72,7 @@ class Lowering:
 
     @property
     def since(self) -> int:
-        return self.block.since
+        return self.start
 
     @property
     def opsets(self) -> OpsetRange:
@@ -94,6 +99,11 @@ class Analyzed:
     gaps: tuple[GapOut, ...]
 
     @property
+    def drop(self) -> str | None:
+        """Why calls of this op are left out of the graph; such an entry has no lowerings."""
+        return self.entry.drop
+
+    @property
     def primary(self) -> AtenSchema:
         return self.schemas[self.entry.key]
 
@@ -110,6 +120,8 @@ def compute_dtype_of(kind: str | None, dtype: str) -> str:
         return "float32"
     if kind == "int_to_long" and dtype not in FLOATING:
         return "int64"
+    if kind == "python":
+        return python_dtype([dtype])
     return dtype
 
 
@@ -136,7 +148,9 @@ def _callees(entries: list[Entry]) -> dict[str, Callee]:
     for entry in entries:
         for name in entry.overloads:
             try:
-                out[name] = Callee(lookup(name), entry.promote.name if entry.promote else None)
+                out[name] = Callee(
+                    lookup(name, entry.schema), entry.promote.name if entry.promote else None
+                )
             except SchemaLookupError:
                 continue  # reported where the entry is analyzed
     return out
@@ -196,6 +210,8 @@ class _Entry:
         e = self.e
         schemas = self.schemas()
         primary = schemas[e.key]
+        if e.drop is not None:
+            return Analyzed(e, schemas, None, (), (), None, (), (), ())
         before = len(self.diags.errors)
         kind, args = self.promotion(primary)
         for arg in e.input_dtypes:
@@ -215,9 +231,14 @@ class _Entry:
         group = tuple(
             p.name for p in primary.params if p.name in tensors and p.name not in e.input_dtypes
         )
-        dtype_param = next(
-            (p.name for p in primary.params if p.name == "dtype" and p.pytype == "dtype"), None
-        )
+        dtype_param = e.compute_in
+        if dtype_param is not None:
+            p = primary.param(dtype_param)
+            if p is None or p.pytype != "dtype":
+                self.diags.error(
+                    e.dtypes_loc,
+                    f"compute_in names `{dtype_param}`, which is not a ScalarType argument of {e.key}",
+                )
         self.shape(primary)
         for sample in e.samples:
             with self.diags.collect():
@@ -246,7 +267,7 @@ class _Entry:
     def schemas(self) -> dict[str, AtenSchema]:
         e = self.e
         try:
-            primary = lookup(e.key)
+            primary = lookup(e.key, e.schema)
         except SchemaLookupError as err:
             raise SpecError(e.loc, str(err)) from None
         schemas = {e.key: primary}
@@ -254,17 +275,17 @@ class _Entry:
         for name, loc in e.also:
             with self.diags.collect():
                 try:
-                    schema = lookup(name)
+                    schema = lookup(name, e.schema)
                 except SchemaLookupError as err:
                     raise SpecError(loc, str(err)) from None
                 theirs = [p.name for p in schema.params]
-                if theirs != names:
+                if theirs != names and e.drop is None:
                     raise SpecError(
                         loc,
                         f"{name} takes ({', '.join(theirs)}) but {e.key} takes ({', '.join(names)}); "
                         "an entry's overloads must share argument names",
                     )
-                if len(schema.returns) != len(primary.returns):
+                if len(schema.returns) != len(primary.returns) and e.drop is None:
                     raise SpecError(
                         loc,
                         f"{name} returns {len(schema.returns)} values, {e.key} {len(primary.returns)}",
@@ -351,7 +372,10 @@ class _Entry:
                 for o in blocks
                 if o.since > b.since and (o.when is None or o.when.text.strip() == same)
             ]
-            untils.append(min(later) - 1 if later else self.common.newest)
+            if b.until is not None:
+                untils.append(b.until)
+            else:
+                untils.append(min(later) - 1 if later else self.common.newest)
             shadow = next((o for o in blocks[:i] if o.when is None and o.since == b.since), None)
             if shadow is not None:
                 self.diags.error(
@@ -370,19 +394,59 @@ class _Entry:
         names: dict[int, int] = {}
         out = []
         self.untils = untils
+        failed = False
         for index, (block, until) in enumerate(zip(self.e.blocks, untils, strict=True)):
-            suffix = f"opset{block.since}" + (
-                f"_{names[block.since]}" if block.since in names else ""
-            )
-            names[block.since] = names.get(block.since, 0) + 1
             with self.diags.collect():
-                out.append(self.lowering(index, block, until, suffix, schemas, group, computes))
-        return tuple(out) if len(out) == len(self.e.blocks) else None
+                for lo, hi in self.pieces(block, block.since, until, schemas[self.e.key]):
+                    suffix = f"opset{lo}" + (f"_{names[lo]}" if lo in names else "")
+                    names[lo] = names.get(lo, 0) + 1
+                    out.append(
+                        self.lowering(index, block, lo, hi, suffix, schemas, group, computes)
+                    )
+                continue
+            failed = True
+        return None if failed else tuple(out)
+
+    def excluded_by_gaps(self, lo: int, hi: int) -> tuple[str, ...]:
+        """Conditions of gaps that stop the export wherever they hold at opsets lo..hi (for
+        every dtype): a body there runs only where they do not."""
+        return tuple(
+            g.when.text
+            for g in self.e.gaps
+            if g.when is not None
+            and not g.dtypes
+            and g.runtime is None
+            and (g.opsets is None or (g.opsets.lo <= lo and hi <= g.opsets.hi))
+        )
+
+    def pieces(
+        self, block: Block, lo: int, hi: int, schema: AtenSchema
+    ) -> list[tuple[int, int]]:
+        """lo..hi cut where an ONNX argument of the body moves from attribute to input."""
+        try:
+            check_body(
+                block.emit.text,
+                block.emit.where,
+                schema,
+                (lo, hi),
+                block.when.text if block.when else None,
+                self.callees,
+                self.excluded_by_gaps(lo, hi),
+            )
+        except FormSplit as split:
+            cuts = [lo, *split.opsets, hi + 1]
+            return [
+                piece
+                for a, b in zip(cuts, cuts[1:], strict=False)
+                for piece in self.pieces(block, a, b - 1, schema)
+            ]
+        return [(lo, hi)]
 
     def lowering(
         self,
         index: int,
         block: Block,
+        start: int,
         until: int,
         suffix: str,
         schemas: dict[str, AtenSchema],
@@ -404,9 +468,10 @@ class _Entry:
                     block.emit.text,
                     block.emit.where,
                     schema,
-                    (block.since, until),
+                    (start, until),
                     block.when.text if block.when else None,
                     self.callees,
+                    self.excluded_by_gaps(start, until),
                 )
             except SpecError as err:
                 if len(schemas) == 1:
@@ -430,11 +495,11 @@ class _Entry:
                 seen[code] = fn.name
             functions[name] = fn
         assert branch_returns is not None
-        plan = self.plan(block, until, ops, group, computes)
+        plan = self.plan(block, start, until, ops, group, computes)
         cast_back = self.cast_back(block, plan, branch_returns, group)
         onnx_ops = tuple(sorted({u.op for u in ops}))
         return Lowering(
-            index, block, until, when, functions, plan, onnx_ops, cast_back, tuple(calls)
+            index, block, start, until, when, functions, plan, onnx_ops, cast_back, tuple(calls)
         )
 
     def cast_back(
@@ -472,7 +537,13 @@ class _Entry:
 
     # -- dtypes ---------------------------------------------------------------------------
     def plan(
-        self, block: Block, until: int, ops: list[OpUse], group: set[str], computes: tuple[str, ...]
+        self,
+        block: Block,
+        start: int,
+        until: int,
+        ops: list[OpUse],
+        group: set[str],
+        computes: tuple[str, ...],
     ) -> dict[str, tuple[Segment, ...]]:
         plan: dict[str, tuple[Segment, ...]] = {}
         problems: dict[tuple[str, str], list[int]] = {}
@@ -483,7 +554,7 @@ class _Entry:
             if excluded(applies, dtype, group):
                 continue  # the lowering's condition rules this dtype out
             statuses: list[tuple[int, str | None, str | None]] = []
-            for opset in range(block.since, until + 1):
+            for opset in range(start, until + 1):
                 if self.caught(block, dtype, opset, group):
                     statuses.append((opset, None, None))  # an earlier pick takes this dtype
                     continue

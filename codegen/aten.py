@@ -1,4 +1,5 @@
-"""ATen schemas of the installed torch, as codegen sees them."""
+"""ATen schemas of the installed torch, and the schemas specs declare for Python callables, as
+codegen sees them: each argument typed as what a lowering receives while exporting."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import re
 from dataclasses import dataclass
 
 import torch
-from torchgen.model import FunctionSchema
+from torchgen.model import Argument, BaseType, FunctionSchema, ListType, OptionalType, Type
 
 
 class Kind(enum.Enum):
@@ -17,8 +18,8 @@ class Kind(enum.Enum):
 
     TENSOR = "tensor"  # one graph value
     MAYBE_TENSOR = "tensor or None"  # `Tensor?`: a graph value or None
-    TENSORS = "list of tensors"  # `Tensor[]`, or the outputs of a multi-output node
-    VALUE = "Python value"  # known while exporting: int, float, bool, str, list, dtype
+    TENSORS = "list of tensors"  # `Tensor[]`, `Tensor?[]`, or the outputs of a multi-output node
+    VALUE = "Python value"  # int, float, bool, str, list, dtype, ... (maybe a graph value: SymInt)
     NONE = "None"
 
     @property
@@ -33,21 +34,25 @@ class _NoDefault:
 
 NO_DEFAULT = _NoDefault()
 
-# How the Python type of a non-tensor argument is spelled for the body checker.
-_PYTYPES = {
-    "int": "int",
-    "SymInt": "int",
-    "float": "float",
-    "bool": "bool",
-    "str": "str",
-    "number": "number",
-    "Scalar": "number",
-    "ScalarType": "dtype",
-    "List[int]": "int[]",
-    "List[SymInt]": "int[]",
-    "List[float]": "float[]",
-    "List[bool]": "bool[]",
+# How each schema base type is typed in a lowering: (pytype, dynamic). A dynamic type may hold a
+# value the graph computes (a SymInt, or a number from `item()`): a 0-d tensor while exporting.
+_BASE_TYPES: dict[str, tuple[str, bool]] = {
+    "int": ("int", False),
+    "SymInt": ("int", True),
+    "float": ("float", False),
+    "SymFloat": ("float", True),
+    "bool": ("bool", False),
+    "SymBool": ("bool", True),
+    "str": ("str", False),
+    "Scalar": ("number", True),
+    "ScalarType": ("dtype", False),
+    "Layout": ("layout", False),
+    "Device": ("device", False),
+    "MemoryFormat": ("memory_format", False),
 }
+# Argument types whose values the runtime turns into names (`float32`, `strided`, `cpu`,
+# `contiguous_format`) on every export path, so that bodies compare them with strings.
+NAMED_VALUE_TYPES = ("dtype", "layout", "device", "memory_format")
 
 
 @dataclass(frozen=True)
@@ -56,32 +61,36 @@ class Param:
 
     name: str  # as lowerings spell it: the schema name, `_` appended to Python keywords
     aten_name: str
-    type: str  # the schema type, e.g. `Tensor?`, `int[]`, `ScalarType?`
+    type: str  # the schema type, e.g. `Tensor?`, `SymInt[]`, `ScalarType?`
     kind: Kind
-    pytype: str  # for Kind.VALUE: int, float, bool, str, number, dtype, int[], float[], any
+    pytype: str  # for Kind.VALUE: int, float, bool, str, number, dtype, ..., int[], float[], any
     optional: bool  # may be None
     default: object  # the Python default, or NO_DEFAULT
     kwarg_only: bool
+    dynamic: bool = False  # may be (or hold) a value the graph computes: SymInt, Scalar
+    optional_items: bool = False  # `Tensor?[]`: elements may be None
 
 
 @dataclass(frozen=True)
 class AtenSchema:
-    qualname: str  # aten::add.Tensor, aten::relu (the default overload has no suffix)
-    name: str  # aten::add
+    qualname: str  # aten::add.Tensor, aten::relu (the default overload has no suffix), operator.add
+    name: str  # aten::add, operator.add
     overload: str  # Tensor, or "" for the default overload
     schema: str  # the full schema string
     params: tuple[Param, ...]
-    returns: tuple[str, ...]  # Tensor, Tensor[], ...
+    returns: tuple[str, ...]  # Tensor, Tensor[], or `value` for a number (SymInt, Scalar, ...)
     mutates: bool  # in-place or out variant
 
     @property
     def packet(self) -> str:
         """The op name without namespace, e.g. `add` (the key of torch's symbolic registry)."""
-        return self.name.split("::", 1)[1]
+        return self.name.split("::", 1)[1] if "::" in self.name else self.name.rsplit(".", 1)[1]
 
     @property
     def func_name(self) -> str:
-        """A Python identifier for this overload, e.g. `add_Tensor`."""
+        """A Python identifier for this overload, e.g. `add_Tensor`, `operator_add`."""
+        if "::" not in self.name:
+            return self.name.replace(".", "_")
         return self.packet + (f"_{self.overload}" if self.overload else "")
 
     @property
@@ -94,6 +103,11 @@ class AtenSchema:
 
 class SchemaLookupError(LookupError):
     pass
+
+
+def is_aten_name(qualname: str) -> bool:
+    """`aten::add.Tensor` names an operator; `operator.add`, `math.ceil` name Python callables."""
+    return "::" in qualname
 
 
 def split_qualname(qualname: str) -> tuple[str, str, str]:
@@ -120,63 +134,152 @@ def resolve(qualname: str) -> torch._ops.OpOverload:
         ) from err
 
 
-def _param(arg: torch._C.Argument, spelled: str) -> Param:
-    real = str(arg.real_type)
-    optional = real.startswith("Optional[")
-    inner = real[len("Optional[") : -1] if optional else real
-    if inner == "Tensor":
-        kind = Kind.MAYBE_TENSOR if optional else Kind.TENSOR
-    elif inner in ("List[Tensor]", "List[Optional[Tensor]]"):
-        kind = Kind.TENSORS
-    else:
-        kind = Kind.VALUE
-    default = arg.default_value if arg.has_default_value() else NO_DEFAULT
-    if isinstance(default, torch.dtype):
-        default = str(default).removeprefix("torch.")
+def _typed(t: Type) -> tuple[Kind, str, bool, bool, bool]:
+    """(kind, pytype, optional, dynamic, optional_items) of a schema type."""
+    optional = isinstance(t, OptionalType)
+    inner = t.elem if isinstance(t, OptionalType) else t
+    if isinstance(inner, BaseType) and inner.name.name == "Tensor":
+        return (Kind.MAYBE_TENSOR if optional else Kind.TENSOR), "tensor", optional, False, False
+    if isinstance(inner, ListType):
+        elem = inner.elem
+        elem_optional = isinstance(elem, OptionalType)
+        base = elem.elem if isinstance(elem, OptionalType) else elem
+        if isinstance(base, BaseType) and base.name.name == "Tensor":
+            return Kind.TENSORS, "tensor", optional, False, elem_optional
+        pytype, dynamic = _BASE_TYPES.get(str(base), ("any", False))
+        listed = f"{pytype}[]" if pytype in ("int", "float", "bool", "number", "str") else "any"
+        return Kind.VALUE, listed, optional, dynamic, False
+    pytype, dynamic = _BASE_TYPES.get(str(inner), ("any", False))
+    return Kind.VALUE, pytype, optional, dynamic, False
+
+
+def _default(arg: Argument) -> object:
+    """The Python value of a schema default (`1`, `[1, 1]`, `None`, `True`, `long`, ...)."""
+    text = arg.default
+    if text is None:
+        return NO_DEFAULT
+    if text == "None":
+        return None
+    if text in ("True", "False"):
+        return text == "True"
+    if text.startswith("[") or re.fullmatch(r"-?\d+", text):
+        if text.startswith("[") and not text.startswith("[ "):
+            return [int(v) if re.fullmatch(r"-?\d+", v) else float(v) for v in _list(text)]
+        return int(text) if re.fullmatch(r"-?\d+", text) else text
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    scalar_types = {"long": "int64", "int": "int32", "float": "float32", "double": "float64"}
+    if str(arg.type).removesuffix("?") == "ScalarType" and text in scalar_types:
+        return scalar_types[text]
+    if str(arg.type).removesuffix("?") in ("int[]", "SymInt[]") or "[" in str(arg.type):
+        # `int[2] stride=1`: a single number stands for every element
+        try:
+            return int(text)
+        except ValueError:
+            pass
+    return text.strip('"')
+
+
+def _list(text: str) -> list[str]:
+    inner = text.strip()[1:-1].strip()
+    return [v.strip() for v in inner.split(",")] if inner else []
+
+
+def _param(arg: Argument) -> Param:
+    kind, pytype, optional, dynamic, optional_items = _typed(arg.type)
     name = arg.name + "_" if keyword.iskeyword(arg.name) else arg.name
     return Param(
         name=name,
         aten_name=arg.name,
-        type=spelled,
+        type=str(arg.type),
         kind=kind,
-        pytype=_PYTYPES.get(inner, "any") if kind is Kind.VALUE else "tensor",
+        pytype=pytype,
         optional=optional,
-        default=default,
-        kwarg_only=arg.kwarg_only,
+        default=NO_DEFAULT,  # filled from torch's own parse where there is one
+        kwarg_only=False,
+        dynamic=dynamic,
+        optional_items=optional_items,
     )
 
 
-def _spelled_types(schema: torch._C.FunctionSchema) -> dict[str, str]:
-    """Argument types as the schema spells them (`int[1]?`, `ScalarType?`), by name."""
+def _return_type(t: Type) -> str:
+    if isinstance(t, BaseType) and t.name.name == "Tensor":
+        return "Tensor"
+    if isinstance(t, ListType) and str(t.elem) == "Tensor":
+        return "Tensor[]"
+    return "value"
+
+
+def _parsed(text: str) -> FunctionSchema:
     # torch prints list defaults as `[1, 1]`; torchgen splits arguments at ", "
-    text = re.sub(r"\[[^\]]*\]", lambda m: m.group(0).replace(" ", ""), str(schema))
-    parsed = FunctionSchema.parse(text.split("::", 1)[1])
-    return {a.name: str(a.type) for a in parsed.arguments.flat_all}
+    text = re.sub(r"\[[^\]]*\]", lambda m: m.group(0).replace(" ", ""), text)
+    return FunctionSchema.parse(text.split("::", 1)[1] if "::" in text else text)
 
 
 @functools.cache
-def lookup(qualname: str) -> AtenSchema:
-    """The schema of an overload of the installed torch; SchemaLookupError if it has none."""
+def lookup(qualname: str, declared: str | None = None) -> AtenSchema:
+    """The schema of an overload of the installed torch, or of a Python callable as its spec
+    declares it (`declared`, e.g. `add(Tensor a, Tensor b) -> Tensor`); SchemaLookupError if
+    there is none."""
+    if not is_aten_name(qualname):
+        if declared is None:
+            raise SchemaLookupError(
+                f"{qualname} is a Python callable, which has no ATen schema: declare one with "
+                "`schema: name(Tensor a, ...) -> Tensor`"
+            )
+        return _declared(qualname, declared)
     op = resolve(qualname)
     schema = op._schema
     ns, name, overload = split_qualname(qualname)
-    spelled = _spelled_types(schema)
-    params = tuple(_param(a, spelled[a.name]) for a in schema.arguments if not a.is_out)
+    parsed = _parsed(str(schema))
+    torch_args = {a.name: a for a in schema.arguments}
+    params = []
+    for arg in parsed.arguments.flat_all:
+        if arg.name not in torch_args or torch_args[arg.name].is_out:
+            continue
+        p = _param(arg)
+        ta = torch_args[arg.name]
+        default = ta.default_value if ta.has_default_value() else NO_DEFAULT
+        if isinstance(default, torch.dtype):
+            default = str(default).removeprefix("torch.")
+        params.append(
+            Param(**{**p.__dict__, "default": default, "kwarg_only": ta.kwarg_only})
+        )
     mutates = any(a.alias_info is not None and a.alias_info.is_write for a in schema.arguments)
     return AtenSchema(
         qualname=qualname,
         name=f"{ns}::{name}",
         overload=overload,
         schema=str(schema),
-        params=params,
-        returns=tuple(_return_type(r) for r in schema.returns),
+        params=tuple(params),
+        returns=tuple(_return_type(r.type) for r in parsed.returns),
         mutates=mutates,
     )
 
 
-def _return_type(ret: torch._C.Argument) -> str:
-    real = str(ret.real_type)
-    return "Tensor[]" if real == "List[Tensor]" else real
+def _declared(qualname: str, text: str) -> AtenSchema:
+    try:
+        parsed = _parsed(text)
+    except Exception as err:  # torchgen raises AssertionError and others on bad text
+        raise SchemaLookupError(f"`schema` is not a valid schema: {err}") from None
+    positional = {id(a) for a in parsed.arguments.flat_positional}
+    params = []
+    for arg in parsed.arguments.flat_all:
+        p = _param(arg)
+        params.append(
+            Param(**{**p.__dict__, "default": _default(arg), "kwarg_only": id(arg) not in positional})
+        )
+    return AtenSchema(
+        qualname=qualname,
+        name=qualname,
+        overload="",
+        schema=f"{qualname}{text[text.index('('):]}",
+        params=tuple(params),
+        returns=tuple(_return_type(r.type) for r in parsed.returns),
+        mutates=False,
+    )
 
 
 def canonical_name(op: torch._ops.OpOverload) -> str:

@@ -21,10 +21,28 @@ from dataclasses import dataclass, field, replace
 
 from torchonnx.codegen.aten import NO_DEFAULT, AtenSchema, Kind
 from torchonnx.codegen.errors import Location, SpecError
-from torchonnx.codegen.onnx_ops import ATTRIBUTE_PYTYPES, SYMBOLIC_SUFFIX, OpSpec, op_at
+from torchonnx.codegen.onnx_ops import (
+    ATTRIBUTE_PYTYPES,
+    INPUT_RENAMES,
+    SYMBOLIC_SUFFIX,
+    OpSpec,
+    op_at,
+)
 from torchonnx.dtypes import DTYPE_NAMES, FLOATING, onnx_type_str
 
-HELPERS = ("const", "rank", "size", "sizes", "dtype_of", "is_floating")
+HELPERS = (
+    "const",
+    "rank",
+    "size",
+    "sizes",
+    "dtype_of",
+    "is_floating",
+    "is_static",
+    "static",
+    "factory_dtype",
+)
+# Helpers whose generated call takes the graph context first (they may add nodes).
+_CTX_HELPERS = ("size", "sizes")
 BUILTINS = {
     "len": "int",
     "range": "int[]",
@@ -56,6 +74,8 @@ MATH = {
     "isinf": "bool",
 }
 RESERVED = {"op", "g", "math", "aten", *HELPERS, *BUILTINS}
+# An input of these types takes indices or sizes: a Python value given to it is int64.
+_INDEX_TYPES = frozenset({"tensor(int32)", "tensor(int64)"})
 # Ops whose output dtype is named by an attribute or another input rather than a type variable.
 _CAST_ATTR = {"Cast": "to"}
 
@@ -93,6 +113,19 @@ class Sym:
     count: int | None = None  # for lists of tensors whose length is known
     items: tuple[Sym, ...] | None = None  # for lists of tensors written out or from one node
     literal: object = None  # the value of a literal constant
+    # a Python value that may be (or, for a list, hold) a value the graph computes: a SymInt,
+    # or a number from `item()`; while exporting it is a 0-d tensor
+    dynamic: bool = False
+    optional_items: bool = False  # a list of tensors whose elements may be None (`Tensor?[]`)
+
+
+class FormSplit(Exception):  # noqa: N818 - a signal to the caller, not an error
+    """A body writes an ONNX argument that is an attribute at some opsets of its range and an
+    input at others: check it again over each range that starts at `opsets` (and before)."""
+
+    def __init__(self, opsets: list[int]) -> None:
+        super().__init__(opsets)
+        self.opsets = opsets
 
 
 @dataclass(frozen=True)
@@ -254,7 +287,8 @@ class _Checker:
         self.schema = schema
         self.opsets = opsets
         self.notes: dict[tuple, _CallNote] = {}
-        self.not_none: set[str] = set()
+        self.when: ast.expr | None = None  # the lowering's condition: what it proves holds
+        self.excluded: list[ast.expr] = []  # conditions of gaps: false wherever the body runs
         self.guards: list[Guard] = []  # dtype tests of the branches being checked
         self.ops: list[OpUse] = []
         self.returns: list[tuple[Sym, ...]] = []
@@ -278,9 +312,20 @@ class _Checker:
         env: dict[str, Sym] = {}
         for p in self.schema.params:
             if p.kind is Kind.VALUE:
-                env[p.name] = Sym(Kind.VALUE, pytype=p.pytype, maybe_none=p.optional, param=p.name)
+                env[p.name] = Sym(
+                    Kind.VALUE,
+                    pytype=p.pytype,
+                    maybe_none=p.optional,
+                    param=p.name,
+                    dynamic=p.dynamic,
+                )
             else:
-                env[p.name] = Sym(p.kind, dtype=DType(param=p.name), param=p.name)
+                env[p.name] = Sym(
+                    p.kind,
+                    dtype=DType(param=p.name),
+                    param=p.name,
+                    optional_items=p.optional_items,
+                )
         return env
 
     # -- statements ---------------------------------------------------------------------
@@ -293,8 +338,10 @@ class _Checker:
             ast.copy_location(ret, stmts[0])
             tree.body = stmts = [ret]
         env = self.params_env()
-        for name in self.not_none:
-            _narrow(env, name)
+        if self.when is not None:
+            _narrow_by(self.when, env, {})
+        for gap in self.excluded:
+            _narrow_by(gap, {}, env)
         if not self.block(stmts, env):
             raise self.fail(stmts[-1], "the body must end with `return` (or be one expression)")
 
@@ -316,8 +363,7 @@ class _Checker:
                 test = self.expr(stmt.test, env)
                 self.need_value(stmt.test, test, "an `if` condition")
                 then_env, else_env = dict(env), dict(env)
-                for name, not_none in _none_tests(stmt.test):
-                    _narrow(then_env if not_none else else_env, name)
+                _narrow_by(stmt.test, then_env, else_env)
                 continuing = []
                 with self.guarded(guards_when_true(stmt.test)):
                     if not self.block(stmt.body, then_env):
@@ -330,6 +376,10 @@ class _Checker:
                         raise self.fail(stmts[i + 1], "statement after `return` is never reached")
                     return True
                 self.merge(stmt, env, continuing)
+                if continuing == [else_env] and not last:
+                    # `if test: return ...` without else: what follows runs where test is false
+                    with self.guarded(guards_when_false(stmt.test)):
+                        return self.block(stmts[i + 1 :], env)
             elif isinstance(stmt, ast.Expr):
                 raise self.fail(
                     stmt, "an expression statement does nothing here; assign it or return it"
@@ -404,6 +454,8 @@ class _Checker:
         if value.kind is Kind.NONE:
             value = Sym(Kind.VALUE, maybe_none=True, literal=None)
         env[name] = replace(value, param=None)
+        for key in [k for k in env if k.startswith("<") and _mentions(k, name)]:
+            del env[key]  # what an earlier test proved of an expression using the old value
 
     def result(self, node: ast.expr, env: dict[str, Sym]) -> tuple[Sym, ...]:
         returns = self.schema.returns
@@ -437,13 +489,16 @@ class _Checker:
         return (sym,)
 
     # -- expressions --------------------------------------------------------------------
-    def need_value(self, node: ast.AST, sym: Sym, what: str) -> None:
+    def need_value(self, node: ast.AST, sym: Sym, what: str, static: bool = True) -> None:
+        """`sym` is a Python value (known while exporting, unless `static` is False)."""
         if sym.kind is not Kind.VALUE and sym.kind is not Kind.NONE:
             raise self.fail(
                 node,
                 f"{what} must be a Python value known while exporting, not a {sym.kind.value}"
                 " (graph values are only combined with ONNX ops)",
             )
+        if static and sym.dynamic:
+            raise self.fail(node, _dynamic_message(node, what))
 
     def expr(self, node: ast.expr, env: dict[str, Sym]) -> Sym:
         method = getattr(self, "expr_" + type(node).__name__, None)
@@ -452,7 +507,10 @@ class _Checker:
                 node,
                 f"`{ast.unparse(node)}` ({type(node).__name__}) is not part of the lowering language",
             )
-        return method(node, env)
+        sym = method(node, env)
+        if sym.dynamic and _narrowed(node) in env:  # an `is_static(...)` test proved it static
+            return replace(sym, dynamic=False)
+        return sym
 
     def expr_Constant(self, node: ast.Constant, env: dict[str, Sym]) -> Sym:
         v = node.value
@@ -495,7 +553,21 @@ class _Checker:
         return out
 
     def expr_BinOp(self, node: ast.BinOp, env: dict[str, Sym]) -> Sym:
-        left, right = self._values((node.left, node.right), env, "an arithmetic operand")
+        left, right = self.expr(node.left, env), self.expr(node.right, env)
+        if isinstance(node.op, ast.Add) and {left.kind, right.kind} == {Kind.VALUE, Kind.TENSORS}:
+            # sizes joined with 0-d tensors computed here (`sizes(x)[:1] + [n]`)
+            value = left if left.kind is Kind.VALUE else right
+            if value.pytype.endswith("[]"):
+                return replace(value, dynamic=True, param=None)
+        lists = [s for s in (left, right) if s.pytype.endswith("[]")]
+        if isinstance(node.op, (ast.Add, ast.Mult)) and lists and (left.dynamic or right.dynamic):
+            # joining lists (`a + b`) and repeating one (`[1] * n`) keep their elements as
+            # they are, which may be graph values; the count of a repetition is static
+            for n, sym in ((node.left, left), (node.right, right)):
+                self.need_value(n, sym, "an operand", static=sym not in lists)
+            return Sym(Kind.VALUE, pytype=lists[0].pytype, dynamic=True)
+        for n, sym in ((node.left, left), (node.right, right)):
+            self.need_value(n, sym, "an arithmetic operand")
         if isinstance(node.op, ast.Div):
             return Sym(Kind.VALUE, pytype="float")
         types = {left.pytype, right.pytype}
@@ -519,7 +591,13 @@ class _Checker:
         return Sym(Kind.VALUE, pytype=operand.pytype, literal=literal)
 
     def expr_BoolOp(self, node: ast.BoolOp, env: dict[str, Sym]) -> Sym:
-        self._values(node.values, env, "an operand of and/or")
+        inner = dict(env)
+        for value in node.values:
+            self.need_value(value, self.expr(value, inner), "an operand of and/or")
+            # `a and b`: b is only evaluated where a holds (`or`: where it does not)
+            then_env, else_env = dict(inner), dict(inner)
+            _narrow_by(value, then_env, else_env)
+            inner = then_env if isinstance(node.op, ast.And) else else_env
         return Sym(Kind.VALUE, pytype="bool")
 
     def expr_Compare(self, node: ast.Compare, env: dict[str, Sym]) -> Sym:
@@ -531,22 +609,39 @@ class _Checker:
                 self.need_value(n, s, "an operand of a comparison")
             elif s.kind is Kind.TENSOR or s.kind is Kind.TENSORS:
                 raise self.fail(n, f"a {s.kind.value} is never None; only `Tensor?` arguments are")
+        for (n, s), (m, t) in zip(
+            zip(operands, syms, strict=True), list(zip(operands, syms, strict=True))[1:], strict=False
+        ):
+            # a dtype compared with a name: the name must be a dtype (`"float65"` never matches)
+            for named, other in ((s, (m, t)), (t, (n, s))):
+                if named.pytype == "dtype" and isinstance(other[1].literal, str):
+                    if other[1].literal not in DTYPE_NAMES:
+                        raise self.fail(
+                            other[0], f"{other[1].literal!r} is not a dtype name ({', '.join(DTYPE_NAMES)})"
+                        )
         return Sym(Kind.VALUE, pytype="bool")
 
     def expr_IfExp(self, node: ast.IfExp, env: dict[str, Sym]) -> Sym:
         test = self.expr(node.test, env)
         self.need_value(node.test, test, "a condition")
+        then_env, else_env = dict(env), dict(env)
+        _narrow_by(node.test, then_env, else_env)
         with self.guarded(guards_when_true(node.test)):
-            a = self.expr(node.body, env)
+            a = self.expr(node.body, then_env)
         with self.guarded(guards_when_false(node.test)):
-            b = self.expr(node.orelse, env)
+            b = self.expr(node.orelse, else_env)
         kinds = {a.kind, b.kind}
         if kinds <= {Kind.VALUE, Kind.NONE}:
+            pytypes = {a.pytype, b.pytype} - ({"any"} if Kind.NONE in kinds else set())
             return Sym(
                 Kind.VALUE,
-                pytype=a.pytype if a.pytype == b.pytype else "any",
+                pytype=pytypes.pop() if len(pytypes) == 1 else "any",
                 maybe_none=Kind.NONE in kinds or a.maybe_none or b.maybe_none,
+                dynamic=a.dynamic or b.dynamic,
             )
+        if kinds == {Kind.VALUE, Kind.TENSOR}:  # a number, or a 0-d tensor computed here
+            value = a if a.kind is Kind.VALUE else b
+            return Sym(Kind.VALUE, pytype=value.pytype, dynamic=True)
         if kinds <= {Kind.TENSOR, Kind.MAYBE_TENSOR, Kind.NONE}:
             dtype = (
                 a.dtype
@@ -569,13 +664,14 @@ class _Checker:
         elif index is not None:
             self.need_value(node.slice, index, "an index")
         if base.kind is Kind.VALUE:
+            self.need_value(node.value, base, "what is indexed", static=False)
             if isinstance(node.slice, ast.Slice):
-                return Sym(Kind.VALUE, pytype=base.pytype)
+                return Sym(Kind.VALUE, pytype=base.pytype, dynamic=base.dynamic)
             element = base.pytype[:-2] if base.pytype.endswith("[]") else "any"
-            return Sym(Kind.VALUE, pytype=element)
+            return Sym(Kind.VALUE, pytype=element, dynamic=base.dynamic)
         if base.kind is Kind.TENSORS:
             if isinstance(node.slice, ast.Slice):
-                return Sym(Kind.TENSORS, dtype=base.dtype)
+                return replace(base, items=None, count=None)
             literal = index.literal if index is not None else None
             if (
                 base.items is not None
@@ -583,7 +679,7 @@ class _Checker:
                 and -len(base.items) <= literal < len(base.items)
             ):
                 return base.items[literal]
-            return Sym(Kind.TENSOR, dtype=base.dtype)
+            return _element(base)
         raise self.fail(node, f"a {base.kind.value} cannot be indexed here; use Gather or Slice")
 
     def _display(self, node: ast.List | ast.Tuple, env: dict[str, Sym]) -> Sym:
@@ -592,12 +688,14 @@ class _Checker:
             types = {s.pytype for s in syms}
             pytype = (
                 f"{types.pop()}[]"
-                if len(types) == 1 and syms[0].pytype in ("int", "float", "bool", "str")
+                if len(types) == 1 and syms[0].pytype in ("int", "float", "bool", "str", "number")
                 else "any"
             )
-            if pytype == "any" and types <= {"int", "float"} and syms:
-                pytype = "float[]"
-            return Sym(Kind.VALUE, pytype=pytype if syms else "int[]")
+            if pytype == "any" and types <= {"int", "float", "number"} and syms:
+                pytype = "float[]" if "float" in types else "number[]"
+            return Sym(
+                Kind.VALUE, pytype=pytype if syms else "int[]", dynamic=any(s.dynamic for s in syms)
+            )
         if all(s.kind is Kind.TENSOR for s in syms):
             dtypes = {s.dtype for s in syms}
             return Sym(
@@ -606,6 +704,14 @@ class _Checker:
                 count=len(syms),
                 items=tuple(syms),
             )
+        if all(s.kind in (Kind.VALUE, Kind.TENSOR) for s in syms):
+            # numbers beside 0-d tensors computed here: a list of sizes some of which the
+            # graph computes, as `sizes(x)` gives
+            for e, sym in zip(node.elts, syms, strict=True):
+                if sym.kind is Kind.VALUE:
+                    self.need_value(e, sym, "an element", static=False)
+            types = {s.pytype for s in syms if s.kind is Kind.VALUE}
+            return Sym(Kind.VALUE, pytype=f"{types.pop()}[]" if len(types) == 1 else "any", dynamic=True)
         raise self.fail(node, "a list holds Python values or tensors, not both")
 
     expr_List = _display
@@ -616,11 +722,13 @@ class _Checker:
         for gen in node.generators:
             source = self.expr(gen.iter, inner)
             if source.kind is Kind.TENSORS:
-                element = Sym(Kind.TENSOR, dtype=source.dtype)
+                element = _element(source)
             else:
-                self.need_value(gen.iter, source, "what a comprehension iterates over")
+                self.need_value(gen.iter, source, "what a comprehension iterates over", static=False)
                 element = Sym(
-                    Kind.VALUE, pytype=source.pytype[:-2] if source.pytype.endswith("[]") else "any"
+                    Kind.VALUE,
+                    pytype=source.pytype[:-2] if source.pytype.endswith("[]") else "any",
+                    dynamic=source.dynamic,
                 )
             names = (
                 [gen.target]
@@ -629,18 +737,40 @@ class _Checker:
             )
             if not names or not all(isinstance(n, ast.Name) for n in names):
                 raise self.fail(gen.target, "a comprehension binds names")
-            for n in names:
-                inner[n.id] = element if len(names) == 1 else Sym(Kind.VALUE)
+            for n, sym in zip(names, self._targets(gen.iter, element, len(names), inner), strict=True):
+                inner[n.id] = sym
             for cond in gen.ifs:
                 self.need_value(cond, self.expr(cond, inner), "a comprehension condition")
+                _narrow_by(cond, inner, {})
         elt = self.expr(node.elt, inner)
         if elt.kind is Kind.TENSOR:
             return Sym(Kind.TENSORS, dtype=elt.dtype)
-        self.need_value(node.elt, elt, "a comprehension element")
+        if elt.kind is Kind.MAYBE_TENSOR:
+            return Sym(Kind.TENSORS, dtype=elt.dtype, optional_items=True)
+        self.need_value(node.elt, elt, "a comprehension element", static=False)
         return Sym(
             Kind.VALUE,
-            pytype=f"{elt.pytype}[]" if elt.pytype in ("int", "float", "bool") else "any",
+            pytype=f"{elt.pytype}[]" if elt.pytype in ("int", "float", "bool", "number") else "any",
+            dynamic=elt.dynamic,
         )
+
+    def _targets(self, source: ast.expr, element: Sym, n: int, env: dict[str, Sym]) -> list[Sym]:
+        """What each of the `n` names a comprehension binds per element holds: the position
+        and the element for `enumerate(xs)`, one element of each list for `zip(xs, ys)`."""
+        if n == 1:
+            return [element]
+        if isinstance(source, ast.Call) and isinstance(source.func, ast.Name):
+            args = [self.expr(a, env) for a in source.args]
+            items = [
+                _element(a) if a.kind is Kind.TENSORS else
+                Sym(Kind.VALUE, pytype=a.pytype.removesuffix("[]") if a.pytype.endswith("[]") else "any", dynamic=a.dynamic)
+                for a in args
+            ]
+            if source.func.id == "enumerate" and len(items) == 1 and n == 2:
+                return [Sym(Kind.VALUE, pytype="int"), items[0]]
+            if source.func.id == "zip" and len(items) == n:
+                return items
+        return [Sym(Kind.VALUE, dynamic=element.dynamic) for _ in range(n)]
 
     expr_ListComp = _comprehension
     expr_GeneratorExp = _comprehension
@@ -664,6 +794,7 @@ class _Checker:
         if name in BUILTINS:
             if node.keywords and name not in ("sorted", "min", "max"):
                 raise self.fail(node, f"{name}() takes no keyword arguments here")
+            dynamic = False
             for a in node.args:
                 s = self.expr(a, env)
                 if s.kind is Kind.TENSORS and name in ("len", "list", "tuple", "reversed"):
@@ -671,14 +802,25 @@ class _Checker:
                         return (
                             replace(s, items=None)
                             if name != "reversed"
-                            else Sym(Kind.TENSORS, dtype=s.dtype)
+                            else replace(s, items=None, count=None)
                         )
                     continue
-                self.need_value(a, s, f"the argument of {name}()")
+                # these keep the elements as they are, graph values included
+                keeps = name in ("len", "list", "tuple", "reversed", "enumerate", "zip")
+                self.need_value(a, s, f"the argument of {name}()", static=not keeps)
+                dynamic |= s.dynamic and name != "len"
             self.notes[_key(node)] = _CallNote("builtin")
-            first = self.expr(node.args[0], env) if node.args else None
+            args = [self.expr(a, env) for a in node.args]
+            first = args[0] if args else None
             pytype = BUILTINS[name] or (first.pytype if first is not None else "any")
-            return Sym(Kind.VALUE, pytype=pytype)
+            if name in ("min", "max", "sum", "abs", "round") and args:
+                # of ints (or one list of ints) an int
+                types = {a.pytype.removesuffix("[]") for a in args}
+                if types == {"int"} or (name == "round" and len(args) == 1):
+                    pytype = "int"
+                elif types <= {"int", "float"} and name != "sum":
+                    pytype = "float" if "float" in types else pytype
+            return Sym(Kind.VALUE, pytype=pytype, dynamic=dynamic)
         raise self.fail(
             node,
             f"unknown function `{name}`: ONNX ops are capitalised (Add, MatMul), helpers are "
@@ -697,7 +839,12 @@ class _Checker:
             raise self.fail(
                 arg,
                 f"{helper}() reads what the exporter knows of an input of the op, so its argument "
-                f"must be a tensor argument of {self.schema.qualname}, not a value computed here",
+                f"must be a tensor argument of {self.schema.qualname} (or an element of one), "
+                "not a value computed here",
+            )
+        if sym.kind is Kind.MAYBE_TENSOR or (sym.kind is Kind.TENSORS and sym.optional_items):
+            raise self.fail(
+                arg, f"{helper}() needs a tensor, and this may be None: test `is not None` first"
             )
         self.notes[_key(node)] = _CallNote("helper")
         return sym
@@ -708,7 +855,37 @@ class _Checker:
 
     def helper_sizes(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
         self._param_arg(node, env, "sizes", lists=False)
-        return Sym(Kind.VALUE, pytype="int[]")
+        return Sym(Kind.VALUE, pytype="int[]", dynamic=True)
+
+    def helper_is_static(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
+        if not node.args or node.keywords:
+            raise self.fail(node, "is_static() takes values: is_static(size), is_static(a, b)")
+        for arg in node.args:
+            sym = self.expr(arg, env)
+            if sym.kind is not Kind.TENSOR:  # a tensor computed here stands for a number
+                self.need_value(arg, sym, "is_static()'s argument", False)
+        self.notes[_key(node)] = _CallNote("helper")
+        return Sym(Kind.VALUE, pytype="bool")
+
+    def helper_static(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
+        if len(node.args) != 1 or node.keywords:
+            raise self.fail(node, "static() takes one value: static(size)")
+        sym = self.expr(node.args[0], env)
+        self.need_value(node.args[0], sym, "static()'s argument", static=False)
+        self.notes[_key(node)] = _CallNote("helper")
+        return replace(sym, dynamic=False, param=None)
+
+    def helper_factory_dtype(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
+        usage = "factory_dtype(dtype, value, ...): dtype, or torch's dtype for the values"
+        if len(node.args) < 2 or node.keywords:
+            raise self.fail(node, f"write {usage}")
+        dtype = self.expr(node.args[0], env)
+        if dtype.pytype != "dtype" and dtype.kind is not Kind.NONE:
+            raise self.fail(node.args[0], f"the first argument is a dtype: {usage}")
+        for a in node.args[1:]:
+            self.need_value(a, self.expr(a, env), "a value of factory_dtype()", static=False)
+        self.notes[_key(node)] = _CallNote("helper")
+        return Sym(Kind.VALUE, pytype="dtype")
 
     def helper_size(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
         if len(node.args) != 2 or node.keywords:
@@ -721,7 +898,7 @@ class _Checker:
         ast.copy_location(probe, node)
         self._param_arg(probe, env, "size", lists=False)
         self.notes[_key(node)] = _CallNote("helper")
-        return Sym(Kind.VALUE, pytype="int", maybe_none=True)
+        return Sym(Kind.VALUE, pytype="int", dynamic=True)
 
     def helper_dtype_of(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
         self._param_arg(node, env, "dtype_of")
@@ -738,7 +915,8 @@ class _Checker:
             raise self.fail(node, f"write {usage}")
         value = self.expr(node.args[0], env)
         if value.kind is not Kind.TENSOR:  # a tensor passes through: `other` in add.Tensor
-            self.need_value(node.args[0], value, "the value of a constant")
+            # graph values in it (SymInts) are joined in, static parts folded
+            self.need_value(node.args[0], value, "the value of a constant", static=False)
         dtype_node = node.args[1] if len(node.args) == 2 else kwargs.get("dtype")
         like_node = kwargs.get("like")
         if (dtype_node is None) == (like_node is None):
@@ -805,7 +983,7 @@ class _Checker:
             arg, slot = given[p.name]
             sym = self.expr(arg, env)
             if p.kind is Kind.VALUE:
-                self.need_value(arg, sym, f"argument {p.name} of {qualname}")
+                self.need_value(arg, sym, f"argument {p.name} of {qualname}", static=not p.dynamic)
             elif sym.kind is Kind.VALUE:
                 continue  # a number where ATen takes a tensor: the callee's promotion types it
             elif sym.kind is Kind.NONE:
@@ -864,6 +1042,7 @@ class _Checker:
             )
         specs = self.specs(node, name)
         by_since = {s.since: s for s in specs.values()}
+        self._keyword_inputs(node, name, specs)
         note = _CallNote("onnx")
         self.notes[_key(node)] = note
         # inputs
@@ -995,6 +1174,47 @@ class _Checker:
             items=tuple(Sym(Kind.TENSOR, dtype=d) for d in out_dtypes),
         )
 
+    def _keyword_inputs(self, node: ast.Call, name: str, specs: dict[int, OpSpec]) -> None:
+        """Keywords that name an input rather than an attribute (at every opset of the range)
+        become positional inputs. A keyword that is an attribute at some opsets and an input at
+        others (`axes`, `split`, `pads`, ...) splits the lowering at the opsets where its form
+        changes (FormSplit): each piece is checked and rendered in one form."""
+        forms: dict[int, tuple] = {}
+        for opset, spec in sorted(specs.items()):
+            form = []
+            for kw in node.keywords:
+                if kw.arg is None or kw.arg == "_outputs" or kw.arg in spec.attributes:
+                    continue
+                pos = spec.input_position(INPUT_RENAMES.get((name, kw.arg), kw.arg))
+                if pos is None:
+                    pos = spec.input_position(kw.arg)
+                if pos is None:
+                    known = ", ".join(sorted(spec.attributes)) or "none"
+                    inputs = ", ".join(f.name for f in spec.inputs)
+                    raise self.fail(
+                        kw,
+                        f"ONNX {name}-{spec.since} has no attribute or input {kw.arg} "
+                        f"(attributes: {known}; inputs: {inputs})",
+                    )
+                form.append((kw.arg, pos))
+            forms[opset] = tuple(form)
+        changes = [o for o in sorted(forms)[1:] if forms[o] != forms[o - 1]]
+        if changes:
+            raise FormSplit(changes)
+        moved = dict(forms[min(forms)])
+        if not moved:
+            return
+        for kw_name, pos in sorted(moved.items(), key=lambda item: item[1]):
+            kw = next(k for k in node.keywords if k.arg == kw_name)
+            if pos < len(node.args):
+                raise self.fail(kw, f"input {pos} of {name} is given twice: here and by position")
+            if any(isinstance(a, ast.Starred) for a in node.args):
+                raise self.fail(kw, "inputs given by name cannot follow a *list of inputs")
+            while len(node.args) < pos:
+                node.args.append(ast.copy_location(ast.Constant(None), kw.value))
+            node.args.append(kw.value)
+        node.keywords = [k for k in node.keywords if k.arg not in moved]
+
     def _need_optional(self, arg: ast.AST, specs: dict[int, OpSpec], pos: int, name: str) -> None:
         for o, s in specs.items():
             formal = s.formal_input(pos)
@@ -1020,6 +1240,8 @@ class _Checker:
         allowed = {frozenset(s.allowed(s.formal_input(pos).type_str)) for s in specs.values()}  # type: ignore[union-attr]
         if len(allowed) == 1:
             (types,) = allowed
+            if types == _INDEX_TYPES:  # indices and sizes (Slice's starts, ...): int64
+                return DType(fixed="int64")
             if len(types) == 1:
                 (only,) = types
                 for dt in DTYPE_NAMES:
@@ -1095,6 +1317,64 @@ def _call_result(callee: Callee, dtypes: dict[str, DType]) -> DType:
     return known.pop() if len(known) == 1 else UNKNOWN
 
 
+def _element(items: Sym) -> Sym:
+    """An element of a list of tensors (an argument's element keeps the argument's name, so
+    that helpers may read it)."""
+    kind = Kind.MAYBE_TENSOR if items.optional_items else Kind.TENSOR
+    return Sym(kind, dtype=items.dtype, param=items.param)
+
+
+def _dynamic_message(node: ast.AST, what: str) -> str:
+    text = ast.unparse(node) if isinstance(node, ast.expr) else "this"
+    test = (
+        f"test `is_static({text})` first"
+        if isinstance(node, ast.Name)
+        else "give it a name and test `is_static(name)` first"
+    )
+    return (
+        f"{what} must be known while exporting, but `{text}` may be a value the graph computes "
+        f"(a SymInt or a Scalar from the model): {test}, require it with `static(...)` (the "
+        "export fails where it is not), or compute with ONNX ops"
+    )
+
+
+def _static_tests(test: ast.expr) -> list[tuple[ast.expr, bool]]:
+    """What a condition proves static: (x, True) for each x of `is_static(x, ...)` (joined by
+    `and`), (x, False) for a lone `not is_static(x)`."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return [t for v in test.values for t in _static_tests(v) if t[1]]
+    negated = isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not)
+    call = test.operand if negated else test  # type: ignore[attr-defined]
+    if isinstance(call, ast.Call) and getattr(call.func, "id", None) == "is_static":
+        # negated, it proves nothing where it holds (some argument is dynamic), and every
+        # argument static where it does not
+        return [(arg, not negated) for arg in call.args]
+    return []
+
+
+def _narrowed(node: ast.expr) -> str:
+    """The key under which an environment records that `node` was proved static."""
+    return f"<{ast.unparse(node)}>"
+
+
+def _mentions(key: str, name: str) -> bool:
+    return any(isinstance(n, ast.Name) and n.id == name for n in ast.walk(ast.parse(key[1:-1])))
+
+
+def _narrow_by(test: ast.expr, then_env: dict[str, Sym], else_env: dict[str, Sym]) -> None:
+    """What `test` proves where it holds (`then_env`) and where it does not: names not None,
+    names and expressions (`size(self, 0)`) static."""
+    for name, not_none in _none_tests(test):
+        _narrow(then_env if not_none else else_env, name)
+    for expr, static in _static_tests(test):
+        env = then_env if static else else_env
+        if isinstance(expr, ast.Name):
+            if expr.id in env and env[expr.id].kind is Kind.VALUE:
+                env[expr.id] = replace(env[expr.id], dynamic=False)
+        else:
+            env[_narrowed(expr)] = Sym(Kind.VALUE)
+
+
 def _none_tests(test: ast.expr) -> list[tuple[str, bool]]:
     """Names a condition proves about None: (name, True) for `name is not None` (joined by
     `and`), (name, False) for a lone `name is None`."""
@@ -1147,7 +1427,7 @@ class _Render(ast.NodeTransformer):
 
     def __init__(self, notes: dict[tuple, _CallNote], target: str) -> None:
         self.notes = notes
-        self.target = target  # "onnxscript" or "symbolic"
+        self.target = target  # "onnxscript", "symbolic", or "condition" (a `when`)
         self.ctx = "op" if target == "onnxscript" else "g"
 
     @staticmethod
@@ -1192,6 +1472,13 @@ class _Render(ast.NodeTransformer):
                 else:
                     dtype = self.visit(dtype_kw) if dtype_kw is not None else args[1]
                 return self._call("const", [ctx, args[0], dtype])
+            if name == "static":  # the error names what had to be static
+                return self._call("static", [args[0], ast.Constant(ast.unparse(node.args[0]))])
+            if name in _CTX_HELPERS:
+                # a condition only tells static sizes from dynamic ones: it adds no nodes
+                if self.target == "condition":
+                    return self._call(f"static_{name}", args)
+                return self._call(name, [ctx, *args])
             return self._call(name, args)
         # an ONNX op
         args: list[ast.expr] = []
@@ -1273,18 +1560,20 @@ def check_body(
     opsets: tuple[int, int],
     when: str | None = None,
     callees: dict[str, Callee] | None = None,
+    excluded_by_gaps: tuple[str, ...] = (),
 ) -> Checked:
     """Check a lowering body against `schema` at `opsets`; raises SpecError.
 
-    `when` is the lowering's condition: arguments it proves are not None are not None here.
+    `when` is the lowering's condition: what it proves (arguments not None, values static)
+    holds in the body; so does the negation of each condition in `excluded_by_gaps`, the
+    `when` of gaps that stop the export wherever they hold at these opsets.
     """
     tree = parse(source, where)
     assert isinstance(tree, ast.Module)
     checker = _Checker(source, where, schema, opsets, callees=callees)
     if when is not None:
-        checker.not_none = {
-            n for n, not_none in _none_tests(ast.parse(when, mode="eval").body) if not_none
-        }
+        checker.when = ast.parse(when, mode="eval").body
+    checker.excluded = [ast.parse(text, mode="eval").body for text in excluded_by_gaps]
     checker.body(tree)
     returns = checker.returns[0]
     for other in checker.returns[1:]:
@@ -1318,6 +1607,6 @@ def check_condition(
     checker = _Checker(source, where, schema, (0, 0), condition=True)
     sym = checker.expr(tree.body, checker.params_env())
     checker.need_value(tree.body, sym, "a `when` condition")
-    out = _Render(checker.notes, "onnxscript").visit(copy.deepcopy(tree))
+    out = _Render(checker.notes, "condition").visit(copy.deepcopy(tree))
     ast.fix_missing_locations(out)
     return ast.unparse(out)

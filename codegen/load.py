@@ -34,17 +34,22 @@ from torchonnx.dtypes import DTYPE_NAMES
 COMMON_FILE = "common.yaml"
 ENTRY_KEYS = (
     "also",
+    "schema",
     "doc",
+    "drop",
     "dtypes",
     "promote",
     "input_dtypes",
     "widen",
+    "compute_in",
     "shape",
     "lower",
     "gaps",
     "samples",
 )
-BLOCK_KEYS = ("since", "when", "emit")
+BLOCK_KEYS = ("since", "until", "when", "emit")
+# What a dropped entry (`drop: reason`) may say besides its reason.
+DROP_KEYS = ("also", "schema", "doc", "drop")
 GAP_KEYS = ("reason", "dtypes", "opsets", "when", "runtime")
 SAMPLE_KEYS = ("args", "opsets", "dtypes", "overload")
 COMMON_KEYS = ("opsets", "dtypes", "limits")
@@ -320,6 +325,8 @@ def load_family(path: Path, common: Common, sets: DtypeSets, diags: Diagnostics)
 def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSets) -> Entry | None:
     node, where = doc[key], f.key_loc(doc, key)
     errors_before = len(f.diags.errors)
+    if isinstance(node, CommentedMap) and "drop" in node:
+        return _dropped(f, node, key, where)
     if not _check_keys(
         f, node, ENTRY_KEYS, f"entry {key}", where, required=("dtypes", "shape", "lower")
     ):
@@ -371,6 +378,15 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
                         )
                     widen[str(narrow)] = str(wide)
 
+    compute_in = None
+    if "compute_in" in node:
+        compute_in = node["compute_in"]
+        if not isinstance(compute_in, str) or not compute_in.isidentifier():
+            raise SpecError(
+                f.value_loc(node, "compute_in"),
+                "`compute_in` names the ScalarType argument that sets the compute dtype",
+            )
+    schema = _schema(f, node)
     blocks = _blocks(f, node, common)
     gaps = _gaps(f, node, common, sets)
     samples = _samples(f, node, common, sets)
@@ -395,6 +411,51 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
         blocks=blocks,
         gaps=gaps,
         samples=samples,
+        compute_in=compute_in,
+        schema=schema,
+    )
+
+
+def _schema(f: _File, node: CommentedMap) -> str | None:
+    if "schema" not in node:
+        return None
+    value = node["schema"]
+    if not isinstance(value, str) or "(" not in value or "->" not in value:
+        raise SpecError(
+            f.value_loc(node, "schema"),
+            "`schema` is written like an ATen schema: `add(Tensor a, Tensor b) -> Tensor`",
+        )
+    return " ".join(value.split())
+
+
+def _dropped(f: _File, node: CommentedMap, key: str, where: Location) -> Entry | None:
+    """An entry whose calls compute nothing the graph needs: `drop: reason`."""
+    if not _check_keys(f, node, DROP_KEYS, f"dropped entry {key}", where):
+        return None
+    also: list[tuple[str, Location]] = []
+    if "also" in node:
+        raw = node["also"]
+        if not isinstance(raw, CommentedSeq) or not all(isinstance(a, str) for a in raw):
+            raise SpecError(f.value_loc(node, "also"), "`also` is a list of ATen overloads")
+        also = [(a, f.item_loc(raw, i)) for i, a in enumerate(raw)]
+    return Entry(
+        key=key,
+        loc=where,
+        family=f.path.stem,
+        also=tuple(also),
+        doc=_text(f, node, "doc") if "doc" in node else "",
+        dtypes=(),
+        dtypes_text="",
+        dtypes_loc=where,
+        promote=None,
+        input_dtypes={},
+        widen={},
+        shape=Call("infer", (), "infer", where),
+        blocks=(),
+        gaps=(),
+        samples=(),
+        schema=_schema(f, node),
+        drop=_text(f, node, "drop"),
     )
 
 
@@ -421,12 +482,27 @@ def _blocks(f: _File, node: CommentedMap, common: Common) -> tuple[Block, ...]:
                     f.value_loc(item, "since"),
                     f"opset {since} is outside the opsets torchonnx targets ({common.oldest}..{common.newest}, common.yaml)",
                 )
+            until = item.get("until")
+            if until is not None and (
+                not isinstance(until, int) or isinstance(until, bool) or not since <= until
+            ):
+                raise SpecError(
+                    f.value_loc(item, "until"),
+                    f"`until` is the last opset of the lowering, {since} or later, not {_kind(until)}",
+                )
+            if until is not None and "when" not in item:
+                raise SpecError(
+                    f.key_loc(item, "until"),
+                    "only a `when` lowering takes `until`; an unconditional one ends where the "
+                    "next unconditional one begins",
+                )
             blocks.append(
                 Block(
                     since=since,
                     emit=f.source(item, "emit"),
                     loc=where,
                     when=f.source(item, "when") if "when" in item else None,
+                    until=min(until, common.newest) if until is not None else None,
                 )
             )
     return tuple(blocks)

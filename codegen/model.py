@@ -92,6 +92,7 @@ class Block:
     emit: Source
     loc: Location
     when: Source | None = None
+    until: int | None = None  # the last opset, when the block says (a `when` block may)
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,9 @@ class Entry:
     blocks: tuple[Block, ...]
     gaps: tuple[Gap, ...]
     samples: tuple[Sample, ...]
+    compute_in: str | None = None  # a ScalarType argument that, when given, sets the compute dtype
+    schema: str | None = None  # the declared schema of a Python callable (`operator.add`)
+    drop: str | None = None  # why calls of this op are left out of the graph (no lowering)
 
     @property
     def overloads(self) -> tuple[str, ...]:

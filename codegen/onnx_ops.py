@@ -53,6 +53,10 @@ class OpSpec:
             return self.outputs[-1]
         return None
 
+    def input_position(self, name: str) -> int | None:
+        """The position of the input called `name`, or None."""
+        return next((i for i, f in enumerate(self.inputs) if f.name == name), None)
+
     def allowed(self, type_str: str) -> frozenset[str]:
         """The type strings a formal of this type accepts."""
         return self.types.get(type_str, frozenset({type_str}))
@@ -116,4 +120,11 @@ SYMBOLIC_SUFFIX: dict[str, str] = {
     "STRINGS": "s",
     "TENSOR": "t",
     "GRAPH": "g",
+}
+
+# Attributes that became inputs of another name: (op, attribute) -> input. A body writes the
+# attribute's name at every opset (`Pad(x, pads=p, value=v)`, `TopK(x, k=k)`).
+INPUT_RENAMES: dict[tuple[str, str], str] = {
+    ("Pad", "value"): "constant_value",
+    ("TopK", "k"): "K",
 }

@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from torchonnx.codegen.analyze import Analyzed, Lowering, Segment
-from torchonnx.codegen.aten import NO_DEFAULT, AtenSchema, Kind
+from torchonnx.codegen.aten import NAMED_VALUE_TYPES, NO_DEFAULT, AtenSchema, Kind
 from torchonnx.codegen.files import FileManager, markdown_header, python_header
 from torchonnx.codegen.model import Common, Source
 
@@ -94,7 +94,9 @@ def _dispatcher_name(packet: str) -> str:
 
 class Renderer:
     def __init__(self, analyzed: list[Analyzed], common: Common, spec_dir: str) -> None:
-        self.analyzed = sorted(analyzed, key=lambda a: (a.entry.family, a.entry.loc.line))
+        ordered = sorted(analyzed, key=lambda a: (a.entry.family, a.entry.loc.line))
+        self.analyzed = [a for a in ordered if a.drop is None]
+        self.dropped = [a for a in ordered if a.drop is not None]
         self.common = common
         self.spec_dir = spec_dir
         self.env = _env()
@@ -191,6 +193,7 @@ class Renderer:
                     "overloads": ", ".join(sorted(overloads)),
                 }
                 for packet, overloads in sorted(packets.items())
+                if "::" in packet  # torch's symbolic registry holds ATen ops only
             ]
             modules[opset] = self.env.get_template("symbolic_module.py.j2").render(
                 header=python_header(sources),
@@ -221,6 +224,9 @@ class Renderer:
             newest=self.common.newest,
             reasons=list(reasons),
             entries=entries,
+            dropped={
+                name: a.drop for a in sorted(self.dropped, key=lambda a: a.entry.key) for name in a.schemas
+            },
             runtime_limits=[
                 f"RuntimeLimit({limit.runtime!r}, {limit.dtypes!r}, ({limit.opsets.lo}, "
                 f"{limit.opsets.hi}), {limit.reason!r}, {_spec_loc(limit.loc)!r})"
@@ -256,6 +262,10 @@ class Renderer:
                     parts.append("kwarg_only=True")
                 if p.aten_name != p.name:
                     parts.append(f"aten_name={p.aten_name!r}")
+                if p.pytype in NAMED_VALUE_TYPES:
+                    parts.append(f"named={p.pytype!r}")
+                if p.dynamic:
+                    parts.append("dynamic=True")
                 params.append(f"Param({', '.join(parts)})")
             overloads.append(
                 {

@@ -24,12 +24,12 @@ from torchonnx import ir_helpers as _h
 
 
 def add_Tensor__opset7(op, self, other, alpha):
-    """aten::add.Tensor at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:15)."""
+    """aten::add.Tensor at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml:15)."""
     return op.Add(self, other)
 
 
 def add_Scalar__opset7(op, self, other, alpha):
-    """aten::add.Scalar at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:15)."""
+    """aten::add.Scalar at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml:15)."""
     return op.Add(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -56,7 +56,7 @@ add_out__opset7_1 = add_Tensor__opset7_1
 
 
 def add_Tensor__opset7__when(self, other, alpha):
-    return alpha == 1
+    return _h.is_static(alpha) and alpha == 1
 
 
 # aten::sub.Tensor: Elementwise difference self - alpha * other.
@@ -70,12 +70,12 @@ def add_Tensor__opset7__when(self, other, alpha):
 
 
 def sub_Tensor__opset7(op, self, other, alpha):
-    """aten::sub.Tensor at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:32)."""
+    """aten::sub.Tensor at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml:32)."""
     return op.Sub(self, other)
 
 
 def sub_Scalar__opset7(op, self, other, alpha):
-    """aten::sub.Scalar at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:32)."""
+    """aten::sub.Scalar at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml:32)."""
     return op.Sub(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -110,7 +110,7 @@ sub_Scalar_out__opset7_1 = sub_Scalar__opset7_1
 
 
 def sub_Tensor__opset7__when(self, other, alpha):
-    return alpha == 1
+    return _h.is_static(alpha) and alpha == 1
 
 
 # aten::rsub.Tensor: Reversed difference other - alpha * self.
@@ -122,12 +122,12 @@ def sub_Tensor__opset7__when(self, other, alpha):
 
 
 def rsub_Tensor__opset7(op, self, other, alpha):
-    """aten::rsub.Tensor at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:51)."""
+    """aten::rsub.Tensor at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml:51)."""
     return op.Sub(other, self)
 
 
 def rsub_Scalar__opset7(op, self, other, alpha):
-    """aten::rsub.Scalar at opsets 7..28, when `alpha == 1` (specs/elementwise.yaml:51)."""
+    """aten::rsub.Scalar at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml:51)."""
     return op.Sub(_h.const(op, other, _h.dtype_of(self)), self)
 
 
@@ -154,7 +154,7 @@ rsub_Scalar_out__opset7_1 = rsub_Scalar__opset7_1
 
 
 def rsub_Tensor__opset7__when(self, other, alpha):
-    return alpha == 1
+    return _h.is_static(alpha) and alpha == 1
 
 
 # aten::mul.Tensor: Elementwise product (logical and for bool).
@@ -529,10 +529,8 @@ reciprocal_out__opset7 = reciprocal__opset7
 
 
 def clamp__opset11(op, self, min, max):
-    """aten::clamp at opsets 11..28 (specs/elementwise.yaml:301)."""
-    low = None if min is None else _h.const(op, min, _h.dtype_of(self))
-    high = None if max is None else _h.const(op, max, _h.dtype_of(self))
-    return op.Clip(self, low, high)
+    """aten::clamp at opsets 11..28 (specs/elementwise.yaml:302)."""
+    return op.Clip(self, _h.const(op, min, _h.dtype_of(self)), _h.const(op, max, _h.dtype_of(self)))
 
 
 clamp___opset11 = clamp__opset11
@@ -541,7 +539,7 @@ clamp_out__opset11 = clamp__opset11
 
 
 def clamp__opset7(op, self, min, max):
-    """aten::clamp at opsets 7..10 (specs/elementwise.yaml:306)."""
+    """aten::clamp at opsets 7..10 (specs/elementwise.yaml:304)."""
     return op.Clip(
         self,
         **_h.attrs(
@@ -554,14 +552,19 @@ clamp___opset7 = clamp__opset7
 
 clamp_out__opset7 = clamp__opset7
 
+
+def clamp__gap0(self, min, max):
+    return not _h.is_static(min, max)
+
+
 # aten::minimum: Elementwise minimum, propagating NaN.
-# specs/elementwise.yaml:329
+# specs/elementwise.yaml:330
 #   aten::minimum(Tensor self, Tensor other) -> Tensor
 #   aten::minimum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def minimum__opset8(op, self, other):
-    """aten::minimum at opsets 8..28 (specs/elementwise.yaml:339)."""
+    """aten::minimum at opsets 8..28 (specs/elementwise.yaml:340)."""
     return op.Min(self, other)
 
 
@@ -569,7 +572,7 @@ minimum_out__opset8 = minimum__opset8
 
 
 def minimum__opset7(op, self, other):
-    """aten::minimum at opsets 7..7, when `sizes(self) == sizes(other)` (specs/elementwise.yaml:341)."""
+    """aten::minimum at opsets 7..7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml:343)."""
     return op.Min(self, other)
 
 
@@ -577,17 +580,21 @@ minimum_out__opset7 = minimum__opset7
 
 
 def minimum__opset7__when(self, other):
-    return _h.sizes(self) == _h.sizes(other)
+    return (
+        _h.rank(self) == _h.rank(other)
+        and _h.is_static(_h.static_sizes(self), _h.static_sizes(other))
+        and (_h.static_sizes(self) == _h.static_sizes(other))
+    )
 
 
 # aten::maximum: Elementwise maximum, propagating NaN.
-# specs/elementwise.yaml:363
+# specs/elementwise.yaml:365
 #   aten::maximum(Tensor self, Tensor other) -> Tensor
 #   aten::maximum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def maximum__opset8(op, self, other):
-    """aten::maximum at opsets 8..28 (specs/elementwise.yaml:371)."""
+    """aten::maximum at opsets 8..28 (specs/elementwise.yaml:373)."""
     return op.Max(self, other)
 
 
@@ -595,7 +602,7 @@ maximum_out__opset8 = maximum__opset8
 
 
 def maximum__opset7(op, self, other):
-    """aten::maximum at opsets 7..7, when `sizes(self) == sizes(other)` (specs/elementwise.yaml:373)."""
+    """aten::maximum at opsets 7..7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml:376)."""
     return op.Max(self, other)
 
 
@@ -603,18 +610,22 @@ maximum_out__opset7 = maximum__opset7
 
 
 def maximum__opset7__when(self, other):
-    return _h.sizes(self) == _h.sizes(other)
+    return (
+        _h.rank(self) == _h.rank(other)
+        and _h.is_static(_h.static_sizes(self), _h.static_sizes(other))
+        and (_h.static_sizes(self) == _h.static_sizes(other))
+    )
 
 
 # aten::relu: max(self, 0), elementwise.
-# specs/elementwise.yaml:397
+# specs/elementwise.yaml:400
 #   aten::relu(Tensor self) -> Tensor
 #   aten::relu_(Tensor(a!) self) -> Tensor(a!)
 #   aten::relu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def relu__opset7(op, self):
-    """aten::relu at opsets 7..28 (specs/elementwise.yaml:406)."""
+    """aten::relu at opsets 7..28 (specs/elementwise.yaml:409)."""
     return op.Relu(self)
 
 
@@ -623,14 +634,14 @@ relu___opset7 = relu__opset7
 relu_out__opset7 = relu__opset7
 
 # aten::sigmoid: 1 / (1 + exp(-self)); integers and bool as float32.
-# specs/elementwise.yaml:419
+# specs/elementwise.yaml:422
 #   aten::sigmoid(Tensor self) -> Tensor
 #   aten::sigmoid_(Tensor(a!) self) -> Tensor(a!)
 #   aten::sigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def sigmoid__opset7(op, self):
-    """aten::sigmoid at opsets 7..28 (specs/elementwise.yaml:426)."""
+    """aten::sigmoid at opsets 7..28 (specs/elementwise.yaml:429)."""
     return op.Sigmoid(self)
 
 
@@ -639,14 +650,14 @@ sigmoid___opset7 = sigmoid__opset7
 sigmoid_out__opset7 = sigmoid__opset7
 
 # aten::tanh: Hyperbolic tangent; integers and bool as float32.
-# specs/elementwise.yaml:431
+# specs/elementwise.yaml:434
 #   aten::tanh(Tensor self) -> Tensor
 #   aten::tanh_(Tensor(a!) self) -> Tensor(a!)
 #   aten::tanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def tanh__opset7(op, self):
-    """aten::tanh at opsets 7..28 (specs/elementwise.yaml:438)."""
+    """aten::tanh at opsets 7..28 (specs/elementwise.yaml:441)."""
     return op.Tanh(self)
 
 
@@ -655,14 +666,14 @@ tanh___opset7 = tanh__opset7
 tanh_out__opset7 = tanh__opset7
 
 # aten::gelu: Gaussian error linear unit: x * Phi(x), exact (approximate="none") or with the tanh approximation.
-# specs/elementwise.yaml:443
+# specs/elementwise.yaml:446
 #   aten::gelu(Tensor self, *, str approximate="none") -> Tensor
 #   aten::gelu_(Tensor(a!) self, *, str approximate="none") -> Tensor(a!)
 #   aten::gelu.out(Tensor self, *, str approximate="none", Tensor(a!) out) -> Tensor(a!)
 
 
 def gelu__opset20(op, self, approximate):
-    """aten::gelu at opsets 20..28 (specs/elementwise.yaml:449)."""
+    """aten::gelu at opsets 20..28 (specs/elementwise.yaml:452)."""
     return op.Gelu(self, approximate=approximate)
 
 
@@ -672,7 +683,7 @@ gelu_out__opset20 = gelu__opset20
 
 
 def gelu__opset9(op, self, approximate):
-    """aten::gelu at opsets 9..19 (specs/elementwise.yaml:451)."""
+    """aten::gelu at opsets 9..19 (specs/elementwise.yaml:454)."""
     if approximate == "tanh":
         inner = op.Mul(
             op.Add(
@@ -700,7 +711,7 @@ gelu_out__opset9 = gelu__opset9
 
 
 def gelu__opset7(op, self, approximate):
-    """aten::gelu at opsets 7..8, when `approximate == "tanh"` (specs/elementwise.yaml:457)."""
+    """aten::gelu at opsets 7..8, when `approximate == "tanh"` (specs/elementwise.yaml:460)."""
     inner = op.Mul(
         op.Add(
             self,
@@ -724,14 +735,14 @@ def gelu__opset7__when(self, approximate):
 
 
 # aten::silu: self * sigmoid(self).
-# specs/elementwise.yaml:480
+# specs/elementwise.yaml:483
 #   aten::silu(Tensor self) -> Tensor
 #   aten::silu_(Tensor(a!) self) -> Tensor(a!)
 #   aten::silu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def silu__opset7(op, self):
-    """aten::silu at opsets 7..28 (specs/elementwise.yaml:486)."""
+    """aten::silu at opsets 7..28 (specs/elementwise.yaml:489)."""
     return op.Mul(self, op.Sigmoid(self))
 
 
@@ -740,14 +751,14 @@ silu___opset7 = silu__opset7
 silu_out__opset7 = silu__opset7
 
 # aten::hardtanh: self clamped to [min_val, max_val].
-# specs/elementwise.yaml:491
+# specs/elementwise.yaml:494
 #   aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor
 #   aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!)
 #   aten::hardtanh.out(Tensor self, Scalar min_val=-1, Scalar max_val=1, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def hardtanh__opset11(op, self, min_val, max_val):
-    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:498)."""
+    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:501)."""
     return op.Clip(
         self, _h.const(op, min_val, _h.dtype_of(self)), _h.const(op, max_val, _h.dtype_of(self))
     )
@@ -759,7 +770,7 @@ hardtanh_out__opset11 = hardtanh__opset11
 
 
 def hardtanh__opset7(op, self, min_val, max_val):
-    """aten::hardtanh at opsets 7..10 (specs/elementwise.yaml:500)."""
+    """aten::hardtanh at opsets 7..10 (specs/elementwise.yaml:503)."""
     return op.Clip(self, min=float(min_val), max=float(max_val))
 
 
@@ -767,15 +778,20 @@ hardtanh___opset7 = hardtanh__opset7
 
 hardtanh_out__opset7 = hardtanh__opset7
 
+
+def hardtanh__gap0(self, min_val, max_val):
+    return not _h.is_static(min_val, max_val)
+
+
 # aten::leaky_relu: self if self > 0 else negative_slope * self.
-# specs/elementwise.yaml:518
+# specs/elementwise.yaml:524
 #   aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor
 #   aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)
 #   aten::leaky_relu.out(Tensor self, Scalar negative_slope=0.01, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def leaky_relu__opset7(op, self, negative_slope):
-    """aten::leaky_relu at opsets 7..28 (specs/elementwise.yaml:525)."""
+    """aten::leaky_relu at opsets 7..28 (specs/elementwise.yaml:531)."""
     return op.LeakyRelu(self, alpha=float(negative_slope))
 
 
@@ -783,15 +799,20 @@ leaky_relu___opset7 = leaky_relu__opset7
 
 leaky_relu_out__opset7 = leaky_relu__opset7
 
+
+def leaky_relu__gap0(self, negative_slope):
+    return not _h.is_static(negative_slope)
+
+
 # aten::elu: scale * (self if self > 0 else alpha * (exp(self) - 1)).
-# specs/elementwise.yaml:535
+# specs/elementwise.yaml:543
 #   aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor
 #   aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)
 #   aten::elu.out(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def elu__opset7(op, self, alpha, scale, input_scale):
-    """aten::elu at opsets 7..28 (specs/elementwise.yaml:542)."""
+    """aten::elu at opsets 7..28 (specs/elementwise.yaml:550)."""
     out = op.Elu(self, alpha=float(alpha))
     if scale != 1:
         out = op.Mul(out, _h.const(op, scale, _h.dtype_of(self)))
@@ -804,11 +825,15 @@ elu_out__opset7 = elu__opset7
 
 
 def elu__gap0(self, alpha, scale, input_scale):
-    return input_scale != 1
+    return not _h.is_static(alpha, scale, input_scale)
+
+
+def elu__gap1(self, alpha, scale, input_scale):
+    return _h.is_static(input_scale) and input_scale != 1
 
 
 # aten::eq.Tensor: self == other, elementwise, as bool.
-# specs/elementwise.yaml:560
+# specs/elementwise.yaml:570
 #   aten::eq.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::eq.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::eq.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -816,12 +841,12 @@ def elu__gap0(self, alpha, scale, input_scale):
 
 
 def eq_Tensor__opset7(op, self, other):
-    """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml:568)."""
+    """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml:578)."""
     return op.Equal(self, other)
 
 
 def eq_Scalar__opset7(op, self, other):
-    """aten::eq.Scalar at opsets 7..28 (specs/elementwise.yaml:568)."""
+    """aten::eq.Scalar at opsets 7..28 (specs/elementwise.yaml:578)."""
     return op.Equal(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -830,7 +855,7 @@ eq_Tensor_out__opset7 = eq_Tensor__opset7
 eq_Scalar_out__opset7 = eq_Scalar__opset7
 
 # aten::ne.Tensor: self != other, elementwise, as bool.
-# specs/elementwise.yaml:581
+# specs/elementwise.yaml:591
 #   aten::ne.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::ne.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::ne.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -838,12 +863,12 @@ eq_Scalar_out__opset7 = eq_Scalar__opset7
 
 
 def ne_Tensor__opset7(op, self, other):
-    """aten::ne.Tensor at opsets 7..28 (specs/elementwise.yaml:589)."""
+    """aten::ne.Tensor at opsets 7..28 (specs/elementwise.yaml:599)."""
     return op.Not(op.Equal(self, other))
 
 
 def ne_Scalar__opset7(op, self, other):
-    """aten::ne.Scalar at opsets 7..28 (specs/elementwise.yaml:589)."""
+    """aten::ne.Scalar at opsets 7..28 (specs/elementwise.yaml:599)."""
     return op.Not(op.Equal(self, _h.const(op, other, _h.dtype_of(self))))
 
 
@@ -852,7 +877,7 @@ ne_Tensor_out__opset7 = ne_Tensor__opset7
 ne_Scalar_out__opset7 = ne_Scalar__opset7
 
 # aten::lt.Tensor: self < other, elementwise, as bool.
-# specs/elementwise.yaml:602
+# specs/elementwise.yaml:612
 #   aten::lt.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::lt.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::lt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -860,12 +885,12 @@ ne_Scalar_out__opset7 = ne_Scalar__opset7
 
 
 def lt_Tensor__opset7(op, self, other):
-    """aten::lt.Tensor at opsets 7..28 (specs/elementwise.yaml:612)."""
+    """aten::lt.Tensor at opsets 7..28 (specs/elementwise.yaml:622)."""
     return op.Less(self, other)
 
 
 def lt_Scalar__opset7(op, self, other):
-    """aten::lt.Scalar at opsets 7..28 (specs/elementwise.yaml:612)."""
+    """aten::lt.Scalar at opsets 7..28 (specs/elementwise.yaml:622)."""
     return op.Less(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -874,7 +899,7 @@ lt_Tensor_out__opset7 = lt_Tensor__opset7
 lt_Scalar_out__opset7 = lt_Scalar__opset7
 
 # aten::gt.Tensor: self > other, elementwise, as bool.
-# specs/elementwise.yaml:623
+# specs/elementwise.yaml:633
 #   aten::gt.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::gt.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::gt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -882,12 +907,12 @@ lt_Scalar_out__opset7 = lt_Scalar__opset7
 
 
 def gt_Tensor__opset7(op, self, other):
-    """aten::gt.Tensor at opsets 7..28 (specs/elementwise.yaml:631)."""
+    """aten::gt.Tensor at opsets 7..28 (specs/elementwise.yaml:641)."""
     return op.Greater(self, other)
 
 
 def gt_Scalar__opset7(op, self, other):
-    """aten::gt.Scalar at opsets 7..28 (specs/elementwise.yaml:631)."""
+    """aten::gt.Scalar at opsets 7..28 (specs/elementwise.yaml:641)."""
     return op.Greater(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -896,7 +921,7 @@ gt_Tensor_out__opset7 = gt_Tensor__opset7
 gt_Scalar_out__opset7 = gt_Scalar__opset7
 
 # aten::le.Tensor: self <= other, elementwise, as bool.
-# specs/elementwise.yaml:642
+# specs/elementwise.yaml:652
 #   aten::le.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::le.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::le.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -904,12 +929,12 @@ gt_Scalar_out__opset7 = gt_Scalar__opset7
 
 
 def le_Tensor__opset12(op, self, other):
-    """aten::le.Tensor at opsets 12..28 (specs/elementwise.yaml:650)."""
+    """aten::le.Tensor at opsets 12..28 (specs/elementwise.yaml:660)."""
     return op.LessOrEqual(self, other)
 
 
 def le_Scalar__opset12(op, self, other):
-    """aten::le.Scalar at opsets 12..28 (specs/elementwise.yaml:650)."""
+    """aten::le.Scalar at opsets 12..28 (specs/elementwise.yaml:660)."""
     return op.LessOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -919,12 +944,12 @@ le_Scalar_out__opset12 = le_Scalar__opset12
 
 
 def le_Tensor__opset7(op, self, other):
-    """aten::le.Tensor at opsets 7..11 (specs/elementwise.yaml:652)."""
+    """aten::le.Tensor at opsets 7..11 (specs/elementwise.yaml:662)."""
     return op.Or(op.Less(self, other), op.Equal(self, other))
 
 
 def le_Scalar__opset7(op, self, other):
-    """aten::le.Scalar at opsets 7..11 (specs/elementwise.yaml:652)."""
+    """aten::le.Scalar at opsets 7..11 (specs/elementwise.yaml:662)."""
     return op.Or(
         op.Less(self, _h.const(op, other, _h.dtype_of(self))),
         op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
@@ -936,7 +961,7 @@ le_Tensor_out__opset7 = le_Tensor__opset7
 le_Scalar_out__opset7 = le_Scalar__opset7
 
 # aten::ge.Tensor: self >= other, elementwise, as bool.
-# specs/elementwise.yaml:668
+# specs/elementwise.yaml:678
 #   aten::ge.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::ge.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::ge.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -944,12 +969,12 @@ le_Scalar_out__opset7 = le_Scalar__opset7
 
 
 def ge_Tensor__opset12(op, self, other):
-    """aten::ge.Tensor at opsets 12..28 (specs/elementwise.yaml:676)."""
+    """aten::ge.Tensor at opsets 12..28 (specs/elementwise.yaml:686)."""
     return op.GreaterOrEqual(self, other)
 
 
 def ge_Scalar__opset12(op, self, other):
-    """aten::ge.Scalar at opsets 12..28 (specs/elementwise.yaml:676)."""
+    """aten::ge.Scalar at opsets 12..28 (specs/elementwise.yaml:686)."""
     return op.GreaterOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -959,12 +984,12 @@ ge_Scalar_out__opset12 = ge_Scalar__opset12
 
 
 def ge_Tensor__opset7(op, self, other):
-    """aten::ge.Tensor at opsets 7..11 (specs/elementwise.yaml:678)."""
+    """aten::ge.Tensor at opsets 7..11 (specs/elementwise.yaml:688)."""
     return op.Or(op.Greater(self, other), op.Equal(self, other))
 
 
 def ge_Scalar__opset7(op, self, other):
-    """aten::ge.Scalar at opsets 7..11 (specs/elementwise.yaml:678)."""
+    """aten::ge.Scalar at opsets 7..11 (specs/elementwise.yaml:688)."""
     return op.Or(
         op.Greater(self, _h.const(op, other, _h.dtype_of(self))),
         op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
@@ -976,46 +1001,46 @@ ge_Tensor_out__opset7 = ge_Tensor__opset7
 ge_Scalar_out__opset7 = ge_Scalar__opset7
 
 # aten::logical_not: self == 0, elementwise, as bool.
-# specs/elementwise.yaml:694
+# specs/elementwise.yaml:704
 #   aten::logical_not(Tensor self) -> Tensor
 #   aten::logical_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def logical_not__opset7(op, self):
-    """aten::logical_not at opsets 7..28 (specs/elementwise.yaml:700)."""
+    """aten::logical_not at opsets 7..28 (specs/elementwise.yaml:710)."""
     return op.Not(op.Cast(self, to=_h.onnx_dtype("bool")))
 
 
 logical_not_out__opset7 = logical_not__opset7
 
 # aten::logical_and: self != 0 and other != 0, elementwise, as bool; each operand keeps its dtype.
-# specs/elementwise.yaml:705
+# specs/elementwise.yaml:715
 #   aten::logical_and(Tensor self, Tensor other) -> Tensor
 #   aten::logical_and.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def logical_and__opset7(op, self, other):
-    """aten::logical_and at opsets 7..28 (specs/elementwise.yaml:712)."""
+    """aten::logical_and at opsets 7..28 (specs/elementwise.yaml:722)."""
     return op.And(op.Cast(self, to=_h.onnx_dtype("bool")), op.Cast(other, to=_h.onnx_dtype("bool")))
 
 
 logical_and_out__opset7 = logical_and__opset7
 
 # aten::logical_or: self != 0 or other != 0, elementwise, as bool; each operand keeps its dtype.
-# specs/elementwise.yaml:718
+# specs/elementwise.yaml:728
 #   aten::logical_or(Tensor self, Tensor other) -> Tensor
 #   aten::logical_or.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def logical_or__opset7(op, self, other):
-    """aten::logical_or at opsets 7..28 (specs/elementwise.yaml:725)."""
+    """aten::logical_or at opsets 7..28 (specs/elementwise.yaml:735)."""
     return op.Or(op.Cast(self, to=_h.onnx_dtype("bool")), op.Cast(other, to=_h.onnx_dtype("bool")))
 
 
 logical_or_out__opset7 = logical_or__opset7
 
 # aten::where.self: self where condition holds, else other.
-# specs/elementwise.yaml:731
+# specs/elementwise.yaml:741
 #   aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor
 #   aten::where.ScalarOther(Tensor condition, Tensor self, Scalar other) -> Tensor
 #   aten::where.ScalarSelf(Tensor condition, Scalar self, Tensor other) -> Tensor
@@ -1023,24 +1048,24 @@ logical_or_out__opset7 = logical_or__opset7
 
 
 def where_self__opset9(op, condition, self, other):
-    """aten::where.self at opsets 9..28 (specs/elementwise.yaml:740)."""
+    """aten::where.self at opsets 9..28 (specs/elementwise.yaml:750)."""
     return op.Where(condition, self, other)
 
 
 def where_ScalarOther__opset9(op, condition, self, other):
-    """aten::where.ScalarOther at opsets 9..28 (specs/elementwise.yaml:740)."""
+    """aten::where.ScalarOther at opsets 9..28 (specs/elementwise.yaml:750)."""
     return op.Where(condition, self, _h.const(op, other, _h.dtype_of(self)))
 
 
 def where_ScalarSelf__opset9(op, condition, self, other):
-    """aten::where.ScalarSelf at opsets 9..28 (specs/elementwise.yaml:740)."""
+    """aten::where.ScalarSelf at opsets 9..28 (specs/elementwise.yaml:750)."""
     return op.Where(condition, _h.const(op, self, _h.dtype_of(other)), other)
 
 
 where_self_out__opset9 = where_self__opset9
 
 # aten::masked_fill.Tensor: self with value where mask holds; value takes self's dtype.
-# specs/elementwise.yaml:757
+# specs/elementwise.yaml:767
 #   aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor
 #   aten::masked_fill.Scalar(Tensor self, Tensor mask, Scalar value) -> Tensor
 #   aten::masked_fill_.Tensor(Tensor(a!) self, Tensor mask, Tensor value) -> Tensor(a!)
@@ -1050,12 +1075,12 @@ where_self_out__opset9 = where_self__opset9
 
 
 def masked_fill_Tensor__opset9(op, self, mask, value):
-    """aten::masked_fill.Tensor at opsets 9..28 (specs/elementwise.yaml:765)."""
+    """aten::masked_fill.Tensor at opsets 9..28 (specs/elementwise.yaml:775)."""
     return op.Where(mask, value, self)
 
 
 def masked_fill_Scalar__opset9(op, self, mask, value):
-    """aten::masked_fill.Scalar at opsets 9..28 (specs/elementwise.yaml:765)."""
+    """aten::masked_fill.Scalar at opsets 9..28 (specs/elementwise.yaml:775)."""
     return op.Where(mask, _h.const(op, value, _h.dtype_of(self)), self)
 
 
@@ -1068,12 +1093,12 @@ masked_fill_Tensor_out__opset9 = masked_fill_Tensor__opset9
 masked_fill_Scalar_out__opset9 = masked_fill_Scalar__opset9
 
 # aten::native_dropout: Dropout as torch.export leaves it (aten::dropout always decomposes: to aten::clone outside training, to this in training): the identity and an all-true mask when nothing is dropped.
-# specs/elementwise.yaml:778
+# specs/elementwise.yaml:788
 #   aten::native_dropout(Tensor input, float p, bool? train) -> (Tensor, Tensor)
 
 
 def native_dropout__opset8(op, input, p, train):
-    """aten::native_dropout at opsets 8..28 (specs/elementwise.yaml:783)."""
+    """aten::native_dropout at opsets 8..28 (specs/elementwise.yaml:793)."""
     keep = op.Expand(_h.const(op, True, "bool"), op.Shape(input))
     return (op.Identity(input), keep)
 
@@ -1083,50 +1108,50 @@ def native_dropout__gap0(input, p, train):
 
 
 # aten::alias: The same tensor.
-# specs/elementwise.yaml:794
+# specs/elementwise.yaml:804
 #   aten::alias(Tensor(a) self) -> Tensor(a)
 
 
 def alias__opset7(op, self):
-    """aten::alias at opsets 7..28 (specs/elementwise.yaml:799)."""
+    """aten::alias at opsets 7..28 (specs/elementwise.yaml:809)."""
     return op.Identity(self)
 
 
 # aten::_to_copy: A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.
-# specs/elementwise.yaml:804
+# specs/elementwise.yaml:814
 #   aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor
 
 
 def _to_copy__opset7(op, self, dtype, layout, device, pin_memory, non_blocking, memory_format):
-    """aten::_to_copy at opsets 7..28 (specs/elementwise.yaml:809)."""
+    """aten::_to_copy at opsets 7..28 (specs/elementwise.yaml:820)."""
     return op.Identity(self)
 
 
 # aten::full_like: A tensor shaped like self filled with fill_value, in dtype or self's dtype.
-# specs/elementwise.yaml:820
+# specs/elementwise.yaml:831
 #   aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
 
 
 def full_like__opset8(op, self, fill_value, dtype, layout, device, pin_memory, memory_format):
-    """aten::full_like at opsets 8..28 (specs/elementwise.yaml:825)."""
+    """aten::full_like at opsets 8..28 (specs/elementwise.yaml:837)."""
     return op.Expand(_h.const(op, fill_value, _h.dtype_of(self)), op.Shape(self))
 
 
 # aten::zeros_like: Zeros shaped like self, in dtype or self's dtype.
-# specs/elementwise.yaml:832
+# specs/elementwise.yaml:844
 #   aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
 
 
 def zeros_like__opset8(op, self, dtype, layout, device, pin_memory, memory_format):
-    """aten::zeros_like at opsets 8..28 (specs/elementwise.yaml:837)."""
+    """aten::zeros_like at opsets 8..28 (specs/elementwise.yaml:850)."""
     return op.Expand(_h.const(op, 0, _h.dtype_of(self)), op.Shape(self))
 
 
 # aten::ones_like: Ones shaped like self, in dtype or self's dtype.
-# specs/elementwise.yaml:842
+# specs/elementwise.yaml:855
 #   aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
 
 
 def ones_like__opset8(op, self, dtype, layout, device, pin_memory, memory_format):
-    """aten::ones_like at opsets 8..28 (specs/elementwise.yaml:847)."""
+    """aten::ones_like at opsets 8..28 (specs/elementwise.yaml:861)."""
     return op.Expand(_h.const(op, 1, _h.dtype_of(self)), op.Shape(self))

@@ -62,77 +62,98 @@ def addmm__opset7(op, self, mat1, mat2, beta, alpha):
 
 addmm_out__opset7 = addmm__opset7
 
+
+def addmm__gap0(self, mat1, mat2, beta, alpha):
+    return not _h.is_static(alpha, beta)
+
+
 # aten::mm: Matrix product of two matrices.
-# specs/nn.yaml:57
+# specs/nn.yaml:60
 #   aten::mm(Tensor self, Tensor mat2) -> Tensor
 #   aten::mm.out(Tensor self, Tensor mat2, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def mm__opset7(op, self, mat2):
-    """aten::mm at opsets 7..28 (specs/nn.yaml:64)."""
+    """aten::mm at opsets 7..28 (specs/nn.yaml:67)."""
     return op.MatMul(self, mat2)
 
 
 mm_out__opset7 = mm__opset7
 
 # aten::bmm: Batched matrix product of two 3-D tensors.
-# specs/nn.yaml:73
+# specs/nn.yaml:76
 #   aten::bmm(Tensor self, Tensor mat2) -> Tensor
 #   aten::bmm.out(Tensor self, Tensor mat2, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def bmm__opset7(op, self, mat2):
-    """aten::bmm at opsets 7..28 (specs/nn.yaml:80)."""
+    """aten::bmm at opsets 7..28 (specs/nn.yaml:83)."""
     return op.MatMul(self, mat2)
 
 
 bmm_out__opset7 = bmm__opset7
 
 # aten::matmul: torch.matmul, with NumPy's rules for vectors and batch broadcasting (those of ONNX MatMul).
-# specs/nn.yaml:89
+# specs/nn.yaml:92
 #   aten::matmul(Tensor self, Tensor other) -> Tensor
 #   aten::matmul.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def matmul__opset7(op, self, other):
-    """aten::matmul at opsets 7..28 (specs/nn.yaml:96)."""
+    """aten::matmul at opsets 7..28 (specs/nn.yaml:99)."""
     return op.MatMul(self, other)
 
 
 matmul_out__opset7 = matmul__opset7
 
 # aten::conv2d: Convolution over 1, 2 or 3 spatial dimensions, batched or not.
-# specs/nn.yaml:109
+# specs/nn.yaml:112
 #   aten::conv2d(Tensor input, Tensor weight, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1], SymInt groups=1) -> Tensor
 #   aten::conv1d(Tensor input, Tensor weight, Tensor? bias=None, SymInt[1] stride=[1], SymInt[1] padding=[0], SymInt[1] dilation=[1], SymInt groups=1) -> Tensor
 #   aten::conv3d(Tensor input, Tensor weight, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1], SymInt groups=1) -> Tensor
 
 
 def conv2d__opset7(op, input, weight, bias, stride, padding, dilation, groups):
-    """aten::conv2d at opsets 7..28 (specs/nn.yaml:116)."""
+    """aten::conv2d at opsets 7..12 (specs/nn.yaml:119)."""
     n = _h.rank(weight) - 2
     batched = _h.rank(input) == n + 2
     strides = list(stride) * n if len(stride) == 1 else list(stride)
     pads = list(padding) * n if len(padding) == 1 else list(padding)
     dilations = list(dilation) * n if len(dilation) == 1 else list(dilation)
-    x = input if batched else op.Reshape(input, _h.const(op, [1] + _h.sizes(input), "int64"))
+    x = input if batched else op.Unsqueeze(input, axes=[0])
     out = op.Conv(
         x, weight, bias, strides=strides, pads=pads + pads, dilations=dilations, group=groups
     )
-    if batched:
-        return out
-    k = _h.sizes(weight)[2:]
-    spatial = _h.sizes(input)[1:]
-    out_size = [
-        (spatial[i] + 2 * pads[i] - dilations[i] * (k[i] - 1) - 1) // strides[i] + 1
-        for i in range(n)
-    ]
-    return op.Reshape(out, _h.const(op, [_h.sizes(weight)[0]] + out_size, "int64"))
+    return out if batched else op.Squeeze(out, axes=[0])
 
 
 conv1d__opset7 = conv2d__opset7
 
 conv3d__opset7 = conv2d__opset7
+
+
+def conv2d__opset13(op, input, weight, bias, stride, padding, dilation, groups):
+    """aten::conv2d at opsets 13..28 (specs/nn.yaml:119)."""
+    n = _h.rank(weight) - 2
+    batched = _h.rank(input) == n + 2
+    strides = list(stride) * n if len(stride) == 1 else list(stride)
+    pads = list(padding) * n if len(padding) == 1 else list(padding)
+    dilations = list(dilation) * n if len(dilation) == 1 else list(dilation)
+    x = input if batched else op.Unsqueeze(input, _h.const(op, [0], "int64"))
+    out = op.Conv(
+        x, weight, bias, strides=strides, pads=pads + pads, dilations=dilations, group=groups
+    )
+    return out if batched else op.Squeeze(out, _h.const(op, [0], "int64"))
+
+
+conv1d__opset13 = conv2d__opset13
+
+conv3d__opset13 = conv2d__opset13
+
+
+def conv2d__gap0(input, weight, bias, stride, padding, dilation, groups):
+    return not _h.is_static(stride, padding, dilation, groups)
+
 
 # aten::convolution: Convolution, or transposed convolution (ConvTranspose), over any number of spatial dimensions.
 # specs/nn.yaml:144
@@ -183,8 +204,14 @@ def convolution__opset7__when(
     return transposed
 
 
+def convolution__gap0(
+    input, weight, bias, stride, padding, dilation, transposed, output_padding, groups
+):
+    return not _h.is_static(stride, padding, dilation, output_padding, groups)
+
+
 # aten::_native_batch_norm_legit_no_training: Batch normalization with running statistics; the two saved statistics are empty, as in eager.
-# specs/nn.yaml:172
+# specs/nn.yaml:174
 #   aten::_native_batch_norm_legit_no_training(Tensor input, Tensor? weight, Tensor? bias, Tensor running_mean, Tensor running_var, float momentum, float eps) -> (Tensor, Tensor, Tensor)
 #   aten::_native_batch_norm_legit_no_training.out(Tensor input, Tensor? weight, Tensor? bias, Tensor running_mean, Tensor running_var, float momentum, float eps, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
 
@@ -192,8 +219,8 @@ def convolution__opset7__when(
 def _native_batch_norm_legit_no_training__opset7(
     op, input, weight, bias, running_mean, running_var, momentum, eps
 ):
-    """aten::_native_batch_norm_legit_no_training at opsets 7..28 (specs/nn.yaml:179)."""
-    channels = _h.sizes(running_mean)[0]
+    """aten::_native_batch_norm_legit_no_training at opsets 7..28 (specs/nn.yaml:181)."""
+    channels = _h.static(_h.size(op, running_mean, 0), "size(running_mean, 0)")
     if weight is None:
         scale = _h.const(op, [1.0] * channels, _h.dtype_of(input))
     else:
@@ -208,42 +235,25 @@ def _native_batch_norm_legit_no_training__opset7(
 
 _native_batch_norm_legit_no_training_out__opset7 = _native_batch_norm_legit_no_training__opset7
 
+
+def _native_batch_norm_legit_no_training__gap0(
+    input, weight, bias, running_mean, running_var, momentum, eps
+):
+    return (weight is None or bias is None) and (not _h.is_static(_h.static_size(running_mean, 0)))
+
+
 # aten::layer_norm: Layer normalization over the last dims; LayerNormalization from opset 17 (float64 keeps the composition, whose statistics ONNX would compute in float32).
-# specs/nn.yaml:196
+# specs/nn.yaml:201
 #   aten::layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enable=True) -> Tensor
 
 
-def layer_norm__opset18(op, input, normalized_shape, weight, bias, eps, cudnn_enable):
-    """aten::layer_norm at opsets 18..28 (specs/nn.yaml:201)."""
-    axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
-    if _h.dtype_of(input) != "float64":
-        if weight is None:
-            scale = op.Reshape(
-                _h.const(op, [1.0] * math.prod(normalized_shape), _h.dtype_of(input)),
-                _h.const(op, normalized_shape, "int64"),
-            )
-        else:
-            scale = weight
-        return op.LayerNormalization(input, scale, bias, axis=-len(normalized_shape), epsilon=eps)
-    mean = op.ReduceMean(input, _h.const(op, axes, "int64"), keepdims=1)
-    centered = op.Sub(input, mean)
-    var = op.ReduceMean(op.Mul(centered, centered), _h.const(op, axes, "int64"), keepdims=1)
-    out = op.Div(centered, op.Sqrt(op.Add(var, _h.const(op, eps, _h.dtype_of(input)))))
-    if weight is not None:
-        out = op.Mul(out, weight)
-    if bias is not None:
-        out = op.Add(out, bias)
-    return out
-
-
 def layer_norm__opset17(op, input, normalized_shape, weight, bias, eps, cudnn_enable):
-    """aten::layer_norm at opsets 17..17 (specs/nn.yaml:219)."""
+    """aten::layer_norm at opsets 17..17 (specs/nn.yaml:206)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     if _h.dtype_of(input) != "float64":
         if weight is None:
-            scale = op.Reshape(
-                _h.const(op, [1.0] * math.prod(normalized_shape), _h.dtype_of(input)),
-                _h.const(op, normalized_shape, "int64"),
+            scale = op.Expand(
+                _h.const(op, 1.0, _h.dtype_of(input)), _h.const(op, normalized_shape, "int64")
             )
         else:
             scale = weight
@@ -259,8 +269,30 @@ def layer_norm__opset17(op, input, normalized_shape, weight, bias, eps, cudnn_en
     return out
 
 
+def layer_norm__opset18(op, input, normalized_shape, weight, bias, eps, cudnn_enable):
+    """aten::layer_norm at opsets 18..28 (specs/nn.yaml:206)."""
+    axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
+    if _h.dtype_of(input) != "float64":
+        if weight is None:
+            scale = op.Expand(
+                _h.const(op, 1.0, _h.dtype_of(input)), _h.const(op, normalized_shape, "int64")
+            )
+        else:
+            scale = weight
+        return op.LayerNormalization(input, scale, bias, axis=-len(normalized_shape), epsilon=eps)
+    mean = op.ReduceMean(input, _h.const(op, axes, "int64"), keepdims=1)
+    centered = op.Sub(input, mean)
+    var = op.ReduceMean(op.Mul(centered, centered), _h.const(op, axes, "int64"), keepdims=1)
+    out = op.Div(centered, op.Sqrt(op.Add(var, _h.const(op, eps, _h.dtype_of(input)))))
+    if weight is not None:
+        out = op.Mul(out, weight)
+    if bias is not None:
+        out = op.Add(out, bias)
+    return out
+
+
 def layer_norm__opset7(op, input, normalized_shape, weight, bias, eps, cudnn_enable):
-    """aten::layer_norm at opsets 7..16 (specs/nn.yaml:237)."""
+    """aten::layer_norm at opsets 7..16 (specs/nn.yaml:224)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     wide = _h.dtype_of(input) in ("float16", "bfloat16")
     x = op.Cast(input, to=_h.onnx_dtype("float32")) if wide else input
@@ -278,51 +310,17 @@ def layer_norm__opset7(op, input, normalized_shape, weight, bias, eps, cudnn_ena
 
 
 # aten::native_layer_norm: Layer normalization returning (out, mean, rstd); mean and rstd keep the normalized dims as 1.
-# specs/nn.yaml:255
+# specs/nn.yaml:242
 #   aten::native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)
 
 
-def native_layer_norm__opset18(op, input, normalized_shape, weight, bias, eps):
-    """aten::native_layer_norm at opsets 18..28 (specs/nn.yaml:260)."""
-    axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
-    if _h.dtype_of(input) != "float64":
-        if weight is None:
-            scale = op.Reshape(
-                _h.const(op, [1.0] * math.prod(normalized_shape), _h.dtype_of(input)),
-                _h.const(op, normalized_shape, "int64"),
-            )
-        else:
-            scale = weight
-        out, mean, rstd = op.LayerNormalization(
-            input, scale, bias, axis=-len(normalized_shape), epsilon=eps, _outputs=3
-        )
-        if _h.dtype_of(input) == "float32":
-            return (out, mean, rstd)
-        return (
-            out,
-            op.Cast(mean, to=_h.onnx_dtype(_h.dtype_of(input))),
-            op.Cast(rstd, to=_h.onnx_dtype(_h.dtype_of(input))),
-        )
-    mean = op.ReduceMean(input, _h.const(op, axes, "int64"), keepdims=1)
-    centered = op.Sub(input, mean)
-    var = op.ReduceMean(op.Mul(centered, centered), _h.const(op, axes, "int64"), keepdims=1)
-    rstd = op.Reciprocal(op.Sqrt(op.Add(var, _h.const(op, eps, _h.dtype_of(input)))))
-    out = op.Mul(centered, rstd)
-    if weight is not None:
-        out = op.Mul(out, weight)
-    if bias is not None:
-        out = op.Add(out, bias)
-    return (out, mean, rstd)
-
-
 def native_layer_norm__opset17(op, input, normalized_shape, weight, bias, eps):
-    """aten::native_layer_norm at opsets 17..17 (specs/nn.yaml:282)."""
+    """aten::native_layer_norm at opsets 17..17 (specs/nn.yaml:247)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     if _h.dtype_of(input) != "float64":
         if weight is None:
-            scale = op.Reshape(
-                _h.const(op, [1.0] * math.prod(normalized_shape), _h.dtype_of(input)),
-                _h.const(op, normalized_shape, "int64"),
+            scale = op.Expand(
+                _h.const(op, 1.0, _h.dtype_of(input)), _h.const(op, normalized_shape, "int64")
             )
         else:
             scale = weight
@@ -348,8 +346,40 @@ def native_layer_norm__opset17(op, input, normalized_shape, weight, bias, eps):
     return (out, mean, rstd)
 
 
+def native_layer_norm__opset18(op, input, normalized_shape, weight, bias, eps):
+    """aten::native_layer_norm at opsets 18..28 (specs/nn.yaml:247)."""
+    axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
+    if _h.dtype_of(input) != "float64":
+        if weight is None:
+            scale = op.Expand(
+                _h.const(op, 1.0, _h.dtype_of(input)), _h.const(op, normalized_shape, "int64")
+            )
+        else:
+            scale = weight
+        out, mean, rstd = op.LayerNormalization(
+            input, scale, bias, axis=-len(normalized_shape), epsilon=eps, _outputs=3
+        )
+        if _h.dtype_of(input) == "float32":
+            return (out, mean, rstd)
+        return (
+            out,
+            op.Cast(mean, to=_h.onnx_dtype(_h.dtype_of(input))),
+            op.Cast(rstd, to=_h.onnx_dtype(_h.dtype_of(input))),
+        )
+    mean = op.ReduceMean(input, _h.const(op, axes, "int64"), keepdims=1)
+    centered = op.Sub(input, mean)
+    var = op.ReduceMean(op.Mul(centered, centered), _h.const(op, axes, "int64"), keepdims=1)
+    rstd = op.Reciprocal(op.Sqrt(op.Add(var, _h.const(op, eps, _h.dtype_of(input)))))
+    out = op.Mul(centered, rstd)
+    if weight is not None:
+        out = op.Mul(out, weight)
+    if bias is not None:
+        out = op.Add(out, bias)
+    return (out, mean, rstd)
+
+
 def native_layer_norm__opset7(op, input, normalized_shape, weight, bias, eps):
-    """aten::native_layer_norm at opsets 7..16 (specs/nn.yaml:304)."""
+    """aten::native_layer_norm at opsets 7..16 (specs/nn.yaml:269)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     wide = _h.dtype_of(input) in ("float16", "bfloat16")
     x = op.Cast(input, to=_h.onnx_dtype("float32")) if wide else input
@@ -374,29 +404,26 @@ def native_layer_norm__opset7(op, input, normalized_shape, weight, bias, eps):
 
 
 # aten::max_pool2d: 2-D max pooling; in ceil_mode a last window starting in the right padding is dropped, as torch does.
-# specs/nn.yaml:327
+# specs/nn.yaml:292
 #   aten::max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
 
 
 def max_pool2d__opset10(op, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d at opsets 10..28 (specs/nn.yaml:333)."""
+    """aten::max_pool2d at opsets 10..12 (specs/nn.yaml:298)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
     d = list(dilation) * 2 if len(dilation) == 1 else list(dilation)
     batched = _h.rank(self) == 4
-    if batched and (not ceil_mode):
-        return op.MaxPool(self, kernel_shape=k, strides=s, pads=p + p, dilations=d)
-    hw = _h.sizes(self)[-2:]
+    x = self if batched else op.Unsqueeze(self, axes=[0])
+    if not ceil_mode:
+        out = op.MaxPool(x, kernel_shape=k, strides=s, pads=p + p, dilations=d)
+        return out if batched else op.Squeeze(out, axes=[0])
+    hw = _h.static(_h.sizes(op, self)[-2:], "_h.sizes(op, self)[-2:]")
     low = [(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
     high = [-(-(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i]) + 1 for i in range(2)]
-    out_size = (
-        [high[i] - 1 if (high[i] - 1) * s[i] >= hw[i] + p[i] else high[i] for i in range(2)]
-        if ceil_mode
-        else low
-    )
+    out_size = [high[i] - 1 if (high[i] - 1) * s[i] >= hw[i] + p[i] else high[i] for i in range(2)]
     ceil = out_size != low
-    x = self if batched else op.Reshape(self, _h.const(op, [1] + _h.sizes(self), "int64"))
     out = op.MaxPool(x, kernel_shape=k, strides=s, pads=p + p, dilations=d, ceil_mode=int(ceil))
     if ceil and out_size != high:
         out = op.Slice(
@@ -405,61 +432,86 @@ def max_pool2d__opset10(op, self, kernel_size, stride, padding, dilation, ceil_m
             _h.const(op, out_size, "int64"),
             _h.const(op, [2, 3], "int64"),
         )
-    return (
-        out if batched else op.Reshape(out, _h.const(op, [_h.sizes(self)[0]] + out_size, "int64"))
-    )
+    return out if batched else op.Squeeze(out, axes=[0])
+
+
+def max_pool2d__opset13(op, self, kernel_size, stride, padding, dilation, ceil_mode):
+    """aten::max_pool2d at opsets 13..28 (specs/nn.yaml:298)."""
+    k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
+    p = list(padding) * 2 if len(padding) == 1 else list(padding)
+    d = list(dilation) * 2 if len(dilation) == 1 else list(dilation)
+    batched = _h.rank(self) == 4
+    x = self if batched else op.Unsqueeze(self, _h.const(op, [0], "int64"))
+    if not ceil_mode:
+        out = op.MaxPool(x, kernel_shape=k, strides=s, pads=p + p, dilations=d)
+        return out if batched else op.Squeeze(out, _h.const(op, [0], "int64"))
+    hw = _h.static(_h.sizes(op, self)[-2:], "_h.sizes(op, self)[-2:]")
+    low = [(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
+    high = [-(-(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i]) + 1 for i in range(2)]
+    out_size = [high[i] - 1 if (high[i] - 1) * s[i] >= hw[i] + p[i] else high[i] for i in range(2)]
+    ceil = out_size != low
+    out = op.MaxPool(x, kernel_shape=k, strides=s, pads=p + p, dilations=d, ceil_mode=int(ceil))
+    if ceil and out_size != high:
+        out = op.Slice(
+            out,
+            _h.const(op, [0, 0], "int64"),
+            _h.const(op, out_size, "int64"),
+            _h.const(op, [2, 3], "int64"),
+        )
+    return out if batched else op.Squeeze(out, _h.const(op, [0], "int64"))
 
 
 def max_pool2d__opset7(op, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d at opsets 7..9, when `max(dilation) == 1` (specs/nn.yaml:354)."""
+    """aten::max_pool2d at opsets 7..9, when `max(dilation) == 1` (specs/nn.yaml:321)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
     batched = _h.rank(self) == 4
-    if batched and (not ceil_mode):
-        return op.MaxPool(self, kernel_shape=k, strides=s, pads=p + p)
-    hw = _h.sizes(self)[-2:]
-    full = [
-        (hw[i] + 2 * p[i] - k[i] + (s[i] - 1 if ceil_mode else 0)) // s[i] + 1 for i in range(2)
-    ]
-    out_size = [
-        full[i] - 1 if ceil_mode and (full[i] - 1) * s[i] >= hw[i] + p[i] else full[i]
-        for i in range(2)
-    ]
+    x = self if batched else op.Unsqueeze(self, axes=[0])
+    if not ceil_mode:
+        out = op.MaxPool(x, kernel_shape=k, strides=s, pads=p + p)
+        return out if batched else op.Squeeze(out, axes=[0])
+    hw = _h.static(_h.sizes(op, self)[-2:], "_h.sizes(op, self)[-2:]")
+    full = [(hw[i] + 2 * p[i] - k[i] + s[i] - 1) // s[i] + 1 for i in range(2)]
+    out_size = [full[i] - 1 if (full[i] - 1) * s[i] >= hw[i] + p[i] else full[i] for i in range(2)]
     ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - hw[i] - p[i]) for i in range(2)]
-    x = self if batched else op.Reshape(self, _h.const(op, [1] + _h.sizes(self), "int64"))
     out = op.MaxPool(x, kernel_shape=k, strides=s, pads=p + ends)
-    return (
-        out if batched else op.Reshape(out, _h.const(op, [_h.sizes(self)[0]] + out_size, "int64"))
-    )
+    return out if batched else op.Squeeze(out, axes=[0])
 
 
 def max_pool2d__opset7__when(self, kernel_size, stride, padding, dilation, ceil_mode):
     return max(dilation) == 1
 
 
+def max_pool2d__gap0(self, kernel_size, stride, padding, dilation, ceil_mode):
+    return ceil_mode and (not _h.is_static(_h.static_sizes(self)[-2:]))
+
+
 # aten::max_pool2d_with_indices: 2-D max pooling and the argmax of each window as an index into its (H, W) plane, as torch gives it.
-# specs/nn.yaml:383
+# specs/nn.yaml:353
 #   aten::max_pool2d_with_indices(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)
 
 
 def max_pool2d_with_indices__opset10(op, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d_with_indices at opsets 10..28 (specs/nn.yaml:389)."""
+    """aten::max_pool2d_with_indices at opsets 10..12 (specs/nn.yaml:359)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
     d = list(dilation) * 2 if len(dilation) == 1 else list(dilation)
     batched = _h.rank(self) == 4
-    hw = _h.sizes(self)[-2:]
-    low = [(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
-    high = [-(-(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i]) + 1 for i in range(2)]
-    out_size = (
-        [high[i] - 1 if (high[i] - 1) * s[i] >= hw[i] + p[i] else high[i] for i in range(2)]
-        if ceil_mode
-        else low
-    )
-    ceil = out_size != low
-    x = self if batched else op.Reshape(self, _h.const(op, [1] + _h.sizes(self), "int64"))
+    x = self if batched else op.Unsqueeze(self, axes=[0])
+    ceil = False
+    out_size = []
+    high = []
+    if ceil_mode:
+        hw = _h.static(_h.sizes(op, self)[-2:], "_h.sizes(op, self)[-2:]")
+        low = [(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
+        high = [-(-(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i]) + 1 for i in range(2)]
+        out_size = [
+            high[i] - 1 if (high[i] - 1) * s[i] >= hw[i] + p[i] else high[i] for i in range(2)
+        ]
+        ceil = out_size != low
     out, flat = op.MaxPool(
         x, kernel_shape=k, strides=s, pads=p + p, dilations=d, ceil_mode=int(ceil), _outputs=2
     )
@@ -476,53 +528,122 @@ def max_pool2d_with_indices__opset10(op, self, kernel_size, stride, padding, dil
             _h.const(op, out_size, "int64"),
             _h.const(op, [2, 3], "int64"),
         )
-    plane = hw[0] * hw[1]
+    hw = _h.sizes(op, self)[-2:]
+    plane = (
+        hw[0] * hw[1]
+        if _h.is_static(hw)
+        else op.ReduceProd(
+            op.Slice(
+                op.Shape(self), _h.const(op, [-2], "int64"), _h.const(op, [_h.rank(self)], "int64")
+            ),
+            keepdims=0,
+        )
+    )
+    indices = op.Sub(
+        flat, op.Mul(op.Div(flat, _h.const(op, plane, "int64")), _h.const(op, plane, "int64"))
+    )
+    if batched:
+        return (out, indices)
+    return (op.Squeeze(out, axes=[0]), op.Squeeze(indices, axes=[0]))
+
+
+def max_pool2d_with_indices__opset13(op, self, kernel_size, stride, padding, dilation, ceil_mode):
+    """aten::max_pool2d_with_indices at opsets 13..28 (specs/nn.yaml:359)."""
+    k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
+    p = list(padding) * 2 if len(padding) == 1 else list(padding)
+    d = list(dilation) * 2 if len(dilation) == 1 else list(dilation)
+    batched = _h.rank(self) == 4
+    x = self if batched else op.Unsqueeze(self, _h.const(op, [0], "int64"))
+    ceil = False
+    out_size = []
+    high = []
+    if ceil_mode:
+        hw = _h.static(_h.sizes(op, self)[-2:], "_h.sizes(op, self)[-2:]")
+        low = [(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
+        high = [-(-(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i]) + 1 for i in range(2)]
+        out_size = [
+            high[i] - 1 if (high[i] - 1) * s[i] >= hw[i] + p[i] else high[i] for i in range(2)
+        ]
+        ceil = out_size != low
+    out, flat = op.MaxPool(
+        x, kernel_shape=k, strides=s, pads=p + p, dilations=d, ceil_mode=int(ceil), _outputs=2
+    )
+    if ceil and out_size != high:
+        out = op.Slice(
+            out,
+            _h.const(op, [0, 0], "int64"),
+            _h.const(op, out_size, "int64"),
+            _h.const(op, [2, 3], "int64"),
+        )
+        flat = op.Slice(
+            flat,
+            _h.const(op, [0, 0], "int64"),
+            _h.const(op, out_size, "int64"),
+            _h.const(op, [2, 3], "int64"),
+        )
+    hw = _h.sizes(op, self)[-2:]
+    plane = (
+        hw[0] * hw[1]
+        if _h.is_static(hw)
+        else op.ReduceProd(
+            op.Slice(
+                op.Shape(self), _h.const(op, [-2], "int64"), _h.const(op, [_h.rank(self)], "int64")
+            ),
+            keepdims=0,
+        )
+    )
     indices = op.Sub(
         flat, op.Mul(op.Div(flat, _h.const(op, plane, "int64")), _h.const(op, plane, "int64"))
     )
     if batched:
         return (out, indices)
     return (
-        op.Reshape(out, _h.const(op, [_h.sizes(self)[0]] + out_size, "int64")),
-        op.Reshape(indices, _h.const(op, [_h.sizes(self)[0]] + out_size, "int64")),
+        op.Squeeze(out, _h.const(op, [0], "int64")),
+        op.Squeeze(indices, _h.const(op, [0], "int64")),
     )
 
 
 def max_pool2d_with_indices__opset8(op, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml:414)."""
+    """aten::max_pool2d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml:389)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
     batched = _h.rank(self) == 4
-    hw = _h.sizes(self)[-2:]
-    full = [
-        (hw[i] + 2 * p[i] - k[i] + (s[i] - 1 if ceil_mode else 0)) // s[i] + 1 for i in range(2)
-    ]
-    out_size = [
-        full[i] - 1 if ceil_mode and (full[i] - 1) * s[i] >= hw[i] + p[i] else full[i]
-        for i in range(2)
-    ]
-    ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - hw[i] - p[i]) for i in range(2)]
-    x = self if batched else op.Reshape(self, _h.const(op, [1] + _h.sizes(self), "int64"))
+    x = self if batched else op.Unsqueeze(self, axes=[0])
+    ends = p
+    if ceil_mode:
+        hw = _h.static(_h.sizes(op, self)[-2:], "_h.sizes(op, self)[-2:]")
+        full = [(hw[i] + 2 * p[i] - k[i] + s[i] - 1) // s[i] + 1 for i in range(2)]
+        out_size = [
+            full[i] - 1 if (full[i] - 1) * s[i] >= hw[i] + p[i] else full[i] for i in range(2)
+        ]
+        ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - hw[i] - p[i]) for i in range(2)]
     out, flat = op.MaxPool(x, kernel_shape=k, strides=s, pads=p + ends, _outputs=2)
-    plane = hw[0] * hw[1]
+    hw = _h.sizes(op, self)[-2:]
+    plane = (
+        hw[0] * hw[1]
+        if _h.is_static(hw)
+        else op.ReduceProd(op.Slice(op.Shape(self), starts=[-2], ends=[_h.rank(self)]), keepdims=0)
+    )
     indices = op.Sub(
         flat, op.Mul(op.Div(flat, _h.const(op, plane, "int64")), _h.const(op, plane, "int64"))
     )
     if batched:
         return (out, indices)
-    return (
-        op.Reshape(out, _h.const(op, [_h.sizes(self)[0]] + out_size, "int64")),
-        op.Reshape(indices, _h.const(op, [_h.sizes(self)[0]] + out_size, "int64")),
-    )
+    return (op.Squeeze(out, axes=[0]), op.Squeeze(indices, axes=[0]))
 
 
 def max_pool2d_with_indices__opset8__when(self, kernel_size, stride, padding, dilation, ceil_mode):
     return max(dilation) == 1
 
 
+def max_pool2d_with_indices__gap0(self, kernel_size, stride, padding, dilation, ceil_mode):
+    return ceil_mode and (not _h.is_static(_h.static_sizes(self)[-2:]))
+
+
 # aten::avg_pool2d: 2-D average pooling; ceil_mode, count_include_pad and divisor_override follow torch's divisors exactly.
-# specs/nn.yaml:441
+# specs/nn.yaml:422
 #   aten::avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor
 #   aten::avg_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None, *, Tensor(a!) out) -> Tensor(a!)
 
@@ -530,16 +651,18 @@ def max_pool2d_with_indices__opset8__when(self, kernel_size, stride, padding, di
 def avg_pool2d__opset7(
     op, self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
 ):
-    """aten::avg_pool2d at opsets 7..28 (specs/nn.yaml:448)."""
+    """aten::avg_pool2d at opsets 7..12 (specs/nn.yaml:429)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
     batched = _h.rank(self) == 4
-    if batched and (not ceil_mode) and (divisor_override is None):
-        return op.AveragePool(
-            self, kernel_shape=k, strides=s, pads=p + p, count_include_pad=int(count_include_pad)
+    x = self if batched else op.Unsqueeze(self, axes=[0])
+    if not ceil_mode and divisor_override is None:
+        out = op.AveragePool(
+            x, kernel_shape=k, strides=s, pads=p + p, count_include_pad=int(count_include_pad)
         )
-    hw = _h.sizes(self)[-2:]
+        return out if batched else op.Squeeze(out, axes=[0])
+    hw = _h.static(_h.sizes(op, self)[-2:], "_h.sizes(op, self)[-2:]")
     full = [
         (hw[i] + 2 * p[i] - k[i] + (s[i] - 1 if ceil_mode else 0)) // s[i] + 1 for i in range(2)
     ]
@@ -548,7 +671,6 @@ def avg_pool2d__opset7(
         for i in range(2)
     ]
     ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - hw[i] - p[i]) for i in range(2)]
-    x = self if batched else op.Reshape(self, _h.const(op, [1] + _h.sizes(self), "int64"))
     out = op.AveragePool(x, kernel_shape=k, strides=s, pads=p + ends, count_include_pad=0)
     starts = [[o * s[i] - p[i] for o in range(out_size[i])] for i in range(2)]
     real = [[min(a + k[i], hw[i]) - max(a, 0) for a in starts[i]] for i in range(2)]
@@ -564,26 +686,102 @@ def avg_pool2d__opset7(
         ratio = [[1.0]]
     if any([r != 1.0 for row in ratio for r in row]):
         out = op.Mul(out, _h.const(op, ratio, _h.dtype_of(self)))
-    return (
-        out if batched else op.Reshape(out, _h.const(op, [_h.sizes(self)[0]] + out_size, "int64"))
-    )
+    return out if batched else op.Squeeze(out, axes=[0])
 
 
 avg_pool2d_out__opset7 = avg_pool2d__opset7
 
+
+def avg_pool2d__opset13(
+    op, self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
+    """aten::avg_pool2d at opsets 13..28 (specs/nn.yaml:429)."""
+    k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
+    p = list(padding) * 2 if len(padding) == 1 else list(padding)
+    batched = _h.rank(self) == 4
+    x = self if batched else op.Unsqueeze(self, _h.const(op, [0], "int64"))
+    if not ceil_mode and divisor_override is None:
+        out = op.AveragePool(
+            x, kernel_shape=k, strides=s, pads=p + p, count_include_pad=int(count_include_pad)
+        )
+        return out if batched else op.Squeeze(out, _h.const(op, [0], "int64"))
+    hw = _h.static(_h.sizes(op, self)[-2:], "_h.sizes(op, self)[-2:]")
+    full = [
+        (hw[i] + 2 * p[i] - k[i] + (s[i] - 1 if ceil_mode else 0)) // s[i] + 1 for i in range(2)
+    ]
+    out_size = [
+        full[i] - 1 if ceil_mode and (full[i] - 1) * s[i] >= hw[i] + p[i] else full[i]
+        for i in range(2)
+    ]
+    ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - hw[i] - p[i]) for i in range(2)]
+    out = op.AveragePool(x, kernel_shape=k, strides=s, pads=p + ends, count_include_pad=0)
+    starts = [[o * s[i] - p[i] for o in range(out_size[i])] for i in range(2)]
+    real = [[min(a + k[i], hw[i]) - max(a, 0) for a in starts[i]] for i in range(2)]
+    padded = [[min(a + k[i], hw[i] + p[i]) - a for a in starts[i]] for i in range(2)]
+    if divisor_override is not None:
+        ratio = [[rh * rw / divisor_override for rw in real[1]] for rh in real[0]]
+    elif count_include_pad:
+        ratio = [
+            [real[0][a] * real[1][b] / (padded[0][a] * padded[1][b]) for b in range(out_size[1])]
+            for a in range(out_size[0])
+        ]
+    else:
+        ratio = [[1.0]]
+    if any([r != 1.0 for row in ratio for r in row]):
+        out = op.Mul(out, _h.const(op, ratio, _h.dtype_of(self)))
+    return out if batched else op.Squeeze(out, _h.const(op, [0], "int64"))
+
+
+avg_pool2d_out__opset13 = avg_pool2d__opset13
+
+
+def avg_pool2d__gap0(
+    self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
+    return (ceil_mode or divisor_override is not None) and (
+        not _h.is_static(_h.static_sizes(self)[-2:])
+    )
+
+
 # aten::adaptive_avg_pool2d: 2-D adaptive average pooling; a mean for 1x1, a block mean when the sizes divide, averaging matrices otherwise.
-# specs/nn.yaml:486
+# specs/nn.yaml:470
 #   aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor
 #   aten::_adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor
 
 
-def adaptive_avg_pool2d__opset18(op, self, output_size):
-    """aten::adaptive_avg_pool2d at opsets 18..28 (specs/nn.yaml:492)."""
+def adaptive_avg_pool2d__opset7(op, self, output_size):
+    """aten::adaptive_avg_pool2d at opsets 7..17 (specs/nn.yaml:476)."""
     r = _h.rank(self)
     oh, ow = output_size
-    if oh == 1 and ow == 1:
+    if _h.is_static(oh, ow) and oh == 1 and (ow == 1):
+        return op.ReduceMean(self, axes=[r - 2, r - 1], keepdims=1)
+    h, w = _h.static(_h.sizes(op, self)[-2:], "_h.sizes(op, self)[-2:]")
+    oh, ow = _h.static(output_size, "output_size")
+    if h % oh == 0 and w % ow == 0:
+        blocks = op.Reshape(self, _h.const(op, [0] * (r - 2) + [oh, h // oh, ow, w // ow], "int64"))
+        return op.ReduceMean(blocks, axes=[r - 1, r + 1], keepdims=0)
+    hs = [(i * h // oh, -(-(i + 1) * h // oh)) for i in range(oh)]
+    ws = [(j * w // ow, -(-(j + 1) * w // ow)) for j in range(ow)]
+    rows = [[1.0 / (b - a) if a <= y < b else 0.0 for y in range(h)] for a, b in hs]
+    cols = [[1.0 / (b - a) if a <= x < b else 0.0 for a, b in ws] for x in range(w)]
+    return op.MatMul(
+        op.MatMul(_h.const(op, rows, _h.dtype_of(self)), self),
+        _h.const(op, cols, _h.dtype_of(self)),
+    )
+
+
+_adaptive_avg_pool2d__opset7 = adaptive_avg_pool2d__opset7
+
+
+def adaptive_avg_pool2d__opset18(op, self, output_size):
+    """aten::adaptive_avg_pool2d at opsets 18..28 (specs/nn.yaml:476)."""
+    r = _h.rank(self)
+    oh, ow = output_size
+    if _h.is_static(oh, ow) and oh == 1 and (ow == 1):
         return op.ReduceMean(self, _h.const(op, [r - 2, r - 1], "int64"), keepdims=1)
-    h, w = _h.sizes(self)[-2:]
+    h, w = _h.static(_h.sizes(op, self)[-2:], "_h.sizes(op, self)[-2:]")
+    oh, ow = _h.static(output_size, "output_size")
     if h % oh == 0 and w % ow == 0:
         blocks = op.Reshape(self, _h.const(op, [0] * (r - 2) + [oh, h // oh, ow, w // ow], "int64"))
         return op.ReduceMean(blocks, _h.const(op, [r - 1, r + 1], "int64"), keepdims=0)
@@ -600,36 +798,20 @@ def adaptive_avg_pool2d__opset18(op, self, output_size):
 _adaptive_avg_pool2d__opset18 = adaptive_avg_pool2d__opset18
 
 
-def adaptive_avg_pool2d__opset7(op, self, output_size):
-    """aten::adaptive_avg_pool2d at opsets 7..17 (specs/nn.yaml:508)."""
-    r = _h.rank(self)
-    oh, ow = output_size
-    if oh == 1 and ow == 1:
-        return op.ReduceMean(self, axes=[r - 2, r - 1], keepdims=1)
-    h, w = _h.sizes(self)[-2:]
-    if h % oh == 0 and w % ow == 0:
-        blocks = op.Reshape(self, _h.const(op, [0] * (r - 2) + [oh, h // oh, ow, w // ow], "int64"))
-        return op.ReduceMean(blocks, axes=[r - 1, r + 1], keepdims=0)
-    hs = [(i * h // oh, -(-(i + 1) * h // oh)) for i in range(oh)]
-    ws = [(j * w // ow, -(-(j + 1) * w // ow)) for j in range(ow)]
-    rows = [[1.0 / (b - a) if a <= y < b else 0.0 for y in range(h)] for a, b in hs]
-    cols = [[1.0 / (b - a) if a <= x < b else 0.0 for a, b in ws] for x in range(w)]
-    return op.MatMul(
-        op.MatMul(_h.const(op, rows, _h.dtype_of(self)), self),
-        _h.const(op, cols, _h.dtype_of(self)),
+def adaptive_avg_pool2d__gap0(self, output_size):
+    return not (_h.is_static(output_size) and output_size[0] == 1 and (output_size[1] == 1)) and (
+        not _h.is_static(_h.static_sizes(self)[-2:], output_size)
     )
 
 
-_adaptive_avg_pool2d__opset7 = adaptive_avg_pool2d__opset7
-
 # aten::softmax.int: exp(x) / sum(exp(x)) along dim, in dtype when given.
-# specs/nn.yaml:533
+# specs/nn.yaml:505
 #   aten::softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor
 #   aten::softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def softmax_int__opset13(op, self, dim, dtype):
-    """aten::softmax.int at opsets 13..28 (specs/nn.yaml:539)."""
+    """aten::softmax.int at opsets 13..28 (specs/nn.yaml:512)."""
     return op.Softmax(self, axis=dim)
 
 
@@ -637,7 +819,7 @@ softmax_int_out__opset13 = softmax_int__opset13
 
 
 def softmax_int__opset7(op, self, dim, dtype):
-    """aten::softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:541)."""
+    """aten::softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:514)."""
     return op.Softmax(self, axis=_h.rank(self) - 1)
 
 
@@ -645,7 +827,7 @@ softmax_int_out__opset7 = softmax_int__opset7
 
 
 def softmax_int__opset7_1(op, self, dim, dtype):
-    """aten::softmax.int at opsets 7..12 (specs/nn.yaml:544)."""
+    """aten::softmax.int at opsets 7..12 (specs/nn.yaml:517)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
@@ -664,13 +846,13 @@ def softmax_int__gap0(self, dim, dtype):
 
 
 # aten::_softmax: exp(x) / sum(exp(x)) along dim.
-# specs/nn.yaml:558
+# specs/nn.yaml:531
 #   aten::_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
 #   aten::_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def _softmax__opset13(op, self, dim, half_to_float):
-    """aten::_softmax at opsets 13..28 (specs/nn.yaml:564)."""
+    """aten::_softmax at opsets 13..28 (specs/nn.yaml:537)."""
     return op.Softmax(self, axis=dim)
 
 
@@ -678,7 +860,7 @@ _softmax_out__opset13 = _softmax__opset13
 
 
 def _softmax__opset7(op, self, dim, half_to_float):
-    """aten::_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:566)."""
+    """aten::_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:539)."""
     return op.Softmax(self, axis=_h.rank(self) - 1)
 
 
@@ -686,7 +868,7 @@ _softmax_out__opset7 = _softmax__opset7
 
 
 def _softmax__opset7_1(op, self, dim, half_to_float):
-    """aten::_softmax at opsets 7..12 (specs/nn.yaml:569)."""
+    """aten::_softmax at opsets 7..12 (specs/nn.yaml:542)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
@@ -709,13 +891,13 @@ def _softmax__gap1(self, dim, half_to_float):
 
 
 # aten::log_softmax.int: log(softmax(x)) along dim, in dtype when given.
-# specs/nn.yaml:585
+# specs/nn.yaml:558
 #   aten::log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor
 #   aten::log_softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def log_softmax_int__opset13(op, self, dim, dtype):
-    """aten::log_softmax.int at opsets 13..28 (specs/nn.yaml:591)."""
+    """aten::log_softmax.int at opsets 13..28 (specs/nn.yaml:565)."""
     return op.LogSoftmax(self, axis=dim)
 
 
@@ -723,7 +905,7 @@ log_softmax_int_out__opset13 = log_softmax_int__opset13
 
 
 def log_softmax_int__opset7(op, self, dim, dtype):
-    """aten::log_softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:593)."""
+    """aten::log_softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:567)."""
     return op.LogSoftmax(self, axis=_h.rank(self) - 1)
 
 
@@ -731,7 +913,7 @@ log_softmax_int_out__opset7 = log_softmax_int__opset7
 
 
 def log_softmax_int__opset7_1(op, self, dim, dtype):
-    """aten::log_softmax.int at opsets 7..12 (specs/nn.yaml:596)."""
+    """aten::log_softmax.int at opsets 7..12 (specs/nn.yaml:570)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
@@ -750,13 +932,13 @@ def log_softmax_int__gap0(self, dim, dtype):
 
 
 # aten::_log_softmax: log(softmax(x)) along dim.
-# specs/nn.yaml:610
+# specs/nn.yaml:584
 #   aten::_log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
 #   aten::_log_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def _log_softmax__opset13(op, self, dim, half_to_float):
-    """aten::_log_softmax at opsets 13..28 (specs/nn.yaml:616)."""
+    """aten::_log_softmax at opsets 13..28 (specs/nn.yaml:590)."""
     return op.LogSoftmax(self, axis=dim)
 
 
@@ -764,7 +946,7 @@ _log_softmax_out__opset13 = _log_softmax__opset13
 
 
 def _log_softmax__opset7(op, self, dim, half_to_float):
-    """aten::_log_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:618)."""
+    """aten::_log_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:592)."""
     return op.LogSoftmax(self, axis=_h.rank(self) - 1)
 
 
@@ -772,7 +954,7 @@ _log_softmax_out__opset7 = _log_softmax__opset7
 
 
 def _log_softmax__opset7_1(op, self, dim, half_to_float):
-    """aten::_log_softmax at opsets 7..12 (specs/nn.yaml:621)."""
+    """aten::_log_softmax at opsets 7..12 (specs/nn.yaml:595)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
@@ -795,14 +977,14 @@ def _log_softmax__gap1(self, dim, half_to_float):
 
 
 # aten::scaled_dot_product_attention: softmax(q @ k.T * scale + mask) @ v; ONNX Attention from opset 23 for 3-D and 4-D inputs, a composition otherwise. A row that masks every key gives zeros, as in eager.
-# specs/nn.yaml:639
+# specs/nn.yaml:613
 #   aten::scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool is_causal=False, *, float? scale=None, bool enable_gqa=False) -> Tensor
 
 
 def scaled_dot_product_attention__opset23(
     op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 23..28, when `rank(query) == 4 or (rank(query) == 3 and not enable_gqa)` (specs/nn.yaml:648)."""
+    """aten::scaled_dot_product_attention at opsets 23..28, when `rank(query) == 4 or (rank(query) == 3 and not enable_gqa)` (specs/nn.yaml:622)."""
     heads = 1 if _h.rank(query) == 3 else None
     mask = attn_mask
     if attn_mask is not None and _h.rank(query) == 3 and (_h.rank(attn_mask) == 3):
@@ -820,46 +1002,141 @@ def scaled_dot_product_attention__opset23(
 def scaled_dot_product_attention__opset11(
     op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 11..28 (specs/nn.yaml:658)."""
+    """aten::scaled_dot_product_attention at opsets 11..12 (specs/nn.yaml:632)."""
     r = _h.rank(query)
-    factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
+    e = _h.size(op, query, -1)
+    if scale is not None:
+        factor = _h.const(op, math.sqrt(scale), _h.dtype_of(query))
+    elif _h.is_static(e):
+        factor = _h.const(op, 1.0 / math.sqrt(math.sqrt(e)), _h.dtype_of(query))
+    else:
+        factor = op.Cast(
+            op.Pow(
+                op.Cast(_h.const(op, e, "int64"), to=_h.onnx_dtype("float32")),
+                _h.const(op, -0.25, "float32"),
+            ),
+            to=_h.onnx_dtype(_h.dtype_of(query)),
+        )
     k = key
     v = value
-    if enable_gqa and _h.sizes(query)[-3] != _h.sizes(key)[-3]:
-        n = _h.sizes(query)[-3] // _h.sizes(key)[-3]
-        ks = _h.sizes(key)
-        vs = _h.sizes(value)
+    heads, kv_heads = (_h.size(op, query, -3), _h.size(op, key, -3))
+    if enable_gqa and _h.is_static(heads, kv_heads) and (heads != kv_heads):
+        n = heads // kv_heads
         k = op.Reshape(
             op.Tile(
-                op.Reshape(key, _h.const(op, ks[:-2] + [1] + ks[-2:], "int64")),
-                _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64"),
+                op.Unsqueeze(key, axes=[r - 2]), _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64")
             ),
-            _h.const(op, ks[:-3] + [ks[-3] * n] + ks[-2:], "int64"),
+            _h.const(op, _h.sizes(op, key)[:-3] + [-1] + _h.sizes(op, key)[-2:], "int64"),
         )
         v = op.Reshape(
             op.Tile(
-                op.Reshape(value, _h.const(op, vs[:-2] + [1] + vs[-2:], "int64")),
-                _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64"),
+                op.Unsqueeze(value, axes=[r - 2]), _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64")
             ),
-            _h.const(op, vs[:-3] + [vs[-3] * n] + vs[-2:], "int64"),
+            _h.const(op, _h.sizes(op, value)[:-3] + [-1] + _h.sizes(op, value)[-2:], "int64"),
         )
     scores = op.MatMul(
-        op.Mul(query, _h.const(op, factor, _h.dtype_of(query))),
-        op.Transpose(
-            op.Mul(k, _h.const(op, factor, _h.dtype_of(query))),
-            perm=list(range(r - 2)) + [r - 1, r - 2],
-        ),
+        op.Mul(query, factor),
+        op.Transpose(op.Mul(k, factor), perm=list(range(r - 2)) + [r - 1, r - 2]),
     )
     if is_causal:
-        L, S = (_h.sizes(query)[-2], _h.sizes(key)[-2])
-        scores = op.Add(
-            scores,
-            _h.const(
-                op,
-                [[0.0 if j <= i else -math.inf for j in range(S)] for i in range(L)],
-                _h.dtype_of(query),
-            ),
+        L, S = (_h.size(op, query, -2), _h.size(op, key, -2))
+        if _h.is_static(L, S):
+            scores = op.Add(
+                scores,
+                _h.const(
+                    op,
+                    [[0.0 if j <= i else -math.inf for j in range(S)] for i in range(L)],
+                    _h.dtype_of(query),
+                ),
+            )
+        else:
+            rows = op.Range(
+                _h.const(op, 0, "int64"), _h.const(op, L, "int64"), _h.const(op, 1, "int64")
+            )
+            cols = op.Range(
+                _h.const(op, 0, "int64"), _h.const(op, S, "int64"), _h.const(op, 1, "int64")
+            )
+            future = op.Greater(op.Unsqueeze(cols, axes=[0]), op.Unsqueeze(rows, axes=[1]))
+            scores = op.Where(future, _h.const(op, -math.inf, _h.dtype_of(query)), scores)
+    if attn_mask is not None:
+        if _h.dtype_of(attn_mask) == "bool":
+            scores = op.Where(attn_mask, scores, _h.const(op, -math.inf, _h.dtype_of(query)))
+        else:
+            scores = op.Add(scores, op.Cast(attn_mask, to=_h.onnx_dtype(_h.dtype_of(query))))
+    weights = op.Softmax(scores, axis=r - 1)
+    if attn_mask is not None:
+        masked = op.Equal(
+            _h.aten(op, "aten::amax", _h.typed(scores, _h.dtype_of(query)), [r - 1], True),
+            _h.const(op, -math.inf, _h.dtype_of(query)),
         )
+        weights = op.Where(masked, _h.const(op, 0.0, _h.dtype_of(query)), weights)
+    return op.MatMul(weights, v)
+
+
+def scaled_dot_product_attention__opset13(
+    op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
+):
+    """aten::scaled_dot_product_attention at opsets 13..28 (specs/nn.yaml:632)."""
+    r = _h.rank(query)
+    e = _h.size(op, query, -1)
+    if scale is not None:
+        factor = _h.const(op, math.sqrt(scale), _h.dtype_of(query))
+    elif _h.is_static(e):
+        factor = _h.const(op, 1.0 / math.sqrt(math.sqrt(e)), _h.dtype_of(query))
+    else:
+        factor = op.Cast(
+            op.Pow(
+                op.Cast(_h.const(op, e, "int64"), to=_h.onnx_dtype("float32")),
+                _h.const(op, -0.25, "float32"),
+            ),
+            to=_h.onnx_dtype(_h.dtype_of(query)),
+        )
+    k = key
+    v = value
+    heads, kv_heads = (_h.size(op, query, -3), _h.size(op, key, -3))
+    if enable_gqa and _h.is_static(heads, kv_heads) and (heads != kv_heads):
+        n = heads // kv_heads
+        k = op.Reshape(
+            op.Tile(
+                op.Unsqueeze(key, _h.const(op, [r - 2], "int64")),
+                _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64"),
+            ),
+            _h.const(op, _h.sizes(op, key)[:-3] + [-1] + _h.sizes(op, key)[-2:], "int64"),
+        )
+        v = op.Reshape(
+            op.Tile(
+                op.Unsqueeze(value, _h.const(op, [r - 2], "int64")),
+                _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64"),
+            ),
+            _h.const(op, _h.sizes(op, value)[:-3] + [-1] + _h.sizes(op, value)[-2:], "int64"),
+        )
+    scores = op.MatMul(
+        op.Mul(query, factor),
+        op.Transpose(op.Mul(k, factor), perm=list(range(r - 2)) + [r - 1, r - 2]),
+    )
+    if is_causal:
+        L, S = (_h.size(op, query, -2), _h.size(op, key, -2))
+        if _h.is_static(L, S):
+            scores = op.Add(
+                scores,
+                _h.const(
+                    op,
+                    [[0.0 if j <= i else -math.inf for j in range(S)] for i in range(L)],
+                    _h.dtype_of(query),
+                ),
+            )
+        else:
+            rows = op.Range(
+                _h.const(op, 0, "int64"), _h.const(op, L, "int64"), _h.const(op, 1, "int64")
+            )
+            cols = op.Range(
+                _h.const(op, 0, "int64"), _h.const(op, S, "int64"), _h.const(op, 1, "int64")
+            )
+            future = op.Greater(
+                op.Unsqueeze(cols, _h.const(op, [0], "int64")),
+                op.Unsqueeze(rows, _h.const(op, [1], "int64")),
+            )
+            scores = op.Where(future, _h.const(op, -math.inf, _h.dtype_of(query)), scores)
     if attn_mask is not None:
         if _h.dtype_of(attn_mask) == "bool":
             scores = op.Where(attn_mask, scores, _h.const(op, -math.inf, _h.dtype_of(query)))
@@ -878,38 +1155,47 @@ def scaled_dot_product_attention__opset11(
 def scaled_dot_product_attention__opset7(
     op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 7..10, when `attn_mask is None` (specs/nn.yaml:688)."""
+    """aten::scaled_dot_product_attention at opsets 7..10, when `attn_mask is None` (specs/nn.yaml:672)."""
     r = _h.rank(query)
-    factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
+    e = _h.size(op, query, -1)
+    if scale is not None:
+        factor = _h.const(op, math.sqrt(scale), _h.dtype_of(query))
+    elif _h.is_static(e):
+        factor = _h.const(op, 1.0 / math.sqrt(math.sqrt(e)), _h.dtype_of(query))
+    else:
+        factor = op.Cast(
+            op.Pow(
+                op.Cast(_h.const(op, e, "int64"), to=_h.onnx_dtype("float32")),
+                _h.const(op, -0.25, "float32"),
+            ),
+            to=_h.onnx_dtype(_h.dtype_of(query)),
+        )
     k = key
     v = value
-    if enable_gqa and _h.sizes(query)[-3] != _h.sizes(key)[-3]:
-        n = _h.sizes(query)[-3] // _h.sizes(key)[-3]
-        ks = _h.sizes(key)
-        vs = _h.sizes(value)
+    heads, kv_heads = (_h.size(op, query, -3), _h.size(op, key, -3))
+    if enable_gqa and _h.is_static(heads, kv_heads) and (heads != kv_heads):
+        n = heads // kv_heads
         k = op.Reshape(
             op.Tile(
-                op.Reshape(key, _h.const(op, ks[:-2] + [1] + ks[-2:], "int64")),
-                _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64"),
+                op.Unsqueeze(key, axes=[r - 2]), _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64")
             ),
-            _h.const(op, ks[:-3] + [ks[-3] * n] + ks[-2:], "int64"),
+            _h.const(op, _h.sizes(op, key)[:-3] + [-1] + _h.sizes(op, key)[-2:], "int64"),
         )
         v = op.Reshape(
             op.Tile(
-                op.Reshape(value, _h.const(op, vs[:-2] + [1] + vs[-2:], "int64")),
-                _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64"),
+                op.Unsqueeze(value, axes=[r - 2]), _h.const(op, [1] * (r - 2) + [n, 1, 1], "int64")
             ),
-            _h.const(op, vs[:-3] + [vs[-3] * n] + vs[-2:], "int64"),
+            _h.const(op, _h.sizes(op, value)[:-3] + [-1] + _h.sizes(op, value)[-2:], "int64"),
         )
     scores = op.MatMul(
-        op.Mul(query, _h.const(op, factor, _h.dtype_of(query))),
-        op.Transpose(
-            op.Mul(k, _h.const(op, factor, _h.dtype_of(query))),
-            perm=list(range(r - 2)) + [r - 1, r - 2],
-        ),
+        op.Mul(query, factor),
+        op.Transpose(op.Mul(k, factor), perm=list(range(r - 2)) + [r - 1, r - 2]),
     )
     if is_causal:
-        L, S = (_h.sizes(query)[-2], _h.sizes(key)[-2])
+        L, S = (
+            _h.static(_h.size(op, query, -2), "size(query, -2)"),
+            _h.static(_h.size(op, key, -2), "size(key, -2)"),
+        )
         scores = op.Add(
             scores,
             _h.const(
@@ -937,3 +1223,21 @@ def scaled_dot_product_attention__gap0(
     query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
     return dropout_p > 0
+
+
+def scaled_dot_product_attention__gap1(
+    query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
+):
+    return attn_mask is not None
+
+
+def scaled_dot_product_attention__gap2(
+    query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
+):
+    return enable_gqa and (not _h.is_static(_h.static_size(query, -3), _h.static_size(key, -3)))
+
+
+def scaled_dot_product_attention__gap3(
+    query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
+):
+    return is_causal and (not _h.is_static(_h.static_size(query, -2), _h.static_size(key, -2)))

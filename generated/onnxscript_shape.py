@@ -16,14 +16,14 @@ import math
 from torchonnx import ir_helpers as _h
 
 # aten::view: self with its elements laid out in shape size; -1 is inferred, 0 is a zero-size dim.
-# specs/shape.yaml:16
+# specs/shape.yaml:17
 #   aten::view(Tensor(a) self, SymInt[] size) -> Tensor(a)
 #   aten::_unsafe_view(Tensor self, SymInt[] size) -> Tensor
 #   aten::view_copy(Tensor self, SymInt[] size) -> Tensor
 
 
 def view__opset14(op, self, size):
-    """aten::view at opsets 14..28 (specs/shape.yaml:22)."""
+    """aten::view at opsets 14..28 (specs/shape.yaml:23)."""
     return op.Reshape(self, _h.const(op, size, "int64"), allowzero=1)
 
 
@@ -33,7 +33,7 @@ view_copy__opset14 = view__opset14
 
 
 def view__opset7(op, self, size):
-    """aten::view at opsets 7..13, when `0 not in size` (specs/shape.yaml:24)."""
+    """aten::view at opsets 7..13, when `0 not in [s for s in size if is_static(s)]` (specs/shape.yaml:25)."""
     return op.Reshape(self, _h.const(op, size, "int64"))
 
 
@@ -43,8 +43,10 @@ view_copy__opset7 = view__opset7
 
 
 def view__opset7_1(op, self, size):
-    """aten::view at opsets 7..13, when `len([s for s in size if s == 0]) == 1` (specs/shape.yaml:27)."""
-    return op.Reshape(self, _h.const(op, [-1 if s == 0 else s for s in size], "int64"))
+    """aten::view at opsets 7..13, when `len([s for s in size if is_static(s) and s == 0]) == 1` (specs/shape.yaml:28)."""
+    return op.Reshape(
+        self, _h.const(op, [-1 if _h.is_static(s) and s == 0 else s for s in size], "int64")
+    )
 
 
 _unsafe_view__opset7_1 = view__opset7_1
@@ -53,34 +55,34 @@ view_copy__opset7_1 = view__opset7_1
 
 
 def view__opset7__when(self, size):
-    return 0 not in size
+    return 0 not in [s for s in size if _h.is_static(s)]
 
 
 def view__opset7_1__when(self, size):
-    return len([s for s in size if s == 0]) == 1
+    return len([s for s in size if _h.is_static(s) and s == 0]) == 1
 
 
 # aten::permute: self with its dims reordered by dims.
-# specs/shape.yaml:38
+# specs/shape.yaml:40
 #   aten::permute(Tensor(a) self, int[] dims) -> Tensor(a)
 #   aten::permute_copy(Tensor self, int[] dims) -> Tensor
 
 
 def permute__opset7(op, self, dims):
-    """aten::permute at opsets 7..28 (specs/shape.yaml:44)."""
+    """aten::permute at opsets 7..28 (specs/shape.yaml:46)."""
     return op.Transpose(self, perm=[d % max(_h.rank(self), 1) for d in dims])
 
 
 permute_copy__opset7 = permute__opset7
 
 # aten::transpose.int: self with dims dim0 and dim1 swapped.
-# specs/shape.yaml:51
+# specs/shape.yaml:53
 #   aten::transpose.int(Tensor(a) self, int dim0, int dim1) -> Tensor(a)
 #   aten::transpose_copy.int(Tensor self, int dim0, int dim1) -> Tensor
 
 
 def transpose_int__opset7(op, self, dim0, dim1):
-    """aten::transpose.int at opsets 7..28 (specs/shape.yaml:57)."""
+    """aten::transpose.int at opsets 7..28 (specs/shape.yaml:59)."""
     a = dim0 % max(_h.rank(self), 1)
     b = dim1 % max(_h.rank(self), 1)
     return op.Transpose(
@@ -91,30 +93,22 @@ def transpose_int__opset7(op, self, dim0, dim1):
 transpose_copy_int__opset7 = transpose_int__opset7
 
 # aten::t: self (rank 2 or less) with its dims reversed.
-# specs/shape.yaml:69
+# specs/shape.yaml:71
 #   aten::t(Tensor(a) self) -> Tensor(a)
 #   aten::t_copy(Tensor self) -> Tensor
 
 
 def t__opset7(op, self):
-    """aten::t at opsets 7..28 (specs/shape.yaml:76)."""
+    """aten::t at opsets 7..28 (specs/shape.yaml:78)."""
     return op.Transpose(self)
 
 
 t_copy__opset7 = t__opset7
 
 # aten::unsqueeze: self with a dimension of size 1 inserted at dim.
-# specs/shape.yaml:85
+# specs/shape.yaml:87
 #   aten::unsqueeze(Tensor(a) self, int dim) -> Tensor(a)
 #   aten::unsqueeze_copy(Tensor self, int dim) -> Tensor
-
-
-def unsqueeze__opset13(op, self, dim):
-    """aten::unsqueeze at opsets 13..28 (specs/shape.yaml:91)."""
-    return op.Unsqueeze(self, _h.const(op, [dim % (_h.rank(self) + 1)], "int64"))
-
-
-unsqueeze_copy__opset13 = unsqueeze__opset13
 
 
 def unsqueeze__opset7(op, self, dim):
@@ -124,61 +118,51 @@ def unsqueeze__opset7(op, self, dim):
 
 unsqueeze_copy__opset7 = unsqueeze__opset7
 
+
+def unsqueeze__opset13(op, self, dim):
+    """aten::unsqueeze at opsets 13..28 (specs/shape.yaml:93)."""
+    return op.Unsqueeze(self, _h.const(op, [dim % (_h.rank(self) + 1)], "int64"))
+
+
+unsqueeze_copy__opset13 = unsqueeze__opset13
+
 # aten::squeeze.dim: self without dimension dim if its size is 1, else self.
 # specs/shape.yaml:100
 #   aten::squeeze.dim(Tensor(a) self, int dim) -> Tensor(a)
 #   aten::squeeze_copy.dim(Tensor self, int dim) -> Tensor
 
 
-def squeeze_dim__opset13(op, self, dim):
-    """aten::squeeze.dim at opsets 13..28 (specs/shape.yaml:107)."""
-    d = dim % max(_h.rank(self), 1)
-    if _h.rank(self) == 0 or _h.sizes(self)[d] != 1:
-        return op.Identity(self)
-    return op.Squeeze(self, _h.const(op, [d], "int64"))
-
-
-squeeze_copy_dim__opset13 = squeeze_dim__opset13
-
-
 def squeeze_dim__opset7(op, self, dim):
-    """aten::squeeze.dim at opsets 7..12 (specs/shape.yaml:113)."""
+    """aten::squeeze.dim at opsets 7..12 (specs/shape.yaml:108)."""
     d = dim % max(_h.rank(self), 1)
-    if _h.rank(self) == 0 or _h.sizes(self)[d] != 1:
+    if _h.rank(self) == 0 or not _h.is_static(_h.size(op, self, d)) or _h.size(op, self, d) != 1:
         return op.Identity(self)
     return op.Squeeze(self, axes=[d])
 
 
 squeeze_copy_dim__opset7 = squeeze_dim__opset7
 
+
+def squeeze_dim__opset13(op, self, dim):
+    """aten::squeeze.dim at opsets 13..28 (specs/shape.yaml:108)."""
+    d = dim % max(_h.rank(self), 1)
+    if _h.rank(self) == 0 or not _h.is_static(_h.size(op, self, d)) or _h.size(op, self, d) != 1:
+        return op.Identity(self)
+    return op.Squeeze(self, _h.const(op, [d], "int64"))
+
+
+squeeze_copy_dim__opset13 = squeeze_dim__opset13
+
 # aten::squeeze.dims: self without those of dims dim whose size is 1.
-# specs/shape.yaml:126
+# specs/shape.yaml:121
 #   aten::squeeze.dims(Tensor(a) self, int[] dim) -> Tensor(a)
 #   aten::squeeze_copy.dims(Tensor self, int[] dim) -> Tensor
 
 
-def squeeze_dims__opset13(op, self, dim):
-    """aten::squeeze.dims at opsets 13..28 (specs/shape.yaml:132)."""
-    axes = [
-        d % _h.rank(self)
-        for d in dim
-        if _h.rank(self) > 0 and _h.sizes(self)[d % _h.rank(self)] == 1
-    ]
-    if len(axes) == 0:
-        return op.Identity(self)
-    return op.Squeeze(self, _h.const(op, axes, "int64"))
-
-
-squeeze_copy_dims__opset13 = squeeze_dims__opset13
-
-
 def squeeze_dims__opset7(op, self, dim):
-    """aten::squeeze.dims at opsets 7..12 (specs/shape.yaml:138)."""
-    axes = [
-        d % _h.rank(self)
-        for d in dim
-        if _h.rank(self) > 0 and _h.sizes(self)[d % _h.rank(self)] == 1
-    ]
+    """aten::squeeze.dims at opsets 7..12 (specs/shape.yaml:127)."""
+    ones = [i for i, s in enumerate(_h.sizes(op, self)) if _h.is_static(s) and s == 1]
+    axes = [d % _h.rank(self) for d in dim if _h.rank(self) > 0 and d % _h.rank(self) in ones]
     if len(axes) == 0:
         return op.Identity(self)
     return op.Squeeze(self, axes=axes)
@@ -186,27 +170,39 @@ def squeeze_dims__opset7(op, self, dim):
 
 squeeze_copy_dims__opset7 = squeeze_dims__opset7
 
+
+def squeeze_dims__opset13(op, self, dim):
+    """aten::squeeze.dims at opsets 13..28 (specs/shape.yaml:127)."""
+    ones = [i for i, s in enumerate(_h.sizes(op, self)) if _h.is_static(s) and s == 1]
+    axes = [d % _h.rank(self) for d in dim if _h.rank(self) > 0 and d % _h.rank(self) in ones]
+    if len(axes) == 0:
+        return op.Identity(self)
+    return op.Squeeze(self, _h.const(op, axes, "int64"))
+
+
+squeeze_copy_dims__opset13 = squeeze_dims__opset13
+
 # aten::squeeze: self without all its dimensions of size 1.
-# specs/shape.yaml:149
+# specs/shape.yaml:139
 #   aten::squeeze(Tensor(a) self) -> Tensor(a)
 #   aten::squeeze_copy(Tensor self) -> Tensor
 
 
 def squeeze__opset7(op, self):
-    """aten::squeeze at opsets 7..28 (specs/shape.yaml:156)."""
+    """aten::squeeze at opsets 7..28 (specs/shape.yaml:146)."""
     return op.Squeeze(self)
 
 
 squeeze_copy__opset7 = squeeze__opset7
 
 # aten::select.int: self[..., index, ...] at dim dim, which the result no longer has.
-# specs/shape.yaml:161
+# specs/shape.yaml:151
 #   aten::select.int(Tensor(a) self, int dim, SymInt index) -> Tensor(a)
 #   aten::select_copy.int(Tensor self, int dim, SymInt index) -> Tensor
 
 
 def select_int__opset11(op, self, dim, index):
-    """aten::select.int at opsets 11..28 (specs/shape.yaml:167)."""
+    """aten::select.int at opsets 11..28 (specs/shape.yaml:157)."""
     return op.Gather(self, _h.const(op, index, "int64"), axis=dim)
 
 
@@ -214,22 +210,36 @@ select_copy_int__opset11 = select_int__opset11
 
 
 def select_int__opset7(op, self, dim, index):
-    """aten::select.int at opsets 7..10 (specs/shape.yaml:169)."""
+    """aten::select.int at opsets 7..10, when `is_static(index)` (specs/shape.yaml:160)."""
     d = dim % _h.rank(self)
-    i = index if index >= 0 else index + _h.sizes(self)[d]
-    return op.Gather(self, _h.const(op, i, "int64"), axis=d)
+    if index >= 0:
+        return op.Gather(self, _h.const(op, index, "int64"), axis=d)
+    return op.Gather(
+        self,
+        op.Add(_h.const(op, index, "int64"), _h.const(op, _h.size(op, self, d), "int64")),
+        axis=d,
+    )
 
 
 select_copy_int__opset7 = select_int__opset7
 
+
+def select_int__opset7__when(self, dim, index):
+    return _h.is_static(index)
+
+
+def select_int__gap0(self, dim, index):
+    return not _h.is_static(index)
+
+
 # aten::slice.Tensor: self[start:end:step] along dim dim; None bounds are the ends, bounds are clamped.
-# specs/shape.yaml:179
+# specs/shape.yaml:178
 #   aten::slice.Tensor(Tensor(a) self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor(a)
 #   aten::slice_copy.Tensor(Tensor self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor
 
 
 def slice_Tensor__opset10(op, self, dim, start, end, step):
-    """aten::slice.Tensor at opsets 10..28 (specs/shape.yaml:185)."""
+    """aten::slice.Tensor at opsets 10..28 (specs/shape.yaml:184)."""
     starts = [0 if start is None else start]
     ends = [9223372036854775807 if end is None else end]
     return op.Slice(
@@ -245,7 +255,7 @@ slice_copy_Tensor__opset10 = slice_Tensor__opset10
 
 
 def slice_Tensor__opset7(op, self, dim, start, end, step):
-    """aten::slice.Tensor at opsets 7..9, when `step == 1` (specs/shape.yaml:191)."""
+    """aten::slice.Tensor at opsets 7..9, when `is_static(start, end, step) and step == 1` (specs/shape.yaml:189)."""
     starts = [0 if start is None else start]
     ends = [9223372036854775807 if end is None else end]
     return op.Slice(self, starts=starts, ends=ends, axes=[dim % _h.rank(self)])
@@ -255,10 +265,10 @@ slice_copy_Tensor__opset7 = slice_Tensor__opset7
 
 
 def slice_Tensor__opset7_1(op, self, dim, start, end, step):
-    """aten::slice.Tensor at opsets 7..9, when `step != 1` (specs/shape.yaml:198)."""
-    d = dim % _h.rank(self)
+    """aten::slice.Tensor at opsets 7..9, when `is_static(start, end, step, size(self, dim)) and step != 1` (specs/shape.yaml:197)."""
+    n = _h.size(op, self, dim)
     return op.Gather(
-        self, _h.const(op, list(range(_h.sizes(self)[d])[start:end:step]), "int64"), axis=d
+        self, _h.const(op, list(range(n)[start:end:step]), "int64"), axis=dim % _h.rank(self)
     )
 
 
@@ -266,23 +276,31 @@ slice_copy_Tensor__opset7_1 = slice_Tensor__opset7_1
 
 
 def slice_Tensor__opset7__when(self, dim, start, end, step):
-    return step == 1
+    return _h.is_static(start, end, step) and step == 1
 
 
 def slice_Tensor__opset7_1__when(self, dim, start, end, step):
-    return step != 1
+    return _h.is_static(start, end, step, _h.static_size(self, dim)) and step != 1
+
+
+def slice_Tensor__gap0(self, dim, start, end, step):
+    return not _h.is_static(start, end, step)
+
+
+def slice_Tensor__gap1(self, dim, start, end, step):
+    return _h.is_static(step) and step != 1 and (not _h.is_static(_h.static_size(self, dim)))
 
 
 # aten::split.Tensor: self cut along dim into pieces of split_size (the last may be smaller).
-# specs/shape.yaml:213
+# specs/shape.yaml:223
 #   aten::split.Tensor(Tensor(a -> *) self, SymInt split_size, int dim=0) -> Tensor(a)[]
 #   aten::split_copy.Tensor(Tensor self, SymInt split_size, int dim=0) -> Tensor[]
 #   aten::unsafe_split.Tensor(Tensor self, SymInt split_size, int dim=0) -> Tensor[]
 
 
 def split_Tensor__opset18(op, self, split_size, dim):
-    """aten::split.Tensor at opsets 18..28, when `size(self, dim) is not None and size(self, dim) > 0 and size(self, dim) % split_size == 0` (specs/shape.yaml:221)."""
-    n = _h.size(self, dim) // split_size
+    """aten::split.Tensor at opsets 18..28, when `is_static(size(self, dim), split_size) and size(self, dim) > 0 and size(self, dim) % split_size == 0` (specs/shape.yaml:233)."""
+    n = _h.size(op, self, dim) // split_size
     return _h.as_list(op.Split(self, axis=dim, num_outputs=n, _outputs=n))
 
 
@@ -291,25 +309,11 @@ split_copy_Tensor__opset18 = split_Tensor__opset18
 unsafe_split_Tensor__opset18 = split_Tensor__opset18
 
 
-def split_Tensor__opset13(op, self, split_size, dim):
-    """aten::split.Tensor at opsets 13..28 (specs/shape.yaml:226)."""
-    d = dim % _h.rank(self)
-    n = _h.sizes(self)[d]
-    pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
-    return _h.as_list(op.Split(self, _h.const(op, pieces, "int64"), axis=d, _outputs=len(pieces)))
-
-
-split_copy_Tensor__opset13 = split_Tensor__opset13
-
-unsafe_split_Tensor__opset13 = split_Tensor__opset13
-
-
 def split_Tensor__opset7(op, self, split_size, dim):
-    """aten::split.Tensor at opsets 7..12 (specs/shape.yaml:232)."""
-    d = dim % _h.rank(self)
-    n = _h.sizes(self)[d]
+    """aten::split.Tensor at opsets 7..12, when `is_static(size(self, dim), split_size)` (specs/shape.yaml:238)."""
+    n = _h.size(op, self, dim)
     pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
-    return _h.as_list(op.Split(self, axis=d, split=pieces, _outputs=len(pieces)))
+    return _h.as_list(op.Split(self, axis=dim % _h.rank(self), split=pieces, _outputs=len(pieces)))
 
 
 split_copy_Tensor__opset7 = split_Tensor__opset7
@@ -317,23 +321,51 @@ split_copy_Tensor__opset7 = split_Tensor__opset7
 unsafe_split_Tensor__opset7 = split_Tensor__opset7
 
 
-def split_Tensor__opset18__when(self, split_size, dim):
-    return (
-        _h.size(self, dim) is not None
-        and _h.size(self, dim) > 0
-        and (_h.size(self, dim) % split_size == 0)
+def split_Tensor__opset13(op, self, split_size, dim):
+    """aten::split.Tensor at opsets 13..28, when `is_static(size(self, dim), split_size)` (specs/shape.yaml:238)."""
+    n = _h.size(op, self, dim)
+    pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
+    return _h.as_list(
+        op.Split(
+            self, _h.const(op, pieces, "int64"), axis=dim % _h.rank(self), _outputs=len(pieces)
+        )
     )
 
 
+split_copy_Tensor__opset13 = split_Tensor__opset13
+
+unsafe_split_Tensor__opset13 = split_Tensor__opset13
+
+
+def split_Tensor__opset18__when(self, split_size, dim):
+    return (
+        _h.is_static(_h.static_size(self, dim), split_size)
+        and _h.static_size(self, dim) > 0
+        and (_h.static_size(self, dim) % split_size == 0)
+    )
+
+
+def split_Tensor__opset7__when(self, split_size, dim):
+    return _h.is_static(_h.static_size(self, dim), split_size)
+
+
+def split_Tensor__opset13__when(self, split_size, dim):
+    return _h.is_static(_h.static_size(self, dim), split_size)
+
+
+def split_Tensor__gap0(self, split_size, dim):
+    return not _h.is_static(_h.static_size(self, dim), split_size)
+
+
 # aten::split_with_sizes: self cut along dim into pieces of the sizes split_sizes.
-# specs/shape.yaml:244
+# specs/shape.yaml:253
 #   aten::split_with_sizes(Tensor(a -> *) self, SymInt[] split_sizes, int dim=0) -> Tensor(a)[]
 #   aten::split_with_sizes_copy(Tensor self, SymInt[] split_sizes, int dim=0) -> Tensor[]
 #   aten::unsafe_split_with_sizes(Tensor self, SymInt[] split_sizes, int dim=0) -> Tensor[]
 
 
 def split_with_sizes__opset13(op, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml:251)."""
+    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml:261)."""
     return _h.as_list(
         op.Split(
             self,
@@ -350,9 +382,9 @@ unsafe_split_with_sizes__opset13 = split_with_sizes__opset13
 
 
 def split_with_sizes__opset7(op, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 7..12 (specs/shape.yaml:253)."""
+    """aten::split_with_sizes at opsets 7..12, when `is_static(split_sizes)` (specs/shape.yaml:263)."""
     return _h.as_list(
-        op.Split(self, axis=dim % _h.rank(self), split=split_sizes, _outputs=len(split_sizes))
+        op.Split(self, split=split_sizes, axis=dim % _h.rank(self), _outputs=len(split_sizes))
     )
 
 
@@ -360,18 +392,27 @@ split_with_sizes_copy__opset7 = split_with_sizes__opset7
 
 unsafe_split_with_sizes__opset7 = split_with_sizes__opset7
 
+
+def split_with_sizes__opset7__when(self, split_sizes, dim):
+    return _h.is_static(split_sizes)
+
+
+def split_with_sizes__gap0(self, split_sizes, dim):
+    return not _h.is_static(split_sizes)
+
+
 # aten::cat: tensors joined along dim dim.
-# specs/shape.yaml:260
+# specs/shape.yaml:277
 #   aten::cat(Tensor[] tensors, int dim=0) -> Tensor
 
 
 def cat__opset11(op, tensors, dim):
-    """aten::cat at opsets 11..28 (specs/shape.yaml:266)."""
+    """aten::cat at opsets 11..28 (specs/shape.yaml:283)."""
     return op.Concat(*tensors, axis=dim)
 
 
 def cat__opset7(op, tensors, dim):
-    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:268)."""
+    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:285)."""
     return op.Concat(*tensors, axis=dim)
 
 
@@ -380,22 +421,22 @@ def cat__opset7__when(tensors, dim):
 
 
 # aten::stack: tensors (of one shape) joined along a new dim dim.
-# specs/shape.yaml:279
+# specs/shape.yaml:296
 #   aten::stack(Tensor[] tensors, int dim=0) -> Tensor
 
 
-def stack__opset13(op, tensors, dim):
-    """aten::stack at opsets 13..28 (specs/shape.yaml:284)."""
-    return op.Concat(*[op.Unsqueeze(x, _h.const(op, [dim], "int64")) for x in tensors], axis=dim)
-
-
 def stack__opset11(op, tensors, dim):
-    """aten::stack at opsets 11..12 (specs/shape.yaml:287)."""
+    """aten::stack at opsets 11..12 (specs/shape.yaml:302)."""
     return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
 
 
+def stack__opset13(op, tensors, dim):
+    """aten::stack at opsets 13..28 (specs/shape.yaml:302)."""
+    return op.Concat(*[op.Unsqueeze(x, _h.const(op, [dim], "int64")) for x in tensors], axis=dim)
+
+
 def stack__opset7(op, tensors, dim):
-    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:289)."""
+    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:304)."""
     return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
 
 
@@ -404,130 +445,149 @@ def stack__opset7__when(tensors, dim):
 
 
 # aten::expand: self broadcast to shape size; -1 keeps a dim of self.
-# specs/shape.yaml:300
+# specs/shape.yaml:315
 #   aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a)
 #   aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor
 
 
 def expand__opset8(op, self, size, implicit):
-    """aten::expand at opsets 8..28 (specs/shape.yaml:307)."""
-    return op.Expand(self, _h.const(op, [1 if s == -1 else s for s in size], "int64"))
+    """aten::expand at opsets 8..28 (specs/shape.yaml:322)."""
+    return op.Expand(
+        self, _h.const(op, [1 if _h.is_static(s) and s == -1 else s for s in size], "int64")
+    )
 
 
 expand_copy__opset8 = expand__opset8
 
 
 def expand__opset7(op, self, size, implicit):
-    """aten::expand at opsets 7..7 (specs/shape.yaml:310)."""
+    """aten::expand at opsets 7..7 (specs/shape.yaml:326)."""
     lead = len(size) - _h.rank(self)
     x = op.Unsqueeze(self, axes=list(range(lead))) if lead > 0 else self
-    dims = [1] * lead + _h.sizes(self)
+    dims = [1] * lead + _h.sizes(op, self)
+    keep = [not _h.is_static(s) or s != -1 for s in size]
     return op.Tile(
-        x, _h.const(op, [s if dims[i] == 1 and s != -1 else 1 for i, s in enumerate(size)], "int64")
+        x,
+        _h.const(
+            op,
+            [s if _h.is_static(d) and d == 1 and k else 1 for d, s, k in zip(dims, size, keep)],
+            "int64",
+        ),
     )
 
 
 expand_copy__opset7 = expand__opset7
 
 # aten::clone: a copy of self (memory_format is a layout, which ONNX does not have).
-# specs/shape.yaml:321
+# specs/shape.yaml:340
 #   aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor
 
 
 def clone__opset7(op, self, memory_format):
-    """aten::clone at opsets 7..28 (specs/shape.yaml:326)."""
+    """aten::clone at opsets 7..28 (specs/shape.yaml:345)."""
     return op.Identity(self)
 
 
 # aten::reshape: self with its elements laid out in shape shape; -1 is inferred, 0 is a zero-size dim.
-# specs/shape.yaml:331
+# specs/shape.yaml:350
 #   aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)
 
 
 def reshape__opset14(op, self, shape):
-    """aten::reshape at opsets 14..28 (specs/shape.yaml:336)."""
+    """aten::reshape at opsets 14..28 (specs/shape.yaml:355)."""
     return op.Reshape(self, _h.const(op, shape, "int64"), allowzero=1)
 
 
 def reshape__opset7(op, self, shape):
-    """aten::reshape at opsets 7..13, when `0 not in shape` (specs/shape.yaml:338)."""
+    """aten::reshape at opsets 7..13, when `0 not in [s for s in shape if is_static(s)]` (specs/shape.yaml:357)."""
     return op.Reshape(self, _h.const(op, shape, "int64"))
 
 
 def reshape__opset7_1(op, self, shape):
-    """aten::reshape at opsets 7..13, when `len([s for s in shape if s == 0]) == 1` (specs/shape.yaml:341)."""
-    return op.Reshape(self, _h.const(op, [-1 if s == 0 else s for s in shape], "int64"))
+    """aten::reshape at opsets 7..13, when `len([s for s in shape if is_static(s) and s == 0]) == 1` (specs/shape.yaml:360)."""
+    return op.Reshape(
+        self, _h.const(op, [-1 if _h.is_static(s) and s == 0 else s for s in shape], "int64")
+    )
 
 
 def reshape__opset7__when(self, shape):
-    return 0 not in shape
+    return 0 not in [s for s in shape if _h.is_static(s)]
 
 
 def reshape__opset7_1__when(self, shape):
-    return len([s for s in shape if s == 0]) == 1
+    return len([s for s in shape if _h.is_static(s) and s == 0]) == 1
 
 
 # aten::flatten.using_ints: dims start_dim..end_dim of self merged into one; a 0-dim self becomes shape [1].
-# specs/shape.yaml:348
+# specs/shape.yaml:367
 #   aten::flatten.using_ints(Tensor(a) self, int start_dim=0, int end_dim=-1) -> Tensor(a)
 
 
 def flatten_using_ints__opset14(op, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:353)."""
+    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:372)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
-    dims = _h.sizes(self)
-    shape = dims[:a] + [math.prod(dims[a : b + 1])] + dims[b + 1 :] if r > 0 else [1]
+    dims = _h.sizes(op, self)
+    block = dims[a : b + 1]
+    merged = (
+        math.prod(block)
+        if _h.is_static(block)
+        else op.ReduceProd(
+            op.Slice(op.Shape(self), _h.const(op, [a], "int64"), _h.const(op, [b + 1], "int64")),
+            keepdims=0,
+        )
+    )
+    shape = dims[:a] + [merged] + dims[b + 1 :] if r > 0 else [1]
     return op.Reshape(self, _h.const(op, shape, "int64"), allowzero=1)
 
 
 def flatten_using_ints__opset7(op, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:361)."""
+    """aten::flatten.using_ints at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:382)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
-    dims = _h.sizes(self)
-    shape = dims[:a] + [math.prod(dims[a : b + 1])] + dims[b + 1 :] if r > 0 else [1]
+    dims = _h.sizes(op, self)
+    shape = dims[:a] + [-1] + dims[b + 1 :] if r > 0 else [1]
     return op.Reshape(self, _h.const(op, shape, "int64"))
 
 
 def flatten_using_ints__opset7__when(self, start_dim, end_dim):
-    return 0 not in _h.sizes(self)
+    return 0 not in [s for s in _h.static_sizes(self) if _h.is_static(s)]
 
 
 # aten::unflatten.int: dim dim of self split into dims of sizes sizes (one may be -1).
-# specs/shape.yaml:376
+# specs/shape.yaml:397
 #   aten::unflatten.int(Tensor(a) self, int dim, SymInt[] sizes) -> Tensor(a)
 
 
 def unflatten_int__opset14(op, self, dim, sizes):
-    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:382)."""
+    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:403)."""
     d = dim % _h.rank(self)
     return op.Reshape(
         self,
-        _h.const(op, _h.sizes(self)[:d] + sizes + _h.sizes(self)[d + 1 :], "int64"),
+        _h.const(op, _h.sizes(op, self)[:d] + sizes + _h.sizes(op, self)[d + 1 :], "int64"),
         allowzero=1,
     )
 
 
 def unflatten_int__opset7(op, self, dim, sizes):
-    """aten::unflatten.int at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:386)."""
+    """aten::unflatten.int at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:407)."""
     d = dim % _h.rank(self)
     return op.Reshape(
-        self, _h.const(op, _h.sizes(self)[:d] + sizes + _h.sizes(self)[d + 1 :], "int64")
+        self, _h.const(op, _h.sizes(op, self)[:d] + sizes + _h.sizes(op, self)[d + 1 :], "int64")
     )
 
 
 def unflatten_int__opset7__when(self, dim, sizes):
-    return 0 not in _h.sizes(self)
+    return 0 not in [s for s in _h.static_sizes(self) if _h.is_static(s)]
 
 
 # aten::contiguous: self (memory_format is a layout, which ONNX does not have).
-# specs/shape.yaml:397
+# specs/shape.yaml:418
 #   aten::contiguous(Tensor(a) self, *, MemoryFormat memory_format=0) -> Tensor(a)
 
 
 def contiguous__opset7(op, self, memory_format):
-    """aten::contiguous at opsets 7..28 (specs/shape.yaml:402)."""
+    """aten::contiguous at opsets 7..28 (specs/shape.yaml:423)."""
     return op.Identity(self)

@@ -25,6 +25,7 @@ from torchonnx.generated import onnxscript_elementwise as _elementwise
 from torchonnx.generated import onnxscript_nn as _nn
 from torchonnx.generated import onnxscript_reduction as _reduction
 from torchonnx.generated import onnxscript_shape as _shape
+from torchonnx.generated import onnxscript_sizes as _sizes
 
 OLDEST_OPSET = 7
 NEWEST_OPSET = 28
@@ -46,6 +47,8 @@ _R = (
     "ONNX Min accepts integers from opset 12, and float64 cannot hold every int64",
     "ONNX Pow accepts integers from opset 12",
     "ONNX Relu accepts integers from opset 14, and float64 cannot hold every int64",
+    "ONNX Less accepts integers from opset 9",
+    "ONNX Greater accepts integers from opset 9",
 )
 
 # Dtypes no graph can hold at some opsets: (dtypes, (oldest, newest), reason).
@@ -69,9 +72,84 @@ RUNTIME_LIMITS = (
 )
 
 ENTRIES: dict[str, Entry] = {
+    "aten::_local_scalar_dense": Entry(
+        key="aten::_local_scalar_dense",
+        spec="specs/sizes.yaml:62",
+        family="sizes",
+        doc="The value of a one-element tensor as a number the graph computes (int64, float64 or bool, as Python has it).",
+        overloads={
+            "aten::_local_scalar_dense": Overload(
+                "aten::_local_scalar_dense",
+                "aten::_local_scalar_dense(Tensor self) -> Scalar",
+                (Param("self", TENSOR),),
+                ("value",),
+            ),
+            "aten::item": Overload(
+                "aten::item",
+                "aten::item(Tensor self) -> Scalar",
+                (Param("self", TENSOR),),
+                ("value",),
+            ),
+        },
+        dtypes=(
+            "bool",
+            "uint8",
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "float16",
+            "bfloat16",
+            "float32",
+            "float64",
+        ),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:68",
+                fns={
+                    "aten::_local_scalar_dense": _sizes._local_scalar_dense__opset7,
+                    "aten::item": _sizes._local_scalar_dense__opset7,
+                },
+                symbolic={
+                    "aten::_local_scalar_dense": "symbolic_opset7._local_scalar_dense__opset7",
+                    "aten::item": "symbolic_opset7._local_scalar_dense__opset7",
+                },
+                dtypes={
+                    "bool": ((7, 28, "bool", None),),
+                    "uint8": ((7, 28, "uint8", None),),
+                    "int8": ((7, 28, "int8", None),),
+                    "int16": ((7, 28, "int16", None),),
+                    "int32": ((7, 28, "int32", None),),
+                    "int64": ((7, 28, "int64", None),),
+                    "float16": ((7, 28, "float16", None),),
+                    "bfloat16": (
+                        (7, 12, None, _R[0]),
+                        (13, 28, "bfloat16", None),
+                    ),
+                    "float32": ((7, 28, "float32", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Cast", "Reshape"),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("self",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("t(1)", "specs/sizes.yaml:75"),
+            Sample("t(1, 1)", "specs/sizes.yaml:76", dtypes=("float32",)),
+        ),
+        shape="infer",
+    ),
     "aten::_log_softmax": Entry(
         key="aten::_log_softmax",
-        spec="specs/nn.yaml:610",
+        spec="specs/nn.yaml:584",
         family="nn",
         doc="log(softmax(x)) along dim.",
         overloads={
@@ -101,7 +179,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/nn.yaml:616",
+                spec="specs/nn.yaml:590",
                 fns={
                     "aten::_log_softmax": _nn._log_softmax__opset13,
                     "aten::_log_softmax.out": _nn._log_softmax__opset13,
@@ -122,7 +200,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:618",
+                spec="specs/nn.yaml:592",
                 fns={
                     "aten::_log_softmax": _nn._log_softmax__opset7,
                     "aten::_log_softmax.out": _nn._log_softmax__opset7,
@@ -145,7 +223,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:621",
+                spec="specs/nn.yaml:595",
                 fns={
                     "aten::_log_softmax": _nn._log_softmax__opset7_1,
                     "aten::_log_softmax.out": _nn._log_softmax__opset7_1,
@@ -172,27 +250,27 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "half_to_float returns float32 for a float16 input, a CUDA-only mode eager CPU refuses",
-                "specs/nn.yaml:628",
+                "specs/nn.yaml:602",
                 when=_nn._log_softmax__gap0,
                 when_text="half_to_float",
             ),
             Gap(
                 "ONNX LogSoftmax needs an input of rank 1 or more",
-                "specs/nn.yaml:630",
+                "specs/nn.yaml:604",
                 when=_nn._log_softmax__gap1,
                 when_text="rank(self) == 0",
             ),
         ),
         samples=(
-            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:633"),
-            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:634"),
-            Sample("t(3, 4), 0, False", "specs/nn.yaml:635"),
+            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:607"),
+            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:608"),
+            Sample("t(3, 4), 0, False", "specs/nn.yaml:609"),
         ),
         shape="same(self)",
     ),
     "aten::_native_batch_norm_legit_no_training": Entry(
         key="aten::_native_batch_norm_legit_no_training",
-        spec="specs/nn.yaml:172",
+        spec="specs/nn.yaml:174",
         family="nn",
         doc="Batch normalization with running statistics; the two saved statistics are empty, as in eager.",
         overloads={
@@ -230,7 +308,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/nn.yaml:179",
+                spec="specs/nn.yaml:181",
                 fns={
                     "aten::_native_batch_norm_legit_no_training": _nn._native_batch_norm_legit_no_training__opset7,
                     "aten::_native_batch_norm_legit_no_training.out": _nn._native_batch_norm_legit_no_training__opset7,
@@ -258,16 +336,23 @@ ENTRIES: dict[str, Entry] = {
         group=("input", "weight", "bias", "running_mean", "running_var"),
         dtype_param=None,
         input_dtypes={},
-        gaps=(),
+        gaps=(
+            Gap(
+                "without weight or bias, the default ones are made for a number of channels known while exporting",
+                "specs/nn.yaml:195",
+                when=_nn._native_batch_norm_legit_no_training__gap0,
+                when_text="(weight is None or bias is None) and not is_static(size(running_mean, 0))",
+            ),
+        ),
         samples=(
-            Sample("t(2, 3, 4, 4), t(3), t(3), t(3), pos(3), 0.1, 1e-5", "specs/nn.yaml:193"),
-            Sample("t(4, 3), None, None, t(3), pos(3), 0.1, 0.01", "specs/nn.yaml:194"),
+            Sample("t(2, 3, 4, 4), t(3), t(3), t(3), pos(3), 0.1, 1e-5", "specs/nn.yaml:198"),
+            Sample("t(4, 3), None, None, t(3), pos(3), 0.1, 0.01", "specs/nn.yaml:199"),
         ),
         shape="infer",
     ),
     "aten::_softmax": Entry(
         key="aten::_softmax",
-        spec="specs/nn.yaml:558",
+        spec="specs/nn.yaml:531",
         family="nn",
         doc="exp(x) / sum(exp(x)) along dim.",
         overloads={
@@ -297,7 +382,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/nn.yaml:564",
+                spec="specs/nn.yaml:537",
                 fns={
                     "aten::_softmax": _nn._softmax__opset13,
                     "aten::_softmax.out": _nn._softmax__opset13,
@@ -318,7 +403,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:566",
+                spec="specs/nn.yaml:539",
                 fns={
                     "aten::_softmax": _nn._softmax__opset7,
                     "aten::_softmax.out": _nn._softmax__opset7,
@@ -341,7 +426,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:569",
+                spec="specs/nn.yaml:542",
                 fns={
                     "aten::_softmax": _nn._softmax__opset7_1,
                     "aten::_softmax.out": _nn._softmax__opset7_1,
@@ -368,27 +453,27 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "half_to_float returns float32 for a float16 input, a CUDA-only mode eager CPU refuses",
-                "specs/nn.yaml:576",
+                "specs/nn.yaml:549",
                 when=_nn._softmax__gap0,
                 when_text="half_to_float",
             ),
             Gap(
                 "ONNX Softmax needs an input of rank 1 or more",
-                "specs/nn.yaml:578",
+                "specs/nn.yaml:551",
                 when=_nn._softmax__gap1,
                 when_text="rank(self) == 0",
             ),
         ),
         samples=(
-            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:581"),
-            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:582"),
-            Sample("t(3, 4), 0, False", "specs/nn.yaml:583"),
+            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:554"),
+            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:555"),
+            Sample("t(3, 4), 0, False", "specs/nn.yaml:556"),
         ),
         shape="same(self)",
     ),
     "aten::_to_copy": Entry(
         key="aten::_to_copy",
-        spec="specs/elementwise.yaml:804",
+        spec="specs/elementwise.yaml:814",
         family="elementwise",
         doc="A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.",
         overloads={
@@ -397,12 +482,14 @@ ENTRIES: dict[str, Entry] = {
                 "aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
-                    Param("layout", VALUE, default=None, kwarg_only=True),
-                    Param("device", VALUE, default=None, kwarg_only=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
+                    Param("layout", VALUE, default=None, kwarg_only=True, named="layout"),
+                    Param("device", VALUE, default=None, kwarg_only=True, named="device"),
                     Param("pin_memory", VALUE, default=None, kwarg_only=True),
                     Param("non_blocking", VALUE, default=False, kwarg_only=True),
-                    Param("memory_format", VALUE, default=None, kwarg_only=True),
+                    Param(
+                        "memory_format", VALUE, default=None, kwarg_only=True, named="memory_format"
+                    ),
                 ),
                 ("Tensor",),
             ),
@@ -423,7 +510,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:809",
+                spec="specs/elementwise.yaml:820",
                 fns={
                     "aten::_to_copy": _elementwise._to_copy__opset7,
                 },
@@ -456,10 +543,10 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3)", "specs/elementwise.yaml:812"),
+            Sample("t(2, 3)", "specs/elementwise.yaml:823"),
             Sample(
-                't(2, 3), dtype=t(1, dtype="float16").dtype',
-                "specs/elementwise.yaml:813",
+                "t(2, 3), dtype=float16",
+                "specs/elementwise.yaml:824",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -473,8 +560,8 @@ ENTRIES: dict[str, Entry] = {
                 ),
             ),
             Sample(
-                't(2, 3), dtype=t(1, dtype="int64").dtype',
-                "specs/elementwise.yaml:815",
+                "t(2, 3), dtype=int64",
+                "specs/elementwise.yaml:826",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -487,11 +574,7 @@ ENTRIES: dict[str, Entry] = {
                     "float64",
                 ),
             ),
-            Sample(
-                't(2, 3), dtype=t(1, dtype="float32").dtype',
-                "specs/elementwise.yaml:817",
-                opsets=(13, 28),
-            ),
+            Sample("t(2, 3), dtype=float32", "specs/elementwise.yaml:828", opsets=(13, 28)),
         ),
         shape="same(self)",
     ),
@@ -575,7 +658,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::adaptive_avg_pool2d": Entry(
         key="aten::adaptive_avg_pool2d",
-        spec="specs/nn.yaml:486",
+        spec="specs/nn.yaml:470",
         family="nn",
         doc="2-D adaptive average pooling; a mean for 1x1, a block mean when the sizes divide, averaging matrices otherwise.",
         overloads={
@@ -584,7 +667,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("output_size", VALUE),
+                    Param("output_size", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -593,7 +676,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::_adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("output_size", VALUE),
+                    Param("output_size", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -603,7 +686,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=18,
                 until=28,
-                spec="specs/nn.yaml:492",
+                spec="specs/nn.yaml:476",
                 fns={
                     "aten::adaptive_avg_pool2d": _nn.adaptive_avg_pool2d__opset18,
                     "aten::_adaptive_avg_pool2d": _nn.adaptive_avg_pool2d__opset18,
@@ -624,7 +707,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=17,
-                spec="specs/nn.yaml:508",
+                spec="specs/nn.yaml:476",
                 fns={
                     "aten::adaptive_avg_pool2d": _nn.adaptive_avg_pool2d__opset7,
                     "aten::_adaptive_avg_pool2d": _nn.adaptive_avg_pool2d__opset7,
@@ -651,11 +734,18 @@ ENTRIES: dict[str, Entry] = {
         group=("self",),
         dtype_param=None,
         input_dtypes={},
-        gaps=(),
+        gaps=(
+            Gap(
+                "an output size other than 1x1 is made of windows computed from spatial sizes known while exporting",
+                "specs/nn.yaml:494",
+                when=_nn.adaptive_avg_pool2d__gap0,
+                when_text="not (is_static(output_size) and output_size[0] == 1 and output_size[1] == 1) and not is_static(sizes(self)[-2:], output_size)",
+            ),
+        ),
         samples=(
-            Sample("t(2, 3, 5, 5), [1, 1]", "specs/nn.yaml:525"),
-            Sample("t(1, 2, 6, 4), [3, 2]", "specs/nn.yaml:526"),
-            Sample("t(2, 5, 7), [3, 4]", "specs/nn.yaml:527"),
+            Sample("t(2, 3, 5, 5), [1, 1]", "specs/nn.yaml:497"),
+            Sample("t(1, 2, 6, 4), [3, 2]", "specs/nn.yaml:498"),
+            Sample("t(2, 5, 7), [3, 4]", "specs/nn.yaml:499"),
         ),
         shape="infer",
     ),
@@ -671,7 +761,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("other", TENSOR),
-                    Param("alpha", VALUE, default=1, kwarg_only=True),
+                    Param("alpha", VALUE, default=1, kwarg_only=True, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -680,8 +770,8 @@ ENTRIES: dict[str, Entry] = {
                 "aten::add.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
-                    Param("alpha", VALUE, default=1),
+                    Param("other", VALUE, dynamic=True),
+                    Param("alpha", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -691,7 +781,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("other", TENSOR),
-                    Param("alpha", VALUE, default=1, kwarg_only=True),
+                    Param("alpha", VALUE, default=1, kwarg_only=True, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -701,7 +791,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("other", TENSOR),
-                    Param("alpha", VALUE, default=1, kwarg_only=True),
+                    Param("alpha", VALUE, default=1, kwarg_only=True, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -760,7 +850,7 @@ ENTRIES: dict[str, Entry] = {
                 cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
                 onnx_ops=("Add",),
                 when=_elementwise.add_Tensor__opset7__when,
-                when_text="alpha == 1",
+                when_text="is_static(alpha) and alpha == 1",
             ),
             Lowering(
                 since=7,
@@ -830,8 +920,8 @@ ENTRIES: dict[str, Entry] = {
                     Param("self", TENSOR),
                     Param("mat1", TENSOR),
                     Param("mat2", TENSOR),
-                    Param("beta", VALUE, default=1, kwarg_only=True),
-                    Param("alpha", VALUE, default=1, kwarg_only=True),
+                    Param("beta", VALUE, default=1, kwarg_only=True, dynamic=True),
+                    Param("alpha", VALUE, default=1, kwarg_only=True, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -842,8 +932,8 @@ ENTRIES: dict[str, Entry] = {
                     Param("self", TENSOR),
                     Param("mat1", TENSOR),
                     Param("mat2", TENSOR),
-                    Param("beta", VALUE, default=1, kwarg_only=True),
-                    Param("alpha", VALUE, default=1, kwarg_only=True),
+                    Param("beta", VALUE, default=1, kwarg_only=True, dynamic=True),
+                    Param("alpha", VALUE, default=1, kwarg_only=True, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -880,17 +970,24 @@ ENTRIES: dict[str, Entry] = {
         group=("self", "mat1", "mat2"),
         dtype_param=None,
         input_dtypes={},
-        gaps=(),
+        gaps=(
+            Gap(
+                "ONNX Gemm takes alpha and beta as attributes, known while exporting",
+                "specs/nn.yaml:53",
+                when=_nn.addmm__gap0,
+                when_text="not is_static(alpha, beta)",
+            ),
+        ),
         samples=(
-            Sample("t(3), t(2, 4), t(4, 3)", "specs/nn.yaml:53"),
-            Sample("t(2, 3), t(2, 4), t(4, 3), beta=0.5, alpha=2", "specs/nn.yaml:54"),
-            Sample("t(2, 3), t(2, 4), t(4, 3), beta=0, alpha=3", "specs/nn.yaml:55"),
+            Sample("t(3), t(2, 4), t(4, 3)", "specs/nn.yaml:56"),
+            Sample("t(2, 3), t(2, 4), t(4, 3), beta=0.5, alpha=2", "specs/nn.yaml:57"),
+            Sample("t(2, 3), t(2, 4), t(4, 3), beta=0, alpha=3", "specs/nn.yaml:58"),
         ),
         shape="matmul(mat1, mat2)",
     ),
     "aten::alias": Entry(
         key="aten::alias",
-        spec="specs/elementwise.yaml:794",
+        spec="specs/elementwise.yaml:804",
         family="elementwise",
         doc="The same tensor.",
         overloads={
@@ -917,7 +1014,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:799",
+                spec="specs/elementwise.yaml:809",
                 fns={
                     "aten::alias": _elementwise.alias__opset7,
                 },
@@ -949,12 +1046,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:802"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:812"),),
         shape="same(self)",
     ),
     "aten::amax": Entry(
         key="aten::amax",
-        spec="specs/reduction.yaml:118",
+        spec="specs/reduction.yaml:107",
         family="reduction",
         doc="Largest element of self over the dims dim (all of them when dim is empty).",
         overloads={
@@ -995,7 +1092,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=18,
                 until=28,
-                spec="specs/reduction.yaml:125",
+                spec="specs/reduction.yaml:114",
                 fns={
                     "aten::amax": _reduction.amax__opset18,
                     "aten::amax.out": _reduction.amax__opset18,
@@ -1025,7 +1122,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=17,
-                spec="specs/reduction.yaml:131",
+                spec="specs/reduction.yaml:114",
                 fns={
                     "aten::amax": _reduction.amax__opset7,
                     "aten::amax.out": _reduction.amax__opset7,
@@ -1066,16 +1163,16 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(3, 4), [1]", "specs/reduction.yaml:138"),
-            Sample("t(2, 3, 4), [0, -1], True", "specs/reduction.yaml:139", dtypes=("float32",)),
-            Sample("t(2, 3)", "specs/reduction.yaml:141", dtypes=("bool", "float32")),
-            Sample("t(), [0], True", "specs/reduction.yaml:143", dtypes=("float32",)),
+            Sample("t(3, 4), [1]", "specs/reduction.yaml:121"),
+            Sample("t(2, 3, 4), [0, -1], True", "specs/reduction.yaml:122", dtypes=("float32",)),
+            Sample("t(2, 3)", "specs/reduction.yaml:124", dtypes=("bool", "float32")),
+            Sample("t(), [0], True", "specs/reduction.yaml:126", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
     ),
     "aten::amin": Entry(
         key="aten::amin",
-        spec="specs/reduction.yaml:146",
+        spec="specs/reduction.yaml:129",
         family="reduction",
         doc="Smallest element of self over the dims dim (all of them when dim is empty).",
         overloads={
@@ -1116,7 +1213,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=18,
                 until=28,
-                spec="specs/reduction.yaml:153",
+                spec="specs/reduction.yaml:136",
                 fns={
                     "aten::amin": _reduction.amin__opset18,
                     "aten::amin.out": _reduction.amin__opset18,
@@ -1146,7 +1243,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=17,
-                spec="specs/reduction.yaml:159",
+                spec="specs/reduction.yaml:136",
                 fns={
                     "aten::amin": _reduction.amin__opset7,
                     "aten::amin.out": _reduction.amin__opset7,
@@ -1187,15 +1284,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(3, 4), [1]", "specs/reduction.yaml:166"),
-            Sample("t(2, 3, 4), [0, -1], True", "specs/reduction.yaml:167", dtypes=("float32",)),
-            Sample("t(2, 3)", "specs/reduction.yaml:169", dtypes=("bool", "float32")),
+            Sample("t(3, 4), [1]", "specs/reduction.yaml:143"),
+            Sample("t(2, 3, 4), [0, -1], True", "specs/reduction.yaml:144", dtypes=("float32",)),
+            Sample("t(2, 3)", "specs/reduction.yaml:146", dtypes=("bool", "float32")),
         ),
         shape="reduce(self, dim, keepdim)",
     ),
     "aten::argmax": Entry(
         key="aten::argmax",
-        spec="specs/reduction.yaml:226",
+        spec="specs/reduction.yaml:191",
         family="reduction",
         doc="Index of the first largest element of self along dim (of the flattened self when dim is None).",
         overloads={
@@ -1235,7 +1332,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/reduction.yaml:233",
+                spec="specs/reduction.yaml:198",
                 fns={
                     "aten::argmax": _reduction.argmax__opset7,
                     "aten::argmax.out": _reduction.argmax__opset7,
@@ -1270,22 +1367,22 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime has no CPU kernel for ArgMax in int16",
-                "specs/reduction.yaml:240",
+                "specs/reduction.yaml:205",
                 dtypes=("int16",),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4), 1", "specs/reduction.yaml:244"),
-            Sample("t(2, 3, 4), -1, True", "specs/reduction.yaml:245", dtypes=("float32",)),
-            Sample("t(2, 3), None, True", "specs/reduction.yaml:247", dtypes=("float32",)),
-            Sample("t(), 0, True", "specs/reduction.yaml:249", dtypes=("float32",)),
+            Sample("t(3, 4), 1", "specs/reduction.yaml:209"),
+            Sample("t(2, 3, 4), -1, True", "specs/reduction.yaml:210", dtypes=("float32",)),
+            Sample("t(2, 3), None, True", "specs/reduction.yaml:212", dtypes=("float32",)),
+            Sample("t(), 0, True", "specs/reduction.yaml:214", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
     ),
     "aten::argmin": Entry(
         key="aten::argmin",
-        spec="specs/reduction.yaml:252",
+        spec="specs/reduction.yaml:217",
         family="reduction",
         doc="Index of the first smallest element of self along dim (of the flattened self when dim is None).",
         overloads={
@@ -1325,7 +1422,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/reduction.yaml:259",
+                spec="specs/reduction.yaml:224",
                 fns={
                     "aten::argmin": _reduction.argmin__opset7,
                     "aten::argmin.out": _reduction.argmin__opset7,
@@ -1360,21 +1457,21 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime has no CPU kernel for ArgMin in int16",
-                "specs/reduction.yaml:266",
+                "specs/reduction.yaml:231",
                 dtypes=("int16",),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4), 1", "specs/reduction.yaml:270"),
-            Sample("t(2, 3, 4), -1, True", "specs/reduction.yaml:271", dtypes=("float32",)),
-            Sample("t(2, 3)", "specs/reduction.yaml:273", dtypes=("float32",)),
+            Sample("t(3, 4), 1", "specs/reduction.yaml:235"),
+            Sample("t(2, 3, 4), -1, True", "specs/reduction.yaml:236", dtypes=("float32",)),
+            Sample("t(2, 3)", "specs/reduction.yaml:238", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
     ),
     "aten::avg_pool2d": Entry(
         key="aten::avg_pool2d",
-        spec="specs/nn.yaml:441",
+        spec="specs/nn.yaml:422",
         family="nn",
         doc="2-D average pooling; ceil_mode, count_include_pad and divisor_override follow torch's divisors exactly.",
         overloads={
@@ -1410,9 +1507,33 @@ ENTRIES: dict[str, Entry] = {
         dtypes=("float16", "bfloat16", "float32", "float64"),
         lowerings=(
             Lowering(
-                since=7,
+                since=13,
                 until=28,
-                spec="specs/nn.yaml:448",
+                spec="specs/nn.yaml:429",
+                fns={
+                    "aten::avg_pool2d": _nn.avg_pool2d__opset13,
+                    "aten::avg_pool2d.out": _nn.avg_pool2d__opset13,
+                },
+                symbolic={
+                    "aten::avg_pool2d": "symbolic_opset13.avg_pool2d__opset13",
+                    "aten::avg_pool2d.out": "symbolic_opset13.avg_pool2d__opset13",
+                },
+                dtypes={
+                    "float16": ((13, 28, "float16", None),),
+                    "bfloat16": (
+                        (13, 21, "float32", None),
+                        (22, 28, "bfloat16", None),
+                    ),
+                    "float32": ((13, 28, "float32", None),),
+                    "float64": ((13, 28, "float64", None),),
+                },
+                cast_back={"bfloat16": (True,)},
+                onnx_ops=("AveragePool", "Mul", "Squeeze", "Unsqueeze"),
+            ),
+            Lowering(
+                since=7,
+                until=12,
+                spec="specs/nn.yaml:429",
                 fns={
                     "aten::avg_pool2d": _nn.avg_pool2d__opset7,
                     "aten::avg_pool2d.out": _nn.avg_pool2d__opset7,
@@ -1422,17 +1543,13 @@ ENTRIES: dict[str, Entry] = {
                     "aten::avg_pool2d.out": "symbolic_opset7.avg_pool2d__opset7",
                 },
                 dtypes={
-                    "float16": ((7, 28, "float16", None),),
-                    "bfloat16": (
-                        (7, 12, None, _R[0]),
-                        (13, 21, "float32", None),
-                        (22, 28, "bfloat16", None),
-                    ),
-                    "float32": ((7, 28, "float32", None),),
-                    "float64": ((7, 28, "float64", None),),
+                    "float16": ((7, 12, "float16", None),),
+                    "bfloat16": ((7, 12, None, _R[0]),),
+                    "float32": ((7, 12, "float32", None),),
+                    "float64": ((7, 12, "float64", None),),
                 },
-                cast_back={"bfloat16": (True,)},
-                onnx_ops=("AveragePool", "Mul", "Reshape"),
+                cast_back={},
+                onnx_ops=("AveragePool", "Mul", "Squeeze", "Unsqueeze"),
             ),
         ),
         promote=None,
@@ -1442,23 +1559,29 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(
             Gap(
+                "in ceil mode and with divisor_override the divisors of the windows are computed from spatial sizes known while exporting",
+                "specs/nn.yaml:459",
+                when=_nn.avg_pool2d__gap0,
+                when_text="(ceil_mode or divisor_override is not None) and not is_static(sizes(self)[-2:])",
+            ),
+            Gap(
                 "onnxruntime's CPU provider has no float64 AveragePool kernel",
-                "specs/nn.yaml:477",
+                "specs/nn.yaml:461",
                 dtypes=("float64",),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:481"),
-            Sample("t(1, 2, 5, 6), [3, 2], [2, 1], [1, 1], False, False", "specs/nn.yaml:482"),
-            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], True, True", "specs/nn.yaml:483"),
-            Sample("t(2, 7, 7), [3, 2], [2, 2], [1, 0], True, False, 5", "specs/nn.yaml:484"),
+            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:465"),
+            Sample("t(1, 2, 5, 6), [3, 2], [2, 1], [1, 1], False, False", "specs/nn.yaml:466"),
+            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], True, True", "specs/nn.yaml:467"),
+            Sample("t(2, 7, 7), [3, 2], [2, 2], [1, 0], True, False, 5", "specs/nn.yaml:468"),
         ),
         shape="infer",
     ),
     "aten::bmm": Entry(
         key="aten::bmm",
-        spec="specs/nn.yaml:73",
+        spec="specs/nn.yaml:76",
         family="nn",
         doc="Batched matrix product of two 3-D tensors.",
         overloads={
@@ -1496,7 +1619,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/nn.yaml:80",
+                spec="specs/nn.yaml:83",
                 fns={
                     "aten::bmm": _nn.bmm__opset7,
                     "aten::bmm.out": _nn.bmm__opset7,
@@ -1546,17 +1669,17 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX MatMul accepts integers from opset 9",
-                "specs/nn.yaml:83",
+                "specs/nn.yaml:86",
                 dtypes=("uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
         ),
-        samples=(Sample("t(2, 2, 3), t(2, 3, 4)", "specs/nn.yaml:87"),),
+        samples=(Sample("t(2, 2, 3), t(2, 3, 4)", "specs/nn.yaml:90"),),
         shape="matmul(self, mat2)",
     ),
     "aten::cat": Entry(
         key="aten::cat",
-        spec="specs/shape.yaml:260",
+        spec="specs/shape.yaml:277",
         family="shape",
         doc="tensors joined along dim dim.",
         overloads={
@@ -1586,7 +1709,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=28,
-                spec="specs/shape.yaml:266",
+                spec="specs/shape.yaml:283",
                 fns={
                     "aten::cat": _shape.cat__opset11,
                 },
@@ -1614,7 +1737,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/shape.yaml:268",
+                spec="specs/shape.yaml:285",
                 fns={
                     "aten::cat": _shape.cat__opset7,
                 },
@@ -1646,11 +1769,11 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("[t(2, 3), t(4, 3)]", "specs/shape.yaml:272"),
-            Sample("[t(2, 3), t(2, 1)], 1", "specs/shape.yaml:273", dtypes=("float32",)),
+            Sample("[t(2, 3), t(4, 3)]", "specs/shape.yaml:289"),
+            Sample("[t(2, 3), t(2, 1)], 1", "specs/shape.yaml:290", dtypes=("float32",)),
             Sample(
                 "[t(2, 3), t(2, 2)], -1",
-                "specs/shape.yaml:275",
+                "specs/shape.yaml:292",
                 opsets=(11, 28),
                 dtypes=("float32",),
             ),
@@ -1668,8 +1791,8 @@ ENTRIES: dict[str, Entry] = {
                 "aten::clamp(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("min", VALUE, default=None),
-                    Param("max", VALUE, default=None),
+                    Param("min", VALUE, default=None, dynamic=True),
+                    Param("max", VALUE, default=None, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -1678,8 +1801,8 @@ ENTRIES: dict[str, Entry] = {
                 "aten::clamp_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("min", VALUE, default=None),
-                    Param("max", VALUE, default=None),
+                    Param("min", VALUE, default=None, dynamic=True),
+                    Param("max", VALUE, default=None, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -1688,8 +1811,8 @@ ENTRIES: dict[str, Entry] = {
                 "aten::clamp.out(Tensor self, Scalar? min=None, Scalar? max=None, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("min", VALUE, default=None),
-                    Param("max", VALUE, default=None),
+                    Param("min", VALUE, default=None, dynamic=True),
+                    Param("max", VALUE, default=None, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -1709,7 +1832,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=28,
-                spec="specs/elementwise.yaml:301",
+                spec="specs/elementwise.yaml:302",
                 fns={
                     "aten::clamp": _elementwise.clamp__opset11,
                     "aten::clamp_": _elementwise.clamp__opset11,
@@ -1755,7 +1878,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/elementwise.yaml:306",
+                spec="specs/elementwise.yaml:304",
                 fns={
                     "aten::clamp": _elementwise.clamp__opset7,
                     "aten::clamp_": _elementwise.clamp__opset7,
@@ -1788,37 +1911,44 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(
             Gap(
+                "ONNX Clip takes computed bounds from opset 11",
+                "specs/elementwise.yaml:307",
+                opsets=(7, 10),
+                when=_elementwise.clamp__gap0,
+                when_text="not is_static(min, max)",
+            ),
+            Gap(
                 "ONNX Clip accepts integers from opset 12, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:309",
+                "specs/elementwise.yaml:310",
                 dtypes=("int64",),
                 opsets=(7, 11),
             ),
             Gap(
                 "onnxruntime has no float64 Clip kernel before opset 12 (int32 computes in float64 there)",
-                "specs/elementwise.yaml:312",
+                "specs/elementwise.yaml:313",
                 dtypes=("int32", "float64"),
                 opsets=(7, 11),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no int16 Clip kernel",
-                "specs/elementwise.yaml:316",
+                "specs/elementwise.yaml:317",
                 dtypes=("int16",),
                 opsets=(12, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4), 1, 3", "specs/elementwise.yaml:321"),
-            Sample("t(3, 4), 0", "specs/elementwise.yaml:322"),
+            Sample("t(3, 4), 1, 3", "specs/elementwise.yaml:322"),
+            Sample("t(3, 4), 0", "specs/elementwise.yaml:323"),
             Sample(
                 "t(3, 4), None, 0.5",
-                "specs/elementwise.yaml:323",
+                "specs/elementwise.yaml:324",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
             Sample(
                 "t(3, 4), -0.5, None",
-                "specs/elementwise.yaml:326",
+                "specs/elementwise.yaml:327",
                 dtypes=("uint8", "int8", "int64"),
             ),
         ),
@@ -1826,7 +1956,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::clone": Entry(
         key="aten::clone",
-        spec="specs/shape.yaml:321",
+        spec="specs/shape.yaml:340",
         family="shape",
         doc="a copy of self (memory_format is a layout, which ONNX does not have).",
         overloads={
@@ -1835,7 +1965,9 @@ ENTRIES: dict[str, Entry] = {
                 "aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("memory_format", VALUE, default=None, kwarg_only=True),
+                    Param(
+                        "memory_format", VALUE, default=None, kwarg_only=True, named="memory_format"
+                    ),
                 ),
                 ("Tensor",),
             ),
@@ -1856,7 +1988,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/shape.yaml:326",
+                spec="specs/shape.yaml:345",
                 fns={
                     "aten::clone": _shape.clone__opset7,
                 },
@@ -1888,12 +2020,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/shape.yaml:329"),),
+        samples=(Sample("t(2, 3)", "specs/shape.yaml:348"),),
         shape="same(self)",
     ),
     "aten::contiguous": Entry(
         key="aten::contiguous",
-        spec="specs/shape.yaml:397",
+        spec="specs/shape.yaml:418",
         family="shape",
         doc="self (memory_format is a layout, which ONNX does not have).",
         overloads={
@@ -1902,7 +2034,9 @@ ENTRIES: dict[str, Entry] = {
                 "aten::contiguous(Tensor(a) self, *, MemoryFormat memory_format=0) -> Tensor(a)",
                 (
                     Param("self", TENSOR),
-                    Param("memory_format", VALUE, default=0, kwarg_only=True),
+                    Param(
+                        "memory_format", VALUE, default=0, kwarg_only=True, named="memory_format"
+                    ),
                 ),
                 ("Tensor",),
             ),
@@ -1923,7 +2057,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/shape.yaml:402",
+                spec="specs/shape.yaml:423",
                 fns={
                     "aten::contiguous": _shape.contiguous__opset7,
                 },
@@ -1955,12 +2089,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/shape.yaml:405"),),
+        samples=(Sample("t(2, 3)", "specs/shape.yaml:426"),),
         shape="same(self)",
     ),
     "aten::conv2d": Entry(
         key="aten::conv2d",
-        spec="specs/nn.yaml:109",
+        spec="specs/nn.yaml:112",
         family="nn",
         doc="Convolution over 1, 2 or 3 spatial dimensions, batched or not.",
         overloads={
@@ -1971,10 +2105,10 @@ ENTRIES: dict[str, Entry] = {
                     Param("input", TENSOR),
                     Param("weight", TENSOR),
                     Param("bias", MAYBE_TENSOR, default=None),
-                    Param("stride", VALUE, default=[1, 1]),
-                    Param("padding", VALUE, default=[0, 0]),
-                    Param("dilation", VALUE, default=[1, 1]),
-                    Param("groups", VALUE, default=1),
+                    Param("stride", VALUE, default=[1, 1], dynamic=True),
+                    Param("padding", VALUE, default=[0, 0], dynamic=True),
+                    Param("dilation", VALUE, default=[1, 1], dynamic=True),
+                    Param("groups", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -1985,10 +2119,10 @@ ENTRIES: dict[str, Entry] = {
                     Param("input", TENSOR),
                     Param("weight", TENSOR),
                     Param("bias", MAYBE_TENSOR, default=None),
-                    Param("stride", VALUE, default=[1]),
-                    Param("padding", VALUE, default=[0]),
-                    Param("dilation", VALUE, default=[1]),
-                    Param("groups", VALUE, default=1),
+                    Param("stride", VALUE, default=[1], dynamic=True),
+                    Param("padding", VALUE, default=[0], dynamic=True),
+                    Param("dilation", VALUE, default=[1], dynamic=True),
+                    Param("groups", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -1999,10 +2133,10 @@ ENTRIES: dict[str, Entry] = {
                     Param("input", TENSOR),
                     Param("weight", TENSOR),
                     Param("bias", MAYBE_TENSOR, default=None),
-                    Param("stride", VALUE, default=[1, 1, 1]),
-                    Param("padding", VALUE, default=[0, 0, 0]),
-                    Param("dilation", VALUE, default=[1, 1, 1]),
-                    Param("groups", VALUE, default=1),
+                    Param("stride", VALUE, default=[1, 1, 1], dynamic=True),
+                    Param("padding", VALUE, default=[0, 0, 0], dynamic=True),
+                    Param("dilation", VALUE, default=[1, 1, 1], dynamic=True),
+                    Param("groups", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -2010,9 +2144,35 @@ ENTRIES: dict[str, Entry] = {
         dtypes=("float16", "bfloat16", "float32", "float64"),
         lowerings=(
             Lowering(
-                since=7,
+                since=13,
                 until=28,
-                spec="specs/nn.yaml:116",
+                spec="specs/nn.yaml:119",
+                fns={
+                    "aten::conv2d": _nn.conv2d__opset13,
+                    "aten::conv1d": _nn.conv2d__opset13,
+                    "aten::conv3d": _nn.conv2d__opset13,
+                },
+                symbolic={
+                    "aten::conv2d": "symbolic_opset13.conv2d__opset13",
+                    "aten::conv1d": "symbolic_opset13.conv2d__opset13",
+                    "aten::conv3d": "symbolic_opset13.conv2d__opset13",
+                },
+                dtypes={
+                    "float16": ((13, 28, "float16", None),),
+                    "bfloat16": (
+                        (13, 21, "float32", None),
+                        (22, 28, "bfloat16", None),
+                    ),
+                    "float32": ((13, 28, "float32", None),),
+                    "float64": ((13, 28, "float64", None),),
+                },
+                cast_back={"bfloat16": (True,)},
+                onnx_ops=("Conv", "Squeeze", "Unsqueeze"),
+            ),
+            Lowering(
+                since=7,
+                until=12,
+                spec="specs/nn.yaml:119",
                 fns={
                     "aten::conv2d": _nn.conv2d__opset7,
                     "aten::conv1d": _nn.conv2d__opset7,
@@ -2024,17 +2184,13 @@ ENTRIES: dict[str, Entry] = {
                     "aten::conv3d": "symbolic_opset7.conv2d__opset7",
                 },
                 dtypes={
-                    "float16": ((7, 28, "float16", None),),
-                    "bfloat16": (
-                        (7, 12, None, _R[0]),
-                        (13, 21, "float32", None),
-                        (22, 28, "bfloat16", None),
-                    ),
-                    "float32": ((7, 28, "float32", None),),
-                    "float64": ((7, 28, "float64", None),),
+                    "float16": ((7, 12, "float16", None),),
+                    "bfloat16": ((7, 12, None, _R[0]),),
+                    "float32": ((7, 12, "float32", None),),
+                    "float64": ((7, 12, "float64", None),),
                 },
-                cast_back={"bfloat16": (True,)},
-                onnx_ops=("Conv", "Reshape"),
+                cast_back={},
+                onnx_ops=("Conv", "Squeeze", "Unsqueeze"),
             ),
         ),
         promote=None,
@@ -2043,6 +2199,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(
+            Gap(
+                "ONNX Conv takes strides, pads, dilations and group as attributes, known while exporting",
+                "specs/nn.yaml:130",
+                when=_nn.conv2d__gap0,
+                when_text="not is_static(stride, padding, dilation, groups)",
+            ),
             Gap(
                 "onnxruntime's CPU provider has no float64 Conv kernel",
                 "specs/nn.yaml:132",
@@ -2080,12 +2242,12 @@ ENTRIES: dict[str, Entry] = {
                     Param("input", TENSOR),
                     Param("weight", TENSOR),
                     Param("bias", MAYBE_TENSOR),
-                    Param("stride", VALUE),
-                    Param("padding", VALUE),
-                    Param("dilation", VALUE),
+                    Param("stride", VALUE, dynamic=True),
+                    Param("padding", VALUE, dynamic=True),
+                    Param("dilation", VALUE, dynamic=True),
                     Param("transposed", VALUE),
-                    Param("output_padding", VALUE),
-                    Param("groups", VALUE),
+                    Param("output_padding", VALUE, dynamic=True),
+                    Param("groups", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -2096,12 +2258,12 @@ ENTRIES: dict[str, Entry] = {
                     Param("input", TENSOR),
                     Param("weight", TENSOR),
                     Param("bias", MAYBE_TENSOR),
-                    Param("stride", VALUE),
-                    Param("padding", VALUE),
-                    Param("dilation", VALUE),
+                    Param("stride", VALUE, dynamic=True),
+                    Param("padding", VALUE, dynamic=True),
+                    Param("dilation", VALUE, dynamic=True),
                     Param("transposed", VALUE),
-                    Param("output_padding", VALUE),
-                    Param("groups", VALUE),
+                    Param("output_padding", VALUE, dynamic=True),
+                    Param("groups", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -2168,8 +2330,14 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(
             Gap(
-                "onnxruntime's CPU provider has no float64 Conv or ConvTranspose kernel",
+                "ONNX Conv takes strides, pads, dilations and group as attributes, known while exporting",
                 "specs/nn.yaml:159",
+                when=_nn.convolution__gap0,
+                when_text="not is_static(stride, padding, dilation, output_padding, groups)",
+            ),
+            Gap(
+                "onnxruntime's CPU provider has no float64 Conv or ConvTranspose kernel",
+                "specs/nn.yaml:161",
                 dtypes=("float64",),
                 runtime="onnxruntime",
             ),
@@ -2177,19 +2345,19 @@ ENTRIES: dict[str, Entry] = {
         samples=(
             Sample(
                 "t(1, 2, 5, 5), t(3, 2, 3, 3), t(3), [1, 1], [1, 1], [1, 1], False, [0, 0], 1",
-                "specs/nn.yaml:163",
+                "specs/nn.yaml:165",
             ),
             Sample(
                 "t(2, 4, 6, 7), t(4, 2, 3, 2), None, [2, 1], [1, 0], [1, 2], False, [0, 0], 2",
-                "specs/nn.yaml:164",
+                "specs/nn.yaml:166",
             ),
             Sample(
                 "t(1, 4, 4, 5), t(4, 3, 3, 2), t(6), [2, 2], [1, 0], [1, 2], True, [1, 0], 2",
-                "specs/nn.yaml:166",
+                "specs/nn.yaml:168",
                 dtypes=("float16", "float32"),
             ),
             Sample(
-                "t(1, 2, 7), t(2, 3, 3), None, [3], [1], [1], True, [2], 1", "specs/nn.yaml:168"
+                "t(1, 2, 7), t(2, 3, 3), None, [3], [1], [1], True, [2], 1", "specs/nn.yaml:170"
             ),
         ),
         shape="infer",
@@ -2214,7 +2382,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::div.Scalar(Tensor self, Scalar other) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -2232,7 +2400,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::div_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -2250,7 +2418,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::div.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -2334,7 +2502,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::div.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                     Param("rounding_mode", VALUE, kwarg_only=True),
                 ),
                 ("Tensor",),
@@ -2354,7 +2522,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::div_.Scalar_mode(Tensor(a!) self, Scalar other, *, str? rounding_mode) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                     Param("rounding_mode", VALUE, kwarg_only=True),
                 ),
                 ("Tensor",),
@@ -2374,7 +2542,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::div.Scalar_mode_out(Tensor self, Scalar other, *, str? rounding_mode, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                     Param("rounding_mode", VALUE, kwarg_only=True),
                 ),
                 ("Tensor",),
@@ -2541,7 +2709,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::elu": Entry(
         key="aten::elu",
-        spec="specs/elementwise.yaml:535",
+        spec="specs/elementwise.yaml:543",
         family="elementwise",
         doc="scale * (self if self > 0 else alpha * (exp(self) - 1)).",
         overloads={
@@ -2550,9 +2718,9 @@ ENTRIES: dict[str, Entry] = {
                 "aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("alpha", VALUE, default=1),
-                    Param("scale", VALUE, default=1),
-                    Param("input_scale", VALUE, default=1),
+                    Param("alpha", VALUE, default=1, dynamic=True),
+                    Param("scale", VALUE, default=1, dynamic=True),
+                    Param("input_scale", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -2561,9 +2729,9 @@ ENTRIES: dict[str, Entry] = {
                 "aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("alpha", VALUE, default=1),
-                    Param("scale", VALUE, default=1),
-                    Param("input_scale", VALUE, default=1),
+                    Param("alpha", VALUE, default=1, dynamic=True),
+                    Param("scale", VALUE, default=1, dynamic=True),
+                    Param("input_scale", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -2572,9 +2740,9 @@ ENTRIES: dict[str, Entry] = {
                 "aten::elu.out(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("alpha", VALUE, default=1),
-                    Param("scale", VALUE, default=1),
-                    Param("input_scale", VALUE, default=1),
+                    Param("alpha", VALUE, default=1, dynamic=True),
+                    Param("scale", VALUE, default=1, dynamic=True),
+                    Param("input_scale", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -2584,7 +2752,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:542",
+                spec="specs/elementwise.yaml:550",
                 fns={
                     "aten::elu": _elementwise.elu__opset7,
                     "aten::elu_": _elementwise.elu__opset7,
@@ -2616,27 +2784,33 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(
             Gap(
-                "ONNX Elu has no input scale",
-                "specs/elementwise.yaml:549",
+                "ONNX Elu takes alpha as an attribute, known while exporting",
+                "specs/elementwise.yaml:557",
                 when=_elementwise.elu__gap0,
-                when_text="input_scale != 1",
+                when_text="not is_static(alpha, scale, input_scale)",
+            ),
+            Gap(
+                "ONNX Elu has no input scale",
+                "specs/elementwise.yaml:559",
+                when=_elementwise.elu__gap1,
+                when_text="is_static(input_scale) and input_scale != 1",
             ),
             Gap(
                 "onnxruntime has no float64 Elu kernel",
-                "specs/elementwise.yaml:551",
+                "specs/elementwise.yaml:561",
                 dtypes=("float64",),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:555"),
-            Sample("t(3, 4), 0.5, 2", "specs/elementwise.yaml:556"),
+            Sample("t(3, 4)", "specs/elementwise.yaml:565"),
+            Sample("t(3, 4), 0.5, 2", "specs/elementwise.yaml:566"),
         ),
         shape="same(self)",
     ),
     "aten::eq.Tensor": Entry(
         key="aten::eq.Tensor",
-        spec="specs/elementwise.yaml:560",
+        spec="specs/elementwise.yaml:570",
         family="elementwise",
         doc="self == other, elementwise, as bool.",
         overloads={
@@ -2654,7 +2828,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::eq.Scalar(Tensor self, Scalar other) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -2672,7 +2846,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::eq.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -2693,7 +2867,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:568",
+                spec="specs/elementwise.yaml:578",
                 fns={
                     "aten::eq.Tensor": _elementwise.eq_Tensor__opset7,
                     "aten::eq.Scalar": _elementwise.eq_Scalar__opset7,
@@ -2751,19 +2925,19 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:571",
+                "specs/elementwise.yaml:581",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:575"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:585"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:576",
+                "specs/elementwise.yaml:586",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:578", overload="aten::eq.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:588", overload="aten::eq.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -2843,7 +3017,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::expand": Entry(
         key="aten::expand",
-        spec="specs/shape.yaml:300",
+        spec="specs/shape.yaml:315",
         family="shape",
         doc="self broadcast to shape size; -1 keeps a dim of self.",
         overloads={
@@ -2852,7 +3026,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a)",
                 (
                     Param("self", TENSOR),
-                    Param("size", VALUE),
+                    Param("size", VALUE, dynamic=True),
                     Param("implicit", VALUE, default=False, kwarg_only=True),
                 ),
                 ("Tensor",),
@@ -2862,7 +3036,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("size", VALUE),
+                    Param("size", VALUE, dynamic=True),
                     Param("implicit", VALUE, default=False, kwarg_only=True),
                 ),
                 ("Tensor",),
@@ -2884,7 +3058,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/shape.yaml:307",
+                spec="specs/shape.yaml:322",
                 fns={
                     "aten::expand": _shape.expand__opset8,
                     "aten::expand_copy": _shape.expand__opset8,
@@ -2914,7 +3088,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=7,
-                spec="specs/shape.yaml:310",
+                spec="specs/shape.yaml:326",
                 fns={
                     "aten::expand": _shape.expand__opset7,
                     "aten::expand_copy": _shape.expand__opset7,
@@ -2946,14 +3120,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(3, 1), [2, 3, 4]", "specs/shape.yaml:317"),
-            Sample("t(2, 1, 3), [-1, 5, -1]", "specs/shape.yaml:318", dtypes=("float32",)),
+            Sample("t(3, 1), [2, 3, 4]", "specs/shape.yaml:334"),
+            Sample("t(3, 1), [sym(2), -1, 4]", "specs/shape.yaml:335", dtypes=("float32",)),
+            Sample("t(2, 1, 3), [-1, 5, -1]", "specs/shape.yaml:337", dtypes=("float32",)),
         ),
         shape="expand(self, size)",
     ),
     "aten::flatten.using_ints": Entry(
         key="aten::flatten.using_ints",
-        spec="specs/shape.yaml:348",
+        spec="specs/shape.yaml:367",
         family="shape",
         doc="dims start_dim..end_dim of self merged into one; a 0-dim self becomes shape [1].",
         overloads={
@@ -2984,7 +3159,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:353",
+                spec="specs/shape.yaml:372",
                 fns={
                     "aten::flatten.using_ints": _shape.flatten_using_ints__opset14,
                 },
@@ -3004,12 +3179,12 @@ ENTRIES: dict[str, Entry] = {
                     "float64": ((14, 28, "float64", None),),
                 },
                 cast_back={},
-                onnx_ops=("Reshape",),
+                onnx_ops=("ReduceProd", "Reshape", "Shape", "Slice"),
             ),
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:361",
+                spec="specs/shape.yaml:382",
                 fns={
                     "aten::flatten.using_ints": _shape.flatten_using_ints__opset7,
                 },
@@ -3034,7 +3209,7 @@ ENTRIES: dict[str, Entry] = {
                 cast_back={},
                 onnx_ops=("Reshape",),
                 when=_shape.flatten_using_ints__opset7__when,
-                when_text="0 not in sizes(self)",
+                when_text="0 not in [s for s in sizes(self) if is_static(s)]",
             ),
         ),
         promote=None,
@@ -3044,15 +3219,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 4, 5), 1, 2", "specs/shape.yaml:371"),
-            Sample("t(2, 3, 4)", "specs/shape.yaml:372"),
-            Sample("t(2, 0, 3), 1", "specs/shape.yaml:373", opsets=(14, 28)),
+            Sample("t(2, 3, 4, 5), 1, 2", "specs/shape.yaml:392"),
+            Sample("t(2, 3, 4)", "specs/shape.yaml:393"),
+            Sample("t(2, 0, 3), 1", "specs/shape.yaml:394", opsets=(14, 28)),
         ),
         shape="flatten(self, start_dim, end_dim)",
     ),
     "aten::full_like": Entry(
         key="aten::full_like",
-        spec="specs/elementwise.yaml:820",
+        spec="specs/elementwise.yaml:831",
         family="elementwise",
         doc="A tensor shaped like self filled with fill_value, in dtype or self's dtype.",
         overloads={
@@ -3061,12 +3236,14 @@ ENTRIES: dict[str, Entry] = {
                 "aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("fill_value", VALUE),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
-                    Param("layout", VALUE, default=None, kwarg_only=True),
-                    Param("device", VALUE, default=None, kwarg_only=True),
+                    Param("fill_value", VALUE, dynamic=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
+                    Param("layout", VALUE, default=None, kwarg_only=True, named="layout"),
+                    Param("device", VALUE, default=None, kwarg_only=True, named="device"),
                     Param("pin_memory", VALUE, default=None, kwarg_only=True),
-                    Param("memory_format", VALUE, default=None, kwarg_only=True),
+                    Param(
+                        "memory_format", VALUE, default=None, kwarg_only=True, named="memory_format"
+                    ),
                 ),
                 ("Tensor",),
             ),
@@ -3087,7 +3264,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:825",
+                spec="specs/elementwise.yaml:837",
                 fns={
                     "aten::full_like": _elementwise.full_like__opset8,
                 },
@@ -3120,10 +3297,10 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:828"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:840"),
             Sample(
-                't(2, 3), 2.5, dtype=t(1, dtype="float32").dtype',
-                "specs/elementwise.yaml:829",
+                "t(2, 3), 2.5, dtype=float32",
+                "specs/elementwise.yaml:841",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -3141,7 +3318,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::ge.Tensor": Entry(
         key="aten::ge.Tensor",
-        spec="specs/elementwise.yaml:668",
+        spec="specs/elementwise.yaml:678",
         family="elementwise",
         doc="self >= other, elementwise, as bool.",
         overloads={
@@ -3159,7 +3336,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::ge.Scalar(Tensor self, Scalar other) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -3177,7 +3354,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::ge.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -3198,7 +3375,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=12,
                 until=28,
-                spec="specs/elementwise.yaml:676",
+                spec="specs/elementwise.yaml:686",
                 fns={
                     "aten::ge.Tensor": _elementwise.ge_Tensor__opset12,
                     "aten::ge.Scalar": _elementwise.ge_Scalar__opset12,
@@ -3233,7 +3410,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=11,
-                spec="specs/elementwise.yaml:678",
+                spec="specs/elementwise.yaml:688",
                 fns={
                     "aten::ge.Tensor": _elementwise.ge_Tensor__opset7,
                     "aten::ge.Scalar": _elementwise.ge_Scalar__opset7,
@@ -3305,31 +3482,31 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "before opset 12 self >= other is Greater or Equal, and ONNX Greater accepts integers from opset 9",
-                "specs/elementwise.yaml:681",
+                "specs/elementwise.yaml:691",
                 dtypes=("bool", "uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
             Gap(
                 "before opset 12 self >= other is Greater or Equal, and ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:684",
+                "specs/elementwise.yaml:694",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:688"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:698"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:689",
+                "specs/elementwise.yaml:699",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:691", overload="aten::ge.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:701", overload="aten::ge.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::gelu": Entry(
         key="aten::gelu",
-        spec="specs/elementwise.yaml:443",
+        spec="specs/elementwise.yaml:446",
         family="elementwise",
         doc='Gaussian error linear unit: x * Phi(x), exact (approximate="none") or with the tanh approximation.',
         overloads={
@@ -3366,7 +3543,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=20,
                 until=28,
-                spec="specs/elementwise.yaml:449",
+                spec="specs/elementwise.yaml:452",
                 fns={
                     "aten::gelu": _elementwise.gelu__opset20,
                     "aten::gelu_": _elementwise.gelu__opset20,
@@ -3389,7 +3566,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=9,
                 until=19,
-                spec="specs/elementwise.yaml:451",
+                spec="specs/elementwise.yaml:454",
                 fns={
                     "aten::gelu": _elementwise.gelu__opset9,
                     "aten::gelu_": _elementwise.gelu__opset9,
@@ -3415,7 +3592,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=8,
-                spec="specs/elementwise.yaml:457",
+                spec="specs/elementwise.yaml:460",
                 fns={
                     "aten::gelu": _elementwise.gelu__opset7,
                     "aten::gelu_": _elementwise.gelu__opset7,
@@ -3446,29 +3623,29 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 'onnxruntime has no float64 Erf kernel, which approximate="none" needs (the tanh formula runs, but a runtime gap cannot depend on `approximate`)',
-                "specs/elementwise.yaml:463",
+                "specs/elementwise.yaml:466",
                 dtypes=("float64",),
                 opsets=(9, 19),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no float64 Gelu kernel",
-                "specs/elementwise.yaml:467",
+                "specs/elementwise.yaml:470",
                 dtypes=("float64",),
                 opsets=(20, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:472", opsets=(9, 28)),
+            Sample("t(3, 4)", "specs/elementwise.yaml:475", opsets=(9, 28)),
             Sample(
                 't(3, 4), approximate="tanh"',
-                "specs/elementwise.yaml:474",
+                "specs/elementwise.yaml:477",
                 dtypes=("float16", "bfloat16", "float32"),
             ),
             Sample(
                 't(3, 4), approximate="tanh"',
-                "specs/elementwise.yaml:476",
+                "specs/elementwise.yaml:479",
                 opsets=(7, 8),
                 dtypes=("float64",),
             ),
@@ -3477,7 +3654,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::gt.Tensor": Entry(
         key="aten::gt.Tensor",
-        spec="specs/elementwise.yaml:623",
+        spec="specs/elementwise.yaml:633",
         family="elementwise",
         doc="self > other, elementwise, as bool.",
         overloads={
@@ -3495,7 +3672,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::gt.Scalar(Tensor self, Scalar other) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -3513,7 +3690,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::gt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -3534,7 +3711,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:631",
+                spec="specs/elementwise.yaml:641",
                 fns={
                     "aten::gt.Tensor": _elementwise.gt_Tensor__opset7,
                     "aten::gt.Scalar": _elementwise.gt_Scalar__opset7,
@@ -3595,20 +3772,20 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Greater accepts integers from opset 9, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:634",
+                "specs/elementwise.yaml:644",
                 dtypes=("int64",),
                 opsets=(7, 8),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:638"),
-            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:639", overload="aten::gt.Scalar"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:648"),
+            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:649", overload="aten::gt.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::hardtanh": Entry(
         key="aten::hardtanh",
-        spec="specs/elementwise.yaml:491",
+        spec="specs/elementwise.yaml:494",
         family="elementwise",
         doc="self clamped to [min_val, max_val].",
         overloads={
@@ -3617,8 +3794,8 @@ ENTRIES: dict[str, Entry] = {
                 "aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("min_val", VALUE, default=-1),
-                    Param("max_val", VALUE, default=1),
+                    Param("min_val", VALUE, default=-1, dynamic=True),
+                    Param("max_val", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -3627,8 +3804,8 @@ ENTRIES: dict[str, Entry] = {
                 "aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("min_val", VALUE, default=-1),
-                    Param("max_val", VALUE, default=1),
+                    Param("min_val", VALUE, default=-1, dynamic=True),
+                    Param("max_val", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -3637,8 +3814,8 @@ ENTRIES: dict[str, Entry] = {
                 "aten::hardtanh.out(Tensor self, Scalar min_val=-1, Scalar max_val=1, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("min_val", VALUE, default=-1),
-                    Param("max_val", VALUE, default=1),
+                    Param("min_val", VALUE, default=-1, dynamic=True),
+                    Param("max_val", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -3648,7 +3825,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=28,
-                spec="specs/elementwise.yaml:498",
+                spec="specs/elementwise.yaml:501",
                 fns={
                     "aten::hardtanh": _elementwise.hardtanh__opset11,
                     "aten::hardtanh_": _elementwise.hardtanh__opset11,
@@ -3690,7 +3867,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/elementwise.yaml:500",
+                spec="specs/elementwise.yaml:503",
                 fns={
                     "aten::hardtanh": _elementwise.hardtanh__opset7,
                     "aten::hardtanh_": _elementwise.hardtanh__opset7,
@@ -3722,35 +3899,42 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(
             Gap(
+                "ONNX Clip takes computed bounds from opset 11",
+                "specs/elementwise.yaml:506",
+                opsets=(7, 10),
+                when=_elementwise.hardtanh__gap0,
+                when_text="not is_static(min_val, max_val)",
+            ),
+            Gap(
                 "ONNX Clip accepts integers from opset 12, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:503",
+                "specs/elementwise.yaml:509",
                 dtypes=("int64",),
                 opsets=(7, 11),
             ),
             Gap(
                 "onnxruntime has no float64 Clip kernel before opset 12 (int32 computes in float64 there)",
-                "specs/elementwise.yaml:506",
+                "specs/elementwise.yaml:512",
                 dtypes=("int32", "float64"),
                 opsets=(7, 11),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no int16 Clip kernel",
-                "specs/elementwise.yaml:510",
+                "specs/elementwise.yaml:516",
                 dtypes=("int16",),
                 opsets=(12, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:515"),
-            Sample("t(3, 4), -2, 3", "specs/elementwise.yaml:516"),
+            Sample("t(3, 4)", "specs/elementwise.yaml:521"),
+            Sample("t(3, 4), -2, 3", "specs/elementwise.yaml:522"),
         ),
         shape="same(self)",
     ),
     "aten::layer_norm": Entry(
         key="aten::layer_norm",
-        spec="specs/nn.yaml:196",
+        spec="specs/nn.yaml:201",
         family="nn",
         doc="Layer normalization over the last dims; LayerNormalization from opset 17 (float64 keeps the composition, whose statistics ONNX would compute in float32).",
         overloads={
@@ -3759,7 +3943,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enable=True) -> Tensor",
                 (
                     Param("input", TENSOR),
-                    Param("normalized_shape", VALUE),
+                    Param("normalized_shape", VALUE, dynamic=True),
                     Param("weight", MAYBE_TENSOR, default=None),
                     Param("bias", MAYBE_TENSOR, default=None),
                     Param("eps", VALUE, default=1e-05),
@@ -3773,7 +3957,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=18,
                 until=28,
-                spec="specs/nn.yaml:201",
+                spec="specs/nn.yaml:206",
                 fns={
                     "aten::layer_norm": _nn.layer_norm__opset18,
                 },
@@ -3790,10 +3974,10 @@ ENTRIES: dict[str, Entry] = {
                 onnx_ops=(
                     "Add",
                     "Div",
+                    "Expand",
                     "LayerNormalization",
                     "Mul",
                     "ReduceMean",
-                    "Reshape",
                     "Sqrt",
                     "Sub",
                 ),
@@ -3801,7 +3985,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=17,
                 until=17,
-                spec="specs/nn.yaml:219",
+                spec="specs/nn.yaml:206",
                 fns={
                     "aten::layer_norm": _nn.layer_norm__opset17,
                 },
@@ -3818,10 +4002,10 @@ ENTRIES: dict[str, Entry] = {
                 onnx_ops=(
                     "Add",
                     "Div",
+                    "Expand",
                     "LayerNormalization",
                     "Mul",
                     "ReduceMean",
-                    "Reshape",
                     "Sqrt",
                     "Sub",
                 ),
@@ -3829,7 +4013,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=16,
-                spec="specs/nn.yaml:237",
+                spec="specs/nn.yaml:224",
                 fns={
                     "aten::layer_norm": _nn.layer_norm__opset7,
                 },
@@ -3856,14 +4040,14 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 4), [4], t(4), t(4)", "specs/nn.yaml:252"),
-            Sample("t(2, 3, 4), [3, 4], None, None, 0.1", "specs/nn.yaml:253"),
+            Sample("t(2, 3, 4), [4], t(4), t(4)", "specs/nn.yaml:239"),
+            Sample("t(2, 3, 4), [3, 4], None, None, 0.1", "specs/nn.yaml:240"),
         ),
         shape="same(input)",
     ),
     "aten::le.Tensor": Entry(
         key="aten::le.Tensor",
-        spec="specs/elementwise.yaml:642",
+        spec="specs/elementwise.yaml:652",
         family="elementwise",
         doc="self <= other, elementwise, as bool.",
         overloads={
@@ -3881,7 +4065,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::le.Scalar(Tensor self, Scalar other) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -3899,7 +4083,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::le.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -3920,7 +4104,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=12,
                 until=28,
-                spec="specs/elementwise.yaml:650",
+                spec="specs/elementwise.yaml:660",
                 fns={
                     "aten::le.Tensor": _elementwise.le_Tensor__opset12,
                     "aten::le.Scalar": _elementwise.le_Scalar__opset12,
@@ -3955,7 +4139,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=11,
-                spec="specs/elementwise.yaml:652",
+                spec="specs/elementwise.yaml:662",
                 fns={
                     "aten::le.Tensor": _elementwise.le_Tensor__opset7,
                     "aten::le.Scalar": _elementwise.le_Scalar__opset7,
@@ -4027,31 +4211,31 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "before opset 12 self <= other is Less or Equal, and ONNX Less accepts integers from opset 9",
-                "specs/elementwise.yaml:655",
+                "specs/elementwise.yaml:665",
                 dtypes=("bool", "uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
             Gap(
                 "before opset 12 self <= other is Less or Equal, and ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:658",
+                "specs/elementwise.yaml:668",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:662"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:672"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:663",
+                "specs/elementwise.yaml:673",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:665", overload="aten::le.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:675", overload="aten::le.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::leaky_relu": Entry(
         key="aten::leaky_relu",
-        spec="specs/elementwise.yaml:518",
+        spec="specs/elementwise.yaml:524",
         family="elementwise",
         doc="self if self > 0 else negative_slope * self.",
         overloads={
@@ -4060,7 +4244,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("negative_slope", VALUE, default=0.01),
+                    Param("negative_slope", VALUE, default=0.01, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -4069,7 +4253,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("negative_slope", VALUE, default=0.01),
+                    Param("negative_slope", VALUE, default=0.01, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -4078,7 +4262,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::leaky_relu.out(Tensor self, Scalar negative_slope=0.01, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("negative_slope", VALUE, default=0.01),
+                    Param("negative_slope", VALUE, default=0.01, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -4088,7 +4272,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:525",
+                spec="specs/elementwise.yaml:531",
                 fns={
                     "aten::leaky_relu": _elementwise.leaky_relu__opset7,
                     "aten::leaky_relu_": _elementwise.leaky_relu__opset7,
@@ -4120,15 +4304,21 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(
             Gap(
+                "ONNX LeakyRelu takes the slope as an attribute, known while exporting",
+                "specs/elementwise.yaml:534",
+                when=_elementwise.leaky_relu__gap0,
+                when_text="not is_static(negative_slope)",
+            ),
+            Gap(
                 "onnxruntime has no float64 LeakyRelu kernel",
-                "specs/elementwise.yaml:528",
+                "specs/elementwise.yaml:536",
                 dtypes=("float64",),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:532"),
-            Sample("t(3, 4), 0.2", "specs/elementwise.yaml:533"),
+            Sample("t(3, 4)", "specs/elementwise.yaml:540"),
+            Sample("t(3, 4), 0.2", "specs/elementwise.yaml:541"),
         ),
         shape="same(self)",
     ),
@@ -4302,7 +4492,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::log_softmax.int": Entry(
         key="aten::log_softmax.int",
-        spec="specs/nn.yaml:585",
+        spec="specs/nn.yaml:558",
         family="nn",
         doc="log(softmax(x)) along dim, in dtype when given.",
         overloads={
@@ -4312,7 +4502,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("dim", VALUE),
-                    Param("dtype", VALUE, default=None),
+                    Param("dtype", VALUE, default=None, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -4322,7 +4512,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("dim", VALUE),
-                    Param("dtype", VALUE, default=None),
+                    Param("dtype", VALUE, default=None, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -4332,7 +4522,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/nn.yaml:591",
+                spec="specs/nn.yaml:565",
                 fns={
                     "aten::log_softmax.int": _nn.log_softmax_int__opset13,
                     "aten::log_softmax.int_out": _nn.log_softmax_int__opset13,
@@ -4353,7 +4543,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:593",
+                spec="specs/nn.yaml:567",
                 fns={
                     "aten::log_softmax.int": _nn.log_softmax_int__opset7,
                     "aten::log_softmax.int_out": _nn.log_softmax_int__opset7,
@@ -4376,7 +4566,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:596",
+                spec="specs/nn.yaml:570",
                 fns={
                     "aten::log_softmax.int": _nn.log_softmax_int__opset7_1,
                     "aten::log_softmax.int_out": _nn.log_softmax_int__opset7_1,
@@ -4403,21 +4593,21 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX LogSoftmax needs an input of rank 1 or more",
-                "specs/nn.yaml:603",
+                "specs/nn.yaml:577",
                 when=_nn.log_softmax_int__gap0,
                 when_text="rank(self) == 0",
             ),
         ),
         samples=(
-            Sample("t(2, 3, 4), -1", "specs/nn.yaml:606"),
-            Sample("t(2, 3, 4), 1", "specs/nn.yaml:607"),
-            Sample("t(3, 4), 0", "specs/nn.yaml:608"),
+            Sample("t(2, 3, 4), -1", "specs/nn.yaml:580"),
+            Sample("t(2, 3, 4), 1", "specs/nn.yaml:581"),
+            Sample("t(3, 4), 0", "specs/nn.yaml:582"),
         ),
         shape="same(self)",
     ),
     "aten::logical_and": Entry(
         key="aten::logical_and",
-        spec="specs/elementwise.yaml:705",
+        spec="specs/elementwise.yaml:715",
         family="elementwise",
         doc="self != 0 and other != 0, elementwise, as bool; each operand keeps its dtype.",
         overloads={
@@ -4456,7 +4646,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:712",
+                spec="specs/elementwise.yaml:722",
                 fns={
                     "aten::logical_and": _elementwise.logical_and__opset7,
                     "aten::logical_and.out": _elementwise.logical_and__opset7,
@@ -4504,14 +4694,14 @@ ENTRIES: dict[str, Entry] = {
         },
         gaps=(),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:715"),
-            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:716"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:725"),
+            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:726"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::logical_not": Entry(
         key="aten::logical_not",
-        spec="specs/elementwise.yaml:694",
+        spec="specs/elementwise.yaml:704",
         family="elementwise",
         doc="self == 0, elementwise, as bool.",
         overloads={
@@ -4544,7 +4734,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:700",
+                spec="specs/elementwise.yaml:710",
                 fns={
                     "aten::logical_not": _elementwise.logical_not__opset7,
                     "aten::logical_not.out": _elementwise.logical_not__opset7,
@@ -4578,12 +4768,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:703"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:713"),),
         shape="same(self)",
     ),
     "aten::logical_or": Entry(
         key="aten::logical_or",
-        spec="specs/elementwise.yaml:718",
+        spec="specs/elementwise.yaml:728",
         family="elementwise",
         doc="self != 0 or other != 0, elementwise, as bool; each operand keeps its dtype.",
         overloads={
@@ -4622,7 +4812,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:725",
+                spec="specs/elementwise.yaml:735",
                 fns={
                     "aten::logical_or": _elementwise.logical_or__opset7,
                     "aten::logical_or.out": _elementwise.logical_or__opset7,
@@ -4670,14 +4860,14 @@ ENTRIES: dict[str, Entry] = {
         },
         gaps=(),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:728"),
-            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:729"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:738"),
+            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:739"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::lt.Tensor": Entry(
         key="aten::lt.Tensor",
-        spec="specs/elementwise.yaml:602",
+        spec="specs/elementwise.yaml:612",
         family="elementwise",
         doc="self < other, elementwise, as bool.",
         overloads={
@@ -4695,7 +4885,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::lt.Scalar(Tensor self, Scalar other) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -4713,7 +4903,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::lt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -4734,7 +4924,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:612",
+                spec="specs/elementwise.yaml:622",
                 fns={
                     "aten::lt.Tensor": _elementwise.lt_Tensor__opset7,
                     "aten::lt.Scalar": _elementwise.lt_Scalar__opset7,
@@ -4795,20 +4985,20 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Less accepts integers from opset 9, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:615",
+                "specs/elementwise.yaml:625",
                 dtypes=("int64",),
                 opsets=(7, 8),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:619"),
-            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:620", overload="aten::lt.Scalar"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:629"),
+            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:630", overload="aten::lt.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::masked_fill.Tensor": Entry(
         key="aten::masked_fill.Tensor",
-        spec="specs/elementwise.yaml:757",
+        spec="specs/elementwise.yaml:767",
         family="elementwise",
         doc="self with value where mask holds; value takes self's dtype.",
         overloads={
@@ -4828,7 +5018,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("mask", TENSOR),
-                    Param("value", VALUE),
+                    Param("value", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -4848,7 +5038,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("mask", TENSOR),
-                    Param("value", VALUE),
+                    Param("value", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -4868,7 +5058,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("mask", TENSOR),
-                    Param("value", VALUE),
+                    Param("value", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -4889,7 +5079,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=9,
                 until=28,
-                spec="specs/elementwise.yaml:765",
+                spec="specs/elementwise.yaml:775",
                 fns={
                     "aten::masked_fill.Tensor": _elementwise.masked_fill_Tensor__opset9,
                     "aten::masked_fill.Scalar": _elementwise.masked_fill_Scalar__opset9,
@@ -4934,16 +5124,16 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:768",
+                "specs/elementwise.yaml:778",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:772"),
+            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:782"),
             Sample(
                 "t(2, 3), mask(2, 3), 1",
-                "specs/elementwise.yaml:773",
+                "specs/elementwise.yaml:783",
                 overload="aten::masked_fill.Scalar",
             ),
         ),
@@ -4951,7 +5141,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::matmul": Entry(
         key="aten::matmul",
-        spec="specs/nn.yaml:89",
+        spec="specs/nn.yaml:92",
         family="nn",
         doc="torch.matmul, with NumPy's rules for vectors and batch broadcasting (those of ONNX MatMul).",
         overloads={
@@ -4989,7 +5179,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/nn.yaml:96",
+                spec="specs/nn.yaml:99",
                 fns={
                     "aten::matmul": _nn.matmul__opset7,
                     "aten::matmul.out": _nn.matmul__opset7,
@@ -5039,21 +5229,21 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX MatMul accepts integers from opset 9",
-                "specs/nn.yaml:99",
+                "specs/nn.yaml:102",
                 dtypes=("uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3, 4)", "specs/nn.yaml:103"),
-            Sample("t(3), t(2, 3, 4)", "specs/nn.yaml:104"),
-            Sample("t(2, 1, 2, 3), t(4, 3, 2)", "specs/nn.yaml:105"),
+            Sample("t(2, 3), t(3, 4)", "specs/nn.yaml:106"),
+            Sample("t(3), t(2, 3, 4)", "specs/nn.yaml:107"),
+            Sample("t(2, 1, 2, 3), t(4, 3, 2)", "specs/nn.yaml:108"),
         ),
         shape="matmul(self, other)",
     ),
     "aten::max.dim": Entry(
         key="aten::max.dim",
-        spec="specs/reduction.yaml:172",
+        spec="specs/reduction.yaml:149",
         family="reduction",
         doc="Largest element of self along dim, and the index of its first occurrence.",
         overloads={
@@ -5094,7 +5284,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=18,
                 until=28,
-                spec="specs/reduction.yaml:180",
+                spec="specs/reduction.yaml:157",
                 fns={
                     "aten::max.dim": _reduction.max_dim__opset18,
                     "aten::max.dim_max": _reduction.max_dim__opset18,
@@ -5121,7 +5311,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=17,
-                spec="specs/reduction.yaml:186",
+                spec="specs/reduction.yaml:157",
                 fns={
                     "aten::max.dim": _reduction.max_dim__opset7,
                     "aten::max.dim_max": _reduction.max_dim__opset7,
@@ -5167,15 +5357,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(3, 4), 1", "specs/reduction.yaml:193"),
-            Sample("t(2, 3, 4), -3, True", "specs/reduction.yaml:194", dtypes=("float32",)),
-            Sample("t(), 0", "specs/reduction.yaml:196", dtypes=("float32",)),
+            Sample("t(3, 4), 1", "specs/reduction.yaml:164"),
+            Sample("t(2, 3, 4), -3, True", "specs/reduction.yaml:165", dtypes=("float32",)),
+            Sample("t(), 0", "specs/reduction.yaml:167", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
     ),
     "aten::max_pool2d": Entry(
         key="aten::max_pool2d",
-        spec="specs/nn.yaml:327",
+        spec="specs/nn.yaml:292",
         family="nn",
         doc="2-D max pooling; in ceil_mode a last window starting in the right padding is dropped, as torch does.",
         overloads={
@@ -5196,9 +5386,31 @@ ENTRIES: dict[str, Entry] = {
         dtypes=("float16", "bfloat16", "float32", "float64"),
         lowerings=(
             Lowering(
-                since=10,
+                since=13,
                 until=28,
-                spec="specs/nn.yaml:333",
+                spec="specs/nn.yaml:298",
+                fns={
+                    "aten::max_pool2d": _nn.max_pool2d__opset13,
+                },
+                symbolic={
+                    "aten::max_pool2d": "symbolic_opset13.max_pool2d__opset13",
+                },
+                dtypes={
+                    "float16": ((13, 28, "float16", None),),
+                    "bfloat16": (
+                        (13, 21, "float32", None),
+                        (22, 28, "bfloat16", None),
+                    ),
+                    "float32": ((13, 28, "float32", None),),
+                    "float64": ((13, 28, "float64", None),),
+                },
+                cast_back={"bfloat16": (True,)},
+                onnx_ops=("MaxPool", "Slice", "Squeeze", "Unsqueeze"),
+            ),
+            Lowering(
+                since=10,
+                until=12,
+                spec="specs/nn.yaml:298",
                 fns={
                     "aten::max_pool2d": _nn.max_pool2d__opset10,
                 },
@@ -5206,22 +5418,18 @@ ENTRIES: dict[str, Entry] = {
                     "aten::max_pool2d": "symbolic_opset10.max_pool2d__opset10",
                 },
                 dtypes={
-                    "float16": ((10, 28, "float16", None),),
-                    "bfloat16": (
-                        (10, 12, None, _R[0]),
-                        (13, 21, "float32", None),
-                        (22, 28, "bfloat16", None),
-                    ),
-                    "float32": ((10, 28, "float32", None),),
-                    "float64": ((10, 28, "float64", None),),
+                    "float16": ((10, 12, "float16", None),),
+                    "bfloat16": ((10, 12, None, _R[0]),),
+                    "float32": ((10, 12, "float32", None),),
+                    "float64": ((10, 12, "float64", None),),
                 },
-                cast_back={"bfloat16": (True,)},
-                onnx_ops=("MaxPool", "Reshape", "Slice"),
+                cast_back={},
+                onnx_ops=("MaxPool", "Slice", "Squeeze", "Unsqueeze"),
             ),
             Lowering(
                 since=7,
                 until=9,
-                spec="specs/nn.yaml:354",
+                spec="specs/nn.yaml:321",
                 fns={
                     "aten::max_pool2d": _nn.max_pool2d__opset7,
                 },
@@ -5235,7 +5443,7 @@ ENTRIES: dict[str, Entry] = {
                     "float64": ((7, 9, "float64", None),),
                 },
                 cast_back={},
-                onnx_ops=("MaxPool", "Reshape"),
+                onnx_ops=("MaxPool", "Squeeze", "Unsqueeze"),
                 when=_nn.max_pool2d__opset7__when,
                 when_text="max(dilation) == 1",
             ),
@@ -5247,20 +5455,26 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(
             Gap(
+                "in ceil mode torch drops a last window that starts in the padding, which is decided from spatial sizes known while exporting",
+                "specs/nn.yaml:339",
+                when=_nn.max_pool2d__gap0,
+                when_text="ceil_mode and not is_static(sizes(self)[-2:])",
+            ),
+            Gap(
                 "onnxruntime's CPU provider has float64 MaxPool kernels from opset 8",
-                "specs/nn.yaml:371",
+                "specs/nn.yaml:341",
                 dtypes=("float64",),
                 opsets=(7, 7),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:376"),
-            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:378"),
-            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:379"),
+            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:346"),
+            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:348"),
+            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:349"),
             Sample(
                 "t(1, 2, 8, 7), [2, 3], [2, 2], [1, 1], [2, 1], True",
-                "specs/nn.yaml:380",
+                "specs/nn.yaml:350",
                 opsets=(10, 28),
             ),
         ),
@@ -5268,7 +5482,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::max_pool2d_with_indices": Entry(
         key="aten::max_pool2d_with_indices",
-        spec="specs/nn.yaml:383",
+        spec="specs/nn.yaml:353",
         family="nn",
         doc="2-D max pooling and the argmax of each window as an index into its (H, W) plane, as torch gives it.",
         overloads={
@@ -5289,9 +5503,41 @@ ENTRIES: dict[str, Entry] = {
         dtypes=("float16", "bfloat16", "float32", "float64"),
         lowerings=(
             Lowering(
-                since=10,
+                since=13,
                 until=28,
-                spec="specs/nn.yaml:389",
+                spec="specs/nn.yaml:359",
+                fns={
+                    "aten::max_pool2d_with_indices": _nn.max_pool2d_with_indices__opset13,
+                },
+                symbolic={
+                    "aten::max_pool2d_with_indices": "symbolic_opset13.max_pool2d_with_indices__opset13",
+                },
+                dtypes={
+                    "float16": ((13, 28, "float16", None),),
+                    "bfloat16": (
+                        (13, 21, "float32", None),
+                        (22, 28, "bfloat16", None),
+                    ),
+                    "float32": ((13, 28, "float32", None),),
+                    "float64": ((13, 28, "float64", None),),
+                },
+                cast_back={"bfloat16": (True, False)},
+                onnx_ops=(
+                    "Div",
+                    "MaxPool",
+                    "Mul",
+                    "ReduceProd",
+                    "Shape",
+                    "Slice",
+                    "Squeeze",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+            ),
+            Lowering(
+                since=10,
+                until=12,
+                spec="specs/nn.yaml:359",
                 fns={
                     "aten::max_pool2d_with_indices": _nn.max_pool2d_with_indices__opset10,
                 },
@@ -5299,22 +5545,28 @@ ENTRIES: dict[str, Entry] = {
                     "aten::max_pool2d_with_indices": "symbolic_opset10.max_pool2d_with_indices__opset10",
                 },
                 dtypes={
-                    "float16": ((10, 28, "float16", None),),
-                    "bfloat16": (
-                        (10, 12, None, _R[0]),
-                        (13, 21, "float32", None),
-                        (22, 28, "bfloat16", None),
-                    ),
-                    "float32": ((10, 28, "float32", None),),
-                    "float64": ((10, 28, "float64", None),),
+                    "float16": ((10, 12, "float16", None),),
+                    "bfloat16": ((10, 12, None, _R[0]),),
+                    "float32": ((10, 12, "float32", None),),
+                    "float64": ((10, 12, "float64", None),),
                 },
-                cast_back={"bfloat16": (True, False)},
-                onnx_ops=("Div", "MaxPool", "Mul", "Reshape", "Slice", "Sub"),
+                cast_back={},
+                onnx_ops=(
+                    "Div",
+                    "MaxPool",
+                    "Mul",
+                    "ReduceProd",
+                    "Shape",
+                    "Slice",
+                    "Squeeze",
+                    "Sub",
+                    "Unsqueeze",
+                ),
             ),
             Lowering(
                 since=8,
                 until=9,
-                spec="specs/nn.yaml:414",
+                spec="specs/nn.yaml:389",
                 fns={
                     "aten::max_pool2d_with_indices": _nn.max_pool2d_with_indices__opset8,
                 },
@@ -5328,7 +5580,17 @@ ENTRIES: dict[str, Entry] = {
                     "float64": ((8, 9, "float64", None),),
                 },
                 cast_back={},
-                onnx_ops=("Div", "MaxPool", "Mul", "Reshape", "Sub"),
+                onnx_ops=(
+                    "Div",
+                    "MaxPool",
+                    "Mul",
+                    "ReduceProd",
+                    "Shape",
+                    "Slice",
+                    "Squeeze",
+                    "Sub",
+                    "Unsqueeze",
+                ),
                 when=_nn.max_pool2d_with_indices__opset8__when,
                 when_text="max(dilation) == 1",
             ),
@@ -5338,14 +5600,21 @@ ENTRIES: dict[str, Entry] = {
         group=("self",),
         dtype_param=None,
         input_dtypes={},
-        gaps=(),
+        gaps=(
+            Gap(
+                "in ceil mode torch drops a last window that starts in the padding, which is decided from spatial sizes known while exporting",
+                "specs/nn.yaml:412",
+                when=_nn.max_pool2d_with_indices__gap0,
+                when_text="ceil_mode and not is_static(sizes(self)[-2:])",
+            ),
+        ),
         samples=(
-            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:434"),
-            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:436"),
-            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:437"),
+            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:415"),
+            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:417"),
+            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:418"),
             Sample(
                 "t(1, 2, 8, 7), [2, 3], [2, 2], [1, 1], [2, 1], True",
-                "specs/nn.yaml:438",
+                "specs/nn.yaml:419",
                 opsets=(10, 28),
             ),
         ),
@@ -5353,7 +5622,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::maximum": Entry(
         key="aten::maximum",
-        spec="specs/elementwise.yaml:363",
+        spec="specs/elementwise.yaml:365",
         family="elementwise",
         doc="Elementwise maximum, propagating NaN.",
         overloads={
@@ -5392,7 +5661,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:371",
+                spec="specs/elementwise.yaml:373",
                 fns={
                     "aten::maximum": _elementwise.maximum__opset8,
                     "aten::maximum.out": _elementwise.maximum__opset8,
@@ -5443,7 +5712,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=7,
-                spec="specs/elementwise.yaml:373",
+                spec="specs/elementwise.yaml:376",
                 fns={
                     "aten::maximum": _elementwise.maximum__opset7,
                     "aten::maximum.out": _elementwise.maximum__opset7,
@@ -5473,7 +5742,7 @@ ENTRIES: dict[str, Entry] = {
                 },
                 onnx_ops=("Max",),
                 when=_elementwise.maximum__opset7__when,
-                when_text="sizes(self) == sizes(other)",
+                when_text="rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)",
             ),
         ),
         promote="default",
@@ -5484,31 +5753,31 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Max accepts integers from opset 12, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:377",
+                "specs/elementwise.yaml:380",
                 dtypes=("int64",),
                 opsets=(7, 11),
             ),
             Gap(
                 "onnxruntime has no float64 Max kernel at opset 7 (int32 computes in float64 there)",
-                "specs/elementwise.yaml:380",
+                "specs/elementwise.yaml:383",
                 dtypes=("int32", "float64"),
                 opsets=(7, 7),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no int16 Max kernel",
-                "specs/elementwise.yaml:384",
+                "specs/elementwise.yaml:387",
                 dtypes=("int16",),
                 opsets=(12, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:389"),
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:390", opsets=(8, 28)),
+            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:392"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:393", opsets=(8, 28)),
             Sample(
                 "t(2, 3).log(), t(2, 3)",
-                "specs/elementwise.yaml:392",
+                "specs/elementwise.yaml:395",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
         ),
@@ -5516,7 +5785,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::mean": Entry(
         key="aten::mean",
-        spec="specs/reduction.yaml:82",
+        spec="specs/reduction.yaml:74",
         family="reduction",
         doc="Mean of all elements of self.",
         overloads={
@@ -5525,7 +5794,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::mean(Tensor self, *, ScalarType? dtype=None) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -5534,7 +5803,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::mean.dtype_out(Tensor self, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -5544,7 +5813,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/reduction.yaml:89",
+                spec="specs/reduction.yaml:82",
                 fns={
                     "aten::mean": _reduction.mean__opset7,
                     "aten::mean.dtype_out": _reduction.mean__opset7,
@@ -5572,12 +5841,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param="dtype",
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/reduction.yaml:92"),),
+        samples=(Sample("t(3, 4)", "specs/reduction.yaml:85"),),
         shape="infer",
     ),
     "aten::mean.dim": Entry(
         key="aten::mean.dim",
-        spec="specs/reduction.yaml:57",
+        spec="specs/reduction.yaml:54",
         family="reduction",
         doc="Mean of self over the dims dim (all of them when dim is empty or None).",
         overloads={
@@ -5588,7 +5857,7 @@ ENTRIES: dict[str, Entry] = {
                     Param("self", TENSOR),
                     Param("dim", VALUE),
                     Param("keepdim", VALUE, default=False),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -5599,7 +5868,7 @@ ENTRIES: dict[str, Entry] = {
                     Param("self", TENSOR),
                     Param("dim", VALUE),
                     Param("keepdim", VALUE, default=False),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -5609,7 +5878,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=18,
                 until=28,
-                spec="specs/reduction.yaml:63",
+                spec="specs/reduction.yaml:61",
                 fns={
                     "aten::mean.dim": _reduction.mean_dim__opset18,
                     "aten::mean.out": _reduction.mean_dim__opset18,
@@ -5630,7 +5899,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=17,
-                spec="specs/reduction.yaml:69",
+                spec="specs/reduction.yaml:61",
                 fns={
                     "aten::mean.dim": _reduction.mean_dim__opset7,
                     "aten::mean.out": _reduction.mean_dim__opset7,
@@ -5659,15 +5928,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(3, 4), [-1]", "specs/reduction.yaml:76"),
-            Sample("t(2, 3, 4), [0, 2], True", "specs/reduction.yaml:77", dtypes=("float32",)),
-            Sample("t(2, 3), None", "specs/reduction.yaml:79", dtypes=("float32",)),
+            Sample("t(3, 4), [-1]", "specs/reduction.yaml:68"),
+            Sample("t(2, 3, 4), [0, 2], True", "specs/reduction.yaml:69", dtypes=("float32",)),
+            Sample("t(2, 3), None", "specs/reduction.yaml:71", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
     ),
     "aten::min.dim": Entry(
         key="aten::min.dim",
-        spec="specs/reduction.yaml:199",
+        spec="specs/reduction.yaml:170",
         family="reduction",
         doc="Smallest element of self along dim, and the index of its first occurrence.",
         overloads={
@@ -5708,7 +5977,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=18,
                 until=28,
-                spec="specs/reduction.yaml:207",
+                spec="specs/reduction.yaml:178",
                 fns={
                     "aten::min.dim": _reduction.min_dim__opset18,
                     "aten::min.dim_min": _reduction.min_dim__opset18,
@@ -5735,7 +6004,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=17,
-                spec="specs/reduction.yaml:213",
+                spec="specs/reduction.yaml:178",
                 fns={
                     "aten::min.dim": _reduction.min_dim__opset7,
                     "aten::min.dim_min": _reduction.min_dim__opset7,
@@ -5781,15 +6050,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(3, 4), 1", "specs/reduction.yaml:220"),
-            Sample("t(2, 3, 4), -3, True", "specs/reduction.yaml:221", dtypes=("float32",)),
-            Sample("t(), 0", "specs/reduction.yaml:223", dtypes=("float32",)),
+            Sample("t(3, 4), 1", "specs/reduction.yaml:185"),
+            Sample("t(2, 3, 4), -3, True", "specs/reduction.yaml:186", dtypes=("float32",)),
+            Sample("t(), 0", "specs/reduction.yaml:188", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
     ),
     "aten::minimum": Entry(
         key="aten::minimum",
-        spec="specs/elementwise.yaml:329",
+        spec="specs/elementwise.yaml:330",
         family="elementwise",
         doc="Elementwise minimum, propagating NaN.",
         overloads={
@@ -5828,7 +6097,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:339",
+                spec="specs/elementwise.yaml:340",
                 fns={
                     "aten::minimum": _elementwise.minimum__opset8,
                     "aten::minimum.out": _elementwise.minimum__opset8,
@@ -5879,7 +6148,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=7,
-                spec="specs/elementwise.yaml:341",
+                spec="specs/elementwise.yaml:343",
                 fns={
                     "aten::minimum": _elementwise.minimum__opset7,
                     "aten::minimum.out": _elementwise.minimum__opset7,
@@ -5909,7 +6178,7 @@ ENTRIES: dict[str, Entry] = {
                 },
                 onnx_ops=("Min",),
                 when=_elementwise.minimum__opset7__when,
-                when_text="sizes(self) == sizes(other)",
+                when_text="rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)",
             ),
         ),
         promote="default",
@@ -5920,31 +6189,31 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Min accepts integers from opset 12, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:345",
+                "specs/elementwise.yaml:347",
                 dtypes=("int64",),
                 opsets=(7, 11),
             ),
             Gap(
                 "onnxruntime has no float64 Min kernel at opset 7 (int32 computes in float64 there)",
-                "specs/elementwise.yaml:348",
+                "specs/elementwise.yaml:350",
                 dtypes=("int32", "float64"),
                 opsets=(7, 7),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no int16 Min kernel",
-                "specs/elementwise.yaml:352",
+                "specs/elementwise.yaml:354",
                 dtypes=("int16",),
                 opsets=(12, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:357"),
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:358", opsets=(8, 28)),
+            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:359"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:360", opsets=(8, 28)),
             Sample(
                 "t(2, 3).log(), t(2, 3)",
-                "specs/elementwise.yaml:360",
+                "specs/elementwise.yaml:362",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
         ),
@@ -5952,7 +6221,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::mm": Entry(
         key="aten::mm",
-        spec="specs/nn.yaml:57",
+        spec="specs/nn.yaml:60",
         family="nn",
         doc="Matrix product of two matrices.",
         overloads={
@@ -5990,7 +6259,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/nn.yaml:64",
+                spec="specs/nn.yaml:67",
                 fns={
                     "aten::mm": _nn.mm__opset7,
                     "aten::mm.out": _nn.mm__opset7,
@@ -6040,12 +6309,12 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX MatMul accepts integers from opset 9",
-                "specs/nn.yaml:67",
+                "specs/nn.yaml:70",
                 dtypes=("uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
         ),
-        samples=(Sample("t(2, 3), t(3, 4)", "specs/nn.yaml:71"),),
+        samples=(Sample("t(2, 3), t(3, 4)", "specs/nn.yaml:74"),),
         shape="matmul(self, mat2)",
     ),
     "aten::mul.Tensor": Entry(
@@ -6068,7 +6337,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::mul.Scalar(Tensor self, Scalar other) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -6086,7 +6355,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::mul_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -6104,7 +6373,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::mul.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -6185,7 +6454,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::native_dropout": Entry(
         key="aten::native_dropout",
-        spec="specs/elementwise.yaml:778",
+        spec="specs/elementwise.yaml:788",
         family="elementwise",
         doc="Dropout as torch.export leaves it (aten::dropout always decomposes: to aten::clone outside training, to this in training): the identity and an all-true mask when nothing is dropped.",
         overloads={
@@ -6205,7 +6474,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:783",
+                spec="specs/elementwise.yaml:793",
                 fns={
                     "aten::native_dropout": _elementwise.native_dropout__opset8,
                 },
@@ -6233,20 +6502,20 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "dropout in training is random; export the model in eval mode",
-                "specs/elementwise.yaml:788",
+                "specs/elementwise.yaml:798",
                 when=_elementwise.native_dropout__gap0,
                 when_text="train is not False and p > 0",
             ),
         ),
         samples=(
-            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:791"),
-            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:792"),
+            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:801"),
+            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:802"),
         ),
         shape="infer",
     ),
     "aten::native_layer_norm": Entry(
         key="aten::native_layer_norm",
-        spec="specs/nn.yaml:255",
+        spec="specs/nn.yaml:242",
         family="nn",
         doc="Layer normalization returning (out, mean, rstd); mean and rstd keep the normalized dims as 1.",
         overloads={
@@ -6255,7 +6524,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)",
                 (
                     Param("input", TENSOR),
-                    Param("normalized_shape", VALUE),
+                    Param("normalized_shape", VALUE, dynamic=True),
                     Param("weight", MAYBE_TENSOR),
                     Param("bias", MAYBE_TENSOR),
                     Param("eps", VALUE),
@@ -6268,7 +6537,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=18,
                 until=28,
-                spec="specs/nn.yaml:260",
+                spec="specs/nn.yaml:247",
                 fns={
                     "aten::native_layer_norm": _nn.native_layer_norm__opset18,
                 },
@@ -6285,11 +6554,11 @@ ENTRIES: dict[str, Entry] = {
                 onnx_ops=(
                     "Add",
                     "Cast",
+                    "Expand",
                     "LayerNormalization",
                     "Mul",
                     "Reciprocal",
                     "ReduceMean",
-                    "Reshape",
                     "Sqrt",
                     "Sub",
                 ),
@@ -6297,7 +6566,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=17,
                 until=17,
-                spec="specs/nn.yaml:282",
+                spec="specs/nn.yaml:247",
                 fns={
                     "aten::native_layer_norm": _nn.native_layer_norm__opset17,
                 },
@@ -6314,11 +6583,11 @@ ENTRIES: dict[str, Entry] = {
                 onnx_ops=(
                     "Add",
                     "Cast",
+                    "Expand",
                     "LayerNormalization",
                     "Mul",
                     "Reciprocal",
                     "ReduceMean",
-                    "Reshape",
                     "Sqrt",
                     "Sub",
                 ),
@@ -6326,7 +6595,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=16,
-                spec="specs/nn.yaml:304",
+                spec="specs/nn.yaml:269",
                 fns={
                     "aten::native_layer_norm": _nn.native_layer_norm__opset7,
                 },
@@ -6353,14 +6622,14 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 4), [4], t(4), t(4), 1e-5", "specs/nn.yaml:322"),
-            Sample("t(2, 3, 4), [3, 4], None, None, 0.1", "specs/nn.yaml:323"),
+            Sample("t(2, 3, 4), [4], t(4), t(4), 1e-5", "specs/nn.yaml:287"),
+            Sample("t(2, 3, 4), [3, 4], None, None, 0.1", "specs/nn.yaml:288"),
         ),
         shape="infer",
     ),
     "aten::ne.Tensor": Entry(
         key="aten::ne.Tensor",
-        spec="specs/elementwise.yaml:581",
+        spec="specs/elementwise.yaml:591",
         family="elementwise",
         doc="self != other, elementwise, as bool.",
         overloads={
@@ -6378,7 +6647,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::ne.Scalar(Tensor self, Scalar other) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -6396,7 +6665,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::ne.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -6417,7 +6686,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:589",
+                spec="specs/elementwise.yaml:599",
                 fns={
                     "aten::ne.Tensor": _elementwise.ne_Tensor__opset7,
                     "aten::ne.Scalar": _elementwise.ne_Scalar__opset7,
@@ -6475,19 +6744,19 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:592",
+                "specs/elementwise.yaml:602",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:596"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:606"),
             Sample(
                 "t(2, 3).log().round(), t(3).round()",
-                "specs/elementwise.yaml:597",
+                "specs/elementwise.yaml:607",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:599", overload="aten::ne.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:609", overload="aten::ne.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -6571,7 +6840,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::ones_like": Entry(
         key="aten::ones_like",
-        spec="specs/elementwise.yaml:842",
+        spec="specs/elementwise.yaml:855",
         family="elementwise",
         doc="Ones shaped like self, in dtype or self's dtype.",
         overloads={
@@ -6580,11 +6849,13 @@ ENTRIES: dict[str, Entry] = {
                 "aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
-                    Param("layout", VALUE, default=None, kwarg_only=True),
-                    Param("device", VALUE, default=None, kwarg_only=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
+                    Param("layout", VALUE, default=None, kwarg_only=True, named="layout"),
+                    Param("device", VALUE, default=None, kwarg_only=True, named="device"),
                     Param("pin_memory", VALUE, default=None, kwarg_only=True),
-                    Param("memory_format", VALUE, default=None, kwarg_only=True),
+                    Param(
+                        "memory_format", VALUE, default=None, kwarg_only=True, named="memory_format"
+                    ),
                 ),
                 ("Tensor",),
             ),
@@ -6605,7 +6876,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:847",
+                spec="specs/elementwise.yaml:861",
                 fns={
                     "aten::ones_like": _elementwise.ones_like__opset8,
                 },
@@ -6637,12 +6908,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param="dtype",
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:850"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:864"),),
         shape="same(self)",
     ),
     "aten::permute": Entry(
         key="aten::permute",
-        spec="specs/shape.yaml:38",
+        spec="specs/shape.yaml:40",
         family="shape",
         doc="self with its dims reordered by dims.",
         overloads={
@@ -6681,7 +6952,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/shape.yaml:44",
+                spec="specs/shape.yaml:46",
                 fns={
                     "aten::permute": _shape.permute__opset7,
                     "aten::permute_copy": _shape.permute__opset7,
@@ -6716,8 +6987,8 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 4), [2, 0, 1]", "specs/shape.yaml:47"),
-            Sample("t(2, 3), [-1, 0]", "specs/shape.yaml:48", dtypes=("float32",)),
+            Sample("t(2, 3, 4), [2, 0, 1]", "specs/shape.yaml:49"),
+            Sample("t(2, 3), [-1, 0]", "specs/shape.yaml:50", dtypes=("float32",)),
         ),
         shape="permute(self, dims)",
     ),
@@ -6731,7 +7002,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::pow.Scalar",
                 "aten::pow.Scalar(Scalar self, Tensor exponent) -> Tensor",
                 (
-                    Param("self", VALUE),
+                    Param("self", VALUE, dynamic=True),
                     Param("exponent", TENSOR),
                 ),
                 ("Tensor",),
@@ -6740,7 +7011,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::pow.Scalar_out",
                 "aten::pow.Scalar_out(Scalar self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!)",
                 (
-                    Param("self", VALUE),
+                    Param("self", VALUE, dynamic=True),
                     Param("exponent", TENSOR),
                 ),
                 ("Tensor",),
@@ -6839,7 +7110,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::pow.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("exponent", VALUE),
+                    Param("exponent", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -6848,7 +7119,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::pow_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("exponent", VALUE),
+                    Param("exponent", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -6857,7 +7128,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::pow.Tensor_Scalar_out(Tensor self, Scalar exponent, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("exponent", VALUE),
+                    Param("exponent", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -7066,7 +7337,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::prod.dim_int": Entry(
         key="aten::prod.dim_int",
-        spec="specs/reduction.yaml:94",
+        spec="specs/reduction.yaml:87",
         family="reduction",
         doc="Product of self over dim dim.",
         overloads={
@@ -7077,7 +7348,7 @@ ENTRIES: dict[str, Entry] = {
                     Param("self", TENSOR),
                     Param("dim", VALUE),
                     Param("keepdim", VALUE, default=False),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -7088,7 +7359,7 @@ ENTRIES: dict[str, Entry] = {
                     Param("self", TENSOR),
                     Param("dim", VALUE),
                     Param("keepdim", VALUE, default=False),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -7109,7 +7380,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=18,
                 until=28,
-                spec="specs/reduction.yaml:101",
+                spec="specs/reduction.yaml:95",
                 fns={
                     "aten::prod.dim_int": _reduction.prod_dim_int__opset18,
                     "aten::prod.int_out": _reduction.prod_dim_int__opset18,
@@ -7131,7 +7402,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=17,
-                spec="specs/reduction.yaml:106",
+                spec="specs/reduction.yaml:95",
                 fns={
                     "aten::prod.dim_int": _reduction.prod_dim_int__opset7,
                     "aten::prod.int_out": _reduction.prod_dim_int__opset7,
@@ -7161,9 +7432,9 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(3, 4), 1", "specs/reduction.yaml:112"),
-            Sample("t(2, 3, 4), -3, True", "specs/reduction.yaml:113", dtypes=("float32",)),
-            Sample("t(), -1", "specs/reduction.yaml:115", dtypes=("float32",)),
+            Sample("t(3, 4), 1", "specs/reduction.yaml:101"),
+            Sample("t(2, 3, 4), -3, True", "specs/reduction.yaml:102", dtypes=("float32",)),
+            Sample("t(), -1", "specs/reduction.yaml:104", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
     ),
@@ -7243,7 +7514,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::relu": Entry(
         key="aten::relu",
-        spec="specs/elementwise.yaml:397",
+        spec="specs/elementwise.yaml:400",
         family="elementwise",
         doc="max(self, 0), elementwise.",
         overloads={
@@ -7281,7 +7552,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:406",
+                spec="specs/elementwise.yaml:409",
                 fns={
                     "aten::relu": _elementwise.relu__opset7,
                     "aten::relu_": _elementwise.relu__opset7,
@@ -7330,24 +7601,24 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Relu accepts integers from opset 14, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:409",
+                "specs/elementwise.yaml:412",
                 dtypes=("int64",),
                 opsets=(7, 13),
             ),
             Gap(
                 "onnxruntime has no CPU kernel for Relu in int16 and int64",
-                "specs/elementwise.yaml:412",
+                "specs/elementwise.yaml:415",
                 dtypes=("int16", "int64"),
                 opsets=(14, 28),
                 runtime="onnxruntime",
             ),
         ),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:417"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:420"),),
         shape="same(self)",
     ),
     "aten::reshape": Entry(
         key="aten::reshape",
-        spec="specs/shape.yaml:331",
+        spec="specs/shape.yaml:350",
         family="shape",
         doc="self with its elements laid out in shape shape; -1 is inferred, 0 is a zero-size dim.",
         overloads={
@@ -7356,7 +7627,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)",
                 (
                     Param("self", TENSOR),
-                    Param("shape", VALUE),
+                    Param("shape", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -7377,7 +7648,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:336",
+                spec="specs/shape.yaml:355",
                 fns={
                     "aten::reshape": _shape.reshape__opset14,
                 },
@@ -7402,7 +7673,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:338",
+                spec="specs/shape.yaml:357",
                 fns={
                     "aten::reshape": _shape.reshape__opset7,
                 },
@@ -7427,12 +7698,12 @@ ENTRIES: dict[str, Entry] = {
                 cast_back={},
                 onnx_ops=("Reshape",),
                 when=_shape.reshape__opset7__when,
-                when_text="0 not in shape",
+                when_text="0 not in [s for s in shape if is_static(s)]",
             ),
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:341",
+                spec="specs/shape.yaml:360",
                 fns={
                     "aten::reshape": _shape.reshape__opset7_1,
                 },
@@ -7457,7 +7728,7 @@ ENTRIES: dict[str, Entry] = {
                 cast_back={},
                 onnx_ops=("Reshape",),
                 when=_shape.reshape__opset7_1__when,
-                when_text="len([s for s in shape if s == 0]) == 1",
+                when_text="len([s for s in shape if is_static(s) and s == 0]) == 1",
             ),
         ),
         promote=None,
@@ -7467,8 +7738,8 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 4), [4, -1, 2]", "specs/shape.yaml:345"),
-            Sample("t(2, 0, 3), [0, 3]", "specs/shape.yaml:346"),
+            Sample("t(2, 3, 4), [4, -1, 2]", "specs/shape.yaml:364"),
+            Sample("t(2, 0, 3), [0, 3]", "specs/shape.yaml:365"),
         ),
         shape="view(self, shape)",
     ),
@@ -7558,7 +7829,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("other", TENSOR),
-                    Param("alpha", VALUE, default=1, kwarg_only=True),
+                    Param("alpha", VALUE, default=1, kwarg_only=True, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -7567,8 +7838,8 @@ ENTRIES: dict[str, Entry] = {
                 "aten::rsub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
-                    Param("alpha", VALUE, default=1),
+                    Param("other", VALUE, dynamic=True),
+                    Param("alpha", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -7578,7 +7849,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("other", TENSOR),
-                    Param("alpha", VALUE, default=1, kwarg_only=True),
+                    Param("alpha", VALUE, default=1, kwarg_only=True, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -7587,8 +7858,8 @@ ENTRIES: dict[str, Entry] = {
                 "aten::rsub.Scalar_out(Tensor self, Scalar other, Scalar alpha=1, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
-                    Param("alpha", VALUE, default=1),
+                    Param("other", VALUE, dynamic=True),
+                    Param("alpha", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -7647,7 +7918,7 @@ ENTRIES: dict[str, Entry] = {
                 cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
                 onnx_ops=("Sub",),
                 when=_elementwise.rsub_Tensor__opset7__when,
-                when_text="alpha == 1",
+                when_text="is_static(alpha) and alpha == 1",
             ),
             Lowering(
                 since=7,
@@ -7707,7 +7978,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::scaled_dot_product_attention": Entry(
         key="aten::scaled_dot_product_attention",
-        spec="specs/nn.yaml:639",
+        spec="specs/nn.yaml:613",
         family="nn",
         doc="softmax(q @ k.T * scale + mask) @ v; ONNX Attention from opset 23 for 3-D and 4-D inputs, a composition otherwise. A row that masks every key gives zeros, as in eager.",
         overloads={
@@ -7732,7 +8003,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=23,
                 until=28,
-                spec="specs/nn.yaml:648",
+                spec="specs/nn.yaml:622",
                 fns={
                     "aten::scaled_dot_product_attention": _nn.scaled_dot_product_attention__opset23,
                 },
@@ -7751,9 +8022,46 @@ ENTRIES: dict[str, Entry] = {
                 when_text="rank(query) == 4 or (rank(query) == 3 and not enable_gqa)",
             ),
             Lowering(
-                since=11,
+                since=13,
                 until=28,
-                spec="specs/nn.yaml:658",
+                spec="specs/nn.yaml:632",
+                fns={
+                    "aten::scaled_dot_product_attention": _nn.scaled_dot_product_attention__opset13,
+                },
+                symbolic={
+                    "aten::scaled_dot_product_attention": "symbolic_opset13.scaled_dot_product_attention__opset13",
+                },
+                dtypes={
+                    "float16": ((13, 28, "float16", None),),
+                    "bfloat16": (
+                        (13, 15, "float32", None),
+                        (16, 28, "bfloat16", None),
+                    ),
+                    "float32": ((13, 28, "float32", None),),
+                    "float64": ((13, 28, "float64", None),),
+                },
+                cast_back={"bfloat16": (True,)},
+                onnx_ops=(
+                    "Add",
+                    "Cast",
+                    "Equal",
+                    "Greater",
+                    "MatMul",
+                    "Mul",
+                    "Pow",
+                    "Range",
+                    "Reshape",
+                    "Softmax",
+                    "Tile",
+                    "Transpose",
+                    "Unsqueeze",
+                    "Where",
+                ),
+            ),
+            Lowering(
+                since=11,
+                until=12,
+                spec="specs/nn.yaml:632",
                 fns={
                     "aten::scaled_dot_product_attention": _nn.scaled_dot_product_attention__opset11,
                 },
@@ -7761,33 +8069,33 @@ ENTRIES: dict[str, Entry] = {
                     "aten::scaled_dot_product_attention": "symbolic_opset11.scaled_dot_product_attention__opset11",
                 },
                 dtypes={
-                    "float16": ((11, 28, "float16", None),),
-                    "bfloat16": (
-                        (11, 12, None, _R[0]),
-                        (13, 15, "float32", None),
-                        (16, 28, "bfloat16", None),
-                    ),
-                    "float32": ((11, 28, "float32", None),),
-                    "float64": ((11, 28, "float64", None),),
+                    "float16": ((11, 12, "float16", None),),
+                    "bfloat16": ((11, 12, None, _R[0]),),
+                    "float32": ((11, 12, "float32", None),),
+                    "float64": ((11, 12, "float64", None),),
                 },
-                cast_back={"bfloat16": (True,)},
+                cast_back={},
                 onnx_ops=(
                     "Add",
                     "Cast",
                     "Equal",
+                    "Greater",
                     "MatMul",
                     "Mul",
+                    "Pow",
+                    "Range",
                     "Reshape",
                     "Softmax",
                     "Tile",
                     "Transpose",
+                    "Unsqueeze",
                     "Where",
                 ),
             ),
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/nn.yaml:688",
+                spec="specs/nn.yaml:672",
                 fns={
                     "aten::scaled_dot_product_attention": _nn.scaled_dot_product_attention__opset7,
                 },
@@ -7801,7 +8109,18 @@ ENTRIES: dict[str, Entry] = {
                     "float64": ((7, 10, "float64", None),),
                 },
                 cast_back={},
-                onnx_ops=("Add", "MatMul", "Mul", "Reshape", "Softmax", "Tile", "Transpose"),
+                onnx_ops=(
+                    "Add",
+                    "Cast",
+                    "MatMul",
+                    "Mul",
+                    "Pow",
+                    "Reshape",
+                    "Softmax",
+                    "Tile",
+                    "Transpose",
+                    "Unsqueeze",
+                ),
                 when=_nn.scaled_dot_product_attention__opset7__when,
                 when_text="attn_mask is None",
             ),
@@ -7814,31 +8133,51 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "dropout in attention is random; export in eval mode (dropout_p=0)",
-                "specs/nn.yaml:710",
+                "specs/nn.yaml:698",
                 when=_nn.scaled_dot_product_attention__gap0,
                 when_text="dropout_p > 0",
             ),
+            Gap(
+                "an attention mask needs ONNX Where and Equal on floats, from opsets 9 and 11",
+                "specs/nn.yaml:700",
+                opsets=(7, 10),
+                when=_nn.scaled_dot_product_attention__gap1,
+                when_text="attn_mask is not None",
+            ),
+            Gap(
+                "grouped-query attention repeats key and value heads a number of times known while exporting",
+                "specs/nn.yaml:703",
+                when=_nn.scaled_dot_product_attention__gap2,
+                when_text="enable_gqa and not is_static(size(query, -3), size(key, -3))",
+            ),
+            Gap(
+                "a causal mask over dynamic sequence lengths needs ONNX Range, from opset 11",
+                "specs/nn.yaml:705",
+                opsets=(7, 10),
+                when=_nn.scaled_dot_product_attention__gap3,
+                when_text="is_causal and not is_static(size(query, -2), size(key, -2))",
+            ),
         ),
         samples=(
-            Sample("t(2, 2, 3, 4), t(2, 2, 5, 4), t(2, 2, 5, 4)", "specs/nn.yaml:713"),
-            Sample("t(2, 3, 4), t(2, 5, 4), t(2, 5, 6), is_causal=True", "specs/nn.yaml:714"),
+            Sample("t(2, 2, 3, 4), t(2, 2, 5, 4), t(2, 2, 5, 4)", "specs/nn.yaml:709"),
+            Sample("t(2, 3, 4), t(2, 5, 4), t(2, 5, 6), is_causal=True", "specs/nn.yaml:710"),
             Sample(
                 "t(1, 4, 3, 4), t(1, 2, 5, 4), t(1, 2, 5, 4), scale=0.5, enable_gqa=True",
-                "specs/nn.yaml:715",
+                "specs/nn.yaml:711",
             ),
             Sample(
                 "t(1, 2, 3, 4), t(1, 2, 5, 4), t(1, 2, 5, 4), mask(3, 5)",
-                "specs/nn.yaml:716",
+                "specs/nn.yaml:712",
                 opsets=(11, 28),
             ),
             Sample(
                 "t(2, 3, 4), t(2, 5, 4), t(2, 5, 4), t(2, 3, 5)",
-                "specs/nn.yaml:718",
+                "specs/nn.yaml:714",
                 opsets=(11, 28),
             ),
             Sample(
                 "t(2, 1, 2, 3, 4), t(2, 1, 2, 5, 4), t(2, 1, 2, 5, 4), mask(2, 1, 1, 3, 5)",
-                "specs/nn.yaml:720",
+                "specs/nn.yaml:716",
                 opsets=(11, 28),
             ),
         ),
@@ -7846,7 +8185,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::select.int": Entry(
         key="aten::select.int",
-        spec="specs/shape.yaml:161",
+        spec="specs/shape.yaml:151",
         family="shape",
         doc="self[..., index, ...] at dim dim, which the result no longer has.",
         overloads={
@@ -7856,7 +8195,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("dim", VALUE),
-                    Param("index", VALUE),
+                    Param("index", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -7866,7 +8205,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("dim", VALUE),
-                    Param("index", VALUE),
+                    Param("index", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -7887,7 +8226,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=28,
-                spec="specs/shape.yaml:167",
+                spec="specs/shape.yaml:157",
                 fns={
                     "aten::select.int": _shape.select_int__opset11,
                     "aten::select_copy.int": _shape.select_int__opset11,
@@ -7917,7 +8256,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/shape.yaml:169",
+                spec="specs/shape.yaml:160",
                 fns={
                     "aten::select.int": _shape.select_int__opset7,
                     "aten::select_copy.int": _shape.select_int__opset7,
@@ -7939,7 +8278,9 @@ ENTRIES: dict[str, Entry] = {
                     "float64": ((7, 10, "float64", None),),
                 },
                 cast_back={},
-                onnx_ops=("Gather",),
+                onnx_ops=("Add", "Gather"),
+                when=_shape.select_int__opset7__when,
+                when_text="is_static(index)",
             ),
         ),
         promote=None,
@@ -7947,16 +8288,25 @@ ENTRIES: dict[str, Entry] = {
         group=("self",),
         dtype_param=None,
         input_dtypes={},
-        gaps=(),
+        gaps=(
+            Gap(
+                "a computed index may be negative, which ONNX Gather takes from opset 11",
+                "specs/shape.yaml:168",
+                opsets=(7, 10),
+                when=_shape.select_int__gap0,
+                when_text="not is_static(index)",
+            ),
+        ),
         samples=(
-            Sample("t(3, 4), 0, 2", "specs/shape.yaml:175"),
-            Sample("t(2, 3, 4), -1, -1", "specs/shape.yaml:176", dtypes=("float32",)),
+            Sample("t(3, 4), 0, 2", "specs/shape.yaml:172"),
+            Sample("t(2, 3, 4), -1, -1", "specs/shape.yaml:173", dtypes=("float32",)),
+            Sample("t(3, 4), 1, sym(2)", "specs/shape.yaml:175", dtypes=("float32",)),
         ),
         shape="select(self, dim)",
     ),
     "aten::sigmoid": Entry(
         key="aten::sigmoid",
-        spec="specs/elementwise.yaml:419",
+        spec="specs/elementwise.yaml:422",
         family="elementwise",
         doc="1 / (1 + exp(-self)); integers and bool as float32.",
         overloads={
@@ -7995,7 +8345,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:426",
+                spec="specs/elementwise.yaml:429",
                 fns={
                     "aten::sigmoid": _elementwise.sigmoid__opset7,
                     "aten::sigmoid_": _elementwise.sigmoid__opset7,
@@ -8025,12 +8375,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:429"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:432"),),
         shape="same(self)",
     ),
     "aten::silu": Entry(
         key="aten::silu",
-        spec="specs/elementwise.yaml:480",
+        spec="specs/elementwise.yaml:483",
         family="elementwise",
         doc="self * sigmoid(self).",
         overloads={
@@ -8058,7 +8408,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:486",
+                spec="specs/elementwise.yaml:489",
                 fns={
                     "aten::silu": _elementwise.silu__opset7,
                     "aten::silu_": _elementwise.silu__opset7,
@@ -8088,12 +8438,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:489"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:492"),),
         shape="same(self)",
     ),
     "aten::slice.Tensor": Entry(
         key="aten::slice.Tensor",
-        spec="specs/shape.yaml:179",
+        spec="specs/shape.yaml:178",
         family="shape",
         doc="self[start:end:step] along dim dim; None bounds are the ends, bounds are clamped.",
         overloads={
@@ -8103,9 +8453,9 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("dim", VALUE, default=0),
-                    Param("start", VALUE, default=None),
-                    Param("end", VALUE, default=None),
-                    Param("step", VALUE, default=1),
+                    Param("start", VALUE, default=None, dynamic=True),
+                    Param("end", VALUE, default=None, dynamic=True),
+                    Param("step", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -8115,9 +8465,9 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("dim", VALUE, default=0),
-                    Param("start", VALUE, default=None),
-                    Param("end", VALUE, default=None),
-                    Param("step", VALUE, default=1),
+                    Param("start", VALUE, default=None, dynamic=True),
+                    Param("end", VALUE, default=None, dynamic=True),
+                    Param("step", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -8138,7 +8488,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=10,
                 until=28,
-                spec="specs/shape.yaml:185",
+                spec="specs/shape.yaml:184",
                 fns={
                     "aten::slice.Tensor": _shape.slice_Tensor__opset10,
                     "aten::slice_copy.Tensor": _shape.slice_Tensor__opset10,
@@ -8168,7 +8518,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=9,
-                spec="specs/shape.yaml:191",
+                spec="specs/shape.yaml:189",
                 fns={
                     "aten::slice.Tensor": _shape.slice_Tensor__opset7,
                     "aten::slice_copy.Tensor": _shape.slice_Tensor__opset7,
@@ -8192,12 +8542,12 @@ ENTRIES: dict[str, Entry] = {
                 cast_back={},
                 onnx_ops=("Slice",),
                 when=_shape.slice_Tensor__opset7__when,
-                when_text="step == 1",
+                when_text="is_static(start, end, step) and step == 1",
             ),
             Lowering(
                 since=7,
                 until=9,
-                spec="specs/shape.yaml:198",
+                spec="specs/shape.yaml:197",
                 fns={
                     "aten::slice.Tensor": _shape.slice_Tensor__opset7_1,
                     "aten::slice_copy.Tensor": _shape.slice_Tensor__opset7_1,
@@ -8221,7 +8571,7 @@ ENTRIES: dict[str, Entry] = {
                 cast_back={},
                 onnx_ops=("Gather",),
                 when=_shape.slice_Tensor__opset7_1__when,
-                when_text="step != 1",
+                when_text="is_static(start, end, step, size(self, dim)) and step != 1",
             ),
         ),
         promote=None,
@@ -8229,23 +8579,44 @@ ENTRIES: dict[str, Entry] = {
         group=("self",),
         dtype_param=None,
         input_dtypes={},
-        gaps=(),
-        samples=(
-            Sample("t(4, 5), 1, 1, 9223372036854775807", "specs/shape.yaml:204"),
-            Sample("t(6, 3), 0, -5, -1, 2", "specs/shape.yaml:205", opsets=(7, 9)),
-            Sample(
-                "t(6, 3), 0, -5, -1, 2",
+        gaps=(
+            Gap(
+                "ONNX Slice takes computed bounds and steps from opset 10",
+                "specs/shape.yaml:204",
+                opsets=(7, 9),
+                when=_shape.slice_Tensor__gap0,
+                when_text="not is_static(start, end, step)",
+            ),
+            Gap(
+                "before opset 10 a step other than 1 gathers the indices it keeps, which needs the size",
                 "specs/shape.yaml:207",
+                opsets=(7, 9),
+                when=_shape.slice_Tensor__gap1,
+                when_text="is_static(step) and step != 1 and not is_static(size(self, dim))",
+            ),
+        ),
+        samples=(
+            Sample("t(4, 5), 1, 1, 9223372036854775807", "specs/shape.yaml:211"),
+            Sample(
+                "t(6, 3), 0, sym(1), sym(-1)",
+                "specs/shape.yaml:212",
                 opsets=(10, 28),
                 dtypes=("float32",),
             ),
-            Sample("t(4, 5), -1, None, 3", "specs/shape.yaml:210", dtypes=("float32",)),
+            Sample("t(6, 3), 0, -5, -1, 2", "specs/shape.yaml:215", opsets=(7, 9)),
+            Sample(
+                "t(6, 3), 0, -5, -1, 2",
+                "specs/shape.yaml:217",
+                opsets=(10, 28),
+                dtypes=("float32",),
+            ),
+            Sample("t(4, 5), -1, None, 3", "specs/shape.yaml:220", dtypes=("float32",)),
         ),
         shape="slice(self, dim, start, end, step)",
     ),
     "aten::softmax.int": Entry(
         key="aten::softmax.int",
-        spec="specs/nn.yaml:533",
+        spec="specs/nn.yaml:505",
         family="nn",
         doc="exp(x) / sum(exp(x)) along dim, in dtype when given.",
         overloads={
@@ -8255,7 +8626,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("dim", VALUE),
-                    Param("dtype", VALUE, default=None),
+                    Param("dtype", VALUE, default=None, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -8265,7 +8636,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("dim", VALUE),
-                    Param("dtype", VALUE, default=None),
+                    Param("dtype", VALUE, default=None, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -8275,7 +8646,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/nn.yaml:539",
+                spec="specs/nn.yaml:512",
                 fns={
                     "aten::softmax.int": _nn.softmax_int__opset13,
                     "aten::softmax.int_out": _nn.softmax_int__opset13,
@@ -8296,7 +8667,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:541",
+                spec="specs/nn.yaml:514",
                 fns={
                     "aten::softmax.int": _nn.softmax_int__opset7,
                     "aten::softmax.int_out": _nn.softmax_int__opset7,
@@ -8319,7 +8690,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:544",
+                spec="specs/nn.yaml:517",
                 fns={
                     "aten::softmax.int": _nn.softmax_int__opset7_1,
                     "aten::softmax.int_out": _nn.softmax_int__opset7_1,
@@ -8346,21 +8717,21 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Softmax needs an input of rank 1 or more",
-                "specs/nn.yaml:551",
+                "specs/nn.yaml:524",
                 when=_nn.softmax_int__gap0,
                 when_text="rank(self) == 0",
             ),
         ),
         samples=(
-            Sample("t(2, 3, 4), -1", "specs/nn.yaml:554"),
-            Sample("t(2, 3, 4), 1", "specs/nn.yaml:555"),
-            Sample("t(3, 4), 0", "specs/nn.yaml:556"),
+            Sample("t(2, 3, 4), -1", "specs/nn.yaml:527"),
+            Sample("t(2, 3, 4), 1", "specs/nn.yaml:528"),
+            Sample("t(3, 4), 0", "specs/nn.yaml:529"),
         ),
         shape="same(self)",
     ),
     "aten::split.Tensor": Entry(
         key="aten::split.Tensor",
-        spec="specs/shape.yaml:213",
+        spec="specs/shape.yaml:223",
         family="shape",
         doc="self cut along dim into pieces of split_size (the last may be smaller).",
         overloads={
@@ -8369,7 +8740,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::split.Tensor(Tensor(a -> *) self, SymInt split_size, int dim=0) -> Tensor(a)[]",
                 (
                     Param("self", TENSOR),
-                    Param("split_size", VALUE),
+                    Param("split_size", VALUE, dynamic=True),
                     Param("dim", VALUE, default=0),
                 ),
                 ("Tensor[]",),
@@ -8379,7 +8750,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::split_copy.Tensor(Tensor self, SymInt split_size, int dim=0) -> Tensor[]",
                 (
                     Param("self", TENSOR),
-                    Param("split_size", VALUE),
+                    Param("split_size", VALUE, dynamic=True),
                     Param("dim", VALUE, default=0),
                 ),
                 ("Tensor[]",),
@@ -8389,7 +8760,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::unsafe_split.Tensor(Tensor self, SymInt split_size, int dim=0) -> Tensor[]",
                 (
                     Param("self", TENSOR),
-                    Param("split_size", VALUE),
+                    Param("split_size", VALUE, dynamic=True),
                     Param("dim", VALUE, default=0),
                 ),
                 ("Tensor[]",),
@@ -8411,7 +8782,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=18,
                 until=28,
-                spec="specs/shape.yaml:221",
+                spec="specs/shape.yaml:233",
                 fns={
                     "aten::split.Tensor": _shape.split_Tensor__opset18,
                     "aten::split_copy.Tensor": _shape.split_Tensor__opset18,
@@ -8437,12 +8808,12 @@ ENTRIES: dict[str, Entry] = {
                 cast_back={},
                 onnx_ops=("Split",),
                 when=_shape.split_Tensor__opset18__when,
-                when_text="size(self, dim) is not None and size(self, dim) > 0 and size(self, dim) % split_size == 0",
+                when_text="is_static(size(self, dim), split_size) and size(self, dim) > 0 and size(self, dim) % split_size == 0",
             ),
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/shape.yaml:226",
+                spec="specs/shape.yaml:238",
                 fns={
                     "aten::split.Tensor": _shape.split_Tensor__opset13,
                     "aten::split_copy.Tensor": _shape.split_Tensor__opset13,
@@ -8467,11 +8838,13 @@ ENTRIES: dict[str, Entry] = {
                 },
                 cast_back={},
                 onnx_ops=("Split",),
+                when=_shape.split_Tensor__opset13__when,
+                when_text="is_static(size(self, dim), split_size)",
             ),
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/shape.yaml:232",
+                spec="specs/shape.yaml:238",
                 fns={
                     "aten::split.Tensor": _shape.split_Tensor__opset7,
                     "aten::split_copy.Tensor": _shape.split_Tensor__opset7,
@@ -8496,6 +8869,8 @@ ENTRIES: dict[str, Entry] = {
                 },
                 cast_back={},
                 onnx_ops=("Split",),
+                when=_shape.split_Tensor__opset7__when,
+                when_text="is_static(size(self, dim), split_size)",
             ),
         ),
         promote=None,
@@ -8503,17 +8878,24 @@ ENTRIES: dict[str, Entry] = {
         group=("self",),
         dtype_param=None,
         input_dtypes={},
-        gaps=(),
+        gaps=(
+            Gap(
+                "the number of pieces (the graph's outputs) must be known while exporting",
+                "specs/shape.yaml:245",
+                when=_shape.split_Tensor__gap0,
+                when_text="not is_static(size(self, dim), split_size)",
+            ),
+        ),
         samples=(
-            Sample("t(5, 4), 2", "specs/shape.yaml:239"),
-            Sample("t(4, 6), 2, 1", "specs/shape.yaml:240"),
-            Sample("t(4, 6), 3, -1", "specs/shape.yaml:241", dtypes=("float32",)),
+            Sample("t(5, 4), 2", "specs/shape.yaml:248"),
+            Sample("t(4, 6), 2, 1", "specs/shape.yaml:249"),
+            Sample("t(4, 6), 3, -1", "specs/shape.yaml:250", dtypes=("float32",)),
         ),
         shape="split(self, split_size, dim)",
     ),
     "aten::split_with_sizes": Entry(
         key="aten::split_with_sizes",
-        spec="specs/shape.yaml:244",
+        spec="specs/shape.yaml:253",
         family="shape",
         doc="self cut along dim into pieces of the sizes split_sizes.",
         overloads={
@@ -8522,7 +8904,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::split_with_sizes(Tensor(a -> *) self, SymInt[] split_sizes, int dim=0) -> Tensor(a)[]",
                 (
                     Param("self", TENSOR),
-                    Param("split_sizes", VALUE),
+                    Param("split_sizes", VALUE, dynamic=True),
                     Param("dim", VALUE, default=0),
                 ),
                 ("Tensor[]",),
@@ -8532,7 +8914,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::split_with_sizes_copy(Tensor self, SymInt[] split_sizes, int dim=0) -> Tensor[]",
                 (
                     Param("self", TENSOR),
-                    Param("split_sizes", VALUE),
+                    Param("split_sizes", VALUE, dynamic=True),
                     Param("dim", VALUE, default=0),
                 ),
                 ("Tensor[]",),
@@ -8542,7 +8924,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::unsafe_split_with_sizes(Tensor self, SymInt[] split_sizes, int dim=0) -> Tensor[]",
                 (
                     Param("self", TENSOR),
-                    Param("split_sizes", VALUE),
+                    Param("split_sizes", VALUE, dynamic=True),
                     Param("dim", VALUE, default=0),
                 ),
                 ("Tensor[]",),
@@ -8564,7 +8946,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/shape.yaml:251",
+                spec="specs/shape.yaml:261",
                 fns={
                     "aten::split_with_sizes": _shape.split_with_sizes__opset13,
                     "aten::split_with_sizes_copy": _shape.split_with_sizes__opset13,
@@ -8593,7 +8975,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/shape.yaml:253",
+                spec="specs/shape.yaml:263",
                 fns={
                     "aten::split_with_sizes": _shape.split_with_sizes__opset7,
                     "aten::split_with_sizes_copy": _shape.split_with_sizes__opset7,
@@ -8618,6 +9000,8 @@ ENTRIES: dict[str, Entry] = {
                 },
                 cast_back={},
                 onnx_ops=("Split",),
+                when=_shape.split_with_sizes__opset7__when,
+                when_text="is_static(split_sizes)",
             ),
         ),
         promote=None,
@@ -8625,10 +9009,19 @@ ENTRIES: dict[str, Entry] = {
         group=("self",),
         dtype_param=None,
         input_dtypes={},
-        gaps=(),
+        gaps=(
+            Gap(
+                "ONNX Split takes computed sizes from opset 13",
+                "specs/shape.yaml:267",
+                opsets=(7, 12),
+                when=_shape.split_with_sizes__gap0,
+                when_text="not is_static(split_sizes)",
+            ),
+        ),
         samples=(
-            Sample("t(5, 4), [2, 3]", "specs/shape.yaml:256"),
-            Sample("t(4, 6), [1, 2, 3], -1", "specs/shape.yaml:257", dtypes=("float32",)),
+            Sample("t(5, 4), [2, 3]", "specs/shape.yaml:271"),
+            Sample("t(4, 6), [1, 2, 3], -1", "specs/shape.yaml:272", dtypes=("float32",)),
+            Sample("t(4, 6), [1, sym(5)], 1", "specs/shape.yaml:274", dtypes=("float32",)),
         ),
         shape="split(self, split_sizes, dim)",
     ),
@@ -8708,7 +9101,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::squeeze": Entry(
         key="aten::squeeze",
-        spec="specs/shape.yaml:149",
+        spec="specs/shape.yaml:139",
         family="shape",
         doc="self without all its dimensions of size 1.",
         overloads={
@@ -8741,7 +9134,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/shape.yaml:156",
+                spec="specs/shape.yaml:146",
                 fns={
                     "aten::squeeze": _shape.squeeze__opset7,
                     "aten::squeeze_copy": _shape.squeeze__opset7,
@@ -8775,7 +9168,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(1, 2, 1, 3)", "specs/shape.yaml:159"),),
+        samples=(Sample("t(1, 2, 1, 3)", "specs/shape.yaml:149"),),
         shape="squeeze(self)",
     ),
     "aten::squeeze.dim": Entry(
@@ -8819,7 +9212,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/shape.yaml:107",
+                spec="specs/shape.yaml:108",
                 fns={
                     "aten::squeeze.dim": _shape.squeeze_dim__opset13,
                     "aten::squeeze_copy.dim": _shape.squeeze_dim__opset13,
@@ -8846,7 +9239,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/shape.yaml:113",
+                spec="specs/shape.yaml:108",
                 fns={
                     "aten::squeeze.dim": _shape.squeeze_dim__opset7,
                     "aten::squeeze_copy.dim": _shape.squeeze_dim__opset7,
@@ -8878,15 +9271,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 1, 3), -2", "specs/shape.yaml:120"),
-            Sample("t(2, 1, 3), 0", "specs/shape.yaml:121", dtypes=("float32",)),
-            Sample("t(), 0", "specs/shape.yaml:123", dtypes=("float32",)),
+            Sample("t(2, 1, 3), -2", "specs/shape.yaml:115"),
+            Sample("t(2, 1, 3), 0", "specs/shape.yaml:116", dtypes=("float32",)),
+            Sample("t(), 0", "specs/shape.yaml:118", dtypes=("float32",)),
         ),
         shape="squeeze(self, dim)",
     ),
     "aten::squeeze.dims": Entry(
         key="aten::squeeze.dims",
-        spec="specs/shape.yaml:126",
+        spec="specs/shape.yaml:121",
         family="shape",
         doc="self without those of dims dim whose size is 1.",
         overloads={
@@ -8925,7 +9318,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/shape.yaml:132",
+                spec="specs/shape.yaml:127",
                 fns={
                     "aten::squeeze.dims": _shape.squeeze_dims__opset13,
                     "aten::squeeze_copy.dims": _shape.squeeze_dims__opset13,
@@ -8952,7 +9345,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/shape.yaml:138",
+                spec="specs/shape.yaml:127",
                 fns={
                     "aten::squeeze.dims": _shape.squeeze_dims__opset7,
                     "aten::squeeze_copy.dims": _shape.squeeze_dims__opset7,
@@ -8984,14 +9377,14 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(1, 2, 1, 3), [0, -2, 1]", "specs/shape.yaml:145"),
-            Sample("t(2, 3), [0]", "specs/shape.yaml:146", dtypes=("float32",)),
+            Sample("t(1, 2, 1, 3), [0, -2, 1]", "specs/shape.yaml:135"),
+            Sample("t(2, 3), [0]", "specs/shape.yaml:136", dtypes=("float32",)),
         ),
         shape="squeeze(self, dim)",
     ),
     "aten::stack": Entry(
         key="aten::stack",
-        spec="specs/shape.yaml:279",
+        spec="specs/shape.yaml:296",
         family="shape",
         doc="tensors (of one shape) joined along a new dim dim.",
         overloads={
@@ -9021,7 +9414,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/shape.yaml:284",
+                spec="specs/shape.yaml:302",
                 fns={
                     "aten::stack": _shape.stack__opset13,
                 },
@@ -9046,7 +9439,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=12,
-                spec="specs/shape.yaml:287",
+                spec="specs/shape.yaml:302",
                 fns={
                     "aten::stack": _shape.stack__opset11,
                 },
@@ -9071,7 +9464,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/shape.yaml:289",
+                spec="specs/shape.yaml:304",
                 fns={
                     "aten::stack": _shape.stack__opset7,
                 },
@@ -9103,11 +9496,11 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("[t(2, 3), t(2, 3), t(2, 3)]", "specs/shape.yaml:293"),
-            Sample("[t(2, 3), t(2, 3)], 2", "specs/shape.yaml:294", dtypes=("float32",)),
+            Sample("[t(2, 3), t(2, 3), t(2, 3)]", "specs/shape.yaml:308"),
+            Sample("[t(2, 3), t(2, 3)], 2", "specs/shape.yaml:309", dtypes=("float32",)),
             Sample(
                 "[t(2, 3), t(2, 3)], -2",
-                "specs/shape.yaml:296",
+                "specs/shape.yaml:311",
                 opsets=(11, 28),
                 dtypes=("float32",),
             ),
@@ -9126,7 +9519,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("other", TENSOR),
-                    Param("alpha", VALUE, default=1, kwarg_only=True),
+                    Param("alpha", VALUE, default=1, kwarg_only=True, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -9135,8 +9528,8 @@ ENTRIES: dict[str, Entry] = {
                 "aten::sub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
-                    Param("alpha", VALUE, default=1),
+                    Param("other", VALUE, dynamic=True),
+                    Param("alpha", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -9146,7 +9539,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("other", TENSOR),
-                    Param("alpha", VALUE, default=1, kwarg_only=True),
+                    Param("alpha", VALUE, default=1, kwarg_only=True, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -9155,8 +9548,8 @@ ENTRIES: dict[str, Entry] = {
                 "aten::sub_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
-                    Param("alpha", VALUE, default=1),
+                    Param("other", VALUE, dynamic=True),
+                    Param("alpha", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -9166,7 +9559,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("other", TENSOR),
-                    Param("alpha", VALUE, default=1, kwarg_only=True),
+                    Param("alpha", VALUE, default=1, kwarg_only=True, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -9175,8 +9568,8 @@ ENTRIES: dict[str, Entry] = {
                 "aten::sub.Scalar_out(Tensor self, Scalar other, Scalar alpha=1, *, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("other", VALUE),
-                    Param("alpha", VALUE, default=1),
+                    Param("other", VALUE, dynamic=True),
+                    Param("alpha", VALUE, default=1, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -9239,7 +9632,7 @@ ENTRIES: dict[str, Entry] = {
                 cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
                 onnx_ops=("Sub",),
                 when=_elementwise.sub_Tensor__opset7__when,
-                when_text="alpha == 1",
+                when_text="is_static(alpha) and alpha == 1",
             ),
             Lowering(
                 since=7,
@@ -9303,7 +9696,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::sum": Entry(
         key="aten::sum",
-        spec="specs/reduction.yaml:44",
+        spec="specs/reduction.yaml:40",
         family="reduction",
         doc="Sum of all elements of self.",
         overloads={
@@ -9312,7 +9705,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::sum(Tensor self, *, ScalarType? dtype=None) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -9321,7 +9714,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::sum.out(Tensor self, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)",
                 (
                     Param("self", TENSOR),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -9342,7 +9735,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/reduction.yaml:52",
+                spec="specs/reduction.yaml:49",
                 fns={
                     "aten::sum": _reduction.sum__opset7,
                     "aten::sum.out": _reduction.sum__opset7,
@@ -9371,12 +9764,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param="dtype",
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/reduction.yaml:55"),),
+        samples=(Sample("t(3, 4)", "specs/reduction.yaml:52"),),
         shape="infer",
     ),
     "aten::sum.dim_IntList": Entry(
         key="aten::sum.dim_IntList",
-        spec="specs/reduction.yaml:16",
+        spec="specs/reduction.yaml:17",
         family="reduction",
         doc="Sum of self over the dims dim (all of them when dim is empty or None).",
         overloads={
@@ -9387,7 +9780,7 @@ ENTRIES: dict[str, Entry] = {
                     Param("self", TENSOR),
                     Param("dim", VALUE),
                     Param("keepdim", VALUE, default=False),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -9398,7 +9791,7 @@ ENTRIES: dict[str, Entry] = {
                     Param("self", TENSOR),
                     Param("dim", VALUE),
                     Param("keepdim", VALUE, default=False),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
                 ),
                 ("Tensor",),
             ),
@@ -9419,7 +9812,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/reduction.yaml:23",
+                spec="specs/reduction.yaml:25",
                 fns={
                     "aten::sum.dim_IntList": _reduction.sum_dim_IntList__opset13,
                     "aten::sum.IntList_out": _reduction.sum_dim_IntList__opset13,
@@ -9441,7 +9834,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/reduction.yaml:29",
+                spec="specs/reduction.yaml:25",
                 fns={
                     "aten::sum.dim_IntList": _reduction.sum_dim_IntList__opset7,
                     "aten::sum.IntList_out": _reduction.sum_dim_IntList__opset7,
@@ -9468,18 +9861,311 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(3, 4), [1]", "specs/reduction.yaml:36"),
+            Sample("t(3, 4), [1]", "specs/reduction.yaml:32"),
             Sample(
-                "t(2, 3, 4), [0, -1], True", "specs/reduction.yaml:37", dtypes=("int32", "float32")
+                "t(2, 3, 4), [0, -1], True", "specs/reduction.yaml:33", dtypes=("int32", "float32")
             ),
-            Sample("t(2, 3), []", "specs/reduction.yaml:39", dtypes=("bool", "float32")),
-            Sample("t(), [0]", "specs/reduction.yaml:41", dtypes=("float32",)),
+            Sample("t(2, 3), []", "specs/reduction.yaml:35", dtypes=("bool", "float32")),
+            Sample("t(), [0]", "specs/reduction.yaml:37", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
     ),
+    "aten::sym_numel": Entry(
+        key="aten::sym_numel",
+        spec="specs/sizes.yaml:25",
+        family="sizes",
+        doc="The number of elements of self.",
+        overloads={
+            "aten::sym_numel": Overload(
+                "aten::sym_numel",
+                "aten::sym_numel(Tensor self) -> SymInt",
+                (Param("self", TENSOR),),
+                ("value",),
+            ),
+        },
+        dtypes=(
+            "bool",
+            "uint8",
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "float16",
+            "bfloat16",
+            "float32",
+            "float64",
+        ),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:30",
+                fns={
+                    "aten::sym_numel": _sizes.sym_numel__opset7,
+                },
+                symbolic={
+                    "aten::sym_numel": "symbolic_opset7.sym_numel__opset7",
+                },
+                dtypes={
+                    "bool": ((7, 28, "bool", None),),
+                    "uint8": ((7, 28, "uint8", None),),
+                    "int8": ((7, 28, "int8", None),),
+                    "int16": ((7, 28, "int16", None),),
+                    "int32": ((7, 28, "int32", None),),
+                    "int64": ((7, 28, "int64", None),),
+                    "float16": ((7, 28, "float16", None),),
+                    "bfloat16": (
+                        (7, 12, None, _R[0]),
+                        (13, 28, "bfloat16", None),
+                    ),
+                    "float32": ((7, 28, "float32", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Size",),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("self",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(Sample("t(2, 3)", "specs/sizes.yaml:33"),),
+        shape="infer",
+    ),
+    "aten::sym_size.int": Entry(
+        key="aten::sym_size.int",
+        spec="specs/sizes.yaml:13",
+        family="sizes",
+        doc="Size dim of self (a graph value where the dim is dynamic).",
+        overloads={
+            "aten::sym_size.int": Overload(
+                "aten::sym_size.int",
+                "aten::sym_size.int(Tensor self, int dim) -> SymInt",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE),
+                ),
+                ("value",),
+            ),
+        },
+        dtypes=(
+            "bool",
+            "uint8",
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "float16",
+            "bfloat16",
+            "float32",
+            "float64",
+        ),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:18",
+                fns={
+                    "aten::sym_size.int": _sizes.sym_size_int__opset7,
+                },
+                symbolic={
+                    "aten::sym_size.int": "symbolic_opset7.sym_size_int__opset7",
+                },
+                dtypes={
+                    "bool": ((7, 28, "bool", None),),
+                    "uint8": ((7, 28, "uint8", None),),
+                    "int8": ((7, 28, "int8", None),),
+                    "int16": ((7, 28, "int16", None),),
+                    "int32": ((7, 28, "int32", None),),
+                    "int64": ((7, 28, "int64", None),),
+                    "float16": ((7, 28, "float16", None),),
+                    "bfloat16": (
+                        (7, 12, None, _R[0]),
+                        (13, 28, "bfloat16", None),
+                    ),
+                    "float32": ((7, 28, "float32", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=(),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("self",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("t(2, 3), 1", "specs/sizes.yaml:21"),
+            Sample("t(2, 3, 4), -1", "specs/sizes.yaml:22", dtypes=("float32",)),
+        ),
+        shape="infer",
+    ),
+    "aten::sym_storage_offset": Entry(
+        key="aten::sym_storage_offset",
+        spec="specs/sizes.yaml:52",
+        family="sizes",
+        doc="0, the offset of a tensor that owns its storage (ONNX values are not views).",
+        overloads={
+            "aten::sym_storage_offset": Overload(
+                "aten::sym_storage_offset",
+                "aten::sym_storage_offset(Tensor self) -> SymInt",
+                (Param("self", TENSOR),),
+                ("value",),
+            ),
+        },
+        dtypes=(
+            "bool",
+            "uint8",
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "float16",
+            "bfloat16",
+            "float32",
+            "float64",
+        ),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:57",
+                fns={
+                    "aten::sym_storage_offset": _sizes.sym_storage_offset__opset7,
+                },
+                symbolic={
+                    "aten::sym_storage_offset": "symbolic_opset7.sym_storage_offset__opset7",
+                },
+                dtypes={
+                    "bool": ((7, 28, "bool", None),),
+                    "uint8": ((7, 28, "uint8", None),),
+                    "int8": ((7, 28, "int8", None),),
+                    "int16": ((7, 28, "int16", None),),
+                    "int32": ((7, 28, "int32", None),),
+                    "int64": ((7, 28, "int64", None),),
+                    "float16": ((7, 28, "float16", None),),
+                    "bfloat16": (
+                        (7, 12, None, _R[0]),
+                        (13, 28, "bfloat16", None),
+                    ),
+                    "float32": ((7, 28, "float32", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=(),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("self",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(Sample("t(2, 3)", "specs/sizes.yaml:60"),),
+        shape="infer",
+    ),
+    "aten::sym_stride.int": Entry(
+        key="aten::sym_stride.int",
+        spec="specs/sizes.yaml:35",
+        family="sizes",
+        doc="Stride of dim dim of self, laid out contiguously (ONNX values are not views).",
+        overloads={
+            "aten::sym_stride.int": Overload(
+                "aten::sym_stride.int",
+                "aten::sym_stride.int(Tensor self, int dim) -> SymInt",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE),
+                ),
+                ("value",),
+            ),
+        },
+        dtypes=(
+            "bool",
+            "uint8",
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "float16",
+            "bfloat16",
+            "float32",
+            "float64",
+        ),
+        lowerings=(
+            Lowering(
+                since=10,
+                until=28,
+                spec="specs/sizes.yaml:40",
+                fns={
+                    "aten::sym_stride.int": _sizes.sym_stride_int__opset10,
+                },
+                symbolic={
+                    "aten::sym_stride.int": "symbolic_opset10.sym_stride_int__opset10",
+                },
+                dtypes={
+                    "bool": ((10, 28, "bool", None),),
+                    "uint8": ((10, 28, "uint8", None),),
+                    "int8": ((10, 28, "int8", None),),
+                    "int16": ((10, 28, "int16", None),),
+                    "int32": ((10, 28, "int32", None),),
+                    "int64": ((10, 28, "int64", None),),
+                    "float16": ((10, 28, "float16", None),),
+                    "bfloat16": (
+                        (10, 12, None, _R[0]),
+                        (13, 28, "bfloat16", None),
+                    ),
+                    "float32": ((10, 28, "float32", None),),
+                    "float64": ((10, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("ReduceProd", "Shape", "Slice"),
+            ),
+            Lowering(
+                since=7,
+                until=9,
+                spec="specs/sizes.yaml:40",
+                fns={
+                    "aten::sym_stride.int": _sizes.sym_stride_int__opset7,
+                },
+                symbolic={
+                    "aten::sym_stride.int": "symbolic_opset7.sym_stride_int__opset7",
+                },
+                dtypes={
+                    "bool": ((7, 9, "bool", None),),
+                    "uint8": ((7, 9, "uint8", None),),
+                    "int8": ((7, 9, "int8", None),),
+                    "int16": ((7, 9, "int16", None),),
+                    "int32": ((7, 9, "int32", None),),
+                    "int64": ((7, 9, "int64", None),),
+                    "float16": ((7, 9, "float16", None),),
+                    "bfloat16": ((7, 9, None, _R[0]),),
+                    "float32": ((7, 9, "float32", None),),
+                    "float64": ((7, 9, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("ReduceProd", "Shape", "Slice"),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("self",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("t(2, 3, 4), 0", "specs/sizes.yaml:48"),
+            Sample("t(2, 3, 4), -1", "specs/sizes.yaml:49", dtypes=("float32",)),
+        ),
+        shape="infer",
+    ),
     "aten::t": Entry(
         key="aten::t",
-        spec="specs/shape.yaml:69",
+        spec="specs/shape.yaml:71",
         family="shape",
         doc="self (rank 2 or less) with its dims reversed.",
         overloads={
@@ -9512,7 +10198,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/shape.yaml:76",
+                spec="specs/shape.yaml:78",
                 fns={
                     "aten::t": _shape.t__opset7,
                     "aten::t_copy": _shape.t__opset7,
@@ -9547,15 +10233,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3)", "specs/shape.yaml:79"),
-            Sample("t(4)", "specs/shape.yaml:80", dtypes=("float32",)),
-            Sample("t()", "specs/shape.yaml:82", dtypes=("float32",)),
+            Sample("t(2, 3)", "specs/shape.yaml:81"),
+            Sample("t(4)", "specs/shape.yaml:82", dtypes=("float32",)),
+            Sample("t()", "specs/shape.yaml:84", dtypes=("float32",)),
         ),
         shape="infer",
     ),
     "aten::tanh": Entry(
         key="aten::tanh",
-        spec="specs/elementwise.yaml:431",
+        spec="specs/elementwise.yaml:434",
         family="elementwise",
         doc="Hyperbolic tangent; integers and bool as float32.",
         overloads={
@@ -9594,7 +10280,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:438",
+                spec="specs/elementwise.yaml:441",
                 fns={
                     "aten::tanh": _elementwise.tanh__opset7,
                     "aten::tanh_": _elementwise.tanh__opset7,
@@ -9624,12 +10310,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:441"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:444"),),
         shape="same(self)",
     ),
     "aten::transpose.int": Entry(
         key="aten::transpose.int",
-        spec="specs/shape.yaml:51",
+        spec="specs/shape.yaml:53",
         family="shape",
         doc="self with dims dim0 and dim1 swapped.",
         overloads={
@@ -9670,7 +10356,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/shape.yaml:57",
+                spec="specs/shape.yaml:59",
                 fns={
                     "aten::transpose.int": _shape.transpose_int__opset7,
                     "aten::transpose_copy.int": _shape.transpose_int__opset7,
@@ -9705,15 +10391,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 4), 0, 2", "specs/shape.yaml:63"),
-            Sample("t(2, 3), -1, -2", "specs/shape.yaml:64", dtypes=("float32",)),
-            Sample("t(), 0, -1", "specs/shape.yaml:66", dtypes=("float32",)),
+            Sample("t(2, 3, 4), 0, 2", "specs/shape.yaml:65"),
+            Sample("t(2, 3), -1, -2", "specs/shape.yaml:66", dtypes=("float32",)),
+            Sample("t(), 0, -1", "specs/shape.yaml:68", dtypes=("float32",)),
         ),
         shape="transpose(self, dim0, dim1)",
     ),
     "aten::unflatten.int": Entry(
         key="aten::unflatten.int",
-        spec="specs/shape.yaml:376",
+        spec="specs/shape.yaml:397",
         family="shape",
         doc="dim dim of self split into dims of sizes sizes (one may be -1).",
         overloads={
@@ -9723,7 +10409,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("self", TENSOR),
                     Param("dim", VALUE),
-                    Param("sizes", VALUE),
+                    Param("sizes", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -9744,7 +10430,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:382",
+                spec="specs/shape.yaml:403",
                 fns={
                     "aten::unflatten.int": _shape.unflatten_int__opset14,
                 },
@@ -9769,7 +10455,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:386",
+                spec="specs/shape.yaml:407",
                 fns={
                     "aten::unflatten.int": _shape.unflatten_int__opset7,
                 },
@@ -9794,7 +10480,7 @@ ENTRIES: dict[str, Entry] = {
                 cast_back={},
                 onnx_ops=("Reshape",),
                 when=_shape.unflatten_int__opset7__when,
-                when_text="0 not in sizes(self)",
+                when_text="0 not in [s for s in sizes(self) if is_static(s)]",
             ),
         ),
         promote=None,
@@ -9804,15 +10490,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 12), 1, [3, -1]", "specs/shape.yaml:392"),
-            Sample("t(6, 4), 0, [2, 1, 3]", "specs/shape.yaml:393"),
-            Sample("t(6, 0), 0, [2, 3]", "specs/shape.yaml:394", opsets=(14, 28)),
+            Sample("t(2, 12), 1, [3, -1]", "specs/shape.yaml:413"),
+            Sample("t(6, 4), 0, [2, 1, 3]", "specs/shape.yaml:414"),
+            Sample("t(6, 0), 0, [2, 3]", "specs/shape.yaml:415", opsets=(14, 28)),
         ),
         shape="infer",
     ),
     "aten::unsqueeze": Entry(
         key="aten::unsqueeze",
-        spec="specs/shape.yaml:85",
+        spec="specs/shape.yaml:87",
         family="shape",
         doc="self with a dimension of size 1 inserted at dim.",
         overloads={
@@ -9851,7 +10537,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/shape.yaml:91",
+                spec="specs/shape.yaml:93",
                 fns={
                     "aten::unsqueeze": _shape.unsqueeze__opset13,
                     "aten::unsqueeze_copy": _shape.unsqueeze__opset13,
@@ -9917,7 +10603,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::view": Entry(
         key="aten::view",
-        spec="specs/shape.yaml:16",
+        spec="specs/shape.yaml:17",
         family="shape",
         doc="self with its elements laid out in shape size; -1 is inferred, 0 is a zero-size dim.",
         overloads={
@@ -9926,7 +10612,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::view(Tensor(a) self, SymInt[] size) -> Tensor(a)",
                 (
                     Param("self", TENSOR),
-                    Param("size", VALUE),
+                    Param("size", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -9935,7 +10621,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::_unsafe_view(Tensor self, SymInt[] size) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("size", VALUE),
+                    Param("size", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -9944,7 +10630,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::view_copy(Tensor self, SymInt[] size) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("size", VALUE),
+                    Param("size", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -9965,7 +10651,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:22",
+                spec="specs/shape.yaml:23",
                 fns={
                     "aten::view": _shape.view__opset14,
                     "aten::_unsafe_view": _shape.view__opset14,
@@ -9994,7 +10680,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:24",
+                spec="specs/shape.yaml:25",
                 fns={
                     "aten::view": _shape.view__opset7,
                     "aten::_unsafe_view": _shape.view__opset7,
@@ -10023,12 +10709,12 @@ ENTRIES: dict[str, Entry] = {
                 cast_back={},
                 onnx_ops=("Reshape",),
                 when=_shape.view__opset7__when,
-                when_text="0 not in size",
+                when_text="0 not in [s for s in size if is_static(s)]",
             ),
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:27",
+                spec="specs/shape.yaml:28",
                 fns={
                     "aten::view": _shape.view__opset7_1,
                     "aten::_unsafe_view": _shape.view__opset7_1,
@@ -10057,7 +10743,7 @@ ENTRIES: dict[str, Entry] = {
                 cast_back={},
                 onnx_ops=("Reshape",),
                 when=_shape.view__opset7_1__when,
-                when_text="len([s for s in size if s == 0]) == 1",
+                when_text="len([s for s in size if is_static(s) and s == 0]) == 1",
             ),
         ),
         promote=None,
@@ -10067,11 +10753,12 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 4), [6, -1]", "specs/shape.yaml:31"),
-            Sample("t(2, 0, 3), [3, 0]", "specs/shape.yaml:32", opsets=(7, 13)),
+            Sample("t(2, 3, 4), [6, -1]", "specs/shape.yaml:32"),
+            Sample("t(2, 3, 4), [sym(2), -1, 2]", "specs/shape.yaml:33"),
+            Sample("t(2, 0, 3), [3, 0]", "specs/shape.yaml:34", opsets=(7, 13)),
             Sample(
                 "t(0, 4), [2, 0, 0]",
-                "specs/shape.yaml:34",
+                "specs/shape.yaml:36",
                 opsets=(14, 28),
                 dtypes=("bool", "float32"),
             ),
@@ -10080,7 +10767,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::where.self": Entry(
         key="aten::where.self",
-        spec="specs/elementwise.yaml:731",
+        spec="specs/elementwise.yaml:741",
         family="elementwise",
         doc="self where condition holds, else other.",
         overloads={
@@ -10100,7 +10787,7 @@ ENTRIES: dict[str, Entry] = {
                 (
                     Param("condition", TENSOR),
                     Param("self", TENSOR),
-                    Param("other", VALUE),
+                    Param("other", VALUE, dynamic=True),
                 ),
                 ("Tensor",),
             ),
@@ -10109,7 +10796,7 @@ ENTRIES: dict[str, Entry] = {
                 "aten::where.ScalarSelf(Tensor condition, Scalar self, Tensor other) -> Tensor",
                 (
                     Param("condition", TENSOR),
-                    Param("self", VALUE),
+                    Param("self", VALUE, dynamic=True),
                     Param("other", TENSOR),
                 ),
                 ("Tensor",),
@@ -10141,7 +10828,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=9,
                 until=28,
-                spec="specs/elementwise.yaml:740",
+                spec="specs/elementwise.yaml:750",
                 fns={
                     "aten::where.self": _elementwise.where_self__opset9,
                     "aten::where.ScalarOther": _elementwise.where_ScalarOther__opset9,
@@ -10182,16 +10869,16 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:743",
+                "specs/elementwise.yaml:753",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:747"),
+            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:757"),
             Sample(
                 "mask(2, 3), t(2, 3), 0.5",
-                "specs/elementwise.yaml:750",
+                "specs/elementwise.yaml:760",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -10206,7 +10893,7 @@ ENTRIES: dict[str, Entry] = {
             ),
             Sample(
                 "mask(2, 3), 2, t(2, 3)",
-                "specs/elementwise.yaml:753",
+                "specs/elementwise.yaml:763",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -10224,7 +10911,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::zeros_like": Entry(
         key="aten::zeros_like",
-        spec="specs/elementwise.yaml:832",
+        spec="specs/elementwise.yaml:844",
         family="elementwise",
         doc="Zeros shaped like self, in dtype or self's dtype.",
         overloads={
@@ -10233,11 +10920,13 @@ ENTRIES: dict[str, Entry] = {
                 "aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
                 (
                     Param("self", TENSOR),
-                    Param("dtype", VALUE, default=None, kwarg_only=True),
-                    Param("layout", VALUE, default=None, kwarg_only=True),
-                    Param("device", VALUE, default=None, kwarg_only=True),
+                    Param("dtype", VALUE, default=None, kwarg_only=True, named="dtype"),
+                    Param("layout", VALUE, default=None, kwarg_only=True, named="layout"),
+                    Param("device", VALUE, default=None, kwarg_only=True, named="device"),
                     Param("pin_memory", VALUE, default=None, kwarg_only=True),
-                    Param("memory_format", VALUE, default=None, kwarg_only=True),
+                    Param(
+                        "memory_format", VALUE, default=None, kwarg_only=True, named="memory_format"
+                    ),
                 ),
                 ("Tensor",),
             ),
@@ -10258,7 +10947,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:837",
+                spec="specs/elementwise.yaml:850",
                 fns={
                     "aten::zeros_like": _elementwise.zeros_like__opset8,
                 },
@@ -10290,12 +10979,1407 @@ ENTRIES: dict[str, Entry] = {
         dtype_param="dtype",
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:840"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:853"),),
         shape="same(self)",
+    ),
+    "math.ceil": Entry(
+        key="math.ceil",
+        spec="specs/sizes.yaml:440",
+        family="sizes",
+        doc="The smallest int not below x.",
+        overloads={
+            "math.ceil": Overload(
+                "math.ceil",
+                "math.ceil(Tensor x) -> Tensor",
+                (Param("x", TENSOR),),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:446",
+                fns={
+                    "math.ceil": _sizes.math_ceil__opset7,
+                },
+                symbolic={
+                    "math.ceil": "symbolic_opset7.math_ceil__opset7",
+                },
+                dtypes={
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Cast", "Ceil", "Identity"),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("x",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("sym(2.5)", "specs/sizes.yaml:449"),
+            Sample("sym(-2.5)", "specs/sizes.yaml:450"),
+        ),
+        shape="infer",
+    ),
+    "math.floor": Entry(
+        key="math.floor",
+        spec="specs/sizes.yaml:452",
+        family="sizes",
+        doc="The largest int not above x.",
+        overloads={
+            "math.floor": Overload(
+                "math.floor",
+                "math.floor(Tensor x) -> Tensor",
+                (Param("x", TENSOR),),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:458",
+                fns={
+                    "math.floor": _sizes.math_floor__opset7,
+                },
+                symbolic={
+                    "math.floor": "symbolic_opset7.math_floor__opset7",
+                },
+                dtypes={
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Cast", "Floor", "Identity"),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("x",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("sym(2.5)", "specs/sizes.yaml:461"),
+            Sample("sym(-2.5)", "specs/sizes.yaml:462"),
+        ),
+        shape="infer",
+    ),
+    "math.trunc": Entry(
+        key="math.trunc",
+        spec="specs/sizes.yaml:464",
+        family="sizes",
+        doc="x rounded towards zero, as an int.",
+        overloads={
+            "math.trunc": Overload(
+                "math.trunc",
+                "math.trunc(Tensor x) -> Tensor",
+                (Param("x", TENSOR),),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:470",
+                fns={
+                    "math.trunc": _sizes.math_trunc__opset7,
+                },
+                symbolic={
+                    "math.trunc": "symbolic_opset7.math_trunc__opset7",
+                },
+                dtypes={
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Cast",),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("x",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("sym(2.5)", "specs/sizes.yaml:473"),
+            Sample("sym(-2.5)", "specs/sizes.yaml:474"),
+        ),
+        shape="infer",
+    ),
+    "operator.add": Entry(
+        key="operator.add",
+        spec="specs/sizes.yaml:81",
+        family="sizes",
+        doc="a + b.",
+        overloads={
+            "operator.add": Overload(
+                "operator.add",
+                "operator.add(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:88",
+                fns={
+                    "operator.add": _sizes.operator_add__opset7,
+                },
+                symbolic={
+                    "operator.add": "symbolic_opset7.operator_add__opset7",
+                },
+                dtypes={
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Add",),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("sym(5), 3", "specs/sizes.yaml:91"),
+            Sample("sym(2), sym(2.5)", "specs/sizes.yaml:92"),
+        ),
+        shape="infer",
+    ),
+    "operator.and_": Entry(
+        key="operator.and_",
+        spec="specs/sizes.yaml:338",
+        family="sizes",
+        doc="a & b on bools (SymBool).",
+        overloads={
+            "operator.and_": Overload(
+                "operator.and_",
+                "operator.and_(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("bool",),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:344",
+                fns={
+                    "operator.and_": _sizes.operator_and___opset7,
+                },
+                symbolic={
+                    "operator.and_": "symbolic_opset7.operator_and___opset7",
+                },
+                dtypes={
+                    "bool": ((7, 28, "bool", None),),
+                },
+                cast_back={},
+                onnx_ops=("And",),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(Sample("sym(True), sym(False)", "specs/sizes.yaml:347"),),
+        shape="infer",
+    ),
+    "operator.eq": Entry(
+        key="operator.eq",
+        spec="specs/sizes.yaml:222",
+        family="sizes",
+        doc="a == b.",
+        overloads={
+            "operator.eq": Overload(
+                "operator.eq",
+                "operator.eq(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("bool", "int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:229",
+                fns={
+                    "operator.eq": _sizes.operator_eq__opset7,
+                },
+                symbolic={
+                    "operator.eq": "symbolic_opset7.operator_eq__opset7",
+                },
+                dtypes={
+                    "bool": ((7, 28, "bool", None),),
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": (
+                        (7, 10, None, _R[4]),
+                        (11, 28, "float64", None),
+                    ),
+                },
+                cast_back={},
+                onnx_ops=(),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(
+            Gap(
+                "ONNX Equal accepts floating types from opset 11",
+                "specs/sizes.yaml:232",
+                dtypes=("float64",),
+                opsets=(7, 10),
+            ),
+        ),
+        samples=(
+            Sample("sym(3), 3", "specs/sizes.yaml:236"),
+            Sample("sym(3), sym(4)", "specs/sizes.yaml:237"),
+        ),
+        shape="infer",
+    ),
+    "operator.floordiv": Entry(
+        key="operator.floordiv",
+        spec="specs/sizes.yaml:133",
+        family="sizes",
+        doc="a // b, rounding down as Python does.",
+        overloads={
+            "operator.floordiv": Overload(
+                "operator.floordiv",
+                "operator.floordiv(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=10,
+                until=28,
+                spec="specs/sizes.yaml:140",
+                fns={
+                    "operator.floordiv": _sizes.operator_floordiv__opset10,
+                },
+                symbolic={
+                    "operator.floordiv": "symbolic_opset10.operator_floordiv__opset10",
+                },
+                dtypes={
+                    "int64": ((10, 28, "int64", None),),
+                    "float64": ((10, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=(),
+            ),
+            Lowering(
+                since=7,
+                until=9,
+                spec="specs/sizes.yaml:142",
+                fns={
+                    "operator.floordiv": _sizes.operator_floordiv__opset7,
+                },
+                symbolic={
+                    "operator.floordiv": "symbolic_opset7.operator_floordiv__opset7",
+                },
+                dtypes={
+                    "int64": (
+                        (7, 8, None, _R[15]),
+                        (9, 9, "int64", None),
+                    ),
+                    "float64": ((7, 9, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=(
+                    "And",
+                    "Cast",
+                    "Div",
+                    "Equal",
+                    "Floor",
+                    "Less",
+                    "Mul",
+                    "Not",
+                    "Sub",
+                    "Xor",
+                ),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(
+            Gap(
+                "ONNX Less accepts integers from opset 9",
+                "specs/sizes.yaml:153",
+                dtypes=("int64",),
+                opsets=(7, 8),
+            ),
+        ),
+        samples=(
+            Sample("sym(7), 2", "specs/sizes.yaml:157"),
+            Sample("sym(-7), 2", "specs/sizes.yaml:158"),
+            Sample("sym(7.5), sym(2)", "specs/sizes.yaml:159"),
+        ),
+        shape="infer",
+    ),
+    "operator.ge": Entry(
+        key="operator.ge",
+        spec="specs/sizes.yaml:307",
+        family="sizes",
+        doc="a >= b.",
+        overloads={
+            "operator.ge": Overload(
+                "operator.ge",
+                "operator.ge(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:314",
+                fns={
+                    "operator.ge": _sizes.operator_ge__opset7,
+                },
+                symbolic={
+                    "operator.ge": "symbolic_opset7.operator_ge__opset7",
+                },
+                dtypes={
+                    "int64": (
+                        (7, 8, None, _R[16]),
+                        (9, 28, "int64", None),
+                    ),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=(),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(
+            Gap(
+                "ONNX Greater accepts integers from opset 9",
+                "specs/sizes.yaml:317",
+                dtypes=("int64",),
+                opsets=(7, 8),
+            ),
+        ),
+        samples=(
+            Sample("sym(3), 3", "specs/sizes.yaml:321"),
+            Sample("sym(2.5), sym(3)", "specs/sizes.yaml:322"),
+        ),
+        shape="infer",
+    ),
+    "operator.gt": Entry(
+        key="operator.gt",
+        spec="specs/sizes.yaml:290",
+        family="sizes",
+        doc="a > b.",
+        overloads={
+            "operator.gt": Overload(
+                "operator.gt",
+                "operator.gt(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:297",
+                fns={
+                    "operator.gt": _sizes.operator_gt__opset7,
+                },
+                symbolic={
+                    "operator.gt": "symbolic_opset7.operator_gt__opset7",
+                },
+                dtypes={
+                    "int64": (
+                        (7, 8, None, _R[16]),
+                        (9, 28, "int64", None),
+                    ),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=(),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(
+            Gap(
+                "ONNX Greater accepts integers from opset 9",
+                "specs/sizes.yaml:300",
+                dtypes=("int64",),
+                opsets=(7, 8),
+            ),
+        ),
+        samples=(
+            Sample("sym(3), 2", "specs/sizes.yaml:304"),
+            Sample("sym(2.5), sym(3)", "specs/sizes.yaml:305"),
+        ),
+        shape="infer",
+    ),
+    "operator.le": Entry(
+        key="operator.le",
+        spec="specs/sizes.yaml:273",
+        family="sizes",
+        doc="a <= b.",
+        overloads={
+            "operator.le": Overload(
+                "operator.le",
+                "operator.le(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:280",
+                fns={
+                    "operator.le": _sizes.operator_le__opset7,
+                },
+                symbolic={
+                    "operator.le": "symbolic_opset7.operator_le__opset7",
+                },
+                dtypes={
+                    "int64": (
+                        (7, 8, None, _R[15]),
+                        (9, 28, "int64", None),
+                    ),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=(),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(
+            Gap(
+                "ONNX Less accepts integers from opset 9",
+                "specs/sizes.yaml:283",
+                dtypes=("int64",),
+                opsets=(7, 8),
+            ),
+        ),
+        samples=(
+            Sample("sym(3), 3", "specs/sizes.yaml:287"),
+            Sample("sym(3.5), sym(3)", "specs/sizes.yaml:288"),
+        ),
+        shape="infer",
+    ),
+    "operator.lt": Entry(
+        key="operator.lt",
+        spec="specs/sizes.yaml:256",
+        family="sizes",
+        doc="a < b.",
+        overloads={
+            "operator.lt": Overload(
+                "operator.lt",
+                "operator.lt(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:263",
+                fns={
+                    "operator.lt": _sizes.operator_lt__opset7,
+                },
+                symbolic={
+                    "operator.lt": "symbolic_opset7.operator_lt__opset7",
+                },
+                dtypes={
+                    "int64": (
+                        (7, 8, None, _R[15]),
+                        (9, 28, "int64", None),
+                    ),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=(),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(
+            Gap(
+                "ONNX Less accepts integers from opset 9",
+                "specs/sizes.yaml:266",
+                dtypes=("int64",),
+                opsets=(7, 8),
+            ),
+        ),
+        samples=(
+            Sample("sym(3), 4", "specs/sizes.yaml:270"),
+            Sample("sym(3.5), sym(3)", "specs/sizes.yaml:271"),
+        ),
+        shape="infer",
+    ),
+    "operator.mod": Entry(
+        key="operator.mod",
+        spec="specs/sizes.yaml:161",
+        family="sizes",
+        doc="a % b, with the sign of b as in Python.",
+        overloads={
+            "operator.mod": Overload(
+                "operator.mod",
+                "operator.mod(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=10,
+                until=28,
+                spec="specs/sizes.yaml:168",
+                fns={
+                    "operator.mod": _sizes.operator_mod__opset10,
+                },
+                symbolic={
+                    "operator.mod": "symbolic_opset10.operator_mod__opset10",
+                },
+                dtypes={
+                    "int64": ((10, 28, "int64", None),),
+                    "float64": ((10, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Div", "Floor", "Mod", "Mul", "Sub"),
+            ),
+            Lowering(
+                since=9,
+                until=9,
+                spec="specs/sizes.yaml:177",
+                fns={
+                    "operator.mod": _sizes.operator_mod__opset9,
+                },
+                symbolic={
+                    "operator.mod": "symbolic_opset9.operator_mod__opset9",
+                },
+                dtypes={
+                    "int64": ((9, 9, "int64", None),),
+                },
+                cast_back={},
+                onnx_ops=(
+                    "Add",
+                    "And",
+                    "Div",
+                    "Equal",
+                    "Less",
+                    "Mul",
+                    "Not",
+                    "Sub",
+                    "Where",
+                    "Xor",
+                ),
+                when=_sizes.operator_mod__opset9__when,
+                when_text="not is_floating(a)",
+            ),
+            Lowering(
+                since=7,
+                until=9,
+                spec="specs/sizes.yaml:173",
+                fns={
+                    "operator.mod": _sizes.operator_mod__opset7,
+                },
+                symbolic={
+                    "operator.mod": "symbolic_opset7.operator_mod__opset7",
+                },
+                dtypes={
+                    "float64": ((7, 9, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Div", "Floor", "Mul", "Sub"),
+                when=_sizes.operator_mod__opset7__when,
+                when_text="is_floating(a)",
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(
+            Gap(
+                "ONNX Where and Less on integers come at opset 9",
+                "specs/sizes.yaml:185",
+                dtypes=("int64",),
+                opsets=(7, 8),
+            ),
+        ),
+        samples=(
+            Sample("sym(7), 3", "specs/sizes.yaml:189"),
+            Sample("sym(-7), 3", "specs/sizes.yaml:190"),
+            Sample("sym(7.5), sym(2)", "specs/sizes.yaml:191"),
+        ),
+        shape="infer",
+    ),
+    "operator.mul": Entry(
+        key="operator.mul",
+        spec="specs/sizes.yaml:107",
+        family="sizes",
+        doc="a * b.",
+        overloads={
+            "operator.mul": Overload(
+                "operator.mul",
+                "operator.mul(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:114",
+                fns={
+                    "operator.mul": _sizes.operator_mul__opset7,
+                },
+                symbolic={
+                    "operator.mul": "symbolic_opset7.operator_mul__opset7",
+                },
+                dtypes={
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Mul",),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("sym(5), 4", "specs/sizes.yaml:117"),
+            Sample("sym(3), sym(0.5)", "specs/sizes.yaml:118"),
+        ),
+        shape="infer",
+    ),
+    "operator.ne": Entry(
+        key="operator.ne",
+        spec="specs/sizes.yaml:239",
+        family="sizes",
+        doc="a != b.",
+        overloads={
+            "operator.ne": Overload(
+                "operator.ne",
+                "operator.ne(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("bool", "int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:246",
+                fns={
+                    "operator.ne": _sizes.operator_ne__opset7,
+                },
+                symbolic={
+                    "operator.ne": "symbolic_opset7.operator_ne__opset7",
+                },
+                dtypes={
+                    "bool": ((7, 28, "bool", None),),
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": (
+                        (7, 10, None, _R[4]),
+                        (11, 28, "float64", None),
+                    ),
+                },
+                cast_back={},
+                onnx_ops=(),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(
+            Gap(
+                "ONNX Equal accepts floating types from opset 11",
+                "specs/sizes.yaml:249",
+                dtypes=("float64",),
+                opsets=(7, 10),
+            ),
+        ),
+        samples=(
+            Sample("sym(3), 3", "specs/sizes.yaml:253"),
+            Sample("sym(3), sym(4)", "specs/sizes.yaml:254"),
+        ),
+        shape="infer",
+    ),
+    "operator.neg": Entry(
+        key="operator.neg",
+        spec="specs/sizes.yaml:208",
+        family="sizes",
+        doc="-a.",
+        overloads={
+            "operator.neg": Overload(
+                "operator.neg",
+                "operator.neg(Tensor a) -> Tensor",
+                (Param("a", TENSOR),),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:215",
+                fns={
+                    "operator.neg": _sizes.operator_neg__opset7,
+                },
+                symbolic={
+                    "operator.neg": "symbolic_opset7.operator_neg__opset7",
+                },
+                dtypes={
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Neg",),
+            ),
+        ),
+        promote="python",
+        promote_args=("a",),
+        group=("a",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("sym(3)", "specs/sizes.yaml:218"),
+            Sample("sym(2.5)", "specs/sizes.yaml:219"),
+        ),
+        shape="infer",
+    ),
+    "operator.not_": Entry(
+        key="operator.not_",
+        spec="specs/sizes.yaml:324",
+        family="sizes",
+        doc="not a.",
+        overloads={
+            "operator.not_": Overload(
+                "operator.not_",
+                "operator.not_(Tensor a) -> Tensor",
+                (Param("a", TENSOR),),
+                ("Tensor",),
+            ),
+            "torch.sym_not": Overload(
+                "torch.sym_not",
+                "torch.sym_not(Tensor a) -> Tensor",
+                (Param("a", TENSOR),),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("bool", "int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:331",
+                fns={
+                    "operator.not_": _sizes.operator_not___opset7,
+                    "torch.sym_not": _sizes.operator_not___opset7,
+                },
+                symbolic={
+                    "operator.not_": "symbolic_opset7.operator_not___opset7",
+                    "torch.sym_not": "symbolic_opset7.operator_not___opset7",
+                },
+                dtypes={
+                    "bool": ((7, 28, "bool", None),),
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Cast", "Not"),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("a",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("sym(True)", "specs/sizes.yaml:334"),
+            Sample("sym(0)", "specs/sizes.yaml:335", dtypes=("int64",)),
+        ),
+        shape="infer",
+    ),
+    "operator.or_": Entry(
+        key="operator.or_",
+        spec="specs/sizes.yaml:349",
+        family="sizes",
+        doc="a | b on bools (SymBool).",
+        overloads={
+            "operator.or_": Overload(
+                "operator.or_",
+                "operator.or_(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("bool",),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:355",
+                fns={
+                    "operator.or_": _sizes.operator_or___opset7,
+                },
+                symbolic={
+                    "operator.or_": "symbolic_opset7.operator_or___opset7",
+                },
+                dtypes={
+                    "bool": ((7, 28, "bool", None),),
+                },
+                cast_back={},
+                onnx_ops=("Or",),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(Sample("sym(True), sym(False)", "specs/sizes.yaml:358"),),
+        shape="infer",
+    ),
+    "operator.pow": Entry(
+        key="operator.pow",
+        spec="specs/sizes.yaml:193",
+        family="sizes",
+        doc="a ** b.",
+        overloads={
+            "operator.pow": Overload(
+                "operator.pow",
+                "operator.pow(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:202",
+                fns={
+                    "operator.pow": _sizes.operator_pow__opset7,
+                },
+                symbolic={
+                    "operator.pow": "symbolic_opset7.operator_pow__opset7",
+                },
+                dtypes={
+                    "int64": (
+                        (7, 11, "float64", None),
+                        (12, 28, "int64", None),
+                    ),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={"int64": (True,)},
+                onnx_ops=("Pow",),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("sym(3), 2", "specs/sizes.yaml:205"),
+            Sample("sym(2.0), sym(0.5)", "specs/sizes.yaml:206"),
+        ),
+        shape="infer",
+    ),
+    "operator.sub": Entry(
+        key="operator.sub",
+        spec="specs/sizes.yaml:94",
+        family="sizes",
+        doc="a - b.",
+        overloads={
+            "operator.sub": Overload(
+                "operator.sub",
+                "operator.sub(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:101",
+                fns={
+                    "operator.sub": _sizes.operator_sub__opset7,
+                },
+                symbolic={
+                    "operator.sub": "symbolic_opset7.operator_sub__opset7",
+                },
+                dtypes={
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Sub",),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("sym(5), 7", "specs/sizes.yaml:104"),
+            Sample("1.5, sym(4)", "specs/sizes.yaml:105"),
+        ),
+        shape="infer",
+    ),
+    "operator.truediv": Entry(
+        key="operator.truediv",
+        spec="specs/sizes.yaml:120",
+        family="sizes",
+        doc="a / b, a float.",
+        overloads={
+            "operator.truediv": Overload(
+                "operator.truediv",
+                "operator.truediv(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:127",
+                fns={
+                    "operator.truediv": _sizes.operator_truediv__opset7,
+                },
+                symbolic={
+                    "operator.truediv": "symbolic_opset7.operator_truediv__opset7",
+                },
+                dtypes={
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Cast", "Div"),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("sym(7), 2", "specs/sizes.yaml:130"),
+            Sample("sym(7.5), sym(3)", "specs/sizes.yaml:131"),
+        ),
+        shape="infer",
+    ),
+    "torch.sym_float": Entry(
+        key="torch.sym_float",
+        spec="specs/sizes.yaml:391",
+        family="sizes",
+        doc="a as a float.",
+        overloads={
+            "torch.sym_float": Overload(
+                "torch.sym_float",
+                "torch.sym_float(Tensor a) -> Tensor",
+                (Param("a", TENSOR),),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("bool", "int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:397",
+                fns={
+                    "torch.sym_float": _sizes.torch_sym_float__opset7,
+                },
+                symbolic={
+                    "torch.sym_float": "symbolic_opset7.torch_sym_float__opset7",
+                },
+                dtypes={
+                    "bool": ((7, 28, "bool", None),),
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Cast",),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("a",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(Sample("sym(3)", "specs/sizes.yaml:400"),),
+        shape="infer",
+    ),
+    "torch.sym_int": Entry(
+        key="torch.sym_int",
+        spec="specs/sizes.yaml:402",
+        family="sizes",
+        doc="a as an int, rounding towards zero.",
+        overloads={
+            "torch.sym_int": Overload(
+                "torch.sym_int",
+                "torch.sym_int(Tensor a) -> Tensor",
+                (Param("a", TENSOR),),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("bool", "int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:408",
+                fns={
+                    "torch.sym_int": _sizes.torch_sym_int__opset7,
+                },
+                symbolic={
+                    "torch.sym_int": "symbolic_opset7.torch_sym_int__opset7",
+                },
+                dtypes={
+                    "bool": ((7, 28, "bool", None),),
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Cast",),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("a",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("sym(-3.5)", "specs/sizes.yaml:411"),
+            Sample("sym(7)", "specs/sizes.yaml:412", dtypes=("int64",)),
+        ),
+        shape="infer",
+    ),
+    "torch.sym_ite": Entry(
+        key="torch.sym_ite",
+        spec="specs/sizes.yaml:415",
+        family="sizes",
+        doc="t if b else f.",
+        overloads={
+            "torch.sym_ite": Overload(
+                "torch.sym_ite",
+                "torch.sym_ite(Tensor b, Tensor t, Tensor f) -> Tensor",
+                (
+                    Param("b", TENSOR),
+                    Param("t", TENSOR),
+                    Param("f", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("bool", "int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=9,
+                until=28,
+                spec="specs/sizes.yaml:423",
+                fns={
+                    "torch.sym_ite": _sizes.torch_sym_ite__opset9,
+                },
+                symbolic={
+                    "torch.sym_ite": "symbolic_opset9.torch_sym_ite__opset9",
+                },
+                dtypes={
+                    "bool": ((9, 28, "bool", None),),
+                    "int64": ((9, 28, "int64", None),),
+                    "float64": ((9, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Where",),
+            ),
+        ),
+        promote="python",
+        promote_args=("t", "f"),
+        group=("t", "f"),
+        dtype_param=None,
+        input_dtypes={"b": ("bool",)},
+        gaps=(),
+        samples=(Sample("sym(True), sym(3), 4", "specs/sizes.yaml:426"),),
+        shape="infer",
+    ),
+    "torch.sym_max": Entry(
+        key="torch.sym_max",
+        spec="specs/sizes.yaml:362",
+        family="sizes",
+        doc="max(a, b).",
+        overloads={
+            "torch.sym_max": Overload(
+                "torch.sym_max",
+                "torch.sym_max(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:371",
+                fns={
+                    "torch.sym_max": _sizes.torch_sym_max__opset7,
+                },
+                symbolic={
+                    "torch.sym_max": "symbolic_opset7.torch_sym_max__opset7",
+                },
+                dtypes={
+                    "int64": (
+                        (7, 11, "float64", None),
+                        (12, 28, "int64", None),
+                    ),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={"int64": (True,)},
+                onnx_ops=("Max",),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("sym(3), 5", "specs/sizes.yaml:374"),
+            Sample("sym(3.5), sym(2)", "specs/sizes.yaml:375"),
+        ),
+        shape="infer",
+    ),
+    "torch.sym_min": Entry(
+        key="torch.sym_min",
+        spec="specs/sizes.yaml:377",
+        family="sizes",
+        doc="min(a, b).",
+        overloads={
+            "torch.sym_min": Overload(
+                "torch.sym_min",
+                "torch.sym_min(Tensor a, Tensor b) -> Tensor",
+                (
+                    Param("a", TENSOR),
+                    Param("b", TENSOR),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:385",
+                fns={
+                    "torch.sym_min": _sizes.torch_sym_min__opset7,
+                },
+                symbolic={
+                    "torch.sym_min": "symbolic_opset7.torch_sym_min__opset7",
+                },
+                dtypes={
+                    "int64": (
+                        (7, 11, "float64", None),
+                        (12, 28, "int64", None),
+                    ),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={"int64": (True,)},
+                onnx_ops=("Min",),
+            ),
+        ),
+        promote="python",
+        promote_args=("a", "b"),
+        group=("a", "b"),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(
+            Sample("sym(3), 5", "specs/sizes.yaml:388"),
+            Sample("sym(3.5), sym(2)", "specs/sizes.yaml:389"),
+        ),
+        shape="infer",
+    ),
+    "torch.sym_sum": Entry(
+        key="torch.sym_sum",
+        spec="specs/sizes.yaml:428",
+        family="sizes",
+        doc="The sum of args.",
+        overloads={
+            "torch.sym_sum": Overload(
+                "torch.sym_sum",
+                "torch.sym_sum(Tensor[] args) -> Tensor",
+                (Param("args", TENSORS),),
+                ("Tensor",),
+            ),
+        },
+        dtypes=("int64", "float64"),
+        lowerings=(
+            Lowering(
+                since=7,
+                until=28,
+                spec="specs/sizes.yaml:435",
+                fns={
+                    "torch.sym_sum": _sizes.torch_sym_sum__opset7,
+                },
+                symbolic={
+                    "torch.sym_sum": "symbolic_opset7.torch_sym_sum__opset7",
+                },
+                dtypes={
+                    "int64": ((7, 28, "int64", None),),
+                    "float64": ((7, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("Concat", "ReduceSum", "Reshape"),
+            ),
+        ),
+        promote="python",
+        promote_args=("args",),
+        group=("args",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(),
+        samples=(Sample("[sym(3), sym(4), 5]", "specs/sizes.yaml:438"),),
+        shape="infer",
     ),
 }
 
 # Every overload the specs cover, to its entry.
 OVERLOADS: dict[str, Entry] = {
     name: entry for entry in ENTRIES.values() for name in entry.overloads
+}
+
+# Calls that compute nothing the graph needs (run-time checks torch.export inserts), and why.
+DROPPED: dict[str, str] = {
+    "aten::_assert_async": "a run-time check of a tensor's value; ONNX has no assertions",
+    "aten::_assert_async.msg": "a run-time check of a tensor's value; ONNX has no assertions",
+    "aten::_assert_scalar": "a run-time check torch.export adds on sizes; ONNX has no assertions, and the exported program is valid only where it holds",
+    "aten::_assert_tensor_metadata": "a check of dtype, device and layout torch.export adds; the ONNX graph's types say the same",
+    "aten::sym_constrain_range": "a range torch.export assumes for a computed size; ONNX has no assertions",
+    "aten::sym_constrain_range_for_size": "a range torch.export assumes for a computed size; ONNX has no assertions",
 }

@@ -17,10 +17,10 @@ from torchonnx import symbolic_helpers as _h
 
 
 def clamp__opset11(g, self, min, max):
-    """aten::clamp at opsets 11..28 (specs/elementwise.yaml:301)."""
-    low = None if min is None else _h.const(g, min, _h.dtype_of(self))
-    high = None if max is None else _h.const(g, max, _h.dtype_of(self))
-    return g.op("Clip", self, _h.optional(g, low), _h.optional(g, high))
+    """aten::clamp at opsets 11..28 (specs/elementwise.yaml:302)."""
+    return g.op(
+        "Clip", self, _h.const(g, min, _h.dtype_of(self)), _h.const(g, max, _h.dtype_of(self))
+    )
 
 
 clamp___opset11 = clamp__opset11
@@ -29,7 +29,7 @@ clamp_out__opset11 = clamp__opset11
 
 
 def hardtanh__opset11(g, self, min_val, max_val):
-    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:498)."""
+    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:501)."""
     return g.op(
         "Clip",
         self,
@@ -54,53 +54,74 @@ linear_out__opset11 = linear__opset11
 def scaled_dot_product_attention__opset11(
     g, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 11..28 (specs/nn.yaml:658)."""
+    """aten::scaled_dot_product_attention at opsets 11..12 (specs/nn.yaml:632)."""
     r = _h.rank(query)
-    factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
+    e = _h.size(g, query, -1)
+    if scale is not None:
+        factor = _h.const(g, math.sqrt(scale), _h.dtype_of(query))
+    elif _h.is_static(e):
+        factor = _h.const(g, 1.0 / math.sqrt(math.sqrt(e)), _h.dtype_of(query))
+    else:
+        factor = g.op(
+            "Cast",
+            g.op(
+                "Pow",
+                g.op("Cast", _h.const(g, e, "int64"), to_i=_h.onnx_dtype("float32")),
+                _h.const(g, -0.25, "float32"),
+            ),
+            to_i=_h.onnx_dtype(_h.dtype_of(query)),
+        )
     k = key
     v = value
-    if enable_gqa and _h.sizes(query)[-3] != _h.sizes(key)[-3]:
-        n = _h.sizes(query)[-3] // _h.sizes(key)[-3]
-        ks = _h.sizes(key)
-        vs = _h.sizes(value)
+    heads, kv_heads = (_h.size(g, query, -3), _h.size(g, key, -3))
+    if enable_gqa and _h.is_static(heads, kv_heads) and (heads != kv_heads):
+        n = heads // kv_heads
         k = g.op(
             "Reshape",
             g.op(
                 "Tile",
-                g.op("Reshape", key, _h.const(g, ks[:-2] + [1] + ks[-2:], "int64")),
+                g.op("Unsqueeze", key, axes_i=[r - 2]),
                 _h.const(g, [1] * (r - 2) + [n, 1, 1], "int64"),
             ),
-            _h.const(g, ks[:-3] + [ks[-3] * n] + ks[-2:], "int64"),
+            _h.const(g, _h.sizes(g, key)[:-3] + [-1] + _h.sizes(g, key)[-2:], "int64"),
         )
         v = g.op(
             "Reshape",
             g.op(
                 "Tile",
-                g.op("Reshape", value, _h.const(g, vs[:-2] + [1] + vs[-2:], "int64")),
+                g.op("Unsqueeze", value, axes_i=[r - 2]),
                 _h.const(g, [1] * (r - 2) + [n, 1, 1], "int64"),
             ),
-            _h.const(g, vs[:-3] + [vs[-3] * n] + vs[-2:], "int64"),
+            _h.const(g, _h.sizes(g, value)[:-3] + [-1] + _h.sizes(g, value)[-2:], "int64"),
         )
     scores = g.op(
         "MatMul",
-        g.op("Mul", query, _h.const(g, factor, _h.dtype_of(query))),
-        g.op(
-            "Transpose",
-            g.op("Mul", k, _h.const(g, factor, _h.dtype_of(query))),
-            perm_i=list(range(r - 2)) + [r - 1, r - 2],
-        ),
+        g.op("Mul", query, factor),
+        g.op("Transpose", g.op("Mul", k, factor), perm_i=list(range(r - 2)) + [r - 1, r - 2]),
     )
     if is_causal:
-        L, S = (_h.sizes(query)[-2], _h.sizes(key)[-2])
-        scores = g.op(
-            "Add",
-            scores,
-            _h.const(
-                g,
-                [[0.0 if j <= i else -math.inf for j in range(S)] for i in range(L)],
-                _h.dtype_of(query),
-            ),
-        )
+        L, S = (_h.size(g, query, -2), _h.size(g, key, -2))
+        if _h.is_static(L, S):
+            scores = g.op(
+                "Add",
+                scores,
+                _h.const(
+                    g,
+                    [[0.0 if j <= i else -math.inf for j in range(S)] for i in range(L)],
+                    _h.dtype_of(query),
+                ),
+            )
+        else:
+            rows = g.op(
+                "Range", _h.const(g, 0, "int64"), _h.const(g, L, "int64"), _h.const(g, 1, "int64")
+            )
+            cols = g.op(
+                "Range", _h.const(g, 0, "int64"), _h.const(g, S, "int64"), _h.const(g, 1, "int64")
+            )
+            future = g.op(
+                "Greater", g.op("Unsqueeze", cols, axes_i=[0]), g.op("Unsqueeze", rows, axes_i=[1])
+            )
+            scores = g.op("Where", future, _h.const(g, -math.inf, _h.dtype_of(query)), scores)
     if attn_mask is not None:
         if _h.dtype_of(attn_mask) == "bool":
             scores = g.op("Where", attn_mask, scores, _h.const(g, -math.inf, _h.dtype_of(query)))
@@ -120,7 +141,7 @@ def scaled_dot_product_attention__opset11(
 
 
 def select_int__opset11(g, self, dim, index):
-    """aten::select.int at opsets 11..28 (specs/shape.yaml:167)."""
+    """aten::select.int at opsets 11..28 (specs/shape.yaml:157)."""
     return g.op("Gather", self, _h.const(g, index, "int64"), axis_i=dim)
 
 
@@ -128,12 +149,12 @@ select_copy_int__opset11 = select_int__opset11
 
 
 def cat__opset11(g, tensors, dim):
-    """aten::cat at opsets 11..28 (specs/shape.yaml:266)."""
+    """aten::cat at opsets 11..28 (specs/shape.yaml:283)."""
     return g.op("Concat", *tensors, axis_i=dim)
 
 
 def stack__opset11(g, tensors, dim):
-    """aten::stack at opsets 11..12 (specs/shape.yaml:287)."""
+    """aten::stack at opsets 11..12 (specs/shape.yaml:302)."""
     return g.op("Concat", *[g.op("Unsqueeze", x, axes_i=[dim]) for x in tensors], axis_i=dim)
 
 

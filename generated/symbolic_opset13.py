@@ -11,11 +11,198 @@ so they can be registered into torch's own TorchScript exporter. A function per 
 
 from __future__ import annotations
 
+import math
+
 from torchonnx import symbolic_helpers as _h
 
 
+def conv2d__opset13(g, input, weight, bias, stride, padding, dilation, groups):
+    """aten::conv2d at opsets 13..28 (specs/nn.yaml:119)."""
+    n = _h.rank(weight) - 2
+    batched = _h.rank(input) == n + 2
+    strides = list(stride) * n if len(stride) == 1 else list(stride)
+    pads = list(padding) * n if len(padding) == 1 else list(padding)
+    dilations = list(dilation) * n if len(dilation) == 1 else list(dilation)
+    x = input if batched else g.op("Unsqueeze", input, _h.const(g, [0], "int64"))
+    out = g.op(
+        "Conv",
+        x,
+        weight,
+        _h.optional(g, bias),
+        strides_i=strides,
+        pads_i=pads + pads,
+        dilations_i=dilations,
+        group_i=groups,
+    )
+    return out if batched else g.op("Squeeze", out, _h.const(g, [0], "int64"))
+
+
+conv1d__opset13 = conv2d__opset13
+
+conv3d__opset13 = conv2d__opset13
+
+
+def max_pool2d__opset13(g, self, kernel_size, stride, padding, dilation, ceil_mode):
+    """aten::max_pool2d at opsets 13..28 (specs/nn.yaml:298)."""
+    k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
+    p = list(padding) * 2 if len(padding) == 1 else list(padding)
+    d = list(dilation) * 2 if len(dilation) == 1 else list(dilation)
+    batched = _h.rank(self) == 4
+    x = self if batched else g.op("Unsqueeze", self, _h.const(g, [0], "int64"))
+    if not ceil_mode:
+        out = g.op("MaxPool", x, kernel_shape_i=k, strides_i=s, pads_i=p + p, dilations_i=d)
+        return out if batched else g.op("Squeeze", out, _h.const(g, [0], "int64"))
+    hw = _h.static(_h.sizes(g, self)[-2:], "_h.sizes(g, self)[-2:]")
+    low = [(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
+    high = [-(-(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i]) + 1 for i in range(2)]
+    out_size = [high[i] - 1 if (high[i] - 1) * s[i] >= hw[i] + p[i] else high[i] for i in range(2)]
+    ceil = out_size != low
+    out = g.op(
+        "MaxPool",
+        x,
+        kernel_shape_i=k,
+        strides_i=s,
+        pads_i=p + p,
+        dilations_i=d,
+        ceil_mode_i=int(ceil),
+    )
+    if ceil and out_size != high:
+        out = g.op(
+            "Slice",
+            out,
+            _h.const(g, [0, 0], "int64"),
+            _h.const(g, out_size, "int64"),
+            _h.const(g, [2, 3], "int64"),
+        )
+    return out if batched else g.op("Squeeze", out, _h.const(g, [0], "int64"))
+
+
+def max_pool2d_with_indices__opset13(g, self, kernel_size, stride, padding, dilation, ceil_mode):
+    """aten::max_pool2d_with_indices at opsets 13..28 (specs/nn.yaml:359)."""
+    k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
+    p = list(padding) * 2 if len(padding) == 1 else list(padding)
+    d = list(dilation) * 2 if len(dilation) == 1 else list(dilation)
+    batched = _h.rank(self) == 4
+    x = self if batched else g.op("Unsqueeze", self, _h.const(g, [0], "int64"))
+    ceil = False
+    out_size = []
+    high = []
+    if ceil_mode:
+        hw = _h.static(_h.sizes(g, self)[-2:], "_h.sizes(g, self)[-2:]")
+        low = [(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(2)]
+        high = [-(-(hw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i]) + 1 for i in range(2)]
+        out_size = [
+            high[i] - 1 if (high[i] - 1) * s[i] >= hw[i] + p[i] else high[i] for i in range(2)
+        ]
+        ceil = out_size != low
+    out, flat = g.op(
+        "MaxPool",
+        x,
+        kernel_shape_i=k,
+        strides_i=s,
+        pads_i=p + p,
+        dilations_i=d,
+        ceil_mode_i=int(ceil),
+        outputs=2,
+    )
+    if ceil and out_size != high:
+        out = g.op(
+            "Slice",
+            out,
+            _h.const(g, [0, 0], "int64"),
+            _h.const(g, out_size, "int64"),
+            _h.const(g, [2, 3], "int64"),
+        )
+        flat = g.op(
+            "Slice",
+            flat,
+            _h.const(g, [0, 0], "int64"),
+            _h.const(g, out_size, "int64"),
+            _h.const(g, [2, 3], "int64"),
+        )
+    hw = _h.sizes(g, self)[-2:]
+    plane = (
+        hw[0] * hw[1]
+        if _h.is_static(hw)
+        else g.op(
+            "ReduceProd",
+            g.op(
+                "Slice",
+                g.op("Shape", self),
+                _h.const(g, [-2], "int64"),
+                _h.const(g, [_h.rank(self)], "int64"),
+            ),
+            keepdims_i=0,
+        )
+    )
+    indices = g.op(
+        "Sub",
+        flat,
+        g.op("Mul", g.op("Div", flat, _h.const(g, plane, "int64")), _h.const(g, plane, "int64")),
+    )
+    if batched:
+        return (out, indices)
+    return (
+        g.op("Squeeze", out, _h.const(g, [0], "int64")),
+        g.op("Squeeze", indices, _h.const(g, [0], "int64")),
+    )
+
+
+def avg_pool2d__opset13(
+    g, self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
+    """aten::avg_pool2d at opsets 13..28 (specs/nn.yaml:429)."""
+    k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
+    p = list(padding) * 2 if len(padding) == 1 else list(padding)
+    batched = _h.rank(self) == 4
+    x = self if batched else g.op("Unsqueeze", self, _h.const(g, [0], "int64"))
+    if not ceil_mode and divisor_override is None:
+        out = g.op(
+            "AveragePool",
+            x,
+            kernel_shape_i=k,
+            strides_i=s,
+            pads_i=p + p,
+            count_include_pad_i=int(count_include_pad),
+        )
+        return out if batched else g.op("Squeeze", out, _h.const(g, [0], "int64"))
+    hw = _h.static(_h.sizes(g, self)[-2:], "_h.sizes(g, self)[-2:]")
+    full = [
+        (hw[i] + 2 * p[i] - k[i] + (s[i] - 1 if ceil_mode else 0)) // s[i] + 1 for i in range(2)
+    ]
+    out_size = [
+        full[i] - 1 if ceil_mode and (full[i] - 1) * s[i] >= hw[i] + p[i] else full[i]
+        for i in range(2)
+    ]
+    ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - hw[i] - p[i]) for i in range(2)]
+    out = g.op(
+        "AveragePool", x, kernel_shape_i=k, strides_i=s, pads_i=p + ends, count_include_pad_i=0
+    )
+    starts = [[o * s[i] - p[i] for o in range(out_size[i])] for i in range(2)]
+    real = [[min(a + k[i], hw[i]) - max(a, 0) for a in starts[i]] for i in range(2)]
+    padded = [[min(a + k[i], hw[i] + p[i]) - a for a in starts[i]] for i in range(2)]
+    if divisor_override is not None:
+        ratio = [[rh * rw / divisor_override for rw in real[1]] for rh in real[0]]
+    elif count_include_pad:
+        ratio = [
+            [real[0][a] * real[1][b] / (padded[0][a] * padded[1][b]) for b in range(out_size[1])]
+            for a in range(out_size[0])
+        ]
+    else:
+        ratio = [[1.0]]
+    if any([r != 1.0 for row in ratio for r in row]):
+        out = g.op("Mul", out, _h.const(g, ratio, _h.dtype_of(self)))
+    return out if batched else g.op("Squeeze", out, _h.const(g, [0], "int64"))
+
+
+avg_pool2d_out__opset13 = avg_pool2d__opset13
+
+
 def softmax_int__opset13(g, self, dim, dtype):
-    """aten::softmax.int at opsets 13..28 (specs/nn.yaml:539)."""
+    """aten::softmax.int at opsets 13..28 (specs/nn.yaml:512)."""
     return g.op("Softmax", self, axis_i=dim)
 
 
@@ -23,7 +210,7 @@ softmax_int_out__opset13 = softmax_int__opset13
 
 
 def _softmax__opset13(g, self, dim, half_to_float):
-    """aten::_softmax at opsets 13..28 (specs/nn.yaml:564)."""
+    """aten::_softmax at opsets 13..28 (specs/nn.yaml:537)."""
     return g.op("Softmax", self, axis_i=dim)
 
 
@@ -31,7 +218,7 @@ _softmax_out__opset13 = _softmax__opset13
 
 
 def log_softmax_int__opset13(g, self, dim, dtype):
-    """aten::log_softmax.int at opsets 13..28 (specs/nn.yaml:591)."""
+    """aten::log_softmax.int at opsets 13..28 (specs/nn.yaml:565)."""
     return g.op("LogSoftmax", self, axis_i=dim)
 
 
@@ -39,15 +226,106 @@ log_softmax_int_out__opset13 = log_softmax_int__opset13
 
 
 def _log_softmax__opset13(g, self, dim, half_to_float):
-    """aten::_log_softmax at opsets 13..28 (specs/nn.yaml:616)."""
+    """aten::_log_softmax at opsets 13..28 (specs/nn.yaml:590)."""
     return g.op("LogSoftmax", self, axis_i=dim)
 
 
 _log_softmax_out__opset13 = _log_softmax__opset13
 
 
+def scaled_dot_product_attention__opset13(
+    g, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
+):
+    """aten::scaled_dot_product_attention at opsets 13..28 (specs/nn.yaml:632)."""
+    r = _h.rank(query)
+    e = _h.size(g, query, -1)
+    if scale is not None:
+        factor = _h.const(g, math.sqrt(scale), _h.dtype_of(query))
+    elif _h.is_static(e):
+        factor = _h.const(g, 1.0 / math.sqrt(math.sqrt(e)), _h.dtype_of(query))
+    else:
+        factor = g.op(
+            "Cast",
+            g.op(
+                "Pow",
+                g.op("Cast", _h.const(g, e, "int64"), to_i=_h.onnx_dtype("float32")),
+                _h.const(g, -0.25, "float32"),
+            ),
+            to_i=_h.onnx_dtype(_h.dtype_of(query)),
+        )
+    k = key
+    v = value
+    heads, kv_heads = (_h.size(g, query, -3), _h.size(g, key, -3))
+    if enable_gqa and _h.is_static(heads, kv_heads) and (heads != kv_heads):
+        n = heads // kv_heads
+        k = g.op(
+            "Reshape",
+            g.op(
+                "Tile",
+                g.op("Unsqueeze", key, _h.const(g, [r - 2], "int64")),
+                _h.const(g, [1] * (r - 2) + [n, 1, 1], "int64"),
+            ),
+            _h.const(g, _h.sizes(g, key)[:-3] + [-1] + _h.sizes(g, key)[-2:], "int64"),
+        )
+        v = g.op(
+            "Reshape",
+            g.op(
+                "Tile",
+                g.op("Unsqueeze", value, _h.const(g, [r - 2], "int64")),
+                _h.const(g, [1] * (r - 2) + [n, 1, 1], "int64"),
+            ),
+            _h.const(g, _h.sizes(g, value)[:-3] + [-1] + _h.sizes(g, value)[-2:], "int64"),
+        )
+    scores = g.op(
+        "MatMul",
+        g.op("Mul", query, factor),
+        g.op("Transpose", g.op("Mul", k, factor), perm_i=list(range(r - 2)) + [r - 1, r - 2]),
+    )
+    if is_causal:
+        L, S = (_h.size(g, query, -2), _h.size(g, key, -2))
+        if _h.is_static(L, S):
+            scores = g.op(
+                "Add",
+                scores,
+                _h.const(
+                    g,
+                    [[0.0 if j <= i else -math.inf for j in range(S)] for i in range(L)],
+                    _h.dtype_of(query),
+                ),
+            )
+        else:
+            rows = g.op(
+                "Range", _h.const(g, 0, "int64"), _h.const(g, L, "int64"), _h.const(g, 1, "int64")
+            )
+            cols = g.op(
+                "Range", _h.const(g, 0, "int64"), _h.const(g, S, "int64"), _h.const(g, 1, "int64")
+            )
+            future = g.op(
+                "Greater",
+                g.op("Unsqueeze", cols, _h.const(g, [0], "int64")),
+                g.op("Unsqueeze", rows, _h.const(g, [1], "int64")),
+            )
+            scores = g.op("Where", future, _h.const(g, -math.inf, _h.dtype_of(query)), scores)
+    if attn_mask is not None:
+        if _h.dtype_of(attn_mask) == "bool":
+            scores = g.op("Where", attn_mask, scores, _h.const(g, -math.inf, _h.dtype_of(query)))
+        else:
+            scores = g.op(
+                "Add", scores, g.op("Cast", attn_mask, to_i=_h.onnx_dtype(_h.dtype_of(query)))
+            )
+    weights = g.op("Softmax", scores, axis_i=r - 1)
+    if attn_mask is not None:
+        masked = g.op(
+            "Equal",
+            _h.aten(g, "aten::amax", _h.typed(scores, _h.dtype_of(query)), [r - 1], True),
+            _h.const(g, -math.inf, _h.dtype_of(query)),
+        )
+        weights = g.op("Where", masked, _h.const(g, 0.0, _h.dtype_of(query)), weights)
+    return g.op("MatMul", weights, v)
+
+
 def sum_dim_IntList__opset13(g, self, dim, keepdim, dtype):
-    """aten::sum.dim_IntList at opsets 13..28 (specs/reduction.yaml:23)."""
+    """aten::sum.dim_IntList at opsets 13..28 (specs/reduction.yaml:25)."""
     axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
     if len(axes) == 0:
         return g.op("ReduceSum", self, keepdims_i=int(keepdim))
@@ -58,7 +336,7 @@ sum_IntList_out__opset13 = sum_dim_IntList__opset13
 
 
 def unsqueeze__opset13(g, self, dim):
-    """aten::unsqueeze at opsets 13..28 (specs/shape.yaml:91)."""
+    """aten::unsqueeze at opsets 13..28 (specs/shape.yaml:93)."""
     return g.op("Unsqueeze", self, _h.const(g, [dim % (_h.rank(self) + 1)], "int64"))
 
 
@@ -66,9 +344,9 @@ unsqueeze_copy__opset13 = unsqueeze__opset13
 
 
 def squeeze_dim__opset13(g, self, dim):
-    """aten::squeeze.dim at opsets 13..28 (specs/shape.yaml:107)."""
+    """aten::squeeze.dim at opsets 13..28 (specs/shape.yaml:108)."""
     d = dim % max(_h.rank(self), 1)
-    if _h.rank(self) == 0 or _h.sizes(self)[d] != 1:
+    if _h.rank(self) == 0 or not _h.is_static(_h.size(g, self, d)) or _h.size(g, self, d) != 1:
         return g.op("Identity", self)
     return g.op("Squeeze", self, _h.const(g, [d], "int64"))
 
@@ -77,12 +355,9 @@ squeeze_copy_dim__opset13 = squeeze_dim__opset13
 
 
 def squeeze_dims__opset13(g, self, dim):
-    """aten::squeeze.dims at opsets 13..28 (specs/shape.yaml:132)."""
-    axes = [
-        d % _h.rank(self)
-        for d in dim
-        if _h.rank(self) > 0 and _h.sizes(self)[d % _h.rank(self)] == 1
-    ]
+    """aten::squeeze.dims at opsets 13..28 (specs/shape.yaml:127)."""
+    ones = [i for i, s in enumerate(_h.sizes(g, self)) if _h.is_static(s) and s == 1]
+    axes = [d % _h.rank(self) for d in dim if _h.rank(self) > 0 and d % _h.rank(self) in ones]
     if len(axes) == 0:
         return g.op("Identity", self)
     return g.op("Squeeze", self, _h.const(g, axes, "int64"))
@@ -92,12 +367,17 @@ squeeze_copy_dims__opset13 = squeeze_dims__opset13
 
 
 def split_Tensor__opset13(g, self, split_size, dim):
-    """aten::split.Tensor at opsets 13..28 (specs/shape.yaml:226)."""
-    d = dim % _h.rank(self)
-    n = _h.sizes(self)[d]
+    """aten::split.Tensor at opsets 13..28, when `is_static(size(self, dim), split_size)` (specs/shape.yaml:238)."""
+    n = _h.size(g, self, dim)
     pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
     return _h.as_list(
-        g.op("Split", self, _h.const(g, pieces, "int64"), axis_i=d, outputs=len(pieces))
+        g.op(
+            "Split",
+            self,
+            _h.const(g, pieces, "int64"),
+            axis_i=dim % _h.rank(self),
+            outputs=len(pieces),
+        )
     )
 
 
@@ -107,7 +387,7 @@ unsafe_split_Tensor__opset13 = split_Tensor__opset13
 
 
 def split_with_sizes__opset13(g, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml:251)."""
+    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml:261)."""
     return _h.as_list(
         g.op(
             "Split",
@@ -125,7 +405,7 @@ unsafe_split_with_sizes__opset13 = split_with_sizes__opset13
 
 
 def stack__opset13(g, tensors, dim):
-    """aten::stack at opsets 13..28 (specs/shape.yaml:284)."""
+    """aten::stack at opsets 13..28 (specs/shape.yaml:302)."""
     return g.op(
         "Concat", *[g.op("Unsqueeze", x, _h.const(g, [dim], "int64")) for x in tensors], axis_i=dim
     )
@@ -141,9 +421,44 @@ def aten__softmax(g, *args, **kwargs):
     return _h.dispatch(g, "aten::_softmax", 13, args, kwargs)
 
 
+def aten_avg_pool2d(g, *args, **kwargs):
+    """aten::avg_pool2d (aten::avg_pool2d, aten::avg_pool2d.out)."""
+    return _h.dispatch(g, "aten::avg_pool2d", 13, args, kwargs)
+
+
+def aten_conv1d(g, *args, **kwargs):
+    """aten::conv1d (aten::conv1d)."""
+    return _h.dispatch(g, "aten::conv1d", 13, args, kwargs)
+
+
+def aten_conv2d(g, *args, **kwargs):
+    """aten::conv2d (aten::conv2d)."""
+    return _h.dispatch(g, "aten::conv2d", 13, args, kwargs)
+
+
+def aten_conv3d(g, *args, **kwargs):
+    """aten::conv3d (aten::conv3d)."""
+    return _h.dispatch(g, "aten::conv3d", 13, args, kwargs)
+
+
 def aten_log_softmax(g, *args, **kwargs):
     """aten::log_softmax (aten::log_softmax.int, aten::log_softmax.int_out)."""
     return _h.dispatch(g, "aten::log_softmax", 13, args, kwargs)
+
+
+def aten_max_pool2d(g, *args, **kwargs):
+    """aten::max_pool2d (aten::max_pool2d)."""
+    return _h.dispatch(g, "aten::max_pool2d", 13, args, kwargs)
+
+
+def aten_max_pool2d_with_indices(g, *args, **kwargs):
+    """aten::max_pool2d_with_indices (aten::max_pool2d_with_indices)."""
+    return _h.dispatch(g, "aten::max_pool2d_with_indices", 13, args, kwargs)
+
+
+def aten_scaled_dot_product_attention(g, *args, **kwargs):
+    """aten::scaled_dot_product_attention (aten::scaled_dot_product_attention)."""
+    return _h.dispatch(g, "aten::scaled_dot_product_attention", 13, args, kwargs)
 
 
 def aten_softmax(g, *args, **kwargs):
@@ -214,7 +529,14 @@ def aten_unsqueeze_copy(g, *args, **kwargs):
 SYMBOLICS = {
     "aten::_log_softmax": aten__log_softmax,
     "aten::_softmax": aten__softmax,
+    "aten::avg_pool2d": aten_avg_pool2d,
+    "aten::conv1d": aten_conv1d,
+    "aten::conv2d": aten_conv2d,
+    "aten::conv3d": aten_conv3d,
     "aten::log_softmax": aten_log_softmax,
+    "aten::max_pool2d": aten_max_pool2d,
+    "aten::max_pool2d_with_indices": aten_max_pool2d_with_indices,
+    "aten::scaled_dot_product_attention": aten_scaled_dot_product_attention,
     "aten::softmax": aten_softmax,
     "aten::split": aten_split,
     "aten::split_copy": aten_split_copy,

@@ -17,7 +17,7 @@ from torchonnx import symbolic_helpers as _h
 
 
 def view__opset14(g, self, size):
-    """aten::view at opsets 14..28 (specs/shape.yaml:22)."""
+    """aten::view at opsets 14..28 (specs/shape.yaml:23)."""
     return g.op("Reshape", self, _h.const(g, size, "int64"), allowzero_i=1)
 
 
@@ -27,27 +27,42 @@ view_copy__opset14 = view__opset14
 
 
 def reshape__opset14(g, self, shape):
-    """aten::reshape at opsets 14..28 (specs/shape.yaml:336)."""
+    """aten::reshape at opsets 14..28 (specs/shape.yaml:355)."""
     return g.op("Reshape", self, _h.const(g, shape, "int64"), allowzero_i=1)
 
 
 def flatten_using_ints__opset14(g, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:353)."""
+    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:372)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
-    dims = _h.sizes(self)
-    shape = dims[:a] + [math.prod(dims[a : b + 1])] + dims[b + 1 :] if r > 0 else [1]
+    dims = _h.sizes(g, self)
+    block = dims[a : b + 1]
+    merged = (
+        math.prod(block)
+        if _h.is_static(block)
+        else g.op(
+            "ReduceProd",
+            g.op(
+                "Slice",
+                g.op("Shape", self),
+                _h.const(g, [a], "int64"),
+                _h.const(g, [b + 1], "int64"),
+            ),
+            keepdims_i=0,
+        )
+    )
+    shape = dims[:a] + [merged] + dims[b + 1 :] if r > 0 else [1]
     return g.op("Reshape", self, _h.const(g, shape, "int64"), allowzero_i=1)
 
 
 def unflatten_int__opset14(g, self, dim, sizes):
-    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:382)."""
+    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:403)."""
     d = dim % _h.rank(self)
     return g.op(
         "Reshape",
         self,
-        _h.const(g, _h.sizes(self)[:d] + sizes + _h.sizes(self)[d + 1 :], "int64"),
+        _h.const(g, _h.sizes(g, self)[:d] + sizes + _h.sizes(g, self)[d + 1 :], "int64"),
         allowzero_i=1,
     )
 

@@ -11,19 +11,17 @@ so they can be registered into torch's own TorchScript exporter. A function per 
 
 from __future__ import annotations
 
-import math
-
 from torchonnx import symbolic_helpers as _h
 
 
 def layer_norm__opset17(g, input, normalized_shape, weight, bias, eps, cudnn_enable):
-    """aten::layer_norm at opsets 17..17 (specs/nn.yaml:219)."""
+    """aten::layer_norm at opsets 17..17 (specs/nn.yaml:206)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     if _h.dtype_of(input) != "float64":
         if weight is None:
             scale = g.op(
-                "Reshape",
-                _h.const(g, [1.0] * math.prod(normalized_shape), _h.dtype_of(input)),
+                "Expand",
+                _h.const(g, 1.0, _h.dtype_of(input)),
                 _h.const(g, normalized_shape, "int64"),
             )
         else:
@@ -50,13 +48,13 @@ def layer_norm__opset17(g, input, normalized_shape, weight, bias, eps, cudnn_ena
 
 
 def native_layer_norm__opset17(g, input, normalized_shape, weight, bias, eps):
-    """aten::native_layer_norm at opsets 17..17 (specs/nn.yaml:282)."""
+    """aten::native_layer_norm at opsets 17..17 (specs/nn.yaml:247)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     if _h.dtype_of(input) != "float64":
         if weight is None:
             scale = g.op(
-                "Reshape",
-                _h.const(g, [1.0] * math.prod(normalized_shape), _h.dtype_of(input)),
+                "Expand",
+                _h.const(g, 1.0, _h.dtype_of(input)),
                 _h.const(g, normalized_shape, "int64"),
             )
         else:

@@ -11,19 +11,17 @@ so they can be registered into torch's own TorchScript exporter. A function per 
 
 from __future__ import annotations
 
-import math
-
 from torchonnx import symbolic_helpers as _h
 
 
 def layer_norm__opset18(g, input, normalized_shape, weight, bias, eps, cudnn_enable):
-    """aten::layer_norm at opsets 18..28 (specs/nn.yaml:201)."""
+    """aten::layer_norm at opsets 18..28 (specs/nn.yaml:206)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     if _h.dtype_of(input) != "float64":
         if weight is None:
             scale = g.op(
-                "Reshape",
-                _h.const(g, [1.0] * math.prod(normalized_shape), _h.dtype_of(input)),
+                "Expand",
+                _h.const(g, 1.0, _h.dtype_of(input)),
                 _h.const(g, normalized_shape, "int64"),
             )
         else:
@@ -52,13 +50,13 @@ def layer_norm__opset18(g, input, normalized_shape, weight, bias, eps, cudnn_ena
 
 
 def native_layer_norm__opset18(g, input, normalized_shape, weight, bias, eps):
-    """aten::native_layer_norm at opsets 18..28 (specs/nn.yaml:260)."""
+    """aten::native_layer_norm at opsets 18..28 (specs/nn.yaml:247)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     if _h.dtype_of(input) != "float64":
         if weight is None:
             scale = g.op(
-                "Reshape",
-                _h.const(g, [1.0] * math.prod(normalized_shape), _h.dtype_of(input)),
+                "Expand",
+                _h.const(g, 1.0, _h.dtype_of(input)),
                 _h.const(g, normalized_shape, "int64"),
             )
         else:
@@ -94,12 +92,13 @@ def native_layer_norm__opset18(g, input, normalized_shape, weight, bias, eps):
 
 
 def adaptive_avg_pool2d__opset18(g, self, output_size):
-    """aten::adaptive_avg_pool2d at opsets 18..28 (specs/nn.yaml:492)."""
+    """aten::adaptive_avg_pool2d at opsets 18..28 (specs/nn.yaml:476)."""
     r = _h.rank(self)
     oh, ow = output_size
-    if oh == 1 and ow == 1:
+    if _h.is_static(oh, ow) and oh == 1 and (ow == 1):
         return g.op("ReduceMean", self, _h.const(g, [r - 2, r - 1], "int64"), keepdims_i=1)
-    h, w = _h.sizes(self)[-2:]
+    h, w = _h.static(_h.sizes(g, self)[-2:], "_h.sizes(g, self)[-2:]")
+    oh, ow = _h.static(output_size, "output_size")
     if h % oh == 0 and w % ow == 0:
         blocks = g.op(
             "Reshape", self, _h.const(g, [0] * (r - 2) + [oh, h // oh, ow, w // ow], "int64")
@@ -120,7 +119,7 @@ _adaptive_avg_pool2d__opset18 = adaptive_avg_pool2d__opset18
 
 
 def mean_dim__opset18(g, self, dim, keepdim, dtype):
-    """aten::mean.dim at opsets 18..28 (specs/reduction.yaml:63)."""
+    """aten::mean.dim at opsets 18..28 (specs/reduction.yaml:61)."""
     axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
     if len(axes) == 0:
         return g.op("ReduceMean", self, keepdims_i=int(keepdim))
@@ -131,7 +130,7 @@ mean_out__opset18 = mean_dim__opset18
 
 
 def prod_dim_int__opset18(g, self, dim, keepdim, dtype):
-    """aten::prod.dim_int at opsets 18..28 (specs/reduction.yaml:101)."""
+    """aten::prod.dim_int at opsets 18..28 (specs/reduction.yaml:95)."""
     if _h.rank(self) == 0:
         return g.op("ReduceProd", self, keepdims_i=0)
     return g.op(
@@ -143,7 +142,7 @@ prod_int_out__opset18 = prod_dim_int__opset18
 
 
 def amax__opset18(g, self, dim, keepdim):
-    """aten::amax at opsets 18..28 (specs/reduction.yaml:125)."""
+    """aten::amax at opsets 18..28 (specs/reduction.yaml:114)."""
     axes = [d % _h.rank(self) for d in dim] if _h.rank(self) > 0 else []
     if len(axes) == 0:
         return g.op("ReduceMax", self, keepdims_i=int(keepdim))
@@ -154,7 +153,7 @@ amax_out__opset18 = amax__opset18
 
 
 def amin__opset18(g, self, dim, keepdim):
-    """aten::amin at opsets 18..28 (specs/reduction.yaml:153)."""
+    """aten::amin at opsets 18..28 (specs/reduction.yaml:136)."""
     axes = [d % _h.rank(self) for d in dim] if _h.rank(self) > 0 else []
     if len(axes) == 0:
         return g.op("ReduceMin", self, keepdims_i=int(keepdim))
@@ -165,7 +164,7 @@ amin_out__opset18 = amin__opset18
 
 
 def max_dim__opset18(g, self, dim, keepdim):
-    """aten::max.dim at opsets 18..28 (specs/reduction.yaml:180)."""
+    """aten::max.dim at opsets 18..28 (specs/reduction.yaml:157)."""
     if _h.rank(self) == 0:
         return (g.op("Identity", self), _h.const(g, 0, "int64"))
     d = dim % _h.rank(self)
@@ -179,7 +178,7 @@ max_dim_max__opset18 = max_dim__opset18
 
 
 def min_dim__opset18(g, self, dim, keepdim):
-    """aten::min.dim at opsets 18..28 (specs/reduction.yaml:207)."""
+    """aten::min.dim at opsets 18..28 (specs/reduction.yaml:178)."""
     if _h.rank(self) == 0:
         return (g.op("Identity", self), _h.const(g, 0, "int64"))
     d = dim % _h.rank(self)
@@ -193,8 +192,8 @@ min_dim_min__opset18 = min_dim__opset18
 
 
 def split_Tensor__opset18(g, self, split_size, dim):
-    """aten::split.Tensor at opsets 18..28, when `size(self, dim) is not None and size(self, dim) > 0 and size(self, dim) % split_size == 0` (specs/shape.yaml:221)."""
-    n = _h.size(self, dim) // split_size
+    """aten::split.Tensor at opsets 18..28, when `is_static(size(self, dim), split_size) and size(self, dim) > 0 and size(self, dim) % split_size == 0` (specs/shape.yaml:233)."""
+    n = _h.size(g, self, dim) // split_size
     return _h.as_list(g.op("Split", self, axis_i=dim, num_outputs_i=n, outputs=n))
 
 

@@ -15,7 +15,7 @@ from torchonnx import symbolic_helpers as _h
 
 
 def minimum__opset8(g, self, other):
-    """aten::minimum at opsets 8..28 (specs/elementwise.yaml:339)."""
+    """aten::minimum at opsets 8..28 (specs/elementwise.yaml:340)."""
     return g.op("Min", self, other)
 
 
@@ -23,7 +23,7 @@ minimum_out__opset8 = minimum__opset8
 
 
 def maximum__opset8(g, self, other):
-    """aten::maximum at opsets 8..28 (specs/elementwise.yaml:371)."""
+    """aten::maximum at opsets 8..28 (specs/elementwise.yaml:373)."""
     return g.op("Max", self, other)
 
 
@@ -31,44 +31,52 @@ maximum_out__opset8 = maximum__opset8
 
 
 def native_dropout__opset8(g, input, p, train):
-    """aten::native_dropout at opsets 8..28 (specs/elementwise.yaml:783)."""
+    """aten::native_dropout at opsets 8..28 (specs/elementwise.yaml:793)."""
     keep = g.op("Expand", _h.const(g, True, "bool"), g.op("Shape", input))
     return (g.op("Identity", input), keep)
 
 
 def full_like__opset8(g, self, fill_value, dtype, layout, device, pin_memory, memory_format):
-    """aten::full_like at opsets 8..28 (specs/elementwise.yaml:825)."""
+    """aten::full_like at opsets 8..28 (specs/elementwise.yaml:837)."""
     return g.op("Expand", _h.const(g, fill_value, _h.dtype_of(self)), g.op("Shape", self))
 
 
 def zeros_like__opset8(g, self, dtype, layout, device, pin_memory, memory_format):
-    """aten::zeros_like at opsets 8..28 (specs/elementwise.yaml:837)."""
+    """aten::zeros_like at opsets 8..28 (specs/elementwise.yaml:850)."""
     return g.op("Expand", _h.const(g, 0, _h.dtype_of(self)), g.op("Shape", self))
 
 
 def ones_like__opset8(g, self, dtype, layout, device, pin_memory, memory_format):
-    """aten::ones_like at opsets 8..28 (specs/elementwise.yaml:847)."""
+    """aten::ones_like at opsets 8..28 (specs/elementwise.yaml:861)."""
     return g.op("Expand", _h.const(g, 1, _h.dtype_of(self)), g.op("Shape", self))
 
 
 def max_pool2d_with_indices__opset8(g, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml:414)."""
+    """aten::max_pool2d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml:389)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
     batched = _h.rank(self) == 4
-    hw = _h.sizes(self)[-2:]
-    full = [
-        (hw[i] + 2 * p[i] - k[i] + (s[i] - 1 if ceil_mode else 0)) // s[i] + 1 for i in range(2)
-    ]
-    out_size = [
-        full[i] - 1 if ceil_mode and (full[i] - 1) * s[i] >= hw[i] + p[i] else full[i]
-        for i in range(2)
-    ]
-    ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - hw[i] - p[i]) for i in range(2)]
-    x = self if batched else g.op("Reshape", self, _h.const(g, [1] + _h.sizes(self), "int64"))
+    x = self if batched else g.op("Unsqueeze", self, axes_i=[0])
+    ends = p
+    if ceil_mode:
+        hw = _h.static(_h.sizes(g, self)[-2:], "_h.sizes(g, self)[-2:]")
+        full = [(hw[i] + 2 * p[i] - k[i] + s[i] - 1) // s[i] + 1 for i in range(2)]
+        out_size = [
+            full[i] - 1 if (full[i] - 1) * s[i] >= hw[i] + p[i] else full[i] for i in range(2)
+        ]
+        ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - hw[i] - p[i]) for i in range(2)]
     out, flat = g.op("MaxPool", x, kernel_shape_i=k, strides_i=s, pads_i=p + ends, outputs=2)
-    plane = hw[0] * hw[1]
+    hw = _h.sizes(g, self)[-2:]
+    plane = (
+        hw[0] * hw[1]
+        if _h.is_static(hw)
+        else g.op(
+            "ReduceProd",
+            g.op("Slice", g.op("Shape", self), starts_i=[-2], ends_i=[_h.rank(self)]),
+            keepdims_i=0,
+        )
+    )
     indices = g.op(
         "Sub",
         flat,
@@ -76,15 +84,16 @@ def max_pool2d_with_indices__opset8(g, self, kernel_size, stride, padding, dilat
     )
     if batched:
         return (out, indices)
-    return (
-        g.op("Reshape", out, _h.const(g, [_h.sizes(self)[0]] + out_size, "int64")),
-        g.op("Reshape", indices, _h.const(g, [_h.sizes(self)[0]] + out_size, "int64")),
-    )
+    return (g.op("Squeeze", out, axes_i=[0]), g.op("Squeeze", indices, axes_i=[0]))
 
 
 def expand__opset8(g, self, size, implicit):
-    """aten::expand at opsets 8..28 (specs/shape.yaml:307)."""
-    return g.op("Expand", self, _h.const(g, [1 if s == -1 else s for s in size], "int64"))
+    """aten::expand at opsets 8..28 (specs/shape.yaml:322)."""
+    return g.op(
+        "Expand",
+        self,
+        _h.const(g, [1 if _h.is_static(s) and s == -1 else s for s in size], "int64"),
+    )
 
 
 expand_copy__opset8 = expand__opset8

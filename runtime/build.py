@@ -19,24 +19,13 @@ from onnx_ir.tensor_adapters import TorchTensor
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
-from torchonnx.builder import Builder, IRBackend
+from torchonnx.builder import Builder, IRBackend, mark_number
 from torchonnx.dispatch import NotLowerable, bind, lower
 from torchonnx.dtypes import ir_dtype, name_of
 from torchonnx.errors import Unsupported, UnsupportedOperatorError
-from torchonnx.generated.registry import OVERLOADS
+from torchonnx.generated.registry import DROPPED, OVERLOADS
 
 PRODUCER = "torchonnx"
-# Assertions torch.export inserts (on dtypes, devices, sizes); they return nothing.
-RUNTIME_CHECKS = frozenset(
-    {
-        "aten::_assert_tensor_metadata",
-        "aten::_assert_async",
-        "aten::_assert_async.msg",
-        "aten::_assert_scalar",
-        "aten::sym_constrain_range",
-        "aten::sym_constrain_range_for_size",
-    }
-)
 
 
 def ir_version_for(opset: int) -> int:
@@ -70,8 +59,19 @@ def _set_type(value: ir.Value, meta: Any, names: Mapping[Any, Any]) -> None:
         value.dtype = ir.DataType.BOOL
         value.shape = ir.Shape([])
     elif isinstance(meta, (torch.SymFloat, float)):
-        value.dtype = ir.DataType.FLOAT
+        value.dtype = ir.DataType.DOUBLE  # a Python float
         value.shape = ir.Shape([])
+
+
+def target_name(target: Any) -> str:
+    """The spec key of an FX call's target: `aten::add.Tensor` for an ATen overload, the
+    qualified name of a Python callable (`operator.mul`, `math.ceil`, `torch.sym_max`)."""
+    if isinstance(target, torch._ops.OpOverload):
+        schema = target._schema
+        return schema.name + (f".{schema.overload_name}" if schema.overload_name else "")
+    module = getattr(target, "__module__", None) or ""
+    module = {"_operator": "operator"}.get(module, module)
+    return f"{module}.{getattr(target, '__name__', target)}"
 
 
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fn>\S+)\n\s*(?P<code>.*)')
@@ -178,20 +178,9 @@ class GraphBuild:
             self.values[node] = self.values[source][index]  # type: ignore[index]
             return
         meta = node.meta.get("val")
-        if not isinstance(target, torch._ops.OpOverload):
-            name = getattr(target, "__name__", str(target))
-            if getattr(target, "__module__", None) in ("_operator", "operator") or "sym" in name:
-                reason = (
-                    "arithmetic on dynamic sizes is not supported yet; export with static shapes"
-                )
-            else:
-                reason = f"{target!r} is not an ATen operator"
-            self._unsupported(node, name, reason)
-            return
-        schema = target._schema
-        name = schema.name + (f".{schema.overload_name}" if schema.overload_name else "")
-        if name in RUNTIME_CHECKS:
-            self.values[node] = None  # checks torch.export adds; they compute nothing
+        name = target_name(target)
+        if name in DROPPED:
+            self.values[node] = None  # a check torch.export adds; it computes nothing
             return
         entry = OVERLOADS.get(name)
         if entry is None:
@@ -232,6 +221,8 @@ class GraphBuild:
         self._named.add(name)
         if meta is not None:
             _set_type(value, meta, self.dim_names)
+        if isinstance(meta, (torch.SymInt, torch.SymFloat, torch.SymBool, int, float, bool)):
+            mark_number(value)  # a number the graph computes: promoted as torch promotes numbers
         return value
 
     def _unsupported(

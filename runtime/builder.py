@@ -40,6 +40,7 @@ class Builder(GraphBuilder):
         super().__init__(graph)
         self._features = BuilderFeature.INFER_SHAPES
         self._consts: dict[tuple[str, Any], ir.Value] = {}
+        self._dims: dict[tuple[ir.Value, int], ir.Value] = {}
         self.namespace = ""  # the module path of the call being lowered
         self.backend: Any = None  # the IRBackend dispatching into this builder
 
@@ -61,16 +62,53 @@ class Builder(GraphBuilder):
         self._consts[key] = out
         return out
 
+    def dim(self, value: ir.Value, axis: int) -> ir.Value:
+        """Dimension `axis` of `value` as a 0-d int64 graph value (one node per dim)."""
+        key = (value, axis)
+        if key not in self._dims:
+            out = self.op.Gather(self.op.Shape(value), self.constant(axis, "int64"), axis=0)
+            out.dtype, out.shape = ir.DataType.INT64, ir.Shape([])
+            mark_number(out)
+            self._dims[key] = out
+        return self._dims[key]
+
     def _dynamic(self, value: Any, dtype: str) -> ir.Value:
+        """A tensor of `dtype` from a graph value, or a 1-D one from a list mixing numbers and
+        0-d graph values (consecutive numbers make one constant)."""
         if isinstance(value, ir.Value):
-            return value if dtype == "int64" else self.op.Cast(value, to=onnx_enum(dtype))
+            return self._cast(value, dtype)
         one = self.constant([1], "int64")
-        parts = [
-            self.op.Reshape(v, one) if isinstance(v, ir.Value) else self.constant([v], "int64")
-            for v in value
-        ]
-        out = self.op.Concat(*parts, axis=0)
-        return out if dtype == "int64" else self.op.Cast(out, to=onnx_enum(dtype))
+        parts: list[ir.Value] = []
+        run: list[Any] = []
+        for v in [*value, None]:
+            if v is not None and not isinstance(v, ir.Value):
+                run.append(v)
+                continue
+            if run:
+                parts.append(self.constant(run, dtype))
+                run = []
+            if v is not None:
+                parts.append(self._cast(self.op.Reshape(v, one), dtype))
+        return parts[0] if len(parts) == 1 else self.op.Concat(*parts, axis=0)
+
+    def _cast(self, value: ir.Value, dtype: str) -> ir.Value:
+        if value.dtype is not None and name_of(value.dtype) == dtype:
+            return value
+        return self.op.Cast(value, to=onnx_enum(dtype))
+
+
+_NUMBER = "torchonnx.number"
+
+
+def mark_number(value: ir.Value) -> ir.Value:
+    """Mark a 0-d value as standing for a Python number (a SymInt, or `item()` of a tensor):
+    type promotion treats it as torch treats numbers."""
+    value.meta[_NUMBER] = True
+    return value
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, ir.Value) and bool(value.meta.get(_NUMBER))
 
 
 class IRBackend:
@@ -97,6 +135,9 @@ class IRBackend:
 
     def rank_of(self, value: Any) -> int | None:
         return len(value.shape) if isinstance(value, ir.Value) and value.shape is not None else None
+
+    def is_number(self, value: Any) -> bool:
+        return is_number(value)
 
     def const(self, value: Any, dtype: str) -> ir.Value:
         return self.builder.constant(value, dtype)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from torchonnx.dtypes import Operand, compute_dtype, name_of
+from torchonnx.dtypes import FLOATING, INTEGRAL, Operand, compute_dtype, named_value
 
 TENSOR = "tensor"
 MAYBE_TENSOR = "tensor?"
@@ -38,6 +38,8 @@ class Param:
     default: Any = REQUIRED
     kwarg_only: bool = False
     aten_name: str | None = None  # when it differs (Python keywords get a trailing _)
+    named: str | None = None  # dtype, layout, device or memory_format: passed on by name
+    dynamic: bool = False  # may be a value the graph computes (SymInt, Scalar)
 
     @property
     def is_tensor(self) -> bool:
@@ -141,6 +143,9 @@ class Backend(Protocol):
 
     def rank_of(self, value: Any) -> int | None: ...
 
+    def is_number(self, value: Any) -> bool:
+        """Whether a graph value stands for a Python number (a SymInt, `item()`)."""
+
     def cast(self, value: Any, dtype: str) -> Any: ...
 
     def const(self, value: Any, dtype: str) -> Any: ...
@@ -235,23 +240,24 @@ def _span(opsets: list[int]) -> str:
 def compute_dtype_for(entry: Entry, backend: Backend, args: dict[str, Any]) -> str | None:
     """The dtype the call computes in, by the entry's promotion rule."""
     if entry.dtype_param is not None and args.get(entry.dtype_param) is not None:
-        return name_of(args[entry.dtype_param])
+        return args[entry.dtype_param]
     if entry.promote is not None:
         operands = []
         for name in entry.promote_args:
-            value = args[name]
-            if value is None:
-                continue
-            if isinstance(value, (bool, int, float, complex)):
-                operands.append(Operand.scalar(value))
-                continue
-            for tensor in _tensors(value):
-                dtype = backend.dtype_of(tensor)
-                if dtype is None:
-                    raise NotLowerable(
-                        f"the dtype of argument {name} is not known", spec=entry.spec
-                    )
-                operands.append(Operand(dtype, backend.rank_of(tensor)))
+            for value in _tensors(args[name]):
+                if isinstance(value, (bool, int, float, complex)):
+                    operands.append(Operand.scalar(value))
+                elif backend.is_number(value):  # a number the graph computes: promoted as one
+                    dtype = backend.dtype_of(value)
+                    kind = "int64" if dtype in INTEGRAL else dtype
+                    operands.append(Operand("float64" if kind in FLOATING else kind, None))
+                else:
+                    dtype = backend.dtype_of(value)
+                    if dtype is None:
+                        raise NotLowerable(
+                            f"the dtype of argument {name} is not known", spec=entry.spec
+                        )
+                    operands.append(Operand(dtype, backend.rank_of(value)))
         return compute_dtype(entry.promote, operands)
     for name in entry.group:
         for tensor in _tensors(args.get(name)):
@@ -298,7 +304,6 @@ def plan(
     cap: int | None = None,
 ) -> tuple[Lowering, str | None, str | None]:
     """(lowering, compute dtype, dtype to run in) for this call; NotLowerable if unsupported."""
-    lowering = select(entry, opset, args, cap)
     for name, allowed in entry.input_dtypes.items():
         for tensor in _tensors(args.get(name)):
             dtype = backend.dtype_of(tensor)
@@ -317,6 +322,7 @@ def plan(
         # gaps without a condition are in the dtype plans; a runtime's gaps do not stop export
         if gap.when is not None and gap.runtime is None and _gap_applies(gap, compute, opset, args):
             raise NotLowerable(f"{gap.reason} (when {gap.when_text})", spec=gap.spec)
+    lowering = select(entry, opset, args, cap)  # after the gaps, whose reasons say more
     if compute is None:
         return lowering, None, None
     run, reason = lowering.run_dtype(compute, opset)
@@ -355,6 +361,9 @@ def lower(
 
     `pick` chooses the generated function of the lowering (the onnxscript one by default).
     """
+    for param in entry.overloads[overload].params:
+        if param.named is not None and args[param.name] is not None:
+            args[param.name] = named_value(param.named, args[param.name])
     lowering, compute, run = plan(entry, overload, backend.opset, args, backend, cap)
     for param in entry.overloads[overload].params:
         value = args[param.name]
@@ -365,7 +374,10 @@ def lower(
             dtype = run if in_group else Operand.scalar(value).dtype
             args[param.name] = backend.const(value, dtype)
         elif in_group and isinstance(value, (list, tuple)):
-            args[param.name] = [_cast(backend, v, run) for v in value]
+            args[param.name] = [
+                backend.const(v, run) if isinstance(v, (bool, int, float)) else _cast(backend, v, run)
+                for v in value
+            ]
         elif in_group:
             args[param.name] = _cast(backend, value, run)
     backend.lowered(overload, lowering, runtime_gaps(entry, compute, backend.opset, args))

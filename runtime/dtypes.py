@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import onnx_ir as ir
 import torch
@@ -44,7 +45,14 @@ COMPLEX = frozenset({"complex64", "complex128"})
 INTEGRAL = frozenset({"uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64"})
 
 # Promotion kinds, as torch's reference implementations name them.
-PROMOTION_KINDS = ("default", "int_to_float", "always_bool", "complex_to_float", "int_to_long")
+PROMOTION_KINDS = (
+    "default",
+    "int_to_float",
+    "always_bool",
+    "complex_to_float",
+    "int_to_long",
+    "python",  # Python's rules for the numbers of sizes: bool, then int64, then float64
+)
 
 
 def torch_dtype(name: str) -> torch.dtype:
@@ -176,12 +184,23 @@ def result_dtype(operands: Iterable[Operand]) -> str:
 
 def compute_dtype(kind: str, operands: Sequence[Operand]) -> str:
     """The dtype an op of promotion `kind` computes in (its inputs are cast to it)."""
+    if kind == "python":
+        return python_dtype(op.dtype for op in operands)
     dtype = result_dtype(operands)
     if kind == "int_to_float" and _category(dtype) < 2:
         return name_of(torch.get_default_dtype())
     if kind == "int_to_long" and _category(dtype) < 2:
         return "int64"
     return dtype
+
+
+def python_dtype(dtypes: Iterable[str]) -> str:
+    """The dtype Python computes numbers of these dtypes in: any float makes a float64, any
+    integer an int64; bools stay bool (SymInts are int64 in a graph, SymFloats float64)."""
+    categories = {_category(d) for d in dtypes}
+    if not categories:
+        raise ValueError("type promotion needs at least one operand")
+    return {0: "bool", 1: "int64"}.get(max(categories), "float64")
 
 
 def output_dtype(kind: str, compute: str) -> str:
@@ -191,3 +210,43 @@ def output_dtype(kind: str, compute: str) -> str:
     if kind == "complex_to_float":
         return real_of(compute)
     return compute
+
+
+# ATen's ScalarType numbering, as TorchScript graphs carry dtype arguments.
+_SCALAR_TYPES = {
+    0: "uint8",
+    1: "int8",
+    2: "int16",
+    3: "int32",
+    4: "int64",
+    5: "float16",
+    6: "float32",
+    7: "float64",
+    9: "complex64",
+    10: "complex128",
+    11: "bool",
+    15: "bfloat16",
+}
+# ATen's Layout and MemoryFormat numbering (c10/core/Layout.h, MemoryFormat.h).
+_LAYOUTS = {0: "strided", 1: "sparse_coo", 2: "sparse_csr", 3: "mkldnn"}
+_MEMORY_FORMATS = {
+    0: "contiguous_format",
+    1: "preserve_format",
+    2: "channels_last",
+    3: "channels_last_3d",
+}
+
+
+def named_value(kind: str, value: Any) -> str:
+    """A ScalarType, Layout, Device or MemoryFormat argument by name, whatever the export path
+    gives (a torch object, ATen's number for it, or its name): `float32`, `strided`, `cpu`,
+    `channels_last`."""
+    if isinstance(value, str):
+        return value
+    if kind == "dtype":
+        return _SCALAR_TYPES[value] if isinstance(value, int) else name_of(value)
+    if kind == "layout" and isinstance(value, int):
+        return _LAYOUTS[value]
+    if kind == "memory_format" and isinstance(value, int):
+        return _MEMORY_FORMATS[value]
+    return str(value).removeprefix("torch.")

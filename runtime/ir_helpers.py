@@ -8,21 +8,41 @@ from typing import Any
 import onnx_ir as ir
 import torch
 
-from torchonnx.dispatch import bind, lower
+from torchonnx.dispatch import NotLowerable, bind, lower
 from torchonnx.dtypes import ir_dtype, name_of, onnx_enum
-from torchonnx.meta import dtype_of, is_floating, rank, size, sizes
+from torchonnx.meta import dtype_of, factory_dtype, is_floating, is_static, rank, static, static_size, static_sizes
 
 __all__ = [
     "as_list",
     "attrs",
     "const",
     "dtype_of",
+    "factory_dtype",
     "is_floating",
+    "is_static",
     "onnx_dtype",
     "rank",
     "size",
     "sizes",
+    "static",
+    "static_size",
+    "static_sizes",
 ]
+
+
+def sizes(op: Any, value: ir.Value) -> list[int | ir.Value]:
+    """The sizes of a tensor: ints where static, 0-d int64 graph values where dynamic."""
+    if value.shape is None:
+        raise NotLowerable(f"the shape of {value.name} is not known")
+    return [d if isinstance(d, int) else op.builder.dim(value, i) for i, d in enumerate(value.shape)]
+
+
+def size(op: Any, value: ir.Value, dim: int) -> int | ir.Value:
+    """The size of dimension `dim`: an int where static, a 0-d int64 graph value where not."""
+    if value.shape is None:
+        raise NotLowerable(f"the shape of {value.name} is not known")
+    d = value.shape[dim]
+    return d if isinstance(d, int) else op.builder.dim(value, dim % len(value.shape))
 
 
 def const(op: Any, value: Any, dtype: str | torch.dtype) -> ir.Value | None:

@@ -26,7 +26,7 @@ from torchonnx.dispatch import (
     lower,
 )
 from torchonnx.dtypes import name_of, onnx_enum, torch_dtype
-from torchonnx.meta import dtype_of, is_floating, rank, size, sizes
+from torchonnx.meta import dtype_of, factory_dtype, is_floating, is_static, rank, static, static_size, static_sizes
 
 __all__ = [
     "as_list",
@@ -35,37 +35,62 @@ __all__ = [
     "const",
     "dispatch",
     "dtype_of",
+    "factory_dtype",
     "is_floating",
+    "is_static",
     "onnx_dtype",
     "optional",
     "rank",
     "size",
     "sizes",
+    "static",
+    "static_size",
+    "static_sizes",
     "typed",
 ]
 
-# ATen's ScalarType numbering, as TorchScript graphs carry dtype arguments.
-_SCALAR_TYPES = {
-    0: "uint8",
-    1: "int8",
-    2: "int16",
-    3: "int32",
-    4: "int64",
-    5: "float16",
-    6: "float32",
-    7: "float64",
-    9: "complex64",
-    10: "complex128",
-    11: "bool",
-    15: "bfloat16",
-}
-
-
 def const(g: Any, value: Any, dtype: str | torch.dtype) -> torch._C.Value | None:
-    """A constant of `dtype` holding `value`; a graph value passes through, None stays None."""
-    if value is None or isinstance(value, torch._C.Value):
+    """A constant of `dtype` holding `value`; a graph value is cast to `dtype`, a list mixing
+    numbers and 0-d graph values (SymInts) becomes a 1-D tensor; None stays None."""
+    name = name_of(dtype)
+    if value is None:
+        return None
+    if isinstance(value, torch._C.Value):
+        return _cast_to(g, value, name)
+    if isinstance(value, (list, tuple)) and not is_static(value):
+        one = g.op("Constant", value_t=torch.tensor([1], dtype=torch.int64))
+        parts = [
+            _cast_to(g, g.op("Reshape", v, one), name) if isinstance(v, torch._C.Value)
+            else const(g, [v], name)
+            for v in value
+        ]
+        return g.op("Concat", *parts, axis_i=0)
+    return g.op("Constant", value_t=torch.tensor(value, dtype=torch_dtype(name)))
+
+
+def _cast_to(g: Any, value: Any, dtype: str) -> Any:
+    kind = value.type()
+    if kind.kind() == "TensorType" and kind.dtype() is not None and name_of(kind.dtype()) == dtype:
         return value
-    return g.op("Constant", value_t=torch.tensor(value, dtype=torch_dtype(name_of(dtype))))
+    return g.op("Cast", value, to_i=onnx_enum(dtype))
+
+
+def sizes(g: Any, value: Any) -> list[Any]:
+    """The sizes of a tensor: ints where static, 0-d int64 values where dynamic."""
+    shape = value.type().varyingSizes()
+    if shape is None:
+        raise NotLowerable(f"the shape of {value.debugName()} is not known")
+    return [d if d is not None else size(g, value, i) for i, d in enumerate(shape)]
+
+
+def size(g: Any, value: Any, dim: int) -> Any:
+    shape = value.type().varyingSizes()
+    if shape is None:
+        raise NotLowerable(f"the shape of {value.debugName()} is not known")
+    if shape[dim] is not None:
+        return shape[dim]
+    index = g.op("Constant", value_t=torch.tensor(dim % len(shape), dtype=torch.int64))
+    return g.op("Gather", g.op("Shape", value), index, axis_i=0)
 
 
 def onnx_dtype(dtype: str | torch.dtype) -> int:
@@ -110,6 +135,14 @@ class TorchScriptBackend:
         except (AttributeError, RuntimeError):
             return None
 
+    def is_number(self, value: Any) -> bool:
+        # TorchScript graphs carry numbers as ints/floats, or as 0-d tensors of aten::size
+        return isinstance(value, torch._C.Value) and value.type().kind() in (
+            "IntType",
+            "FloatType",
+            "BoolType",
+        )
+
     def cast(self, value: Any, dtype: str) -> Any:
         out = self.g.op("Cast", value, to_i=onnx_enum(dtype))
         if value.type().kind() == "TensorType":
@@ -123,8 +156,9 @@ class TorchScriptBackend:
         pass
 
 
-def python_value(value: Any, name: str) -> Any:
-    """The Python value of a constant TorchScript input."""
+def python_value(value: Any, name: str, dynamic: bool = False) -> Any:
+    """The Python value of a constant TorchScript input; where `dynamic` (a SymInt or Scalar
+    argument), a computed one stays a graph value (inside a list too)."""
     if not isinstance(value, torch._C.Value):
         return value
     node = value.node()
@@ -138,7 +172,9 @@ def python_value(value: Any, name: str) -> Any:
         tensor = node.t("value")
         return tensor.item() if tensor.dim() == 0 else tensor.tolist()
     if kind == "prim::ListConstruct":
-        return [python_value(v, name) for v in node.inputs()]
+        return [python_value(v, name, dynamic) for v in node.inputs()]
+    if dynamic:
+        return value
     raise NotLowerable(
         f"argument {name} must be known while exporting, but it is computed ({kind})"
     )
@@ -229,10 +265,7 @@ def dispatch(g: Any, packet: str, opset: int, args: Sequence[Any], kwargs: dict[
     for p in overload.params:
         value = bound[p.name]
         if p.kind == VALUE:
-            value = python_value(value, p.name)
-            if p.name == entry.dtype_param and isinstance(value, int):
-                value = _SCALAR_TYPES[value]
-            bound[p.name] = value
+            bound[p.name] = python_value(value, p.name, p.dynamic)
         elif p.kind == "tensor[]":
             bound[p.name] = _tensor_list(value)
         elif isinstance(value, torch._C.Value) and value.type().kind() == "NoneType":

@@ -8,7 +8,10 @@ A spec sample is the argument list of one call of the op, written in Python:
 - `pos(*shape)`: like `t`, but positive (for sqrt, log, division).
 - `ints(*shape, low=0, high=5)`: int64 values in [low, high).
 - `mask(*shape)`: random booleans.
-- dtype names (`float16`, `int64`, ...) are torch dtypes, for ScalarType arguments.
+- `sym(value)`: a number the graph computes (a SymInt of a dynamic size, a number from
+  `item()`): the tests pass it as a graph input, eager PyTorch gets `value`.
+- dtype names (`float16`, `int64`, ...) are torch dtypes, for ScalarType arguments; `dtype`
+  is the dtype under test (for factories such as `full(..., dtype=dtype)`).
 
 Values are seeded per sample, so a failure reproduces.
 """
@@ -17,13 +20,31 @@ from __future__ import annotations
 
 import ast
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from torchonnx.dtypes import DTYPE_NAMES, FLOATING, torch_dtype
 
-SAMPLE_NAMES = ("t", "pos", "ints", "mask", *DTYPE_NAMES)
+SAMPLE_NAMES = ("t", "pos", "ints", "mask", "sym", "dtype", *DTYPE_NAMES)
+
+
+@dataclass(frozen=True)
+class SymNumber:
+    """A sample argument that the graph computes: a number torch.export would see as a SymInt
+    (or SymFloat, SymBool)."""
+
+    value: bool | int | float
+
+
+def eager(value: Any) -> Any:
+    """A sample argument as eager PyTorch takes it: numbers of the graph as plain numbers."""
+    if isinstance(value, SymNumber):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return type(value)(eager(v) for v in value)
+    return value
 
 
 class _Maker:
@@ -58,6 +79,7 @@ def sample_args(text: str, dtype: str) -> tuple[tuple[Any, ...], dict[str, Any]]
     maker = _Maker(dtype, zlib.crc32(f"{text}|{dtype}".encode()))
     namespace: dict[str, Any] = {name: torch_dtype(name) for name in DTYPE_NAMES}
     namespace.update({name: getattr(maker, name) for name in ("t", "pos", "ints", "mask")})
+    namespace.update(sym=SymNumber, dtype=torch_dtype(dtype))
     call = ast.parse(f"_f({text})", mode="eval").body
     assert isinstance(call, ast.Call)
     args = tuple(_eval(a, namespace) for a in call.args)
