@@ -453,7 +453,8 @@ class _Checker:
             )
         if value.kind is Kind.NONE:
             value = Sym(Kind.VALUE, maybe_none=True, literal=None)
-        env[name] = replace(value, param=None)
+        # a name for (an element of) a tensor argument is still that argument to helpers
+        env[name] = value if value.kind.is_tensor else replace(value, param=None)
         for key in [k for k in env if k.startswith("<") and _mentions(k, name)]:
             del env[key]  # what an earlier test proved of an expression using the old value
 
@@ -743,10 +744,10 @@ class _Checker:
                 self.need_value(cond, self.expr(cond, inner), "a comprehension condition")
                 _narrow_by(cond, inner, {})
         elt = self.expr(node.elt, inner)
-        if elt.kind is Kind.TENSOR:
-            return Sym(Kind.TENSORS, dtype=elt.dtype)
+        if elt.kind is Kind.TENSOR:  # elements of an argument stay readable by helpers
+            return Sym(Kind.TENSORS, dtype=elt.dtype, param=elt.param)
         if elt.kind is Kind.MAYBE_TENSOR:
-            return Sym(Kind.TENSORS, dtype=elt.dtype, optional_items=True)
+            return Sym(Kind.TENSORS, dtype=elt.dtype, optional_items=True, param=elt.param)
         self.need_value(node.elt, elt, "a comprehension element", static=False)
         return Sym(
             Kind.VALUE,
@@ -797,6 +798,8 @@ class _Checker:
             dynamic = False
             for a in node.args:
                 s = self.expr(a, env)
+                if s.kind is Kind.TENSORS and name in ("enumerate", "zip"):
+                    continue  # a comprehension over it binds its elements
                 if s.kind is Kind.TENSORS and name in ("len", "list", "tuple", "reversed"):
                     if name != "len":
                         return (

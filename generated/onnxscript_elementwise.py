@@ -1155,3 +1155,36 @@ def zeros_like__opset8(op, self, dtype, layout, device, pin_memory, memory_forma
 def ones_like__opset8(op, self, dtype, layout, device, pin_memory, memory_format):
     """aten::ones_like at opsets 8..28 (specs/elementwise.yaml:861)."""
     return op.Expand(_h.const(op, 1, _h.dtype_of(self)), op.Shape(self))
+
+
+# aten::cos: Cosine, elementwise.
+# specs/elementwise.yaml:866
+#   aten::cos(Tensor self) -> Tensor
+#   aten::cos_(Tensor(a!) self) -> Tensor(a!)
+#   aten::cos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def cos__opset7(op, self):
+    """aten::cos at opsets 7..28 (specs/elementwise.yaml:875)."""
+    return op.Cos(self)
+
+
+cos___opset7 = cos__opset7
+
+cos_out__opset7 = cos__opset7
+
+# aten::sin: Sine, elementwise.
+# specs/elementwise.yaml:880
+#   aten::sin(Tensor self) -> Tensor
+#   aten::sin_(Tensor(a!) self) -> Tensor(a!)
+#   aten::sin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def sin__opset7(op, self):
+    """aten::sin at opsets 7..28 (specs/elementwise.yaml:888)."""
+    return op.Sin(self)
+
+
+sin___opset7 = sin__opset7
+
+sin_out__opset7 = sin__opset7

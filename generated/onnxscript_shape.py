@@ -591,3 +591,138 @@ def unflatten_int__opset7__when(self, dim, sizes):
 def contiguous__opset7(op, self, memory_format):
     """aten::contiguous at opsets 7..28 (specs/shape.yaml:423)."""
     return op.Identity(self)
+
+
+# aten::triu: self with the elements below diagonal `diagonal` of its last two dims set to zero.
+# specs/shape.yaml:428
+#   aten::triu(Tensor self, SymInt diagonal=0) -> Tensor
+#   aten::triu_(Tensor(a!) self, SymInt diagonal=0) -> Tensor(a!)
+#   aten::triu.out(Tensor self, SymInt diagonal=0, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def triu__opset14(op, self, diagonal):
+    """aten::triu at opsets 14..28 (specs/shape.yaml:436)."""
+    return op.Trilu(self, _h.const(op, diagonal, "int64"), upper=1)
+
+
+triu___opset14 = triu__opset14
+
+triu_out__opset14 = triu__opset14
+
+
+def triu__opset11(op, self, diagonal):
+    """aten::triu at opsets 11..12 (specs/shape.yaml:439)."""
+    rows = op.Range(
+        _h.const(op, 0, "int64"),
+        _h.const(op, _h.size(op, self, -2), "int64"),
+        _h.const(op, 1, "int64"),
+    )
+    cols = op.Range(
+        _h.const(op, 0, "int64"),
+        _h.const(op, _h.size(op, self, -1), "int64"),
+        _h.const(op, 1, "int64"),
+    )
+    below = op.Less(
+        op.Sub(op.Unsqueeze(cols, axes=[0]), op.Unsqueeze(rows, axes=[1])),
+        _h.const(op, diagonal, "int64"),
+    )
+    return op.Where(below, _h.const(op, 0, _h.dtype_of(self)), self)
+
+
+triu___opset11 = triu__opset11
+
+triu_out__opset11 = triu__opset11
+
+
+def triu__opset13(op, self, diagonal):
+    """aten::triu at opsets 13..13 (specs/shape.yaml:439)."""
+    rows = op.Range(
+        _h.const(op, 0, "int64"),
+        _h.const(op, _h.size(op, self, -2), "int64"),
+        _h.const(op, 1, "int64"),
+    )
+    cols = op.Range(
+        _h.const(op, 0, "int64"),
+        _h.const(op, _h.size(op, self, -1), "int64"),
+        _h.const(op, 1, "int64"),
+    )
+    below = op.Less(
+        op.Sub(
+            op.Unsqueeze(cols, _h.const(op, [0], "int64")),
+            op.Unsqueeze(rows, _h.const(op, [1], "int64")),
+        ),
+        _h.const(op, diagonal, "int64"),
+    )
+    return op.Where(below, _h.const(op, 0, _h.dtype_of(self)), self)
+
+
+triu___opset13 = triu__opset13
+
+triu_out__opset13 = triu__opset13
+
+# aten::tril: self with the elements above diagonal `diagonal` of its last two dims set to zero.
+# specs/shape.yaml:457
+#   aten::tril(Tensor self, SymInt diagonal=0) -> Tensor
+#   aten::tril_(Tensor(a!) self, SymInt diagonal=0) -> Tensor(a!)
+#   aten::tril.out(Tensor self, SymInt diagonal=0, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def tril__opset14(op, self, diagonal):
+    """aten::tril at opsets 14..28 (specs/shape.yaml:465)."""
+    return op.Trilu(self, _h.const(op, diagonal, "int64"), upper=0)
+
+
+tril___opset14 = tril__opset14
+
+tril_out__opset14 = tril__opset14
+
+
+def tril__opset11(op, self, diagonal):
+    """aten::tril at opsets 11..12 (specs/shape.yaml:468)."""
+    rows = op.Range(
+        _h.const(op, 0, "int64"),
+        _h.const(op, _h.size(op, self, -2), "int64"),
+        _h.const(op, 1, "int64"),
+    )
+    cols = op.Range(
+        _h.const(op, 0, "int64"),
+        _h.const(op, _h.size(op, self, -1), "int64"),
+        _h.const(op, 1, "int64"),
+    )
+    above = op.Greater(
+        op.Sub(op.Unsqueeze(cols, axes=[0]), op.Unsqueeze(rows, axes=[1])),
+        _h.const(op, diagonal, "int64"),
+    )
+    return op.Where(above, _h.const(op, 0, _h.dtype_of(self)), self)
+
+
+tril___opset11 = tril__opset11
+
+tril_out__opset11 = tril__opset11
+
+
+def tril__opset13(op, self, diagonal):
+    """aten::tril at opsets 13..13 (specs/shape.yaml:468)."""
+    rows = op.Range(
+        _h.const(op, 0, "int64"),
+        _h.const(op, _h.size(op, self, -2), "int64"),
+        _h.const(op, 1, "int64"),
+    )
+    cols = op.Range(
+        _h.const(op, 0, "int64"),
+        _h.const(op, _h.size(op, self, -1), "int64"),
+        _h.const(op, 1, "int64"),
+    )
+    above = op.Greater(
+        op.Sub(
+            op.Unsqueeze(cols, _h.const(op, [0], "int64")),
+            op.Unsqueeze(rows, _h.const(op, [1], "int64")),
+        ),
+        _h.const(op, diagonal, "int64"),
+    )
+    return op.Where(above, _h.const(op, 0, _h.dtype_of(self)), self)
+
+
+tril___opset13 = tril__opset13
+
+tril_out__opset13 = tril__opset13

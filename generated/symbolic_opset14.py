@@ -67,6 +67,26 @@ def unflatten_int__opset14(g, self, dim, sizes):
     )
 
 
+def triu__opset14(g, self, diagonal):
+    """aten::triu at opsets 14..28 (specs/shape.yaml:436)."""
+    return g.op("Trilu", self, _h.const(g, diagonal, "int64"), upper_i=1)
+
+
+triu___opset14 = triu__opset14
+
+triu_out__opset14 = triu__opset14
+
+
+def tril__opset14(g, self, diagonal):
+    """aten::tril at opsets 14..28 (specs/shape.yaml:465)."""
+    return g.op("Trilu", self, _h.const(g, diagonal, "int64"), upper_i=0)
+
+
+tril___opset14 = tril__opset14
+
+tril_out__opset14 = tril__opset14
+
+
 def aten__unsafe_view(g, *args, **kwargs):
     """aten::_unsafe_view (aten::_unsafe_view)."""
     return _h.dispatch(g, "aten::_unsafe_view", 14, args, kwargs)
@@ -80,6 +100,26 @@ def aten_flatten(g, *args, **kwargs):
 def aten_reshape(g, *args, **kwargs):
     """aten::reshape (aten::reshape)."""
     return _h.dispatch(g, "aten::reshape", 14, args, kwargs)
+
+
+def aten_tril(g, *args, **kwargs):
+    """aten::tril (aten::tril, aten::tril.out)."""
+    return _h.dispatch(g, "aten::tril", 14, args, kwargs)
+
+
+def aten_tril_(g, *args, **kwargs):
+    """aten::tril_ (aten::tril_)."""
+    return _h.dispatch(g, "aten::tril_", 14, args, kwargs)
+
+
+def aten_triu(g, *args, **kwargs):
+    """aten::triu (aten::triu, aten::triu.out)."""
+    return _h.dispatch(g, "aten::triu", 14, args, kwargs)
+
+
+def aten_triu_(g, *args, **kwargs):
+    """aten::triu_ (aten::triu_)."""
+    return _h.dispatch(g, "aten::triu_", 14, args, kwargs)
 
 
 def aten_unflatten(g, *args, **kwargs):
@@ -101,6 +141,10 @@ SYMBOLICS = {
     "aten::_unsafe_view": aten__unsafe_view,
     "aten::flatten": aten_flatten,
     "aten::reshape": aten_reshape,
+    "aten::tril": aten_tril,
+    "aten::tril_": aten_tril_,
+    "aten::triu": aten_triu,
+    "aten::triu_": aten_triu_,
     "aten::unflatten": aten_unflatten,
     "aten::view": aten_view,
     "aten::view_copy": aten_view_copy,

@@ -47,9 +47,10 @@ def size(op: Any, value: ir.Value, dim: int) -> int | ir.Value:
 
 def const(op: Any, value: Any, dtype: str | torch.dtype) -> ir.Value | None:
     """A constant of `dtype` holding `value` (a number or a nested list of numbers); a graph
-    value passes through, and None (an omitted input) stays None."""
-    if value is None or isinstance(value, ir.Value):
-        return value
+    value is cast to `dtype` where it differs, a list mixing numbers and 0-d graph values
+    (sizes) becomes a 1-D tensor, and None (an omitted input) stays None."""
+    if value is None:
+        return None
     return op.builder.constant(value, dtype)
 
 
