@@ -40,6 +40,7 @@ HELPERS = (
     "is_static",
     "static",
     "factory_dtype",
+    "bits",
 )
 # Helpers whose generated call takes the graph context first (they may add nodes).
 _CTX_HELPERS = ("size", "sizes")
@@ -877,6 +878,14 @@ class _Checker:
         self.need_value(node.args[0], sym, "static()'s argument", static=False)
         self.notes[_key(node)] = _CallNote("helper")
         return replace(sym, dynamic=False, param=None)
+
+    def helper_bits(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
+        if len(node.args) != 1 or node.keywords:
+            raise self.fail(node, "bits() takes a dtype: bits(dtype_of(self))")
+        if self.expr(node.args[0], env).pytype != "dtype":
+            raise self.fail(node.args[0], "bits() takes a dtype name or dtype_of(x)")
+        self.notes[_key(node)] = _CallNote("helper")
+        return Sym(Kind.VALUE, pytype="int")
 
     def helper_factory_dtype(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
         usage = "factory_dtype(dtype, value, ...): dtype, or torch's dtype for the values"

@@ -407,13 +407,31 @@ def split_with_sizes__gap0(self, split_sizes, dim):
 
 
 def cat__opset11(op, tensors, dim):
-    """aten::cat at opsets 11..28 (specs/shape.yaml:283)."""
-    return op.Concat(*tensors, axis=dim)
+    """aten::cat at opsets 11..28 (specs/shape.yaml:284)."""
+    return op.Concat(
+        *[
+            t
+            for t in tensors
+            if not (
+                _h.rank(t) == 1 and _h.is_static(_h.size(op, t, 0)) and (_h.size(op, t, 0) == 0)
+            )
+        ],
+        axis=dim,
+    )
 
 
 def cat__opset7(op, tensors, dim):
-    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:285)."""
-    return op.Concat(*tensors, axis=dim)
+    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:286)."""
+    return op.Concat(
+        *[
+            t
+            for t in tensors
+            if not (
+                _h.rank(t) == 1 and _h.is_static(_h.size(op, t, 0)) and (_h.size(op, t, 0) == 0)
+            )
+        ],
+        axis=dim,
+    )
 
 
 def cat__opset7__when(tensors, dim):
@@ -421,22 +439,22 @@ def cat__opset7__when(tensors, dim):
 
 
 # aten::stack: tensors (of one shape) joined along a new dim dim.
-# specs/shape.yaml:296
+# specs/shape.yaml:299
 #   aten::stack(Tensor[] tensors, int dim=0) -> Tensor
 
 
 def stack__opset11(op, tensors, dim):
-    """aten::stack at opsets 11..12 (specs/shape.yaml:302)."""
+    """aten::stack at opsets 11..12 (specs/shape.yaml:305)."""
     return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
 
 
 def stack__opset13(op, tensors, dim):
-    """aten::stack at opsets 13..28 (specs/shape.yaml:302)."""
+    """aten::stack at opsets 13..28 (specs/shape.yaml:305)."""
     return op.Concat(*[op.Unsqueeze(x, _h.const(op, [dim], "int64")) for x in tensors], axis=dim)
 
 
 def stack__opset7(op, tensors, dim):
-    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:304)."""
+    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:307)."""
     return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
 
 
@@ -445,13 +463,13 @@ def stack__opset7__when(tensors, dim):
 
 
 # aten::expand: self broadcast to shape size; -1 keeps a dim of self.
-# specs/shape.yaml:315
+# specs/shape.yaml:318
 #   aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a)
 #   aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor
 
 
 def expand__opset8(op, self, size, implicit):
-    """aten::expand at opsets 8..28 (specs/shape.yaml:322)."""
+    """aten::expand at opsets 8..28 (specs/shape.yaml:325)."""
     return op.Expand(
         self, _h.const(op, [1 if _h.is_static(s) and s == -1 else s for s in size], "int64")
     )
@@ -461,7 +479,7 @@ expand_copy__opset8 = expand__opset8
 
 
 def expand__opset7(op, self, size, implicit):
-    """aten::expand at opsets 7..7 (specs/shape.yaml:326)."""
+    """aten::expand at opsets 7..7 (specs/shape.yaml:329)."""
     lead = len(size) - _h.rank(self)
     x = op.Unsqueeze(self, axes=list(range(lead))) if lead > 0 else self
     dims = [1] * lead + _h.sizes(op, self)
@@ -479,32 +497,32 @@ def expand__opset7(op, self, size, implicit):
 expand_copy__opset7 = expand__opset7
 
 # aten::clone: a copy of self (memory_format is a layout, which ONNX does not have).
-# specs/shape.yaml:340
+# specs/shape.yaml:343
 #   aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor
 
 
 def clone__opset7(op, self, memory_format):
-    """aten::clone at opsets 7..28 (specs/shape.yaml:345)."""
+    """aten::clone at opsets 7..28 (specs/shape.yaml:348)."""
     return op.Identity(self)
 
 
 # aten::reshape: self with its elements laid out in shape shape; -1 is inferred, 0 is a zero-size dim.
-# specs/shape.yaml:350
+# specs/shape.yaml:353
 #   aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)
 
 
 def reshape__opset14(op, self, shape):
-    """aten::reshape at opsets 14..28 (specs/shape.yaml:355)."""
+    """aten::reshape at opsets 14..28 (specs/shape.yaml:358)."""
     return op.Reshape(self, _h.const(op, shape, "int64"), allowzero=1)
 
 
 def reshape__opset7(op, self, shape):
-    """aten::reshape at opsets 7..13, when `0 not in [s for s in shape if is_static(s)]` (specs/shape.yaml:357)."""
+    """aten::reshape at opsets 7..13, when `0 not in [s for s in shape if is_static(s)]` (specs/shape.yaml:360)."""
     return op.Reshape(self, _h.const(op, shape, "int64"))
 
 
 def reshape__opset7_1(op, self, shape):
-    """aten::reshape at opsets 7..13, when `len([s for s in shape if is_static(s) and s == 0]) == 1` (specs/shape.yaml:360)."""
+    """aten::reshape at opsets 7..13, when `len([s for s in shape if is_static(s) and s == 0]) == 1` (specs/shape.yaml:363)."""
     return op.Reshape(
         self, _h.const(op, [-1 if _h.is_static(s) and s == 0 else s for s in shape], "int64")
     )
@@ -519,12 +537,12 @@ def reshape__opset7_1__when(self, shape):
 
 
 # aten::flatten.using_ints: dims start_dim..end_dim of self merged into one; a 0-dim self becomes shape [1].
-# specs/shape.yaml:367
+# specs/shape.yaml:370
 #   aten::flatten.using_ints(Tensor(a) self, int start_dim=0, int end_dim=-1) -> Tensor(a)
 
 
 def flatten_using_ints__opset14(op, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:372)."""
+    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:375)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -543,7 +561,7 @@ def flatten_using_ints__opset14(op, self, start_dim, end_dim):
 
 
 def flatten_using_ints__opset7(op, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:382)."""
+    """aten::flatten.using_ints at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:385)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -557,12 +575,12 @@ def flatten_using_ints__opset7__when(self, start_dim, end_dim):
 
 
 # aten::unflatten.int: dim dim of self split into dims of sizes sizes (one may be -1).
-# specs/shape.yaml:397
+# specs/shape.yaml:400
 #   aten::unflatten.int(Tensor(a) self, int dim, SymInt[] sizes) -> Tensor(a)
 
 
 def unflatten_int__opset14(op, self, dim, sizes):
-    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:403)."""
+    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:406)."""
     d = dim % _h.rank(self)
     return op.Reshape(
         self,
@@ -572,7 +590,7 @@ def unflatten_int__opset14(op, self, dim, sizes):
 
 
 def unflatten_int__opset7(op, self, dim, sizes):
-    """aten::unflatten.int at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:407)."""
+    """aten::unflatten.int at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:410)."""
     d = dim % _h.rank(self)
     return op.Reshape(
         self, _h.const(op, _h.sizes(op, self)[:d] + sizes + _h.sizes(op, self)[d + 1 :], "int64")
@@ -584,24 +602,24 @@ def unflatten_int__opset7__when(self, dim, sizes):
 
 
 # aten::contiguous: self (memory_format is a layout, which ONNX does not have).
-# specs/shape.yaml:418
+# specs/shape.yaml:421
 #   aten::contiguous(Tensor(a) self, *, MemoryFormat memory_format=0) -> Tensor(a)
 
 
 def contiguous__opset7(op, self, memory_format):
-    """aten::contiguous at opsets 7..28 (specs/shape.yaml:423)."""
+    """aten::contiguous at opsets 7..28 (specs/shape.yaml:426)."""
     return op.Identity(self)
 
 
 # aten::triu: self with the elements below diagonal `diagonal` of its last two dims set to zero.
-# specs/shape.yaml:428
+# specs/shape.yaml:431
 #   aten::triu(Tensor self, SymInt diagonal=0) -> Tensor
 #   aten::triu_(Tensor(a!) self, SymInt diagonal=0) -> Tensor(a!)
 #   aten::triu.out(Tensor self, SymInt diagonal=0, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def triu__opset14(op, self, diagonal):
-    """aten::triu at opsets 14..28 (specs/shape.yaml:436)."""
+    """aten::triu at opsets 14..28 (specs/shape.yaml:439)."""
     return op.Trilu(self, _h.const(op, diagonal, "int64"), upper=1)
 
 
@@ -611,7 +629,7 @@ triu_out__opset14 = triu__opset14
 
 
 def triu__opset11(op, self, diagonal):
-    """aten::triu at opsets 11..12 (specs/shape.yaml:439)."""
+    """aten::triu at opsets 11..12 (specs/shape.yaml:442)."""
     rows = op.Range(
         _h.const(op, 0, "int64"),
         _h.const(op, _h.size(op, self, -2), "int64"),
@@ -635,7 +653,7 @@ triu_out__opset11 = triu__opset11
 
 
 def triu__opset13(op, self, diagonal):
-    """aten::triu at opsets 13..13 (specs/shape.yaml:439)."""
+    """aten::triu at opsets 13..13 (specs/shape.yaml:442)."""
     rows = op.Range(
         _h.const(op, 0, "int64"),
         _h.const(op, _h.size(op, self, -2), "int64"),
@@ -661,14 +679,14 @@ triu___opset13 = triu__opset13
 triu_out__opset13 = triu__opset13
 
 # aten::tril: self with the elements above diagonal `diagonal` of its last two dims set to zero.
-# specs/shape.yaml:457
+# specs/shape.yaml:460
 #   aten::tril(Tensor self, SymInt diagonal=0) -> Tensor
 #   aten::tril_(Tensor(a!) self, SymInt diagonal=0) -> Tensor(a!)
 #   aten::tril.out(Tensor self, SymInt diagonal=0, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def tril__opset14(op, self, diagonal):
-    """aten::tril at opsets 14..28 (specs/shape.yaml:465)."""
+    """aten::tril at opsets 14..28 (specs/shape.yaml:468)."""
     return op.Trilu(self, _h.const(op, diagonal, "int64"), upper=0)
 
 
@@ -678,7 +696,7 @@ tril_out__opset14 = tril__opset14
 
 
 def tril__opset11(op, self, diagonal):
-    """aten::tril at opsets 11..12 (specs/shape.yaml:468)."""
+    """aten::tril at opsets 11..12 (specs/shape.yaml:471)."""
     rows = op.Range(
         _h.const(op, 0, "int64"),
         _h.const(op, _h.size(op, self, -2), "int64"),
@@ -702,7 +720,7 @@ tril_out__opset11 = tril__opset11
 
 
 def tril__opset13(op, self, diagonal):
-    """aten::tril at opsets 13..13 (specs/shape.yaml:468)."""
+    """aten::tril at opsets 13..13 (specs/shape.yaml:471)."""
     rows = op.Range(
         _h.const(op, 0, "int64"),
         _h.const(op, _h.size(op, self, -2), "int64"),
@@ -726,3 +744,16 @@ def tril__opset13(op, self, diagonal):
 tril___opset13 = tril__opset13
 
 tril_out__opset13 = tril__opset13
+
+# aten::view.dtype: self's elements reinterpreted bit for bit as dtype (of the same width).
+# specs/shape.yaml:487
+#   aten::view.dtype(Tensor(a) self, ScalarType dtype) -> Tensor(a)
+
+
+def view_dtype__opset26(op, self, dtype):
+    """aten::view.dtype at opsets 26..28 (specs/shape.yaml:492)."""
+    return op.BitCast(self, to=_h.onnx_dtype(dtype))
+
+
+def view_dtype__gap0(self, dtype):
+    return _h.bits(dtype) != _h.bits(_h.dtype_of(self)) or dtype == "bool"

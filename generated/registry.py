@@ -1983,7 +1983,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=28,
-                spec="specs/shape.yaml:283",
+                spec="specs/shape.yaml:284",
                 fns={
                     "aten::cat": _shape.cat__opset11,
                 },
@@ -2011,7 +2011,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/shape.yaml:285",
+                spec="specs/shape.yaml:286",
                 fns={
                     "aten::cat": _shape.cat__opset7,
                 },
@@ -2043,14 +2043,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("[t(2, 3), t(4, 3)]", "specs/shape.yaml:289"),
-            Sample("[t(2, 3), t(2, 1)], 1", "specs/shape.yaml:290", dtypes=("float32",)),
+            Sample("[t(2, 3), t(4, 3)]", "specs/shape.yaml:290"),
+            Sample("[t(2, 3), t(2, 1)], 1", "specs/shape.yaml:291", dtypes=("float32",)),
             Sample(
                 "[t(2, 3), t(2, 2)], -1",
-                "specs/shape.yaml:292",
+                "specs/shape.yaml:293",
                 opsets=(11, 28),
                 dtypes=("float32",),
             ),
+            Sample("[t(2, 3), t(0), t(1, 3)]", "specs/shape.yaml:296", dtypes=("float32",)),
         ),
         shape="cat(tensors, dim)",
     ),
@@ -2230,7 +2231,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::clone": Entry(
         key="aten::clone",
-        spec="specs/shape.yaml:340",
+        spec="specs/shape.yaml:343",
         family="shape",
         doc="a copy of self (memory_format is a layout, which ONNX does not have).",
         overloads={
@@ -2262,7 +2263,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/shape.yaml:345",
+                spec="specs/shape.yaml:348",
                 fns={
                     "aten::clone": _shape.clone__opset7,
                 },
@@ -2294,12 +2295,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/shape.yaml:348"),),
+        samples=(Sample("t(2, 3)", "specs/shape.yaml:351"),),
         shape="same(self)",
     ),
     "aten::contiguous": Entry(
         key="aten::contiguous",
-        spec="specs/shape.yaml:418",
+        spec="specs/shape.yaml:421",
         family="shape",
         doc="self (memory_format is a layout, which ONNX does not have).",
         overloads={
@@ -2331,7 +2332,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/shape.yaml:423",
+                spec="specs/shape.yaml:426",
                 fns={
                     "aten::contiguous": _shape.contiguous__opset7,
                 },
@@ -2363,7 +2364,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/shape.yaml:426"),),
+        samples=(Sample("t(2, 3)", "specs/shape.yaml:429"),),
         shape="same(self)",
     ),
     "aten::conv2d": Entry(
@@ -3366,7 +3367,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::expand": Entry(
         key="aten::expand",
-        spec="specs/shape.yaml:315",
+        spec="specs/shape.yaml:318",
         family="shape",
         doc="self broadcast to shape size; -1 keeps a dim of self.",
         overloads={
@@ -3407,7 +3408,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/shape.yaml:322",
+                spec="specs/shape.yaml:325",
                 fns={
                     "aten::expand": _shape.expand__opset8,
                     "aten::expand_copy": _shape.expand__opset8,
@@ -3437,7 +3438,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=7,
-                spec="specs/shape.yaml:326",
+                spec="specs/shape.yaml:329",
                 fns={
                     "aten::expand": _shape.expand__opset7,
                     "aten::expand_copy": _shape.expand__opset7,
@@ -3469,15 +3470,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(3, 1), [2, 3, 4]", "specs/shape.yaml:334"),
-            Sample("t(3, 1), [sym(2), -1, 4]", "specs/shape.yaml:335", dtypes=("float32",)),
-            Sample("t(2, 1, 3), [-1, 5, -1]", "specs/shape.yaml:337", dtypes=("float32",)),
+            Sample("t(3, 1), [2, 3, 4]", "specs/shape.yaml:337"),
+            Sample("t(3, 1), [sym(2), -1, 4]", "specs/shape.yaml:338", dtypes=("float32",)),
+            Sample("t(2, 1, 3), [-1, 5, -1]", "specs/shape.yaml:340", dtypes=("float32",)),
         ),
         shape="expand(self, size)",
     ),
     "aten::flatten.using_ints": Entry(
         key="aten::flatten.using_ints",
-        spec="specs/shape.yaml:367",
+        spec="specs/shape.yaml:370",
         family="shape",
         doc="dims start_dim..end_dim of self merged into one; a 0-dim self becomes shape [1].",
         overloads={
@@ -3508,7 +3509,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:372",
+                spec="specs/shape.yaml:375",
                 fns={
                     "aten::flatten.using_ints": _shape.flatten_using_ints__opset14,
                 },
@@ -3533,7 +3534,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:382",
+                spec="specs/shape.yaml:385",
                 fns={
                     "aten::flatten.using_ints": _shape.flatten_using_ints__opset7,
                 },
@@ -3568,9 +3569,9 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 4, 5), 1, 2", "specs/shape.yaml:392"),
-            Sample("t(2, 3, 4)", "specs/shape.yaml:393"),
-            Sample("t(2, 0, 3), 1", "specs/shape.yaml:394", opsets=(14, 28)),
+            Sample("t(2, 3, 4, 5), 1, 2", "specs/shape.yaml:395"),
+            Sample("t(2, 3, 4)", "specs/shape.yaml:396"),
+            Sample("t(2, 0, 3), 1", "specs/shape.yaml:397", opsets=(14, 28)),
         ),
         shape="flatten(self, start_dim, end_dim)",
     ),
@@ -8565,7 +8566,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::reshape": Entry(
         key="aten::reshape",
-        spec="specs/shape.yaml:350",
+        spec="specs/shape.yaml:353",
         family="shape",
         doc="self with its elements laid out in shape shape; -1 is inferred, 0 is a zero-size dim.",
         overloads={
@@ -8595,7 +8596,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:355",
+                spec="specs/shape.yaml:358",
                 fns={
                     "aten::reshape": _shape.reshape__opset14,
                 },
@@ -8620,7 +8621,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:357",
+                spec="specs/shape.yaml:360",
                 fns={
                     "aten::reshape": _shape.reshape__opset7,
                 },
@@ -8650,7 +8651,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:360",
+                spec="specs/shape.yaml:363",
                 fns={
                     "aten::reshape": _shape.reshape__opset7_1,
                 },
@@ -8685,8 +8686,8 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 4), [4, -1, 2]", "specs/shape.yaml:364"),
-            Sample("t(2, 0, 3), [0, 3]", "specs/shape.yaml:365"),
+            Sample("t(2, 3, 4), [4, -1, 2]", "specs/shape.yaml:367"),
+            Sample("t(2, 0, 3), [0, 3]", "specs/shape.yaml:368"),
         ),
         shape="view(self, shape)",
     ),
@@ -10406,7 +10407,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::stack": Entry(
         key="aten::stack",
-        spec="specs/shape.yaml:296",
+        spec="specs/shape.yaml:299",
         family="shape",
         doc="tensors (of one shape) joined along a new dim dim.",
         overloads={
@@ -10436,7 +10437,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/shape.yaml:302",
+                spec="specs/shape.yaml:305",
                 fns={
                     "aten::stack": _shape.stack__opset13,
                 },
@@ -10461,7 +10462,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=12,
-                spec="specs/shape.yaml:302",
+                spec="specs/shape.yaml:305",
                 fns={
                     "aten::stack": _shape.stack__opset11,
                 },
@@ -10486,7 +10487,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/shape.yaml:304",
+                spec="specs/shape.yaml:307",
                 fns={
                     "aten::stack": _shape.stack__opset7,
                 },
@@ -10518,11 +10519,11 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("[t(2, 3), t(2, 3), t(2, 3)]", "specs/shape.yaml:308"),
-            Sample("[t(2, 3), t(2, 3)], 2", "specs/shape.yaml:309", dtypes=("float32",)),
+            Sample("[t(2, 3), t(2, 3), t(2, 3)]", "specs/shape.yaml:311"),
+            Sample("[t(2, 3), t(2, 3)], 2", "specs/shape.yaml:312", dtypes=("float32",)),
             Sample(
                 "[t(2, 3), t(2, 3)], -2",
-                "specs/shape.yaml:311",
+                "specs/shape.yaml:314",
                 opsets=(11, 28),
                 dtypes=("float32",),
             ),
@@ -11421,7 +11422,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::tril": Entry(
         key="aten::tril",
-        spec="specs/shape.yaml:457",
+        spec="specs/shape.yaml:460",
         family="shape",
         doc="self with the elements above diagonal `diagonal` of its last two dims set to zero.",
         overloads={
@@ -11469,7 +11470,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:465",
+                spec="specs/shape.yaml:468",
                 fns={
                     "aten::tril": _shape.tril__opset14,
                     "aten::tril_": _shape.tril__opset14,
@@ -11498,7 +11499,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=13,
-                spec="specs/shape.yaml:468",
+                spec="specs/shape.yaml:471",
                 fns={
                     "aten::tril": _shape.tril__opset13,
                     "aten::tril_": _shape.tril__opset13,
@@ -11527,7 +11528,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=12,
-                spec="specs/shape.yaml:468",
+                spec="specs/shape.yaml:471",
                 fns={
                     "aten::tril": _shape.tril__opset11,
                     "aten::tril_": _shape.tril__opset11,
@@ -11562,21 +11563,21 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime has Trilu kernels for bool, int32, int64, float32 and float64 only",
-                "specs/shape.yaml:475",
+                "specs/shape.yaml:478",
                 dtypes=("uint8", "int8", "int16", "float16"),
                 opsets=(14, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/shape.yaml:480"),
-            Sample("t(2, 4, 3), 1", "specs/shape.yaml:481", dtypes=("int64", "float32")),
+            Sample("t(3, 4)", "specs/shape.yaml:483"),
+            Sample("t(2, 4, 3), 1", "specs/shape.yaml:484", dtypes=("int64", "float32")),
         ),
         shape="same(self)",
     ),
     "aten::triu": Entry(
         key="aten::triu",
-        spec="specs/shape.yaml:428",
+        spec="specs/shape.yaml:431",
         family="shape",
         doc="self with the elements below diagonal `diagonal` of its last two dims set to zero.",
         overloads={
@@ -11624,7 +11625,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:436",
+                spec="specs/shape.yaml:439",
                 fns={
                     "aten::triu": _shape.triu__opset14,
                     "aten::triu_": _shape.triu__opset14,
@@ -11653,7 +11654,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=13,
-                spec="specs/shape.yaml:439",
+                spec="specs/shape.yaml:442",
                 fns={
                     "aten::triu": _shape.triu__opset13,
                     "aten::triu_": _shape.triu__opset13,
@@ -11682,7 +11683,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=12,
-                spec="specs/shape.yaml:439",
+                spec="specs/shape.yaml:442",
                 fns={
                     "aten::triu": _shape.triu__opset11,
                     "aten::triu_": _shape.triu__opset11,
@@ -11717,22 +11718,22 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime has Trilu kernels for bool, int32, int64, float32 and float64 only",
-                "specs/shape.yaml:446",
+                "specs/shape.yaml:449",
                 dtypes=("uint8", "int8", "int16", "float16"),
                 opsets=(14, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/shape.yaml:451"),
-            Sample("t(2, 4, 3), -1", "specs/shape.yaml:452", dtypes=("int64", "float32")),
-            Sample("t(3, 5), 2", "specs/shape.yaml:454", dtypes=("float32",)),
+            Sample("t(3, 4)", "specs/shape.yaml:454"),
+            Sample("t(2, 4, 3), -1", "specs/shape.yaml:455", dtypes=("int64", "float32")),
+            Sample("t(3, 5), 2", "specs/shape.yaml:457", dtypes=("float32",)),
         ),
         shape="same(self)",
     ),
     "aten::unflatten.int": Entry(
         key="aten::unflatten.int",
-        spec="specs/shape.yaml:397",
+        spec="specs/shape.yaml:400",
         family="shape",
         doc="dim dim of self split into dims of sizes sizes (one may be -1).",
         overloads={
@@ -11763,7 +11764,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:403",
+                spec="specs/shape.yaml:406",
                 fns={
                     "aten::unflatten.int": _shape.unflatten_int__opset14,
                 },
@@ -11788,7 +11789,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:407",
+                spec="specs/shape.yaml:410",
                 fns={
                     "aten::unflatten.int": _shape.unflatten_int__opset7,
                 },
@@ -11823,9 +11824,9 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 12), 1, [3, -1]", "specs/shape.yaml:413"),
-            Sample("t(6, 4), 0, [2, 1, 3]", "specs/shape.yaml:414"),
-            Sample("t(6, 0), 0, [2, 3]", "specs/shape.yaml:415", opsets=(14, 28)),
+            Sample("t(2, 12), 1, [3, -1]", "specs/shape.yaml:416"),
+            Sample("t(6, 4), 0, [2, 1, 3]", "specs/shape.yaml:417"),
+            Sample("t(6, 0), 0, [2, 3]", "specs/shape.yaml:418", opsets=(14, 28)),
         ),
         shape="infer",
     ),
@@ -12097,6 +12098,80 @@ ENTRIES: dict[str, Entry] = {
             ),
         ),
         shape="view(self, size)",
+    ),
+    "aten::view.dtype": Entry(
+        key="aten::view.dtype",
+        spec="specs/shape.yaml:487",
+        family="shape",
+        doc="self's elements reinterpreted bit for bit as dtype (of the same width).",
+        overloads={
+            "aten::view.dtype": Overload(
+                "aten::view.dtype",
+                "aten::view.dtype(Tensor(a) self, ScalarType dtype) -> Tensor(a)",
+                (
+                    Param("self", TENSOR),
+                    Param("dtype", VALUE, named="dtype"),
+                ),
+                ("Tensor",),
+            ),
+        },
+        dtypes=(
+            "uint8",
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+            "float16",
+            "bfloat16",
+            "float32",
+            "float64",
+        ),
+        lowerings=(
+            Lowering(
+                since=26,
+                until=28,
+                spec="specs/shape.yaml:492",
+                fns={
+                    "aten::view.dtype": _shape.view_dtype__opset26,
+                },
+                symbolic={
+                    "aten::view.dtype": "symbolic_opset26.view_dtype__opset26",
+                },
+                dtypes={
+                    "uint8": ((26, 28, "uint8", None),),
+                    "int8": ((26, 28, "int8", None),),
+                    "int16": ((26, 28, "int16", None),),
+                    "int32": ((26, 28, "int32", None),),
+                    "int64": ((26, 28, "int64", None),),
+                    "float16": ((26, 28, "float16", None),),
+                    "bfloat16": ((26, 28, "bfloat16", None),),
+                    "float32": ((26, 28, "float32", None),),
+                    "float64": ((26, 28, "float64", None),),
+                },
+                cast_back={},
+                onnx_ops=("BitCast",),
+            ),
+        ),
+        promote=None,
+        promote_args=(),
+        group=("self",),
+        dtype_param=None,
+        input_dtypes={},
+        gaps=(
+            Gap(
+                "reinterpreting as a dtype of another width changes the last dim, which is not supported",
+                "specs/shape.yaml:495",
+                when=_shape.view_dtype__gap0,
+                when_text='bits(dtype) != bits(dtype_of(self)) or dtype == "bool"',
+            ),
+        ),
+        samples=(
+            Sample("t(2, 3), dtype", "specs/shape.yaml:498"),
+            Sample("t(2, 3), int32", "specs/shape.yaml:499", dtypes=("uint32", "float32")),
+            Sample("t(4), float16", "specs/shape.yaml:501", dtypes=("int16", "bfloat16")),
+            Sample("t(2, 3), float64", "specs/shape.yaml:503", dtypes=("int64",)),
+        ),
+        shape="same(self)",
     ),
     "aten::where.self": Entry(
         key="aten::where.self",

@@ -159,17 +159,25 @@ select_copy_int__opset11 = select_int__opset11
 
 
 def cat__opset11(g, tensors, dim):
-    """aten::cat at opsets 11..28 (specs/shape.yaml:283)."""
-    return g.op("Concat", *tensors, axis_i=dim)
+    """aten::cat at opsets 11..28 (specs/shape.yaml:284)."""
+    return g.op(
+        "Concat",
+        *[
+            t
+            for t in tensors
+            if not (_h.rank(t) == 1 and _h.is_static(_h.size(g, t, 0)) and (_h.size(g, t, 0) == 0))
+        ],
+        axis_i=dim,
+    )
 
 
 def stack__opset11(g, tensors, dim):
-    """aten::stack at opsets 11..12 (specs/shape.yaml:302)."""
+    """aten::stack at opsets 11..12 (specs/shape.yaml:305)."""
     return g.op("Concat", *[g.op("Unsqueeze", x, axes_i=[dim]) for x in tensors], axis_i=dim)
 
 
 def triu__opset11(g, self, diagonal):
-    """aten::triu at opsets 11..12 (specs/shape.yaml:439)."""
+    """aten::triu at opsets 11..12 (specs/shape.yaml:442)."""
     rows = g.op(
         "Range",
         _h.const(g, 0, "int64"),
@@ -196,7 +204,7 @@ triu_out__opset11 = triu__opset11
 
 
 def tril__opset11(g, self, diagonal):
-    """aten::tril at opsets 11..12 (specs/shape.yaml:468)."""
+    """aten::tril at opsets 11..12 (specs/shape.yaml:471)."""
     rows = g.op(
         "Range",
         _h.const(g, 0, "int64"),

@@ -1371,17 +1371,25 @@ unsafe_split_with_sizes__opset7 = split_with_sizes__opset7
 
 
 def cat__opset7(g, tensors, dim):
-    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:285)."""
-    return g.op("Concat", *tensors, axis_i=dim)
+    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:286)."""
+    return g.op(
+        "Concat",
+        *[
+            t
+            for t in tensors
+            if not (_h.rank(t) == 1 and _h.is_static(_h.size(g, t, 0)) and (_h.size(g, t, 0) == 0))
+        ],
+        axis_i=dim,
+    )
 
 
 def stack__opset7(g, tensors, dim):
-    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:304)."""
+    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:307)."""
     return g.op("Concat", *[g.op("Unsqueeze", x, axes_i=[dim]) for x in tensors], axis_i=dim)
 
 
 def expand__opset7(g, self, size, implicit):
-    """aten::expand at opsets 7..7 (specs/shape.yaml:326)."""
+    """aten::expand at opsets 7..7 (specs/shape.yaml:329)."""
     lead = len(size) - _h.rank(self)
     x = g.op("Unsqueeze", self, axes_i=list(range(lead))) if lead > 0 else self
     dims = [1] * lead + _h.sizes(g, self)
@@ -1401,17 +1409,17 @@ expand_copy__opset7 = expand__opset7
 
 
 def clone__opset7(g, self, memory_format):
-    """aten::clone at opsets 7..28 (specs/shape.yaml:345)."""
+    """aten::clone at opsets 7..28 (specs/shape.yaml:348)."""
     return g.op("Identity", self)
 
 
 def reshape__opset7(g, self, shape):
-    """aten::reshape at opsets 7..13, when `0 not in [s for s in shape if is_static(s)]` (specs/shape.yaml:357)."""
+    """aten::reshape at opsets 7..13, when `0 not in [s for s in shape if is_static(s)]` (specs/shape.yaml:360)."""
     return g.op("Reshape", self, _h.const(g, shape, "int64"))
 
 
 def reshape__opset7_1(g, self, shape):
-    """aten::reshape at opsets 7..13, when `len([s for s in shape if is_static(s) and s == 0]) == 1` (specs/shape.yaml:360)."""
+    """aten::reshape at opsets 7..13, when `len([s for s in shape if is_static(s) and s == 0]) == 1` (specs/shape.yaml:363)."""
     return g.op(
         "Reshape",
         self,
@@ -1420,7 +1428,7 @@ def reshape__opset7_1(g, self, shape):
 
 
 def flatten_using_ints__opset7(g, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:382)."""
+    """aten::flatten.using_ints at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:385)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -1430,7 +1438,7 @@ def flatten_using_ints__opset7(g, self, start_dim, end_dim):
 
 
 def unflatten_int__opset7(g, self, dim, sizes):
-    """aten::unflatten.int at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:407)."""
+    """aten::unflatten.int at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:410)."""
     d = dim % _h.rank(self)
     return g.op(
         "Reshape",
@@ -1440,7 +1448,7 @@ def unflatten_int__opset7(g, self, dim, sizes):
 
 
 def contiguous__opset7(g, self, memory_format):
-    """aten::contiguous at opsets 7..28 (specs/shape.yaml:423)."""
+    """aten::contiguous at opsets 7..28 (specs/shape.yaml:426)."""
     return g.op("Identity", self)
 
 

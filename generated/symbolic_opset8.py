@@ -97,7 +97,7 @@ def max_pool2d_with_indices__opset8(g, self, kernel_size, stride, padding, dilat
 
 
 def expand__opset8(g, self, size, implicit):
-    """aten::expand at opsets 8..28 (specs/shape.yaml:322)."""
+    """aten::expand at opsets 8..28 (specs/shape.yaml:325)."""
     return g.op(
         "Expand",
         self,

@@ -10,11 +10,12 @@ import torch
 
 from torchonnx.dispatch import NotLowerable, bind, lower
 from torchonnx.dtypes import ir_dtype, name_of, onnx_enum
-from torchonnx.meta import dtype_of, factory_dtype, is_floating, is_static, rank, static, static_size, static_sizes
+from torchonnx.meta import bits, dtype_of, factory_dtype, is_floating, is_static, rank, static, static_size, static_sizes
 
 __all__ = [
     "as_list",
     "attrs",
+    "bits",
     "const",
     "dtype_of",
     "factory_dtype",

@@ -13,7 +13,7 @@ import onnx_ir as ir
 import torch
 
 from torchonnx.dispatch import NotLowerable
-from torchonnx.dtypes import FLOATING, INTEGRAL, name_of
+from torchonnx.dtypes import FLOATING, INTEGRAL, name_of, torch_dtype
 
 
 class Dynamic:
@@ -120,3 +120,8 @@ def factory_dtype(dtype: str | None, *values: Any) -> str:
         if kind in kinds:
             return kind
     return "bool"
+
+
+def bits(dtype: str) -> int:
+    """The width of an element of `dtype`, in bits."""
+    return torch_dtype(dtype).itemsize * 8

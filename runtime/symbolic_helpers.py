@@ -26,12 +26,13 @@ from torchonnx.dispatch import (
     lower,
 )
 from torchonnx.dtypes import name_of, onnx_enum, torch_dtype
-from torchonnx.meta import dtype_of, factory_dtype, is_floating, is_static, rank, static, static_size, static_sizes
+from torchonnx.meta import bits, dtype_of, factory_dtype, is_floating, is_static, rank, static, static_size, static_sizes
 
 __all__ = [
     "as_list",
     "aten",
     "attrs",
+    "bits",
     "const",
     "dispatch",
     "dtype_of",
