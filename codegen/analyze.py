@@ -236,7 +236,7 @@ class _Entry:
             p = primary.param(dtype_param)
             if p is None or p.pytype != "dtype":
                 self.diags.error(
-                    e.dtypes_loc,
+                    e.compute_in_loc or e.loc,
                     f"compute_in names `{dtype_param}`, which is not a ScalarType argument of {e.key}",
                 )
         self.shape(primary)

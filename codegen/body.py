@@ -1338,11 +1338,7 @@ def _element(items: Sym) -> Sym:
 
 def _dynamic_message(node: ast.AST, what: str) -> str:
     text = ast.unparse(node) if isinstance(node, ast.expr) else "this"
-    test = (
-        f"test `is_static({text})` first"
-        if isinstance(node, ast.Name)
-        else "give it a name and test `is_static(name)` first"
-    )
+    test = f"test `is_static({text})` first"
     return (
         f"{what} must be known while exporting, but `{text}` may be a value the graph computes "
         f"(a SymInt or a Scalar from the model): {test}, require it with `static(...)` (the "

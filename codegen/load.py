@@ -412,6 +412,7 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
         gaps=gaps,
         samples=samples,
         compute_in=compute_in,
+        compute_in_loc=f.value_loc(node, "compute_in") if compute_in else None,
         schema=schema,
     )
 

@@ -126,6 +126,7 @@ class Entry:
     gaps: tuple[Gap, ...]
     samples: tuple[Sample, ...]
     compute_in: str | None = None  # a ScalarType argument that, when given, sets the compute dtype
+    compute_in_loc: Location | None = None
     schema: str | None = None  # the declared schema of a Python callable (`operator.add`)
     drop: str | None = None  # why calls of this op are left out of the graph (no lowering)
 

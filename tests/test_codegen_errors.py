@@ -316,7 +316,7 @@ CASES = [
         GOOD.replace("Relu(self)", "Relu(self, alpha=0.1)"),
         6,
         24,
-        "ONNX Relu-6 has no attribute alpha (it has: none)",
+        "ONNX Relu-6 has no attribute or input alpha (attributes: none; inputs: X)",
     ),
     (
         "missing attribute",
@@ -467,13 +467,144 @@ aten::leaky_relu:
   lower:
     - since: 7
       emit: |
-        if negative_slope == 1:
+        if is_static(negative_slope) and negative_slope == 1:
             return Cast(self, to="float32")
         return LeakyRelu(self)
 """,
         6,
         7,
         "int32 would be computed in float64 here, but codegen cannot tell the dtype",
+    ),
+    # -- values the graph may compute (SymInt, Scalar) ------------------------------------
+    (
+        "computed value to an attribute",
+        """\
+aten::leaky_relu:
+  dtypes: [float32]
+  shape: same(self)
+  lower:
+    - since: 7
+      emit: LeakyRelu(self, alpha=negative_slope)
+""",
+        6,
+        35,
+        "attribute alpha of LeakyRelu must be known while exporting, but `negative_slope` may be "
+        "a value the graph computes (a SymInt or a Scalar from the model): test "
+        "`is_static(negative_slope)` first",
+    ),
+    (
+        "arithmetic on a SymInt list element",
+        """\
+aten::view:
+  dtypes: [float32]
+  shape: view(self, size)
+  lower:
+    - since: 7
+      emit: Reshape(self, [s * 2 for s in size])
+""",
+        6,
+        28,
+        "an arithmetic operand must be known while exporting, but `s` may be a value the graph computes",
+    ),
+    (
+        "sizes compared without is_static",
+        """\
+aten::squeeze.dim:
+  dtypes: [float32]
+  shape: squeeze(self, dim)
+  lower:
+    - since: 7
+      emit: Identity(self) if sizes(self)[dim] != 1 else Squeeze(self, axes=[dim])
+""",
+        6,
+        31,
+        "an operand of a comparison must be known while exporting, but `sizes(self)[dim]` may be "
+        "a value the graph computes (a SymInt or a Scalar from the model): test "
+        "`is_static(sizes(self)[dim])` first",
+    ),
+    (
+        "computed value where an argument is an attribute at some opsets",
+        """\
+aten::unsqueeze:
+  dtypes: [float32]
+  shape: unsqueeze(self, dim)
+  lower:
+    - since: 7
+      emit: Unsqueeze(self, axes=[size(self, 0)])
+""",
+        6,
+        34,
+        "attribute axes of Unsqueeze must be known while exporting",
+    ),
+    (
+        "input given by position and by name",
+        """\
+aten::unsqueeze:
+  dtypes: [float32]
+  shape: unsqueeze(self, dim)
+  lower:
+    - since: 13
+      emit: Unsqueeze(self, [dim], axes=[dim])
+""",
+        6,
+        36,
+        "input 1 of Unsqueeze is given twice: here and by position",
+    ),
+    (
+        "until without when",
+        GOOD.replace("    - since: 7\n", "    - since: 7\n      until: 12\n"),
+        6,
+        7,
+        "only a `when` lowering takes `until`",
+    ),
+    (
+        "until before since",
+        GOOD.replace("    - since: 7\n", "    - since: 9\n      until: 8\n      when: True\n"),
+        6,
+        14,
+        "`until` is the last opset of the lowering, 9 or later, not int 8",
+    ),
+    (
+        "compute_in names no ScalarType",
+        GOOD.replace("  shape:", "  compute_in: self\n  shape:"),
+        3,
+        15,
+        "compute_in names `self`, which is not a ScalarType argument of aten::relu",
+    ),
+    (
+        "Python callable without a schema",
+        """\
+operator.add:
+  dtypes: [int64]
+  shape: infer
+  lower:
+    - since: 7
+      emit: Add(a, b)
+""",
+        1,
+        1,
+        "operator.add is a Python callable, which has no ATen schema: declare one",
+    ),
+    (
+        "not a dtype name",
+        GOOD.replace("Relu(self)", 'Relu(self) if dtype_of(self) != "float65" else Neg(self)'),
+        6,
+        45,
+        "'float65' is not a dtype name",
+    ),
+    (
+        "helper on an element that may be None",
+        """\
+aten::index.Tensor:
+  dtypes: [float32]
+  shape: infer
+  lower:
+    - since: 11
+      emit: Gather(self, [t for t in indices if t is not None][0], axis=rank(indices[0]) - 1)
+""",
+        6,
+        78,
+        "rank() needs a tensor, and this may be None: test `is not None` first",
     ),
 ]
 

@@ -134,3 +134,89 @@ def test_calls_are_recorded(tmp_path: Path) -> None:
     assert "_h.aten(op, 'aten::relu', _h.typed(op.Neg(_h.aten(op, 'aten::relu', self))" in (
         lw.functions["aten::hardtanh"].onnxscript
     )
+
+
+def test_attribute_that_became_an_input_is_written_once(tmp_path: Path) -> None:
+    a = analyzed(
+        tmp_path,
+        """\
+        aten::unsqueeze:
+          dtypes: [float32]
+          shape: unsqueeze(self, dim)
+          lower:
+            - since: 7
+              emit: Unsqueeze(self, axes=[dim % (rank(self) + 1)])
+        """,
+    )["aten::unsqueeze"]
+    pieces = {(lw.since, lw.until): lw.functions["aten::unsqueeze"].onnxscript for lw in a.lowerings}
+    assert set(pieces) == {(7, 12), (13, 28)}
+    assert "axes=[" in pieces[7, 12]  # an attribute up to opset 12
+    assert "axes=" not in pieces[13, 28] and "_h.const(op, [" in pieces[13, 28]  # then an input
+    assert all(lw.block is a.lowerings[0].block for lw in a.lowerings)  # one block of the spec
+
+
+def test_until_bounds_a_conditional_lowering(tmp_path: Path) -> None:
+    a = analyzed(
+        tmp_path,
+        """\
+        aten::relu:
+          dtypes: [float32]
+          shape: same(self)
+          lower:
+            - since: 14
+              emit: Relu(self)
+            - since: 7
+              until: 9
+              when: rank(self) > 0
+              emit: Relu(self)
+            - since: 7
+              emit: Relu(self)
+        """,
+    )["aten::relu"]
+    assert sorted((lw.since, lw.until, lw.block.when is not None) for lw in a.lowerings) == [
+        (7, 9, True),
+        (7, 13, False),
+        (14, 28, False),
+    ]
+
+
+def test_is_static_narrows_names_expressions_and_gap_conditions(tmp_path: Path) -> None:
+    # each use below needs a static value; the tests before it are what make it static
+    analyzed(
+        tmp_path,
+        """\
+        aten::view:
+          dtypes: [float32]
+          shape: view(self, size)
+          lower:
+            - since: 7
+              when: is_static(size)
+              emit: |
+                n = size(self, 0)
+                if is_static(n) and n > 2:
+                    return Reshape(self, [s * 2 // 2 for s in size])
+                return Reshape(self, [-1 if is_static(s) and s == 0 else s for s in size])
+        aten::leaky_relu:
+          dtypes: [float32]
+          shape: same(self)
+          lower:
+            - since: 7
+              emit: LeakyRelu(self, alpha=float(negative_slope))
+          gaps:
+            - when: not is_static(negative_slope)
+              reason: an attribute
+        """,
+    )
+
+
+def test_dropped_entries_have_no_lowering(tmp_path: Path) -> None:
+    a = analyzed(
+        tmp_path,
+        """\
+        aten::_assert_async:
+          also: [aten::_assert_async.msg]
+          drop: a run-time check
+        """,
+    )["aten::_assert_async"]
+    assert a.drop == "a run-time check" and a.lowerings == ()
+    assert set(a.schemas) == {"aten::_assert_async", "aten::_assert_async.msg"}
