@@ -304,15 +304,28 @@ def test_bad_dynamic_declarations(declared: dict, message: str) -> None:
         torchonnx.export(Cat(), (torch.randn(3, 4), torch.randn(5, 4)), **declared)
 
 
-def test_size_arithmetic_on_dynamic_dims_is_reported() -> None:
+def test_size_arithmetic_on_dynamic_dims_exports() -> None:
     class Flatten(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return x.reshape(x.shape[0] * x.shape[1])
 
+    program = torchonnx.export(Flatten(), (torch.randn(3, 4),), dynamic_shapes=({0: "batch"},))
+    assert [str(d) for d in program.model.graph.outputs[0].shape] == ["4*batch"]
+    for rows in (3, 7):
+        x = torch.randn(rows, 4)
+        (got,) = program(x)
+        torch.testing.assert_close(got, Flatten()(x))
+
+
+def test_python_operator_without_a_spec_is_reported() -> None:
+    class Shift(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.reshape(x.shape[0] << 1, -1)
+
     with pytest.raises(UnsupportedOperatorError) as err:
-        torchonnx.export(Flatten(), (torch.randn(3, 4),), dynamic_shapes=({0: "batch"},))
+        torchonnx.export(Shift(), (torch.randn(4, 4),), dynamic_shapes=({0: "batch"},))
     text = str(err.value)
-    assert "aten::sym_size.int" in text and "dynamic sizes" in text
+    assert "operator.lshift" in text and "no spec covers this operator" in text
     assert "test_api.py" in text
 
 
