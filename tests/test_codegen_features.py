@@ -148,7 +148,9 @@ def test_attribute_that_became_an_input_is_written_once(tmp_path: Path) -> None:
               emit: Unsqueeze(self, axes=[dim % (rank(self) + 1)])
         """,
     )["aten::unsqueeze"]
-    pieces = {(lw.since, lw.until): lw.functions["aten::unsqueeze"].onnxscript for lw in a.lowerings}
+    pieces = {
+        (lw.since, lw.until): lw.functions["aten::unsqueeze"].onnxscript for lw in a.lowerings
+    }
     assert set(pieces) == {(7, 12), (13, 28)}
     assert "axes=[" in pieces[7, 12]  # an attribute up to opset 12
     assert "axes=" not in pieces[13, 28] and "_h.const(op, [" in pieces[13, 28]  # then an input

@@ -1,0 +1,76 @@
+"""Models whose code reads sizes, exported once with dynamic dims and run at other sizes: the
+ONNX graph must compute every size from its inputs (issue 7's models)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import torch
+from dynamic_models import CNN, DecoderBlock, ReshapeIndex
+from torch import nn
+
+import torchonnx
+
+OPSETS = [18, 28]
+
+# name -> (model, example args, dynamic_shapes, args at other sizes)
+CASES: dict[str, tuple[Callable[[], nn.Module], tuple, Any, list[tuple]]] = {
+    "encoder": (
+        lambda: nn.TransformerEncoderLayer(32, 4, 64, batch_first=True),
+        (torch.randn(2, 7, 32),),
+        ({0: "batch", 1: "seq"},),
+        [(torch.randn(3, 5, 32),), (torch.randn(1, 12, 32),)],
+    ),
+    "decoder": (
+        DecoderBlock,
+        (torch.randn(2, 7, 32),),
+        ({0: "batch", 1: "seq"},),
+        [(torch.randn(3, 11, 32),), (torch.randn(1, 4, 32),)],
+    ),
+    "cnn": (
+        CNN,
+        (torch.randn(2, 3, 16, 16),),
+        ({0: "batch", 2: "height", 3: "width"},),
+        [(torch.randn(3, 3, 20, 24),), (torch.randn(1, 3, 9, 13),)],
+    ),
+    "reshape_index": (
+        ReshapeIndex,
+        (torch.randn(2, 6, 4), torch.tensor([0, 2, 3])),
+        ({0: "batch"}, None),
+        [
+            (torch.randn(5, 6, 4), torch.tensor([1, 5, 0])),
+            (torch.randn(3, 6, 4), torch.tensor([-1, 0, -6])),
+        ],
+    ),
+}
+
+
+def _dim_names(shapes: Any) -> set[str]:
+    names: set[str] = set()
+    for spec in shapes:
+        names.update((spec or {}).values())
+    return names
+
+
+@pytest.mark.parametrize("opset", OPSETS)
+@pytest.mark.parametrize("name", list(CASES))
+def test_exported_once_runs_at_other_sizes(name: str, opset: int) -> None:
+    make, args, shapes, others = CASES[name]
+    torch.manual_seed(0)
+    model = make().eval()
+    program = torchonnx.export(model, args, dynamic_shapes=shapes, opset_version=opset, verify=True)
+    # the graph's inputs carry the names given to their dynamic dims
+    declared = {
+        str(d) for v in program.model.graph.inputs for d in v.shape if not isinstance(d, int)
+    }
+    assert declared == _dim_names(shapes)
+    for other in others:
+        with torch.no_grad():
+            expected = model(*other)
+        expected = [expected] if isinstance(expected, torch.Tensor) else list(expected)
+        actual = program(*other)
+        assert len(actual) == len(expected)
+        for got, want in zip(actual, expected, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
