@@ -10,6 +10,7 @@ or not at all (a declared gap or a global limit). Anything else is an error at i
 from __future__ import annotations
 
 import ast
+import itertools
 from dataclasses import dataclass
 
 from torchonnx.codegen.aten import AtenSchema, SchemaLookupError, lookup
@@ -419,9 +420,7 @@ class _Entry:
             and (g.opsets is None or (g.opsets.lo <= lo and hi <= g.opsets.hi))
         )
 
-    def pieces(
-        self, block: Block, lo: int, hi: int, schema: AtenSchema
-    ) -> list[tuple[int, int]]:
+    def pieces(self, block: Block, lo: int, hi: int, schema: AtenSchema) -> list[tuple[int, int]]:
         """lo..hi cut where an ONNX argument of the body moves from attribute to input."""
         try:
             check_body(
@@ -437,7 +436,7 @@ class _Entry:
             cuts = [lo, *split.opsets, hi + 1]
             return [
                 piece
-                for a, b in zip(cuts, cuts[1:], strict=False)
+                for a, b in itertools.pairwise(cuts)
                 for piece in self.pieces(block, a, b - 1, schema)
             ]
         return [(lo, hi)]

@@ -244,9 +244,7 @@ def lookup(qualname: str, declared: str | None = None) -> AtenSchema:
         default = ta.default_value if ta.has_default_value() else NO_DEFAULT
         if isinstance(default, torch.dtype):
             default = str(default).removeprefix("torch.")
-        params.append(
-            Param(**{**p.__dict__, "default": default, "kwarg_only": ta.kwarg_only})
-        )
+        params.append(Param(**{**p.__dict__, "default": default, "kwarg_only": ta.kwarg_only}))
     mutates = any(a.alias_info is not None and a.alias_info.is_write for a in schema.arguments)
     return AtenSchema(
         qualname=qualname,
@@ -269,7 +267,9 @@ def _declared(qualname: str, text: str) -> AtenSchema:
     for arg in parsed.arguments.flat_all:
         p = _param(arg)
         params.append(
-            Param(**{**p.__dict__, "default": _default(arg), "kwarg_only": id(arg) not in positional})
+            Param(
+                **{**p.__dict__, "default": _default(arg), "kwarg_only": id(arg) not in positional}
+            )
         )
     return AtenSchema(
         qualname=qualname,

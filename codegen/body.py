@@ -120,7 +120,7 @@ class Sym:
     optional_items: bool = False  # a list of tensors whose elements may be None (`Tensor?[]`)
 
 
-class FormSplit(Exception):  # noqa: N818 - a signal to the caller, not an error
+class FormSplit(Exception):  # a signal to the caller, not an error
     """A body writes an ONNX argument that is an attribute at some opsets of its range and an
     input at others: check it again over each range that starts at `opsets` (and before)."""
 
@@ -612,14 +612,17 @@ class _Checker:
             elif s.kind is Kind.TENSOR or s.kind is Kind.TENSORS:
                 raise self.fail(n, f"a {s.kind.value} is never None; only `Tensor?` arguments are")
         for (n, s), (m, t) in zip(
-            zip(operands, syms, strict=True), list(zip(operands, syms, strict=True))[1:], strict=False
+            zip(operands, syms, strict=True),
+            list(zip(operands, syms, strict=True))[1:],
+            strict=False,
         ):
             # a dtype compared with a name: the name must be a dtype (`"float65"` never matches)
             for named, other in ((s, (m, t)), (t, (n, s))):
                 if named.pytype == "dtype" and isinstance(other[1].literal, str):
                     if other[1].literal not in DTYPE_NAMES:
                         raise self.fail(
-                            other[0], f"{other[1].literal!r} is not a dtype name ({', '.join(DTYPE_NAMES)})"
+                            other[0],
+                            f"{other[1].literal!r} is not a dtype name ({', '.join(DTYPE_NAMES)})",
                         )
         return Sym(Kind.VALUE, pytype="bool")
 
@@ -713,7 +716,9 @@ class _Checker:
                 if sym.kind is Kind.VALUE:
                     self.need_value(e, sym, "an element", static=False)
             types = {s.pytype for s in syms if s.kind is Kind.VALUE}
-            return Sym(Kind.VALUE, pytype=f"{types.pop()}[]" if len(types) == 1 else "any", dynamic=True)
+            return Sym(
+                Kind.VALUE, pytype=f"{types.pop()}[]" if len(types) == 1 else "any", dynamic=True
+            )
         raise self.fail(node, "a list holds Python values or tensors, not both")
 
     expr_List = _display
@@ -726,7 +731,9 @@ class _Checker:
             if source.kind is Kind.TENSORS:
                 element = _element(source)
             else:
-                self.need_value(gen.iter, source, "what a comprehension iterates over", static=False)
+                self.need_value(
+                    gen.iter, source, "what a comprehension iterates over", static=False
+                )
                 element = Sym(
                     Kind.VALUE,
                     pytype=source.pytype[:-2] if source.pytype.endswith("[]") else "any",
@@ -739,7 +746,9 @@ class _Checker:
             )
             if not names or not all(isinstance(n, ast.Name) for n in names):
                 raise self.fail(gen.target, "a comprehension binds names")
-            for n, sym in zip(names, self._targets(gen.iter, element, len(names), inner), strict=True):
+            for n, sym in zip(
+                names, self._targets(gen.iter, element, len(names), inner), strict=True
+            ):
                 inner[n.id] = sym
             for cond in gen.ifs:
                 self.need_value(cond, self.expr(cond, inner), "a comprehension condition")
@@ -764,8 +773,15 @@ class _Checker:
         if isinstance(source, ast.Call) and isinstance(source.func, ast.Name):
             args = [self.expr(a, env) for a in source.args]
             items = [
-                _element(a) if a.kind is Kind.TENSORS else
-                Sym(Kind.VALUE, pytype=a.pytype.removesuffix("[]") if a.pytype.endswith("[]") else "any", dynamic=a.dynamic)
+                (
+                    _element(a)
+                    if a.kind is Kind.TENSORS
+                    else Sym(
+                        Kind.VALUE,
+                        pytype=a.pytype.removesuffix("[]") if a.pytype.endswith("[]") else "any",
+                        dynamic=a.dynamic,
+                    )
+                )
                 for a in args
             ]
             if source.func.id == "enumerate" and len(items) == 1 and n == 2:

@@ -225,7 +225,9 @@ class Renderer:
             reasons=list(reasons),
             entries=entries,
             dropped={
-                name: a.drop for a in sorted(self.dropped, key=lambda a: a.entry.key) for name in a.schemas
+                name: a.drop
+                for a in sorted(self.dropped, key=lambda a: a.entry.key)
+                for name in a.schemas
             },
             runtime_limits=[
                 f"RuntimeLimit({limit.runtime!r}, {limit.dtypes!r}, ({limit.opsets.lo}, "

@@ -375,7 +375,11 @@ def lower(
             args[param.name] = backend.const(value, dtype)
         elif in_group and isinstance(value, (list, tuple)):
             args[param.name] = [
-                backend.const(v, run) if isinstance(v, (bool, int, float)) else _cast(backend, v, run)
+                (
+                    backend.const(v, run)
+                    if isinstance(v, (bool, int, float))
+                    else _cast(backend, v, run)
+                )
                 for v in value
             ]
         elif in_group:

@@ -10,7 +10,17 @@ import torch
 
 from torchonnx.dispatch import NotLowerable, bind, lower
 from torchonnx.dtypes import ir_dtype, name_of, onnx_enum
-from torchonnx.meta import bits, dtype_of, factory_dtype, is_floating, is_static, rank, static, static_size, static_sizes
+from torchonnx.meta import (
+    bits,
+    dtype_of,
+    factory_dtype,
+    is_floating,
+    is_static,
+    rank,
+    static,
+    static_size,
+    static_sizes,
+)
 
 __all__ = [
     "as_list",
@@ -35,7 +45,9 @@ def sizes(op: Any, value: ir.Value) -> list[int | ir.Value]:
     """The sizes of a tensor: ints where static, 0-d int64 graph values where dynamic."""
     if value.shape is None:
         raise NotLowerable(f"the shape of {value.name} is not known")
-    return [d if isinstance(d, int) else op.builder.dim(value, i) for i, d in enumerate(value.shape)]
+    return [
+        d if isinstance(d, int) else op.builder.dim(value, i) for i, d in enumerate(value.shape)
+    ]
 
 
 def size(op: Any, value: ir.Value, dim: int) -> int | ir.Value:

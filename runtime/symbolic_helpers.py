@@ -26,7 +26,17 @@ from torchonnx.dispatch import (
     lower,
 )
 from torchonnx.dtypes import name_of, onnx_enum, torch_dtype
-from torchonnx.meta import bits, dtype_of, factory_dtype, is_floating, is_static, rank, static, static_size, static_sizes
+from torchonnx.meta import (
+    bits,
+    dtype_of,
+    factory_dtype,
+    is_floating,
+    is_static,
+    rank,
+    static,
+    static_size,
+    static_sizes,
+)
 
 __all__ = [
     "as_list",
@@ -50,6 +60,7 @@ __all__ = [
     "typed",
 ]
 
+
 def const(g: Any, value: Any, dtype: str | torch.dtype) -> torch._C.Value | None:
     """A constant of `dtype` holding `value`; a graph value is cast to `dtype`, a list mixing
     numbers and 0-d graph values (SymInts) becomes a 1-D tensor; None stays None."""
@@ -61,8 +72,11 @@ def const(g: Any, value: Any, dtype: str | torch.dtype) -> torch._C.Value | None
     if isinstance(value, (list, tuple)) and not is_static(value):
         one = g.op("Constant", value_t=torch.tensor([1], dtype=torch.int64))
         parts = [
-            _cast_to(g, g.op("Reshape", v, one), name) if isinstance(v, torch._C.Value)
-            else const(g, [v], name)
+            (
+                _cast_to(g, g.op("Reshape", v, one), name)
+                if isinstance(v, torch._C.Value)
+                else const(g, [v], name)
+            )
             for v in value
         ]
         return g.op("Concat", *parts, axis_i=0)
