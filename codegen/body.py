@@ -955,6 +955,11 @@ class _Checker:
         self.notes[_key(node)] = note
         if like_node is not None:
             like = self.expr(like_node, env)
+            if like.kind is Kind.TENSOR and not like.dtype.known and like.param is not None:
+                # an element of a list argument: its own dtype, read while exporting
+                if not isinstance(like_node, ast.Name):
+                    raise self.fail(like_node, "like= takes an element of a list by its name")
+                like = replace(like, dtype=DType(param=like_node.id))
             if like.kind is not Kind.TENSOR or not like.dtype.known:
                 raise self.fail(
                     like_node,
@@ -1348,8 +1353,9 @@ def _call_result(callee: Callee, dtypes: dict[str, DType]) -> DType:
 def _element(items: Sym) -> Sym:
     """An element of a list of tensors (an argument's element keeps the argument's name, so
     that helpers may read it)."""
-    kind = Kind.MAYBE_TENSOR if items.optional_items else Kind.TENSOR
-    return Sym(kind, dtype=items.dtype, param=items.param)
+    if items.optional_items:  # `Tensor?[]` elements keep their own dtypes
+        return Sym(Kind.MAYBE_TENSOR, param=items.param)
+    return Sym(Kind.TENSOR, dtype=items.dtype, param=items.param)
 
 
 def _dynamic_message(node: ast.AST, what: str) -> str:

@@ -111,7 +111,7 @@ def index_Tensor__opset9(op, self, indices):
     """aten::index.Tensor at opsets 9..11, when `len([t for t in indices if t is not None]) == 1` (specs/indexing.yaml:47)."""
     dims = [i for i, t in enumerate(indices) if t is not None]
     index = [t for t in indices if t is not None][0]
-    zero = _h.const(op, 0, _h.dtype_of(indices))
+    zero = _h.const(op, 0, _h.dtype_of(index))
     n = op.Cast(
         _h.const(op, _h.size(op, self, dims[0]), "int64"), to=_h.onnx_dtype(_h.dtype_of(index))
     )

@@ -94,7 +94,7 @@ def index_Tensor__opset9(g, self, indices):
     """aten::index.Tensor at opsets 9..11, when `len([t for t in indices if t is not None]) == 1` (specs/indexing.yaml:47)."""
     dims = [i for i, t in enumerate(indices) if t is not None]
     index = [t for t in indices if t is not None][0]
-    zero = _h.const(g, 0, _h.dtype_of(indices))
+    zero = _h.const(g, 0, _h.dtype_of(index))
     n = g.op(
         "Cast",
         _h.const(g, _h.size(g, self, dims[0]), "int64"),
