@@ -1530,6 +1530,9 @@ class _Render(ast.NodeTransformer):
             value = self.visit(kw.value)
             if kw.arg in note.dtype_attrs:
                 value = self._call("onnx_dtype", [value])
+            elif self.target == "onnxscript" and note.attr_types.get(kw.arg) in ("FLOAT", "FLOATS"):
+                # the builder types an attribute by its Python value: an int would be an INT
+                value = self._call("floats", [value])
             if kw.arg == "_outputs":
                 keywords.append(
                     ast.keyword("_outputs" if self.target == "onnxscript" else "outputs", value)

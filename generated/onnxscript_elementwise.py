@@ -528,6 +528,16 @@ reciprocal_out__opset7 = reciprocal__opset7
 #   aten::clamp.out(Tensor self, Scalar? min=None, Scalar? max=None, *, Tensor(a!) out) -> Tensor(a!)
 
 
+def clamp__opset7(op, self, min, max):
+    """aten::clamp at opsets 7..10 (specs/elementwise.yaml:302)."""
+    return op.Clip(self, **_h.attrs(min=_h.floats(min), max=_h.floats(max)))
+
+
+clamp___opset7 = clamp__opset7
+
+clamp_out__opset7 = clamp__opset7
+
+
 def clamp__opset11(op, self, min, max):
     """aten::clamp at opsets 11..28 (specs/elementwise.yaml:302)."""
     return op.Clip(self, _h.const(op, min, _h.dtype_of(self)), _h.const(op, max, _h.dtype_of(self)))
@@ -538,33 +548,18 @@ clamp___opset11 = clamp__opset11
 clamp_out__opset11 = clamp__opset11
 
 
-def clamp__opset7(op, self, min, max):
-    """aten::clamp at opsets 7..10 (specs/elementwise.yaml:304)."""
-    return op.Clip(
-        self,
-        **_h.attrs(
-            min=None if min is None else float(min), max=None if max is None else float(max)
-        ),
-    )
-
-
-clamp___opset7 = clamp__opset7
-
-clamp_out__opset7 = clamp__opset7
-
-
 def clamp__gap0(self, min, max):
     return not _h.is_static(min, max)
 
 
 # aten::minimum: Elementwise minimum, propagating NaN.
-# specs/elementwise.yaml:330
+# specs/elementwise.yaml:328
 #   aten::minimum(Tensor self, Tensor other) -> Tensor
 #   aten::minimum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def minimum__opset8(op, self, other):
-    """aten::minimum at opsets 8..28 (specs/elementwise.yaml:340)."""
+    """aten::minimum at opsets 8..28 (specs/elementwise.yaml:338)."""
     return op.Min(self, other)
 
 
@@ -572,7 +567,7 @@ minimum_out__opset8 = minimum__opset8
 
 
 def minimum__opset7(op, self, other):
-    """aten::minimum at opsets 7..7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml:343)."""
+    """aten::minimum at opsets 7..7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml:341)."""
     return op.Min(self, other)
 
 
@@ -588,13 +583,13 @@ def minimum__opset7__when(self, other):
 
 
 # aten::maximum: Elementwise maximum, propagating NaN.
-# specs/elementwise.yaml:365
+# specs/elementwise.yaml:363
 #   aten::maximum(Tensor self, Tensor other) -> Tensor
 #   aten::maximum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def maximum__opset8(op, self, other):
-    """aten::maximum at opsets 8..28 (specs/elementwise.yaml:373)."""
+    """aten::maximum at opsets 8..28 (specs/elementwise.yaml:371)."""
     return op.Max(self, other)
 
 
@@ -602,7 +597,7 @@ maximum_out__opset8 = maximum__opset8
 
 
 def maximum__opset7(op, self, other):
-    """aten::maximum at opsets 7..7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml:376)."""
+    """aten::maximum at opsets 7..7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml:374)."""
     return op.Max(self, other)
 
 
@@ -618,14 +613,14 @@ def maximum__opset7__when(self, other):
 
 
 # aten::relu: max(self, 0), elementwise.
-# specs/elementwise.yaml:400
+# specs/elementwise.yaml:398
 #   aten::relu(Tensor self) -> Tensor
 #   aten::relu_(Tensor(a!) self) -> Tensor(a!)
 #   aten::relu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def relu__opset7(op, self):
-    """aten::relu at opsets 7..28 (specs/elementwise.yaml:409)."""
+    """aten::relu at opsets 7..28 (specs/elementwise.yaml:407)."""
     return op.Relu(self)
 
 
@@ -634,14 +629,14 @@ relu___opset7 = relu__opset7
 relu_out__opset7 = relu__opset7
 
 # aten::sigmoid: 1 / (1 + exp(-self)); integers and bool as float32.
-# specs/elementwise.yaml:422
+# specs/elementwise.yaml:420
 #   aten::sigmoid(Tensor self) -> Tensor
 #   aten::sigmoid_(Tensor(a!) self) -> Tensor(a!)
 #   aten::sigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def sigmoid__opset7(op, self):
-    """aten::sigmoid at opsets 7..28 (specs/elementwise.yaml:429)."""
+    """aten::sigmoid at opsets 7..28 (specs/elementwise.yaml:427)."""
     return op.Sigmoid(self)
 
 
@@ -650,14 +645,14 @@ sigmoid___opset7 = sigmoid__opset7
 sigmoid_out__opset7 = sigmoid__opset7
 
 # aten::tanh: Hyperbolic tangent; integers and bool as float32.
-# specs/elementwise.yaml:434
+# specs/elementwise.yaml:432
 #   aten::tanh(Tensor self) -> Tensor
 #   aten::tanh_(Tensor(a!) self) -> Tensor(a!)
 #   aten::tanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def tanh__opset7(op, self):
-    """aten::tanh at opsets 7..28 (specs/elementwise.yaml:441)."""
+    """aten::tanh at opsets 7..28 (specs/elementwise.yaml:439)."""
     return op.Tanh(self)
 
 
@@ -666,14 +661,14 @@ tanh___opset7 = tanh__opset7
 tanh_out__opset7 = tanh__opset7
 
 # aten::gelu: Gaussian error linear unit: x * Phi(x), exact (approximate="none") or with the tanh approximation.
-# specs/elementwise.yaml:446
+# specs/elementwise.yaml:444
 #   aten::gelu(Tensor self, *, str approximate="none") -> Tensor
 #   aten::gelu_(Tensor(a!) self, *, str approximate="none") -> Tensor(a!)
 #   aten::gelu.out(Tensor self, *, str approximate="none", Tensor(a!) out) -> Tensor(a!)
 
 
 def gelu__opset20(op, self, approximate):
-    """aten::gelu at opsets 20..28 (specs/elementwise.yaml:452)."""
+    """aten::gelu at opsets 20..28 (specs/elementwise.yaml:450)."""
     return op.Gelu(self, approximate=approximate)
 
 
@@ -683,7 +678,7 @@ gelu_out__opset20 = gelu__opset20
 
 
 def gelu__opset9(op, self, approximate):
-    """aten::gelu at opsets 9..19 (specs/elementwise.yaml:454)."""
+    """aten::gelu at opsets 9..19 (specs/elementwise.yaml:452)."""
     if approximate == "tanh":
         inner = op.Mul(
             op.Add(
@@ -711,7 +706,7 @@ gelu_out__opset9 = gelu__opset9
 
 
 def gelu__opset7(op, self, approximate):
-    """aten::gelu at opsets 7..8, when `approximate == "tanh"` (specs/elementwise.yaml:460)."""
+    """aten::gelu at opsets 7..8, when `approximate == "tanh"` (specs/elementwise.yaml:458)."""
     inner = op.Mul(
         op.Add(
             self,
@@ -735,14 +730,14 @@ def gelu__opset7__when(self, approximate):
 
 
 # aten::silu: self * sigmoid(self).
-# specs/elementwise.yaml:483
+# specs/elementwise.yaml:481
 #   aten::silu(Tensor self) -> Tensor
 #   aten::silu_(Tensor(a!) self) -> Tensor(a!)
 #   aten::silu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def silu__opset7(op, self):
-    """aten::silu at opsets 7..28 (specs/elementwise.yaml:489)."""
+    """aten::silu at opsets 7..28 (specs/elementwise.yaml:487)."""
     return op.Mul(self, op.Sigmoid(self))
 
 
@@ -751,14 +746,24 @@ silu___opset7 = silu__opset7
 silu_out__opset7 = silu__opset7
 
 # aten::hardtanh: self clamped to [min_val, max_val].
-# specs/elementwise.yaml:494
+# specs/elementwise.yaml:492
 #   aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor
 #   aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!)
 #   aten::hardtanh.out(Tensor self, Scalar min_val=-1, Scalar max_val=1, *, Tensor(a!) out) -> Tensor(a!)
 
 
+def hardtanh__opset7(op, self, min_val, max_val):
+    """aten::hardtanh at opsets 7..10 (specs/elementwise.yaml:500)."""
+    return op.Clip(self, min=_h.floats(min_val), max=_h.floats(max_val))
+
+
+hardtanh___opset7 = hardtanh__opset7
+
+hardtanh_out__opset7 = hardtanh__opset7
+
+
 def hardtanh__opset11(op, self, min_val, max_val):
-    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:501)."""
+    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:500)."""
     return op.Clip(
         self, _h.const(op, min_val, _h.dtype_of(self)), _h.const(op, max_val, _h.dtype_of(self))
     )
@@ -769,30 +774,20 @@ hardtanh___opset11 = hardtanh__opset11
 hardtanh_out__opset11 = hardtanh__opset11
 
 
-def hardtanh__opset7(op, self, min_val, max_val):
-    """aten::hardtanh at opsets 7..10 (specs/elementwise.yaml:503)."""
-    return op.Clip(self, min=float(min_val), max=float(max_val))
-
-
-hardtanh___opset7 = hardtanh__opset7
-
-hardtanh_out__opset7 = hardtanh__opset7
-
-
 def hardtanh__gap0(self, min_val, max_val):
     return not _h.is_static(min_val, max_val)
 
 
 # aten::leaky_relu: self if self > 0 else negative_slope * self.
-# specs/elementwise.yaml:524
+# specs/elementwise.yaml:521
 #   aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor
 #   aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)
 #   aten::leaky_relu.out(Tensor self, Scalar negative_slope=0.01, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def leaky_relu__opset7(op, self, negative_slope):
-    """aten::leaky_relu at opsets 7..28 (specs/elementwise.yaml:531)."""
-    return op.LeakyRelu(self, alpha=float(negative_slope))
+    """aten::leaky_relu at opsets 7..28 (specs/elementwise.yaml:528)."""
+    return op.LeakyRelu(self, alpha=_h.floats(float(negative_slope)))
 
 
 leaky_relu___opset7 = leaky_relu__opset7
@@ -805,15 +800,15 @@ def leaky_relu__gap0(self, negative_slope):
 
 
 # aten::elu: scale * (self if self > 0 else alpha * (exp(self) - 1)).
-# specs/elementwise.yaml:543
+# specs/elementwise.yaml:540
 #   aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor
 #   aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)
 #   aten::elu.out(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def elu__opset7(op, self, alpha, scale, input_scale):
-    """aten::elu at opsets 7..28 (specs/elementwise.yaml:550)."""
-    out = op.Elu(self, alpha=float(alpha))
+    """aten::elu at opsets 7..28 (specs/elementwise.yaml:547)."""
+    out = op.Elu(self, alpha=_h.floats(float(alpha)))
     if scale != 1:
         out = op.Mul(out, _h.const(op, scale, _h.dtype_of(self)))
     return out
@@ -833,7 +828,7 @@ def elu__gap1(self, alpha, scale, input_scale):
 
 
 # aten::eq.Tensor: self == other, elementwise, as bool.
-# specs/elementwise.yaml:570
+# specs/elementwise.yaml:567
 #   aten::eq.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::eq.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::eq.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -841,12 +836,12 @@ def elu__gap1(self, alpha, scale, input_scale):
 
 
 def eq_Tensor__opset7(op, self, other):
-    """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml:578)."""
+    """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml:575)."""
     return op.Equal(self, other)
 
 
 def eq_Scalar__opset7(op, self, other):
-    """aten::eq.Scalar at opsets 7..28 (specs/elementwise.yaml:578)."""
+    """aten::eq.Scalar at opsets 7..28 (specs/elementwise.yaml:575)."""
     return op.Equal(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -855,7 +850,7 @@ eq_Tensor_out__opset7 = eq_Tensor__opset7
 eq_Scalar_out__opset7 = eq_Scalar__opset7
 
 # aten::ne.Tensor: self != other, elementwise, as bool.
-# specs/elementwise.yaml:591
+# specs/elementwise.yaml:588
 #   aten::ne.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::ne.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::ne.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -863,12 +858,12 @@ eq_Scalar_out__opset7 = eq_Scalar__opset7
 
 
 def ne_Tensor__opset7(op, self, other):
-    """aten::ne.Tensor at opsets 7..28 (specs/elementwise.yaml:599)."""
+    """aten::ne.Tensor at opsets 7..28 (specs/elementwise.yaml:596)."""
     return op.Not(op.Equal(self, other))
 
 
 def ne_Scalar__opset7(op, self, other):
-    """aten::ne.Scalar at opsets 7..28 (specs/elementwise.yaml:599)."""
+    """aten::ne.Scalar at opsets 7..28 (specs/elementwise.yaml:596)."""
     return op.Not(op.Equal(self, _h.const(op, other, _h.dtype_of(self))))
 
 
@@ -877,7 +872,7 @@ ne_Tensor_out__opset7 = ne_Tensor__opset7
 ne_Scalar_out__opset7 = ne_Scalar__opset7
 
 # aten::lt.Tensor: self < other, elementwise, as bool.
-# specs/elementwise.yaml:612
+# specs/elementwise.yaml:609
 #   aten::lt.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::lt.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::lt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -885,12 +880,12 @@ ne_Scalar_out__opset7 = ne_Scalar__opset7
 
 
 def lt_Tensor__opset7(op, self, other):
-    """aten::lt.Tensor at opsets 7..28 (specs/elementwise.yaml:622)."""
+    """aten::lt.Tensor at opsets 7..28 (specs/elementwise.yaml:619)."""
     return op.Less(self, other)
 
 
 def lt_Scalar__opset7(op, self, other):
-    """aten::lt.Scalar at opsets 7..28 (specs/elementwise.yaml:622)."""
+    """aten::lt.Scalar at opsets 7..28 (specs/elementwise.yaml:619)."""
     return op.Less(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -899,7 +894,7 @@ lt_Tensor_out__opset7 = lt_Tensor__opset7
 lt_Scalar_out__opset7 = lt_Scalar__opset7
 
 # aten::gt.Tensor: self > other, elementwise, as bool.
-# specs/elementwise.yaml:633
+# specs/elementwise.yaml:630
 #   aten::gt.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::gt.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::gt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -907,12 +902,12 @@ lt_Scalar_out__opset7 = lt_Scalar__opset7
 
 
 def gt_Tensor__opset7(op, self, other):
-    """aten::gt.Tensor at opsets 7..28 (specs/elementwise.yaml:641)."""
+    """aten::gt.Tensor at opsets 7..28 (specs/elementwise.yaml:638)."""
     return op.Greater(self, other)
 
 
 def gt_Scalar__opset7(op, self, other):
-    """aten::gt.Scalar at opsets 7..28 (specs/elementwise.yaml:641)."""
+    """aten::gt.Scalar at opsets 7..28 (specs/elementwise.yaml:638)."""
     return op.Greater(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -921,7 +916,7 @@ gt_Tensor_out__opset7 = gt_Tensor__opset7
 gt_Scalar_out__opset7 = gt_Scalar__opset7
 
 # aten::le.Tensor: self <= other, elementwise, as bool.
-# specs/elementwise.yaml:652
+# specs/elementwise.yaml:649
 #   aten::le.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::le.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::le.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -929,12 +924,12 @@ gt_Scalar_out__opset7 = gt_Scalar__opset7
 
 
 def le_Tensor__opset12(op, self, other):
-    """aten::le.Tensor at opsets 12..28 (specs/elementwise.yaml:660)."""
+    """aten::le.Tensor at opsets 12..28 (specs/elementwise.yaml:657)."""
     return op.LessOrEqual(self, other)
 
 
 def le_Scalar__opset12(op, self, other):
-    """aten::le.Scalar at opsets 12..28 (specs/elementwise.yaml:660)."""
+    """aten::le.Scalar at opsets 12..28 (specs/elementwise.yaml:657)."""
     return op.LessOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -944,12 +939,12 @@ le_Scalar_out__opset12 = le_Scalar__opset12
 
 
 def le_Tensor__opset7(op, self, other):
-    """aten::le.Tensor at opsets 7..11 (specs/elementwise.yaml:662)."""
+    """aten::le.Tensor at opsets 7..11 (specs/elementwise.yaml:659)."""
     return op.Or(op.Less(self, other), op.Equal(self, other))
 
 
 def le_Scalar__opset7(op, self, other):
-    """aten::le.Scalar at opsets 7..11 (specs/elementwise.yaml:662)."""
+    """aten::le.Scalar at opsets 7..11 (specs/elementwise.yaml:659)."""
     return op.Or(
         op.Less(self, _h.const(op, other, _h.dtype_of(self))),
         op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
@@ -961,7 +956,7 @@ le_Tensor_out__opset7 = le_Tensor__opset7
 le_Scalar_out__opset7 = le_Scalar__opset7
 
 # aten::ge.Tensor: self >= other, elementwise, as bool.
-# specs/elementwise.yaml:678
+# specs/elementwise.yaml:675
 #   aten::ge.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::ge.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::ge.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -969,12 +964,12 @@ le_Scalar_out__opset7 = le_Scalar__opset7
 
 
 def ge_Tensor__opset12(op, self, other):
-    """aten::ge.Tensor at opsets 12..28 (specs/elementwise.yaml:686)."""
+    """aten::ge.Tensor at opsets 12..28 (specs/elementwise.yaml:683)."""
     return op.GreaterOrEqual(self, other)
 
 
 def ge_Scalar__opset12(op, self, other):
-    """aten::ge.Scalar at opsets 12..28 (specs/elementwise.yaml:686)."""
+    """aten::ge.Scalar at opsets 12..28 (specs/elementwise.yaml:683)."""
     return op.GreaterOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -984,12 +979,12 @@ ge_Scalar_out__opset12 = ge_Scalar__opset12
 
 
 def ge_Tensor__opset7(op, self, other):
-    """aten::ge.Tensor at opsets 7..11 (specs/elementwise.yaml:688)."""
+    """aten::ge.Tensor at opsets 7..11 (specs/elementwise.yaml:685)."""
     return op.Or(op.Greater(self, other), op.Equal(self, other))
 
 
 def ge_Scalar__opset7(op, self, other):
-    """aten::ge.Scalar at opsets 7..11 (specs/elementwise.yaml:688)."""
+    """aten::ge.Scalar at opsets 7..11 (specs/elementwise.yaml:685)."""
     return op.Or(
         op.Greater(self, _h.const(op, other, _h.dtype_of(self))),
         op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
@@ -1001,46 +996,46 @@ ge_Tensor_out__opset7 = ge_Tensor__opset7
 ge_Scalar_out__opset7 = ge_Scalar__opset7
 
 # aten::logical_not: self == 0, elementwise, as bool.
-# specs/elementwise.yaml:704
+# specs/elementwise.yaml:701
 #   aten::logical_not(Tensor self) -> Tensor
 #   aten::logical_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def logical_not__opset7(op, self):
-    """aten::logical_not at opsets 7..28 (specs/elementwise.yaml:710)."""
+    """aten::logical_not at opsets 7..28 (specs/elementwise.yaml:707)."""
     return op.Not(op.Cast(self, to=_h.onnx_dtype("bool")))
 
 
 logical_not_out__opset7 = logical_not__opset7
 
 # aten::logical_and: self != 0 and other != 0, elementwise, as bool; each operand keeps its dtype.
-# specs/elementwise.yaml:715
+# specs/elementwise.yaml:712
 #   aten::logical_and(Tensor self, Tensor other) -> Tensor
 #   aten::logical_and.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def logical_and__opset7(op, self, other):
-    """aten::logical_and at opsets 7..28 (specs/elementwise.yaml:722)."""
+    """aten::logical_and at opsets 7..28 (specs/elementwise.yaml:719)."""
     return op.And(op.Cast(self, to=_h.onnx_dtype("bool")), op.Cast(other, to=_h.onnx_dtype("bool")))
 
 
 logical_and_out__opset7 = logical_and__opset7
 
 # aten::logical_or: self != 0 or other != 0, elementwise, as bool; each operand keeps its dtype.
-# specs/elementwise.yaml:728
+# specs/elementwise.yaml:725
 #   aten::logical_or(Tensor self, Tensor other) -> Tensor
 #   aten::logical_or.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def logical_or__opset7(op, self, other):
-    """aten::logical_or at opsets 7..28 (specs/elementwise.yaml:735)."""
+    """aten::logical_or at opsets 7..28 (specs/elementwise.yaml:732)."""
     return op.Or(op.Cast(self, to=_h.onnx_dtype("bool")), op.Cast(other, to=_h.onnx_dtype("bool")))
 
 
 logical_or_out__opset7 = logical_or__opset7
 
 # aten::where.self: self where condition holds, else other.
-# specs/elementwise.yaml:741
+# specs/elementwise.yaml:738
 #   aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor
 #   aten::where.ScalarOther(Tensor condition, Tensor self, Scalar other) -> Tensor
 #   aten::where.ScalarSelf(Tensor condition, Scalar self, Tensor other) -> Tensor
@@ -1048,24 +1043,24 @@ logical_or_out__opset7 = logical_or__opset7
 
 
 def where_self__opset9(op, condition, self, other):
-    """aten::where.self at opsets 9..28 (specs/elementwise.yaml:750)."""
+    """aten::where.self at opsets 9..28 (specs/elementwise.yaml:747)."""
     return op.Where(condition, self, other)
 
 
 def where_ScalarOther__opset9(op, condition, self, other):
-    """aten::where.ScalarOther at opsets 9..28 (specs/elementwise.yaml:750)."""
+    """aten::where.ScalarOther at opsets 9..28 (specs/elementwise.yaml:747)."""
     return op.Where(condition, self, _h.const(op, other, _h.dtype_of(self)))
 
 
 def where_ScalarSelf__opset9(op, condition, self, other):
-    """aten::where.ScalarSelf at opsets 9..28 (specs/elementwise.yaml:750)."""
+    """aten::where.ScalarSelf at opsets 9..28 (specs/elementwise.yaml:747)."""
     return op.Where(condition, _h.const(op, self, _h.dtype_of(other)), other)
 
 
 where_self_out__opset9 = where_self__opset9
 
 # aten::masked_fill.Tensor: self with value where mask holds; value takes self's dtype.
-# specs/elementwise.yaml:767
+# specs/elementwise.yaml:764
 #   aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor
 #   aten::masked_fill.Scalar(Tensor self, Tensor mask, Scalar value) -> Tensor
 #   aten::masked_fill_.Tensor(Tensor(a!) self, Tensor mask, Tensor value) -> Tensor(a!)
@@ -1075,12 +1070,12 @@ where_self_out__opset9 = where_self__opset9
 
 
 def masked_fill_Tensor__opset9(op, self, mask, value):
-    """aten::masked_fill.Tensor at opsets 9..28 (specs/elementwise.yaml:775)."""
+    """aten::masked_fill.Tensor at opsets 9..28 (specs/elementwise.yaml:772)."""
     return op.Where(mask, value, self)
 
 
 def masked_fill_Scalar__opset9(op, self, mask, value):
-    """aten::masked_fill.Scalar at opsets 9..28 (specs/elementwise.yaml:775)."""
+    """aten::masked_fill.Scalar at opsets 9..28 (specs/elementwise.yaml:772)."""
     return op.Where(mask, _h.const(op, value, _h.dtype_of(self)), self)
 
 
@@ -1093,12 +1088,12 @@ masked_fill_Tensor_out__opset9 = masked_fill_Tensor__opset9
 masked_fill_Scalar_out__opset9 = masked_fill_Scalar__opset9
 
 # aten::native_dropout: Dropout as torch.export leaves it (aten::dropout always decomposes: to aten::clone outside training, to this in training): the identity and an all-true mask when nothing is dropped.
-# specs/elementwise.yaml:788
+# specs/elementwise.yaml:785
 #   aten::native_dropout(Tensor input, float p, bool? train) -> (Tensor, Tensor)
 
 
 def native_dropout__opset8(op, input, p, train):
-    """aten::native_dropout at opsets 8..28 (specs/elementwise.yaml:793)."""
+    """aten::native_dropout at opsets 8..28 (specs/elementwise.yaml:790)."""
     keep = op.Expand(_h.const(op, True, "bool"), op.Shape(input))
     return (op.Identity(input), keep)
 
@@ -1108,64 +1103,64 @@ def native_dropout__gap0(input, p, train):
 
 
 # aten::alias: The same tensor.
-# specs/elementwise.yaml:804
+# specs/elementwise.yaml:801
 #   aten::alias(Tensor(a) self) -> Tensor(a)
 
 
 def alias__opset7(op, self):
-    """aten::alias at opsets 7..28 (specs/elementwise.yaml:809)."""
+    """aten::alias at opsets 7..28 (specs/elementwise.yaml:806)."""
     return op.Identity(self)
 
 
 # aten::_to_copy: A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.
-# specs/elementwise.yaml:814
+# specs/elementwise.yaml:811
 #   aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor
 
 
 def _to_copy__opset7(op, self, dtype, layout, device, pin_memory, non_blocking, memory_format):
-    """aten::_to_copy at opsets 7..28 (specs/elementwise.yaml:820)."""
+    """aten::_to_copy at opsets 7..28 (specs/elementwise.yaml:817)."""
     return op.Identity(self)
 
 
 # aten::full_like: A tensor shaped like self filled with fill_value, in dtype or self's dtype.
-# specs/elementwise.yaml:831
+# specs/elementwise.yaml:828
 #   aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
 
 
 def full_like__opset8(op, self, fill_value, dtype, layout, device, pin_memory, memory_format):
-    """aten::full_like at opsets 8..28 (specs/elementwise.yaml:837)."""
+    """aten::full_like at opsets 8..28 (specs/elementwise.yaml:834)."""
     return op.Expand(_h.const(op, fill_value, _h.dtype_of(self)), op.Shape(self))
 
 
 # aten::zeros_like: Zeros shaped like self, in dtype or self's dtype.
-# specs/elementwise.yaml:844
+# specs/elementwise.yaml:841
 #   aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
 
 
 def zeros_like__opset8(op, self, dtype, layout, device, pin_memory, memory_format):
-    """aten::zeros_like at opsets 8..28 (specs/elementwise.yaml:850)."""
+    """aten::zeros_like at opsets 8..28 (specs/elementwise.yaml:847)."""
     return op.Expand(_h.const(op, 0, _h.dtype_of(self)), op.Shape(self))
 
 
 # aten::ones_like: Ones shaped like self, in dtype or self's dtype.
-# specs/elementwise.yaml:855
+# specs/elementwise.yaml:852
 #   aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
 
 
 def ones_like__opset8(op, self, dtype, layout, device, pin_memory, memory_format):
-    """aten::ones_like at opsets 8..28 (specs/elementwise.yaml:861)."""
+    """aten::ones_like at opsets 8..28 (specs/elementwise.yaml:858)."""
     return op.Expand(_h.const(op, 1, _h.dtype_of(self)), op.Shape(self))
 
 
 # aten::cos: Cosine, elementwise.
-# specs/elementwise.yaml:866
+# specs/elementwise.yaml:863
 #   aten::cos(Tensor self) -> Tensor
 #   aten::cos_(Tensor(a!) self) -> Tensor(a!)
 #   aten::cos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def cos__opset7(op, self):
-    """aten::cos at opsets 7..28 (specs/elementwise.yaml:875)."""
+    """aten::cos at opsets 7..28 (specs/elementwise.yaml:872)."""
     return op.Cos(self)
 
 
@@ -1174,14 +1169,14 @@ cos___opset7 = cos__opset7
 cos_out__opset7 = cos__opset7
 
 # aten::sin: Sine, elementwise.
-# specs/elementwise.yaml:880
+# specs/elementwise.yaml:877
 #   aten::sin(Tensor self) -> Tensor
 #   aten::sin_(Tensor(a!) self) -> Tensor(a!)
 #   aten::sin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def sin__opset7(op, self):
-    """aten::sin at opsets 7..28 (specs/elementwise.yaml:888)."""
+    """aten::sin at opsets 7..28 (specs/elementwise.yaml:885)."""
     return op.Sin(self)
 
 

@@ -57,7 +57,7 @@ def addmm__opset7(op, self, mat1, mat2, beta, alpha):
     if beta == 0:
         product = op.MatMul(mat1, mat2)
         return product if alpha == 1 else op.Mul(product, _h.const(op, alpha, _h.dtype_of(mat1)))
-    return op.Gemm(mat1, mat2, self, alpha=float(alpha), beta=float(beta))
+    return op.Gemm(mat1, mat2, self, alpha=_h.floats(float(alpha)), beta=_h.floats(float(beta)))
 
 
 addmm_out__opset7 = addmm__opset7
@@ -229,7 +229,9 @@ def _native_batch_norm_legit_no_training__opset7(
         shift = _h.const(op, [0.0] * channels, _h.dtype_of(input))
     else:
         shift = bias
-    out = op.BatchNormalization(input, scale, shift, running_mean, running_var, epsilon=eps)
+    out = op.BatchNormalization(
+        input, scale, shift, running_mean, running_var, epsilon=_h.floats(eps)
+    )
     return (out, _h.const(op, [], _h.dtype_of(input)), _h.const(op, [], _h.dtype_of(input)))
 
 
@@ -257,7 +259,9 @@ def layer_norm__opset17(op, input, normalized_shape, weight, bias, eps, cudnn_en
             )
         else:
             scale = weight
-        return op.LayerNormalization(input, scale, bias, axis=-len(normalized_shape), epsilon=eps)
+        return op.LayerNormalization(
+            input, scale, bias, axis=-len(normalized_shape), epsilon=_h.floats(eps)
+        )
     mean = op.ReduceMean(input, axes=axes, keepdims=1)
     centered = op.Sub(input, mean)
     var = op.ReduceMean(op.Mul(centered, centered), axes=axes, keepdims=1)
@@ -279,7 +283,9 @@ def layer_norm__opset18(op, input, normalized_shape, weight, bias, eps, cudnn_en
             )
         else:
             scale = weight
-        return op.LayerNormalization(input, scale, bias, axis=-len(normalized_shape), epsilon=eps)
+        return op.LayerNormalization(
+            input, scale, bias, axis=-len(normalized_shape), epsilon=_h.floats(eps)
+        )
     mean = op.ReduceMean(input, _h.const(op, axes, "int64"), keepdims=1)
     centered = op.Sub(input, mean)
     var = op.ReduceMean(op.Mul(centered, centered), _h.const(op, axes, "int64"), keepdims=1)
@@ -325,7 +331,7 @@ def native_layer_norm__opset17(op, input, normalized_shape, weight, bias, eps):
         else:
             scale = weight
         out, mean, rstd = op.LayerNormalization(
-            input, scale, bias, axis=-len(normalized_shape), epsilon=eps, _outputs=3
+            input, scale, bias, axis=-len(normalized_shape), epsilon=_h.floats(eps), _outputs=3
         )
         if _h.dtype_of(input) == "float32":
             return (out, mean, rstd)
@@ -357,7 +363,7 @@ def native_layer_norm__opset18(op, input, normalized_shape, weight, bias, eps):
         else:
             scale = weight
         out, mean, rstd = op.LayerNormalization(
-            input, scale, bias, axis=-len(normalized_shape), epsilon=eps, _outputs=3
+            input, scale, bias, axis=-len(normalized_shape), epsilon=_h.floats(eps), _outputs=3
         )
         if _h.dtype_of(input) == "float32":
             return (out, mean, rstd)
@@ -995,7 +1001,7 @@ def scaled_dot_product_attention__opset23(
         value,
         mask,
         is_causal=int(is_causal),
-        **_h.attrs(scale=scale, q_num_heads=heads, kv_num_heads=heads),
+        **_h.attrs(scale=_h.floats(scale), q_num_heads=heads, kv_num_heads=heads),
     )
 
 

@@ -364,6 +364,18 @@ def split_Tensor__gap0(self, split_size, dim):
 #   aten::unsafe_split_with_sizes(Tensor self, SymInt[] split_sizes, int dim=0) -> Tensor[]
 
 
+def split_with_sizes__opset7(op, self, split_sizes, dim):
+    """aten::split_with_sizes at opsets 7..12 (specs/shape.yaml:261)."""
+    return _h.as_list(
+        op.Split(self, split=split_sizes, axis=dim % _h.rank(self), _outputs=len(split_sizes))
+    )
+
+
+split_with_sizes_copy__opset7 = split_with_sizes__opset7
+
+unsafe_split_with_sizes__opset7 = split_with_sizes__opset7
+
+
 def split_with_sizes__opset13(op, self, split_sizes, dim):
     """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml:261)."""
     return _h.as_list(
@@ -381,33 +393,17 @@ split_with_sizes_copy__opset13 = split_with_sizes__opset13
 unsafe_split_with_sizes__opset13 = split_with_sizes__opset13
 
 
-def split_with_sizes__opset7(op, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 7..12, when `is_static(split_sizes)` (specs/shape.yaml:263)."""
-    return _h.as_list(
-        op.Split(self, split=split_sizes, axis=dim % _h.rank(self), _outputs=len(split_sizes))
-    )
-
-
-split_with_sizes_copy__opset7 = split_with_sizes__opset7
-
-unsafe_split_with_sizes__opset7 = split_with_sizes__opset7
-
-
-def split_with_sizes__opset7__when(self, split_sizes, dim):
-    return _h.is_static(split_sizes)
-
-
 def split_with_sizes__gap0(self, split_sizes, dim):
     return not _h.is_static(split_sizes)
 
 
 # aten::cat: tensors joined along dim dim.
-# specs/shape.yaml:277
+# specs/shape.yaml:274
 #   aten::cat(Tensor[] tensors, int dim=0) -> Tensor
 
 
 def cat__opset11(op, tensors, dim):
-    """aten::cat at opsets 11..28 (specs/shape.yaml:284)."""
+    """aten::cat at opsets 11..28 (specs/shape.yaml:281)."""
     return op.Concat(
         *[
             t
@@ -421,7 +417,7 @@ def cat__opset11(op, tensors, dim):
 
 
 def cat__opset7(op, tensors, dim):
-    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:286)."""
+    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:283)."""
     return op.Concat(
         *[
             t
@@ -439,22 +435,22 @@ def cat__opset7__when(tensors, dim):
 
 
 # aten::stack: tensors (of one shape) joined along a new dim dim.
-# specs/shape.yaml:299
+# specs/shape.yaml:296
 #   aten::stack(Tensor[] tensors, int dim=0) -> Tensor
 
 
 def stack__opset11(op, tensors, dim):
-    """aten::stack at opsets 11..12 (specs/shape.yaml:305)."""
+    """aten::stack at opsets 11..12 (specs/shape.yaml:302)."""
     return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
 
 
 def stack__opset13(op, tensors, dim):
-    """aten::stack at opsets 13..28 (specs/shape.yaml:305)."""
+    """aten::stack at opsets 13..28 (specs/shape.yaml:302)."""
     return op.Concat(*[op.Unsqueeze(x, _h.const(op, [dim], "int64")) for x in tensors], axis=dim)
 
 
 def stack__opset7(op, tensors, dim):
-    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:307)."""
+    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:304)."""
     return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
 
 
@@ -463,13 +459,13 @@ def stack__opset7__when(tensors, dim):
 
 
 # aten::expand: self broadcast to shape size; -1 keeps a dim of self.
-# specs/shape.yaml:318
+# specs/shape.yaml:315
 #   aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a)
 #   aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor
 
 
 def expand__opset8(op, self, size, implicit):
-    """aten::expand at opsets 8..28 (specs/shape.yaml:325)."""
+    """aten::expand at opsets 8..28 (specs/shape.yaml:322)."""
     return op.Expand(
         self, _h.const(op, [1 if _h.is_static(s) and s == -1 else s for s in size], "int64")
     )
@@ -479,7 +475,7 @@ expand_copy__opset8 = expand__opset8
 
 
 def expand__opset7(op, self, size, implicit):
-    """aten::expand at opsets 7..7 (specs/shape.yaml:329)."""
+    """aten::expand at opsets 7..7 (specs/shape.yaml:326)."""
     lead = len(size) - _h.rank(self)
     x = op.Unsqueeze(self, axes=list(range(lead))) if lead > 0 else self
     dims = [1] * lead + _h.sizes(op, self)
@@ -497,32 +493,32 @@ def expand__opset7(op, self, size, implicit):
 expand_copy__opset7 = expand__opset7
 
 # aten::clone: a copy of self (memory_format is a layout, which ONNX does not have).
-# specs/shape.yaml:343
+# specs/shape.yaml:340
 #   aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor
 
 
 def clone__opset7(op, self, memory_format):
-    """aten::clone at opsets 7..28 (specs/shape.yaml:348)."""
+    """aten::clone at opsets 7..28 (specs/shape.yaml:345)."""
     return op.Identity(self)
 
 
 # aten::reshape: self with its elements laid out in shape shape; -1 is inferred, 0 is a zero-size dim.
-# specs/shape.yaml:353
+# specs/shape.yaml:350
 #   aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)
 
 
 def reshape__opset14(op, self, shape):
-    """aten::reshape at opsets 14..28 (specs/shape.yaml:358)."""
+    """aten::reshape at opsets 14..28 (specs/shape.yaml:355)."""
     return op.Reshape(self, _h.const(op, shape, "int64"), allowzero=1)
 
 
 def reshape__opset7(op, self, shape):
-    """aten::reshape at opsets 7..13, when `0 not in [s for s in shape if is_static(s)]` (specs/shape.yaml:360)."""
+    """aten::reshape at opsets 7..13, when `0 not in [s for s in shape if is_static(s)]` (specs/shape.yaml:357)."""
     return op.Reshape(self, _h.const(op, shape, "int64"))
 
 
 def reshape__opset7_1(op, self, shape):
-    """aten::reshape at opsets 7..13, when `len([s for s in shape if is_static(s) and s == 0]) == 1` (specs/shape.yaml:363)."""
+    """aten::reshape at opsets 7..13, when `len([s for s in shape if is_static(s) and s == 0]) == 1` (specs/shape.yaml:360)."""
     return op.Reshape(
         self, _h.const(op, [-1 if _h.is_static(s) and s == 0 else s for s in shape], "int64")
     )
@@ -537,12 +533,12 @@ def reshape__opset7_1__when(self, shape):
 
 
 # aten::flatten.using_ints: dims start_dim..end_dim of self merged into one; a 0-dim self becomes shape [1].
-# specs/shape.yaml:370
+# specs/shape.yaml:367
 #   aten::flatten.using_ints(Tensor(a) self, int start_dim=0, int end_dim=-1) -> Tensor(a)
 
 
 def flatten_using_ints__opset14(op, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:375)."""
+    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:372)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -561,7 +557,7 @@ def flatten_using_ints__opset14(op, self, start_dim, end_dim):
 
 
 def flatten_using_ints__opset7(op, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:385)."""
+    """aten::flatten.using_ints at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:382)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -575,12 +571,12 @@ def flatten_using_ints__opset7__when(self, start_dim, end_dim):
 
 
 # aten::unflatten.int: dim dim of self split into dims of sizes sizes (one may be -1).
-# specs/shape.yaml:400
+# specs/shape.yaml:397
 #   aten::unflatten.int(Tensor(a) self, int dim, SymInt[] sizes) -> Tensor(a)
 
 
 def unflatten_int__opset14(op, self, dim, sizes):
-    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:406)."""
+    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:403)."""
     d = dim % _h.rank(self)
     return op.Reshape(
         self,
@@ -590,7 +586,7 @@ def unflatten_int__opset14(op, self, dim, sizes):
 
 
 def unflatten_int__opset7(op, self, dim, sizes):
-    """aten::unflatten.int at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:410)."""
+    """aten::unflatten.int at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:407)."""
     d = dim % _h.rank(self)
     return op.Reshape(
         self, _h.const(op, _h.sizes(op, self)[:d] + sizes + _h.sizes(op, self)[d + 1 :], "int64")
@@ -602,24 +598,24 @@ def unflatten_int__opset7__when(self, dim, sizes):
 
 
 # aten::contiguous: self (memory_format is a layout, which ONNX does not have).
-# specs/shape.yaml:421
+# specs/shape.yaml:418
 #   aten::contiguous(Tensor(a) self, *, MemoryFormat memory_format=0) -> Tensor(a)
 
 
 def contiguous__opset7(op, self, memory_format):
-    """aten::contiguous at opsets 7..28 (specs/shape.yaml:426)."""
+    """aten::contiguous at opsets 7..28 (specs/shape.yaml:423)."""
     return op.Identity(self)
 
 
 # aten::triu: self with the elements below diagonal `diagonal` of its last two dims set to zero.
-# specs/shape.yaml:431
+# specs/shape.yaml:428
 #   aten::triu(Tensor self, SymInt diagonal=0) -> Tensor
 #   aten::triu_(Tensor(a!) self, SymInt diagonal=0) -> Tensor(a!)
 #   aten::triu.out(Tensor self, SymInt diagonal=0, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def triu__opset14(op, self, diagonal):
-    """aten::triu at opsets 14..28 (specs/shape.yaml:439)."""
+    """aten::triu at opsets 14..28 (specs/shape.yaml:436)."""
     return op.Trilu(self, _h.const(op, diagonal, "int64"), upper=1)
 
 
@@ -629,7 +625,7 @@ triu_out__opset14 = triu__opset14
 
 
 def triu__opset11(op, self, diagonal):
-    """aten::triu at opsets 11..12 (specs/shape.yaml:442)."""
+    """aten::triu at opsets 11..12 (specs/shape.yaml:439)."""
     rows = op.Range(
         _h.const(op, 0, "int64"),
         _h.const(op, _h.size(op, self, -2), "int64"),
@@ -653,7 +649,7 @@ triu_out__opset11 = triu__opset11
 
 
 def triu__opset13(op, self, diagonal):
-    """aten::triu at opsets 13..13 (specs/shape.yaml:442)."""
+    """aten::triu at opsets 13..13 (specs/shape.yaml:439)."""
     rows = op.Range(
         _h.const(op, 0, "int64"),
         _h.const(op, _h.size(op, self, -2), "int64"),
@@ -679,14 +675,14 @@ triu___opset13 = triu__opset13
 triu_out__opset13 = triu__opset13
 
 # aten::tril: self with the elements above diagonal `diagonal` of its last two dims set to zero.
-# specs/shape.yaml:460
+# specs/shape.yaml:461
 #   aten::tril(Tensor self, SymInt diagonal=0) -> Tensor
 #   aten::tril_(Tensor(a!) self, SymInt diagonal=0) -> Tensor(a!)
 #   aten::tril.out(Tensor self, SymInt diagonal=0, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def tril__opset14(op, self, diagonal):
-    """aten::tril at opsets 14..28 (specs/shape.yaml:468)."""
+    """aten::tril at opsets 14..28 (specs/shape.yaml:469)."""
     return op.Trilu(self, _h.const(op, diagonal, "int64"), upper=0)
 
 
@@ -696,7 +692,7 @@ tril_out__opset14 = tril__opset14
 
 
 def tril__opset11(op, self, diagonal):
-    """aten::tril at opsets 11..12 (specs/shape.yaml:471)."""
+    """aten::tril at opsets 11..12 (specs/shape.yaml:472)."""
     rows = op.Range(
         _h.const(op, 0, "int64"),
         _h.const(op, _h.size(op, self, -2), "int64"),
@@ -720,7 +716,7 @@ tril_out__opset11 = tril__opset11
 
 
 def tril__opset13(op, self, diagonal):
-    """aten::tril at opsets 13..13 (specs/shape.yaml:471)."""
+    """aten::tril at opsets 13..13 (specs/shape.yaml:472)."""
     rows = op.Range(
         _h.const(op, 0, "int64"),
         _h.const(op, _h.size(op, self, -2), "int64"),
@@ -746,12 +742,12 @@ tril___opset13 = tril__opset13
 tril_out__opset13 = tril__opset13
 
 # aten::view.dtype: self's elements reinterpreted bit for bit as dtype (of the same width).
-# specs/shape.yaml:487
+# specs/shape.yaml:492
 #   aten::view.dtype(Tensor(a) self, ScalarType dtype) -> Tensor(a)
 
 
 def view_dtype__opset26(op, self, dtype):
-    """aten::view.dtype at opsets 26..28 (specs/shape.yaml:492)."""
+    """aten::view.dtype at opsets 26..28 (specs/shape.yaml:497)."""
     return op.BitCast(self, to=_h.onnx_dtype(dtype))
 
 

@@ -475,7 +475,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::_to_copy": Entry(
         key="aten::_to_copy",
-        spec="specs/elementwise.yaml:814",
+        spec="specs/elementwise.yaml:811",
         family="elementwise",
         doc="A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.",
         overloads={
@@ -512,7 +512,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:820",
+                spec="specs/elementwise.yaml:817",
                 fns={
                     "aten::_to_copy": _elementwise._to_copy__opset7,
                 },
@@ -545,10 +545,10 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3)", "specs/elementwise.yaml:823"),
+            Sample("t(2, 3)", "specs/elementwise.yaml:820"),
             Sample(
                 "t(2, 3), dtype=float16",
-                "specs/elementwise.yaml:824",
+                "specs/elementwise.yaml:821",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -563,7 +563,7 @@ ENTRIES: dict[str, Entry] = {
             ),
             Sample(
                 "t(2, 3), dtype=int64",
-                "specs/elementwise.yaml:826",
+                "specs/elementwise.yaml:823",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -576,7 +576,7 @@ ENTRIES: dict[str, Entry] = {
                     "float64",
                 ),
             ),
-            Sample("t(2, 3), dtype=float32", "specs/elementwise.yaml:828", opsets=(13, 28)),
+            Sample("t(2, 3), dtype=float32", "specs/elementwise.yaml:825", opsets=(13, 28)),
         ),
         shape="same(self)",
     ),
@@ -989,7 +989,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::alias": Entry(
         key="aten::alias",
-        spec="specs/elementwise.yaml:804",
+        spec="specs/elementwise.yaml:801",
         family="elementwise",
         doc="The same tensor.",
         overloads={
@@ -1016,7 +1016,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:809",
+                spec="specs/elementwise.yaml:806",
                 fns={
                     "aten::alias": _elementwise.alias__opset7,
                 },
@@ -1048,7 +1048,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:812"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:809"),),
         shape="same(self)",
     ),
     "aten::amax": Entry(
@@ -1953,7 +1953,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::cat": Entry(
         key="aten::cat",
-        spec="specs/shape.yaml:277",
+        spec="specs/shape.yaml:274",
         family="shape",
         doc="tensors joined along dim dim.",
         overloads={
@@ -1983,7 +1983,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=28,
-                spec="specs/shape.yaml:284",
+                spec="specs/shape.yaml:281",
                 fns={
                     "aten::cat": _shape.cat__opset11,
                 },
@@ -2011,7 +2011,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/shape.yaml:286",
+                spec="specs/shape.yaml:283",
                 fns={
                     "aten::cat": _shape.cat__opset7,
                 },
@@ -2043,15 +2043,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("[t(2, 3), t(4, 3)]", "specs/shape.yaml:290"),
-            Sample("[t(2, 3), t(2, 1)], 1", "specs/shape.yaml:291", dtypes=("float32",)),
+            Sample("[t(2, 3), t(4, 3)]", "specs/shape.yaml:287"),
+            Sample("[t(2, 3), t(2, 1)], 1", "specs/shape.yaml:288", dtypes=("float32",)),
             Sample(
                 "[t(2, 3), t(2, 2)], -1",
-                "specs/shape.yaml:293",
+                "specs/shape.yaml:290",
                 opsets=(11, 28),
                 dtypes=("float32",),
             ),
-            Sample("[t(2, 3), t(0), t(1, 3)]", "specs/shape.yaml:296", dtypes=("float32",)),
+            Sample("[t(2, 3), t(0), t(1, 3)]", "specs/shape.yaml:293", dtypes=("float32",)),
         ),
         shape="cat(tensors, dim)",
     ),
@@ -2153,7 +2153,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/elementwise.yaml:304",
+                spec="specs/elementwise.yaml:302",
                 fns={
                     "aten::clamp": _elementwise.clamp__opset7,
                     "aten::clamp_": _elementwise.clamp__opset7,
@@ -2187,43 +2187,43 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Clip takes computed bounds from opset 11",
-                "specs/elementwise.yaml:307",
+                "specs/elementwise.yaml:305",
                 opsets=(7, 10),
                 when=_elementwise.clamp__gap0,
                 when_text="not is_static(min, max)",
             ),
             Gap(
                 "ONNX Clip accepts integers from opset 12, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:310",
+                "specs/elementwise.yaml:308",
                 dtypes=("int64",),
                 opsets=(7, 11),
             ),
             Gap(
                 "onnxruntime has no float64 Clip kernel before opset 12 (int32 computes in float64 there)",
-                "specs/elementwise.yaml:313",
+                "specs/elementwise.yaml:311",
                 dtypes=("int32", "float64"),
                 opsets=(7, 11),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no int16 Clip kernel",
-                "specs/elementwise.yaml:317",
+                "specs/elementwise.yaml:315",
                 dtypes=("int16",),
                 opsets=(12, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4), 1, 3", "specs/elementwise.yaml:322"),
-            Sample("t(3, 4), 0", "specs/elementwise.yaml:323"),
+            Sample("t(3, 4), 1, 3", "specs/elementwise.yaml:320"),
+            Sample("t(3, 4), 0", "specs/elementwise.yaml:321"),
             Sample(
                 "t(3, 4), None, 0.5",
-                "specs/elementwise.yaml:324",
+                "specs/elementwise.yaml:322",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
             Sample(
                 "t(3, 4), -0.5, None",
-                "specs/elementwise.yaml:327",
+                "specs/elementwise.yaml:325",
                 dtypes=("uint8", "int8", "int64"),
             ),
         ),
@@ -2231,7 +2231,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::clone": Entry(
         key="aten::clone",
-        spec="specs/shape.yaml:343",
+        spec="specs/shape.yaml:340",
         family="shape",
         doc="a copy of self (memory_format is a layout, which ONNX does not have).",
         overloads={
@@ -2263,7 +2263,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/shape.yaml:348",
+                spec="specs/shape.yaml:345",
                 fns={
                     "aten::clone": _shape.clone__opset7,
                 },
@@ -2295,12 +2295,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/shape.yaml:351"),),
+        samples=(Sample("t(2, 3)", "specs/shape.yaml:348"),),
         shape="same(self)",
     ),
     "aten::contiguous": Entry(
         key="aten::contiguous",
-        spec="specs/shape.yaml:421",
+        spec="specs/shape.yaml:418",
         family="shape",
         doc="self (memory_format is a layout, which ONNX does not have).",
         overloads={
@@ -2332,7 +2332,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/shape.yaml:426",
+                spec="specs/shape.yaml:423",
                 fns={
                     "aten::contiguous": _shape.contiguous__opset7,
                 },
@@ -2364,7 +2364,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/shape.yaml:429"),),
+        samples=(Sample("t(2, 3)", "specs/shape.yaml:426"),),
         shape="same(self)",
     ),
     "aten::conv2d": Entry(
@@ -2639,7 +2639,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::cos": Entry(
         key="aten::cos",
-        spec="specs/elementwise.yaml:866",
+        spec="specs/elementwise.yaml:863",
         family="elementwise",
         doc="Cosine, elementwise.",
         overloads={
@@ -2678,7 +2678,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:875",
+                spec="specs/elementwise.yaml:872",
                 fns={
                     "aten::cos": _elementwise.cos__opset7,
                     "aten::cos_": _elementwise.cos__opset7,
@@ -2709,7 +2709,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:878"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:875"),),
         shape="same(self)",
     ),
     "aten::div.Tensor": Entry(
@@ -3059,7 +3059,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::elu": Entry(
         key="aten::elu",
-        spec="specs/elementwise.yaml:543",
+        spec="specs/elementwise.yaml:540",
         family="elementwise",
         doc="scale * (self if self > 0 else alpha * (exp(self) - 1)).",
         overloads={
@@ -3102,7 +3102,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:550",
+                spec="specs/elementwise.yaml:547",
                 fns={
                     "aten::elu": _elementwise.elu__opset7,
                     "aten::elu_": _elementwise.elu__opset7,
@@ -3135,32 +3135,32 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Elu takes alpha as an attribute, known while exporting",
-                "specs/elementwise.yaml:557",
+                "specs/elementwise.yaml:554",
                 when=_elementwise.elu__gap0,
                 when_text="not is_static(alpha, scale, input_scale)",
             ),
             Gap(
                 "ONNX Elu has no input scale",
-                "specs/elementwise.yaml:559",
+                "specs/elementwise.yaml:556",
                 when=_elementwise.elu__gap1,
                 when_text="is_static(input_scale) and input_scale != 1",
             ),
             Gap(
                 "onnxruntime has no float64 Elu kernel",
-                "specs/elementwise.yaml:561",
+                "specs/elementwise.yaml:558",
                 dtypes=("float64",),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:565"),
-            Sample("t(3, 4), 0.5, 2", "specs/elementwise.yaml:566"),
+            Sample("t(3, 4)", "specs/elementwise.yaml:562"),
+            Sample("t(3, 4), 0.5, 2", "specs/elementwise.yaml:563"),
         ),
         shape="same(self)",
     ),
     "aten::eq.Tensor": Entry(
         key="aten::eq.Tensor",
-        spec="specs/elementwise.yaml:570",
+        spec="specs/elementwise.yaml:567",
         family="elementwise",
         doc="self == other, elementwise, as bool.",
         overloads={
@@ -3217,7 +3217,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:578",
+                spec="specs/elementwise.yaml:575",
                 fns={
                     "aten::eq.Tensor": _elementwise.eq_Tensor__opset7,
                     "aten::eq.Scalar": _elementwise.eq_Scalar__opset7,
@@ -3275,19 +3275,19 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:581",
+                "specs/elementwise.yaml:578",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:585"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:582"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:586",
+                "specs/elementwise.yaml:583",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:588", overload="aten::eq.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:585", overload="aten::eq.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -3367,7 +3367,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::expand": Entry(
         key="aten::expand",
-        spec="specs/shape.yaml:318",
+        spec="specs/shape.yaml:315",
         family="shape",
         doc="self broadcast to shape size; -1 keeps a dim of self.",
         overloads={
@@ -3408,7 +3408,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/shape.yaml:325",
+                spec="specs/shape.yaml:322",
                 fns={
                     "aten::expand": _shape.expand__opset8,
                     "aten::expand_copy": _shape.expand__opset8,
@@ -3438,7 +3438,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=7,
-                spec="specs/shape.yaml:329",
+                spec="specs/shape.yaml:326",
                 fns={
                     "aten::expand": _shape.expand__opset7,
                     "aten::expand_copy": _shape.expand__opset7,
@@ -3470,15 +3470,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(3, 1), [2, 3, 4]", "specs/shape.yaml:337"),
-            Sample("t(3, 1), [sym(2), -1, 4]", "specs/shape.yaml:338", dtypes=("float32",)),
-            Sample("t(2, 1, 3), [-1, 5, -1]", "specs/shape.yaml:340", dtypes=("float32",)),
+            Sample("t(3, 1), [2, 3, 4]", "specs/shape.yaml:334"),
+            Sample("t(3, 1), [sym(2), -1, 4]", "specs/shape.yaml:335", dtypes=("float32",)),
+            Sample("t(2, 1, 3), [-1, 5, -1]", "specs/shape.yaml:337", dtypes=("float32",)),
         ),
         shape="expand(self, size)",
     ),
     "aten::flatten.using_ints": Entry(
         key="aten::flatten.using_ints",
-        spec="specs/shape.yaml:370",
+        spec="specs/shape.yaml:367",
         family="shape",
         doc="dims start_dim..end_dim of self merged into one; a 0-dim self becomes shape [1].",
         overloads={
@@ -3509,7 +3509,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:375",
+                spec="specs/shape.yaml:372",
                 fns={
                     "aten::flatten.using_ints": _shape.flatten_using_ints__opset14,
                 },
@@ -3534,7 +3534,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:385",
+                spec="specs/shape.yaml:382",
                 fns={
                     "aten::flatten.using_ints": _shape.flatten_using_ints__opset7,
                 },
@@ -3569,9 +3569,9 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 4, 5), 1, 2", "specs/shape.yaml:395"),
-            Sample("t(2, 3, 4)", "specs/shape.yaml:396"),
-            Sample("t(2, 0, 3), 1", "specs/shape.yaml:397", opsets=(14, 28)),
+            Sample("t(2, 3, 4, 5), 1, 2", "specs/shape.yaml:392"),
+            Sample("t(2, 3, 4)", "specs/shape.yaml:393"),
+            Sample("t(2, 0, 3), 1", "specs/shape.yaml:394", opsets=(14, 28)),
         ),
         shape="flatten(self, start_dim, end_dim)",
     ),
@@ -3680,7 +3680,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::full_like": Entry(
         key="aten::full_like",
-        spec="specs/elementwise.yaml:831",
+        spec="specs/elementwise.yaml:828",
         family="elementwise",
         doc="A tensor shaped like self filled with fill_value, in dtype or self's dtype.",
         overloads={
@@ -3717,7 +3717,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:837",
+                spec="specs/elementwise.yaml:834",
                 fns={
                     "aten::full_like": _elementwise.full_like__opset8,
                 },
@@ -3750,10 +3750,10 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:840"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:837"),
             Sample(
                 "t(2, 3), 2.5, dtype=float32",
-                "specs/elementwise.yaml:841",
+                "specs/elementwise.yaml:838",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -3771,7 +3771,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::ge.Tensor": Entry(
         key="aten::ge.Tensor",
-        spec="specs/elementwise.yaml:678",
+        spec="specs/elementwise.yaml:675",
         family="elementwise",
         doc="self >= other, elementwise, as bool.",
         overloads={
@@ -3828,7 +3828,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=12,
                 until=28,
-                spec="specs/elementwise.yaml:686",
+                spec="specs/elementwise.yaml:683",
                 fns={
                     "aten::ge.Tensor": _elementwise.ge_Tensor__opset12,
                     "aten::ge.Scalar": _elementwise.ge_Scalar__opset12,
@@ -3863,7 +3863,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=11,
-                spec="specs/elementwise.yaml:688",
+                spec="specs/elementwise.yaml:685",
                 fns={
                     "aten::ge.Tensor": _elementwise.ge_Tensor__opset7,
                     "aten::ge.Scalar": _elementwise.ge_Scalar__opset7,
@@ -3935,31 +3935,31 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "before opset 12 self >= other is Greater or Equal, and ONNX Greater accepts integers from opset 9",
-                "specs/elementwise.yaml:691",
+                "specs/elementwise.yaml:688",
                 dtypes=("bool", "uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
             Gap(
                 "before opset 12 self >= other is Greater or Equal, and ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:694",
+                "specs/elementwise.yaml:691",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:698"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:695"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:699",
+                "specs/elementwise.yaml:696",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:701", overload="aten::ge.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:698", overload="aten::ge.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::gelu": Entry(
         key="aten::gelu",
-        spec="specs/elementwise.yaml:446",
+        spec="specs/elementwise.yaml:444",
         family="elementwise",
         doc='Gaussian error linear unit: x * Phi(x), exact (approximate="none") or with the tanh approximation.',
         overloads={
@@ -3996,7 +3996,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=20,
                 until=28,
-                spec="specs/elementwise.yaml:452",
+                spec="specs/elementwise.yaml:450",
                 fns={
                     "aten::gelu": _elementwise.gelu__opset20,
                     "aten::gelu_": _elementwise.gelu__opset20,
@@ -4019,7 +4019,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=9,
                 until=19,
-                spec="specs/elementwise.yaml:454",
+                spec="specs/elementwise.yaml:452",
                 fns={
                     "aten::gelu": _elementwise.gelu__opset9,
                     "aten::gelu_": _elementwise.gelu__opset9,
@@ -4045,7 +4045,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=8,
-                spec="specs/elementwise.yaml:460",
+                spec="specs/elementwise.yaml:458",
                 fns={
                     "aten::gelu": _elementwise.gelu__opset7,
                     "aten::gelu_": _elementwise.gelu__opset7,
@@ -4076,29 +4076,29 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 'onnxruntime has no float64 Erf kernel, which approximate="none" needs (the tanh formula runs, but a runtime gap cannot depend on `approximate`)',
-                "specs/elementwise.yaml:466",
+                "specs/elementwise.yaml:464",
                 dtypes=("float64",),
                 opsets=(9, 19),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no float64 Gelu kernel",
-                "specs/elementwise.yaml:470",
+                "specs/elementwise.yaml:468",
                 dtypes=("float64",),
                 opsets=(20, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:475", opsets=(9, 28)),
+            Sample("t(3, 4)", "specs/elementwise.yaml:473", opsets=(9, 28)),
             Sample(
                 't(3, 4), approximate="tanh"',
-                "specs/elementwise.yaml:477",
+                "specs/elementwise.yaml:475",
                 dtypes=("float16", "bfloat16", "float32"),
             ),
             Sample(
                 't(3, 4), approximate="tanh"',
-                "specs/elementwise.yaml:479",
+                "specs/elementwise.yaml:477",
                 opsets=(7, 8),
                 dtypes=("float64",),
             ),
@@ -4107,7 +4107,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::gt.Tensor": Entry(
         key="aten::gt.Tensor",
-        spec="specs/elementwise.yaml:633",
+        spec="specs/elementwise.yaml:630",
         family="elementwise",
         doc="self > other, elementwise, as bool.",
         overloads={
@@ -4164,7 +4164,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:641",
+                spec="specs/elementwise.yaml:638",
                 fns={
                     "aten::gt.Tensor": _elementwise.gt_Tensor__opset7,
                     "aten::gt.Scalar": _elementwise.gt_Scalar__opset7,
@@ -4225,20 +4225,20 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Greater accepts integers from opset 9, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:644",
+                "specs/elementwise.yaml:641",
                 dtypes=("int64",),
                 opsets=(7, 8),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:648"),
-            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:649", overload="aten::gt.Scalar"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:645"),
+            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:646", overload="aten::gt.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::hardtanh": Entry(
         key="aten::hardtanh",
-        spec="specs/elementwise.yaml:494",
+        spec="specs/elementwise.yaml:492",
         family="elementwise",
         doc="self clamped to [min_val, max_val].",
         overloads={
@@ -4278,7 +4278,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=28,
-                spec="specs/elementwise.yaml:501",
+                spec="specs/elementwise.yaml:500",
                 fns={
                     "aten::hardtanh": _elementwise.hardtanh__opset11,
                     "aten::hardtanh_": _elementwise.hardtanh__opset11,
@@ -4320,7 +4320,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/elementwise.yaml:503",
+                spec="specs/elementwise.yaml:500",
                 fns={
                     "aten::hardtanh": _elementwise.hardtanh__opset7,
                     "aten::hardtanh_": _elementwise.hardtanh__opset7,
@@ -4353,35 +4353,35 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Clip takes computed bounds from opset 11",
-                "specs/elementwise.yaml:506",
+                "specs/elementwise.yaml:503",
                 opsets=(7, 10),
                 when=_elementwise.hardtanh__gap0,
                 when_text="not is_static(min_val, max_val)",
             ),
             Gap(
                 "ONNX Clip accepts integers from opset 12, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:509",
+                "specs/elementwise.yaml:506",
                 dtypes=("int64",),
                 opsets=(7, 11),
             ),
             Gap(
                 "onnxruntime has no float64 Clip kernel before opset 12 (int32 computes in float64 there)",
-                "specs/elementwise.yaml:512",
+                "specs/elementwise.yaml:509",
                 dtypes=("int32", "float64"),
                 opsets=(7, 11),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no int16 Clip kernel",
-                "specs/elementwise.yaml:516",
+                "specs/elementwise.yaml:513",
                 dtypes=("int16",),
                 opsets=(12, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:521"),
-            Sample("t(3, 4), -2, 3", "specs/elementwise.yaml:522"),
+            Sample("t(3, 4)", "specs/elementwise.yaml:518"),
+            Sample("t(3, 4), -2, 3", "specs/elementwise.yaml:519"),
         ),
         shape="same(self)",
     ),
@@ -4697,7 +4697,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::le.Tensor": Entry(
         key="aten::le.Tensor",
-        spec="specs/elementwise.yaml:652",
+        spec="specs/elementwise.yaml:649",
         family="elementwise",
         doc="self <= other, elementwise, as bool.",
         overloads={
@@ -4754,7 +4754,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=12,
                 until=28,
-                spec="specs/elementwise.yaml:660",
+                spec="specs/elementwise.yaml:657",
                 fns={
                     "aten::le.Tensor": _elementwise.le_Tensor__opset12,
                     "aten::le.Scalar": _elementwise.le_Scalar__opset12,
@@ -4789,7 +4789,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=11,
-                spec="specs/elementwise.yaml:662",
+                spec="specs/elementwise.yaml:659",
                 fns={
                     "aten::le.Tensor": _elementwise.le_Tensor__opset7,
                     "aten::le.Scalar": _elementwise.le_Scalar__opset7,
@@ -4861,31 +4861,31 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "before opset 12 self <= other is Less or Equal, and ONNX Less accepts integers from opset 9",
-                "specs/elementwise.yaml:665",
+                "specs/elementwise.yaml:662",
                 dtypes=("bool", "uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
             Gap(
                 "before opset 12 self <= other is Less or Equal, and ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:668",
+                "specs/elementwise.yaml:665",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:672"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:669"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:673",
+                "specs/elementwise.yaml:670",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:675", overload="aten::le.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:672", overload="aten::le.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::leaky_relu": Entry(
         key="aten::leaky_relu",
-        spec="specs/elementwise.yaml:524",
+        spec="specs/elementwise.yaml:521",
         family="elementwise",
         doc="self if self > 0 else negative_slope * self.",
         overloads={
@@ -4922,7 +4922,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:531",
+                spec="specs/elementwise.yaml:528",
                 fns={
                     "aten::leaky_relu": _elementwise.leaky_relu__opset7,
                     "aten::leaky_relu_": _elementwise.leaky_relu__opset7,
@@ -4955,20 +4955,20 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX LeakyRelu takes the slope as an attribute, known while exporting",
-                "specs/elementwise.yaml:534",
+                "specs/elementwise.yaml:531",
                 when=_elementwise.leaky_relu__gap0,
                 when_text="not is_static(negative_slope)",
             ),
             Gap(
                 "onnxruntime has no float64 LeakyRelu kernel",
-                "specs/elementwise.yaml:536",
+                "specs/elementwise.yaml:533",
                 dtypes=("float64",),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:540"),
-            Sample("t(3, 4), 0.2", "specs/elementwise.yaml:541"),
+            Sample("t(3, 4)", "specs/elementwise.yaml:537"),
+            Sample("t(3, 4), 0.2", "specs/elementwise.yaml:538"),
         ),
         shape="same(self)",
     ),
@@ -5257,7 +5257,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::logical_and": Entry(
         key="aten::logical_and",
-        spec="specs/elementwise.yaml:715",
+        spec="specs/elementwise.yaml:712",
         family="elementwise",
         doc="self != 0 and other != 0, elementwise, as bool; each operand keeps its dtype.",
         overloads={
@@ -5296,7 +5296,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:722",
+                spec="specs/elementwise.yaml:719",
                 fns={
                     "aten::logical_and": _elementwise.logical_and__opset7,
                     "aten::logical_and.out": _elementwise.logical_and__opset7,
@@ -5344,14 +5344,14 @@ ENTRIES: dict[str, Entry] = {
         },
         gaps=(),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:725"),
-            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:726"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:722"),
+            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:723"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::logical_not": Entry(
         key="aten::logical_not",
-        spec="specs/elementwise.yaml:704",
+        spec="specs/elementwise.yaml:701",
         family="elementwise",
         doc="self == 0, elementwise, as bool.",
         overloads={
@@ -5384,7 +5384,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:710",
+                spec="specs/elementwise.yaml:707",
                 fns={
                     "aten::logical_not": _elementwise.logical_not__opset7,
                     "aten::logical_not.out": _elementwise.logical_not__opset7,
@@ -5418,12 +5418,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:713"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:710"),),
         shape="same(self)",
     ),
     "aten::logical_or": Entry(
         key="aten::logical_or",
-        spec="specs/elementwise.yaml:728",
+        spec="specs/elementwise.yaml:725",
         family="elementwise",
         doc="self != 0 or other != 0, elementwise, as bool; each operand keeps its dtype.",
         overloads={
@@ -5462,7 +5462,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:735",
+                spec="specs/elementwise.yaml:732",
                 fns={
                     "aten::logical_or": _elementwise.logical_or__opset7,
                     "aten::logical_or.out": _elementwise.logical_or__opset7,
@@ -5510,14 +5510,14 @@ ENTRIES: dict[str, Entry] = {
         },
         gaps=(),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:738"),
-            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:739"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:735"),
+            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:736"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::lt.Tensor": Entry(
         key="aten::lt.Tensor",
-        spec="specs/elementwise.yaml:612",
+        spec="specs/elementwise.yaml:609",
         family="elementwise",
         doc="self < other, elementwise, as bool.",
         overloads={
@@ -5574,7 +5574,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:622",
+                spec="specs/elementwise.yaml:619",
                 fns={
                     "aten::lt.Tensor": _elementwise.lt_Tensor__opset7,
                     "aten::lt.Scalar": _elementwise.lt_Scalar__opset7,
@@ -5635,20 +5635,20 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Less accepts integers from opset 9, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:625",
+                "specs/elementwise.yaml:622",
                 dtypes=("int64",),
                 opsets=(7, 8),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:629"),
-            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:630", overload="aten::lt.Scalar"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:626"),
+            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:627", overload="aten::lt.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::masked_fill.Tensor": Entry(
         key="aten::masked_fill.Tensor",
-        spec="specs/elementwise.yaml:767",
+        spec="specs/elementwise.yaml:764",
         family="elementwise",
         doc="self with value where mask holds; value takes self's dtype.",
         overloads={
@@ -5729,7 +5729,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=9,
                 until=28,
-                spec="specs/elementwise.yaml:775",
+                spec="specs/elementwise.yaml:772",
                 fns={
                     "aten::masked_fill.Tensor": _elementwise.masked_fill_Tensor__opset9,
                     "aten::masked_fill.Scalar": _elementwise.masked_fill_Scalar__opset9,
@@ -5774,16 +5774,16 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:778",
+                "specs/elementwise.yaml:775",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:782"),
+            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:779"),
             Sample(
                 "t(2, 3), mask(2, 3), 1",
-                "specs/elementwise.yaml:783",
+                "specs/elementwise.yaml:780",
                 overload="aten::masked_fill.Scalar",
             ),
         ),
@@ -6272,7 +6272,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::maximum": Entry(
         key="aten::maximum",
-        spec="specs/elementwise.yaml:365",
+        spec="specs/elementwise.yaml:363",
         family="elementwise",
         doc="Elementwise maximum, propagating NaN.",
         overloads={
@@ -6311,7 +6311,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:373",
+                spec="specs/elementwise.yaml:371",
                 fns={
                     "aten::maximum": _elementwise.maximum__opset8,
                     "aten::maximum.out": _elementwise.maximum__opset8,
@@ -6362,7 +6362,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=7,
-                spec="specs/elementwise.yaml:376",
+                spec="specs/elementwise.yaml:374",
                 fns={
                     "aten::maximum": _elementwise.maximum__opset7,
                     "aten::maximum.out": _elementwise.maximum__opset7,
@@ -6403,31 +6403,31 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Max accepts integers from opset 12, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:380",
+                "specs/elementwise.yaml:378",
                 dtypes=("int64",),
                 opsets=(7, 11),
             ),
             Gap(
                 "onnxruntime has no float64 Max kernel at opset 7 (int32 computes in float64 there)",
-                "specs/elementwise.yaml:383",
+                "specs/elementwise.yaml:381",
                 dtypes=("int32", "float64"),
                 opsets=(7, 7),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no int16 Max kernel",
-                "specs/elementwise.yaml:387",
+                "specs/elementwise.yaml:385",
                 dtypes=("int16",),
                 opsets=(12, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:392"),
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:393", opsets=(8, 28)),
+            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:390"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:391", opsets=(8, 28)),
             Sample(
                 "t(2, 3).log(), t(2, 3)",
-                "specs/elementwise.yaml:395",
+                "specs/elementwise.yaml:393",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
         ),
@@ -6708,7 +6708,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::minimum": Entry(
         key="aten::minimum",
-        spec="specs/elementwise.yaml:330",
+        spec="specs/elementwise.yaml:328",
         family="elementwise",
         doc="Elementwise minimum, propagating NaN.",
         overloads={
@@ -6747,7 +6747,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:340",
+                spec="specs/elementwise.yaml:338",
                 fns={
                     "aten::minimum": _elementwise.minimum__opset8,
                     "aten::minimum.out": _elementwise.minimum__opset8,
@@ -6798,7 +6798,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=7,
-                spec="specs/elementwise.yaml:343",
+                spec="specs/elementwise.yaml:341",
                 fns={
                     "aten::minimum": _elementwise.minimum__opset7,
                     "aten::minimum.out": _elementwise.minimum__opset7,
@@ -6839,31 +6839,31 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Min accepts integers from opset 12, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:347",
+                "specs/elementwise.yaml:345",
                 dtypes=("int64",),
                 opsets=(7, 11),
             ),
             Gap(
                 "onnxruntime has no float64 Min kernel at opset 7 (int32 computes in float64 there)",
-                "specs/elementwise.yaml:350",
+                "specs/elementwise.yaml:348",
                 dtypes=("int32", "float64"),
                 opsets=(7, 7),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no int16 Min kernel",
-                "specs/elementwise.yaml:354",
+                "specs/elementwise.yaml:352",
                 dtypes=("int16",),
                 opsets=(12, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:359"),
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:360", opsets=(8, 28)),
+            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:357"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:358", opsets=(8, 28)),
             Sample(
                 "t(2, 3).log(), t(2, 3)",
-                "specs/elementwise.yaml:362",
+                "specs/elementwise.yaml:360",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
         ),
@@ -7104,7 +7104,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::native_dropout": Entry(
         key="aten::native_dropout",
-        spec="specs/elementwise.yaml:788",
+        spec="specs/elementwise.yaml:785",
         family="elementwise",
         doc="Dropout as torch.export leaves it (aten::dropout always decomposes: to aten::clone outside training, to this in training): the identity and an all-true mask when nothing is dropped.",
         overloads={
@@ -7124,7 +7124,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:793",
+                spec="specs/elementwise.yaml:790",
                 fns={
                     "aten::native_dropout": _elementwise.native_dropout__opset8,
                 },
@@ -7152,14 +7152,14 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "dropout in training is random; export the model in eval mode",
-                "specs/elementwise.yaml:798",
+                "specs/elementwise.yaml:795",
                 when=_elementwise.native_dropout__gap0,
                 when_text="train is not False and p > 0",
             ),
         ),
         samples=(
-            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:801"),
-            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:802"),
+            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:798"),
+            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:799"),
         ),
         shape="infer",
     ),
@@ -7279,7 +7279,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::ne.Tensor": Entry(
         key="aten::ne.Tensor",
-        spec="specs/elementwise.yaml:591",
+        spec="specs/elementwise.yaml:588",
         family="elementwise",
         doc="self != other, elementwise, as bool.",
         overloads={
@@ -7336,7 +7336,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:599",
+                spec="specs/elementwise.yaml:596",
                 fns={
                     "aten::ne.Tensor": _elementwise.ne_Tensor__opset7,
                     "aten::ne.Scalar": _elementwise.ne_Scalar__opset7,
@@ -7394,19 +7394,19 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:602",
+                "specs/elementwise.yaml:599",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:606"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:603"),
             Sample(
                 "t(2, 3).log().round(), t(3).round()",
-                "specs/elementwise.yaml:607",
+                "specs/elementwise.yaml:604",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:609", overload="aten::ne.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:606", overload="aten::ne.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -7788,7 +7788,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::ones_like": Entry(
         key="aten::ones_like",
-        spec="specs/elementwise.yaml:855",
+        spec="specs/elementwise.yaml:852",
         family="elementwise",
         doc="Ones shaped like self, in dtype or self's dtype.",
         overloads={
@@ -7824,7 +7824,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:861",
+                spec="specs/elementwise.yaml:858",
                 fns={
                     "aten::ones_like": _elementwise.ones_like__opset8,
                 },
@@ -7856,7 +7856,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param="dtype",
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:864"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:861"),),
         shape="same(self)",
     ),
     "aten::permute": Entry(
@@ -8462,7 +8462,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::relu": Entry(
         key="aten::relu",
-        spec="specs/elementwise.yaml:400",
+        spec="specs/elementwise.yaml:398",
         family="elementwise",
         doc="max(self, 0), elementwise.",
         overloads={
@@ -8500,7 +8500,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:409",
+                spec="specs/elementwise.yaml:407",
                 fns={
                     "aten::relu": _elementwise.relu__opset7,
                     "aten::relu_": _elementwise.relu__opset7,
@@ -8549,24 +8549,24 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Relu accepts integers from opset 14, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:412",
+                "specs/elementwise.yaml:410",
                 dtypes=("int64",),
                 opsets=(7, 13),
             ),
             Gap(
                 "onnxruntime has no CPU kernel for Relu in int16 and int64",
-                "specs/elementwise.yaml:415",
+                "specs/elementwise.yaml:413",
                 dtypes=("int16", "int64"),
                 opsets=(14, 28),
                 runtime="onnxruntime",
             ),
         ),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:420"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:418"),),
         shape="same(self)",
     ),
     "aten::reshape": Entry(
         key="aten::reshape",
-        spec="specs/shape.yaml:353",
+        spec="specs/shape.yaml:350",
         family="shape",
         doc="self with its elements laid out in shape shape; -1 is inferred, 0 is a zero-size dim.",
         overloads={
@@ -8596,7 +8596,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:358",
+                spec="specs/shape.yaml:355",
                 fns={
                     "aten::reshape": _shape.reshape__opset14,
                 },
@@ -8621,7 +8621,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:360",
+                spec="specs/shape.yaml:357",
                 fns={
                     "aten::reshape": _shape.reshape__opset7,
                 },
@@ -8651,7 +8651,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:363",
+                spec="specs/shape.yaml:360",
                 fns={
                     "aten::reshape": _shape.reshape__opset7_1,
                 },
@@ -8686,8 +8686,8 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 4), [4, -1, 2]", "specs/shape.yaml:367"),
-            Sample("t(2, 0, 3), [0, 3]", "specs/shape.yaml:368"),
+            Sample("t(2, 3, 4), [4, -1, 2]", "specs/shape.yaml:364"),
+            Sample("t(2, 0, 3), [0, 3]", "specs/shape.yaml:365"),
         ),
         shape="view(self, shape)",
     ),
@@ -9254,7 +9254,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::sigmoid": Entry(
         key="aten::sigmoid",
-        spec="specs/elementwise.yaml:422",
+        spec="specs/elementwise.yaml:420",
         family="elementwise",
         doc="1 / (1 + exp(-self)); integers and bool as float32.",
         overloads={
@@ -9293,7 +9293,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:429",
+                spec="specs/elementwise.yaml:427",
                 fns={
                     "aten::sigmoid": _elementwise.sigmoid__opset7,
                     "aten::sigmoid_": _elementwise.sigmoid__opset7,
@@ -9323,12 +9323,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:432"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:430"),),
         shape="same(self)",
     ),
     "aten::silu": Entry(
         key="aten::silu",
-        spec="specs/elementwise.yaml:483",
+        spec="specs/elementwise.yaml:481",
         family="elementwise",
         doc="self * sigmoid(self).",
         overloads={
@@ -9356,7 +9356,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:489",
+                spec="specs/elementwise.yaml:487",
                 fns={
                     "aten::silu": _elementwise.silu__opset7,
                     "aten::silu_": _elementwise.silu__opset7,
@@ -9386,12 +9386,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:492"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:490"),),
         shape="same(self)",
     ),
     "aten::sin": Entry(
         key="aten::sin",
-        spec="specs/elementwise.yaml:880",
+        spec="specs/elementwise.yaml:877",
         family="elementwise",
         doc="Sine, elementwise.",
         overloads={
@@ -9430,7 +9430,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:888",
+                spec="specs/elementwise.yaml:885",
                 fns={
                     "aten::sin": _elementwise.sin__opset7,
                     "aten::sin_": _elementwise.sin__opset7,
@@ -9461,7 +9461,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:891"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:888"),),
         shape="same(self)",
     ),
     "aten::slice.Tensor": Entry(
@@ -9998,7 +9998,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/shape.yaml:263",
+                spec="specs/shape.yaml:261",
                 fns={
                     "aten::split_with_sizes": _shape.split_with_sizes__opset7,
                     "aten::split_with_sizes_copy": _shape.split_with_sizes__opset7,
@@ -10023,8 +10023,6 @@ ENTRIES: dict[str, Entry] = {
                 },
                 cast_back={},
                 onnx_ops=("Split",),
-                when=_shape.split_with_sizes__opset7__when,
-                when_text="is_static(split_sizes)",
             ),
         ),
         promote=None,
@@ -10035,16 +10033,16 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Split takes computed sizes from opset 13",
-                "specs/shape.yaml:267",
+                "specs/shape.yaml:264",
                 opsets=(7, 12),
                 when=_shape.split_with_sizes__gap0,
                 when_text="not is_static(split_sizes)",
             ),
         ),
         samples=(
-            Sample("t(5, 4), [2, 3]", "specs/shape.yaml:271"),
-            Sample("t(4, 6), [1, 2, 3], -1", "specs/shape.yaml:272", dtypes=("float32",)),
-            Sample("t(4, 6), [1, sym(5)], 1", "specs/shape.yaml:274", dtypes=("float32",)),
+            Sample("t(5, 4), [2, 3]", "specs/shape.yaml:268"),
+            Sample("t(4, 6), [1, 2, 3], -1", "specs/shape.yaml:269", dtypes=("float32",)),
+            Sample("t(4, 6), [1, sym(5)], 1", "specs/shape.yaml:271", dtypes=("float32",)),
         ),
         shape="split(self, split_sizes, dim)",
     ),
@@ -10407,7 +10405,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::stack": Entry(
         key="aten::stack",
-        spec="specs/shape.yaml:299",
+        spec="specs/shape.yaml:296",
         family="shape",
         doc="tensors (of one shape) joined along a new dim dim.",
         overloads={
@@ -10437,7 +10435,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/shape.yaml:305",
+                spec="specs/shape.yaml:302",
                 fns={
                     "aten::stack": _shape.stack__opset13,
                 },
@@ -10462,7 +10460,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=12,
-                spec="specs/shape.yaml:305",
+                spec="specs/shape.yaml:302",
                 fns={
                     "aten::stack": _shape.stack__opset11,
                 },
@@ -10487,7 +10485,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/shape.yaml:307",
+                spec="specs/shape.yaml:304",
                 fns={
                     "aten::stack": _shape.stack__opset7,
                 },
@@ -10519,11 +10517,11 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("[t(2, 3), t(2, 3), t(2, 3)]", "specs/shape.yaml:311"),
-            Sample("[t(2, 3), t(2, 3)], 2", "specs/shape.yaml:312", dtypes=("float32",)),
+            Sample("[t(2, 3), t(2, 3), t(2, 3)]", "specs/shape.yaml:308"),
+            Sample("[t(2, 3), t(2, 3)], 2", "specs/shape.yaml:309", dtypes=("float32",)),
             Sample(
                 "[t(2, 3), t(2, 3)], -2",
-                "specs/shape.yaml:314",
+                "specs/shape.yaml:311",
                 opsets=(11, 28),
                 dtypes=("float32",),
             ),
@@ -11264,7 +11262,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::tanh": Entry(
         key="aten::tanh",
-        spec="specs/elementwise.yaml:434",
+        spec="specs/elementwise.yaml:432",
         family="elementwise",
         doc="Hyperbolic tangent; integers and bool as float32.",
         overloads={
@@ -11303,7 +11301,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:441",
+                spec="specs/elementwise.yaml:439",
                 fns={
                     "aten::tanh": _elementwise.tanh__opset7,
                     "aten::tanh_": _elementwise.tanh__opset7,
@@ -11333,7 +11331,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:444"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:442"),),
         shape="same(self)",
     ),
     "aten::transpose.int": Entry(
@@ -11422,7 +11420,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::tril": Entry(
         key="aten::tril",
-        spec="specs/shape.yaml:460",
+        spec="specs/shape.yaml:461",
         family="shape",
         doc="self with the elements above diagonal `diagonal` of its last two dims set to zero.",
         overloads={
@@ -11470,7 +11468,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:468",
+                spec="specs/shape.yaml:469",
                 fns={
                     "aten::tril": _shape.tril__opset14,
                     "aten::tril_": _shape.tril__opset14,
@@ -11499,7 +11497,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=13,
-                spec="specs/shape.yaml:471",
+                spec="specs/shape.yaml:472",
                 fns={
                     "aten::tril": _shape.tril__opset13,
                     "aten::tril_": _shape.tril__opset13,
@@ -11528,7 +11526,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=12,
-                spec="specs/shape.yaml:471",
+                spec="specs/shape.yaml:472",
                 fns={
                     "aten::tril": _shape.tril__opset11,
                     "aten::tril_": _shape.tril__opset11,
@@ -11562,22 +11560,29 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(
             Gap(
-                "onnxruntime has Trilu kernels for bool, int32, int64, float32 and float64 only",
-                "specs/shape.yaml:478",
-                dtypes=("uint8", "int8", "int16", "float16"),
+                "onnxruntime has no Trilu kernel for uint8, int8 and int16",
+                "specs/shape.yaml:479",
+                dtypes=("uint8", "int8", "int16"),
                 opsets=(14, 28),
+                runtime="onnxruntime",
+            ),
+            Gap(
+                "onnxruntime's Where has no bool or int16 kernel before opset 16",
+                "specs/shape.yaml:483",
+                dtypes=("bool", "int16"),
+                opsets=(11, 13),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/shape.yaml:483"),
-            Sample("t(2, 4, 3), 1", "specs/shape.yaml:484", dtypes=("int64", "float32")),
+            Sample("t(3, 4)", "specs/shape.yaml:488"),
+            Sample("t(2, 4, 3), 1", "specs/shape.yaml:489", dtypes=("int64", "float32")),
         ),
         shape="same(self)",
     ),
     "aten::triu": Entry(
         key="aten::triu",
-        spec="specs/shape.yaml:431",
+        spec="specs/shape.yaml:428",
         family="shape",
         doc="self with the elements below diagonal `diagonal` of its last two dims set to zero.",
         overloads={
@@ -11625,7 +11630,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:439",
+                spec="specs/shape.yaml:436",
                 fns={
                     "aten::triu": _shape.triu__opset14,
                     "aten::triu_": _shape.triu__opset14,
@@ -11654,7 +11659,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=13,
-                spec="specs/shape.yaml:442",
+                spec="specs/shape.yaml:439",
                 fns={
                     "aten::triu": _shape.triu__opset13,
                     "aten::triu_": _shape.triu__opset13,
@@ -11683,7 +11688,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=12,
-                spec="specs/shape.yaml:442",
+                spec="specs/shape.yaml:439",
                 fns={
                     "aten::triu": _shape.triu__opset11,
                     "aten::triu_": _shape.triu__opset11,
@@ -11717,23 +11722,30 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(
             Gap(
-                "onnxruntime has Trilu kernels for bool, int32, int64, float32 and float64 only",
-                "specs/shape.yaml:449",
-                dtypes=("uint8", "int8", "int16", "float16"),
+                "onnxruntime has no Trilu kernel for uint8, int8 and int16",
+                "specs/shape.yaml:446",
+                dtypes=("uint8", "int8", "int16"),
                 opsets=(14, 28),
+                runtime="onnxruntime",
+            ),
+            Gap(
+                "onnxruntime's Where has no bool or int16 kernel before opset 16",
+                "specs/shape.yaml:450",
+                dtypes=("bool", "int16"),
+                opsets=(11, 13),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/shape.yaml:454"),
-            Sample("t(2, 4, 3), -1", "specs/shape.yaml:455", dtypes=("int64", "float32")),
-            Sample("t(3, 5), 2", "specs/shape.yaml:457", dtypes=("float32",)),
+            Sample("t(3, 4)", "specs/shape.yaml:455"),
+            Sample("t(2, 4, 3), -1", "specs/shape.yaml:456", dtypes=("int64", "float32")),
+            Sample("t(3, 5), 2", "specs/shape.yaml:458", dtypes=("float32",)),
         ),
         shape="same(self)",
     ),
     "aten::unflatten.int": Entry(
         key="aten::unflatten.int",
-        spec="specs/shape.yaml:400",
+        spec="specs/shape.yaml:397",
         family="shape",
         doc="dim dim of self split into dims of sizes sizes (one may be -1).",
         overloads={
@@ -11764,7 +11776,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=14,
                 until=28,
-                spec="specs/shape.yaml:406",
+                spec="specs/shape.yaml:403",
                 fns={
                     "aten::unflatten.int": _shape.unflatten_int__opset14,
                 },
@@ -11789,7 +11801,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=13,
-                spec="specs/shape.yaml:410",
+                spec="specs/shape.yaml:407",
                 fns={
                     "aten::unflatten.int": _shape.unflatten_int__opset7,
                 },
@@ -11824,9 +11836,9 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 12), 1, [3, -1]", "specs/shape.yaml:416"),
-            Sample("t(6, 4), 0, [2, 1, 3]", "specs/shape.yaml:417"),
-            Sample("t(6, 0), 0, [2, 3]", "specs/shape.yaml:418", opsets=(14, 28)),
+            Sample("t(2, 12), 1, [3, -1]", "specs/shape.yaml:413"),
+            Sample("t(6, 4), 0, [2, 1, 3]", "specs/shape.yaml:414"),
+            Sample("t(6, 0), 0, [2, 3]", "specs/shape.yaml:415", opsets=(14, 28)),
         ),
         shape="infer",
     ),
@@ -12101,7 +12113,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::view.dtype": Entry(
         key="aten::view.dtype",
-        spec="specs/shape.yaml:487",
+        spec="specs/shape.yaml:492",
         family="shape",
         doc="self's elements reinterpreted bit for bit as dtype (of the same width).",
         overloads={
@@ -12130,7 +12142,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=26,
                 until=28,
-                spec="specs/shape.yaml:492",
+                spec="specs/shape.yaml:497",
                 fns={
                     "aten::view.dtype": _shape.view_dtype__opset26,
                 },
@@ -12160,22 +12172,22 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "reinterpreting as a dtype of another width changes the last dim, which is not supported",
-                "specs/shape.yaml:495",
+                "specs/shape.yaml:500",
                 when=_shape.view_dtype__gap0,
                 when_text='bits(dtype) != bits(dtype_of(self)) or dtype == "bool"',
             ),
         ),
         samples=(
-            Sample("t(2, 3), dtype", "specs/shape.yaml:498"),
-            Sample("t(2, 3), int32", "specs/shape.yaml:499", dtypes=("uint32", "float32")),
-            Sample("t(4), float16", "specs/shape.yaml:501", dtypes=("int16", "bfloat16")),
-            Sample("t(2, 3), float64", "specs/shape.yaml:503", dtypes=("int64",)),
+            Sample("t(2, 3), dtype", "specs/shape.yaml:503"),
+            Sample("t(2, 3), int32", "specs/shape.yaml:504", dtypes=("uint32", "float32")),
+            Sample("t(4), float16", "specs/shape.yaml:506", dtypes=("int16", "bfloat16")),
+            Sample("t(2, 3), float64", "specs/shape.yaml:508", dtypes=("int64",)),
         ),
         shape="same(self)",
     ),
     "aten::where.self": Entry(
         key="aten::where.self",
-        spec="specs/elementwise.yaml:741",
+        spec="specs/elementwise.yaml:738",
         family="elementwise",
         doc="self where condition holds, else other.",
         overloads={
@@ -12236,7 +12248,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=9,
                 until=28,
-                spec="specs/elementwise.yaml:750",
+                spec="specs/elementwise.yaml:747",
                 fns={
                     "aten::where.self": _elementwise.where_self__opset9,
                     "aten::where.ScalarOther": _elementwise.where_ScalarOther__opset9,
@@ -12277,16 +12289,16 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:753",
+                "specs/elementwise.yaml:750",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:757"),
+            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:754"),
             Sample(
                 "mask(2, 3), t(2, 3), 0.5",
-                "specs/elementwise.yaml:760",
+                "specs/elementwise.yaml:757",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -12301,7 +12313,7 @@ ENTRIES: dict[str, Entry] = {
             ),
             Sample(
                 "mask(2, 3), 2, t(2, 3)",
-                "specs/elementwise.yaml:763",
+                "specs/elementwise.yaml:760",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -12392,7 +12404,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::zeros_like": Entry(
         key="aten::zeros_like",
-        spec="specs/elementwise.yaml:844",
+        spec="specs/elementwise.yaml:841",
         family="elementwise",
         doc="Zeros shaped like self, in dtype or self's dtype.",
         overloads={
@@ -12428,7 +12440,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:850",
+                spec="specs/elementwise.yaml:847",
                 fns={
                     "aten::zeros_like": _elementwise.zeros_like__opset8,
                 },
@@ -12460,7 +12472,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param="dtype",
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:853"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:850"),),
         shape="same(self)",
     ),
     "math.ceil": Entry(

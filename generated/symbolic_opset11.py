@@ -29,7 +29,7 @@ clamp_out__opset11 = clamp__opset11
 
 
 def hardtanh__opset11(g, self, min_val, max_val):
-    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:501)."""
+    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:500)."""
     return g.op(
         "Clip",
         self,
@@ -159,7 +159,7 @@ select_copy_int__opset11 = select_int__opset11
 
 
 def cat__opset11(g, tensors, dim):
-    """aten::cat at opsets 11..28 (specs/shape.yaml:284)."""
+    """aten::cat at opsets 11..28 (specs/shape.yaml:281)."""
     return g.op(
         "Concat",
         *[
@@ -172,12 +172,12 @@ def cat__opset11(g, tensors, dim):
 
 
 def stack__opset11(g, tensors, dim):
-    """aten::stack at opsets 11..12 (specs/shape.yaml:305)."""
+    """aten::stack at opsets 11..12 (specs/shape.yaml:302)."""
     return g.op("Concat", *[g.op("Unsqueeze", x, axes_i=[dim]) for x in tensors], axis_i=dim)
 
 
 def triu__opset11(g, self, diagonal):
-    """aten::triu at opsets 11..12 (specs/shape.yaml:442)."""
+    """aten::triu at opsets 11..12 (specs/shape.yaml:439)."""
     rows = g.op(
         "Range",
         _h.const(g, 0, "int64"),
@@ -204,7 +204,7 @@ triu_out__opset11 = triu__opset11
 
 
 def tril__opset11(g, self, diagonal):
-    """aten::tril at opsets 11..12 (specs/shape.yaml:471)."""
+    """aten::tril at opsets 11..12 (specs/shape.yaml:472)."""
     rows = g.op(
         "Range",
         _h.const(g, 0, "int64"),

@@ -458,14 +458,14 @@ unsafe_split_with_sizes__opset13 = split_with_sizes__opset13
 
 
 def stack__opset13(g, tensors, dim):
-    """aten::stack at opsets 13..28 (specs/shape.yaml:305)."""
+    """aten::stack at opsets 13..28 (specs/shape.yaml:302)."""
     return g.op(
         "Concat", *[g.op("Unsqueeze", x, _h.const(g, [dim], "int64")) for x in tensors], axis_i=dim
     )
 
 
 def triu__opset13(g, self, diagonal):
-    """aten::triu at opsets 13..13 (specs/shape.yaml:442)."""
+    """aten::triu at opsets 13..13 (specs/shape.yaml:439)."""
     rows = g.op(
         "Range",
         _h.const(g, 0, "int64"),
@@ -496,7 +496,7 @@ triu_out__opset13 = triu__opset13
 
 
 def tril__opset13(g, self, diagonal):
-    """aten::tril at opsets 13..13 (specs/shape.yaml:471)."""
+    """aten::tril at opsets 13..13 (specs/shape.yaml:472)."""
     rows = g.op(
         "Range",
         _h.const(g, 0, "int64"),

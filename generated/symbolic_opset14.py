@@ -27,12 +27,12 @@ view_copy__opset14 = view__opset14
 
 
 def reshape__opset14(g, self, shape):
-    """aten::reshape at opsets 14..28 (specs/shape.yaml:358)."""
+    """aten::reshape at opsets 14..28 (specs/shape.yaml:355)."""
     return g.op("Reshape", self, _h.const(g, shape, "int64"), allowzero_i=1)
 
 
 def flatten_using_ints__opset14(g, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:375)."""
+    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:372)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -57,7 +57,7 @@ def flatten_using_ints__opset14(g, self, start_dim, end_dim):
 
 
 def unflatten_int__opset14(g, self, dim, sizes):
-    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:406)."""
+    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:403)."""
     d = dim % _h.rank(self)
     return g.op(
         "Reshape",
@@ -68,7 +68,7 @@ def unflatten_int__opset14(g, self, dim, sizes):
 
 
 def triu__opset14(g, self, diagonal):
-    """aten::triu at opsets 14..28 (specs/shape.yaml:439)."""
+    """aten::triu at opsets 14..28 (specs/shape.yaml:436)."""
     return g.op("Trilu", self, _h.const(g, diagonal, "int64"), upper_i=1)
 
 
@@ -78,7 +78,7 @@ triu_out__opset14 = triu__opset14
 
 
 def tril__opset14(g, self, diagonal):
-    """aten::tril at opsets 14..28 (specs/shape.yaml:468)."""
+    """aten::tril at opsets 14..28 (specs/shape.yaml:469)."""
     return g.op("Trilu", self, _h.const(g, diagonal, "int64"), upper_i=0)
 
 

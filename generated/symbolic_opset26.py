@@ -15,7 +15,7 @@ from torchonnx import symbolic_helpers as _h
 
 
 def view_dtype__opset26(g, self, dtype):
-    """aten::view.dtype at opsets 26..28 (specs/shape.yaml:492)."""
+    """aten::view.dtype at opsets 26..28 (specs/shape.yaml:497)."""
     return g.op("BitCast", self, to_i=_h.onnx_dtype(dtype))
 
 

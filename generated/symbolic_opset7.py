@@ -302,14 +302,8 @@ reciprocal_out__opset7 = reciprocal__opset7
 
 
 def clamp__opset7(g, self, min, max):
-    """aten::clamp at opsets 7..10 (specs/elementwise.yaml:304)."""
-    return g.op(
-        "Clip",
-        self,
-        **_h.attrs(
-            min_f=None if min is None else float(min), max_f=None if max is None else float(max)
-        ),
-    )
+    """aten::clamp at opsets 7..10 (specs/elementwise.yaml:302)."""
+    return g.op("Clip", self, **_h.attrs(min_f=min, max_f=max))
 
 
 clamp___opset7 = clamp__opset7
@@ -318,7 +312,7 @@ clamp_out__opset7 = clamp__opset7
 
 
 def minimum__opset7(g, self, other):
-    """aten::minimum at opsets 7..7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml:343)."""
+    """aten::minimum at opsets 7..7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml:341)."""
     return g.op("Min", self, other)
 
 
@@ -326,7 +320,7 @@ minimum_out__opset7 = minimum__opset7
 
 
 def maximum__opset7(g, self, other):
-    """aten::maximum at opsets 7..7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml:376)."""
+    """aten::maximum at opsets 7..7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml:374)."""
     return g.op("Max", self, other)
 
 
@@ -334,7 +328,7 @@ maximum_out__opset7 = maximum__opset7
 
 
 def relu__opset7(g, self):
-    """aten::relu at opsets 7..28 (specs/elementwise.yaml:409)."""
+    """aten::relu at opsets 7..28 (specs/elementwise.yaml:407)."""
     return g.op("Relu", self)
 
 
@@ -344,7 +338,7 @@ relu_out__opset7 = relu__opset7
 
 
 def sigmoid__opset7(g, self):
-    """aten::sigmoid at opsets 7..28 (specs/elementwise.yaml:429)."""
+    """aten::sigmoid at opsets 7..28 (specs/elementwise.yaml:427)."""
     return g.op("Sigmoid", self)
 
 
@@ -354,7 +348,7 @@ sigmoid_out__opset7 = sigmoid__opset7
 
 
 def tanh__opset7(g, self):
-    """aten::tanh at opsets 7..28 (specs/elementwise.yaml:441)."""
+    """aten::tanh at opsets 7..28 (specs/elementwise.yaml:439)."""
     return g.op("Tanh", self)
 
 
@@ -364,7 +358,7 @@ tanh_out__opset7 = tanh__opset7
 
 
 def gelu__opset7(g, self, approximate):
-    """aten::gelu at opsets 7..8, when `approximate == "tanh"` (specs/elementwise.yaml:460)."""
+    """aten::gelu at opsets 7..8, when `approximate == "tanh"` (specs/elementwise.yaml:458)."""
     inner = g.op(
         "Mul",
         g.op(
@@ -391,7 +385,7 @@ gelu_out__opset7 = gelu__opset7
 
 
 def silu__opset7(g, self):
-    """aten::silu at opsets 7..28 (specs/elementwise.yaml:489)."""
+    """aten::silu at opsets 7..28 (specs/elementwise.yaml:487)."""
     return g.op("Mul", self, g.op("Sigmoid", self))
 
 
@@ -401,8 +395,8 @@ silu_out__opset7 = silu__opset7
 
 
 def hardtanh__opset7(g, self, min_val, max_val):
-    """aten::hardtanh at opsets 7..10 (specs/elementwise.yaml:503)."""
-    return g.op("Clip", self, min_f=float(min_val), max_f=float(max_val))
+    """aten::hardtanh at opsets 7..10 (specs/elementwise.yaml:500)."""
+    return g.op("Clip", self, min_f=min_val, max_f=max_val)
 
 
 hardtanh___opset7 = hardtanh__opset7
@@ -411,7 +405,7 @@ hardtanh_out__opset7 = hardtanh__opset7
 
 
 def leaky_relu__opset7(g, self, negative_slope):
-    """aten::leaky_relu at opsets 7..28 (specs/elementwise.yaml:531)."""
+    """aten::leaky_relu at opsets 7..28 (specs/elementwise.yaml:528)."""
     return g.op("LeakyRelu", self, alpha_f=float(negative_slope))
 
 
@@ -421,7 +415,7 @@ leaky_relu_out__opset7 = leaky_relu__opset7
 
 
 def elu__opset7(g, self, alpha, scale, input_scale):
-    """aten::elu at opsets 7..28 (specs/elementwise.yaml:550)."""
+    """aten::elu at opsets 7..28 (specs/elementwise.yaml:547)."""
     out = g.op("Elu", self, alpha_f=float(alpha))
     if scale != 1:
         out = g.op("Mul", out, _h.const(g, scale, _h.dtype_of(self)))
@@ -434,12 +428,12 @@ elu_out__opset7 = elu__opset7
 
 
 def eq_Tensor__opset7(g, self, other):
-    """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml:578)."""
+    """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml:575)."""
     return g.op("Equal", self, other)
 
 
 def eq_Scalar__opset7(g, self, other):
-    """aten::eq.Scalar at opsets 7..28 (specs/elementwise.yaml:578)."""
+    """aten::eq.Scalar at opsets 7..28 (specs/elementwise.yaml:575)."""
     return g.op("Equal", self, _h.const(g, other, _h.dtype_of(self)))
 
 
@@ -449,12 +443,12 @@ eq_Scalar_out__opset7 = eq_Scalar__opset7
 
 
 def ne_Tensor__opset7(g, self, other):
-    """aten::ne.Tensor at opsets 7..28 (specs/elementwise.yaml:599)."""
+    """aten::ne.Tensor at opsets 7..28 (specs/elementwise.yaml:596)."""
     return g.op("Not", g.op("Equal", self, other))
 
 
 def ne_Scalar__opset7(g, self, other):
-    """aten::ne.Scalar at opsets 7..28 (specs/elementwise.yaml:599)."""
+    """aten::ne.Scalar at opsets 7..28 (specs/elementwise.yaml:596)."""
     return g.op("Not", g.op("Equal", self, _h.const(g, other, _h.dtype_of(self))))
 
 
@@ -464,12 +458,12 @@ ne_Scalar_out__opset7 = ne_Scalar__opset7
 
 
 def lt_Tensor__opset7(g, self, other):
-    """aten::lt.Tensor at opsets 7..28 (specs/elementwise.yaml:622)."""
+    """aten::lt.Tensor at opsets 7..28 (specs/elementwise.yaml:619)."""
     return g.op("Less", self, other)
 
 
 def lt_Scalar__opset7(g, self, other):
-    """aten::lt.Scalar at opsets 7..28 (specs/elementwise.yaml:622)."""
+    """aten::lt.Scalar at opsets 7..28 (specs/elementwise.yaml:619)."""
     return g.op("Less", self, _h.const(g, other, _h.dtype_of(self)))
 
 
@@ -479,12 +473,12 @@ lt_Scalar_out__opset7 = lt_Scalar__opset7
 
 
 def gt_Tensor__opset7(g, self, other):
-    """aten::gt.Tensor at opsets 7..28 (specs/elementwise.yaml:641)."""
+    """aten::gt.Tensor at opsets 7..28 (specs/elementwise.yaml:638)."""
     return g.op("Greater", self, other)
 
 
 def gt_Scalar__opset7(g, self, other):
-    """aten::gt.Scalar at opsets 7..28 (specs/elementwise.yaml:641)."""
+    """aten::gt.Scalar at opsets 7..28 (specs/elementwise.yaml:638)."""
     return g.op("Greater", self, _h.const(g, other, _h.dtype_of(self)))
 
 
@@ -494,12 +488,12 @@ gt_Scalar_out__opset7 = gt_Scalar__opset7
 
 
 def le_Tensor__opset7(g, self, other):
-    """aten::le.Tensor at opsets 7..11 (specs/elementwise.yaml:662)."""
+    """aten::le.Tensor at opsets 7..11 (specs/elementwise.yaml:659)."""
     return g.op("Or", g.op("Less", self, other), g.op("Equal", self, other))
 
 
 def le_Scalar__opset7(g, self, other):
-    """aten::le.Scalar at opsets 7..11 (specs/elementwise.yaml:662)."""
+    """aten::le.Scalar at opsets 7..11 (specs/elementwise.yaml:659)."""
     return g.op(
         "Or",
         g.op("Less", self, _h.const(g, other, _h.dtype_of(self))),
@@ -513,12 +507,12 @@ le_Scalar_out__opset7 = le_Scalar__opset7
 
 
 def ge_Tensor__opset7(g, self, other):
-    """aten::ge.Tensor at opsets 7..11 (specs/elementwise.yaml:688)."""
+    """aten::ge.Tensor at opsets 7..11 (specs/elementwise.yaml:685)."""
     return g.op("Or", g.op("Greater", self, other), g.op("Equal", self, other))
 
 
 def ge_Scalar__opset7(g, self, other):
-    """aten::ge.Scalar at opsets 7..11 (specs/elementwise.yaml:688)."""
+    """aten::ge.Scalar at opsets 7..11 (specs/elementwise.yaml:685)."""
     return g.op(
         "Or",
         g.op("Greater", self, _h.const(g, other, _h.dtype_of(self))),
@@ -532,7 +526,7 @@ ge_Scalar_out__opset7 = ge_Scalar__opset7
 
 
 def logical_not__opset7(g, self):
-    """aten::logical_not at opsets 7..28 (specs/elementwise.yaml:710)."""
+    """aten::logical_not at opsets 7..28 (specs/elementwise.yaml:707)."""
     return g.op("Not", g.op("Cast", self, to_i=_h.onnx_dtype("bool")))
 
 
@@ -540,7 +534,7 @@ logical_not_out__opset7 = logical_not__opset7
 
 
 def logical_and__opset7(g, self, other):
-    """aten::logical_and at opsets 7..28 (specs/elementwise.yaml:722)."""
+    """aten::logical_and at opsets 7..28 (specs/elementwise.yaml:719)."""
     return g.op(
         "And",
         g.op("Cast", self, to_i=_h.onnx_dtype("bool")),
@@ -552,7 +546,7 @@ logical_and_out__opset7 = logical_and__opset7
 
 
 def logical_or__opset7(g, self, other):
-    """aten::logical_or at opsets 7..28 (specs/elementwise.yaml:735)."""
+    """aten::logical_or at opsets 7..28 (specs/elementwise.yaml:732)."""
     return g.op(
         "Or",
         g.op("Cast", self, to_i=_h.onnx_dtype("bool")),
@@ -564,17 +558,17 @@ logical_or_out__opset7 = logical_or__opset7
 
 
 def alias__opset7(g, self):
-    """aten::alias at opsets 7..28 (specs/elementwise.yaml:809)."""
+    """aten::alias at opsets 7..28 (specs/elementwise.yaml:806)."""
     return g.op("Identity", self)
 
 
 def _to_copy__opset7(g, self, dtype, layout, device, pin_memory, non_blocking, memory_format):
-    """aten::_to_copy at opsets 7..28 (specs/elementwise.yaml:820)."""
+    """aten::_to_copy at opsets 7..28 (specs/elementwise.yaml:817)."""
     return g.op("Identity", self)
 
 
 def cos__opset7(g, self):
-    """aten::cos at opsets 7..28 (specs/elementwise.yaml:875)."""
+    """aten::cos at opsets 7..28 (specs/elementwise.yaml:872)."""
     return g.op("Cos", self)
 
 
@@ -584,7 +578,7 @@ cos_out__opset7 = cos__opset7
 
 
 def sin__opset7(g, self):
-    """aten::sin at opsets 7..28 (specs/elementwise.yaml:888)."""
+    """aten::sin at opsets 7..28 (specs/elementwise.yaml:885)."""
     return g.op("Sin", self)
 
 
@@ -1357,7 +1351,7 @@ unsafe_split_Tensor__opset7 = split_Tensor__opset7
 
 
 def split_with_sizes__opset7(g, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 7..12, when `is_static(split_sizes)` (specs/shape.yaml:263)."""
+    """aten::split_with_sizes at opsets 7..12 (specs/shape.yaml:261)."""
     return _h.as_list(
         g.op(
             "Split", self, split_i=split_sizes, axis_i=dim % _h.rank(self), outputs=len(split_sizes)
@@ -1371,7 +1365,7 @@ unsafe_split_with_sizes__opset7 = split_with_sizes__opset7
 
 
 def cat__opset7(g, tensors, dim):
-    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:286)."""
+    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:283)."""
     return g.op(
         "Concat",
         *[
@@ -1384,12 +1378,12 @@ def cat__opset7(g, tensors, dim):
 
 
 def stack__opset7(g, tensors, dim):
-    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:307)."""
+    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:304)."""
     return g.op("Concat", *[g.op("Unsqueeze", x, axes_i=[dim]) for x in tensors], axis_i=dim)
 
 
 def expand__opset7(g, self, size, implicit):
-    """aten::expand at opsets 7..7 (specs/shape.yaml:329)."""
+    """aten::expand at opsets 7..7 (specs/shape.yaml:326)."""
     lead = len(size) - _h.rank(self)
     x = g.op("Unsqueeze", self, axes_i=list(range(lead))) if lead > 0 else self
     dims = [1] * lead + _h.sizes(g, self)
@@ -1409,17 +1403,17 @@ expand_copy__opset7 = expand__opset7
 
 
 def clone__opset7(g, self, memory_format):
-    """aten::clone at opsets 7..28 (specs/shape.yaml:348)."""
+    """aten::clone at opsets 7..28 (specs/shape.yaml:345)."""
     return g.op("Identity", self)
 
 
 def reshape__opset7(g, self, shape):
-    """aten::reshape at opsets 7..13, when `0 not in [s for s in shape if is_static(s)]` (specs/shape.yaml:360)."""
+    """aten::reshape at opsets 7..13, when `0 not in [s for s in shape if is_static(s)]` (specs/shape.yaml:357)."""
     return g.op("Reshape", self, _h.const(g, shape, "int64"))
 
 
 def reshape__opset7_1(g, self, shape):
-    """aten::reshape at opsets 7..13, when `len([s for s in shape if is_static(s) and s == 0]) == 1` (specs/shape.yaml:363)."""
+    """aten::reshape at opsets 7..13, when `len([s for s in shape if is_static(s) and s == 0]) == 1` (specs/shape.yaml:360)."""
     return g.op(
         "Reshape",
         self,
@@ -1428,7 +1422,7 @@ def reshape__opset7_1(g, self, shape):
 
 
 def flatten_using_ints__opset7(g, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:385)."""
+    """aten::flatten.using_ints at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:382)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -1438,7 +1432,7 @@ def flatten_using_ints__opset7(g, self, start_dim, end_dim):
 
 
 def unflatten_int__opset7(g, self, dim, sizes):
-    """aten::unflatten.int at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:410)."""
+    """aten::unflatten.int at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:407)."""
     d = dim % _h.rank(self)
     return g.op(
         "Reshape",
@@ -1448,7 +1442,7 @@ def unflatten_int__opset7(g, self, dim, sizes):
 
 
 def contiguous__opset7(g, self, memory_format):
-    """aten::contiguous at opsets 7..28 (specs/shape.yaml:426)."""
+    """aten::contiguous at opsets 7..28 (specs/shape.yaml:423)."""
     return g.op("Identity", self)
 
 

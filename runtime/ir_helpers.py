@@ -29,6 +29,7 @@ __all__ = [
     "const",
     "dtype_of",
     "factory_dtype",
+    "floats",
     "is_floating",
     "is_static",
     "onnx_dtype",
@@ -75,6 +76,16 @@ def onnx_dtype(dtype: str | torch.dtype | ir.DataType) -> int:
 def as_list(outputs: ir.Value | Sequence[ir.Value]) -> list[ir.Value]:
     """The outputs of a node with a number of outputs decided while exporting, as a list."""
     return [outputs] if isinstance(outputs, ir.Value) else list(outputs)
+
+
+def floats(value: Any) -> Any:
+    """A FLOAT or FLOATS attribute's value as floats (ints would make INT attributes); None
+    stays None."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [float(v) for v in value]
+    return float(value)
 
 
 def attrs(**values: Any) -> Mapping[str, Any]:
