@@ -139,5 +139,15 @@ def index_Tensor__gap2(self, indices):
     return any((_h.dtype_of(t) == "bool" for t in indices if t is not None))
 
 
-def index_Tensor__gap3(self, indices):
-    return _h.dtype_of(self) == "bool"
+# aten::nonzero: The positions of self's nonzero elements, one row each; how many is known only when the graph runs.
+# specs/indexing.yaml:76
+#   aten::nonzero(Tensor self) -> Tensor
+#   aten::nonzero.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def nonzero__opset9(op, self):
+    """aten::nonzero at opsets 9..28 (specs/indexing.yaml:82)."""
+    return op.Transpose(op.NonZero(self), perm=[1, 0])
+
+
+nonzero_out__opset9 = nonzero__opset9

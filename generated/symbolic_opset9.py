@@ -111,6 +111,14 @@ def index_Tensor__opset9(g, self, indices):
 index_Tensor_out__opset9 = index_Tensor__opset9
 
 
+def nonzero__opset9(g, self):
+    """aten::nonzero at opsets 9..28 (specs/indexing.yaml:82)."""
+    return g.op("Transpose", g.op("NonZero", self), perm_i=[1, 0])
+
+
+nonzero_out__opset9 = nonzero__opset9
+
+
 def operator_mod__opset9(g, a, b):
     """operator.mod at opsets 9..9, when `not is_floating(a)` (specs/sizes.yaml:177)."""
     zero = _h.const(g, 0, "int64")
@@ -157,6 +165,11 @@ def aten_masked_fill_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::masked_fill_", 9, args, kwargs)
 
 
+def aten_nonzero(g, *args, **kwargs):
+    """aten::nonzero (aten::nonzero, aten::nonzero.out)."""
+    return _h.dispatch(g, "aten::nonzero", 9, args, kwargs)
+
+
 def aten_where(g, *args, **kwargs):
     """aten::where (aten::where.ScalarOther, aten::where.ScalarSelf, aten::where.self, aten::where.self_out)."""
     return _h.dispatch(g, "aten::where", 9, args, kwargs)
@@ -168,5 +181,6 @@ SYMBOLICS = {
     "aten::index": aten_index,
     "aten::masked_fill": aten_masked_fill,
     "aten::masked_fill_": aten_masked_fill_,
+    "aten::nonzero": aten_nonzero,
     "aten::where": aten_where,
 }
