@@ -53,6 +53,7 @@ def generate(spec_dir: Path) -> tuple[FileManager | None, list[SpecError]]:
         return None, errors
     fm = FileManager()
     Renderer(specs.analyzed, specs.common, specs.spec_dir).render(fm)
+    fm.format()
     return fm, []
 
 
