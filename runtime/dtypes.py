@@ -2,42 +2,70 @@
 
 Specs, generated code and errors name data types the way torch does (`float32`, `int64`,
 `bfloat16`, ...). This module maps those names to torch and ONNX types, and computes the
-dtype an elementwise ATen op computes in (its type promotion), for both export paths.
-It imports no generated code, so codegen can use it too.
+dtype an elementwise ATen op computes in (its type promotion), for both export paths and for
+codegen: it is the one copy of these rules. It imports no generated code, and imports onnx_ir
+(and the sympy it pulls in) only when asked for an onnx_ir type, so codegen starts fast.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import onnx_ir as ir
 import torch
-from onnx_ir.tensor_adapters import from_torch_dtype, to_torch_dtype
 
-# The vocabulary of dtype names, in the order tables list them.
-DTYPE_NAMES: tuple[str, ...] = (
-    "bool",
-    "uint8",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float16",
-    "bfloat16",
-    "float32",
-    "float64",
-    "complex64",
-    "complex128",
-)
+if TYPE_CHECKING:
+    import onnx_ir as ir
+
+# The vocabulary of dtype names, in the order tables list them, with the number of each in
+# ONNX's TensorProto.DataType (fixed by the ONNX standard; onnx_ir.DataType uses the same).
+_ONNX: dict[str, int] = {
+    "bool": 9,
+    "uint8": 2,
+    "int8": 3,
+    "int16": 5,
+    "int32": 6,
+    "int64": 7,
+    "uint16": 4,
+    "uint32": 12,
+    "uint64": 13,
+    "float16": 10,
+    "bfloat16": 16,
+    "float32": 1,
+    "float64": 11,
+    "complex64": 14,
+    "complex128": 15,
+}
+DTYPE_NAMES: tuple[str, ...] = tuple(_ONNX)
+
+# How onnx.defs type constraints spell each dtype (`tensor(float)`), where it differs.
+_ONNX_SPELLING = {"float32": "float", "float64": "double"}
+_ONNX_TYPE_STR = {name: f"tensor({_ONNX_SPELLING.get(name, name)})" for name in DTYPE_NAMES}
+
+# ATen's ScalarType numbering, in which TorchScript graphs carry dtype arguments.
+_SCALAR_TYPES: dict[int, str] = {
+    0: "uint8",
+    1: "int8",
+    2: "int16",
+    3: "int32",
+    4: "int64",
+    5: "float16",
+    6: "float32",
+    7: "float64",
+    9: "complex64",
+    10: "complex128",
+    11: "bool",
+    15: "bfloat16",
+    27: "uint16",
+    28: "uint32",
+    29: "uint64",
+}
 
 _TORCH: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
 _NAME_OF_TORCH: dict[torch.dtype, str] = {dt: name for name, dt in _TORCH.items()}
-_IR: dict[str, ir.DataType] = {name: from_torch_dtype(dt) for name, dt in _TORCH.items()}
-_NAME_OF_IR: dict[ir.DataType, str] = {dt: name for name, dt in _IR.items()}
+_NAME_OF_ONNX: dict[int, str] = {number: name for name, number in _ONNX.items()}
 
 FLOATING = frozenset({"float16", "bfloat16", "float32", "float64"})
 COMPLEX = frozenset({"complex64", "complex128"})
@@ -52,17 +80,24 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 def ir_dtype(name: str) -> ir.DataType:
-    return _IR[name]
+    import onnx_ir as ir  # here, not at the top: see the module's docstring
+
+    return ir.DataType(_ONNX[name])
 
 
 def onnx_enum(dtype: str | torch.dtype | ir.DataType) -> int:
     """The `TensorProto.DataType` number of a dtype (the value of Cast's `to`)."""
-    return int(ir_dtype(name_of(dtype)))
+    return _ONNX[name_of(dtype)]
 
 
 def onnx_type_str(name: str) -> str:
     """How onnx.defs type constraints spell a dtype: `tensor(float)`."""
-    return f"tensor({_IR[name].name.lower()})"
+    return _ONNX_TYPE_STR[name]
+
+
+def scalar_type_name(number: int) -> str:
+    """The name of the dtype that ATen's ScalarType `number` stands for."""
+    return _SCALAR_TYPES[number]
 
 
 def name_of(dtype: str | torch.dtype | ir.DataType) -> str:
@@ -73,13 +108,14 @@ def name_of(dtype: str | torch.dtype | ir.DataType) -> str:
         return dtype
     if isinstance(dtype, torch.dtype):
         return _NAME_OF_TORCH[dtype]
-    if isinstance(dtype, ir.DataType):
-        return _NAME_OF_IR[dtype]
+    ir_module = sys.modules.get("onnx_ir")  # without it loaded, no value is an onnx_ir type
+    if ir_module is not None and isinstance(dtype, ir_module.DataType):
+        return _NAME_OF_ONNX[int(dtype)]
     raise TypeError(f"not a dtype: {dtype!r}")
 
 
 def from_ir(dtype: ir.DataType) -> torch.dtype:
-    return to_torch_dtype(dtype)
+    return _TORCH[name_of(dtype)]
 
 
 def is_floating(name: str) -> bool:
