@@ -19,7 +19,7 @@ from ruamel.yaml.error import MarkedYAMLError
 from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
-from torchonnx.codegen.errors import Diagnostics, Location, SpecError, display_path
+from torchonnx.codegen.errors import Diagnostics, Location, SpecError, spec_name
 from torchonnx.codegen.model import (
     Block,
     Call,
@@ -61,7 +61,7 @@ class _File:
 
     def __init__(self, path: Path, diags: Diagnostics) -> None:
         self.path = path
-        self.name = display_path(path)
+        self.name = spec_name(path)
         self.diags = diags
         self.text = path.read_text(encoding="utf-8")
         self.lines = self.text.splitlines()

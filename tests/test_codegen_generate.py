@@ -36,6 +36,23 @@ def test_committed_generated_matches_specs(monkeypatch: pytest.MonkeyPatch) -> N
     assert main(["--check"]) == 0
 
 
+@pytest.mark.parametrize("where", ["elsewhere", "specs folder"])
+def test_output_does_not_depend_on_cwd(
+    where: str, tmp_path: Path, first_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from another folder (absolute paths) or from inside the spec folder (`--specs .`),
+    codegen writes what it writes from the repository root."""
+    out = tmp_path / "out"
+    if where == "elsewhere":
+        monkeypatch.chdir(tmp_path)
+        assert main(["--specs", str(ROOT / "specs"), "--out", str(out)]) == 0
+    else:
+        monkeypatch.chdir(ROOT / "specs")
+        assert main(["--specs", ".", "--out", str(out)]) == 0
+    assert compare_trees(out, first_run) == []
+    assert "specs/elementwise.yaml" in (out / "onnxscript_elementwise.py").read_text("utf-8")
+
+
 def test_every_file_has_the_header(first_run: Path) -> None:
     for path in first_run.rglob("*"):
         if path.is_file():
