@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import torch
 from torchgen.model import FunctionSchema
 
+from torchonnx.overloads import UnknownOverload, op_overload, split
+
 
 class Kind(enum.Enum):
     """What a name in a lowering holds while the exporter runs."""
@@ -86,38 +88,15 @@ class AtenSchema:
 
     @property
     def op_overload(self) -> torch._ops.OpOverload:
-        return resolve(self.qualname)
+        return op_overload(self.qualname)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
 
 
-class SchemaLookupError(LookupError):
-    pass
-
-
-def split_qualname(qualname: str) -> tuple[str, str, str]:
-    """`aten::add.Tensor` -> ("aten", "add", "Tensor"); the default overload is ""."""
-    if "::" not in qualname:
-        raise SchemaLookupError(f"{qualname!r} is not a qualified op name like 'aten::add.Tensor'")
-    ns, rest = qualname.split("::", 1)
-    name, _, overload = rest.partition(".")
-    return ns, name, overload
-
-
-def resolve(qualname: str) -> torch._ops.OpOverload:
-    ns, name, overload = split_qualname(qualname)
-    try:
-        packet = getattr(getattr(torch.ops, ns), name)
-    except (AttributeError, RuntimeError) as err:
-        raise SchemaLookupError(f"torch {torch.__version__} has no operator {ns}::{name}") from err
-    try:
-        return getattr(packet, overload or "default")
-    except (AttributeError, RuntimeError) as err:
-        known = ", ".join(sorted(f"{ns}::{name}.{o}" for o in packet.overloads()))
-        raise SchemaLookupError(
-            f"torch {torch.__version__} has no overload {qualname}; it has {known}"
-        ) from err
+# Overload names and OpOverloads are mapped by the runtime's one copy of that rule
+# (torchonnx.overloads); a name the installed torch lacks is a spec error.
+SchemaLookupError = UnknownOverload
 
 
 def _param(arg: torch._C.Argument, spelled: str) -> Param:
@@ -157,9 +136,9 @@ def _spelled_types(schema: torch._C.FunctionSchema) -> dict[str, str]:
 @functools.cache
 def lookup(qualname: str) -> AtenSchema:
     """The schema of an overload of the installed torch; SchemaLookupError if it has none."""
-    op = resolve(qualname)
+    op = op_overload(qualname)
     schema = op._schema
-    ns, name, overload = split_qualname(qualname)
+    ns, name, overload = split(qualname)
     spelled = _spelled_types(schema)
     params = tuple(_param(a, spelled[a.name]) for a in schema.arguments if not a.is_out)
     mutates = any(a.alias_info is not None and a.alias_info.is_write for a in schema.arguments)
@@ -177,9 +156,3 @@ def lookup(qualname: str) -> AtenSchema:
 def _return_type(ret: torch._C.Argument) -> str:
     real = str(ret.real_type)
     return "Tensor[]" if real == "List[Tensor]" else real
-
-
-def canonical_name(op: torch._ops.OpOverload) -> str:
-    """The spec key of an OpOverload: `aten::add.Tensor`, `aten::relu`."""
-    schema = op._schema
-    return schema.name + (f".{schema.overload_name}" if schema.overload_name else "")
