@@ -6,7 +6,8 @@
 Each function lowers one ATen overload over one opset range with onnxscript's op builder:
 `op.Add(a, b)` appends an Add node to the graph being built and returns its output.
 `__when` functions decide whether a lowering applies, `__gap` functions whether a declared
-gap does; both see the call's arguments while exporting.
+gap does; both see the call's arguments while exporting. Overloads lowered alike share one
+function (the registry says which).
 """
 
 from __future__ import annotations
@@ -16,40 +17,24 @@ import math
 from torchonnx import ir_helpers as _h
 
 # aten::view: self with its elements laid out in shape size; -1 is inferred, 0 is a zero-size dim.
-# specs/shape.yaml:16
 #   aten::view(Tensor(a) self, SymInt[] size) -> Tensor(a)
 #   aten::_unsafe_view(Tensor self, SymInt[] size) -> Tensor
 #   aten::view_copy(Tensor self, SymInt[] size) -> Tensor
 
 
 def view__opset14(op, self, size):
-    """aten::view at opsets 14..28 (specs/shape.yaml:22)."""
+    """aten::view at opsets 14..28 (specs/shape.yaml, aten::view)."""
     return op.Reshape(self, _h.const(op, size, "int64"), allowzero=1)
 
 
-_unsafe_view__opset14 = view__opset14
-
-view_copy__opset14 = view__opset14
-
-
 def view__opset7(op, self, size):
-    """aten::view at opsets 7..13, when `0 not in size` (specs/shape.yaml:24)."""
+    """aten::view at opsets 7..13, when `0 not in size` (specs/shape.yaml, aten::view)."""
     return op.Reshape(self, _h.const(op, size, "int64"))
 
 
-_unsafe_view__opset7 = view__opset7
-
-view_copy__opset7 = view__opset7
-
-
 def view__opset7_1(op, self, size):
-    """aten::view at opsets 7..13, when `len([s for s in size if s == 0]) == 1` (specs/shape.yaml:27)."""
+    """aten::view at opsets 7..13, when `len([s for s in size if s == 0]) == 1` (specs/shape.yaml, aten::view)."""
     return op.Reshape(self, _h.const(op, [-1 if s == 0 else s for s in size], "int64"))
-
-
-_unsafe_view__opset7_1 = view__opset7_1
-
-view_copy__opset7_1 = view__opset7_1
 
 
 def view__opset7__when(self, size):
@@ -61,26 +46,22 @@ def view__opset7_1__when(self, size):
 
 
 # aten::permute: self with its dims reordered by dims.
-# specs/shape.yaml:38
 #   aten::permute(Tensor(a) self, int[] dims) -> Tensor(a)
 #   aten::permute_copy(Tensor self, int[] dims) -> Tensor
 
 
 def permute__opset7(op, self, dims):
-    """aten::permute at opsets 7..28 (specs/shape.yaml:44)."""
+    """aten::permute at opsets 7..28 (specs/shape.yaml, aten::permute)."""
     return op.Transpose(self, perm=[d % max(_h.rank(self), 1) for d in dims])
 
 
-permute_copy__opset7 = permute__opset7
-
 # aten::transpose.int: self with dims dim0 and dim1 swapped.
-# specs/shape.yaml:51
 #   aten::transpose.int(Tensor(a) self, int dim0, int dim1) -> Tensor(a)
 #   aten::transpose_copy.int(Tensor self, int dim0, int dim1) -> Tensor
 
 
 def transpose_int__opset7(op, self, dim0, dim1):
-    """aten::transpose.int at opsets 7..28 (specs/shape.yaml:57)."""
+    """aten::transpose.int at opsets 7..28 (specs/shape.yaml, aten::transpose.int)."""
     a = dim0 % max(_h.rank(self), 1)
     b = dim1 % max(_h.rank(self), 1)
     return op.Transpose(
@@ -88,77 +69,59 @@ def transpose_int__opset7(op, self, dim0, dim1):
     )
 
 
-transpose_copy_int__opset7 = transpose_int__opset7
-
 # aten::t: self (rank 2 or less) with its dims reversed.
-# specs/shape.yaml:69
 #   aten::t(Tensor(a) self) -> Tensor(a)
 #   aten::t_copy(Tensor self) -> Tensor
 
 
 def t__opset7(op, self):
-    """aten::t at opsets 7..28 (specs/shape.yaml:76)."""
+    """aten::t at opsets 7..28 (specs/shape.yaml, aten::t)."""
     return op.Transpose(self)
 
 
-t_copy__opset7 = t__opset7
-
 # aten::unsqueeze: self with a dimension of size 1 inserted at dim.
-# specs/shape.yaml:85
 #   aten::unsqueeze(Tensor(a) self, int dim) -> Tensor(a)
 #   aten::unsqueeze_copy(Tensor self, int dim) -> Tensor
 
 
 def unsqueeze__opset13(op, self, dim):
-    """aten::unsqueeze at opsets 13..28 (specs/shape.yaml:91)."""
+    """aten::unsqueeze at opsets 13..28 (specs/shape.yaml, aten::unsqueeze)."""
     return op.Unsqueeze(self, _h.const(op, [dim % (_h.rank(self) + 1)], "int64"))
 
 
-unsqueeze_copy__opset13 = unsqueeze__opset13
-
-
 def unsqueeze__opset7(op, self, dim):
-    """aten::unsqueeze at opsets 7..12 (specs/shape.yaml:93)."""
+    """aten::unsqueeze at opsets 7..12 (specs/shape.yaml, aten::unsqueeze)."""
     return op.Unsqueeze(self, axes=[dim % (_h.rank(self) + 1)])
 
 
-unsqueeze_copy__opset7 = unsqueeze__opset7
-
 # aten::squeeze.dim: self without dimension dim if its size is 1, else self.
-# specs/shape.yaml:100
 #   aten::squeeze.dim(Tensor(a) self, int dim) -> Tensor(a)
 #   aten::squeeze_copy.dim(Tensor self, int dim) -> Tensor
 
 
 def squeeze_dim__opset13(op, self, dim):
-    """aten::squeeze.dim at opsets 13..28 (specs/shape.yaml:107)."""
+    """aten::squeeze.dim at opsets 13..28 (specs/shape.yaml, aten::squeeze.dim)."""
     d = dim % max(_h.rank(self), 1)
     if _h.rank(self) == 0 or _h.sizes(self)[d] != 1:
         return op.Identity(self)
     return op.Squeeze(self, _h.const(op, [d], "int64"))
 
 
-squeeze_copy_dim__opset13 = squeeze_dim__opset13
-
-
 def squeeze_dim__opset7(op, self, dim):
-    """aten::squeeze.dim at opsets 7..12 (specs/shape.yaml:113)."""
+    """aten::squeeze.dim at opsets 7..12 (specs/shape.yaml, aten::squeeze.dim)."""
     d = dim % max(_h.rank(self), 1)
     if _h.rank(self) == 0 or _h.sizes(self)[d] != 1:
         return op.Identity(self)
     return op.Squeeze(self, axes=[d])
 
 
-squeeze_copy_dim__opset7 = squeeze_dim__opset7
-
 # aten::squeeze.dims: self without those of dims dim whose size is 1.
-# specs/shape.yaml:126
 #   aten::squeeze.dims(Tensor(a) self, int[] dim) -> Tensor(a)
 #   aten::squeeze_copy.dims(Tensor self, int[] dim) -> Tensor
 
 
 def squeeze_dims__opset13(op, self, dim):
-    """aten::squeeze.dims at opsets 13..28 (specs/shape.yaml:132)."""
+    """aten::squeeze.dims at opsets 13..28 (specs/shape.yaml, aten::squeeze.dims)."""
     axes = [
         d % _h.rank(self)
         for d in dim
@@ -169,11 +132,8 @@ def squeeze_dims__opset13(op, self, dim):
     return op.Squeeze(self, _h.const(op, axes, "int64"))
 
 
-squeeze_copy_dims__opset13 = squeeze_dims__opset13
-
-
 def squeeze_dims__opset7(op, self, dim):
-    """aten::squeeze.dims at opsets 7..12 (specs/shape.yaml:138)."""
+    """aten::squeeze.dims at opsets 7..12 (specs/shape.yaml, aten::squeeze.dims)."""
     axes = [
         d % _h.rank(self)
         for d in dim
@@ -184,52 +144,40 @@ def squeeze_dims__opset7(op, self, dim):
     return op.Squeeze(self, axes=axes)
 
 
-squeeze_copy_dims__opset7 = squeeze_dims__opset7
-
 # aten::squeeze: self without all its dimensions of size 1.
-# specs/shape.yaml:149
 #   aten::squeeze(Tensor(a) self) -> Tensor(a)
 #   aten::squeeze_copy(Tensor self) -> Tensor
 
 
 def squeeze__opset7(op, self):
-    """aten::squeeze at opsets 7..28 (specs/shape.yaml:156)."""
+    """aten::squeeze at opsets 7..28 (specs/shape.yaml, aten::squeeze)."""
     return op.Squeeze(self)
 
 
-squeeze_copy__opset7 = squeeze__opset7
-
 # aten::select.int: self[..., index, ...] at dim dim, which the result no longer has.
-# specs/shape.yaml:161
 #   aten::select.int(Tensor(a) self, int dim, SymInt index) -> Tensor(a)
 #   aten::select_copy.int(Tensor self, int dim, SymInt index) -> Tensor
 
 
 def select_int__opset11(op, self, dim, index):
-    """aten::select.int at opsets 11..28 (specs/shape.yaml:167)."""
+    """aten::select.int at opsets 11..28 (specs/shape.yaml, aten::select.int)."""
     return op.Gather(self, _h.const(op, index, "int64"), axis=dim)
 
 
-select_copy_int__opset11 = select_int__opset11
-
-
 def select_int__opset7(op, self, dim, index):
-    """aten::select.int at opsets 7..10 (specs/shape.yaml:169)."""
+    """aten::select.int at opsets 7..10 (specs/shape.yaml, aten::select.int)."""
     d = dim % _h.rank(self)
     i = index if index >= 0 else index + _h.sizes(self)[d]
     return op.Gather(self, _h.const(op, i, "int64"), axis=d)
 
 
-select_copy_int__opset7 = select_int__opset7
-
 # aten::slice.Tensor: self[start:end:step] along dim dim; None bounds are the ends, bounds are clamped.
-# specs/shape.yaml:179
 #   aten::slice.Tensor(Tensor(a) self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor(a)
 #   aten::slice_copy.Tensor(Tensor self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor
 
 
 def slice_Tensor__opset10(op, self, dim, start, end, step):
-    """aten::slice.Tensor at opsets 10..28 (specs/shape.yaml:185)."""
+    """aten::slice.Tensor at opsets 10..28 (specs/shape.yaml, aten::slice.Tensor)."""
     starts = [0 if start is None else start]
     ends = [9223372036854775807 if end is None else end]
     return op.Slice(
@@ -241,28 +189,19 @@ def slice_Tensor__opset10(op, self, dim, start, end, step):
     )
 
 
-slice_copy_Tensor__opset10 = slice_Tensor__opset10
-
-
 def slice_Tensor__opset7(op, self, dim, start, end, step):
-    """aten::slice.Tensor at opsets 7..9, when `step == 1` (specs/shape.yaml:191)."""
+    """aten::slice.Tensor at opsets 7..9, when `step == 1` (specs/shape.yaml, aten::slice.Tensor)."""
     starts = [0 if start is None else start]
     ends = [9223372036854775807 if end is None else end]
     return op.Slice(self, starts=starts, ends=ends, axes=[dim % _h.rank(self)])
 
 
-slice_copy_Tensor__opset7 = slice_Tensor__opset7
-
-
 def slice_Tensor__opset7_1(op, self, dim, start, end, step):
-    """aten::slice.Tensor at opsets 7..9, when `step != 1` (specs/shape.yaml:198)."""
+    """aten::slice.Tensor at opsets 7..9, when `step != 1` (specs/shape.yaml, aten::slice.Tensor)."""
     d = dim % _h.rank(self)
     return op.Gather(
         self, _h.const(op, list(range(_h.sizes(self)[d])[start:end:step]), "int64"), axis=d
     )
-
-
-slice_copy_Tensor__opset7_1 = slice_Tensor__opset7_1
 
 
 def slice_Tensor__opset7__when(self, dim, start, end, step):
@@ -274,47 +213,31 @@ def slice_Tensor__opset7_1__when(self, dim, start, end, step):
 
 
 # aten::split.Tensor: self cut along dim into pieces of split_size (the last may be smaller).
-# specs/shape.yaml:213
 #   aten::split.Tensor(Tensor(a -> *) self, SymInt split_size, int dim=0) -> Tensor(a)[]
 #   aten::split_copy.Tensor(Tensor self, SymInt split_size, int dim=0) -> Tensor[]
 #   aten::unsafe_split.Tensor(Tensor self, SymInt split_size, int dim=0) -> Tensor[]
 
 
 def split_Tensor__opset18(op, self, split_size, dim):
-    """aten::split.Tensor at opsets 18..28, when `size(self, dim) is not None and size(self, dim) > 0 and size(self, dim) % split_size == 0` (specs/shape.yaml:221)."""
+    """aten::split.Tensor at opsets 18..28, when `size(self, dim) is not None and size(self, dim) > 0 and size(self, dim) % split_size == 0` (specs/shape.yaml, aten::split.Tensor)."""
     n = _h.size(self, dim) // split_size
     return _h.as_list(op.Split(self, axis=dim, num_outputs=n, _outputs=n))
 
 
-split_copy_Tensor__opset18 = split_Tensor__opset18
-
-unsafe_split_Tensor__opset18 = split_Tensor__opset18
-
-
 def split_Tensor__opset13(op, self, split_size, dim):
-    """aten::split.Tensor at opsets 13..28 (specs/shape.yaml:226)."""
+    """aten::split.Tensor at opsets 13..28 (specs/shape.yaml, aten::split.Tensor)."""
     d = dim % _h.rank(self)
     n = _h.sizes(self)[d]
     pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
     return _h.as_list(op.Split(self, _h.const(op, pieces, "int64"), axis=d, _outputs=len(pieces)))
 
 
-split_copy_Tensor__opset13 = split_Tensor__opset13
-
-unsafe_split_Tensor__opset13 = split_Tensor__opset13
-
-
 def split_Tensor__opset7(op, self, split_size, dim):
-    """aten::split.Tensor at opsets 7..12 (specs/shape.yaml:232)."""
+    """aten::split.Tensor at opsets 7..12 (specs/shape.yaml, aten::split.Tensor)."""
     d = dim % _h.rank(self)
     n = _h.sizes(self)[d]
     pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
     return _h.as_list(op.Split(self, axis=d, split=pieces, _outputs=len(pieces)))
-
-
-split_copy_Tensor__opset7 = split_Tensor__opset7
-
-unsafe_split_Tensor__opset7 = split_Tensor__opset7
 
 
 def split_Tensor__opset18__when(self, split_size, dim):
@@ -326,14 +249,13 @@ def split_Tensor__opset18__when(self, split_size, dim):
 
 
 # aten::split_with_sizes: self cut along dim into pieces of the sizes split_sizes.
-# specs/shape.yaml:244
 #   aten::split_with_sizes(Tensor(a -> *) self, SymInt[] split_sizes, int dim=0) -> Tensor(a)[]
 #   aten::split_with_sizes_copy(Tensor self, SymInt[] split_sizes, int dim=0) -> Tensor[]
 #   aten::unsafe_split_with_sizes(Tensor self, SymInt[] split_sizes, int dim=0) -> Tensor[]
 
 
 def split_with_sizes__opset13(op, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml:251)."""
+    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml, aten::split_with_sizes)."""
     return _h.as_list(
         op.Split(
             self,
@@ -344,34 +266,24 @@ def split_with_sizes__opset13(op, self, split_sizes, dim):
     )
 
 
-split_with_sizes_copy__opset13 = split_with_sizes__opset13
-
-unsafe_split_with_sizes__opset13 = split_with_sizes__opset13
-
-
 def split_with_sizes__opset7(op, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 7..12 (specs/shape.yaml:253)."""
+    """aten::split_with_sizes at opsets 7..12 (specs/shape.yaml, aten::split_with_sizes)."""
     return _h.as_list(
         op.Split(self, axis=dim % _h.rank(self), split=split_sizes, _outputs=len(split_sizes))
     )
 
 
-split_with_sizes_copy__opset7 = split_with_sizes__opset7
-
-unsafe_split_with_sizes__opset7 = split_with_sizes__opset7
-
 # aten::cat: tensors joined along dim dim.
-# specs/shape.yaml:260
 #   aten::cat(Tensor[] tensors, int dim=0) -> Tensor
 
 
 def cat__opset11(op, tensors, dim):
-    """aten::cat at opsets 11..28 (specs/shape.yaml:266)."""
+    """aten::cat at opsets 11..28 (specs/shape.yaml, aten::cat)."""
     return op.Concat(*tensors, axis=dim)
 
 
 def cat__opset7(op, tensors, dim):
-    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:268)."""
+    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml, aten::cat)."""
     return op.Concat(*tensors, axis=dim)
 
 
@@ -380,22 +292,21 @@ def cat__opset7__when(tensors, dim):
 
 
 # aten::stack: tensors (of one shape) joined along a new dim dim.
-# specs/shape.yaml:279
 #   aten::stack(Tensor[] tensors, int dim=0) -> Tensor
 
 
 def stack__opset13(op, tensors, dim):
-    """aten::stack at opsets 13..28 (specs/shape.yaml:284)."""
+    """aten::stack at opsets 13..28 (specs/shape.yaml, aten::stack)."""
     return op.Concat(*[op.Unsqueeze(x, _h.const(op, [dim], "int64")) for x in tensors], axis=dim)
 
 
 def stack__opset11(op, tensors, dim):
-    """aten::stack at opsets 11..12 (specs/shape.yaml:287)."""
+    """aten::stack at opsets 11..12 (specs/shape.yaml, aten::stack)."""
     return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
 
 
 def stack__opset7(op, tensors, dim):
-    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:289)."""
+    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml, aten::stack)."""
     return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
 
 
@@ -404,21 +315,17 @@ def stack__opset7__when(tensors, dim):
 
 
 # aten::expand: self broadcast to shape size; -1 keeps a dim of self.
-# specs/shape.yaml:300
 #   aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a)
 #   aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor
 
 
 def expand__opset8(op, self, size, implicit):
-    """aten::expand at opsets 8..28 (specs/shape.yaml:307)."""
+    """aten::expand at opsets 8..28 (specs/shape.yaml, aten::expand)."""
     return op.Expand(self, _h.const(op, [1 if s == -1 else s for s in size], "int64"))
 
 
-expand_copy__opset8 = expand__opset8
-
-
 def expand__opset7(op, self, size, implicit):
-    """aten::expand at opsets 7..7 (specs/shape.yaml:310)."""
+    """aten::expand at opsets 7 (specs/shape.yaml, aten::expand)."""
     lead = len(size) - _h.rank(self)
     x = op.Unsqueeze(self, axes=list(range(lead))) if lead > 0 else self
     dims = [1] * lead + _h.sizes(self)
@@ -427,35 +334,31 @@ def expand__opset7(op, self, size, implicit):
     )
 
 
-expand_copy__opset7 = expand__opset7
-
 # aten::clone: a copy of self (memory_format is a layout, which ONNX does not have).
-# specs/shape.yaml:321
 #   aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor
 
 
 def clone__opset7(op, self, memory_format):
-    """aten::clone at opsets 7..28 (specs/shape.yaml:326)."""
+    """aten::clone at opsets 7..28 (specs/shape.yaml, aten::clone)."""
     return op.Identity(self)
 
 
 # aten::reshape: self with its elements laid out in shape shape; -1 is inferred, 0 is a zero-size dim.
-# specs/shape.yaml:331
 #   aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)
 
 
 def reshape__opset14(op, self, shape):
-    """aten::reshape at opsets 14..28 (specs/shape.yaml:336)."""
+    """aten::reshape at opsets 14..28 (specs/shape.yaml, aten::reshape)."""
     return op.Reshape(self, _h.const(op, shape, "int64"), allowzero=1)
 
 
 def reshape__opset7(op, self, shape):
-    """aten::reshape at opsets 7..13, when `0 not in shape` (specs/shape.yaml:338)."""
+    """aten::reshape at opsets 7..13, when `0 not in shape` (specs/shape.yaml, aten::reshape)."""
     return op.Reshape(self, _h.const(op, shape, "int64"))
 
 
 def reshape__opset7_1(op, self, shape):
-    """aten::reshape at opsets 7..13, when `len([s for s in shape if s == 0]) == 1` (specs/shape.yaml:341)."""
+    """aten::reshape at opsets 7..13, when `len([s for s in shape if s == 0]) == 1` (specs/shape.yaml, aten::reshape)."""
     return op.Reshape(self, _h.const(op, [-1 if s == 0 else s for s in shape], "int64"))
 
 
@@ -468,12 +371,11 @@ def reshape__opset7_1__when(self, shape):
 
 
 # aten::flatten.using_ints: dims start_dim..end_dim of self merged into one; a 0-dim self becomes shape [1].
-# specs/shape.yaml:348
 #   aten::flatten.using_ints(Tensor(a) self, int start_dim=0, int end_dim=-1) -> Tensor(a)
 
 
 def flatten_using_ints__opset14(op, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:353)."""
+    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml, aten::flatten.using_ints)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -483,7 +385,7 @@ def flatten_using_ints__opset14(op, self, start_dim, end_dim):
 
 
 def flatten_using_ints__opset7(op, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:361)."""
+    """aten::flatten.using_ints at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml, aten::flatten.using_ints)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -497,12 +399,11 @@ def flatten_using_ints__opset7__when(self, start_dim, end_dim):
 
 
 # aten::unflatten.int: dim dim of self split into dims of sizes sizes (one may be -1).
-# specs/shape.yaml:376
 #   aten::unflatten.int(Tensor(a) self, int dim, SymInt[] sizes) -> Tensor(a)
 
 
 def unflatten_int__opset14(op, self, dim, sizes):
-    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:382)."""
+    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml, aten::unflatten.int)."""
     d = dim % _h.rank(self)
     return op.Reshape(
         self,
@@ -512,7 +413,7 @@ def unflatten_int__opset14(op, self, dim, sizes):
 
 
 def unflatten_int__opset7(op, self, dim, sizes):
-    """aten::unflatten.int at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml:386)."""
+    """aten::unflatten.int at opsets 7..13, when `0 not in sizes(self)` (specs/shape.yaml, aten::unflatten.int)."""
     d = dim % _h.rank(self)
     return op.Reshape(
         self, _h.const(op, _h.sizes(self)[:d] + sizes + _h.sizes(self)[d + 1 :], "int64")
@@ -524,10 +425,9 @@ def unflatten_int__opset7__when(self, dim, sizes):
 
 
 # aten::contiguous: self (memory_format is a layout, which ONNX does not have).
-# specs/shape.yaml:397
 #   aten::contiguous(Tensor(a) self, *, MemoryFormat memory_format=0) -> Tensor(a)
 
 
 def contiguous__opset7(op, self, memory_format):
-    """aten::contiguous at opsets 7..28 (specs/shape.yaml:402)."""
+    """aten::contiguous at opsets 7..28 (specs/shape.yaml, aten::contiguous)."""
     return op.Identity(self)

@@ -19,11 +19,13 @@ from onnx_ir.tensor_adapters import TorchTensor
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
+from torchonnx import catalog
 from torchonnx.builder import Builder, IRBackend
 from torchonnx.dispatch import NotLowerable, bind, lower
 from torchonnx.dtypes import ir_dtype, name_of
 from torchonnx.errors import Unsupported, UnsupportedOperatorError
 from torchonnx.generated.registry import OVERLOADS
+from torchonnx.overloads import name_of as overload_name
 
 PRODUCER = "torchonnx"
 # Assertions torch.export inserts (on dtypes, devices, sizes); they return nothing.
@@ -188,8 +190,7 @@ class GraphBuild:
                 reason = f"{target!r} is not an ATen operator"
             self._unsupported(node, name, reason)
             return
-        schema = target._schema
-        name = schema.name + (f".{schema.overload_name}" if schema.overload_name else "")
+        name = overload_name(target)
         if name in RUNTIME_CHECKS:
             self.values[node] = None  # checks torch.export adds; they compute nothing
             return
@@ -207,9 +208,8 @@ class GraphBuild:
         try:
             out = lower(entry, name, self.backend, bind(overload, args, kwargs))
         except NotLowerable as err:
-            self._unsupported(
-                node, name, err.reason, spec=err.spec or entry.spec, opsets=err.opsets
-            )
+            spec = err.spec or catalog.spec_location(entry.key)
+            self._unsupported(node, name, err.reason, spec=spec, opsets=err.opsets)
             return
         self.values[node] = self._outputs(node, out, meta)
 

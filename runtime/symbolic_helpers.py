@@ -25,7 +25,7 @@ from torchonnx.dispatch import (
     bind,
     lower,
 )
-from torchonnx.dtypes import name_of, onnx_enum, torch_dtype
+from torchonnx.dtypes import name_of, onnx_enum, scalar_type_name, torch_dtype
 from torchonnx.meta import dtype_of, is_floating, rank, size, sizes
 
 __all__ = [
@@ -43,22 +43,6 @@ __all__ = [
     "sizes",
     "typed",
 ]
-
-# ATen's ScalarType numbering, as TorchScript graphs carry dtype arguments.
-_SCALAR_TYPES = {
-    0: "uint8",
-    1: "int8",
-    2: "int16",
-    3: "int32",
-    4: "int64",
-    5: "float16",
-    6: "float32",
-    7: "float64",
-    9: "complex64",
-    10: "complex128",
-    11: "bool",
-    15: "bfloat16",
-}
 
 
 def const(g: Any, value: Any, dtype: str | torch.dtype) -> torch._C.Value | None:
@@ -119,7 +103,9 @@ class TorchScriptBackend:
     def const(self, value: Any, dtype: str) -> Any:
         return const(self.g, value, dtype)
 
-    def lowered(self, overload: str, lowering: Lowering, runtime_gaps: tuple[Any, ...]) -> None:
+    def lowered(
+        self, entry: Entry, overload: str, lowering: Lowering, runtime_gaps: tuple[Any, ...]
+    ) -> None:
         pass
 
 
@@ -164,9 +150,8 @@ def _packets() -> dict[str, list[tuple[Overload, Entry]]]:
 
 
 @functools.cache
-def _symbolic(path: str) -> Callable[..., Any]:
-    module, _, fn = path.rpartition(".")
-    return getattr(importlib.import_module(f"torchonnx.generated.{module}"), fn)
+def _symbolic(opset: int, name: str) -> Callable[..., Any]:
+    return getattr(importlib.import_module(f"torchonnx.generated.symbolic_opset{opset}"), name)
 
 
 def _pick(packet: str, g: Any, args: Sequence[Any]) -> tuple[Overload, Entry]:
@@ -231,7 +216,7 @@ def dispatch(g: Any, packet: str, opset: int, args: Sequence[Any], kwargs: dict[
         if p.kind == VALUE:
             value = python_value(value, p.name)
             if p.name == entry.dtype_param and isinstance(value, int):
-                value = _SCALAR_TYPES[value]
+                value = scalar_type_name(value)  # TorchScript carries ScalarType numbers
             bound[p.name] = value
         elif p.kind == "tensor[]":
             bound[p.name] = _tensor_list(value)
@@ -240,8 +225,10 @@ def dispatch(g: Any, packet: str, opset: int, args: Sequence[Any], kwargs: dict[
     return lower(entry, overload.name, TorchScriptBackend(g), bound, pick=_symbolic_fn, cap=opset)
 
 
-def _symbolic_fn(lowering: Lowering, overload: str) -> Callable[..., Any]:
-    return _symbolic(lowering.symbolic[overload])
+def _symbolic_fn(lowering: Lowering, variant: int) -> Callable[..., Any]:
+    """The symbolic function of a lowering: in the module of the opset it begins at, under
+    the name of its onnxscript function."""
+    return _symbolic(lowering.since, lowering.fns[variant].__name__)
 
 
 def typed(value: Any, dtype: str | torch.dtype) -> Any:

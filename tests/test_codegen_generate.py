@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -104,6 +106,68 @@ def test_spec_edit_changes_modules_and_tables(tmp_path: Path, first_run: Path) -
     for p, mtime in before.items():
         if p.relative_to(out).as_posix() not in changed:
             assert p.stat().st_mtime_ns == mtime, p
+
+
+NEW_ENTRY = """\
+aten::sin:
+  also: [aten::sin_, aten::sin.out]
+  doc: Sine, elementwise.
+  dtypes: [float16, float32, float64]
+  shape: same(self)
+  lower:
+    - since: 9
+      when: rank(self) > 0
+      emit: Sin(self)
+    - since: 7
+      emit: Sin(Identity(self))
+  gaps:
+    - dtypes: [float16]
+      opsets: ..8
+      reason: a gap declared by the test
+  samples:
+    - t(3, 4)
+    - t()
+
+"""
+# A line that counts entries or overloads in a Markdown table's introduction.
+COUNTS = re.compile(r"^\d+ (spec entries|entries) ")
+
+
+def test_adding_an_entry_only_adds_lines(tmp_path: Path, first_run: Path) -> None:
+    """Outside the catalog (the one index of spec lines), adding an entry in the middle of a
+    spec file adds lines and changes none: no line numbers, no positions shift."""
+    specs = _copy_specs(tmp_path)
+    path = specs / "elementwise.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "aten::sin:" not in text
+    path.write_text(text.replace("aten::exp:\n", NEW_ENTRY + "aten::exp:\n", 1), encoding="utf-8")
+    out = tmp_path / "out"
+    shutil.copytree(first_run, out)
+    fm, errors = generate(specs)
+    assert not errors, [str(e) for e in errors]
+    changed = {c for c in fm.write(out) if not c.endswith("(removed)")}
+    assert {
+        "registry.py",
+        "catalog.py",
+        "onnxscript_elementwise.py",
+        "docs/operators.md",
+    } <= changed
+    problems = []
+    for rel in sorted(changed - {"catalog.py"}):
+        old = (first_run / rel).read_text(encoding="utf-8").splitlines()
+        new = (out / rel).read_text(encoding="utf-8").splitlines()
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+            None, old, new, autojunk=False
+        ).get_opcodes():
+            if tag == "equal" or tag == "insert":
+                continue
+            if tag == "replace" and rel.startswith("docs/") and i2 - i1 == j2 - j1 == 1:
+                if COUNTS.match(old[i1]) and COUNTS.match(new[j1]):
+                    continue  # the counts line
+            problems.append(f"{rel}: {tag} {old[i1:i2]} -> {new[j1:j2]}")
+    assert problems == []
+    registry = (out / "registry.py").read_text(encoding="utf-8")
+    assert '"aten::sin"' in registry and "_elementwise.sin__opset9__when" in registry
 
 
 def test_stale_generated_files_are_removed(tmp_path: Path, first_run: Path) -> None:
