@@ -27,7 +27,8 @@ from torchonnx.codegen.body import (
 from torchonnx.codegen.errors import Diagnostics, Location, SpecError
 from torchonnx.codegen.model import Block, Common, Entry, Gap, OpsetRange
 from torchonnx.codegen.onnx_ops import op_at
-from torchonnx.dtypes import DTYPE_NAMES, FLOATING, PROMOTION_KINDS, onnx_type_str
+from torchonnx.dtypes import DTYPE_NAMES, PROMOTION_KINDS, compute_dtypes, onnx_type_str
+from torchonnx.opsets import span
 from torchonnx.shapes import INFER, RULES, arity
 from torchonnx.testing import SAMPLE_NAMES
 
@@ -104,15 +105,6 @@ class Analyzed:
         )
 
 
-def compute_dtype_of(kind: str | None, dtype: str) -> str:
-    """The dtype an op of promotion `kind` computes in, for inputs of `dtype`."""
-    if kind == "int_to_float" and dtype not in FLOATING:
-        return "float32"
-    if kind == "int_to_long" and dtype not in FLOATING:
-        return "int64"
-    return dtype
-
-
 def analyze(entries: list[Entry], common: Common, diags: Diagnostics) -> list[Analyzed]:
     seen: dict[str, Location] = {}
     callees = _callees(entries)
@@ -158,7 +150,7 @@ def _check_calls(analyzed: list[Analyzed], diags: Diagnostics) -> None:
                 if missing:
                     diags.error(
                         call.loc,
-                        f"{call.overload} has no lowering at opset {_span(missing)}, which this "
+                        f"{call.overload} has no lowering at opset {span(missing)}, which this "
                         f"lowering covers ({lw.since}..{lw.until})",
                     )
     for start in sorted(graph):
@@ -177,10 +169,6 @@ def _cycle(graph: dict[str, set[str]], node: str, path: list[str]) -> list[str] 
         if found:
             return found
     return None
-
-
-def _span(opsets: list[int]) -> str:
-    return f"{opsets[0]}..{opsets[-1]}" if len(opsets) > 1 else str(opsets[0])
 
 
 class _Entry:
@@ -231,7 +219,7 @@ class _Entry:
                     target = schemas[sample.overload]
                 self.sample(sample.text, sample.loc, target)
         computes = tuple(
-            sorted({compute_dtype_of(kind, d) for d in e.dtypes}, key=DTYPE_NAMES.index)
+            sorted({c for d in e.dtypes for c in compute_dtypes(kind, d)}, key=DTYPE_NAMES.index)
         )
         for narrow, wide in e.widen.items():
             if narrow == wide:

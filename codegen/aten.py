@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torch
 from torchgen.model import FunctionSchema
 
+from torchonnx.dtypes import name_of as dtype_name
 from torchonnx.overloads import UnknownOverload, op_overload, split
 
 
@@ -111,7 +112,7 @@ def _param(arg: torch._C.Argument, spelled: str) -> Param:
         kind = Kind.VALUE
     default = arg.default_value if arg.has_default_value() else NO_DEFAULT
     if isinstance(default, torch.dtype):
-        default = str(default).removeprefix("torch.")
+        default = dtype_name(default)
     name = arg.name + "_" if keyword.iskeyword(arg.name) else arg.name
     return Param(
         name=name,

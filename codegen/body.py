@@ -23,6 +23,7 @@ from torchonnx.codegen.aten import NO_DEFAULT, AtenSchema, Kind
 from torchonnx.codegen.errors import Location, SpecError
 from torchonnx.codegen.onnx_ops import ATTRIBUTE_PYTYPES, SYMBOLIC_SUFFIX, OpSpec, op_at
 from torchonnx.dtypes import DTYPE_NAMES, FLOATING, onnx_type_str
+from torchonnx.opsets import span
 
 HELPERS = ("const", "rank", "size", "sizes", "dtype_of", "is_floating")
 BUILTINS = {
@@ -848,12 +849,12 @@ class _Checker:
             first = min(o for o, s in found.items() if s is not None)
             raise self.fail(
                 node.func,
-                f"ONNX {name} does not exist at opset {_ranges(missing)}, but this lowering "
+                f"ONNX {name} does not exist at opset {span(missing)}, but this lowering "
                 f"covers opsets {lo}..{hi}; start it at opset {first} (`since: {first}`)",
             )
         deprecated = [o for o, s in found.items() if s is not None and s.deprecated]
         if deprecated:
-            raise self.fail(node.func, f"ONNX {name} is deprecated at opset {_ranges(deprecated)}")
+            raise self.fail(node.func, f"ONNX {name} is deprecated at opset {span(deprecated)}")
         return {o: s for o, s in found.items() if s is not None}
 
     def onnx_call(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
@@ -1123,20 +1124,6 @@ def _narrow(env: dict[str, Sym], name: str) -> None:
         env[name] = replace(sym, kind=Kind.TENSOR)
     elif sym.kind is Kind.VALUE:
         env[name] = replace(sym, maybe_none=False)
-
-
-def _ranges(opsets: list[int]) -> str:
-    """[7, 8, 9, 12] -> '7..9, 12'."""
-    out: list[str] = []
-    start = prev = opsets[0]
-    for o in [*opsets[1:], None]:  # type: ignore[list-item]
-        if o is not None and o == prev + 1:
-            prev = o
-            continue
-        out.append(f"{start}" if start == prev else f"{start}..{prev}")
-        if o is not None:
-            start = prev = o
-    return ", ".join(out)
 
 
 # -- rendering ------------------------------------------------------------------------------

@@ -183,22 +183,33 @@ def _combine(higher: str | None, lower: str | None) -> str | None:
     return higher
 
 
-def result_dtype(operands: Iterable[Operand]) -> str:
+def default_float() -> str:
+    """torch's default floating dtype (`torch.set_default_dtype`): what Python floats and the
+    int_to_float promotion of integers give."""
+    return name_of(torch.get_default_dtype())
+
+
+# The dtypes torch accepts as its default dtype: a plan made at codegen time covers each.
+DEFAULT_FLOATS = tuple(d for d in DTYPE_NAMES if d in FLOATING)
+
+
+def result_dtype(operands: Iterable[Operand], default: str | None = None) -> str:
     """The dtype ATen computes in for these operands (`torch.result_type`, generalised).
 
     Tensors with dimensions take precedence over zero-dim tensors, which take precedence
     over Python numbers, unless a lower tier holds a higher category (bool < integer <
-    floating < complex). Python floats count as the default dtype.
+    floating < complex). Python floats count as the default dtype: `default`, or torch's
+    (`default_float()`) when None.
     """
     tiers: list[str | None] = [None, None, None]
-    default_float = name_of(torch.get_default_dtype())
+    floating = default or default_float()
     for op in operands:
         if op.dim is None:
             dtype = op.dtype
             if dtype in FLOATING:
-                dtype = default_float
+                dtype = floating
             elif dtype in COMPLEX:
-                dtype = "complex128" if default_float == "float64" else "complex64"
+                dtype = "complex128" if floating == "float64" else "complex64"
             tiers[2] = _promote(tiers[2], dtype)
         elif op.dim == 0:
             tiers[1] = _promote(tiers[1], op.dtype)
@@ -210,14 +221,24 @@ def result_dtype(operands: Iterable[Operand]) -> str:
     return result
 
 
-def compute_dtype(kind: str, operands: Sequence[Operand]) -> str:
-    """The dtype an op of promotion `kind` computes in (its inputs are cast to it)."""
-    dtype = result_dtype(operands)
+def compute_dtype(kind: str, operands: Sequence[Operand], default: str | None = None) -> str:
+    """The dtype an op of promotion `kind` computes in (its inputs are cast to it); `default`
+    is the default floating dtype (torch's when None)."""
+    dtype = result_dtype(operands, default)
     if kind == "int_to_float" and _category(dtype) < 2:
-        return name_of(torch.get_default_dtype())
+        return default or default_float()
     if kind == "int_to_long" and _category(dtype) < 2:
         return "int64"
     return dtype
+
+
+def compute_dtypes(kind: str | None, dtype: str) -> tuple[str, ...]:
+    """Every dtype an op of promotion `kind` may compute in for a tensor of `dtype`, whatever
+    the default dtype is when exporting (what codegen makes dtype plans for)."""
+    if kind is None:
+        return (dtype,)
+    found = {compute_dtype(kind, [Operand(dtype, 1)], default) for default in DEFAULT_FLOATS}
+    return tuple(d for d in DTYPE_NAMES if d in found)
 
 
 def output_dtype(kind: str, compute: str) -> str:
