@@ -16,6 +16,7 @@ from torchonnx.codegen.aten import AtenSchema, SchemaLookupError, lookup
 from torchonnx.codegen.body import (
     AtenUse,
     Callee,
+    Checked,
     DType,
     OpUse,
     check_body,
@@ -386,22 +387,29 @@ class _Entry:
         calls: list[AtenUse] = []
         branch_returns = None
         seen: dict[tuple[tuple[str, ...], str, str], str] = {}  # code -> first function
+        # a body checks and renders alike for overloads with the same arguments and returns
+        # (in-place and out variants mostly): check it once for them
+        checked_for: dict[str, Checked] = {}
         for name, schema in schemas.items():
-            try:
-                checked = check_body(
-                    block.emit.text,
-                    block.emit.where,
-                    schema,
-                    (block.since, until),
-                    block.when.text if block.when else None,
-                    self.callees,
-                )
-            except SpecError as err:
-                if len(schemas) == 1:
-                    raise
-                raise SpecError(err.loc, f"for {name}: {err.message}") from None
-            ops.extend(checked.ops)
-            calls.extend(checked.calls)
+            alike = repr((schema.params, schema.returns))  # defaults may be lists: not hashable
+            checked = checked_for.get(alike)
+            if checked is None:
+                try:
+                    checked = check_body(
+                        block.emit.text,
+                        block.emit.where,
+                        schema,
+                        (block.since, until),
+                        block.when.text if block.when else None,
+                        self.callees,
+                    )
+                except SpecError as err:
+                    if len(schemas) == 1:
+                        raise
+                    raise SpecError(err.loc, f"for {name}: {err.message}") from None
+                checked_for[alike] = checked
+                ops.extend(checked.ops)
+                calls.extend(checked.calls)
             if branch_returns is None:
                 branch_returns = checked.branch_returns
             fn = Function(
