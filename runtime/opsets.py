@@ -9,18 +9,13 @@ def span(opsets: Iterable[int]) -> str:
     """Opsets as runs: `13`, `7..12`, `7..9, 12`; sorted, each opset once."""
     if isinstance(opsets, range) and opsets.step == 1 and len(opsets):
         return _run(opsets[0], opsets[-1])  # without walking a long range
-    runs: list[str] = []
-    start = prev = None
+    runs: list[list[int]] = []  # [first, last] of each run
     for opset in sorted(set(opsets)):
-        if prev is not None and opset == prev + 1:
-            prev = opset
-            continue
-        if start is not None:
-            runs.append(_run(start, prev))
-        start = prev = opset
-    if start is not None:
-        runs.append(_run(start, prev))
-    return ", ".join(runs)
+        if runs and opset == runs[-1][1] + 1:
+            runs[-1][1] = opset
+        else:
+            runs.append([opset, opset])
+    return ", ".join(_run(lo, hi) for lo, hi in runs)
 
 
 def _run(lo: int, hi: int) -> str:
