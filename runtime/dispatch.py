@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from torchonnx import catalog  # light: it loads the generated catalog only when asked
 from torchonnx.dtypes import Operand, compute_dtype, name_of
 from torchonnx.opsets import span
 
@@ -188,8 +189,6 @@ class NotLowerable(Exception):
     def spec(self) -> str | None:
         if self.entry is None:
             return None
-        from torchonnx import catalog
-
         return catalog.spec_location(self.entry, lowering=self.lowering, gap=self.gap)
 
 
@@ -241,8 +240,6 @@ def select(entry: Entry, opset: int, args: dict[str, Any], cap: int | None = Non
         }
     )
     if not works:
-        from torchonnx import catalog
-
         conditions = "; ".join(
             f"`{catalog.lowering(entry.key, lw.index).when}` (from opset {lw.since})"
             for lw in entry.lowerings
@@ -338,15 +335,11 @@ def plan(
             dtype = backend.dtype_of(tensor)
             lim = limit(dtype, opset) if dtype is not None else None
             if lim is not None:
-                from torchonnx import catalog
-
                 reason = catalog.limits()[lim.index].reason
                 raise NotLowerable(f"argument {param.name} is {dtype}: {reason}", entry=entry.key)
     for gap in entry.gaps:
         # gaps without a condition are in the dtype plans; a runtime's gaps do not stop export
         if gap.when is not None and gap.runtime is None and _gap_applies(gap, compute, opset, args):
-            from torchonnx import catalog
-
             info = catalog.gap(entry.key, gap.index)
             raise NotLowerable(f"{info.reason} (when {info.when})", entry=entry.key, gap=gap.index)
     if compute is None:
@@ -354,8 +347,6 @@ def plan(
     status = lowering.run_dtype(compute, opset)
     run = status[0] if status is not None else None
     if run is None:
-        from torchonnx import catalog
-
         if status is not None and status[1] is not None:
             reason = catalog.entry(entry.key).reasons[status[1]]
         else:  # never picked where an earlier lowering takes the dtype; kept for safety
