@@ -24,7 +24,8 @@ check-generated: $(STAMP)
 	$(PY) -m torchonnx.codegen --check
 
 # What a user gets: a clean venv, the package installed (not editable) without extras, then an
-# export there; codegen's dependencies (jinja2, ruamel.yaml, black, ruff) must be absent.
+# export there: ruamel.yaml, black and ruff must be absent, and jinja2 (which torch requires)
+# unused by the export.
 check-install:
 	rm -rf $(INSTALL_VENV)
 	$(PYTHON) -m venv $(INSTALL_VENV) || python3 -m venv $(INSTALL_VENV)
