@@ -325,26 +325,21 @@ class Renderer:
                 f"{family}.{lw.functions[name].alias_of or lw.functions[name].name}"
                 for name, _, _ in variants
             ]
-            plan = (
-                "{"
-                + ", ".join(
-                    f"{dtype!r}: "
-                    + _tuple(
-                        [
-                            repr(
-                                (
-                                    s.lo,
-                                    s.hi,
-                                    s.compute,
-                                    None if s.reason is None else reasons[s.reason],
-                                )
-                            )
-                            for s in segs
-                        ]
-                    )
-                    for dtype, segs in lw.plan.items()
+            segments = {
+                dtype: _tuple(
+                    [
+                        repr(
+                            (s.lo, s.hi, s.compute, None if s.reason is None else reasons[s.reason])
+                        )
+                        for s in segs
+                    ]
                 )
-                + "}"
+                for dtype, segs in lw.plan.items()
+            }
+            plan = _call(
+                "Plan",
+                ["{" + ", ".join(f"{d!r}: {segs}" for d, segs in segments.items()) + "}"],
+                {"cast_back": repr(lw.cast_back) if lw.cast_back else None},
             )
             name = _hash_name("_p", plan)
             if plans.setdefault(name, plan) != plan:
@@ -354,7 +349,7 @@ class Renderer:
                 _call(
                     "Lowering",
                     [str(lw.index), str(lw.since), str(lw.until), _tuple(fns), name],
-                    {"cast_back": repr(lw.cast_back) if lw.cast_back else None, "when": when},
+                    {"when": when},
                 )
             )
         gaps = [

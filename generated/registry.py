@@ -7,8 +7,9 @@ Only what dispatch reads is here; docs, schemas, samples, spec locations and the
 conditions and reasons are in `catalog.py` (read through `torchonnx.catalog`). An overload
 lowered exactly like another is one name in its `also`. A dtype plan maps each compute dtype to
 segments `(first opset, last opset, dtype it runs in or None, why not)`, where why not indexes
-the entry's reasons in the catalog (None: an earlier lowering takes the dtype); entries share
-plans, named by a hash of their content.
+the entry's reasons in the catalog (None: an earlier lowering takes the dtype), and says which
+outputs to cast back where a dtype runs in a wider one; lowerings share plans, named by a hash
+of their content.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torchonnx.dispatch import (
     Lowering,
     Overload,
     Param,
+    Plan,
 )
 from torchonnx.generated import onnxscript_elementwise as _elementwise
 from torchonnx.generated import onnxscript_nn as _nn
@@ -54,585 +56,783 @@ _floating = ("float16", "bfloat16", "float32", "float64")
 _numeric = ("uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64")
 
 # Dtype plans.
-_p02adba05 = {
-    "uint8": ((7, 13, "int32", None), (14, 28, "uint8", None)),
-    "int8": ((7, 13, "int32", None), (14, 28, "int8", None)),
-    "int16": ((7, 13, "int32", None), (14, 28, "int16", None)),
-    "int32": ((7, 28, "int32", None),),
-    "int64": ((7, 28, "int64", None),),
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_p0348dd0c = {
-    "float16": ((11, 28, "float16", None),),
-    "bfloat16": ((11, 12, None, 0), (13, 28, "bfloat16", None)),
-    "float32": ((11, 28, "float32", None),),
-    "float64": ((11, 28, "float64", None),),
-}
-_p08110e39 = {
-    "uint8": ((7, 13, "int32", None), (14, 28, "uint8", None)),
-    "int8": ((7, 13, "int32", None), (14, 28, "int8", None)),
-    "int16": ((7, 13, "int32", None), (14, 28, "int16", None)),
-    "int32": ((7, 28, "int32", None),),
-    "int64": ((7, 28, "int64", None),),
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 15, None, 1), (16, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_p0ddd5deb = {
-    "float16": ((7, 16, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 16, "bfloat16", None)),
-    "float32": ((7, 16, "float32", None),),
-    "float64": ((7, 16, "float64", None),),
-}
-_p0fbec78e = {
-    "bool": ((14, 28, "bool", None),),
-    "uint8": ((14, 28, "uint8", None),),
-    "int8": ((14, 28, "int8", None),),
-    "int16": ((14, 28, "int16", None),),
-    "int32": ((14, 28, "int32", None),),
-    "int64": ((14, 28, "int64", None),),
-    "float16": ((14, 28, "float16", None),),
-    "bfloat16": ((14, 28, "bfloat16", None),),
-    "float32": ((14, 28, "float32", None),),
-    "float64": ((14, 28, "float64", None),),
-}
-_p1037771f = {
-    "bool": ((7, 28, "bool", None),),
-    "uint8": ((7, 10, "int32", None), (11, 28, "uint8", None)),
-    "int8": ((7, 10, "int32", None), (11, 28, "int8", None)),
-    "int16": ((7, 10, "int32", None), (11, 28, "int16", None)),
-    "int32": ((7, 28, "int32", None),),
-    "int64": ((7, 28, "int64", None),),
-    "float16": ((7, 10, None, 0), (11, 28, "float16", None)),
-    "bfloat16": ((7, 12, None, 1), (13, 28, "bfloat16", None)),
-    "float32": ((7, 10, None, 0), (11, 28, "float32", None)),
-    "float64": ((7, 10, None, 0), (11, 28, "float64", None)),
-}
-_p1c3be156 = {
-    "bool": ((7, 28, "float32", None),),
-    "uint8": ((7, 8, "float32", None), (9, 28, "uint8", None)),
-    "int8": ((7, 8, "float32", None), (9, 28, "int8", None)),
-    "int16": ((7, 8, "float32", None), (9, 28, "int16", None)),
-    "int32": ((7, 8, "float64", None), (9, 28, "int32", None)),
-    "int64": ((7, 8, None, 0), (9, 28, "int64", None)),
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 1), (13, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_p205cd760 = {
-    "bool": ((7, 13, "bool", None),),
-    "uint8": ((7, 13, "uint8", None),),
-    "int8": ((7, 13, "int8", None),),
-    "int16": ((7, 13, "int16", None),),
-    "int32": ((7, 13, "int32", None),),
-    "int64": ((7, 13, "int64", None),),
-    "float16": ((7, 13, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 13, "bfloat16", None)),
-    "float32": ((7, 13, "float32", None),),
-    "float64": ((7, 13, "float64", None),),
-}
-_p217e4206 = {
-    "float16": ((9, 19, "float16", None),),
-    "bfloat16": ((9, 12, None, 0), (13, 19, "bfloat16", None)),
-    "float32": ((9, 19, "float32", None),),
-    "float64": ((9, 19, "float64", None),),
-}
-_p22998a17 = {
-    "bool": ((7, 8, None, 1), (9, 11, "int32", None)),
-    "uint8": ((7, 8, None, 1), (9, 10, "int32", None), (11, 11, "uint8", None)),
-    "int8": ((7, 8, None, 1), (9, 10, "int32", None), (11, 11, "int8", None)),
-    "int16": ((7, 8, None, 1), (9, 10, "int32", None), (11, 11, "int16", None)),
-    "int32": ((7, 8, None, 1), (9, 11, "int32", None)),
-    "int64": ((7, 8, None, 1), (9, 11, "int64", None)),
-    "float16": ((7, 10, None, 2), (11, 11, "float16", None)),
-    "bfloat16": ((7, 11, None, 0),),
-    "float32": ((7, 10, None, 2), (11, 11, "float32", None)),
-    "float64": ((7, 10, None, 2), (11, 11, "float64", None)),
-}
-_p25f851ce = {
-    "bool": ((7, 28, "bool", None),),
-    "uint8": ((7, 28, "uint8", None),),
-    "int8": ((7, 28, "int8", None),),
-    "int16": ((7, 28, "int16", None),),
-    "int32": ((7, 28, "int32", None),),
-    "int64": ((7, 28, "int64", None),),
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_p277a0062 = {
-    "int64": ((18, 28, "int64", None),),
-    "float16": ((18, 28, "float16", None),),
-    "bfloat16": ((18, 28, "bfloat16", None),),
-    "float32": ((18, 28, "float32", None),),
-    "float64": ((18, 28, "float64", None),),
-}
-_p279eb419 = {
-    "bool": ((7, 17, "int32", None),),
-    "uint8": ((7, 11, "int32", None), (12, 17, "uint8", None)),
-    "int8": ((7, 11, "int32", None), (12, 17, "int8", None)),
-    "int16": ((7, 17, "int32", None),),
-    "int32": ((7, 17, "int32", None),),
-    "int64": ((7, 17, "int64", None),),
-    "float16": ((7, 17, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 17, "bfloat16", None)),
-    "float32": ((7, 17, "float32", None),),
-    "float64": ((7, 17, "float64", None),),
-}
-_p2a380795 = {
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 13, "float32", None), (14, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_p38df942a = {
-    "uint8": ((7, 10, "float32", None),),
-    "int8": ((7, 10, "float32", None),),
-    "int16": ((7, 10, "float32", None),),
-    "int32": ((7, 10, "float64", None),),
-    "int64": ((7, 10, None, 0),),
-    "float16": ((7, 10, "float16", None),),
-    "bfloat16": ((7, 10, None, 1),),
-    "float32": ((7, 10, "float32", None),),
-    "float64": ((7, 10, "float64", None),),
-}
-_p3f28de3e = {
-    "int64": ((7, 28, "int64", None),),
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_p41dfd353 = {
-    "float16": ((18, 28, "float16", None),),
-    "bfloat16": ((18, 28, "bfloat16", None),),
-    "float32": ((18, 28, "float32", None),),
-    "float64": ((18, 28, "float64", None),),
-}
-_p543db038 = {
-    "uint8": ((10, 13, "int32", None), (14, 28, "uint8", None)),
-    "int8": ((10, 13, "int32", None), (14, 28, "int8", None)),
-    "int16": ((10, 13, "int32", None), (14, 28, "int16", None)),
-    "int32": ((10, 28, "int32", None),),
-    "int64": ((10, 28, "int64", None),),
-    "float16": ((10, 28, "float16", None),),
-    "bfloat16": ((10, 12, None, 0), (13, 15, None, 1), (16, 28, "bfloat16", None)),
-    "float32": ((10, 28, "float32", None),),
-    "float64": ((10, 28, "float64", None),),
-}
-_p5836ac08 = {
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 21, "float32", None), (22, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_p598a6af3 = {
-    "int64": ((7, 17, "int64", None),),
-    "float16": ((7, 17, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 17, "bfloat16", None)),
-    "float32": ((7, 17, "float32", None),),
-    "float64": ((7, 17, "float64", None),),
-}
-_p616c0cdb = {
-    "bool": ((7, 12, "bool", None),),
-    "uint8": ((7, 12, "uint8", None),),
-    "int8": ((7, 12, "int8", None),),
-    "int16": ((7, 12, "int16", None),),
-    "int32": ((7, 12, "int32", None),),
-    "int64": ((7, 12, "int64", None),),
-    "float16": ((7, 12, "float16", None),),
-    "bfloat16": ((7, 12, None, 0),),
-    "float32": ((7, 12, "float32", None),),
-    "float64": ((7, 12, "float64", None),),
-}
-_p645445b0 = {
-    "uint8": ((11, 11, "float32", None), (12, 28, "uint8", None)),
-    "int8": ((11, 11, "float32", None), (12, 28, "int8", None)),
-    "int16": ((11, 11, "float32", None), (12, 28, "int16", None)),
-    "int32": ((11, 11, "float64", None), (12, 28, "int32", None)),
-    "int64": ((11, 11, None, 0), (12, 28, "int64", None)),
-    "float16": ((11, 28, "float16", None),),
-    "bfloat16": ((11, 12, None, 1), (13, 28, "bfloat16", None)),
-    "float32": ((11, 28, "float32", None),),
-    "float64": ((11, 28, "float64", None),),
-}
-_p7042d480 = {
-    "bool": ((8, 28, "float32", None),),
-    "uint8": ((8, 11, "float32", None), (12, 28, "uint8", None)),
-    "int8": ((8, 11, "float32", None), (12, 28, "int8", None)),
-    "int16": ((8, 11, "float32", None), (12, 28, "int16", None)),
-    "int32": ((8, 11, "float64", None), (12, 28, "int32", None)),
-    "int64": ((8, 11, None, 0), (12, 28, "int64", None)),
-    "float16": ((8, 28, "float16", None),),
-    "bfloat16": ((8, 12, None, 1), (13, 28, "bfloat16", None)),
-    "float32": ((8, 28, "float32", None),),
-    "float64": ((8, 28, "float64", None),),
-}
-_p71b1606c = {
-    "int64": ((7, 12, "int64", None),),
-    "float16": ((7, 12, "float16", None),),
-    "bfloat16": ((7, 12, None, 0),),
-    "float32": ((7, 12, "float32", None),),
-    "float64": ((7, 12, "float64", None),),
-}
-_p741712b4 = {
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_p74efe6bc = {
-    "bool": ((13, 28, "bool", None),),
-    "uint8": ((13, 28, "uint8", None),),
-    "int8": ((13, 28, "int8", None),),
-    "int16": ((13, 28, "int16", None),),
-    "int32": ((13, 28, "int32", None),),
-    "int64": ((13, 28, "int64", None),),
-    "float16": ((13, 28, "float16", None),),
-    "bfloat16": ((13, 28, "bfloat16", None),),
-    "float32": ((13, 28, "float32", None),),
-    "float64": ((13, 28, "float64", None),),
-}
-_p754c5757 = {
-    "int8": ((11, 11, "float32", None), (12, 28, "int8", None)),
-    "int16": ((11, 11, "float32", None), (12, 28, "int16", None)),
-    "int32": ((11, 11, "float64", None), (12, 28, "int32", None)),
-    "int64": ((11, 11, None, 0), (12, 28, "int64", None)),
-    "float16": ((11, 28, "float16", None),),
-    "bfloat16": ((11, 12, None, 1), (13, 28, "bfloat16", None)),
-    "float32": ((11, 28, "float32", None),),
-    "float64": ((11, 28, "float64", None),),
-}
-_p7d5ed8d1 = {
-    "float16": ((11, 28, "float16", None),),
-    "bfloat16": ((11, 12, None, 0), (13, 15, "float32", None), (16, 28, "bfloat16", None)),
-    "float32": ((11, 28, "float32", None),),
-    "float64": ((11, 28, "float64", None),),
-}
-_p80485ecc = {
-    "float16": ((17, 17, "float16", None),),
-    "bfloat16": ((17, 17, "bfloat16", None),),
-    "float32": ((17, 17, "float32", None),),
-    "float64": ((17, 17, "float64", None),),
-}
-_p8167a412 = {
-    "bool": ((11, 12, "bool", None),),
-    "uint8": ((11, 12, "uint8", None),),
-    "int8": ((11, 12, "int8", None),),
-    "int16": ((11, 12, "int16", None),),
-    "int32": ((11, 12, "int32", None),),
-    "int64": ((11, 12, "int64", None),),
-    "float16": ((11, 12, "float16", None),),
-    "bfloat16": ((11, 12, None, 0),),
-    "float32": ((11, 12, "float32", None),),
-    "float64": ((11, 12, "float64", None),),
-}
-_p821a8678 = {
-    "bool": ((11, 28, "bool", None),),
-    "uint8": ((11, 28, "uint8", None),),
-    "int8": ((11, 28, "int8", None),),
-    "int16": ((11, 28, "int16", None),),
-    "int32": ((11, 28, "int32", None),),
-    "int64": ((11, 28, "int64", None),),
-    "float16": ((11, 28, "float16", None),),
-    "bfloat16": ((11, 12, None, 0), (13, 28, "bfloat16", None)),
-    "float32": ((11, 28, "float32", None),),
-    "float64": ((11, 28, "float64", None),),
-}
-_p83039e50 = {
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 15, "float32", None), (16, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_p858327ee = {
-    "float16": ((8, 28, "float16", None),),
-    "bfloat16": ((8, 12, None, 0), (13, 28, "bfloat16", None)),
-    "float32": ((8, 28, "float32", None),),
-    "float64": ((8, 28, "float64", None),),
-}
-_p8768e8e5 = {
-    "bool": ((9, 28, "bool", None),),
-    "uint8": ((9, 28, "uint8", None),),
-    "int8": ((9, 28, "int8", None),),
-    "int16": ((9, 28, "int16", None),),
-    "int32": ((9, 28, "int32", None),),
-    "int64": ((9, 28, "int64", None),),
-    "float16": ((9, 28, "float16", None),),
-    "bfloat16": ((9, 12, None, 0), (13, 15, "float32", None), (16, 28, "bfloat16", None)),
-    "float32": ((9, 28, "float32", None),),
-    "float64": ((9, 28, "float64", None),),
-}
-_p8d51b5ee = {
-    "bool": ((18, 28, "int32", None),),
-    "uint8": ((18, 28, "uint8", None),),
-    "int8": ((18, 28, "int8", None),),
-    "int16": ((18, 28, "int32", None),),
-    "int32": ((18, 28, "int32", None),),
-    "int64": ((18, 28, "int64", None),),
-    "float16": ((18, 28, "float16", None),),
-    "bfloat16": ((18, 28, "bfloat16", None),),
-    "float32": ((18, 28, "float32", None),),
-    "float64": ((18, 28, "float64", None),),
-}
-_p90f3694a = {
-    "float16": ((7, 12, "float16", None),),
-    "bfloat16": ((7, 12, None, 0),),
-    "float32": ((7, 12, "float32", None),),
-    "float64": ((7, 12, "float64", None),),
-}
-_p91c64587 = {
-    "bool": ((10, 28, "bool", None),),
-    "uint8": ((10, 28, "uint8", None),),
-    "int8": ((10, 28, "int8", None),),
-    "int16": ((10, 28, "int16", None),),
-    "int32": ((10, 28, "int32", None),),
-    "int64": ((10, 28, "int64", None),),
-    "float16": ((10, 28, "float16", None),),
-    "bfloat16": ((10, 12, None, 0), (13, 28, "bfloat16", None)),
-    "float32": ((10, 28, "float32", None),),
-    "float64": ((10, 28, "float64", None),),
-}
-_p9686a0d5 = {
-    "float16": ((7, 9, "float16", None),),
-    "bfloat16": ((7, 9, None, 0),),
-    "float32": ((7, 9, "float32", None),),
-    "float64": ((7, 9, "float64", None),),
-}
-_p97604e0d = {
-    "uint8": ((7, 28, "uint8", None),),
-    "int8": ((7, 28, "int8", None),),
-    "int16": ((7, 28, "int16", None),),
-    "int32": ((7, 28, "int32", None),),
-    "int64": ((7, 28, "int64", None),),
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_p9afe5f55 = {
-    "bool": ((8, 28, "bool", None),),
-    "uint8": ((8, 28, "uint8", None),),
-    "int8": ((8, 28, "int8", None),),
-    "int16": ((8, 28, "int16", None),),
-    "int32": ((8, 28, "int32", None),),
-    "int64": ((8, 28, "int64", None),),
-    "float16": ((8, 28, "float16", None),),
-    "bfloat16": ((8, 12, None, 0), (13, 28, "bfloat16", None)),
-    "float32": ((8, 28, "float32", None),),
-    "float64": ((8, 28, "float64", None),),
-}
-_pa8caffdd = {
-    "int64": ((13, 28, "int64", None),),
-    "float16": ((13, 28, "float16", None),),
-    "bfloat16": ((13, 28, "bfloat16", None),),
-    "float32": ((13, 28, "float32", None),),
-    "float64": ((13, 28, "float64", None),),
-}
-_paca61f5b = {
-    "bool": ((7, 9, "bool", None),),
-    "uint8": ((7, 9, "uint8", None),),
-    "int8": ((7, 9, "int8", None),),
-    "int16": ((7, 9, "int16", None),),
-    "int32": ((7, 9, "int32", None),),
-    "int64": ((7, 9, "int64", None),),
-    "float16": ((7, 9, "float16", None),),
-    "bfloat16": ((7, 9, None, 0),),
-    "float32": ((7, 9, "float32", None),),
-    "float64": ((7, 9, "float64", None),),
-}
-_pb66f2c25 = {
-    "float16": ((13, 28, "float16", None),),
-    "bfloat16": ((13, 28, "bfloat16", None),),
-    "float32": ((13, 28, "float32", None),),
-    "float64": ((13, 28, "float64", None),),
-}
-_pb8bee58c = {
-    "bool": ((7, 10, "bool", None),),
-    "uint8": ((7, 10, "uint8", None),),
-    "int8": ((7, 10, "int8", None),),
-    "int16": ((7, 10, "int16", None),),
-    "int32": ((7, 10, "int32", None),),
-    "int64": ((7, 10, "int64", None),),
-    "float16": ((7, 10, "float16", None),),
-    "bfloat16": ((7, 10, None, 0),),
-    "float32": ((7, 10, "float32", None),),
-    "float64": ((7, 10, "float64", None),),
-}
-_pbe18de42 = {
-    "float16": ((7, 10, "float16", None),),
-    "bfloat16": ((7, 10, None, 0),),
-    "float32": ((7, 10, "float32", None),),
-    "float64": ((7, 10, "float64", None),),
-}
-_pbe5489a3 = {
-    "uint8": ((7, 8, None, 0), (9, 28, "int32", None)),
-    "int8": ((7, 8, None, 0), (9, 28, "int32", None)),
-    "int16": ((7, 8, None, 0), (9, 28, "int32", None)),
-    "int32": ((7, 8, None, 0), (9, 28, "int32", None)),
-    "int64": ((7, 8, None, 0), (9, 28, "int64", None)),
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 1), (13, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_pbe6229ce = {
-    "float16": ((10, 28, "float16", None),),
-    "bfloat16": ((10, 12, None, 0), (13, 21, "float32", None), (22, 28, "bfloat16", None)),
-    "float32": ((10, 28, "float32", None),),
-    "float64": ((10, 28, "float64", None),),
-}
-_pc2c19699 = {
-    "uint8": ((7, 28, "int32", None),),
-    "int8": ((7, 28, "int8", None),),
-    "int16": ((7, 28, "int16", None),),
-    "int32": ((7, 28, "int32", None),),
-    "int64": ((7, 28, "int64", None),),
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_pd21be5f7 = {
-    "bool": ((7, 7, "bool", None),),
-    "uint8": ((7, 7, "uint8", None),),
-    "int8": ((7, 7, "int8", None),),
-    "int16": ((7, 7, "int16", None),),
-    "int32": ((7, 7, "int32", None),),
-    "int64": ((7, 7, "int64", None),),
-    "float16": ((7, 7, "float16", None),),
-    "bfloat16": ((7, 7, None, 0),),
-    "float32": ((7, 7, "float32", None),),
-    "float64": ((7, 7, "float64", None),),
-}
-_pd7adf0a9 = {
-    "float16": ((7, 17, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 17, "bfloat16", None)),
-    "float32": ((7, 17, "float32", None),),
-    "float64": ((7, 17, "float64", None),),
-}
-_pd7b24768 = {
-    "bool": ((18, 28, "bool", None),),
-    "uint8": ((18, 28, "uint8", None),),
-    "int8": ((18, 28, "int8", None),),
-    "int16": ((18, 28, "int16", None),),
-    "int32": ((18, 28, "int32", None),),
-    "int64": ((18, 28, "int64", None),),
-    "float16": ((18, 28, "float16", None),),
-    "bfloat16": ((18, 28, "bfloat16", None),),
-    "float32": ((18, 28, "float32", None),),
-    "float64": ((18, 28, "float64", None),),
-}
-_pd8ec6808 = {
-    "int8": ((7, 10, "float32", None),),
-    "int16": ((7, 10, "float32", None),),
-    "int32": ((7, 10, "float64", None),),
-    "int64": ((7, 10, None, 0),),
-    "float16": ((7, 10, "float16", None),),
-    "bfloat16": ((7, 10, None, 1),),
-    "float32": ((7, 10, "float32", None),),
-    "float64": ((7, 10, "float64", None),),
-}
-_pdbc27d73 = {
-    "uint8": ((7, 11, None, 0), (12, 28, "int32", None)),
-    "int8": ((7, 11, None, 0), (12, 28, "int32", None)),
-    "int16": ((7, 11, None, 0), (12, 28, "int32", None)),
-    "int32": ((7, 11, None, 0), (12, 28, "int32", None)),
-    "int64": ((7, 11, None, 0), (12, 28, "int64", None)),
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 1), (13, 14, "float32", None), (15, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_pe2bcfbcb = {
-    "bool": ((7, 7, "float32", None),),
-    "uint8": ((7, 7, "float32", None),),
-    "int8": ((7, 7, "float32", None),),
-    "int16": ((7, 7, "float32", None),),
-    "int32": ((7, 7, "float64", None),),
-    "int64": ((7, 7, None, 0),),
-    "float16": ((7, 7, "float16", None),),
-    "bfloat16": ((7, 7, None, 1),),
-    "float32": ((7, 7, "float32", None),),
-    "float64": ((7, 7, "float64", None),),
-}
-_pe2f1ea61 = {
-    "float16": ((7, 8, "float16", None),),
-    "bfloat16": ((7, 8, None, 0),),
-    "float32": ((7, 8, "float32", None),),
-    "float64": ((7, 8, "float64", None),),
-}
-_pe4e1c4a0 = {
-    "bool": ((12, 28, "int32", None),),
-    "uint8": ((12, 28, "uint8", None),),
-    "int8": ((12, 28, "int8", None),),
-    "int16": ((12, 28, "int16", None),),
-    "int32": ((12, 28, "int32", None),),
-    "int64": ((12, 28, "int64", None),),
-    "float16": ((12, 28, "float16", None),),
-    "bfloat16": ((12, 12, None, 0), (13, 15, "float32", None), (16, 28, "bfloat16", None)),
-    "float32": ((12, 28, "float32", None),),
-    "float64": ((12, 28, "float64", None),),
-}
-_pe57fd184 = {
-    "bool": ((18, 19, "int32", None), (20, 28, "bool", None)),
-    "uint8": ((18, 28, "uint8", None),),
-    "int8": ((18, 28, "int8", None),),
-    "int16": ((18, 28, "int32", None),),
-    "int32": ((18, 28, "int32", None),),
-    "int64": ((18, 28, "int64", None),),
-    "float16": ((18, 28, "float16", None),),
-    "bfloat16": ((18, 28, "bfloat16", None),),
-    "float32": ((18, 28, "float32", None),),
-    "float64": ((18, 28, "float64", None),),
-}
-_pe5fa708f = {
-    "float16": ((20, 28, "float16", None),),
-    "bfloat16": ((20, 28, "bfloat16", None),),
-    "float32": ((20, 28, "float32", None),),
-    "float64": ((20, 28, "float64", None),),
-}
-_pe7e7b730 = {
-    "float16": ((8, 9, "float16", None),),
-    "bfloat16": ((8, 9, None, 0),),
-    "float32": ((8, 9, "float32", None),),
-    "float64": ((8, 9, "float64", None),),
-}
-_pea155202 = {
-    "bool": ((7, 28, "int32", None),),
-    "uint8": ((7, 13, "int32", None), (14, 28, "uint8", None)),
-    "int8": ((7, 13, "int32", None), (14, 28, "int8", None)),
-    "int16": ((7, 13, "int32", None), (14, 28, "int16", None)),
-    "int32": ((7, 28, "int32", None),),
-    "int64": ((7, 28, "int64", None),),
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
-_pedc5a2ae = {
-    "float16": ((23, 28, "float16", None),),
-    "bfloat16": ((23, 28, "bfloat16", None),),
-    "float32": ((23, 28, "float32", None),),
-    "float64": ((23, 28, "float64", None),),
-}
-_pef54d3d8 = {
-    "uint8": ((7, 28, "float32", None),),
-    "int8": ((7, 13, "float32", None), (14, 28, "int8", None)),
-    "int16": ((7, 13, "float32", None), (14, 28, "int16", None)),
-    "int32": ((7, 13, "float64", None), (14, 28, "int32", None)),
-    "int64": ((7, 13, None, 0), (14, 28, "int64", None)),
-    "float16": ((7, 28, "float16", None),),
-    "bfloat16": ((7, 12, None, 1), (13, 28, "bfloat16", None)),
-    "float32": ((7, 28, "float32", None),),
-    "float64": ((7, 28, "float64", None),),
-}
+_p0d17b867 = Plan(
+    {
+        "bool": ((7, 28, "float32", None),),
+        "uint8": ((7, 8, "float32", None), (9, 28, "uint8", None)),
+        "int8": ((7, 8, "float32", None), (9, 28, "int8", None)),
+        "int16": ((7, 8, "float32", None), (9, 28, "int16", None)),
+        "int32": ((7, 8, "float64", None), (9, 28, "int32", None)),
+        "int64": ((7, 8, None, 0), (9, 28, "int64", None)),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 1), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={
+        "bool": (False,),
+        "uint8": (False,),
+        "int8": (False,),
+        "int16": (False,),
+        "int32": (False,),
+    },
+)
+_p1297e42f = Plan(
+    {
+        "float16": ((8, 28, "float16", None),),
+        "bfloat16": ((8, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((8, 28, "float32", None),),
+        "float64": ((8, 28, "float64", None),),
+    }
+)
+_p14969dff = Plan(
+    {
+        "bool": ((18, 19, "int32", None), (20, 28, "bool", None)),
+        "uint8": ((18, 28, "uint8", None),),
+        "int8": ((18, 28, "int8", None),),
+        "int16": ((18, 28, "int32", None),),
+        "int32": ((18, 28, "int32", None),),
+        "int64": ((18, 28, "int64", None),),
+        "float16": ((18, 28, "float16", None),),
+        "bfloat16": ((18, 28, "bfloat16", None),),
+        "float32": ((18, 28, "float32", None),),
+        "float64": ((18, 28, "float64", None),),
+    },
+    cast_back={"bool": (True,), "int16": (True,)},
+)
+_p1ab7e68a = Plan(
+    {
+        "float16": ((7, 10, "float16", None),),
+        "bfloat16": ((7, 10, None, 0),),
+        "float32": ((7, 10, "float32", None),),
+        "float64": ((7, 10, "float64", None),),
+    }
+)
+_p2106247a = Plan(
+    {
+        "float16": ((8, 9, "float16", None),),
+        "bfloat16": ((8, 9, None, 0),),
+        "float32": ((8, 9, "float32", None),),
+        "float64": ((8, 9, "float64", None),),
+    }
+)
+_p21b3b89a = Plan(
+    {
+        "float16": ((13, 28, "float16", None),),
+        "bfloat16": ((13, 28, "bfloat16", None),),
+        "float32": ((13, 28, "float32", None),),
+        "float64": ((13, 28, "float64", None),),
+    }
+)
+_p231c8ef0 = Plan(
+    {
+        "int64": ((7, 12, "int64", None),),
+        "float16": ((7, 12, "float16", None),),
+        "bfloat16": ((7, 12, None, 0),),
+        "float32": ((7, 12, "float32", None),),
+        "float64": ((7, 12, "float64", None),),
+    }
+)
+_p24cae38c = Plan(
+    {
+        "uint8": ((11, 11, "float32", None), (12, 28, "uint8", None)),
+        "int8": ((11, 11, "float32", None), (12, 28, "int8", None)),
+        "int16": ((11, 11, "float32", None), (12, 28, "int16", None)),
+        "int32": ((11, 11, "float64", None), (12, 28, "int32", None)),
+        "int64": ((11, 11, None, 0), (12, 28, "int64", None)),
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 1), (13, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    },
+    cast_back={"uint8": (True,), "int8": (True,), "int16": (True,), "int32": (True,)},
+)
+_p2811b631 = Plan(
+    {
+        "float16": ((17, 17, "float16", None),),
+        "bfloat16": ((17, 17, "bfloat16", None),),
+        "float32": ((17, 17, "float32", None),),
+        "float64": ((17, 17, "float64", None),),
+    }
+)
+_p2f477631 = Plan(
+    {
+        "uint8": ((7, 28, "uint8", None),),
+        "int8": ((7, 28, "int8", None),),
+        "int16": ((7, 28, "int16", None),),
+        "int32": ((7, 28, "int32", None),),
+        "int64": ((7, 28, "int64", None),),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    }
+)
+_p35eb4c10 = Plan(
+    {
+        "bool": ((13, 28, "bool", None),),
+        "uint8": ((13, 28, "uint8", None),),
+        "int8": ((13, 28, "int8", None),),
+        "int16": ((13, 28, "int16", None),),
+        "int32": ((13, 28, "int32", None),),
+        "int64": ((13, 28, "int64", None),),
+        "float16": ((13, 28, "float16", None),),
+        "bfloat16": ((13, 28, "bfloat16", None),),
+        "float32": ((13, 28, "float32", None),),
+        "float64": ((13, 28, "float64", None),),
+    }
+)
+_p4dce2451 = Plan(
+    {
+        "bool": ((12, 28, "int32", None),),
+        "uint8": ((12, 28, "uint8", None),),
+        "int8": ((12, 28, "int8", None),),
+        "int16": ((12, 28, "int16", None),),
+        "int32": ((12, 28, "int32", None),),
+        "int64": ((12, 28, "int64", None),),
+        "float16": ((12, 28, "float16", None),),
+        "bfloat16": ((12, 12, None, 0), (13, 15, "float32", None), (16, 28, "bfloat16", None)),
+        "float32": ((12, 28, "float32", None),),
+        "float64": ((12, 28, "float64", None),),
+    },
+    cast_back={"bool": (False,), "bfloat16": (False,)},
+)
+_p626eeb49 = Plan(
+    {
+        "bool": ((7, 28, "bool", None),),
+        "uint8": ((7, 10, "int32", None), (11, 28, "uint8", None)),
+        "int8": ((7, 10, "int32", None), (11, 28, "int8", None)),
+        "int16": ((7, 10, "int32", None), (11, 28, "int16", None)),
+        "int32": ((7, 28, "int32", None),),
+        "int64": ((7, 28, "int64", None),),
+        "float16": ((7, 10, None, 0), (11, 28, "float16", None)),
+        "bfloat16": ((7, 12, None, 1), (13, 28, "bfloat16", None)),
+        "float32": ((7, 10, None, 0), (11, 28, "float32", None)),
+        "float64": ((7, 10, None, 0), (11, 28, "float64", None)),
+    },
+    cast_back={"uint8": (False,), "int8": (False,), "int16": (False,)},
+)
+_p64b26ae6 = Plan(
+    {
+        "uint8": ((10, 13, "int32", None), (14, 28, "uint8", None)),
+        "int8": ((10, 13, "int32", None), (14, 28, "int8", None)),
+        "int16": ((10, 13, "int32", None), (14, 28, "int16", None)),
+        "int32": ((10, 28, "int32", None),),
+        "int64": ((10, 28, "int64", None),),
+        "float16": ((10, 28, "float16", None),),
+        "bfloat16": ((10, 12, None, 0), (13, 15, None, 1), (16, 28, "bfloat16", None)),
+        "float32": ((10, 28, "float32", None),),
+        "float64": ((10, 28, "float64", None),),
+    },
+    cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
+)
+_p703aaf02 = Plan(
+    {
+        "float16": ((7, 17, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 17, "bfloat16", None)),
+        "float32": ((7, 17, "float32", None),),
+        "float64": ((7, 17, "float64", None),),
+    }
+)
+_p72126a3b = Plan(
+    {
+        "uint8": ((7, 10, "float32", None),),
+        "int8": ((7, 10, "float32", None),),
+        "int16": ((7, 10, "float32", None),),
+        "int32": ((7, 10, "float64", None),),
+        "int64": ((7, 10, None, 0),),
+        "float16": ((7, 10, "float16", None),),
+        "bfloat16": ((7, 10, None, 1),),
+        "float32": ((7, 10, "float32", None),),
+        "float64": ((7, 10, "float64", None),),
+    },
+    cast_back={"uint8": (True,), "int8": (True,), "int16": (True,), "int32": (True,)},
+)
+_p72b0b476 = Plan(
+    {
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    }
+)
+_p7506583d = Plan(
+    {
+        "float16": ((10, 28, "float16", None),),
+        "bfloat16": ((10, 12, None, 0), (13, 21, "float32", None), (22, 28, "bfloat16", None)),
+        "float32": ((10, 28, "float32", None),),
+        "float64": ((10, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
+_p7f0510d2 = Plan(
+    {
+        "uint8": ((7, 28, "int32", None),),
+        "int8": ((7, 28, "int8", None),),
+        "int16": ((7, 28, "int16", None),),
+        "int32": ((7, 28, "int32", None),),
+        "int64": ((7, 28, "int64", None),),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={"uint8": (True,)},
+)
+_p8373c83d = Plan(
+    {
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 13, "float32", None), (14, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True, True, True)},
+)
+_p887222bd = Plan(
+    {
+        "uint8": ((7, 11, None, 0), (12, 28, "int32", None)),
+        "int8": ((7, 11, None, 0), (12, 28, "int32", None)),
+        "int16": ((7, 11, None, 0), (12, 28, "int32", None)),
+        "int32": ((7, 11, None, 0), (12, 28, "int32", None)),
+        "int64": ((7, 11, None, 0), (12, 28, "int64", None)),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 1), (13, 14, "float32", None), (15, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={"uint8": (True,), "int8": (True,), "int16": (True,), "bfloat16": (True,)},
+)
+_p8fe613db = Plan(
+    {
+        "bool": ((7, 9, "bool", None),),
+        "uint8": ((7, 9, "uint8", None),),
+        "int8": ((7, 9, "int8", None),),
+        "int16": ((7, 9, "int16", None),),
+        "int32": ((7, 9, "int32", None),),
+        "int64": ((7, 9, "int64", None),),
+        "float16": ((7, 9, "float16", None),),
+        "bfloat16": ((7, 9, None, 0),),
+        "float32": ((7, 9, "float32", None),),
+        "float64": ((7, 9, "float64", None),),
+    }
+)
+_p921202a4 = Plan(
+    {
+        "bool": ((8, 28, "float32", None),),
+        "uint8": ((8, 11, "float32", None), (12, 28, "uint8", None)),
+        "int8": ((8, 11, "float32", None), (12, 28, "int8", None)),
+        "int16": ((8, 11, "float32", None), (12, 28, "int16", None)),
+        "int32": ((8, 11, "float64", None), (12, 28, "int32", None)),
+        "int64": ((8, 11, None, 0), (12, 28, "int64", None)),
+        "float16": ((8, 28, "float16", None),),
+        "bfloat16": ((8, 12, None, 1), (13, 28, "bfloat16", None)),
+        "float32": ((8, 28, "float32", None),),
+        "float64": ((8, 28, "float64", None),),
+    },
+    cast_back={
+        "bool": (True,),
+        "uint8": (True,),
+        "int8": (True,),
+        "int16": (True,),
+        "int32": (True,),
+    },
+)
+_p92c598a5 = Plan(
+    {
+        "uint8": ((7, 13, "int32", None), (14, 28, "uint8", None)),
+        "int8": ((7, 13, "int32", None), (14, 28, "int8", None)),
+        "int16": ((7, 13, "int32", None), (14, 28, "int16", None)),
+        "int32": ((7, 28, "int32", None),),
+        "int64": ((7, 28, "int64", None),),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 15, None, 1), (16, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={"uint8": (False,), "int8": (False,), "int16": (False,)},
+)
+_p9668f749 = Plan(
+    {
+        "int64": ((18, 28, "int64", None),),
+        "float16": ((18, 28, "float16", None),),
+        "bfloat16": ((18, 28, "bfloat16", None),),
+        "float32": ((18, 28, "float32", None),),
+        "float64": ((18, 28, "float64", None),),
+    }
+)
+_p9d1c4ca1 = Plan(
+    {
+        "bool": ((7, 17, "int32", None),),
+        "uint8": ((7, 11, "int32", None), (12, 17, "uint8", None)),
+        "int8": ((7, 11, "int32", None), (12, 17, "int8", None)),
+        "int16": ((7, 17, "int32", None),),
+        "int32": ((7, 17, "int32", None),),
+        "int64": ((7, 17, "int64", None),),
+        "float16": ((7, 17, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 17, "bfloat16", None)),
+        "float32": ((7, 17, "float32", None),),
+        "float64": ((7, 17, "float64", None),),
+    },
+    cast_back={"bool": (True,), "uint8": (True,), "int8": (True,), "int16": (True,)},
+)
+_p9e006f39 = Plan(
+    {
+        "uint8": ((7, 13, "int32", None), (14, 28, "uint8", None)),
+        "int8": ((7, 13, "int32", None), (14, 28, "int8", None)),
+        "int16": ((7, 13, "int32", None), (14, 28, "int16", None)),
+        "int32": ((7, 28, "int32", None),),
+        "int64": ((7, 28, "int64", None),),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
+)
+_p9e579c66 = Plan(
+    {
+        "int8": ((7, 10, "float32", None),),
+        "int16": ((7, 10, "float32", None),),
+        "int32": ((7, 10, "float64", None),),
+        "int64": ((7, 10, None, 0),),
+        "float16": ((7, 10, "float16", None),),
+        "bfloat16": ((7, 10, None, 1),),
+        "float32": ((7, 10, "float32", None),),
+        "float64": ((7, 10, "float64", None),),
+    },
+    cast_back={"int8": (True,), "int16": (True,), "int32": (True,)},
+)
+_pa208b0e3 = Plan(
+    {
+        "bool": ((11, 12, "bool", None),),
+        "uint8": ((11, 12, "uint8", None),),
+        "int8": ((11, 12, "int8", None),),
+        "int16": ((11, 12, "int16", None),),
+        "int32": ((11, 12, "int32", None),),
+        "int64": ((11, 12, "int64", None),),
+        "float16": ((11, 12, "float16", None),),
+        "bfloat16": ((11, 12, None, 0),),
+        "float32": ((11, 12, "float32", None),),
+        "float64": ((11, 12, "float64", None),),
+    }
+)
+_pa274eea2 = Plan(
+    {
+        "float16": ((7, 12, "float16", None),),
+        "bfloat16": ((7, 12, None, 0),),
+        "float32": ((7, 12, "float32", None),),
+        "float64": ((7, 12, "float64", None),),
+    }
+)
+_pa75a613e = Plan(
+    {
+        "float16": ((9, 19, "float16", None),),
+        "bfloat16": ((9, 12, None, 0), (13, 19, "bfloat16", None)),
+        "float32": ((9, 19, "float32", None),),
+        "float64": ((9, 19, "float64", None),),
+    }
+)
+_pa82918d3 = Plan(
+    {
+        "bool": ((7, 8, None, 1), (9, 11, "int32", None)),
+        "uint8": ((7, 8, None, 1), (9, 10, "int32", None), (11, 11, "uint8", None)),
+        "int8": ((7, 8, None, 1), (9, 10, "int32", None), (11, 11, "int8", None)),
+        "int16": ((7, 8, None, 1), (9, 10, "int32", None), (11, 11, "int16", None)),
+        "int32": ((7, 8, None, 1), (9, 11, "int32", None)),
+        "int64": ((7, 8, None, 1), (9, 11, "int64", None)),
+        "float16": ((7, 10, None, 2), (11, 11, "float16", None)),
+        "bfloat16": ((7, 11, None, 0),),
+        "float32": ((7, 10, None, 2), (11, 11, "float32", None)),
+        "float64": ((7, 10, None, 2), (11, 11, "float64", None)),
+    },
+    cast_back={"bool": (False,), "uint8": (False,), "int8": (False,), "int16": (False,)},
+)
+_paa4c7305 = Plan(
+    {
+        "float16": ((7, 9, "float16", None),),
+        "bfloat16": ((7, 9, None, 0),),
+        "float32": ((7, 9, "float32", None),),
+        "float64": ((7, 9, "float64", None),),
+    }
+)
+_pad08a1a7 = Plan(
+    {
+        "int64": ((7, 28, "int64", None),),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    }
+)
+_pafa423cb = Plan(
+    {
+        "bool": ((8, 28, "bool", None),),
+        "uint8": ((8, 28, "uint8", None),),
+        "int8": ((8, 28, "int8", None),),
+        "int16": ((8, 28, "int16", None),),
+        "int32": ((8, 28, "int32", None),),
+        "int64": ((8, 28, "int64", None),),
+        "float16": ((8, 28, "float16", None),),
+        "bfloat16": ((8, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((8, 28, "float32", None),),
+        "float64": ((8, 28, "float64", None),),
+    }
+)
+_pb1b8b9c3 = Plan(
+    {
+        "bool": ((7, 17, "int32", None),),
+        "uint8": ((7, 11, "int32", None), (12, 17, "uint8", None)),
+        "int8": ((7, 11, "int32", None), (12, 17, "int8", None)),
+        "int16": ((7, 17, "int32", None),),
+        "int32": ((7, 17, "int32", None),),
+        "int64": ((7, 17, "int64", None),),
+        "float16": ((7, 17, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 17, "bfloat16", None)),
+        "float32": ((7, 17, "float32", None),),
+        "float64": ((7, 17, "float64", None),),
+    },
+    cast_back={
+        "bool": (True, False),
+        "uint8": (True, False),
+        "int8": (True, False),
+        "int16": (True, False),
+    },
+)
+_pb4007a01 = Plan(
+    {
+        "uint8": ((7, 8, None, 0), (9, 28, "int32", None)),
+        "int8": ((7, 8, None, 0), (9, 28, "int32", None)),
+        "int16": ((7, 8, None, 0), (9, 28, "int32", None)),
+        "int32": ((7, 8, None, 0), (9, 28, "int32", None)),
+        "int64": ((7, 8, None, 0), (9, 28, "int64", None)),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 1), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
+)
+_pb8502e86 = Plan(
+    {
+        "float16": ((10, 28, "float16", None),),
+        "bfloat16": ((10, 12, None, 0), (13, 21, "float32", None), (22, 28, "bfloat16", None)),
+        "float32": ((10, 28, "float32", None),),
+        "float64": ((10, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True, False)},
+)
+_pbaa9ca5c = Plan(
+    {
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    }
+)
+_pbad43f1c = Plan(
+    {
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 0), (13, 15, "float32", None), (16, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
+_pbdcb181e = Plan(
+    {
+        "bool": ((7, 10, "bool", None),),
+        "uint8": ((7, 10, "uint8", None),),
+        "int8": ((7, 10, "int8", None),),
+        "int16": ((7, 10, "int16", None),),
+        "int32": ((7, 10, "int32", None),),
+        "int64": ((7, 10, "int64", None),),
+        "float16": ((7, 10, "float16", None),),
+        "bfloat16": ((7, 10, None, 0),),
+        "float32": ((7, 10, "float32", None),),
+        "float64": ((7, 10, "float64", None),),
+    }
+)
+_pc56f5a0e = Plan(
+    {
+        "bool": ((18, 28, "bool", None),),
+        "uint8": ((18, 28, "uint8", None),),
+        "int8": ((18, 28, "int8", None),),
+        "int16": ((18, 28, "int16", None),),
+        "int32": ((18, 28, "int32", None),),
+        "int64": ((18, 28, "int64", None),),
+        "float16": ((18, 28, "float16", None),),
+        "bfloat16": ((18, 28, "bfloat16", None),),
+        "float32": ((18, 28, "float32", None),),
+        "float64": ((18, 28, "float64", None),),
+    }
+)
+_pc713c67d = Plan(
+    {
+        "float16": ((7, 16, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 16, "bfloat16", None)),
+        "float32": ((7, 16, "float32", None),),
+        "float64": ((7, 16, "float64", None),),
+    }
+)
+_pc775920a = Plan(
+    {
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 15, "float32", None), (16, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
+_pca0c43c1 = Plan(
+    {
+        "bool": ((7, 28, "bool", None),),
+        "uint8": ((7, 28, "uint8", None),),
+        "int8": ((7, 28, "int8", None),),
+        "int16": ((7, 28, "int16", None),),
+        "int32": ((7, 28, "int32", None),),
+        "int64": ((7, 28, "int64", None),),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    }
+)
+_pce7f58f4 = Plan(
+    {
+        "bool": ((7, 12, "bool", None),),
+        "uint8": ((7, 12, "uint8", None),),
+        "int8": ((7, 12, "int8", None),),
+        "int16": ((7, 12, "int16", None),),
+        "int32": ((7, 12, "int32", None),),
+        "int64": ((7, 12, "int64", None),),
+        "float16": ((7, 12, "float16", None),),
+        "bfloat16": ((7, 12, None, 0),),
+        "float32": ((7, 12, "float32", None),),
+        "float64": ((7, 12, "float64", None),),
+    }
+)
+_pd0f36678 = Plan(
+    {
+        "bool": ((9, 28, "bool", None),),
+        "uint8": ((9, 28, "uint8", None),),
+        "int8": ((9, 28, "int8", None),),
+        "int16": ((9, 28, "int16", None),),
+        "int32": ((9, 28, "int32", None),),
+        "int64": ((9, 28, "int64", None),),
+        "float16": ((9, 28, "float16", None),),
+        "bfloat16": ((9, 12, None, 0), (13, 15, "float32", None), (16, 28, "bfloat16", None)),
+        "float32": ((9, 28, "float32", None),),
+        "float64": ((9, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
+_pd27ec7e4 = Plan(
+    {
+        "bool": ((7, 7, "float32", None),),
+        "uint8": ((7, 7, "float32", None),),
+        "int8": ((7, 7, "float32", None),),
+        "int16": ((7, 7, "float32", None),),
+        "int32": ((7, 7, "float64", None),),
+        "int64": ((7, 7, None, 0),),
+        "float16": ((7, 7, "float16", None),),
+        "bfloat16": ((7, 7, None, 1),),
+        "float32": ((7, 7, "float32", None),),
+        "float64": ((7, 7, "float64", None),),
+    },
+    cast_back={
+        "bool": (True,),
+        "uint8": (True,),
+        "int8": (True,),
+        "int16": (True,),
+        "int32": (True,),
+    },
+)
+_pd2d355a7 = Plan(
+    {
+        "float16": ((7, 8, "float16", None),),
+        "bfloat16": ((7, 8, None, 0),),
+        "float32": ((7, 8, "float32", None),),
+        "float64": ((7, 8, "float64", None),),
+    }
+)
+_pd32690ce = Plan(
+    {
+        "uint8": ((7, 28, "float32", None),),
+        "int8": ((7, 13, "float32", None), (14, 28, "int8", None)),
+        "int16": ((7, 13, "float32", None), (14, 28, "int16", None)),
+        "int32": ((7, 13, "float64", None), (14, 28, "int32", None)),
+        "int64": ((7, 13, None, 0), (14, 28, "int64", None)),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 1), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={"uint8": (True,), "int8": (True,), "int16": (True,), "int32": (True,)},
+)
+_pd3310697 = Plan(
+    {
+        "bool": ((7, 28, "int32", None),),
+        "uint8": ((7, 13, "int32", None), (14, 28, "uint8", None)),
+        "int8": ((7, 13, "int32", None), (14, 28, "int8", None)),
+        "int16": ((7, 13, "int32", None), (14, 28, "int16", None)),
+        "int32": ((7, 28, "int32", None),),
+        "int64": ((7, 28, "int64", None),),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={"bool": (True,), "uint8": (True,), "int8": (True,), "int16": (True,)},
+)
+_pd4d339a3 = Plan(
+    {
+        "int8": ((11, 11, "float32", None), (12, 28, "int8", None)),
+        "int16": ((11, 11, "float32", None), (12, 28, "int16", None)),
+        "int32": ((11, 11, "float64", None), (12, 28, "int32", None)),
+        "int64": ((11, 11, None, 0), (12, 28, "int64", None)),
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 1), (13, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    },
+    cast_back={"int8": (True,), "int16": (True,), "int32": (True,)},
+)
+_pd64894c5 = Plan(
+    {
+        "float16": ((23, 28, "float16", None),),
+        "bfloat16": ((23, 28, "bfloat16", None),),
+        "float32": ((23, 28, "float32", None),),
+        "float64": ((23, 28, "float64", None),),
+    }
+)
+_pd771479b = Plan(
+    {
+        "int64": ((7, 17, "int64", None),),
+        "float16": ((7, 17, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 17, "bfloat16", None)),
+        "float32": ((7, 17, "float32", None),),
+        "float64": ((7, 17, "float64", None),),
+    }
+)
+_pe04ab20e = Plan(
+    {
+        "bool": ((14, 28, "bool", None),),
+        "uint8": ((14, 28, "uint8", None),),
+        "int8": ((14, 28, "int8", None),),
+        "int16": ((14, 28, "int16", None),),
+        "int32": ((14, 28, "int32", None),),
+        "int64": ((14, 28, "int64", None),),
+        "float16": ((14, 28, "float16", None),),
+        "bfloat16": ((14, 28, "bfloat16", None),),
+        "float32": ((14, 28, "float32", None),),
+        "float64": ((14, 28, "float64", None),),
+    }
+)
+_pe6e892a1 = Plan(
+    {
+        "int64": ((13, 28, "int64", None),),
+        "float16": ((13, 28, "float16", None),),
+        "bfloat16": ((13, 28, "bfloat16", None),),
+        "float32": ((13, 28, "float32", None),),
+        "float64": ((13, 28, "float64", None),),
+    }
+)
+_peb7e63b9 = Plan(
+    {
+        "bool": ((7, 13, "bool", None),),
+        "uint8": ((7, 13, "uint8", None),),
+        "int8": ((7, 13, "int8", None),),
+        "int16": ((7, 13, "int16", None),),
+        "int32": ((7, 13, "int32", None),),
+        "int64": ((7, 13, "int64", None),),
+        "float16": ((7, 13, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 13, "bfloat16", None)),
+        "float32": ((7, 13, "float32", None),),
+        "float64": ((7, 13, "float64", None),),
+    }
+)
+_peb98d984 = Plan(
+    {
+        "bool": ((10, 28, "bool", None),),
+        "uint8": ((10, 28, "uint8", None),),
+        "int8": ((10, 28, "int8", None),),
+        "int16": ((10, 28, "int16", None),),
+        "int32": ((10, 28, "int32", None),),
+        "int64": ((10, 28, "int64", None),),
+        "float16": ((10, 28, "float16", None),),
+        "bfloat16": ((10, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((10, 28, "float32", None),),
+        "float64": ((10, 28, "float64", None),),
+    }
+)
+_pec2921db = Plan(
+    {
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 21, "float32", None), (22, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
+_pee81e2c8 = Plan(
+    {
+        "bool": ((11, 28, "bool", None),),
+        "uint8": ((11, 28, "uint8", None),),
+        "int8": ((11, 28, "int8", None),),
+        "int16": ((11, 28, "int16", None),),
+        "int32": ((11, 28, "int32", None),),
+        "int64": ((11, 28, "int64", None),),
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    }
+)
+_pf0f9ece3 = Plan(
+    {
+        "float16": ((20, 28, "float16", None),),
+        "bfloat16": ((20, 28, "bfloat16", None),),
+        "float32": ((20, 28, "float32", None),),
+        "float64": ((20, 28, "float64", None),),
+    }
+)
+_pf2d8ec9b = Plan(
+    {
+        "float16": ((18, 28, "float16", None),),
+        "bfloat16": ((18, 28, "bfloat16", None),),
+        "float32": ((18, 28, "float32", None),),
+        "float64": ((18, 28, "float64", None),),
+    }
+)
+_pf6ad201c = Plan(
+    {
+        "bool": ((18, 28, "int32", None),),
+        "uint8": ((18, 28, "uint8", None),),
+        "int8": ((18, 28, "int8", None),),
+        "int16": ((18, 28, "int32", None),),
+        "int32": ((18, 28, "int32", None),),
+        "int64": ((18, 28, "int64", None),),
+        "float16": ((18, 28, "float16", None),),
+        "bfloat16": ((18, 28, "bfloat16", None),),
+        "float32": ((18, 28, "float32", None),),
+        "float64": ((18, 28, "float64", None),),
+    },
+    cast_back={"bool": (True, False), "int16": (True, False)},
+)
+_pfb0eaf72 = Plan(
+    {
+        "bool": ((7, 7, "bool", None),),
+        "uint8": ((7, 7, "uint8", None),),
+        "int8": ((7, 7, "int8", None),),
+        "int16": ((7, 7, "int16", None),),
+        "int32": ((7, 7, "int32", None),),
+        "int64": ((7, 7, "int64", None),),
+        "float16": ((7, 7, "float16", None),),
+        "bfloat16": ((7, 7, None, 0),),
+        "float32": ((7, 7, "float32", None),),
+        "float64": ((7, 7, "float64", None),),
+    }
+)
 
 _ENTRIES = (
     Entry(
@@ -645,16 +845,16 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 13, 28, (_nn._log_softmax__opset13,), _pb66f2c25),
+            Lowering(0, 13, 28, (_nn._log_softmax__opset13,), _p21b3b89a),
             Lowering(
                 1,
                 7,
                 12,
                 (_nn._log_softmax__opset7,),
-                _p90f3694a,
+                _pa274eea2,
                 when=_nn._log_softmax__opset7__when,
             ),
-            Lowering(2, 7, 12, (_nn._log_softmax__opset7_1,), _p90f3694a),
+            Lowering(2, 7, 12, (_nn._log_softmax__opset7_1,), _pa274eea2),
         ),
         dtypes=_floating,
         group=("self",),
@@ -677,16 +877,7 @@ _ENTRIES = (
                 also=("aten::_native_batch_norm_legit_no_training.out",),
             ),
         ),
-        (
-            Lowering(
-                0,
-                7,
-                28,
-                (_nn._native_batch_norm_legit_no_training__opset7,),
-                _p2a380795,
-                cast_back={"bfloat16": (True, True, True)},
-            ),
-        ),
+        (Lowering(0, 7, 28, (_nn._native_batch_norm_legit_no_training__opset7,), _p8373c83d),),
         dtypes=_floating,
         group=("input", "weight", "bias", "running_mean", "running_var"),
     ),
@@ -700,11 +891,11 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 13, 28, (_nn._softmax__opset13,), _pb66f2c25),
+            Lowering(0, 13, 28, (_nn._softmax__opset13,), _p21b3b89a),
             Lowering(
-                1, 7, 12, (_nn._softmax__opset7,), _p90f3694a, when=_nn._softmax__opset7__when
+                1, 7, 12, (_nn._softmax__opset7,), _pa274eea2, when=_nn._softmax__opset7__when
             ),
-            Lowering(2, 7, 12, (_nn._softmax__opset7_1,), _p90f3694a),
+            Lowering(2, 7, 12, (_nn._softmax__opset7_1,), _pa274eea2),
         ),
         dtypes=_floating,
         group=("self",),
@@ -726,7 +917,7 @@ _ENTRIES = (
                 ),
             ),
         ),
-        (Lowering(0, 7, 28, (_elementwise._to_copy__opset7,), _p25f851ce),),
+        (Lowering(0, 7, 28, (_elementwise._to_copy__opset7,), _pca0c43c1),),
         dtypes=_all,
         group=("self",),
         dtype_param="dtype",
@@ -734,7 +925,7 @@ _ENTRIES = (
     Entry(
         "aten::abs",
         (Overload("aten::abs", (Param("self", TENSOR),), also=("aten::abs_", "aten::abs.out")),),
-        (Lowering(0, 7, 28, (_elementwise.abs__opset7,), _p97604e0d),),
+        (Lowering(0, 7, 28, (_elementwise.abs__opset7,), _p2f477631),),
         dtypes=_numeric,
         promote="default",
         promote_args=("self",),
@@ -750,8 +941,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 18, 28, (_nn.adaptive_avg_pool2d__opset18,), _p41dfd353),
-            Lowering(1, 7, 17, (_nn.adaptive_avg_pool2d__opset7,), _pd7adf0a9),
+            Lowering(0, 18, 28, (_nn.adaptive_avg_pool2d__opset18,), _pf2d8ec9b),
+            Lowering(1, 7, 17, (_nn.adaptive_avg_pool2d__opset7,), _p703aaf02),
         ),
         dtypes=_floating,
         group=("self",),
@@ -779,8 +970,7 @@ _ENTRIES = (
                 7,
                 28,
                 (_elementwise.add_Tensor__opset7, _elementwise.add_Scalar__opset7),
-                _p02adba05,
-                cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
+                _p9e006f39,
                 when=_elementwise.add_Tensor__opset7__when,
             ),
             Lowering(
@@ -788,8 +978,7 @@ _ENTRIES = (
                 7,
                 28,
                 (_elementwise.add_Tensor__opset7_1, _elementwise.add_Scalar__opset7_1),
-                _p02adba05,
-                cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
+                _p9e006f39,
             ),
         ),
         dtypes=_numeric,
@@ -812,14 +1001,14 @@ _ENTRIES = (
                 also=("aten::addmm.out",),
             ),
         ),
-        (Lowering(0, 7, 28, (_nn.addmm__opset7,), _p741712b4),),
+        (Lowering(0, 7, 28, (_nn.addmm__opset7,), _pbaa9ca5c),),
         dtypes=_floating,
         group=("self", "mat1", "mat2"),
     ),
     Entry(
         "aten::alias",
         (Overload("aten::alias", (Param("self", TENSOR),)),),
-        (Lowering(0, 7, 28, (_elementwise.alias__opset7,), _p25f851ce),),
+        (Lowering(0, 7, 28, (_elementwise.alias__opset7,), _pca0c43c1),),
         dtypes=_all,
         group=("self",),
     ),
@@ -833,22 +1022,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(
-                0,
-                18,
-                28,
-                (_reduction.amax__opset18,),
-                _pe57fd184,
-                cast_back={"bool": (True,), "int16": (True,)},
-            ),
-            Lowering(
-                1,
-                7,
-                17,
-                (_reduction.amax__opset7,),
-                _p279eb419,
-                cast_back={"bool": (True,), "uint8": (True,), "int8": (True,), "int16": (True,)},
-            ),
+            Lowering(0, 18, 28, (_reduction.amax__opset18,), _p14969dff),
+            Lowering(1, 7, 17, (_reduction.amax__opset7,), _p9d1c4ca1),
         ),
         dtypes=_all,
         group=("self",),
@@ -863,22 +1038,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(
-                0,
-                18,
-                28,
-                (_reduction.amin__opset18,),
-                _pe57fd184,
-                cast_back={"bool": (True,), "int16": (True,)},
-            ),
-            Lowering(
-                1,
-                7,
-                17,
-                (_reduction.amin__opset7,),
-                _p279eb419,
-                cast_back={"bool": (True,), "uint8": (True,), "int8": (True,), "int16": (True,)},
-            ),
+            Lowering(0, 18, 28, (_reduction.amin__opset18,), _p14969dff),
+            Lowering(1, 7, 17, (_reduction.amin__opset7,), _p9d1c4ca1),
         ),
         dtypes=_all,
         group=("self",),
@@ -892,7 +1053,7 @@ _ENTRIES = (
                 also=("aten::argmax.out",),
             ),
         ),
-        (Lowering(0, 7, 28, (_reduction.argmax__opset7,), _p97604e0d),),
+        (Lowering(0, 7, 28, (_reduction.argmax__opset7,), _p2f477631),),
         dtypes=_numeric,
         group=("self",),
         gaps=(Gap(0, dtypes=("int16",), runtime="onnxruntime"),),
@@ -906,7 +1067,7 @@ _ENTRIES = (
                 also=("aten::argmin.out",),
             ),
         ),
-        (Lowering(0, 7, 28, (_reduction.argmin__opset7,), _p97604e0d),),
+        (Lowering(0, 7, 28, (_reduction.argmin__opset7,), _p2f477631),),
         dtypes=_numeric,
         group=("self",),
         gaps=(Gap(0, dtypes=("int16",), runtime="onnxruntime"),),
@@ -928,11 +1089,7 @@ _ENTRIES = (
                 also=("aten::avg_pool2d.out",),
             ),
         ),
-        (
-            Lowering(
-                0, 7, 28, (_nn.avg_pool2d__opset7,), _p5836ac08, cast_back={"bfloat16": (True,)}
-            ),
-        ),
+        (Lowering(0, 7, 28, (_nn.avg_pool2d__opset7,), _pec2921db),),
         dtypes=_floating,
         group=("self",),
         gaps=(Gap(0, dtypes=("float64",), runtime="onnxruntime"),),
@@ -944,16 +1101,7 @@ _ENTRIES = (
                 "aten::bmm", (Param("self", TENSOR), Param("mat2", TENSOR)), also=("aten::bmm.out",)
             ),
         ),
-        (
-            Lowering(
-                0,
-                7,
-                28,
-                (_nn.bmm__opset7,),
-                _pbe5489a3,
-                cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
-            ),
-        ),
+        (Lowering(0, 7, 28, (_nn.bmm__opset7,), _pb4007a01),),
         dtypes=_numeric,
         group=("self", "mat2"),
     ),
@@ -961,8 +1109,8 @@ _ENTRIES = (
         "aten::cat",
         (Overload("aten::cat", (Param("tensors", TENSORS), Param("dim", VALUE, 0))),),
         (
-            Lowering(0, 11, 28, (_shape.cat__opset11,), _p821a8678),
-            Lowering(1, 7, 10, (_shape.cat__opset7,), _pb8bee58c, when=_shape.cat__opset7__when),
+            Lowering(0, 11, 28, (_shape.cat__opset11,), _pee81e2c8),
+            Lowering(1, 7, 10, (_shape.cat__opset7,), _pbdcb181e, when=_shape.cat__opset7__when),
         ),
         dtypes=_all,
         group=("tensors",),
@@ -977,22 +1125,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(
-                0,
-                11,
-                28,
-                (_elementwise.clamp__opset11,),
-                _p645445b0,
-                cast_back={"uint8": (True,), "int8": (True,), "int16": (True,), "int32": (True,)},
-            ),
-            Lowering(
-                1,
-                7,
-                10,
-                (_elementwise.clamp__opset7,),
-                _p38df942a,
-                cast_back={"uint8": (True,), "int8": (True,), "int16": (True,), "int32": (True,)},
-            ),
+            Lowering(0, 11, 28, (_elementwise.clamp__opset11,), _p24cae38c),
+            Lowering(1, 7, 10, (_elementwise.clamp__opset7,), _p72126a3b),
         ),
         dtypes=_numeric,
         promote="default",
@@ -1011,7 +1145,7 @@ _ENTRIES = (
                 (Param("self", TENSOR), Param("memory_format", VALUE, None, kwarg_only=True)),
             ),
         ),
-        (Lowering(0, 7, 28, (_shape.clone__opset7,), _p25f851ce),),
+        (Lowering(0, 7, 28, (_shape.clone__opset7,), _pca0c43c1),),
         dtypes=_all,
         group=("self",),
     ),
@@ -1023,7 +1157,7 @@ _ENTRIES = (
                 (Param("self", TENSOR), Param("memory_format", VALUE, 0, kwarg_only=True)),
             ),
         ),
-        (Lowering(0, 7, 28, (_shape.contiguous__opset7,), _p25f851ce),),
+        (Lowering(0, 7, 28, (_shape.contiguous__opset7,), _pca0c43c1),),
         dtypes=_all,
         group=("self",),
     ),
@@ -1069,12 +1203,7 @@ _ENTRIES = (
         ),
         (
             Lowering(
-                0,
-                7,
-                28,
-                (_nn.conv2d__opset7, _nn.conv2d__opset7, _nn.conv2d__opset7),
-                _p5836ac08,
-                cast_back={"bfloat16": (True,)},
+                0, 7, 28, (_nn.conv2d__opset7, _nn.conv2d__opset7, _nn.conv2d__opset7), _pec2921db
             ),
         ),
         dtypes=_floating,
@@ -1102,17 +1231,9 @@ _ENTRIES = (
         ),
         (
             Lowering(
-                0,
-                7,
-                28,
-                (_nn.convolution__opset7,),
-                _p5836ac08,
-                cast_back={"bfloat16": (True,)},
-                when=_nn.convolution__opset7__when,
+                0, 7, 28, (_nn.convolution__opset7,), _pec2921db, when=_nn.convolution__opset7__when
             ),
-            Lowering(
-                1, 7, 28, (_nn.convolution__opset7_1,), _p5836ac08, cast_back={"bfloat16": (True,)}
-            ),
+            Lowering(1, 7, 28, (_nn.convolution__opset7_1,), _pec2921db),
         ),
         dtypes=_floating,
         group=("input", "weight", "bias"),
@@ -1138,7 +1259,7 @@ _ENTRIES = (
                 7,
                 28,
                 (_elementwise.div_Tensor__opset7, _elementwise.div_Scalar__opset7),
-                _p741712b4,
+                _pbaa9ca5c,
             ),
         ),
         dtypes=_all,
@@ -1174,8 +1295,7 @@ _ENTRIES = (
                 10,
                 28,
                 (_elementwise.div_Tensor_mode__opset10, _elementwise.div_Scalar_mode__opset10),
-                _p543db038,
-                cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
+                _p64b26ae6,
                 when=_elementwise.div_Tensor_mode__opset10__when,
             ),
             Lowering(
@@ -1183,8 +1303,7 @@ _ENTRIES = (
                 7,
                 28,
                 (_elementwise.div_Tensor_mode__opset7, _elementwise.div_Scalar_mode__opset7),
-                _p08110e39,
-                cast_back={"uint8": (False,), "int8": (False,), "int16": (False,)},
+                _p92c598a5,
                 when=_elementwise.div_Tensor_mode__opset7__when,
             ),
         ),
@@ -1207,11 +1326,7 @@ _ENTRIES = (
                 also=("aten::elu_", "aten::elu.out"),
             ),
         ),
-        (
-            Lowering(
-                0, 7, 28, (_elementwise.elu__opset7,), _p5836ac08, cast_back={"bfloat16": (True,)}
-            ),
-        ),
+        (Lowering(0, 7, 28, (_elementwise.elu__opset7,), _pec2921db),),
         dtypes=_floating,
         group=("self",),
         gaps=(
@@ -1239,8 +1354,7 @@ _ENTRIES = (
                 7,
                 28,
                 (_elementwise.eq_Tensor__opset7, _elementwise.eq_Scalar__opset7),
-                _p1037771f,
-                cast_back={"uint8": (False,), "int8": (False,), "int16": (False,)},
+                _p626eeb49,
             ),
         ),
         dtypes=_all,
@@ -1251,7 +1365,7 @@ _ENTRIES = (
     Entry(
         "aten::exp",
         (Overload("aten::exp", (Param("self", TENSOR),), also=("aten::exp_", "aten::exp.out")),),
-        (Lowering(0, 7, 28, (_elementwise.exp__opset7,), _p741712b4),),
+        (Lowering(0, 7, 28, (_elementwise.exp__opset7,), _pbaa9ca5c),),
         dtypes=_all,
         promote="int_to_float",
         promote_args=("self",),
@@ -1271,8 +1385,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 8, 28, (_shape.expand__opset8,), _p9afe5f55),
-            Lowering(1, 7, 7, (_shape.expand__opset7,), _pd21be5f7),
+            Lowering(0, 8, 28, (_shape.expand__opset8,), _pafa423cb),
+            Lowering(1, 7, 7, (_shape.expand__opset7,), _pfb0eaf72),
         ),
         dtypes=_all,
         group=("self",),
@@ -1286,13 +1400,13 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 14, 28, (_shape.flatten_using_ints__opset14,), _p0fbec78e),
+            Lowering(0, 14, 28, (_shape.flatten_using_ints__opset14,), _pe04ab20e),
             Lowering(
                 1,
                 7,
                 13,
                 (_shape.flatten_using_ints__opset7,),
-                _p205cd760,
+                _peb7e63b9,
                 when=_shape.flatten_using_ints__opset7__when,
             ),
         ),
@@ -1315,7 +1429,7 @@ _ENTRIES = (
                 ),
             ),
         ),
-        (Lowering(0, 8, 28, (_elementwise.full_like__opset8,), _p9afe5f55),),
+        (Lowering(0, 8, 28, (_elementwise.full_like__opset8,), _pafa423cb),),
         dtypes=_all,
         group=("self",),
         dtype_param="dtype",
@@ -1340,21 +1454,14 @@ _ENTRIES = (
                 12,
                 28,
                 (_elementwise.ge_Tensor__opset12, _elementwise.ge_Scalar__opset12),
-                _pe4e1c4a0,
-                cast_back={"bool": (False,), "bfloat16": (False,)},
+                _p4dce2451,
             ),
             Lowering(
                 1,
                 7,
                 11,
                 (_elementwise.ge_Tensor__opset7, _elementwise.ge_Scalar__opset7),
-                _p22998a17,
-                cast_back={
-                    "bool": (False,),
-                    "uint8": (False,),
-                    "int8": (False,),
-                    "int16": (False,),
-                },
+                _pa82918d3,
             ),
         ),
         dtypes=_all,
@@ -1372,14 +1479,14 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 20, 28, (_elementwise.gelu__opset20,), _pe5fa708f),
-            Lowering(1, 9, 19, (_elementwise.gelu__opset9,), _p217e4206),
+            Lowering(0, 20, 28, (_elementwise.gelu__opset20,), _pf0f9ece3),
+            Lowering(1, 9, 19, (_elementwise.gelu__opset9,), _pa75a613e),
             Lowering(
                 2,
                 7,
                 8,
                 (_elementwise.gelu__opset7,),
-                _pe2f1ea61,
+                _pd2d355a7,
                 when=_elementwise.gelu__opset7__when,
             ),
         ),
@@ -1410,14 +1517,7 @@ _ENTRIES = (
                 7,
                 28,
                 (_elementwise.gt_Tensor__opset7, _elementwise.gt_Scalar__opset7),
-                _p1c3be156,
-                cast_back={
-                    "bool": (False,),
-                    "uint8": (False,),
-                    "int8": (False,),
-                    "int16": (False,),
-                    "int32": (False,),
-                },
+                _p0d17b867,
             ),
         ),
         dtypes=_all,
@@ -1435,22 +1535,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(
-                0,
-                11,
-                28,
-                (_elementwise.hardtanh__opset11,),
-                _p754c5757,
-                cast_back={"int8": (True,), "int16": (True,), "int32": (True,)},
-            ),
-            Lowering(
-                1,
-                7,
-                10,
-                (_elementwise.hardtanh__opset7,),
-                _pd8ec6808,
-                cast_back={"int8": (True,), "int16": (True,), "int32": (True,)},
-            ),
+            Lowering(0, 11, 28, (_elementwise.hardtanh__opset11,), _pd4d339a3),
+            Lowering(1, 7, 10, (_elementwise.hardtanh__opset7,), _p9e579c66),
         ),
         dtypes=_d266e6800,
         group=("self",),
@@ -1475,9 +1561,9 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 18, 28, (_nn.layer_norm__opset18,), _p41dfd353),
-            Lowering(1, 17, 17, (_nn.layer_norm__opset17,), _p80485ecc),
-            Lowering(2, 7, 16, (_nn.layer_norm__opset7,), _p0ddd5deb),
+            Lowering(0, 18, 28, (_nn.layer_norm__opset18,), _pf2d8ec9b),
+            Lowering(1, 17, 17, (_nn.layer_norm__opset17,), _p2811b631),
+            Lowering(2, 7, 16, (_nn.layer_norm__opset7,), _pc713c67d),
         ),
         dtypes=_floating,
         group=("input", "weight", "bias"),
@@ -1502,21 +1588,14 @@ _ENTRIES = (
                 12,
                 28,
                 (_elementwise.le_Tensor__opset12, _elementwise.le_Scalar__opset12),
-                _pe4e1c4a0,
-                cast_back={"bool": (False,), "bfloat16": (False,)},
+                _p4dce2451,
             ),
             Lowering(
                 1,
                 7,
                 11,
                 (_elementwise.le_Tensor__opset7, _elementwise.le_Scalar__opset7),
-                _p22998a17,
-                cast_back={
-                    "bool": (False,),
-                    "uint8": (False,),
-                    "int8": (False,),
-                    "int16": (False,),
-                },
+                _pa82918d3,
             ),
         ),
         dtypes=_all,
@@ -1533,16 +1612,7 @@ _ENTRIES = (
                 also=("aten::leaky_relu_", "aten::leaky_relu.out"),
             ),
         ),
-        (
-            Lowering(
-                0,
-                7,
-                28,
-                (_elementwise.leaky_relu__opset7,),
-                _p83039e50,
-                cast_back={"bfloat16": (True,)},
-            ),
-        ),
+        (Lowering(0, 7, 28, (_elementwise.leaky_relu__opset7,), _pc775920a),),
         dtypes=_floating,
         group=("self",),
         gaps=(Gap(0, dtypes=("float64",), runtime="onnxruntime"),),
@@ -1561,8 +1631,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 11, 28, (_nn.linear__opset11,), _p0348dd0c, when=_nn.linear__opset11__when),
-            Lowering(1, 7, 28, (_nn.linear__opset7,), _p741712b4),
+            Lowering(0, 11, 28, (_nn.linear__opset11,), _p72b0b476, when=_nn.linear__opset11__when),
+            Lowering(1, 7, 28, (_nn.linear__opset7,), _pbaa9ca5c),
         ),
         dtypes=_floating,
         group=("input", "weight", "bias"),
@@ -1570,7 +1640,7 @@ _ENTRIES = (
     Entry(
         "aten::log",
         (Overload("aten::log", (Param("self", TENSOR),), also=("aten::log_", "aten::log.out")),),
-        (Lowering(0, 7, 28, (_elementwise.log__opset7,), _p741712b4),),
+        (Lowering(0, 7, 28, (_elementwise.log__opset7,), _pbaa9ca5c),),
         dtypes=_all,
         promote="int_to_float",
         promote_args=("self",),
@@ -1586,16 +1656,16 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 13, 28, (_nn.log_softmax_int__opset13,), _pb66f2c25),
+            Lowering(0, 13, 28, (_nn.log_softmax_int__opset13,), _p21b3b89a),
             Lowering(
                 1,
                 7,
                 12,
                 (_nn.log_softmax_int__opset7,),
-                _p90f3694a,
+                _pa274eea2,
                 when=_nn.log_softmax_int__opset7__when,
             ),
-            Lowering(2, 7, 12, (_nn.log_softmax_int__opset7_1,), _p90f3694a),
+            Lowering(2, 7, 12, (_nn.log_softmax_int__opset7_1,), _pa274eea2),
         ),
         dtypes=_floating,
         group=("self",),
@@ -1611,7 +1681,7 @@ _ENTRIES = (
                 also=("aten::logical_and.out",),
             ),
         ),
-        (Lowering(0, 7, 28, (_elementwise.logical_and__opset7,), _p25f851ce),),
+        (Lowering(0, 7, 28, (_elementwise.logical_and__opset7,), _pca0c43c1),),
         dtypes=_all,
         group=("self",),
         input_dtypes={
@@ -1632,7 +1702,7 @@ _ENTRIES = (
     Entry(
         "aten::logical_not",
         (Overload("aten::logical_not", (Param("self", TENSOR),), also=("aten::logical_not.out",)),),
-        (Lowering(0, 7, 28, (_elementwise.logical_not__opset7,), _p25f851ce),),
+        (Lowering(0, 7, 28, (_elementwise.logical_not__opset7,), _pca0c43c1),),
         dtypes=_all,
         group=("self",),
     ),
@@ -1645,7 +1715,7 @@ _ENTRIES = (
                 also=("aten::logical_or.out",),
             ),
         ),
-        (Lowering(0, 7, 28, (_elementwise.logical_or__opset7,), _p25f851ce),),
+        (Lowering(0, 7, 28, (_elementwise.logical_or__opset7,), _pca0c43c1),),
         dtypes=_all,
         group=("self",),
         input_dtypes={
@@ -1683,14 +1753,7 @@ _ENTRIES = (
                 7,
                 28,
                 (_elementwise.lt_Tensor__opset7, _elementwise.lt_Scalar__opset7),
-                _p1c3be156,
-                cast_back={
-                    "bool": (False,),
-                    "uint8": (False,),
-                    "int8": (False,),
-                    "int16": (False,),
-                    "int32": (False,),
-                },
+                _p0d17b867,
             ),
         ),
         dtypes=_all,
@@ -1718,8 +1781,7 @@ _ENTRIES = (
                 9,
                 28,
                 (_elementwise.masked_fill_Tensor__opset9, _elementwise.masked_fill_Scalar__opset9),
-                _p8768e8e5,
-                cast_back={"bfloat16": (True,)},
+                _pd0f36678,
             ),
         ),
         dtypes=_all,
@@ -1736,16 +1798,7 @@ _ENTRIES = (
                 also=("aten::matmul.out",),
             ),
         ),
-        (
-            Lowering(
-                0,
-                7,
-                28,
-                (_nn.matmul__opset7,),
-                _pbe5489a3,
-                cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
-            ),
-        ),
+        (Lowering(0, 7, 28, (_nn.matmul__opset7,), _pb4007a01),),
         dtypes=_numeric,
         group=("self", "other"),
     ),
@@ -1759,27 +1812,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(
-                0,
-                18,
-                28,
-                (_reduction.max_dim__opset18,),
-                _p8d51b5ee,
-                cast_back={"bool": (True, False), "int16": (True, False)},
-            ),
-            Lowering(
-                1,
-                7,
-                17,
-                (_reduction.max_dim__opset7,),
-                _p279eb419,
-                cast_back={
-                    "bool": (True, False),
-                    "uint8": (True, False),
-                    "int8": (True, False),
-                    "int16": (True, False),
-                },
-            ),
+            Lowering(0, 18, 28, (_reduction.max_dim__opset18,), _pf6ad201c),
+            Lowering(1, 7, 17, (_reduction.max_dim__opset7,), _pb1b8b9c3),
         ),
         dtypes=_all,
         group=("self",),
@@ -1800,11 +1834,9 @@ _ENTRIES = (
             ),
         ),
         (
+            Lowering(0, 10, 28, (_nn.max_pool2d__opset10,), _p7506583d),
             Lowering(
-                0, 10, 28, (_nn.max_pool2d__opset10,), _pbe6229ce, cast_back={"bfloat16": (True,)}
-            ),
-            Lowering(
-                1, 7, 9, (_nn.max_pool2d__opset7,), _p9686a0d5, when=_nn.max_pool2d__opset7__when
+                1, 7, 9, (_nn.max_pool2d__opset7,), _paa4c7305, when=_nn.max_pool2d__opset7__when
             ),
         ),
         dtypes=_floating,
@@ -1827,20 +1859,13 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(
-                0,
-                10,
-                28,
-                (_nn.max_pool2d_with_indices__opset10,),
-                _pbe6229ce,
-                cast_back={"bfloat16": (True, False)},
-            ),
+            Lowering(0, 10, 28, (_nn.max_pool2d_with_indices__opset10,), _pb8502e86),
             Lowering(
                 1,
                 8,
                 9,
                 (_nn.max_pool2d_with_indices__opset8,),
-                _pe7e7b730,
+                _p2106247a,
                 when=_nn.max_pool2d_with_indices__opset8__when,
             ),
         ),
@@ -1857,33 +1882,13 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(
-                0,
-                8,
-                28,
-                (_elementwise.maximum__opset8,),
-                _p7042d480,
-                cast_back={
-                    "bool": (True,),
-                    "uint8": (True,),
-                    "int8": (True,),
-                    "int16": (True,),
-                    "int32": (True,),
-                },
-            ),
+            Lowering(0, 8, 28, (_elementwise.maximum__opset8,), _p921202a4),
             Lowering(
                 1,
                 7,
                 7,
                 (_elementwise.maximum__opset7,),
-                _pe2bcfbcb,
-                cast_back={
-                    "bool": (True,),
-                    "uint8": (True,),
-                    "int8": (True,),
-                    "int16": (True,),
-                    "int32": (True,),
-                },
+                _pd27ec7e4,
                 when=_elementwise.maximum__opset7__when,
             ),
         ),
@@ -1905,7 +1910,7 @@ _ENTRIES = (
                 also=("aten::mean.dtype_out",),
             ),
         ),
-        (Lowering(0, 7, 28, (_reduction.mean__opset7,), _p741712b4),),
+        (Lowering(0, 7, 28, (_reduction.mean__opset7,), _pbaa9ca5c),),
         dtypes=_floating,
         group=("self",),
         dtype_param="dtype",
@@ -1925,8 +1930,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 18, 28, (_reduction.mean_dim__opset18,), _p41dfd353),
-            Lowering(1, 7, 17, (_reduction.mean_dim__opset7,), _pd7adf0a9),
+            Lowering(0, 18, 28, (_reduction.mean_dim__opset18,), _pf2d8ec9b),
+            Lowering(1, 7, 17, (_reduction.mean_dim__opset7,), _p703aaf02),
         ),
         dtypes=_floating,
         group=("self",),
@@ -1942,27 +1947,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(
-                0,
-                18,
-                28,
-                (_reduction.min_dim__opset18,),
-                _p8d51b5ee,
-                cast_back={"bool": (True, False), "int16": (True, False)},
-            ),
-            Lowering(
-                1,
-                7,
-                17,
-                (_reduction.min_dim__opset7,),
-                _p279eb419,
-                cast_back={
-                    "bool": (True, False),
-                    "uint8": (True, False),
-                    "int8": (True, False),
-                    "int16": (True, False),
-                },
-            ),
+            Lowering(0, 18, 28, (_reduction.min_dim__opset18,), _pf6ad201c),
+            Lowering(1, 7, 17, (_reduction.min_dim__opset7,), _pb1b8b9c3),
         ),
         dtypes=_all,
         group=("self",),
@@ -1977,33 +1963,13 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(
-                0,
-                8,
-                28,
-                (_elementwise.minimum__opset8,),
-                _p7042d480,
-                cast_back={
-                    "bool": (True,),
-                    "uint8": (True,),
-                    "int8": (True,),
-                    "int16": (True,),
-                    "int32": (True,),
-                },
-            ),
+            Lowering(0, 8, 28, (_elementwise.minimum__opset8,), _p921202a4),
             Lowering(
                 1,
                 7,
                 7,
                 (_elementwise.minimum__opset7,),
-                _pe2bcfbcb,
-                cast_back={
-                    "bool": (True,),
-                    "uint8": (True,),
-                    "int8": (True,),
-                    "int16": (True,),
-                    "int32": (True,),
-                },
+                _pd27ec7e4,
                 when=_elementwise.minimum__opset7__when,
             ),
         ),
@@ -2023,16 +1989,7 @@ _ENTRIES = (
                 "aten::mm", (Param("self", TENSOR), Param("mat2", TENSOR)), also=("aten::mm.out",)
             ),
         ),
-        (
-            Lowering(
-                0,
-                7,
-                28,
-                (_nn.mm__opset7,),
-                _pbe5489a3,
-                cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
-            ),
-        ),
+        (Lowering(0, 7, 28, (_nn.mm__opset7,), _pb4007a01),),
         dtypes=_numeric,
         group=("self", "mat2"),
     ),
@@ -2056,8 +2013,7 @@ _ENTRIES = (
                 7,
                 28,
                 (_elementwise.mul_Tensor__opset7, _elementwise.mul_Scalar__opset7),
-                _pea155202,
-                cast_back={"bool": (True,), "uint8": (True,), "int8": (True,), "int16": (True,)},
+                _pd3310697,
             ),
         ),
         dtypes=_all,
@@ -2073,7 +2029,7 @@ _ENTRIES = (
                 (Param("input", TENSOR), Param("p", VALUE), Param("train", VALUE)),
             ),
         ),
-        (Lowering(0, 8, 28, (_elementwise.native_dropout__opset8,), _p858327ee),),
+        (Lowering(0, 8, 28, (_elementwise.native_dropout__opset8,), _p1297e42f),),
         dtypes=_floating,
         group=("input",),
         gaps=(Gap(0, when=_elementwise.native_dropout__gap0),),
@@ -2093,9 +2049,9 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 18, 28, (_nn.native_layer_norm__opset18,), _p41dfd353),
-            Lowering(1, 17, 17, (_nn.native_layer_norm__opset17,), _p80485ecc),
-            Lowering(2, 7, 16, (_nn.native_layer_norm__opset7,), _p0ddd5deb),
+            Lowering(0, 18, 28, (_nn.native_layer_norm__opset18,), _pf2d8ec9b),
+            Lowering(1, 17, 17, (_nn.native_layer_norm__opset17,), _p2811b631),
+            Lowering(2, 7, 16, (_nn.native_layer_norm__opset7,), _pc713c67d),
         ),
         dtypes=_floating,
         group=("input", "weight", "bias"),
@@ -2120,8 +2076,7 @@ _ENTRIES = (
                 7,
                 28,
                 (_elementwise.ne_Tensor__opset7, _elementwise.ne_Scalar__opset7),
-                _p1037771f,
-                cast_back={"uint8": (False,), "int8": (False,), "int16": (False,)},
+                _p626eeb49,
             ),
         ),
         dtypes=_all,
@@ -2132,11 +2087,7 @@ _ENTRIES = (
     Entry(
         "aten::neg",
         (Overload("aten::neg", (Param("self", TENSOR),), also=("aten::neg_", "aten::neg.out")),),
-        (
-            Lowering(
-                0, 7, 28, (_elementwise.neg__opset7,), _pc2c19699, cast_back={"uint8": (True,)}
-            ),
-        ),
+        (Lowering(0, 7, 28, (_elementwise.neg__opset7,), _p7f0510d2),),
         dtypes=_numeric,
         promote="default",
         promote_args=("self",),
@@ -2157,7 +2108,7 @@ _ENTRIES = (
                 ),
             ),
         ),
-        (Lowering(0, 8, 28, (_elementwise.ones_like__opset8,), _p9afe5f55),),
+        (Lowering(0, 8, 28, (_elementwise.ones_like__opset8,), _pafa423cb),),
         dtypes=_all,
         group=("self",),
         dtype_param="dtype",
@@ -2171,7 +2122,7 @@ _ENTRIES = (
                 also=("aten::permute_copy",),
             ),
         ),
-        (Lowering(0, 7, 28, (_shape.permute__opset7,), _p25f851ce),),
+        (Lowering(0, 7, 28, (_shape.permute__opset7,), _pca0c43c1),),
         dtypes=_all,
         group=("self",),
     ),
@@ -2184,21 +2135,7 @@ _ENTRIES = (
                 also=("aten::pow.Scalar_out",),
             ),
         ),
-        (
-            Lowering(
-                0,
-                7,
-                28,
-                (_elementwise.pow_Scalar__opset7,),
-                _pdbc27d73,
-                cast_back={
-                    "uint8": (True,),
-                    "int8": (True,),
-                    "int16": (True,),
-                    "bfloat16": (True,),
-                },
-            ),
-        ),
+        (Lowering(0, 7, 28, (_elementwise.pow_Scalar__opset7,), _p887222bd),),
         dtypes=_numeric,
         promote="default",
         promote_args=("self", "exponent"),
@@ -2213,21 +2150,7 @@ _ENTRIES = (
                 also=("aten::pow_.Scalar", "aten::pow.Tensor_Scalar_out"),
             ),
         ),
-        (
-            Lowering(
-                0,
-                7,
-                28,
-                (_elementwise.pow_Tensor_Scalar__opset7,),
-                _pdbc27d73,
-                cast_back={
-                    "uint8": (True,),
-                    "int8": (True,),
-                    "int16": (True,),
-                    "bfloat16": (True,),
-                },
-            ),
-        ),
+        (Lowering(0, 7, 28, (_elementwise.pow_Tensor_Scalar__opset7,), _p887222bd),),
         dtypes=_numeric,
         promote="default",
         promote_args=("self", "exponent"),
@@ -2242,21 +2165,7 @@ _ENTRIES = (
                 also=("aten::pow_.Tensor", "aten::pow.Tensor_Tensor_out"),
             ),
         ),
-        (
-            Lowering(
-                0,
-                7,
-                28,
-                (_elementwise.pow_Tensor_Tensor__opset7,),
-                _pdbc27d73,
-                cast_back={
-                    "uint8": (True,),
-                    "int8": (True,),
-                    "int16": (True,),
-                    "bfloat16": (True,),
-                },
-            ),
-        ),
+        (Lowering(0, 7, 28, (_elementwise.pow_Tensor_Tensor__opset7,), _p887222bd),),
         dtypes=_numeric,
         promote="default",
         promote_args=("self", "exponent"),
@@ -2277,8 +2186,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 18, 28, (_reduction.prod_dim_int__opset18,), _p277a0062),
-            Lowering(1, 7, 17, (_reduction.prod_dim_int__opset7,), _p598a6af3),
+            Lowering(0, 18, 28, (_reduction.prod_dim_int__opset18,), _p9668f749),
+            Lowering(1, 7, 17, (_reduction.prod_dim_int__opset7,), _pd771479b),
         ),
         dtypes=_all,
         promote="int_to_long",
@@ -2295,7 +2204,7 @@ _ENTRIES = (
                 also=("aten::reciprocal_", "aten::reciprocal.out"),
             ),
         ),
-        (Lowering(0, 7, 28, (_elementwise.reciprocal__opset7,), _p741712b4),),
+        (Lowering(0, 7, 28, (_elementwise.reciprocal__opset7,), _pbaa9ca5c),),
         dtypes=_all,
         promote="int_to_float",
         promote_args=("self",),
@@ -2304,16 +2213,7 @@ _ENTRIES = (
     Entry(
         "aten::relu",
         (Overload("aten::relu", (Param("self", TENSOR),), also=("aten::relu_", "aten::relu.out")),),
-        (
-            Lowering(
-                0,
-                7,
-                28,
-                (_elementwise.relu__opset7,),
-                _pef54d3d8,
-                cast_back={"uint8": (True,), "int8": (True,), "int16": (True,), "int32": (True,)},
-            ),
-        ),
+        (Lowering(0, 7, 28, (_elementwise.relu__opset7,), _pd32690ce),),
         dtypes=_numeric,
         promote="default",
         promote_args=("self",),
@@ -2324,16 +2224,16 @@ _ENTRIES = (
         "aten::reshape",
         (Overload("aten::reshape", (Param("self", TENSOR), Param("shape", VALUE))),),
         (
-            Lowering(0, 14, 28, (_shape.reshape__opset14,), _p0fbec78e),
+            Lowering(0, 14, 28, (_shape.reshape__opset14,), _pe04ab20e),
             Lowering(
-                1, 7, 13, (_shape.reshape__opset7,), _p205cd760, when=_shape.reshape__opset7__when
+                1, 7, 13, (_shape.reshape__opset7,), _peb7e63b9, when=_shape.reshape__opset7__when
             ),
             Lowering(
                 2,
                 7,
                 13,
                 (_shape.reshape__opset7_1,),
-                _p205cd760,
+                _peb7e63b9,
                 when=_shape.reshape__opset7_1__when,
             ),
         ),
@@ -2347,7 +2247,7 @@ _ENTRIES = (
                 "aten::rsqrt", (Param("self", TENSOR),), also=("aten::rsqrt_", "aten::rsqrt.out")
             ),
         ),
-        (Lowering(0, 7, 28, (_elementwise.rsqrt__opset7,), _p741712b4),),
+        (Lowering(0, 7, 28, (_elementwise.rsqrt__opset7,), _pbaa9ca5c),),
         dtypes=_all,
         promote="int_to_float",
         promote_args=("self",),
@@ -2377,8 +2277,7 @@ _ENTRIES = (
                 7,
                 28,
                 (_elementwise.rsub_Tensor__opset7, _elementwise.rsub_Scalar__opset7),
-                _p02adba05,
-                cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
+                _p9e006f39,
                 when=_elementwise.rsub_Tensor__opset7__when,
             ),
             Lowering(
@@ -2386,8 +2285,7 @@ _ENTRIES = (
                 7,
                 28,
                 (_elementwise.rsub_Tensor__opset7_1, _elementwise.rsub_Scalar__opset7_1),
-                _p02adba05,
-                cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
+                _p9e006f39,
             ),
         ),
         dtypes=_numeric,
@@ -2418,23 +2316,16 @@ _ENTRIES = (
                 23,
                 28,
                 (_nn.scaled_dot_product_attention__opset23,),
-                _pedc5a2ae,
+                _pd64894c5,
                 when=_nn.scaled_dot_product_attention__opset23__when,
             ),
-            Lowering(
-                1,
-                11,
-                28,
-                (_nn.scaled_dot_product_attention__opset11,),
-                _p7d5ed8d1,
-                cast_back={"bfloat16": (True,)},
-            ),
+            Lowering(1, 11, 28, (_nn.scaled_dot_product_attention__opset11,), _pbad43f1c),
             Lowering(
                 2,
                 7,
                 10,
                 (_nn.scaled_dot_product_attention__opset7,),
-                _pbe18de42,
+                _p1ab7e68a,
                 when=_nn.scaled_dot_product_attention__opset7__when,
             ),
         ),
@@ -2453,8 +2344,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 11, 28, (_shape.select_int__opset11,), _p821a8678),
-            Lowering(1, 7, 10, (_shape.select_int__opset7,), _pb8bee58c),
+            Lowering(0, 11, 28, (_shape.select_int__opset11,), _pee81e2c8),
+            Lowering(1, 7, 10, (_shape.select_int__opset7,), _pbdcb181e),
         ),
         dtypes=_all,
         group=("self",),
@@ -2468,7 +2359,7 @@ _ENTRIES = (
                 also=("aten::sigmoid_", "aten::sigmoid.out"),
             ),
         ),
-        (Lowering(0, 7, 28, (_elementwise.sigmoid__opset7,), _p741712b4),),
+        (Lowering(0, 7, 28, (_elementwise.sigmoid__opset7,), _pbaa9ca5c),),
         dtypes=_all,
         promote="int_to_float",
         promote_args=("self",),
@@ -2477,7 +2368,7 @@ _ENTRIES = (
     Entry(
         "aten::silu",
         (Overload("aten::silu", (Param("self", TENSOR),), also=("aten::silu_", "aten::silu.out")),),
-        (Lowering(0, 7, 28, (_elementwise.silu__opset7,), _p741712b4),),
+        (Lowering(0, 7, 28, (_elementwise.silu__opset7,), _pbaa9ca5c),),
         dtypes=_floating,
         group=("self",),
     ),
@@ -2497,13 +2388,13 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 10, 28, (_shape.slice_Tensor__opset10,), _p91c64587),
+            Lowering(0, 10, 28, (_shape.slice_Tensor__opset10,), _peb98d984),
             Lowering(
                 1,
                 7,
                 9,
                 (_shape.slice_Tensor__opset7,),
-                _paca61f5b,
+                _p8fe613db,
                 when=_shape.slice_Tensor__opset7__when,
             ),
             Lowering(
@@ -2511,7 +2402,7 @@ _ENTRIES = (
                 7,
                 9,
                 (_shape.slice_Tensor__opset7_1,),
-                _paca61f5b,
+                _p8fe613db,
                 when=_shape.slice_Tensor__opset7_1__when,
             ),
         ),
@@ -2528,11 +2419,11 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 13, 28, (_nn.softmax_int__opset13,), _pb66f2c25),
+            Lowering(0, 13, 28, (_nn.softmax_int__opset13,), _p21b3b89a),
             Lowering(
-                1, 7, 12, (_nn.softmax_int__opset7,), _p90f3694a, when=_nn.softmax_int__opset7__when
+                1, 7, 12, (_nn.softmax_int__opset7,), _pa274eea2, when=_nn.softmax_int__opset7__when
             ),
-            Lowering(2, 7, 12, (_nn.softmax_int__opset7_1,), _p90f3694a),
+            Lowering(2, 7, 12, (_nn.softmax_int__opset7_1,), _pa274eea2),
         ),
         dtypes=_floating,
         group=("self",),
@@ -2554,11 +2445,11 @@ _ENTRIES = (
                 18,
                 28,
                 (_shape.split_Tensor__opset18,),
-                _pd7b24768,
+                _pc56f5a0e,
                 when=_shape.split_Tensor__opset18__when,
             ),
-            Lowering(1, 13, 28, (_shape.split_Tensor__opset13,), _p74efe6bc),
-            Lowering(2, 7, 12, (_shape.split_Tensor__opset7,), _p616c0cdb),
+            Lowering(1, 13, 28, (_shape.split_Tensor__opset13,), _p35eb4c10),
+            Lowering(2, 7, 12, (_shape.split_Tensor__opset7,), _pce7f58f4),
         ),
         dtypes=_all,
         group=("self",),
@@ -2573,8 +2464,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 13, 28, (_shape.split_with_sizes__opset13,), _p74efe6bc),
-            Lowering(1, 7, 12, (_shape.split_with_sizes__opset7,), _p616c0cdb),
+            Lowering(0, 13, 28, (_shape.split_with_sizes__opset13,), _p35eb4c10),
+            Lowering(1, 7, 12, (_shape.split_with_sizes__opset7,), _pce7f58f4),
         ),
         dtypes=_all,
         group=("self",),
@@ -2582,7 +2473,7 @@ _ENTRIES = (
     Entry(
         "aten::sqrt",
         (Overload("aten::sqrt", (Param("self", TENSOR),), also=("aten::sqrt_", "aten::sqrt.out")),),
-        (Lowering(0, 7, 28, (_elementwise.sqrt__opset7,), _p741712b4),),
+        (Lowering(0, 7, 28, (_elementwise.sqrt__opset7,), _pbaa9ca5c),),
         dtypes=_all,
         promote="int_to_float",
         promote_args=("self",),
@@ -2591,7 +2482,7 @@ _ENTRIES = (
     Entry(
         "aten::squeeze",
         (Overload("aten::squeeze", (Param("self", TENSOR),), also=("aten::squeeze_copy",)),),
-        (Lowering(0, 7, 28, (_shape.squeeze__opset7,), _p25f851ce),),
+        (Lowering(0, 7, 28, (_shape.squeeze__opset7,), _pca0c43c1),),
         dtypes=_all,
         group=("self",),
     ),
@@ -2605,8 +2496,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 13, 28, (_shape.squeeze_dim__opset13,), _p74efe6bc),
-            Lowering(1, 7, 12, (_shape.squeeze_dim__opset7,), _p616c0cdb),
+            Lowering(0, 13, 28, (_shape.squeeze_dim__opset13,), _p35eb4c10),
+            Lowering(1, 7, 12, (_shape.squeeze_dim__opset7,), _pce7f58f4),
         ),
         dtypes=_all,
         group=("self",),
@@ -2621,8 +2512,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 13, 28, (_shape.squeeze_dims__opset13,), _p74efe6bc),
-            Lowering(1, 7, 12, (_shape.squeeze_dims__opset7,), _p616c0cdb),
+            Lowering(0, 13, 28, (_shape.squeeze_dims__opset13,), _p35eb4c10),
+            Lowering(1, 7, 12, (_shape.squeeze_dims__opset7,), _pce7f58f4),
         ),
         dtypes=_all,
         group=("self",),
@@ -2631,10 +2522,10 @@ _ENTRIES = (
         "aten::stack",
         (Overload("aten::stack", (Param("tensors", TENSORS), Param("dim", VALUE, 0))),),
         (
-            Lowering(0, 13, 28, (_shape.stack__opset13,), _p74efe6bc),
-            Lowering(1, 11, 12, (_shape.stack__opset11,), _p8167a412),
+            Lowering(0, 13, 28, (_shape.stack__opset13,), _p35eb4c10),
+            Lowering(1, 11, 12, (_shape.stack__opset11,), _pa208b0e3),
             Lowering(
-                2, 7, 10, (_shape.stack__opset7,), _pb8bee58c, when=_shape.stack__opset7__when
+                2, 7, 10, (_shape.stack__opset7,), _pbdcb181e, when=_shape.stack__opset7__when
             ),
         ),
         dtypes=_all,
@@ -2664,8 +2555,7 @@ _ENTRIES = (
                 7,
                 28,
                 (_elementwise.sub_Tensor__opset7, _elementwise.sub_Scalar__opset7),
-                _p02adba05,
-                cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
+                _p9e006f39,
                 when=_elementwise.sub_Tensor__opset7__when,
             ),
             Lowering(
@@ -2673,8 +2563,7 @@ _ENTRIES = (
                 7,
                 28,
                 (_elementwise.sub_Tensor__opset7_1, _elementwise.sub_Scalar__opset7_1),
-                _p02adba05,
-                cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
+                _p9e006f39,
             ),
         ),
         dtypes=_numeric,
@@ -2691,7 +2580,7 @@ _ENTRIES = (
                 also=("aten::sum.out",),
             ),
         ),
-        (Lowering(0, 7, 28, (_reduction.sum__opset7,), _p3f28de3e),),
+        (Lowering(0, 7, 28, (_reduction.sum__opset7,), _pad08a1a7),),
         dtypes=_all,
         promote="int_to_long",
         promote_args=("self",),
@@ -2713,8 +2602,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 13, 28, (_reduction.sum_dim_IntList__opset13,), _pa8caffdd),
-            Lowering(1, 7, 12, (_reduction.sum_dim_IntList__opset7,), _p71b1606c),
+            Lowering(0, 13, 28, (_reduction.sum_dim_IntList__opset13,), _pe6e892a1),
+            Lowering(1, 7, 12, (_reduction.sum_dim_IntList__opset7,), _p231c8ef0),
         ),
         dtypes=_all,
         promote="int_to_long",
@@ -2725,14 +2614,14 @@ _ENTRIES = (
     Entry(
         "aten::t",
         (Overload("aten::t", (Param("self", TENSOR),), also=("aten::t_copy",)),),
-        (Lowering(0, 7, 28, (_shape.t__opset7,), _p25f851ce),),
+        (Lowering(0, 7, 28, (_shape.t__opset7,), _pca0c43c1),),
         dtypes=_all,
         group=("self",),
     ),
     Entry(
         "aten::tanh",
         (Overload("aten::tanh", (Param("self", TENSOR),), also=("aten::tanh_", "aten::tanh.out")),),
-        (Lowering(0, 7, 28, (_elementwise.tanh__opset7,), _p741712b4),),
+        (Lowering(0, 7, 28, (_elementwise.tanh__opset7,), _pbaa9ca5c),),
         dtypes=_all,
         promote="int_to_float",
         promote_args=("self",),
@@ -2747,7 +2636,7 @@ _ENTRIES = (
                 also=("aten::transpose_copy.int",),
             ),
         ),
-        (Lowering(0, 7, 28, (_shape.transpose_int__opset7,), _p25f851ce),),
+        (Lowering(0, 7, 28, (_shape.transpose_int__opset7,), _pca0c43c1),),
         dtypes=_all,
         group=("self",),
     ),
@@ -2760,13 +2649,13 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 14, 28, (_shape.unflatten_int__opset14,), _p0fbec78e),
+            Lowering(0, 14, 28, (_shape.unflatten_int__opset14,), _pe04ab20e),
             Lowering(
                 1,
                 7,
                 13,
                 (_shape.unflatten_int__opset7,),
-                _p205cd760,
+                _peb7e63b9,
                 when=_shape.unflatten_int__opset7__when,
             ),
         ),
@@ -2783,8 +2672,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 13, 28, (_shape.unsqueeze__opset13,), _p74efe6bc),
-            Lowering(1, 7, 12, (_shape.unsqueeze__opset7,), _p616c0cdb),
+            Lowering(0, 13, 28, (_shape.unsqueeze__opset13,), _p35eb4c10),
+            Lowering(1, 7, 12, (_shape.unsqueeze__opset7,), _pce7f58f4),
         ),
         dtypes=_all,
         group=("self",),
@@ -2799,10 +2688,10 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(0, 14, 28, (_shape.view__opset14,), _p0fbec78e),
-            Lowering(1, 7, 13, (_shape.view__opset7,), _p205cd760, when=_shape.view__opset7__when),
+            Lowering(0, 14, 28, (_shape.view__opset14,), _pe04ab20e),
+            Lowering(1, 7, 13, (_shape.view__opset7,), _peb7e63b9, when=_shape.view__opset7__when),
             Lowering(
-                2, 7, 13, (_shape.view__opset7_1,), _p205cd760, when=_shape.view__opset7_1__when
+                2, 7, 13, (_shape.view__opset7_1,), _peb7e63b9, when=_shape.view__opset7_1__when
             ),
         ),
         dtypes=_all,
@@ -2835,8 +2724,7 @@ _ENTRIES = (
                     _elementwise.where_ScalarOther__opset9,
                     _elementwise.where_ScalarSelf__opset9,
                 ),
-                _p8768e8e5,
-                cast_back={"bfloat16": (True,)},
+                _pd0f36678,
             ),
         ),
         dtypes=_all,
@@ -2861,7 +2749,7 @@ _ENTRIES = (
                 ),
             ),
         ),
-        (Lowering(0, 8, 28, (_elementwise.zeros_like__opset8,), _p9afe5f55),),
+        (Lowering(0, 8, 28, (_elementwise.zeros_like__opset8,), _pafa423cb),),
         dtypes=_all,
         group=("self",),
         dtype_param="dtype",

@@ -38,8 +38,16 @@ REQUIRED: Any = _Required()
 # where it does not; then why not, as an index into the entry's reasons in the catalog, or
 # None where an earlier lowering always takes the dtype.
 Segment = tuple[int, int, str | None, int | None]
-# A lowering's dtype plan: per compute dtype, its segments over the lowering's opsets.
-Plan = dict[str, tuple[Segment, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How a lowering runs each dtype it may compute in, over its opsets. Lowerings whose
+    plans are alike share one."""
+
+    dtypes: dict[str, tuple[Segment, ...]]  # compute dtype -> its segments
+    # a compute dtype run in a wider one -> per output of the lowering: cast back to it
+    cast_back: dict[str, tuple[bool, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,9 +85,16 @@ class Lowering:
     # per overload variant: the onnxscript-builder function. Its TorchScript counterpart is
     # the function of the same name in `generated/symbolic_opset<since>.py`.
     fns: tuple[Callable[..., Any], ...]
-    dtypes: Plan
-    cast_back: dict[str, tuple[bool, ...]] = field(default_factory=dict)  # widened -> per output
+    plan: Plan
     when: Callable[..., bool] | None = None
+
+    @property
+    def dtypes(self) -> dict[str, tuple[Segment, ...]]:
+        return self.plan.dtypes
+
+    @property
+    def cast_back(self) -> dict[str, tuple[bool, ...]]:
+        return self.plan.cast_back
 
     def run_dtype(self, compute: str, opset: int) -> tuple[str | None, int | None] | None:
         """(dtype to run in, None), or (None, why not: an index into the entry's reasons), or
