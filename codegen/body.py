@@ -1238,10 +1238,12 @@ def _is_none_call(node: ast.AST) -> bool:
     )
 
 
-def _render(tree: ast.Module, notes: dict[tuple, _CallNote], target: str) -> str:
-    out = _Render(notes, target).visit(copy.deepcopy(tree))
-    ast.fix_missing_locations(out)
-    return ast.unparse(out)
+def _render(
+    tree: ast.Module, notes: dict[tuple, _CallNote], target: str, in_place: bool = False
+) -> str:
+    """The body as Python for `target`; `in_place` rewrites `tree` itself (its last use)."""
+    out = _Render(notes, target).visit(tree if in_place else copy.deepcopy(tree))
+    return ast.unparse(out)  # unparsing needs no source positions
 
 
 def parse(source: str, where: Callable[[int, int], Location], mode: str = "exec") -> ast.AST:
@@ -1282,8 +1284,8 @@ def check_body(
         for i, r in enumerate(returns)
     )
     return Checked(
-        onnxscript=_render(tree, checker.notes, "onnxscript"),
-        symbolic=_render(tree, checker.notes, "symbolic"),
+        onnxscript=_render(tree, checker.notes, "onnxscript"),  # arguments run in order:
+        symbolic=_render(tree, checker.notes, "symbolic", in_place=True),  # this one last
         ops=tuple(checker.ops),
         returns=ret_dtypes,
         branch_returns=tuple(
