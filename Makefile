@@ -5,7 +5,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= auto
 
-.PHONY: install codegen check-generated test test-fast demo bench format lint docs clean
+INSTALL_VENV ?= .venv-install
+
+.PHONY: install codegen check-generated check-install test test-fast demo bench format lint docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -21,6 +23,16 @@ codegen: $(STAMP)
 check-generated: $(STAMP)
 	$(PY) -m torchonnx.codegen --check
 
+# What a user gets: a clean venv, the package installed (not editable) without extras, then an
+# export there: ruamel.yaml, black and ruff must be absent, and jinja2 (which torch requires)
+# unused by the export.
+check-install:
+	rm -rf $(INSTALL_VENV)
+	$(PYTHON) -m venv $(INSTALL_VENV) || python3 -m venv $(INSTALL_VENV)
+	$(INSTALL_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(INSTALL_VENV)/bin/python -m pip install --quiet -c constraints.txt .
+	cd $(INSTALL_VENV) && bin/python ../tools/check_install.py
+
 test: $(STAMP)
 	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
 
@@ -34,12 +46,14 @@ format: $(STAMP)
 	$(PY) -m ruff check --fix --quiet runtime codegen tests examples benchmarks
 	$(PY) -m black --quiet runtime codegen tests examples benchmarks
 
+# Generated code is formatted by codegen with `ruff format` (black's style); the rest by black.
 lint: $(STAMP)
 	$(PY) -m ruff check runtime codegen generated tests examples benchmarks
-	$(PY) -m black --check --quiet runtime codegen generated tests examples benchmarks
+	$(PY) -m ruff format --check --quiet generated
+	$(PY) -m black --check --quiet runtime codegen tests examples benchmarks
 
 docs: codegen
 	@echo "Operator tables: generated/docs/operators.md and generated/docs/opset<N>.md"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(INSTALL_VENV) .pytest_cache .ruff_cache *.egg-info build

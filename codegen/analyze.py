@@ -17,6 +17,7 @@ from torchonnx.codegen.aten import AtenSchema, SchemaLookupError, lookup
 from torchonnx.codegen.body import (
     AtenUse,
     Callee,
+    Checked,
     DType,
     FormSplit,
     OpUse,
@@ -29,7 +30,8 @@ from torchonnx.codegen.body import (
 from torchonnx.codegen.errors import Diagnostics, Location, SpecError
 from torchonnx.codegen.model import Block, Common, Entry, Gap, OpsetRange
 from torchonnx.codegen.onnx_ops import op_at
-from torchonnx.dtypes import DTYPE_NAMES, FLOATING, PROMOTION_KINDS, onnx_type_str, python_dtype
+from torchonnx.dtypes import DTYPE_NAMES, PROMOTION_KINDS, compute_dtypes, onnx_type_str
+from torchonnx.opsets import span
 from torchonnx.shapes import INFER, RULES, arity
 from torchonnx.testing import SAMPLE_NAMES
 
@@ -115,17 +117,6 @@ class Analyzed:
         )
 
 
-def compute_dtype_of(kind: str | None, dtype: str) -> str:
-    """The dtype an op of promotion `kind` computes in, for inputs of `dtype`."""
-    if kind == "int_to_float" and dtype not in FLOATING:
-        return "float32"
-    if kind == "int_to_long" and dtype not in FLOATING:
-        return "int64"
-    if kind == "python":
-        return python_dtype([dtype])
-    return dtype
-
-
 def analyze(entries: list[Entry], common: Common, diags: Diagnostics) -> list[Analyzed]:
     seen: dict[str, Location] = {}
     callees = _callees(entries)
@@ -173,7 +164,7 @@ def _check_calls(analyzed: list[Analyzed], diags: Diagnostics) -> None:
                 if missing:
                     diags.error(
                         call.loc,
-                        f"{call.overload} has no lowering at opset {_span(missing)}, which this "
+                        f"{call.overload} has no lowering at opset {span(missing)}, which this "
                         f"lowering covers ({lw.since}..{lw.until})",
                     )
     for start in sorted(graph):
@@ -192,10 +183,6 @@ def _cycle(graph: dict[str, set[str]], node: str, path: list[str]) -> list[str] 
         if found:
             return found
     return None
-
-
-def _span(opsets: list[int]) -> str:
-    return f"{opsets[0]}..{opsets[-1]}" if len(opsets) > 1 else str(opsets[0])
 
 
 class _Entry:
@@ -253,7 +240,7 @@ class _Entry:
                     target = schemas[sample.overload]
                 self.sample(sample.text, sample.loc, target)
         computes = tuple(
-            sorted({compute_dtype_of(kind, d) for d in e.dtypes}, key=DTYPE_NAMES.index)
+            sorted({c for d in e.dtypes for c in compute_dtypes(kind, d)}, key=DTYPE_NAMES.index)
         )
         for narrow, wide in e.widen.items():
             if narrow == wide:
@@ -461,23 +448,30 @@ class _Entry:
         calls: list[AtenUse] = []
         branch_returns = None
         seen: dict[tuple[tuple[str, ...], str, str], str] = {}  # code -> first function
+        # a body checks and renders alike for overloads with the same arguments and returns
+        # (in-place and out variants mostly): check it once for them
+        checked_for: dict[str, Checked] = {}
         for name, schema in schemas.items():
-            try:
-                checked = check_body(
-                    block.emit.text,
-                    block.emit.where,
-                    schema,
-                    (start, until),
-                    block.when.text if block.when else None,
-                    self.callees,
-                    self.excluded_by_gaps(start, until),
-                )
-            except SpecError as err:
-                if len(schemas) == 1:
-                    raise
-                raise SpecError(err.loc, f"for {name}: {err.message}") from None
-            ops.extend(checked.ops)
-            calls.extend(checked.calls)
+            alike = repr((schema.params, schema.returns))  # defaults may be lists: not hashable
+            checked = checked_for.get(alike)
+            if checked is None:
+                try:
+                    checked = check_body(
+                        block.emit.text,
+                        block.emit.where,
+                        schema,
+                        (start, until),
+                        block.when.text if block.when else None,
+                        self.callees,
+                        self.excluded_by_gaps(start, until),
+                    )
+                except SpecError as err:
+                    if len(schemas) == 1:
+                        raise
+                    raise SpecError(err.loc, f"for {name}: {err.message}") from None
+                checked_for[alike] = checked
+                ops.extend(checked.ops)
+                calls.extend(checked.calls)
             if branch_returns is None:
                 branch_returns = checked.branch_returns
             fn = Function(

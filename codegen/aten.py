@@ -12,6 +12,9 @@ from dataclasses import dataclass
 import torch
 from torchgen.model import Argument, BaseType, FunctionSchema, ListType, OptionalType, Type
 
+from torchonnx.dtypes import name_of as dtype_name
+from torchonnx.overloads import UnknownOverload, op_overload, split
+
 
 class Kind(enum.Enum):
     """What a name in a lowering holds while the exporter runs."""
@@ -95,43 +98,20 @@ class AtenSchema:
 
     @property
     def op_overload(self) -> torch._ops.OpOverload:
-        return resolve(self.qualname)
+        return op_overload(self.qualname)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
 
 
-class SchemaLookupError(LookupError):
-    pass
+# Overload names and OpOverloads are mapped by the runtime's one copy of that rule
+# (torchonnx.overloads); a name the installed torch lacks is a spec error.
+SchemaLookupError = UnknownOverload
 
 
 def is_aten_name(qualname: str) -> bool:
     """`aten::add.Tensor` names an operator; `operator.add`, `math.ceil` name Python callables."""
     return "::" in qualname
-
-
-def split_qualname(qualname: str) -> tuple[str, str, str]:
-    """`aten::add.Tensor` -> ("aten", "add", "Tensor"); the default overload is ""."""
-    if "::" not in qualname:
-        raise SchemaLookupError(f"{qualname!r} is not a qualified op name like 'aten::add.Tensor'")
-    ns, rest = qualname.split("::", 1)
-    name, _, overload = rest.partition(".")
-    return ns, name, overload
-
-
-def resolve(qualname: str) -> torch._ops.OpOverload:
-    ns, name, overload = split_qualname(qualname)
-    try:
-        packet = getattr(getattr(torch.ops, ns), name)
-    except (AttributeError, RuntimeError) as err:
-        raise SchemaLookupError(f"torch {torch.__version__} has no operator {ns}::{name}") from err
-    try:
-        return getattr(packet, overload or "default")
-    except (AttributeError, RuntimeError) as err:
-        known = ", ".join(sorted(f"{ns}::{name}.{o}" for o in packet.overloads()))
-        raise SchemaLookupError(
-            f"torch {torch.__version__} has no overload {qualname}; it has {known}"
-        ) from err
 
 
 def _typed(t: Type) -> tuple[Kind, str, bool, bool, bool]:
@@ -230,9 +210,9 @@ def lookup(qualname: str, declared: str | None = None) -> AtenSchema:
                 "`schema: name(Tensor a, ...) -> Tensor`"
             )
         return _declared(qualname, declared)
-    op = resolve(qualname)
+    op = op_overload(qualname)
     schema = op._schema
-    ns, name, overload = split_qualname(qualname)
+    ns, name, overload = split(qualname)
     parsed = _parsed(str(schema))
     torch_args = {a.name: a for a in schema.arguments}
     params = []
@@ -243,7 +223,7 @@ def lookup(qualname: str, declared: str | None = None) -> AtenSchema:
         ta = torch_args[arg.name]
         default = ta.default_value if ta.has_default_value() else NO_DEFAULT
         if isinstance(default, torch.dtype):
-            default = str(default).removeprefix("torch.")
+            default = dtype_name(default)
         params.append(Param(**{**p.__dict__, "default": default, "kwarg_only": ta.kwarg_only}))
     mutates = any(a.alias_info is not None and a.alias_info.is_write for a in schema.arguments)
     return AtenSchema(
@@ -280,9 +260,3 @@ def _declared(qualname: str, text: str) -> AtenSchema:
         returns=tuple(_return_type(r.type) for r in parsed.returns),
         mutates=False,
     )
-
-
-def canonical_name(op: torch._ops.OpOverload) -> str:
-    """The spec key of an OpOverload: `aten::add.Tensor`, `aten::relu`."""
-    schema = op._schema
-    return schema.name + (f".{schema.overload_name}" if schema.overload_name else "")

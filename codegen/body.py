@@ -29,6 +29,7 @@ from torchonnx.codegen.onnx_ops import (
     op_at,
 )
 from torchonnx.dtypes import DTYPE_NAMES, FLOATING, onnx_type_str
+from torchonnx.opsets import span
 
 HELPERS = (
     "const",
@@ -1059,12 +1060,12 @@ class _Checker:
             first = min(o for o, s in found.items() if s is not None)
             raise self.fail(
                 node.func,
-                f"ONNX {name} does not exist at opset {_ranges(missing)}, but this lowering "
+                f"ONNX {name} does not exist at opset {span(missing)}, but this lowering "
                 f"covers opsets {lo}..{hi}; start it at opset {first} (`since: {first}`)",
             )
         deprecated = [o for o, s in found.items() if s is not None and s.deprecated]
         if deprecated:
-            raise self.fail(node.func, f"ONNX {name} is deprecated at opset {_ranges(deprecated)}")
+            raise self.fail(node.func, f"ONNX {name} is deprecated at opset {span(deprecated)}")
         return {o: s for o, s in found.items() if s is not None}
 
     def onnx_call(self, node: ast.Call, env: dict[str, Sym]) -> Sym:
@@ -1435,20 +1436,6 @@ def _narrow(env: dict[str, Sym], name: str) -> None:
         env[name] = replace(sym, maybe_none=False)
 
 
-def _ranges(opsets: list[int]) -> str:
-    """[7, 8, 9, 12] -> '7..9, 12'."""
-    out: list[str] = []
-    start = prev = opsets[0]
-    for o in [*opsets[1:], None]:  # type: ignore[list-item]
-        if o is not None and o == prev + 1:
-            prev = o
-            continue
-        out.append(f"{start}" if start == prev else f"{start}..{prev}")
-        if o is not None:
-            start = prev = o
-    return ", ".join(out)
-
-
 # -- rendering ------------------------------------------------------------------------------
 
 
@@ -1571,10 +1558,12 @@ def _is_none_call(node: ast.AST) -> bool:
     )
 
 
-def _render(tree: ast.Module, notes: dict[tuple, _CallNote], target: str) -> str:
-    out = _Render(notes, target).visit(copy.deepcopy(tree))
-    ast.fix_missing_locations(out)
-    return ast.unparse(out)
+def _render(
+    tree: ast.Module, notes: dict[tuple, _CallNote], target: str, in_place: bool = False
+) -> str:
+    """The body as Python for `target`; `in_place` rewrites `tree` itself (its last use)."""
+    out = _Render(notes, target).visit(tree if in_place else copy.deepcopy(tree))
+    return ast.unparse(out)  # unparsing needs no source positions
 
 
 def parse(source: str, where: Callable[[int, int], Location], mode: str = "exec") -> ast.AST:
@@ -1617,8 +1606,8 @@ def check_body(
         for i, r in enumerate(returns)
     )
     return Checked(
-        onnxscript=_render(tree, checker.notes, "onnxscript"),
-        symbolic=_render(tree, checker.notes, "symbolic"),
+        onnxscript=_render(tree, checker.notes, "onnxscript"),  # arguments run in order:
+        symbolic=_render(tree, checker.notes, "symbolic", in_place=True),  # this one last
         ops=tuple(checker.ops),
         returns=ret_dtypes,
         branch_returns=tuple(

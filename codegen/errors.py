@@ -11,6 +11,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 @dataclass(frozen=True, order=True)
@@ -29,8 +30,16 @@ class Location:
         return Location(self.file, self.line + lines, col)
 
 
+def spec_name(path: str | os.PathLike[str]) -> str:
+    """How generated files and locations name a spec file: `<spec folder>/<file>`, e.g.
+    `specs/nn.yaml`, whatever the working directory and however the folder was given."""
+    path = Path(path).resolve()
+    return f"{path.parent.name}/{path.name}"
+
+
 def display_path(path: str | os.PathLike[str]) -> str:
-    """A path as errors show it: relative to the working directory when it lies below it."""
+    """A path as the command line shows it: relative to the working directory when it lies
+    below it. Only for messages; never in generated files (see `spec_name`)."""
     rel = os.path.relpath(path)
     return os.fspath(path) if rel.startswith("..") else rel
 

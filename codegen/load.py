@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 
-from torchonnx.codegen.errors import Diagnostics, Location, SpecError, display_path
+from torchonnx.codegen.errors import Diagnostics, Location, SpecError, spec_name
 from torchonnx.codegen.model import (
     Block,
     Call,
@@ -64,7 +66,7 @@ class _File:
 
     def __init__(self, path: Path, diags: Diagnostics) -> None:
         self.path = path
-        self.name = display_path(path)
+        self.name = spec_name(path)
         self.diags = diags
         self.text = path.read_text(encoding="utf-8")
         self.lines = self.text.splitlines()
@@ -86,15 +88,42 @@ class _File:
         yaml.allow_duplicate_keys = False
         try:
             return yaml.load(self.text)
+        except DuplicateKeyError as err:
+            raise self._duplicate(err) from None
         except MarkedYAMLError as err:
             mark = err.problem_mark or err.context_mark
             where = self.loc(mark.line, mark.column) if mark else Location(self.name, 1)
-            message = (err.problem or str(err)).strip()
-            if "duplicate key" in message:
-                first = err.context_mark
-                message += f" (first at line {first.line + 1})" if first else ""
-                message = message.replace("found duplicate key", "duplicate key")
-            raise SpecError(where, message) from None
+            raise SpecError(where, (err.problem or str(err)).strip()) from None
+
+    def _duplicate(self, err: DuplicateKeyError) -> SpecError:
+        """The error at the repeated key, naming where the key is first written.
+
+        ruamel marks the repeat and the start of its mapping, and dumps both values (a whole
+        entry when an entry is repeated); the first occurrence is found in the node tree.
+        """
+        mark, mapping = err.problem_mark, err.context_mark
+        for node in _mappings(YAML(typ="rt").compose(self.text)):
+            start = node.start_mark
+            if (start.line, start.column) != (mapping.line, mapping.column):
+                continue
+            keys = [k for k, _ in node.value]
+            repeat = next(
+                (
+                    k
+                    for k in keys
+                    if (k.start_mark.line, k.start_mark.column) == (mark.line, mark.column)
+                ),
+                None,
+            )
+            if repeat is None:
+                continue
+            first = next(k for k in keys if k.tag == repeat.tag and k.value == repeat.value)
+            return SpecError(
+                self.loc(mark.line, mark.column),
+                f"duplicate key `{repeat.value}`; the first is at line "
+                f"{first.start_mark.line + 1}, column {first.start_mark.column + 1}",
+            )
+        return SpecError(self.loc(mark.line, mark.column), "duplicate key")
 
     def source(self, node: CommentedMap, key: str) -> Source:
         """A string value as a Source whose locations point into this file."""
@@ -120,6 +149,18 @@ class _File:
         return Source(
             str(value), Location(self.name, line0 + 1, col0 + 1 + quoted), (col0 + 1 + quoted,)
         )
+
+
+def _mappings(node: Node | None) -> Iterator[MappingNode]:
+    """Every mapping node of a composed YAML tree."""
+    if isinstance(node, MappingNode):
+        yield node
+        for key, value in node.value:
+            yield from _mappings(key)
+            yield from _mappings(value)
+    elif isinstance(node, SequenceNode):
+        for item in node.value:
+            yield from _mappings(item)
 
 
 def _kind(value: Any) -> str:

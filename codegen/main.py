@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from torchonnx.codegen.analyze import Analyzed, analyze
-from torchonnx.codegen.errors import Diagnostics, Location, SpecError, display_path
+from torchonnx.codegen.errors import Diagnostics, Location, SpecError, display_path, spec_name
 from torchonnx.codegen.files import FileManager, compare_trees
 from torchonnx.codegen.load import COMMON_FILE, load_common, load_family
 from torchonnx.codegen.model import Common
@@ -20,7 +20,7 @@ from torchonnx.codegen.render import Renderer
 class Specs:
     common: Common
     analyzed: list[Analyzed]
-    spec_dir: str
+    spec_dir: str  # the spec folder's name, as generated files name it
 
 
 def load_specs(spec_dir: Path) -> tuple[Specs | None, list[SpecError]]:
@@ -29,7 +29,7 @@ def load_specs(spec_dir: Path) -> tuple[Specs | None, list[SpecError]]:
     common_path = spec_dir / COMMON_FILE
     if not common_path.exists():
         diags.error(
-            Location(display_path(common_path), 1),
+            Location(spec_name(common_path), 1),
             f"{COMMON_FILE} is missing: it names the opsets and dtype sets",
         )
         return None, diags.sorted()
@@ -44,7 +44,7 @@ def load_specs(spec_dir: Path) -> tuple[Specs | None, list[SpecError]]:
     analyzed = analyze(entries, common, diags)
     if diags:
         return None, diags.sorted()
-    return Specs(common, analyzed, display_path(spec_dir)), []
+    return Specs(common, analyzed, spec_dir.resolve().name), []
 
 
 def generate(spec_dir: Path) -> tuple[FileManager | None, list[SpecError]]:
@@ -53,7 +53,14 @@ def generate(spec_dir: Path) -> tuple[FileManager | None, list[SpecError]]:
         return None, errors
     fm = FileManager()
     Renderer(specs.analyzed, specs.common, specs.spec_dir).render(fm)
+    fm.format()
     return fm, []
+
+
+def _shown(err: SpecError, spec_dir: Path) -> str:
+    """An error as the command line prints it: its file as a path from the working directory."""
+    path = display_path(spec_dir / Path(err.loc.file).name)
+    return f"{path}:{err.loc.line}:{err.loc.col}: {err.message}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     fm, errors = generate(args.specs)
     if fm is None:
         for err in errors:
-            print(err, file=sys.stderr)
+            print(_shown(err, args.specs), file=sys.stderr)
         print(
             f"{len(errors)} error(s) in {display_path(args.specs)}; nothing was written",
             file=sys.stderr,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from torchonnx.codegen.errors import Location
+from torchonnx.opsets import span
 
 
 @dataclass(frozen=True)
@@ -20,7 +21,7 @@ class OpsetRange:
         return isinstance(opset, int) and self.lo <= opset <= self.hi
 
     def __str__(self) -> str:
-        return str(self.lo) if self.lo == self.hi else f"{self.lo}..{self.hi}"
+        return span(range(self.lo, self.hi + 1))
 
     def __iter__(self):
         return iter(range(self.lo, self.hi + 1))

@@ -6,7 +6,8 @@
 Each function lowers one ATen overload over one opset range with onnxscript's op builder:
 `op.Add(a, b)` appends an Add node to the graph being built and returns its output.
 `__when` functions decide whether a lowering applies, `__gap` functions whether a declared
-gap does; both see the call's arguments while exporting.
+gap does; both see the call's arguments while exporting. Overloads lowered alike share one
+function (the registry says which).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import math
 from torchonnx import ir_helpers as _h
 
 # aten::add.Tensor: Elementwise sum; other is scaled by alpha first.
-# specs/elementwise.yaml:7
 #   aten::add.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor
 #   aten::add.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor
 #   aten::add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)
@@ -24,35 +24,25 @@ from torchonnx import ir_helpers as _h
 
 
 def add_Tensor__opset7(op, self, other, alpha):
-    """aten::add.Tensor at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml:15)."""
+    """aten::add.Tensor at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml, aten::add.Tensor)."""
     return op.Add(self, other)
 
 
 def add_Scalar__opset7(op, self, other, alpha):
-    """aten::add.Scalar at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml:15)."""
+    """aten::add.Scalar at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml, aten::add.Tensor)."""
     return op.Add(self, _h.const(op, other, _h.dtype_of(self)))
 
 
-add__Tensor__opset7 = add_Tensor__opset7
-
-add_out__opset7 = add_Tensor__opset7
-
-
 def add_Tensor__opset7_1(op, self, other, alpha):
-    """aten::add.Tensor at opsets 7..28 (specs/elementwise.yaml:18)."""
+    """aten::add.Tensor at opsets 7..28 (specs/elementwise.yaml, aten::add.Tensor)."""
     return op.Add(self, op.Mul(other, _h.const(op, alpha, _h.dtype_of(self))))
 
 
 def add_Scalar__opset7_1(op, self, other, alpha):
-    """aten::add.Scalar at opsets 7..28 (specs/elementwise.yaml:18)."""
+    """aten::add.Scalar at opsets 7..28 (specs/elementwise.yaml, aten::add.Tensor)."""
     return op.Add(
         self, op.Mul(_h.const(op, other, _h.dtype_of(self)), _h.const(op, alpha, _h.dtype_of(self)))
     )
-
-
-add__Tensor__opset7_1 = add_Tensor__opset7_1
-
-add_out__opset7_1 = add_Tensor__opset7_1
 
 
 def add_Tensor__opset7__when(self, other, alpha):
@@ -60,7 +50,6 @@ def add_Tensor__opset7__when(self, other, alpha):
 
 
 # aten::sub.Tensor: Elementwise difference self - alpha * other.
-# specs/elementwise.yaml:24
 #   aten::sub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor
 #   aten::sub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor
 #   aten::sub_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)
@@ -70,43 +59,25 @@ def add_Tensor__opset7__when(self, other, alpha):
 
 
 def sub_Tensor__opset7(op, self, other, alpha):
-    """aten::sub.Tensor at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml:32)."""
+    """aten::sub.Tensor at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml, aten::sub.Tensor)."""
     return op.Sub(self, other)
 
 
 def sub_Scalar__opset7(op, self, other, alpha):
-    """aten::sub.Scalar at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml:32)."""
+    """aten::sub.Scalar at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml, aten::sub.Tensor)."""
     return op.Sub(self, _h.const(op, other, _h.dtype_of(self)))
 
 
-sub__Tensor__opset7 = sub_Tensor__opset7
-
-sub__Scalar__opset7 = sub_Scalar__opset7
-
-sub_out__opset7 = sub_Tensor__opset7
-
-sub_Scalar_out__opset7 = sub_Scalar__opset7
-
-
 def sub_Tensor__opset7_1(op, self, other, alpha):
-    """aten::sub.Tensor at opsets 7..28 (specs/elementwise.yaml:35)."""
+    """aten::sub.Tensor at opsets 7..28 (specs/elementwise.yaml, aten::sub.Tensor)."""
     return op.Sub(self, op.Mul(other, _h.const(op, alpha, _h.dtype_of(self))))
 
 
 def sub_Scalar__opset7_1(op, self, other, alpha):
-    """aten::sub.Scalar at opsets 7..28 (specs/elementwise.yaml:35)."""
+    """aten::sub.Scalar at opsets 7..28 (specs/elementwise.yaml, aten::sub.Tensor)."""
     return op.Sub(
         self, op.Mul(_h.const(op, other, _h.dtype_of(self)), _h.const(op, alpha, _h.dtype_of(self)))
     )
-
-
-sub__Tensor__opset7_1 = sub_Tensor__opset7_1
-
-sub__Scalar__opset7_1 = sub_Scalar__opset7_1
-
-sub_out__opset7_1 = sub_Tensor__opset7_1
-
-sub_Scalar_out__opset7_1 = sub_Scalar__opset7_1
 
 
 def sub_Tensor__opset7__when(self, other, alpha):
@@ -114,7 +85,6 @@ def sub_Tensor__opset7__when(self, other, alpha):
 
 
 # aten::rsub.Tensor: Reversed difference other - alpha * self.
-# specs/elementwise.yaml:43
 #   aten::rsub.Tensor(Tensor self, Tensor other, *, Scalar alpha=1) -> Tensor
 #   aten::rsub.Scalar(Tensor self, Scalar other, Scalar alpha=1) -> Tensor
 #   aten::rsub.Tensor_out(Tensor self, Tensor other, *, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
@@ -122,35 +92,25 @@ def sub_Tensor__opset7__when(self, other, alpha):
 
 
 def rsub_Tensor__opset7(op, self, other, alpha):
-    """aten::rsub.Tensor at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml:51)."""
+    """aten::rsub.Tensor at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml, aten::rsub.Tensor)."""
     return op.Sub(other, self)
 
 
 def rsub_Scalar__opset7(op, self, other, alpha):
-    """aten::rsub.Scalar at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml:51)."""
+    """aten::rsub.Scalar at opsets 7..28, when `is_static(alpha) and alpha == 1` (specs/elementwise.yaml, aten::rsub.Tensor)."""
     return op.Sub(_h.const(op, other, _h.dtype_of(self)), self)
 
 
-rsub_Tensor_out__opset7 = rsub_Tensor__opset7
-
-rsub_Scalar_out__opset7 = rsub_Scalar__opset7
-
-
 def rsub_Tensor__opset7_1(op, self, other, alpha):
-    """aten::rsub.Tensor at opsets 7..28 (specs/elementwise.yaml:54)."""
+    """aten::rsub.Tensor at opsets 7..28 (specs/elementwise.yaml, aten::rsub.Tensor)."""
     return op.Sub(other, op.Mul(self, _h.const(op, alpha, _h.dtype_of(self))))
 
 
 def rsub_Scalar__opset7_1(op, self, other, alpha):
-    """aten::rsub.Scalar at opsets 7..28 (specs/elementwise.yaml:54)."""
+    """aten::rsub.Scalar at opsets 7..28 (specs/elementwise.yaml, aten::rsub.Tensor)."""
     return op.Sub(
         _h.const(op, other, _h.dtype_of(self)), op.Mul(self, _h.const(op, alpha, _h.dtype_of(self)))
     )
-
-
-rsub_Tensor_out__opset7_1 = rsub_Tensor__opset7_1
-
-rsub_Scalar_out__opset7_1 = rsub_Scalar__opset7_1
 
 
 def rsub_Tensor__opset7__when(self, other, alpha):
@@ -158,7 +118,6 @@ def rsub_Tensor__opset7__when(self, other, alpha):
 
 
 # aten::mul.Tensor: Elementwise product (logical and for bool).
-# specs/elementwise.yaml:63
 #   aten::mul.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::mul.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::mul_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
@@ -168,25 +127,16 @@ def rsub_Tensor__opset7__when(self, other, alpha):
 
 
 def mul_Tensor__opset7(op, self, other):
-    """aten::mul.Tensor at opsets 7..28 (specs/elementwise.yaml:71)."""
+    """aten::mul.Tensor at opsets 7..28 (specs/elementwise.yaml, aten::mul.Tensor)."""
     return op.Mul(self, other)
 
 
 def mul_Scalar__opset7(op, self, other):
-    """aten::mul.Scalar at opsets 7..28 (specs/elementwise.yaml:71)."""
+    """aten::mul.Scalar at opsets 7..28 (specs/elementwise.yaml, aten::mul.Tensor)."""
     return op.Mul(self, _h.const(op, other, _h.dtype_of(self)))
 
 
-mul__Tensor__opset7 = mul_Tensor__opset7
-
-mul__Scalar__opset7 = mul_Scalar__opset7
-
-mul_out__opset7 = mul_Tensor__opset7
-
-mul_Scalar_out__opset7 = mul_Scalar__opset7
-
 # aten::div.Tensor: True division self / other; integers and bool divide as float32.
-# specs/elementwise.yaml:79
 #   aten::div.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::div.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::div_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
@@ -196,25 +146,16 @@ mul_Scalar_out__opset7 = mul_Scalar__opset7
 
 
 def div_Tensor__opset7(op, self, other):
-    """aten::div.Tensor at opsets 7..28 (specs/elementwise.yaml:86)."""
+    """aten::div.Tensor at opsets 7..28 (specs/elementwise.yaml, aten::div.Tensor)."""
     return op.Div(self, other)
 
 
 def div_Scalar__opset7(op, self, other):
-    """aten::div.Scalar at opsets 7..28 (specs/elementwise.yaml:86)."""
+    """aten::div.Scalar at opsets 7..28 (specs/elementwise.yaml, aten::div.Tensor)."""
     return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
 
 
-div__Tensor__opset7 = div_Tensor__opset7
-
-div__Scalar__opset7 = div_Scalar__opset7
-
-div_out__opset7 = div_Tensor__opset7
-
-div_Scalar_out__opset7 = div_Scalar__opset7
-
 # aten::div.Tensor_mode: Division with rounding_mode None (true division), "trunc" (towards zero) or "floor" (Python's //).
-# specs/elementwise.yaml:93
 #   aten::div.Tensor_mode(Tensor self, Tensor other, *, str? rounding_mode) -> Tensor
 #   aten::div.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor
 #   aten::div_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!)
@@ -224,7 +165,7 @@ div_Scalar_out__opset7 = div_Scalar__opset7
 
 
 def div_Tensor_mode__opset7(op, self, other, rounding_mode):
-    """aten::div.Tensor_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
+    """aten::div.Tensor_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml, aten::div.Tensor_mode)."""
     if _h.is_floating(self):
         return op.Div(self, other)
     return op.Div(
@@ -234,7 +175,7 @@ def div_Tensor_mode__opset7(op, self, other, rounding_mode):
 
 
 def div_Scalar_mode__opset7(op, self, other, rounding_mode):
-    """aten::div.Scalar_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
+    """aten::div.Scalar_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml, aten::div.Tensor_mode)."""
     if _h.is_floating(self):
         return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
     return op.Div(
@@ -246,17 +187,8 @@ def div_Scalar_mode__opset7(op, self, other, rounding_mode):
     )
 
 
-div__Tensor_mode__opset7 = div_Tensor_mode__opset7
-
-div__Scalar_mode__opset7 = div_Scalar_mode__opset7
-
-div_out_mode__opset7 = div_Tensor_mode__opset7
-
-div_Scalar_mode_out__opset7 = div_Scalar_mode__opset7
-
-
 def div_Tensor_mode__opset10(op, self, other, rounding_mode):
-    """aten::div.Tensor_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:108)."""
+    """aten::div.Tensor_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml, aten::div.Tensor_mode)."""
     zero = _h.const(op, 0, _h.dtype_of(self))
     one = _h.const(op, 1, _h.dtype_of(self))
     q = op.Div(self, other)
@@ -297,7 +229,7 @@ def div_Tensor_mode__opset10(op, self, other, rounding_mode):
 
 
 def div_Scalar_mode__opset10(op, self, other, rounding_mode):
-    """aten::div.Scalar_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:108)."""
+    """aten::div.Scalar_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml, aten::div.Tensor_mode)."""
     zero = _h.const(op, 0, _h.dtype_of(self))
     one = _h.const(op, 1, _h.dtype_of(self))
     q = op.Div(self, _h.const(op, other, _h.dtype_of(self)))
@@ -347,15 +279,6 @@ def div_Scalar_mode__opset10(op, self, other, rounding_mode):
     return op.Where(by_zero, q, floordiv)
 
 
-div__Tensor_mode__opset10 = div_Tensor_mode__opset10
-
-div__Scalar_mode__opset10 = div_Scalar_mode__opset10
-
-div_out_mode__opset10 = div_Tensor_mode__opset10
-
-div_Scalar_mode_out__opset10 = div_Scalar_mode__opset10
-
-
 def div_Tensor_mode__opset7__when(self, other, rounding_mode):
     return rounding_mode is None
 
@@ -365,187 +288,128 @@ def div_Tensor_mode__opset10__when(self, other, rounding_mode):
 
 
 # aten::neg: -self, elementwise.
-# specs/elementwise.yaml:153
 #   aten::neg(Tensor self) -> Tensor
 #   aten::neg_(Tensor(a!) self) -> Tensor(a!)
 #   aten::neg.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def neg__opset7(op, self):
-    """aten::neg at opsets 7..28 (specs/elementwise.yaml:161)."""
+    """aten::neg at opsets 7..28 (specs/elementwise.yaml, aten::neg)."""
     return op.Neg(self)
 
 
-neg___opset7 = neg__opset7
-
-neg_out__opset7 = neg__opset7
-
 # aten::abs: Absolute value, elementwise.
-# specs/elementwise.yaml:166
 #   aten::abs(Tensor self) -> Tensor
 #   aten::abs_(Tensor(a!) self) -> Tensor(a!)
 #   aten::abs.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def abs__opset7(op, self):
-    """aten::abs at opsets 7..28 (specs/elementwise.yaml:173)."""
+    """aten::abs at opsets 7..28 (specs/elementwise.yaml, aten::abs)."""
     return op.Abs(self)
 
 
-abs___opset7 = abs__opset7
-
-abs_out__opset7 = abs__opset7
-
 # aten::pow.Tensor_Scalar: self ** exponent for a number exponent.
-# specs/elementwise.yaml:178
 #   aten::pow.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor
 #   aten::pow_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!)
 #   aten::pow.Tensor_Scalar_out(Tensor self, Scalar exponent, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def pow_Tensor_Scalar__opset7(op, self, exponent):
-    """aten::pow.Tensor_Scalar at opsets 7..28 (specs/elementwise.yaml:186)."""
+    """aten::pow.Tensor_Scalar at opsets 7..28 (specs/elementwise.yaml, aten::pow.Tensor_Scalar)."""
     return op.Pow(self, _h.const(op, exponent, _h.dtype_of(self)))
 
 
-pow__Scalar__opset7 = pow_Tensor_Scalar__opset7
-
-pow_Tensor_Scalar_out__opset7 = pow_Tensor_Scalar__opset7
-
 # aten::pow.Tensor_Tensor: self ** exponent, elementwise.
-# specs/elementwise.yaml:196
 #   aten::pow.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor
 #   aten::pow_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)
 #   aten::pow.Tensor_Tensor_out(Tensor self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def pow_Tensor_Tensor__opset7(op, self, exponent):
-    """aten::pow.Tensor_Tensor at opsets 7..28 (specs/elementwise.yaml:204)."""
+    """aten::pow.Tensor_Tensor at opsets 7..28 (specs/elementwise.yaml, aten::pow.Tensor_Tensor)."""
     return op.Pow(self, exponent)
 
 
-pow__Tensor__opset7 = pow_Tensor_Tensor__opset7
-
-pow_Tensor_Tensor_out__opset7 = pow_Tensor_Tensor__opset7
-
 # aten::pow.Scalar: A number raised to the power of each element of exponent.
-# specs/elementwise.yaml:214
 #   aten::pow.Scalar(Scalar self, Tensor exponent) -> Tensor
 #   aten::pow.Scalar_out(Scalar self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def pow_Scalar__opset7(op, self, exponent):
-    """aten::pow.Scalar at opsets 7..28 (specs/elementwise.yaml:222)."""
+    """aten::pow.Scalar at opsets 7..28 (specs/elementwise.yaml, aten::pow.Scalar)."""
     return op.Pow(_h.const(op, self, _h.dtype_of(exponent)), exponent)
 
 
-pow_Scalar_out__opset7 = pow_Scalar__opset7
-
 # aten::sqrt: Square root; integers and bool as float32.
-# specs/elementwise.yaml:232
 #   aten::sqrt(Tensor self) -> Tensor
 #   aten::sqrt_(Tensor(a!) self) -> Tensor(a!)
 #   aten::sqrt.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def sqrt__opset7(op, self):
-    """aten::sqrt at opsets 7..28 (specs/elementwise.yaml:239)."""
+    """aten::sqrt at opsets 7..28 (specs/elementwise.yaml, aten::sqrt)."""
     return op.Sqrt(self)
 
 
-sqrt___opset7 = sqrt__opset7
-
-sqrt_out__opset7 = sqrt__opset7
-
 # aten::rsqrt: 1 / sqrt(self); integers and bool as float32.
-# specs/elementwise.yaml:244
 #   aten::rsqrt(Tensor self) -> Tensor
 #   aten::rsqrt_(Tensor(a!) self) -> Tensor(a!)
 #   aten::rsqrt.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def rsqrt__opset7(op, self):
-    """aten::rsqrt at opsets 7..28 (specs/elementwise.yaml:251)."""
+    """aten::rsqrt at opsets 7..28 (specs/elementwise.yaml, aten::rsqrt)."""
     return op.Reciprocal(op.Sqrt(self))
 
 
-rsqrt___opset7 = rsqrt__opset7
-
-rsqrt_out__opset7 = rsqrt__opset7
-
 # aten::exp: e ** self; integers and bool as float32.
-# specs/elementwise.yaml:256
 #   aten::exp(Tensor self) -> Tensor
 #   aten::exp_(Tensor(a!) self) -> Tensor(a!)
 #   aten::exp.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def exp__opset7(op, self):
-    """aten::exp at opsets 7..28 (specs/elementwise.yaml:263)."""
+    """aten::exp at opsets 7..28 (specs/elementwise.yaml, aten::exp)."""
     return op.Exp(self)
 
 
-exp___opset7 = exp__opset7
-
-exp_out__opset7 = exp__opset7
-
 # aten::log: Natural logarithm; integers and bool as float32.
-# specs/elementwise.yaml:268
 #   aten::log(Tensor self) -> Tensor
 #   aten::log_(Tensor(a!) self) -> Tensor(a!)
 #   aten::log.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def log__opset7(op, self):
-    """aten::log at opsets 7..28 (specs/elementwise.yaml:275)."""
+    """aten::log at opsets 7..28 (specs/elementwise.yaml, aten::log)."""
     return op.Log(self)
 
 
-log___opset7 = log__opset7
-
-log_out__opset7 = log__opset7
-
 # aten::reciprocal: 1 / self; integers and bool as float32.
-# specs/elementwise.yaml:280
 #   aten::reciprocal(Tensor self) -> Tensor
 #   aten::reciprocal_(Tensor(a!) self) -> Tensor(a!)
 #   aten::reciprocal.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def reciprocal__opset7(op, self):
-    """aten::reciprocal at opsets 7..28 (specs/elementwise.yaml:287)."""
+    """aten::reciprocal at opsets 7..28 (specs/elementwise.yaml, aten::reciprocal)."""
     return op.Reciprocal(self)
 
 
-reciprocal___opset7 = reciprocal__opset7
-
-reciprocal_out__opset7 = reciprocal__opset7
-
 # aten::clamp: min(max(self, min), max) with number bounds, either of which may be None.
-# specs/elementwise.yaml:292
 #   aten::clamp(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor
 #   aten::clamp_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)
 #   aten::clamp.out(Tensor self, Scalar? min=None, Scalar? max=None, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def clamp__opset7(op, self, min, max):
-    """aten::clamp at opsets 7..10 (specs/elementwise.yaml:302)."""
+    """aten::clamp at opsets 7..10 (specs/elementwise.yaml, aten::clamp)."""
     return op.Clip(self, **_h.attrs(min=_h.floats(min), max=_h.floats(max)))
 
 
-clamp___opset7 = clamp__opset7
-
-clamp_out__opset7 = clamp__opset7
-
-
 def clamp__opset11(op, self, min, max):
-    """aten::clamp at opsets 11..28 (specs/elementwise.yaml:302)."""
+    """aten::clamp at opsets 11..28 (specs/elementwise.yaml, aten::clamp)."""
     return op.Clip(self, _h.const(op, min, _h.dtype_of(self)), _h.const(op, max, _h.dtype_of(self)))
-
-
-clamp___opset11 = clamp__opset11
-
-clamp_out__opset11 = clamp__opset11
 
 
 def clamp__gap0(self, min, max):
@@ -553,25 +417,18 @@ def clamp__gap0(self, min, max):
 
 
 # aten::minimum: Elementwise minimum, propagating NaN.
-# specs/elementwise.yaml:328
 #   aten::minimum(Tensor self, Tensor other) -> Tensor
 #   aten::minimum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def minimum__opset8(op, self, other):
-    """aten::minimum at opsets 8..28 (specs/elementwise.yaml:338)."""
+    """aten::minimum at opsets 8..28 (specs/elementwise.yaml, aten::minimum)."""
     return op.Min(self, other)
-
-
-minimum_out__opset8 = minimum__opset8
 
 
 def minimum__opset7(op, self, other):
-    """aten::minimum at opsets 7..7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml:341)."""
+    """aten::minimum at opsets 7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml, aten::minimum)."""
     return op.Min(self, other)
-
-
-minimum_out__opset7 = minimum__opset7
 
 
 def minimum__opset7__when(self, other):
@@ -583,25 +440,18 @@ def minimum__opset7__when(self, other):
 
 
 # aten::maximum: Elementwise maximum, propagating NaN.
-# specs/elementwise.yaml:363
 #   aten::maximum(Tensor self, Tensor other) -> Tensor
 #   aten::maximum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def maximum__opset8(op, self, other):
-    """aten::maximum at opsets 8..28 (specs/elementwise.yaml:371)."""
+    """aten::maximum at opsets 8..28 (specs/elementwise.yaml, aten::maximum)."""
     return op.Max(self, other)
-
-
-maximum_out__opset8 = maximum__opset8
 
 
 def maximum__opset7(op, self, other):
-    """aten::maximum at opsets 7..7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml:374)."""
+    """aten::maximum at opsets 7, when `rank(self) == rank(other) and is_static(sizes(self), sizes(other)) and sizes(self) == sizes(other)` (specs/elementwise.yaml, aten::maximum)."""
     return op.Max(self, other)
-
-
-maximum_out__opset7 = maximum__opset7
 
 
 def maximum__opset7__when(self, other):
@@ -613,72 +463,51 @@ def maximum__opset7__when(self, other):
 
 
 # aten::relu: max(self, 0), elementwise.
-# specs/elementwise.yaml:398
 #   aten::relu(Tensor self) -> Tensor
 #   aten::relu_(Tensor(a!) self) -> Tensor(a!)
 #   aten::relu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def relu__opset7(op, self):
-    """aten::relu at opsets 7..28 (specs/elementwise.yaml:407)."""
+    """aten::relu at opsets 7..28 (specs/elementwise.yaml, aten::relu)."""
     return op.Relu(self)
 
 
-relu___opset7 = relu__opset7
-
-relu_out__opset7 = relu__opset7
-
 # aten::sigmoid: 1 / (1 + exp(-self)); integers and bool as float32.
-# specs/elementwise.yaml:420
 #   aten::sigmoid(Tensor self) -> Tensor
 #   aten::sigmoid_(Tensor(a!) self) -> Tensor(a!)
 #   aten::sigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def sigmoid__opset7(op, self):
-    """aten::sigmoid at opsets 7..28 (specs/elementwise.yaml:427)."""
+    """aten::sigmoid at opsets 7..28 (specs/elementwise.yaml, aten::sigmoid)."""
     return op.Sigmoid(self)
 
 
-sigmoid___opset7 = sigmoid__opset7
-
-sigmoid_out__opset7 = sigmoid__opset7
-
 # aten::tanh: Hyperbolic tangent; integers and bool as float32.
-# specs/elementwise.yaml:432
 #   aten::tanh(Tensor self) -> Tensor
 #   aten::tanh_(Tensor(a!) self) -> Tensor(a!)
 #   aten::tanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def tanh__opset7(op, self):
-    """aten::tanh at opsets 7..28 (specs/elementwise.yaml:439)."""
+    """aten::tanh at opsets 7..28 (specs/elementwise.yaml, aten::tanh)."""
     return op.Tanh(self)
 
 
-tanh___opset7 = tanh__opset7
-
-tanh_out__opset7 = tanh__opset7
-
 # aten::gelu: Gaussian error linear unit: x * Phi(x), exact (approximate="none") or with the tanh approximation.
-# specs/elementwise.yaml:444
 #   aten::gelu(Tensor self, *, str approximate="none") -> Tensor
 #   aten::gelu_(Tensor(a!) self, *, str approximate="none") -> Tensor(a!)
 #   aten::gelu.out(Tensor self, *, str approximate="none", Tensor(a!) out) -> Tensor(a!)
 
 
 def gelu__opset20(op, self, approximate):
-    """aten::gelu at opsets 20..28 (specs/elementwise.yaml:450)."""
+    """aten::gelu at opsets 20..28 (specs/elementwise.yaml, aten::gelu)."""
     return op.Gelu(self, approximate=approximate)
 
 
-gelu___opset20 = gelu__opset20
-
-gelu_out__opset20 = gelu__opset20
-
-
 def gelu__opset9(op, self, approximate):
-    """aten::gelu at opsets 9..19 (specs/elementwise.yaml:452)."""
+    """aten::gelu at opsets 9..19 (specs/elementwise.yaml, aten::gelu)."""
     if approximate == "tanh":
         inner = op.Mul(
             op.Add(
@@ -700,13 +529,8 @@ def gelu__opset9(op, self, approximate):
     )
 
 
-gelu___opset9 = gelu__opset9
-
-gelu_out__opset9 = gelu__opset9
-
-
 def gelu__opset7(op, self, approximate):
-    """aten::gelu at opsets 7..8, when `approximate == "tanh"` (specs/elementwise.yaml:458)."""
+    """aten::gelu at opsets 7..8, when `approximate == "tanh"` (specs/elementwise.yaml, aten::gelu)."""
     inner = op.Mul(
         op.Add(
             self,
@@ -720,58 +544,37 @@ def gelu__opset7(op, self, approximate):
     )
 
 
-gelu___opset7 = gelu__opset7
-
-gelu_out__opset7 = gelu__opset7
-
-
 def gelu__opset7__when(self, approximate):
     return approximate == "tanh"
 
 
 # aten::silu: self * sigmoid(self).
-# specs/elementwise.yaml:481
 #   aten::silu(Tensor self) -> Tensor
 #   aten::silu_(Tensor(a!) self) -> Tensor(a!)
 #   aten::silu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def silu__opset7(op, self):
-    """aten::silu at opsets 7..28 (specs/elementwise.yaml:487)."""
+    """aten::silu at opsets 7..28 (specs/elementwise.yaml, aten::silu)."""
     return op.Mul(self, op.Sigmoid(self))
 
 
-silu___opset7 = silu__opset7
-
-silu_out__opset7 = silu__opset7
-
 # aten::hardtanh: self clamped to [min_val, max_val].
-# specs/elementwise.yaml:492
 #   aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor
 #   aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!)
 #   aten::hardtanh.out(Tensor self, Scalar min_val=-1, Scalar max_val=1, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def hardtanh__opset7(op, self, min_val, max_val):
-    """aten::hardtanh at opsets 7..10 (specs/elementwise.yaml:500)."""
+    """aten::hardtanh at opsets 7..10 (specs/elementwise.yaml, aten::hardtanh)."""
     return op.Clip(self, min=_h.floats(min_val), max=_h.floats(max_val))
 
 
-hardtanh___opset7 = hardtanh__opset7
-
-hardtanh_out__opset7 = hardtanh__opset7
-
-
 def hardtanh__opset11(op, self, min_val, max_val):
-    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:500)."""
+    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml, aten::hardtanh)."""
     return op.Clip(
         self, _h.const(op, min_val, _h.dtype_of(self)), _h.const(op, max_val, _h.dtype_of(self))
     )
-
-
-hardtanh___opset11 = hardtanh__opset11
-
-hardtanh_out__opset11 = hardtanh__opset11
 
 
 def hardtanh__gap0(self, min_val, max_val):
@@ -779,20 +582,14 @@ def hardtanh__gap0(self, min_val, max_val):
 
 
 # aten::leaky_relu: self if self > 0 else negative_slope * self.
-# specs/elementwise.yaml:521
 #   aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor
 #   aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)
 #   aten::leaky_relu.out(Tensor self, Scalar negative_slope=0.01, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def leaky_relu__opset7(op, self, negative_slope):
-    """aten::leaky_relu at opsets 7..28 (specs/elementwise.yaml:528)."""
+    """aten::leaky_relu at opsets 7..28 (specs/elementwise.yaml, aten::leaky_relu)."""
     return op.LeakyRelu(self, alpha=_h.floats(float(negative_slope)))
-
-
-leaky_relu___opset7 = leaky_relu__opset7
-
-leaky_relu_out__opset7 = leaky_relu__opset7
 
 
 def leaky_relu__gap0(self, negative_slope):
@@ -800,23 +597,17 @@ def leaky_relu__gap0(self, negative_slope):
 
 
 # aten::elu: scale * (self if self > 0 else alpha * (exp(self) - 1)).
-# specs/elementwise.yaml:540
 #   aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor
 #   aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)
 #   aten::elu.out(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def elu__opset7(op, self, alpha, scale, input_scale):
-    """aten::elu at opsets 7..28 (specs/elementwise.yaml:547)."""
+    """aten::elu at opsets 7..28 (specs/elementwise.yaml, aten::elu)."""
     out = op.Elu(self, alpha=_h.floats(float(alpha)))
     if scale != 1:
         out = op.Mul(out, _h.const(op, scale, _h.dtype_of(self)))
     return out
-
-
-elu___opset7 = elu__opset7
-
-elu_out__opset7 = elu__opset7
 
 
 def elu__gap0(self, alpha, scale, input_scale):
@@ -828,7 +619,6 @@ def elu__gap1(self, alpha, scale, input_scale):
 
 
 # aten::eq.Tensor: self == other, elementwise, as bool.
-# specs/elementwise.yaml:567
 #   aten::eq.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::eq.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::eq.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -836,21 +626,16 @@ def elu__gap1(self, alpha, scale, input_scale):
 
 
 def eq_Tensor__opset7(op, self, other):
-    """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml:575)."""
+    """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml, aten::eq.Tensor)."""
     return op.Equal(self, other)
 
 
 def eq_Scalar__opset7(op, self, other):
-    """aten::eq.Scalar at opsets 7..28 (specs/elementwise.yaml:575)."""
+    """aten::eq.Scalar at opsets 7..28 (specs/elementwise.yaml, aten::eq.Tensor)."""
     return op.Equal(self, _h.const(op, other, _h.dtype_of(self)))
 
 
-eq_Tensor_out__opset7 = eq_Tensor__opset7
-
-eq_Scalar_out__opset7 = eq_Scalar__opset7
-
 # aten::ne.Tensor: self != other, elementwise, as bool.
-# specs/elementwise.yaml:588
 #   aten::ne.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::ne.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::ne.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -858,21 +643,16 @@ eq_Scalar_out__opset7 = eq_Scalar__opset7
 
 
 def ne_Tensor__opset7(op, self, other):
-    """aten::ne.Tensor at opsets 7..28 (specs/elementwise.yaml:596)."""
+    """aten::ne.Tensor at opsets 7..28 (specs/elementwise.yaml, aten::ne.Tensor)."""
     return op.Not(op.Equal(self, other))
 
 
 def ne_Scalar__opset7(op, self, other):
-    """aten::ne.Scalar at opsets 7..28 (specs/elementwise.yaml:596)."""
+    """aten::ne.Scalar at opsets 7..28 (specs/elementwise.yaml, aten::ne.Tensor)."""
     return op.Not(op.Equal(self, _h.const(op, other, _h.dtype_of(self))))
 
 
-ne_Tensor_out__opset7 = ne_Tensor__opset7
-
-ne_Scalar_out__opset7 = ne_Scalar__opset7
-
 # aten::lt.Tensor: self < other, elementwise, as bool.
-# specs/elementwise.yaml:609
 #   aten::lt.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::lt.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::lt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -880,21 +660,16 @@ ne_Scalar_out__opset7 = ne_Scalar__opset7
 
 
 def lt_Tensor__opset7(op, self, other):
-    """aten::lt.Tensor at opsets 7..28 (specs/elementwise.yaml:619)."""
+    """aten::lt.Tensor at opsets 7..28 (specs/elementwise.yaml, aten::lt.Tensor)."""
     return op.Less(self, other)
 
 
 def lt_Scalar__opset7(op, self, other):
-    """aten::lt.Scalar at opsets 7..28 (specs/elementwise.yaml:619)."""
+    """aten::lt.Scalar at opsets 7..28 (specs/elementwise.yaml, aten::lt.Tensor)."""
     return op.Less(self, _h.const(op, other, _h.dtype_of(self)))
 
 
-lt_Tensor_out__opset7 = lt_Tensor__opset7
-
-lt_Scalar_out__opset7 = lt_Scalar__opset7
-
 # aten::gt.Tensor: self > other, elementwise, as bool.
-# specs/elementwise.yaml:630
 #   aten::gt.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::gt.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::gt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -902,21 +677,16 @@ lt_Scalar_out__opset7 = lt_Scalar__opset7
 
 
 def gt_Tensor__opset7(op, self, other):
-    """aten::gt.Tensor at opsets 7..28 (specs/elementwise.yaml:638)."""
+    """aten::gt.Tensor at opsets 7..28 (specs/elementwise.yaml, aten::gt.Tensor)."""
     return op.Greater(self, other)
 
 
 def gt_Scalar__opset7(op, self, other):
-    """aten::gt.Scalar at opsets 7..28 (specs/elementwise.yaml:638)."""
+    """aten::gt.Scalar at opsets 7..28 (specs/elementwise.yaml, aten::gt.Tensor)."""
     return op.Greater(self, _h.const(op, other, _h.dtype_of(self)))
 
 
-gt_Tensor_out__opset7 = gt_Tensor__opset7
-
-gt_Scalar_out__opset7 = gt_Scalar__opset7
-
 # aten::le.Tensor: self <= other, elementwise, as bool.
-# specs/elementwise.yaml:649
 #   aten::le.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::le.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::le.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -924,39 +694,29 @@ gt_Scalar_out__opset7 = gt_Scalar__opset7
 
 
 def le_Tensor__opset12(op, self, other):
-    """aten::le.Tensor at opsets 12..28 (specs/elementwise.yaml:657)."""
+    """aten::le.Tensor at opsets 12..28 (specs/elementwise.yaml, aten::le.Tensor)."""
     return op.LessOrEqual(self, other)
 
 
 def le_Scalar__opset12(op, self, other):
-    """aten::le.Scalar at opsets 12..28 (specs/elementwise.yaml:657)."""
+    """aten::le.Scalar at opsets 12..28 (specs/elementwise.yaml, aten::le.Tensor)."""
     return op.LessOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
 
 
-le_Tensor_out__opset12 = le_Tensor__opset12
-
-le_Scalar_out__opset12 = le_Scalar__opset12
-
-
 def le_Tensor__opset7(op, self, other):
-    """aten::le.Tensor at opsets 7..11 (specs/elementwise.yaml:659)."""
+    """aten::le.Tensor at opsets 7..11 (specs/elementwise.yaml, aten::le.Tensor)."""
     return op.Or(op.Less(self, other), op.Equal(self, other))
 
 
 def le_Scalar__opset7(op, self, other):
-    """aten::le.Scalar at opsets 7..11 (specs/elementwise.yaml:659)."""
+    """aten::le.Scalar at opsets 7..11 (specs/elementwise.yaml, aten::le.Tensor)."""
     return op.Or(
         op.Less(self, _h.const(op, other, _h.dtype_of(self))),
         op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
     )
 
 
-le_Tensor_out__opset7 = le_Tensor__opset7
-
-le_Scalar_out__opset7 = le_Scalar__opset7
-
 # aten::ge.Tensor: self >= other, elementwise, as bool.
-# specs/elementwise.yaml:675
 #   aten::ge.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::ge.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::ge.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -964,78 +724,59 @@ le_Scalar_out__opset7 = le_Scalar__opset7
 
 
 def ge_Tensor__opset12(op, self, other):
-    """aten::ge.Tensor at opsets 12..28 (specs/elementwise.yaml:683)."""
+    """aten::ge.Tensor at opsets 12..28 (specs/elementwise.yaml, aten::ge.Tensor)."""
     return op.GreaterOrEqual(self, other)
 
 
 def ge_Scalar__opset12(op, self, other):
-    """aten::ge.Scalar at opsets 12..28 (specs/elementwise.yaml:683)."""
+    """aten::ge.Scalar at opsets 12..28 (specs/elementwise.yaml, aten::ge.Tensor)."""
     return op.GreaterOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
 
 
-ge_Tensor_out__opset12 = ge_Tensor__opset12
-
-ge_Scalar_out__opset12 = ge_Scalar__opset12
-
-
 def ge_Tensor__opset7(op, self, other):
-    """aten::ge.Tensor at opsets 7..11 (specs/elementwise.yaml:685)."""
+    """aten::ge.Tensor at opsets 7..11 (specs/elementwise.yaml, aten::ge.Tensor)."""
     return op.Or(op.Greater(self, other), op.Equal(self, other))
 
 
 def ge_Scalar__opset7(op, self, other):
-    """aten::ge.Scalar at opsets 7..11 (specs/elementwise.yaml:685)."""
+    """aten::ge.Scalar at opsets 7..11 (specs/elementwise.yaml, aten::ge.Tensor)."""
     return op.Or(
         op.Greater(self, _h.const(op, other, _h.dtype_of(self))),
         op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
     )
 
 
-ge_Tensor_out__opset7 = ge_Tensor__opset7
-
-ge_Scalar_out__opset7 = ge_Scalar__opset7
-
 # aten::logical_not: self == 0, elementwise, as bool.
-# specs/elementwise.yaml:701
 #   aten::logical_not(Tensor self) -> Tensor
 #   aten::logical_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def logical_not__opset7(op, self):
-    """aten::logical_not at opsets 7..28 (specs/elementwise.yaml:707)."""
+    """aten::logical_not at opsets 7..28 (specs/elementwise.yaml, aten::logical_not)."""
     return op.Not(op.Cast(self, to=_h.onnx_dtype("bool")))
 
 
-logical_not_out__opset7 = logical_not__opset7
-
 # aten::logical_and: self != 0 and other != 0, elementwise, as bool; each operand keeps its dtype.
-# specs/elementwise.yaml:712
 #   aten::logical_and(Tensor self, Tensor other) -> Tensor
 #   aten::logical_and.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def logical_and__opset7(op, self, other):
-    """aten::logical_and at opsets 7..28 (specs/elementwise.yaml:719)."""
+    """aten::logical_and at opsets 7..28 (specs/elementwise.yaml, aten::logical_and)."""
     return op.And(op.Cast(self, to=_h.onnx_dtype("bool")), op.Cast(other, to=_h.onnx_dtype("bool")))
 
 
-logical_and_out__opset7 = logical_and__opset7
-
 # aten::logical_or: self != 0 or other != 0, elementwise, as bool; each operand keeps its dtype.
-# specs/elementwise.yaml:725
 #   aten::logical_or(Tensor self, Tensor other) -> Tensor
 #   aten::logical_or.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def logical_or__opset7(op, self, other):
-    """aten::logical_or at opsets 7..28 (specs/elementwise.yaml:732)."""
+    """aten::logical_or at opsets 7..28 (specs/elementwise.yaml, aten::logical_or)."""
     return op.Or(op.Cast(self, to=_h.onnx_dtype("bool")), op.Cast(other, to=_h.onnx_dtype("bool")))
 
 
-logical_or_out__opset7 = logical_or__opset7
-
 # aten::where.self: self where condition holds, else other.
-# specs/elementwise.yaml:738
 #   aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor
 #   aten::where.ScalarOther(Tensor condition, Tensor self, Scalar other) -> Tensor
 #   aten::where.ScalarSelf(Tensor condition, Scalar self, Tensor other) -> Tensor
@@ -1043,24 +784,21 @@ logical_or_out__opset7 = logical_or__opset7
 
 
 def where_self__opset9(op, condition, self, other):
-    """aten::where.self at opsets 9..28 (specs/elementwise.yaml:747)."""
+    """aten::where.self at opsets 9..28 (specs/elementwise.yaml, aten::where.self)."""
     return op.Where(condition, self, other)
 
 
 def where_ScalarOther__opset9(op, condition, self, other):
-    """aten::where.ScalarOther at opsets 9..28 (specs/elementwise.yaml:747)."""
+    """aten::where.ScalarOther at opsets 9..28 (specs/elementwise.yaml, aten::where.self)."""
     return op.Where(condition, self, _h.const(op, other, _h.dtype_of(self)))
 
 
 def where_ScalarSelf__opset9(op, condition, self, other):
-    """aten::where.ScalarSelf at opsets 9..28 (specs/elementwise.yaml:747)."""
+    """aten::where.ScalarSelf at opsets 9..28 (specs/elementwise.yaml, aten::where.self)."""
     return op.Where(condition, _h.const(op, self, _h.dtype_of(other)), other)
 
 
-where_self_out__opset9 = where_self__opset9
-
 # aten::masked_fill.Tensor: self with value where mask holds; value takes self's dtype.
-# specs/elementwise.yaml:764
 #   aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor
 #   aten::masked_fill.Scalar(Tensor self, Tensor mask, Scalar value) -> Tensor
 #   aten::masked_fill_.Tensor(Tensor(a!) self, Tensor mask, Tensor value) -> Tensor(a!)
@@ -1070,30 +808,21 @@ where_self_out__opset9 = where_self__opset9
 
 
 def masked_fill_Tensor__opset9(op, self, mask, value):
-    """aten::masked_fill.Tensor at opsets 9..28 (specs/elementwise.yaml:772)."""
+    """aten::masked_fill.Tensor at opsets 9..28 (specs/elementwise.yaml, aten::masked_fill.Tensor)."""
     return op.Where(mask, value, self)
 
 
 def masked_fill_Scalar__opset9(op, self, mask, value):
-    """aten::masked_fill.Scalar at opsets 9..28 (specs/elementwise.yaml:772)."""
+    """aten::masked_fill.Scalar at opsets 9..28 (specs/elementwise.yaml, aten::masked_fill.Tensor)."""
     return op.Where(mask, _h.const(op, value, _h.dtype_of(self)), self)
 
 
-masked_fill__Tensor__opset9 = masked_fill_Tensor__opset9
-
-masked_fill__Scalar__opset9 = masked_fill_Scalar__opset9
-
-masked_fill_Tensor_out__opset9 = masked_fill_Tensor__opset9
-
-masked_fill_Scalar_out__opset9 = masked_fill_Scalar__opset9
-
 # aten::native_dropout: Dropout as torch.export leaves it (aten::dropout always decomposes: to aten::clone outside training, to this in training): the identity and an all-true mask when nothing is dropped.
-# specs/elementwise.yaml:785
 #   aten::native_dropout(Tensor input, float p, bool? train) -> (Tensor, Tensor)
 
 
 def native_dropout__opset8(op, input, p, train):
-    """aten::native_dropout at opsets 8..28 (specs/elementwise.yaml:790)."""
+    """aten::native_dropout at opsets 8..28 (specs/elementwise.yaml, aten::native_dropout)."""
     keep = op.Expand(_h.const(op, True, "bool"), op.Shape(input))
     return (op.Identity(input), keep)
 
@@ -1103,83 +832,67 @@ def native_dropout__gap0(input, p, train):
 
 
 # aten::alias: The same tensor.
-# specs/elementwise.yaml:801
 #   aten::alias(Tensor(a) self) -> Tensor(a)
 
 
 def alias__opset7(op, self):
-    """aten::alias at opsets 7..28 (specs/elementwise.yaml:806)."""
+    """aten::alias at opsets 7..28 (specs/elementwise.yaml, aten::alias)."""
     return op.Identity(self)
 
 
 # aten::_to_copy: A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.
-# specs/elementwise.yaml:811
 #   aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor
 
 
 def _to_copy__opset7(op, self, dtype, layout, device, pin_memory, non_blocking, memory_format):
-    """aten::_to_copy at opsets 7..28 (specs/elementwise.yaml:817)."""
+    """aten::_to_copy at opsets 7..28 (specs/elementwise.yaml, aten::_to_copy)."""
     return op.Identity(self)
 
 
 # aten::full_like: A tensor shaped like self filled with fill_value, in dtype or self's dtype.
-# specs/elementwise.yaml:828
 #   aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
 
 
 def full_like__opset8(op, self, fill_value, dtype, layout, device, pin_memory, memory_format):
-    """aten::full_like at opsets 8..28 (specs/elementwise.yaml:834)."""
+    """aten::full_like at opsets 8..28 (specs/elementwise.yaml, aten::full_like)."""
     return op.Expand(_h.const(op, fill_value, _h.dtype_of(self)), op.Shape(self))
 
 
 # aten::zeros_like: Zeros shaped like self, in dtype or self's dtype.
-# specs/elementwise.yaml:841
 #   aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
 
 
 def zeros_like__opset8(op, self, dtype, layout, device, pin_memory, memory_format):
-    """aten::zeros_like at opsets 8..28 (specs/elementwise.yaml:847)."""
+    """aten::zeros_like at opsets 8..28 (specs/elementwise.yaml, aten::zeros_like)."""
     return op.Expand(_h.const(op, 0, _h.dtype_of(self)), op.Shape(self))
 
 
 # aten::ones_like: Ones shaped like self, in dtype or self's dtype.
-# specs/elementwise.yaml:852
 #   aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
 
 
 def ones_like__opset8(op, self, dtype, layout, device, pin_memory, memory_format):
-    """aten::ones_like at opsets 8..28 (specs/elementwise.yaml:858)."""
+    """aten::ones_like at opsets 8..28 (specs/elementwise.yaml, aten::ones_like)."""
     return op.Expand(_h.const(op, 1, _h.dtype_of(self)), op.Shape(self))
 
 
 # aten::cos: Cosine, elementwise.
-# specs/elementwise.yaml:863
 #   aten::cos(Tensor self) -> Tensor
 #   aten::cos_(Tensor(a!) self) -> Tensor(a!)
 #   aten::cos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def cos__opset7(op, self):
-    """aten::cos at opsets 7..28 (specs/elementwise.yaml:872)."""
+    """aten::cos at opsets 7..28 (specs/elementwise.yaml, aten::cos)."""
     return op.Cos(self)
 
 
-cos___opset7 = cos__opset7
-
-cos_out__opset7 = cos__opset7
-
 # aten::sin: Sine, elementwise.
-# specs/elementwise.yaml:877
 #   aten::sin(Tensor self) -> Tensor
 #   aten::sin_(Tensor(a!) self) -> Tensor(a!)
 #   aten::sin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def sin__opset7(op, self):
-    """aten::sin at opsets 7..28 (specs/elementwise.yaml:885)."""
+    """aten::sin at opsets 7..28 (specs/elementwise.yaml, aten::sin)."""
     return op.Sin(self)
-
-
-sin___opset7 = sin__opset7
-
-sin_out__opset7 = sin__opset7

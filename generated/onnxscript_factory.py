@@ -6,7 +6,8 @@
 Each function lowers one ATen overload over one opset range with onnxscript's op builder:
 `op.Add(a, b)` appends an Add node to the graph being built and returns its output.
 `__when` functions decide whether a lowering applies, `__gap` functions whether a declared
-gap does; both see the call's arguments while exporting.
+gap does; both see the call's arguments while exporting. Overloads lowered alike share one
+function (the registry says which).
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ import math
 from torchonnx import ir_helpers as _h
 
 # aten::arange.start_step: start, start + step, ... up to end (excluded), in dtype; floating values are computed in float64, as eager does.
-# specs/factory.yaml:11
 #   aten::arange.start_step(Scalar start, Scalar end, Scalar step=1, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
 
 
 def arange_start_step__opset11(op, start, end, step, dtype, layout, device, pin_memory):
-    """aten::arange.start_step at opsets 11..28 (specs/factory.yaml:17)."""
+    """aten::arange.start_step at opsets 11..28 (specs/factory.yaml, aten::arange.start_step)."""
     out = _h.factory_dtype(dtype, start, end, step)
     wide = "float64" if out in ("float16", "bfloat16", "float32", "float64") else "int64"
     values = op.Range(_h.const(op, start, wide), _h.const(op, end, wide), _h.const(op, step, wide))
@@ -29,7 +29,7 @@ def arange_start_step__opset11(op, start, end, step, dtype, layout, device, pin_
 
 
 def arange_start_step__opset7(op, start, end, step, dtype, layout, device, pin_memory):
-    """aten::arange.start_step at opsets 7..10, when `is_static(start, end, step)` (specs/factory.yaml:24)."""
+    """aten::arange.start_step at opsets 7..10, when `is_static(start, end, step)` (specs/factory.yaml, aten::arange.start_step)."""
     out = _h.factory_dtype(dtype, start, end, step)
     n = max(0, math.ceil((end - start) / step))
     return _h.const(op, [start + i * step for i in range(n)], out)
@@ -44,12 +44,11 @@ def arange_start_step__gap0(start, end, step, dtype, layout, device, pin_memory)
 
 
 # aten::arange: 0, 1, ... up to end (excluded), in dtype.
-# specs/factory.yaml:46
 #   aten::arange(Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
 
 
 def arange__opset7(op, end, dtype, layout, device, pin_memory):
-    """aten::arange at opsets 7..28 (specs/factory.yaml:52)."""
+    """aten::arange at opsets 7..28 (specs/factory.yaml, aten::arange)."""
     return _h.aten(op, "aten::arange.start_step", 0, end, 1, dtype=dtype)
 
 
@@ -58,12 +57,11 @@ def arange__gap0(end, dtype, layout, device, pin_memory):
 
 
 # aten::arange.start: start, start + 1, ... up to end (excluded), in dtype.
-# specs/factory.yaml:63
 #   aten::arange.start(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
 
 
 def arange_start__opset7(op, start, end, dtype, layout, device, pin_memory):
-    """aten::arange.start at opsets 7..28 (specs/factory.yaml:69)."""
+    """aten::arange.start at opsets 7..28 (specs/factory.yaml, aten::arange.start)."""
     return _h.aten(op, "aten::arange.start_step", start, end, 1, dtype=dtype)
 
 
@@ -72,19 +70,18 @@ def arange_start__gap0(start, end, dtype, layout, device, pin_memory):
 
 
 # aten::full: A tensor of shape size filled with fill_value, in dtype.
-# specs/factory.yaml:81
 #   aten::full(SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
 
 
 def full__opset8(op, size, fill_value, dtype, layout, device, pin_memory):
-    """aten::full at opsets 8..28 (specs/factory.yaml:87)."""
+    """aten::full at opsets 8..28 (specs/factory.yaml, aten::full)."""
     return op.Expand(
         _h.const(op, fill_value, _h.factory_dtype(dtype, fill_value)), _h.const(op, size, "int64")
     )
 
 
 def full__opset7(op, size, fill_value, dtype, layout, device, pin_memory):
-    """aten::full at opsets 7..7 (specs/factory.yaml:90)."""
+    """aten::full at opsets 7 (specs/factory.yaml, aten::full)."""
     value = _h.const(op, fill_value, _h.factory_dtype(dtype, fill_value))
     return op.Tile(
         op.Reshape(value, _h.const(op, [1] * len(size), "int64")), _h.const(op, size, "int64")
@@ -92,52 +89,47 @@ def full__opset7(op, size, fill_value, dtype, layout, device, pin_memory):
 
 
 # aten::zeros: Zeros of shape size, in dtype (the default dtype when None).
-# specs/factory.yaml:107
 #   aten::zeros(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
 
 
 def zeros__opset7(op, size, dtype, layout, device, pin_memory):
-    """aten::zeros at opsets 7..28 (specs/factory.yaml:113)."""
+    """aten::zeros at opsets 7..28 (specs/factory.yaml, aten::zeros)."""
     return _h.aten(op, "aten::full", size, 0.0, dtype=dtype)
 
 
 # aten::ones: Ones of shape size, in dtype (the default dtype when None).
-# specs/factory.yaml:120
 #   aten::ones(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
 
 
 def ones__opset7(op, size, dtype, layout, device, pin_memory):
-    """aten::ones at opsets 7..28 (specs/factory.yaml:126)."""
+    """aten::ones at opsets 7..28 (specs/factory.yaml, aten::ones)."""
     return _h.aten(op, "aten::full", size, 1.0, dtype=dtype)
 
 
 # aten::new_full: A tensor of shape size filled with fill_value, in dtype or self's dtype.
-# specs/factory.yaml:133
 #   aten::new_full(Tensor self, SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
 
 
 def new_full__opset7(op, self, size, fill_value, dtype, layout, device, pin_memory):
-    """aten::new_full at opsets 7..28 (specs/factory.yaml:138)."""
+    """aten::new_full at opsets 7..28 (specs/factory.yaml, aten::new_full)."""
     return _h.aten(
         op, "aten::full", size, fill_value, dtype=_h.dtype_of(self) if dtype is None else dtype
     )
 
 
 # aten::new_zeros: Zeros of shape size, in dtype or self's dtype.
-# specs/factory.yaml:145
 #   aten::new_zeros(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
 
 
 def new_zeros__opset7(op, self, size, dtype, layout, device, pin_memory):
-    """aten::new_zeros at opsets 7..28 (specs/factory.yaml:150)."""
+    """aten::new_zeros at opsets 7..28 (specs/factory.yaml, aten::new_zeros)."""
     return _h.aten(op, "aten::full", size, 0, dtype=_h.dtype_of(self) if dtype is None else dtype)
 
 
 # aten::new_ones: Ones of shape size, in dtype or self's dtype.
-# specs/factory.yaml:157
 #   aten::new_ones(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
 
 
 def new_ones__opset7(op, self, size, dtype, layout, device, pin_memory):
-    """aten::new_ones at opsets 7..28 (specs/factory.yaml:162)."""
+    """aten::new_ones at opsets 7..28 (specs/factory.yaml, aten::new_ones)."""
     return _h.aten(op, "aten::full", size, 1, dtype=_h.dtype_of(self) if dtype is None else dtype)

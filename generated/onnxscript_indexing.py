@@ -6,7 +6,8 @@
 Each function lowers one ATen overload over one opset range with onnxscript's op builder:
 `op.Add(a, b)` appends an Add node to the graph being built and returns its output.
 `__when` functions decide whether a lowering applies, `__gap` functions whether a declared
-gap does; both see the call's arguments while exporting.
+gap does; both see the call's arguments while exporting. Overloads lowered alike share one
+function (the registry says which).
 """
 
 from __future__ import annotations
@@ -14,13 +15,12 @@ from __future__ import annotations
 from torchonnx import ir_helpers as _h
 
 # aten::index.Tensor: self indexed by the tensors of indices (None for a full slice), as Python's x[...] with tensors.
-# specs/indexing.yaml:11
 #   aten::index.Tensor(Tensor self, Tensor?[] indices) -> Tensor
 #   aten::index.Tensor_out(Tensor self, Tensor?[] indices, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def index_Tensor__opset12(op, self, indices):
-    """aten::index.Tensor at opsets 12..12 (specs/indexing.yaml:18)."""
+    """aten::index.Tensor at opsets 12 (specs/indexing.yaml, aten::index.Tensor)."""
     dims = [i for i, t in enumerate(indices) if t is not None]
     given = [t for t in indices if t is not None]
     r = _h.rank(self)
@@ -59,11 +59,8 @@ def index_Tensor__opset12(op, self, indices):
     )
 
 
-index_Tensor_out__opset12 = index_Tensor__opset12
-
-
 def index_Tensor__opset13(op, self, indices):
-    """aten::index.Tensor at opsets 13..28 (specs/indexing.yaml:18)."""
+    """aten::index.Tensor at opsets 13..28 (specs/indexing.yaml, aten::index.Tensor)."""
     dims = [i for i, t in enumerate(indices) if t is not None]
     given = [t for t in indices if t is not None]
     r = _h.rank(self)
@@ -104,11 +101,8 @@ def index_Tensor__opset13(op, self, indices):
     )
 
 
-index_Tensor_out__opset13 = index_Tensor__opset13
-
-
 def index_Tensor__opset9(op, self, indices):
-    """aten::index.Tensor at opsets 9..11, when `len([t for t in indices if t is not None]) == 1` (specs/indexing.yaml:47)."""
+    """aten::index.Tensor at opsets 9..11, when `len([t for t in indices if t is not None]) == 1` (specs/indexing.yaml, aten::index.Tensor)."""
     dims = [i for i, t in enumerate(indices) if t is not None]
     index = [t for t in indices if t is not None][0]
     zero = _h.const(op, 0, _h.dtype_of(index))
@@ -116,9 +110,6 @@ def index_Tensor__opset9(op, self, indices):
         _h.const(op, _h.size(op, self, dims[0]), "int64"), to=_h.onnx_dtype(_h.dtype_of(index))
     )
     return op.Gather(self, op.Where(op.Less(index, zero), op.Add(index, n), index), axis=dims[0])
-
-
-index_Tensor_out__opset9 = index_Tensor__opset9
 
 
 def index_Tensor__opset9__when(self, indices):
@@ -140,14 +131,10 @@ def index_Tensor__gap2(self, indices):
 
 
 # aten::nonzero: The positions of self's nonzero elements, one row each; how many is known only when the graph runs.
-# specs/indexing.yaml:76
 #   aten::nonzero(Tensor self) -> Tensor
 #   aten::nonzero.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def nonzero__opset9(op, self):
-    """aten::nonzero at opsets 9..28 (specs/indexing.yaml:82)."""
+    """aten::nonzero at opsets 9..28 (specs/indexing.yaml, aten::nonzero)."""
     return op.Transpose(op.NonZero(self), perm=[1, 0])
-
-
-nonzero_out__opset9 = nonzero__opset9

@@ -6,7 +6,8 @@
 Each function lowers one ATen overload over one opset range with onnxscript's op builder:
 `op.Add(a, b)` appends an Add node to the graph being built and returns its output.
 `__when` functions decide whether a lowering applies, `__gap` functions whether a declared
-gap does; both see the call's arguments while exporting.
+gap does; both see the call's arguments while exporting. Overloads lowered alike share one
+function (the registry says which).
 """
 
 from __future__ import annotations
@@ -16,21 +17,17 @@ import math
 from torchonnx import ir_helpers as _h
 
 # aten::linear: input @ weight.T + bias; one Gemm for a matrix input, MatMul (and Add) otherwise.
-# specs/nn.yaml:17
 #   aten::linear(Tensor input, Tensor weight, Tensor? bias=None) -> Tensor
 #   aten::linear.out(Tensor input, Tensor weight, Tensor? bias=None, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def linear__opset11(op, input, weight, bias):
-    """aten::linear at opsets 11..28, when `rank(input) == 2 and rank(weight) == 2` (specs/nn.yaml:23)."""
+    """aten::linear at opsets 11..28, when `rank(input) == 2 and rank(weight) == 2` (specs/nn.yaml, aten::linear)."""
     return op.Gemm(input, weight, bias, transB=1)
 
 
-linear_out__opset11 = linear__opset11
-
-
 def linear__opset7(op, input, weight, bias):
-    """aten::linear at opsets 7..28 (specs/nn.yaml:26)."""
+    """aten::linear at opsets 7..28 (specs/nn.yaml, aten::linear)."""
     if _h.rank(input) == 2 and _h.rank(weight) == 2 and (bias is not None):
         return op.Gemm(input, weight, bias, transB=1)
     out = op.MatMul(input, op.Transpose(weight, perm=[1, 0]) if _h.rank(weight) == 2 else weight)
@@ -39,28 +36,21 @@ def linear__opset7(op, input, weight, bias):
     return out
 
 
-linear_out__opset7 = linear__opset7
-
-
 def linear__opset11__when(input, weight, bias):
     return _h.rank(input) == 2 and _h.rank(weight) == 2
 
 
 # aten::addmm: beta * self + alpha * (mat1 @ mat2) as one Gemm; with beta 0, self is ignored (not even its NaNs count).
-# specs/nn.yaml:40
 #   aten::addmm(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1) -> Tensor
 #   aten::addmm.out(Tensor self, Tensor mat1, Tensor mat2, *, Scalar beta=1, Scalar alpha=1, Tensor(a!) out) -> Tensor(a!)
 
 
 def addmm__opset7(op, self, mat1, mat2, beta, alpha):
-    """aten::addmm at opsets 7..28 (specs/nn.yaml:46)."""
+    """aten::addmm at opsets 7..28 (specs/nn.yaml, aten::addmm)."""
     if beta == 0:
         product = op.MatMul(mat1, mat2)
         return product if alpha == 1 else op.Mul(product, _h.const(op, alpha, _h.dtype_of(mat1)))
     return op.Gemm(mat1, mat2, self, alpha=_h.floats(float(alpha)), beta=_h.floats(float(beta)))
-
-
-addmm_out__opset7 = addmm__opset7
 
 
 def addmm__gap0(self, mat1, mat2, beta, alpha):
@@ -68,53 +58,43 @@ def addmm__gap0(self, mat1, mat2, beta, alpha):
 
 
 # aten::mm: Matrix product of two matrices.
-# specs/nn.yaml:60
 #   aten::mm(Tensor self, Tensor mat2) -> Tensor
 #   aten::mm.out(Tensor self, Tensor mat2, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def mm__opset7(op, self, mat2):
-    """aten::mm at opsets 7..28 (specs/nn.yaml:67)."""
+    """aten::mm at opsets 7..28 (specs/nn.yaml, aten::mm)."""
     return op.MatMul(self, mat2)
 
 
-mm_out__opset7 = mm__opset7
-
 # aten::bmm: Batched matrix product of two 3-D tensors.
-# specs/nn.yaml:76
 #   aten::bmm(Tensor self, Tensor mat2) -> Tensor
 #   aten::bmm.out(Tensor self, Tensor mat2, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def bmm__opset7(op, self, mat2):
-    """aten::bmm at opsets 7..28 (specs/nn.yaml:83)."""
+    """aten::bmm at opsets 7..28 (specs/nn.yaml, aten::bmm)."""
     return op.MatMul(self, mat2)
 
 
-bmm_out__opset7 = bmm__opset7
-
 # aten::matmul: torch.matmul, with NumPy's rules for vectors and batch broadcasting (those of ONNX MatMul).
-# specs/nn.yaml:92
 #   aten::matmul(Tensor self, Tensor other) -> Tensor
 #   aten::matmul.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def matmul__opset7(op, self, other):
-    """aten::matmul at opsets 7..28 (specs/nn.yaml:99)."""
+    """aten::matmul at opsets 7..28 (specs/nn.yaml, aten::matmul)."""
     return op.MatMul(self, other)
 
 
-matmul_out__opset7 = matmul__opset7
-
 # aten::conv2d: Convolution over 1, 2 or 3 spatial dimensions, batched or not.
-# specs/nn.yaml:112
 #   aten::conv2d(Tensor input, Tensor weight, Tensor? bias=None, SymInt[2] stride=[1, 1], SymInt[2] padding=[0, 0], SymInt[2] dilation=[1, 1], SymInt groups=1) -> Tensor
 #   aten::conv1d(Tensor input, Tensor weight, Tensor? bias=None, SymInt[1] stride=[1], SymInt[1] padding=[0], SymInt[1] dilation=[1], SymInt groups=1) -> Tensor
 #   aten::conv3d(Tensor input, Tensor weight, Tensor? bias=None, SymInt[3] stride=[1, 1, 1], SymInt[3] padding=[0, 0, 0], SymInt[3] dilation=[1, 1, 1], SymInt groups=1) -> Tensor
 
 
 def conv2d__opset7(op, input, weight, bias, stride, padding, dilation, groups):
-    """aten::conv2d at opsets 7..12 (specs/nn.yaml:119)."""
+    """aten::conv2d at opsets 7..12 (specs/nn.yaml, aten::conv2d)."""
     n = _h.rank(weight) - 2
     batched = _h.rank(input) == n + 2
     strides = list(stride) * n if len(stride) == 1 else list(stride)
@@ -127,13 +107,8 @@ def conv2d__opset7(op, input, weight, bias, stride, padding, dilation, groups):
     return out if batched else op.Squeeze(out, axes=[0])
 
 
-conv1d__opset7 = conv2d__opset7
-
-conv3d__opset7 = conv2d__opset7
-
-
 def conv2d__opset13(op, input, weight, bias, stride, padding, dilation, groups):
-    """aten::conv2d at opsets 13..28 (specs/nn.yaml:119)."""
+    """aten::conv2d at opsets 13..28 (specs/nn.yaml, aten::conv2d)."""
     n = _h.rank(weight) - 2
     batched = _h.rank(input) == n + 2
     strides = list(stride) * n if len(stride) == 1 else list(stride)
@@ -146,17 +121,11 @@ def conv2d__opset13(op, input, weight, bias, stride, padding, dilation, groups):
     return out if batched else op.Squeeze(out, _h.const(op, [0], "int64"))
 
 
-conv1d__opset13 = conv2d__opset13
-
-conv3d__opset13 = conv2d__opset13
-
-
 def conv2d__gap0(input, weight, bias, stride, padding, dilation, groups):
     return not _h.is_static(stride, padding, dilation, groups)
 
 
 # aten::convolution: Convolution, or transposed convolution (ConvTranspose), over any number of spatial dimensions.
-# specs/nn.yaml:144
 #   aten::convolution(Tensor input, Tensor weight, Tensor? bias, SymInt[] stride, SymInt[] padding, SymInt[] dilation, bool transposed, SymInt[] output_padding, SymInt groups) -> Tensor
 #   aten::convolution.out(Tensor input, Tensor weight, Tensor? bias, SymInt[] stride, SymInt[] padding, SymInt[] dilation, bool transposed, SymInt[] output_padding, SymInt groups, *, Tensor(a!) out) -> Tensor(a!)
 
@@ -164,7 +133,7 @@ def conv2d__gap0(input, weight, bias, stride, padding, dilation, groups):
 def convolution__opset7(
     op, input, weight, bias, stride, padding, dilation, transposed, output_padding, groups
 ):
-    """aten::convolution at opsets 7..28, when `transposed` (specs/nn.yaml:151)."""
+    """aten::convolution at opsets 7..28, when `transposed` (specs/nn.yaml, aten::convolution)."""
     return op.ConvTranspose(
         input,
         weight,
@@ -177,13 +146,10 @@ def convolution__opset7(
     )
 
 
-convolution_out__opset7 = convolution__opset7
-
-
 def convolution__opset7_1(
     op, input, weight, bias, stride, padding, dilation, transposed, output_padding, groups
 ):
-    """aten::convolution at opsets 7..28 (specs/nn.yaml:156)."""
+    """aten::convolution at opsets 7..28 (specs/nn.yaml, aten::convolution)."""
     return op.Conv(
         input,
         weight,
@@ -193,9 +159,6 @@ def convolution__opset7_1(
         dilations=dilation,
         group=groups,
     )
-
-
-convolution_out__opset7_1 = convolution__opset7_1
 
 
 def convolution__opset7__when(
@@ -211,7 +174,6 @@ def convolution__gap0(
 
 
 # aten::_native_batch_norm_legit_no_training: Batch normalization with running statistics; the two saved statistics are empty, as in eager.
-# specs/nn.yaml:174
 #   aten::_native_batch_norm_legit_no_training(Tensor input, Tensor? weight, Tensor? bias, Tensor running_mean, Tensor running_var, float momentum, float eps) -> (Tensor, Tensor, Tensor)
 #   aten::_native_batch_norm_legit_no_training.out(Tensor input, Tensor? weight, Tensor? bias, Tensor running_mean, Tensor running_var, float momentum, float eps, *, Tensor(a!) out0, Tensor(b!) out1, Tensor(c!) out2) -> (Tensor(a!), Tensor(b!), Tensor(c!))
 
@@ -219,7 +181,7 @@ def convolution__gap0(
 def _native_batch_norm_legit_no_training__opset7(
     op, input, weight, bias, running_mean, running_var, momentum, eps
 ):
-    """aten::_native_batch_norm_legit_no_training at opsets 7..28 (specs/nn.yaml:181)."""
+    """aten::_native_batch_norm_legit_no_training at opsets 7..28 (specs/nn.yaml, aten::_native_batch_norm_legit_no_training)."""
     channels = _h.static(_h.size(op, running_mean, 0), "size(running_mean, 0)")
     if weight is None:
         scale = _h.const(op, [1.0] * channels, _h.dtype_of(input))
@@ -235,9 +197,6 @@ def _native_batch_norm_legit_no_training__opset7(
     return (out, _h.const(op, [], _h.dtype_of(input)), _h.const(op, [], _h.dtype_of(input)))
 
 
-_native_batch_norm_legit_no_training_out__opset7 = _native_batch_norm_legit_no_training__opset7
-
-
 def _native_batch_norm_legit_no_training__gap0(
     input, weight, bias, running_mean, running_var, momentum, eps
 ):
@@ -245,12 +204,11 @@ def _native_batch_norm_legit_no_training__gap0(
 
 
 # aten::layer_norm: Layer normalization over the last dims; LayerNormalization from opset 17 (float64 keeps the composition, whose statistics ONNX would compute in float32).
-# specs/nn.yaml:201
 #   aten::layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enable=True) -> Tensor
 
 
 def layer_norm__opset17(op, input, normalized_shape, weight, bias, eps, cudnn_enable):
-    """aten::layer_norm at opsets 17..17 (specs/nn.yaml:206)."""
+    """aten::layer_norm at opsets 17 (specs/nn.yaml, aten::layer_norm)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     if _h.dtype_of(input) != "float64":
         if weight is None:
@@ -274,7 +232,7 @@ def layer_norm__opset17(op, input, normalized_shape, weight, bias, eps, cudnn_en
 
 
 def layer_norm__opset18(op, input, normalized_shape, weight, bias, eps, cudnn_enable):
-    """aten::layer_norm at opsets 18..28 (specs/nn.yaml:206)."""
+    """aten::layer_norm at opsets 18..28 (specs/nn.yaml, aten::layer_norm)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     if _h.dtype_of(input) != "float64":
         if weight is None:
@@ -298,7 +256,7 @@ def layer_norm__opset18(op, input, normalized_shape, weight, bias, eps, cudnn_en
 
 
 def layer_norm__opset7(op, input, normalized_shape, weight, bias, eps, cudnn_enable):
-    """aten::layer_norm at opsets 7..16 (specs/nn.yaml:224)."""
+    """aten::layer_norm at opsets 7..16 (specs/nn.yaml, aten::layer_norm)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     wide = _h.dtype_of(input) in ("float16", "bfloat16")
     x = op.Cast(input, to=_h.onnx_dtype("float32")) if wide else input
@@ -316,12 +274,11 @@ def layer_norm__opset7(op, input, normalized_shape, weight, bias, eps, cudnn_ena
 
 
 # aten::native_layer_norm: Layer normalization returning (out, mean, rstd); mean and rstd keep the normalized dims as 1.
-# specs/nn.yaml:242
 #   aten::native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)
 
 
 def native_layer_norm__opset17(op, input, normalized_shape, weight, bias, eps):
-    """aten::native_layer_norm at opsets 17..17 (specs/nn.yaml:247)."""
+    """aten::native_layer_norm at opsets 17 (specs/nn.yaml, aten::native_layer_norm)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     if _h.dtype_of(input) != "float64":
         if weight is None:
@@ -353,7 +310,7 @@ def native_layer_norm__opset17(op, input, normalized_shape, weight, bias, eps):
 
 
 def native_layer_norm__opset18(op, input, normalized_shape, weight, bias, eps):
-    """aten::native_layer_norm at opsets 18..28 (specs/nn.yaml:247)."""
+    """aten::native_layer_norm at opsets 18..28 (specs/nn.yaml, aten::native_layer_norm)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     if _h.dtype_of(input) != "float64":
         if weight is None:
@@ -385,7 +342,7 @@ def native_layer_norm__opset18(op, input, normalized_shape, weight, bias, eps):
 
 
 def native_layer_norm__opset7(op, input, normalized_shape, weight, bias, eps):
-    """aten::native_layer_norm at opsets 7..16 (specs/nn.yaml:269)."""
+    """aten::native_layer_norm at opsets 7..16 (specs/nn.yaml, aten::native_layer_norm)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
     wide = _h.dtype_of(input) in ("float16", "bfloat16")
     x = op.Cast(input, to=_h.onnx_dtype("float32")) if wide else input
@@ -410,12 +367,11 @@ def native_layer_norm__opset7(op, input, normalized_shape, weight, bias, eps):
 
 
 # aten::max_pool2d: 2-D max pooling; in ceil_mode a last window starting in the right padding is dropped, as torch does.
-# specs/nn.yaml:292
 #   aten::max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
 
 
 def max_pool2d__opset10(op, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d at opsets 10..12 (specs/nn.yaml:298)."""
+    """aten::max_pool2d at opsets 10..12 (specs/nn.yaml, aten::max_pool2d)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
@@ -442,7 +398,7 @@ def max_pool2d__opset10(op, self, kernel_size, stride, padding, dilation, ceil_m
 
 
 def max_pool2d__opset13(op, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d at opsets 13..28 (specs/nn.yaml:298)."""
+    """aten::max_pool2d at opsets 13..28 (specs/nn.yaml, aten::max_pool2d)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
@@ -469,7 +425,7 @@ def max_pool2d__opset13(op, self, kernel_size, stride, padding, dilation, ceil_m
 
 
 def max_pool2d__opset7(op, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d at opsets 7..9, when `max(dilation) == 1` (specs/nn.yaml:321)."""
+    """aten::max_pool2d at opsets 7..9, when `max(dilation) == 1` (specs/nn.yaml, aten::max_pool2d)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
@@ -495,12 +451,11 @@ def max_pool2d__gap0(self, kernel_size, stride, padding, dilation, ceil_mode):
 
 
 # aten::max_pool2d_with_indices: 2-D max pooling and the argmax of each window as an index into its (H, W) plane, as torch gives it.
-# specs/nn.yaml:353
 #   aten::max_pool2d_with_indices(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)
 
 
 def max_pool2d_with_indices__opset10(op, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d_with_indices at opsets 10..12 (specs/nn.yaml:359)."""
+    """aten::max_pool2d_with_indices at opsets 10..12 (specs/nn.yaml, aten::max_pool2d_with_indices)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
@@ -554,7 +509,7 @@ def max_pool2d_with_indices__opset10(op, self, kernel_size, stride, padding, dil
 
 
 def max_pool2d_with_indices__opset13(op, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d_with_indices at opsets 13..28 (specs/nn.yaml:359)."""
+    """aten::max_pool2d_with_indices at opsets 13..28 (specs/nn.yaml, aten::max_pool2d_with_indices)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
@@ -611,7 +566,7 @@ def max_pool2d_with_indices__opset13(op, self, kernel_size, stride, padding, dil
 
 
 def max_pool2d_with_indices__opset8(op, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml:389)."""
+    """aten::max_pool2d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml, aten::max_pool2d_with_indices)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
@@ -649,7 +604,6 @@ def max_pool2d_with_indices__gap0(self, kernel_size, stride, padding, dilation, 
 
 
 # aten::avg_pool2d: 2-D average pooling; ceil_mode, count_include_pad and divisor_override follow torch's divisors exactly.
-# specs/nn.yaml:422
 #   aten::avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor
 #   aten::avg_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None, *, Tensor(a!) out) -> Tensor(a!)
 
@@ -657,7 +611,7 @@ def max_pool2d_with_indices__gap0(self, kernel_size, stride, padding, dilation, 
 def avg_pool2d__opset7(
     op, self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
 ):
-    """aten::avg_pool2d at opsets 7..12 (specs/nn.yaml:429)."""
+    """aten::avg_pool2d at opsets 7..12 (specs/nn.yaml, aten::avg_pool2d)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
@@ -695,13 +649,10 @@ def avg_pool2d__opset7(
     return out if batched else op.Squeeze(out, axes=[0])
 
 
-avg_pool2d_out__opset7 = avg_pool2d__opset7
-
-
 def avg_pool2d__opset13(
     op, self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
 ):
-    """aten::avg_pool2d at opsets 13..28 (specs/nn.yaml:429)."""
+    """aten::avg_pool2d at opsets 13..28 (specs/nn.yaml, aten::avg_pool2d)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
@@ -739,9 +690,6 @@ def avg_pool2d__opset13(
     return out if batched else op.Squeeze(out, _h.const(op, [0], "int64"))
 
 
-avg_pool2d_out__opset13 = avg_pool2d__opset13
-
-
 def avg_pool2d__gap0(
     self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
 ):
@@ -751,13 +699,12 @@ def avg_pool2d__gap0(
 
 
 # aten::adaptive_avg_pool2d: 2-D adaptive average pooling; a mean for 1x1, a block mean when the sizes divide, averaging matrices otherwise.
-# specs/nn.yaml:470
 #   aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor
 #   aten::_adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor
 
 
 def adaptive_avg_pool2d__opset7(op, self, output_size):
-    """aten::adaptive_avg_pool2d at opsets 7..17 (specs/nn.yaml:476)."""
+    """aten::adaptive_avg_pool2d at opsets 7..17 (specs/nn.yaml, aten::adaptive_avg_pool2d)."""
     r = _h.rank(self)
     oh, ow = output_size
     if _h.is_static(oh, ow) and oh == 1 and (ow == 1):
@@ -777,11 +724,8 @@ def adaptive_avg_pool2d__opset7(op, self, output_size):
     )
 
 
-_adaptive_avg_pool2d__opset7 = adaptive_avg_pool2d__opset7
-
-
 def adaptive_avg_pool2d__opset18(op, self, output_size):
-    """aten::adaptive_avg_pool2d at opsets 18..28 (specs/nn.yaml:476)."""
+    """aten::adaptive_avg_pool2d at opsets 18..28 (specs/nn.yaml, aten::adaptive_avg_pool2d)."""
     r = _h.rank(self)
     oh, ow = output_size
     if _h.is_static(oh, ow) and oh == 1 and (ow == 1):
@@ -801,9 +745,6 @@ def adaptive_avg_pool2d__opset18(op, self, output_size):
     )
 
 
-_adaptive_avg_pool2d__opset18 = adaptive_avg_pool2d__opset18
-
-
 def adaptive_avg_pool2d__gap0(self, output_size):
     return not (_h.is_static(output_size) and output_size[0] == 1 and (output_size[1] == 1)) and (
         not _h.is_static(_h.static_sizes(self)[-2:], output_size)
@@ -811,36 +752,26 @@ def adaptive_avg_pool2d__gap0(self, output_size):
 
 
 # aten::softmax.int: exp(x) / sum(exp(x)) along dim, in dtype when given.
-# specs/nn.yaml:505
 #   aten::softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor
 #   aten::softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def softmax_int__opset13(op, self, dim, dtype):
-    """aten::softmax.int at opsets 13..28 (specs/nn.yaml:512)."""
+    """aten::softmax.int at opsets 13..28 (specs/nn.yaml, aten::softmax.int)."""
     return op.Softmax(self, axis=dim)
 
 
-softmax_int_out__opset13 = softmax_int__opset13
-
-
 def softmax_int__opset7(op, self, dim, dtype):
-    """aten::softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:514)."""
+    """aten::softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml, aten::softmax.int)."""
     return op.Softmax(self, axis=_h.rank(self) - 1)
 
 
-softmax_int_out__opset7 = softmax_int__opset7
-
-
 def softmax_int__opset7_1(op, self, dim, dtype):
-    """aten::softmax.int at opsets 7..12 (specs/nn.yaml:517)."""
+    """aten::softmax.int at opsets 7..12 (specs/nn.yaml, aten::softmax.int)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
     return op.Transpose(op.Softmax(op.Transpose(self, perm=perm), axis=last), perm=perm)
-
-
-softmax_int_out__opset7_1 = softmax_int__opset7_1
 
 
 def softmax_int__opset7__when(self, dim, dtype):
@@ -852,36 +783,26 @@ def softmax_int__gap0(self, dim, dtype):
 
 
 # aten::_softmax: exp(x) / sum(exp(x)) along dim.
-# specs/nn.yaml:531
 #   aten::_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
 #   aten::_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def _softmax__opset13(op, self, dim, half_to_float):
-    """aten::_softmax at opsets 13..28 (specs/nn.yaml:537)."""
+    """aten::_softmax at opsets 13..28 (specs/nn.yaml, aten::_softmax)."""
     return op.Softmax(self, axis=dim)
 
 
-_softmax_out__opset13 = _softmax__opset13
-
-
 def _softmax__opset7(op, self, dim, half_to_float):
-    """aten::_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:539)."""
+    """aten::_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml, aten::_softmax)."""
     return op.Softmax(self, axis=_h.rank(self) - 1)
 
 
-_softmax_out__opset7 = _softmax__opset7
-
-
 def _softmax__opset7_1(op, self, dim, half_to_float):
-    """aten::_softmax at opsets 7..12 (specs/nn.yaml:542)."""
+    """aten::_softmax at opsets 7..12 (specs/nn.yaml, aten::_softmax)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
     return op.Transpose(op.Softmax(op.Transpose(self, perm=perm), axis=last), perm=perm)
-
-
-_softmax_out__opset7_1 = _softmax__opset7_1
 
 
 def _softmax__opset7__when(self, dim, half_to_float):
@@ -897,36 +818,26 @@ def _softmax__gap1(self, dim, half_to_float):
 
 
 # aten::log_softmax.int: log(softmax(x)) along dim, in dtype when given.
-# specs/nn.yaml:558
 #   aten::log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor
 #   aten::log_softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def log_softmax_int__opset13(op, self, dim, dtype):
-    """aten::log_softmax.int at opsets 13..28 (specs/nn.yaml:565)."""
+    """aten::log_softmax.int at opsets 13..28 (specs/nn.yaml, aten::log_softmax.int)."""
     return op.LogSoftmax(self, axis=dim)
 
 
-log_softmax_int_out__opset13 = log_softmax_int__opset13
-
-
 def log_softmax_int__opset7(op, self, dim, dtype):
-    """aten::log_softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:567)."""
+    """aten::log_softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml, aten::log_softmax.int)."""
     return op.LogSoftmax(self, axis=_h.rank(self) - 1)
 
 
-log_softmax_int_out__opset7 = log_softmax_int__opset7
-
-
 def log_softmax_int__opset7_1(op, self, dim, dtype):
-    """aten::log_softmax.int at opsets 7..12 (specs/nn.yaml:570)."""
+    """aten::log_softmax.int at opsets 7..12 (specs/nn.yaml, aten::log_softmax.int)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
     return op.Transpose(op.LogSoftmax(op.Transpose(self, perm=perm), axis=last), perm=perm)
-
-
-log_softmax_int_out__opset7_1 = log_softmax_int__opset7_1
 
 
 def log_softmax_int__opset7__when(self, dim, dtype):
@@ -938,36 +849,26 @@ def log_softmax_int__gap0(self, dim, dtype):
 
 
 # aten::_log_softmax: log(softmax(x)) along dim.
-# specs/nn.yaml:584
 #   aten::_log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
 #   aten::_log_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def _log_softmax__opset13(op, self, dim, half_to_float):
-    """aten::_log_softmax at opsets 13..28 (specs/nn.yaml:590)."""
+    """aten::_log_softmax at opsets 13..28 (specs/nn.yaml, aten::_log_softmax)."""
     return op.LogSoftmax(self, axis=dim)
 
 
-_log_softmax_out__opset13 = _log_softmax__opset13
-
-
 def _log_softmax__opset7(op, self, dim, half_to_float):
-    """aten::_log_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:592)."""
+    """aten::_log_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml, aten::_log_softmax)."""
     return op.LogSoftmax(self, axis=_h.rank(self) - 1)
 
 
-_log_softmax_out__opset7 = _log_softmax__opset7
-
-
 def _log_softmax__opset7_1(op, self, dim, half_to_float):
-    """aten::_log_softmax at opsets 7..12 (specs/nn.yaml:595)."""
+    """aten::_log_softmax at opsets 7..12 (specs/nn.yaml, aten::_log_softmax)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
     return op.Transpose(op.LogSoftmax(op.Transpose(self, perm=perm), axis=last), perm=perm)
-
-
-_log_softmax_out__opset7_1 = _log_softmax__opset7_1
 
 
 def _log_softmax__opset7__when(self, dim, half_to_float):
@@ -983,14 +884,13 @@ def _log_softmax__gap1(self, dim, half_to_float):
 
 
 # aten::scaled_dot_product_attention: softmax(q @ k.T * scale + mask) @ v; ONNX Attention from opset 23 for 3-D and 4-D inputs, a composition otherwise. A row that masks every key gives zeros, as in eager.
-# specs/nn.yaml:613
 #   aten::scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool is_causal=False, *, float? scale=None, bool enable_gqa=False) -> Tensor
 
 
 def scaled_dot_product_attention__opset23(
     op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 23..28, when `rank(query) == 4 or (rank(query) == 3 and not enable_gqa)` (specs/nn.yaml:622)."""
+    """aten::scaled_dot_product_attention at opsets 23..28, when `rank(query) == 4 or (rank(query) == 3 and not enable_gqa)` (specs/nn.yaml, aten::scaled_dot_product_attention)."""
     heads = 1 if _h.rank(query) == 3 else None
     mask = attn_mask
     if attn_mask is not None and _h.rank(query) == 3 and (_h.rank(attn_mask) == 3):
@@ -1008,7 +908,7 @@ def scaled_dot_product_attention__opset23(
 def scaled_dot_product_attention__opset11(
     op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 11..12 (specs/nn.yaml:632)."""
+    """aten::scaled_dot_product_attention at opsets 11..12 (specs/nn.yaml, aten::scaled_dot_product_attention)."""
     r = _h.rank(query)
     e = _h.size(op, query, -1)
     if scale is not None:
@@ -1082,7 +982,7 @@ def scaled_dot_product_attention__opset11(
 def scaled_dot_product_attention__opset13(
     op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 13..28 (specs/nn.yaml:632)."""
+    """aten::scaled_dot_product_attention at opsets 13..28 (specs/nn.yaml, aten::scaled_dot_product_attention)."""
     r = _h.rank(query)
     e = _h.size(op, query, -1)
     if scale is not None:
@@ -1161,7 +1061,7 @@ def scaled_dot_product_attention__opset13(
 def scaled_dot_product_attention__opset7(
     op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 7..10, when `attn_mask is None` (specs/nn.yaml:672)."""
+    """aten::scaled_dot_product_attention at opsets 7..10, when `attn_mask is None` (specs/nn.yaml, aten::scaled_dot_product_attention)."""
     r = _h.rank(query)
     e = _h.size(op, query, -1)
     if scale is not None:

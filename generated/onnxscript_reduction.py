@@ -6,7 +6,8 @@
 Each function lowers one ATen overload over one opset range with onnxscript's op builder:
 `op.Add(a, b)` appends an Add node to the graph being built and returns its output.
 `__when` functions decide whether a lowering applies, `__gap` functions whether a declared
-gap does; both see the call's arguments while exporting.
+gap does; both see the call's arguments while exporting. Overloads lowered alike share one
+function (the registry says which).
 """
 
 from __future__ import annotations
@@ -14,172 +15,135 @@ from __future__ import annotations
 from torchonnx import ir_helpers as _h
 
 # aten::sum.dim_IntList: Sum of self over the dims dim (all of them when dim is empty or None).
-# specs/reduction.yaml:17
 #   aten::sum.dim_IntList(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
 #   aten::sum.IntList_out(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
 
 
 def sum_dim_IntList__opset7(op, self, dim, keepdim, dtype):
-    """aten::sum.dim_IntList at opsets 7..12 (specs/reduction.yaml:25)."""
+    """aten::sum.dim_IntList at opsets 7..12 (specs/reduction.yaml, aten::sum.dim_IntList)."""
     axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
     if len(axes) == 0:
         return op.ReduceSum(self, keepdims=int(keepdim))
     return op.ReduceSum(self, axes=axes, keepdims=int(keepdim))
 
 
-sum_IntList_out__opset7 = sum_dim_IntList__opset7
-
-
 def sum_dim_IntList__opset13(op, self, dim, keepdim, dtype):
-    """aten::sum.dim_IntList at opsets 13..28 (specs/reduction.yaml:25)."""
+    """aten::sum.dim_IntList at opsets 13..28 (specs/reduction.yaml, aten::sum.dim_IntList)."""
     axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
     if len(axes) == 0:
         return op.ReduceSum(self, keepdims=int(keepdim))
     return op.ReduceSum(self, _h.const(op, axes, "int64"), keepdims=int(keepdim))
 
 
-sum_IntList_out__opset13 = sum_dim_IntList__opset13
-
 # aten::sum: Sum of all elements of self.
-# specs/reduction.yaml:40
 #   aten::sum(Tensor self, *, ScalarType? dtype=None) -> Tensor
 #   aten::sum.out(Tensor self, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
 
 
 def sum__opset7(op, self, dtype):
-    """aten::sum at opsets 7..28 (specs/reduction.yaml:49)."""
+    """aten::sum at opsets 7..28 (specs/reduction.yaml, aten::sum)."""
     return op.ReduceSum(self, keepdims=0)
 
 
-sum_out__opset7 = sum__opset7
-
 # aten::mean.dim: Mean of self over the dims dim (all of them when dim is empty or None).
-# specs/reduction.yaml:54
 #   aten::mean.dim(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
 #   aten::mean.out(Tensor self, int[1]? dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
 
 
 def mean_dim__opset7(op, self, dim, keepdim, dtype):
-    """aten::mean.dim at opsets 7..17 (specs/reduction.yaml:61)."""
+    """aten::mean.dim at opsets 7..17 (specs/reduction.yaml, aten::mean.dim)."""
     axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
     if len(axes) == 0:
         return op.ReduceMean(self, keepdims=int(keepdim))
     return op.ReduceMean(self, axes=axes, keepdims=int(keepdim))
 
 
-mean_out__opset7 = mean_dim__opset7
-
-
 def mean_dim__opset18(op, self, dim, keepdim, dtype):
-    """aten::mean.dim at opsets 18..28 (specs/reduction.yaml:61)."""
+    """aten::mean.dim at opsets 18..28 (specs/reduction.yaml, aten::mean.dim)."""
     axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
     if len(axes) == 0:
         return op.ReduceMean(self, keepdims=int(keepdim))
     return op.ReduceMean(self, _h.const(op, axes, "int64"), keepdims=int(keepdim))
 
 
-mean_out__opset18 = mean_dim__opset18
-
 # aten::mean: Mean of all elements of self.
-# specs/reduction.yaml:74
 #   aten::mean(Tensor self, *, ScalarType? dtype=None) -> Tensor
 #   aten::mean.dtype_out(Tensor self, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
 
 
 def mean__opset7(op, self, dtype):
-    """aten::mean at opsets 7..28 (specs/reduction.yaml:82)."""
+    """aten::mean at opsets 7..28 (specs/reduction.yaml, aten::mean)."""
     return op.ReduceMean(self, keepdims=0)
 
 
-mean_dtype_out__opset7 = mean__opset7
-
 # aten::prod.dim_int: Product of self over dim dim.
-# specs/reduction.yaml:87
 #   aten::prod.dim_int(Tensor self, int dim, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
 #   aten::prod.int_out(Tensor self, int dim, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
 
 
 def prod_dim_int__opset7(op, self, dim, keepdim, dtype):
-    """aten::prod.dim_int at opsets 7..17 (specs/reduction.yaml:95)."""
+    """aten::prod.dim_int at opsets 7..17 (specs/reduction.yaml, aten::prod.dim_int)."""
     if _h.rank(self) == 0:
         return op.ReduceProd(self, keepdims=0)
     return op.ReduceProd(self, axes=[dim % _h.rank(self)], keepdims=int(keepdim))
 
 
-prod_int_out__opset7 = prod_dim_int__opset7
-
-
 def prod_dim_int__opset18(op, self, dim, keepdim, dtype):
-    """aten::prod.dim_int at opsets 18..28 (specs/reduction.yaml:95)."""
+    """aten::prod.dim_int at opsets 18..28 (specs/reduction.yaml, aten::prod.dim_int)."""
     if _h.rank(self) == 0:
         return op.ReduceProd(self, keepdims=0)
     return op.ReduceProd(self, _h.const(op, [dim % _h.rank(self)], "int64"), keepdims=int(keepdim))
 
 
-prod_int_out__opset18 = prod_dim_int__opset18
-
 # aten::amax: Largest element of self over the dims dim (all of them when dim is empty).
-# specs/reduction.yaml:107
 #   aten::amax(Tensor self, int[1] dim=[], bool keepdim=False) -> Tensor
 #   aten::amax.out(Tensor self, int[1] dim=[], bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def amax__opset7(op, self, dim, keepdim):
-    """aten::amax at opsets 7..17 (specs/reduction.yaml:114)."""
+    """aten::amax at opsets 7..17 (specs/reduction.yaml, aten::amax)."""
     axes = [d % _h.rank(self) for d in dim] if _h.rank(self) > 0 else []
     if len(axes) == 0:
         return op.ReduceMax(self, keepdims=int(keepdim))
     return op.ReduceMax(self, axes=axes, keepdims=int(keepdim))
 
 
-amax_out__opset7 = amax__opset7
-
-
 def amax__opset18(op, self, dim, keepdim):
-    """aten::amax at opsets 18..28 (specs/reduction.yaml:114)."""
+    """aten::amax at opsets 18..28 (specs/reduction.yaml, aten::amax)."""
     axes = [d % _h.rank(self) for d in dim] if _h.rank(self) > 0 else []
     if len(axes) == 0:
         return op.ReduceMax(self, keepdims=int(keepdim))
     return op.ReduceMax(self, _h.const(op, axes, "int64"), keepdims=int(keepdim))
 
 
-amax_out__opset18 = amax__opset18
-
 # aten::amin: Smallest element of self over the dims dim (all of them when dim is empty).
-# specs/reduction.yaml:129
 #   aten::amin(Tensor self, int[1] dim=[], bool keepdim=False) -> Tensor
 #   aten::amin.out(Tensor self, int[1] dim=[], bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def amin__opset7(op, self, dim, keepdim):
-    """aten::amin at opsets 7..17 (specs/reduction.yaml:136)."""
+    """aten::amin at opsets 7..17 (specs/reduction.yaml, aten::amin)."""
     axes = [d % _h.rank(self) for d in dim] if _h.rank(self) > 0 else []
     if len(axes) == 0:
         return op.ReduceMin(self, keepdims=int(keepdim))
     return op.ReduceMin(self, axes=axes, keepdims=int(keepdim))
 
 
-amin_out__opset7 = amin__opset7
-
-
 def amin__opset18(op, self, dim, keepdim):
-    """aten::amin at opsets 18..28 (specs/reduction.yaml:136)."""
+    """aten::amin at opsets 18..28 (specs/reduction.yaml, aten::amin)."""
     axes = [d % _h.rank(self) for d in dim] if _h.rank(self) > 0 else []
     if len(axes) == 0:
         return op.ReduceMin(self, keepdims=int(keepdim))
     return op.ReduceMin(self, _h.const(op, axes, "int64"), keepdims=int(keepdim))
 
 
-amin_out__opset18 = amin__opset18
-
 # aten::max.dim: Largest element of self along dim, and the index of its first occurrence.
-# specs/reduction.yaml:149
 #   aten::max.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)
 #   aten::max.dim_max(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) max, Tensor(b!) max_values) -> (Tensor(a!) values, Tensor(b!) indices)
 
 
 def max_dim__opset7(op, self, dim, keepdim):
-    """aten::max.dim at opsets 7..17 (specs/reduction.yaml:157)."""
+    """aten::max.dim at opsets 7..17 (specs/reduction.yaml, aten::max.dim)."""
     if _h.rank(self) == 0:
         return (op.Identity(self), _h.const(op, 0, "int64"))
     d = dim % _h.rank(self)
@@ -189,11 +153,8 @@ def max_dim__opset7(op, self, dim, keepdim):
     )
 
 
-max_dim_max__opset7 = max_dim__opset7
-
-
 def max_dim__opset18(op, self, dim, keepdim):
-    """aten::max.dim at opsets 18..28 (specs/reduction.yaml:157)."""
+    """aten::max.dim at opsets 18..28 (specs/reduction.yaml, aten::max.dim)."""
     if _h.rank(self) == 0:
         return (op.Identity(self), _h.const(op, 0, "int64"))
     d = dim % _h.rank(self)
@@ -203,16 +164,13 @@ def max_dim__opset18(op, self, dim, keepdim):
     )
 
 
-max_dim_max__opset18 = max_dim__opset18
-
 # aten::min.dim: Smallest element of self along dim, and the index of its first occurrence.
-# specs/reduction.yaml:170
 #   aten::min.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)
 #   aten::min.dim_min(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) min, Tensor(b!) min_indices) -> (Tensor(a!) values, Tensor(b!) indices)
 
 
 def min_dim__opset7(op, self, dim, keepdim):
-    """aten::min.dim at opsets 7..17 (specs/reduction.yaml:178)."""
+    """aten::min.dim at opsets 7..17 (specs/reduction.yaml, aten::min.dim)."""
     if _h.rank(self) == 0:
         return (op.Identity(self), _h.const(op, 0, "int64"))
     d = dim % _h.rank(self)
@@ -222,11 +180,8 @@ def min_dim__opset7(op, self, dim, keepdim):
     )
 
 
-min_dim_min__opset7 = min_dim__opset7
-
-
 def min_dim__opset18(op, self, dim, keepdim):
-    """aten::min.dim at opsets 18..28 (specs/reduction.yaml:178)."""
+    """aten::min.dim at opsets 18..28 (specs/reduction.yaml, aten::min.dim)."""
     if _h.rank(self) == 0:
         return (op.Identity(self), _h.const(op, 0, "int64"))
     d = dim % _h.rank(self)
@@ -236,36 +191,27 @@ def min_dim__opset18(op, self, dim, keepdim):
     )
 
 
-min_dim_min__opset18 = min_dim__opset18
-
 # aten::argmax: Index of the first largest element of self along dim (of the flattened self when dim is None).
-# specs/reduction.yaml:191
 #   aten::argmax(Tensor self, int? dim=None, bool keepdim=False) -> Tensor
 #   aten::argmax.out(Tensor self, int? dim=None, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def argmax__opset7(op, self, dim, keepdim):
-    """aten::argmax at opsets 7..28 (specs/reduction.yaml:198)."""
+    """aten::argmax at opsets 7..28 (specs/reduction.yaml, aten::argmax)."""
     if dim is None or _h.rank(self) == 0:
         flat = op.ArgMax(op.Reshape(self, _h.const(op, [-1], "int64")), axis=0, keepdims=0)
         return op.Reshape(flat, _h.const(op, [1] * _h.rank(self), "int64")) if keepdim else flat
     return op.ArgMax(self, axis=dim % _h.rank(self), keepdims=int(keepdim))
 
 
-argmax_out__opset7 = argmax__opset7
-
 # aten::argmin: Index of the first smallest element of self along dim (of the flattened self when dim is None).
-# specs/reduction.yaml:217
 #   aten::argmin(Tensor self, int? dim=None, bool keepdim=False) -> Tensor
 #   aten::argmin.out(Tensor self, int? dim=None, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def argmin__opset7(op, self, dim, keepdim):
-    """aten::argmin at opsets 7..28 (specs/reduction.yaml:224)."""
+    """aten::argmin at opsets 7..28 (specs/reduction.yaml, aten::argmin)."""
     if dim is None or _h.rank(self) == 0:
         flat = op.ArgMin(op.Reshape(self, _h.const(op, [-1], "int64")), axis=0, keepdims=0)
         return op.Reshape(flat, _h.const(op, [1] * _h.rank(self), "int64")) if keepdim else flat
     return op.ArgMin(self, axis=dim % _h.rank(self), keepdims=int(keepdim))
-
-
-argmin_out__opset7 = argmin__opset7

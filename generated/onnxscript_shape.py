@@ -6,7 +6,8 @@
 Each function lowers one ATen overload over one opset range with onnxscript's op builder:
 `op.Add(a, b)` appends an Add node to the graph being built and returns its output.
 `__when` functions decide whether a lowering applies, `__gap` functions whether a declared
-gap does; both see the call's arguments while exporting.
+gap does; both see the call's arguments while exporting. Overloads lowered alike share one
+function (the registry says which).
 """
 
 from __future__ import annotations
@@ -16,42 +17,26 @@ import math
 from torchonnx import ir_helpers as _h
 
 # aten::view: self with its elements laid out in shape size; -1 is inferred, 0 is a zero-size dim.
-# specs/shape.yaml:17
 #   aten::view(Tensor(a) self, SymInt[] size) -> Tensor(a)
 #   aten::_unsafe_view(Tensor self, SymInt[] size) -> Tensor
 #   aten::view_copy(Tensor self, SymInt[] size) -> Tensor
 
 
 def view__opset14(op, self, size):
-    """aten::view at opsets 14..28 (specs/shape.yaml:23)."""
+    """aten::view at opsets 14..28 (specs/shape.yaml, aten::view)."""
     return op.Reshape(self, _h.const(op, size, "int64"), allowzero=1)
 
 
-_unsafe_view__opset14 = view__opset14
-
-view_copy__opset14 = view__opset14
-
-
 def view__opset7(op, self, size):
-    """aten::view at opsets 7..13, when `0 not in [s for s in size if is_static(s)]` (specs/shape.yaml:25)."""
+    """aten::view at opsets 7..13, when `0 not in [s for s in size if is_static(s)]` (specs/shape.yaml, aten::view)."""
     return op.Reshape(self, _h.const(op, size, "int64"))
 
 
-_unsafe_view__opset7 = view__opset7
-
-view_copy__opset7 = view__opset7
-
-
 def view__opset7_1(op, self, size):
-    """aten::view at opsets 7..13, when `len([s for s in size if is_static(s) and s == 0]) == 1` (specs/shape.yaml:28)."""
+    """aten::view at opsets 7..13, when `len([s for s in size if is_static(s) and s == 0]) == 1` (specs/shape.yaml, aten::view)."""
     return op.Reshape(
         self, _h.const(op, [-1 if _h.is_static(s) and s == 0 else s for s in size], "int64")
     )
-
-
-_unsafe_view__opset7_1 = view__opset7_1
-
-view_copy__opset7_1 = view__opset7_1
 
 
 def view__opset7__when(self, size):
@@ -63,26 +48,22 @@ def view__opset7_1__when(self, size):
 
 
 # aten::permute: self with its dims reordered by dims.
-# specs/shape.yaml:40
 #   aten::permute(Tensor(a) self, int[] dims) -> Tensor(a)
 #   aten::permute_copy(Tensor self, int[] dims) -> Tensor
 
 
 def permute__opset7(op, self, dims):
-    """aten::permute at opsets 7..28 (specs/shape.yaml:46)."""
+    """aten::permute at opsets 7..28 (specs/shape.yaml, aten::permute)."""
     return op.Transpose(self, perm=[d % max(_h.rank(self), 1) for d in dims])
 
 
-permute_copy__opset7 = permute__opset7
-
 # aten::transpose.int: self with dims dim0 and dim1 swapped.
-# specs/shape.yaml:53
 #   aten::transpose.int(Tensor(a) self, int dim0, int dim1) -> Tensor(a)
 #   aten::transpose_copy.int(Tensor self, int dim0, int dim1) -> Tensor
 
 
 def transpose_int__opset7(op, self, dim0, dim1):
-    """aten::transpose.int at opsets 7..28 (specs/shape.yaml:59)."""
+    """aten::transpose.int at opsets 7..28 (specs/shape.yaml, aten::transpose.int)."""
     a = dim0 % max(_h.rank(self), 1)
     b = dim1 % max(_h.rank(self), 1)
     return op.Transpose(
@@ -90,77 +71,59 @@ def transpose_int__opset7(op, self, dim0, dim1):
     )
 
 
-transpose_copy_int__opset7 = transpose_int__opset7
-
 # aten::t: self (rank 2 or less) with its dims reversed.
-# specs/shape.yaml:71
 #   aten::t(Tensor(a) self) -> Tensor(a)
 #   aten::t_copy(Tensor self) -> Tensor
 
 
 def t__opset7(op, self):
-    """aten::t at opsets 7..28 (specs/shape.yaml:78)."""
+    """aten::t at opsets 7..28 (specs/shape.yaml, aten::t)."""
     return op.Transpose(self)
 
 
-t_copy__opset7 = t__opset7
-
 # aten::unsqueeze: self with a dimension of size 1 inserted at dim.
-# specs/shape.yaml:87
 #   aten::unsqueeze(Tensor(a) self, int dim) -> Tensor(a)
 #   aten::unsqueeze_copy(Tensor self, int dim) -> Tensor
 
 
 def unsqueeze__opset7(op, self, dim):
-    """aten::unsqueeze at opsets 7..12 (specs/shape.yaml:93)."""
+    """aten::unsqueeze at opsets 7..12 (specs/shape.yaml, aten::unsqueeze)."""
     return op.Unsqueeze(self, axes=[dim % (_h.rank(self) + 1)])
 
 
-unsqueeze_copy__opset7 = unsqueeze__opset7
-
-
 def unsqueeze__opset13(op, self, dim):
-    """aten::unsqueeze at opsets 13..28 (specs/shape.yaml:93)."""
+    """aten::unsqueeze at opsets 13..28 (specs/shape.yaml, aten::unsqueeze)."""
     return op.Unsqueeze(self, _h.const(op, [dim % (_h.rank(self) + 1)], "int64"))
 
 
-unsqueeze_copy__opset13 = unsqueeze__opset13
-
 # aten::squeeze.dim: self without dimension dim if its size is 1, else self.
-# specs/shape.yaml:100
 #   aten::squeeze.dim(Tensor(a) self, int dim) -> Tensor(a)
 #   aten::squeeze_copy.dim(Tensor self, int dim) -> Tensor
 
 
 def squeeze_dim__opset7(op, self, dim):
-    """aten::squeeze.dim at opsets 7..12 (specs/shape.yaml:108)."""
+    """aten::squeeze.dim at opsets 7..12 (specs/shape.yaml, aten::squeeze.dim)."""
     d = dim % max(_h.rank(self), 1)
     if _h.rank(self) == 0 or not _h.is_static(_h.size(op, self, d)) or _h.size(op, self, d) != 1:
         return op.Identity(self)
     return op.Squeeze(self, axes=[d])
 
 
-squeeze_copy_dim__opset7 = squeeze_dim__opset7
-
-
 def squeeze_dim__opset13(op, self, dim):
-    """aten::squeeze.dim at opsets 13..28 (specs/shape.yaml:108)."""
+    """aten::squeeze.dim at opsets 13..28 (specs/shape.yaml, aten::squeeze.dim)."""
     d = dim % max(_h.rank(self), 1)
     if _h.rank(self) == 0 or not _h.is_static(_h.size(op, self, d)) or _h.size(op, self, d) != 1:
         return op.Identity(self)
     return op.Squeeze(self, _h.const(op, [d], "int64"))
 
 
-squeeze_copy_dim__opset13 = squeeze_dim__opset13
-
 # aten::squeeze.dims: self without those of dims dim whose size is 1.
-# specs/shape.yaml:121
 #   aten::squeeze.dims(Tensor(a) self, int[] dim) -> Tensor(a)
 #   aten::squeeze_copy.dims(Tensor self, int[] dim) -> Tensor
 
 
 def squeeze_dims__opset7(op, self, dim):
-    """aten::squeeze.dims at opsets 7..12 (specs/shape.yaml:127)."""
+    """aten::squeeze.dims at opsets 7..12 (specs/shape.yaml, aten::squeeze.dims)."""
     ones = [i for i, s in enumerate(_h.sizes(op, self)) if _h.is_static(s) and s == 1]
     axes = [d % _h.rank(self) for d in dim if _h.rank(self) > 0 and d % _h.rank(self) in ones]
     if len(axes) == 0:
@@ -168,11 +131,8 @@ def squeeze_dims__opset7(op, self, dim):
     return op.Squeeze(self, axes=axes)
 
 
-squeeze_copy_dims__opset7 = squeeze_dims__opset7
-
-
 def squeeze_dims__opset13(op, self, dim):
-    """aten::squeeze.dims at opsets 13..28 (specs/shape.yaml:127)."""
+    """aten::squeeze.dims at opsets 13..28 (specs/shape.yaml, aten::squeeze.dims)."""
     ones = [i for i, s in enumerate(_h.sizes(op, self)) if _h.is_static(s) and s == 1]
     axes = [d % _h.rank(self) for d in dim if _h.rank(self) > 0 and d % _h.rank(self) in ones]
     if len(axes) == 0:
@@ -180,37 +140,28 @@ def squeeze_dims__opset13(op, self, dim):
     return op.Squeeze(self, _h.const(op, axes, "int64"))
 
 
-squeeze_copy_dims__opset13 = squeeze_dims__opset13
-
 # aten::squeeze: self without all its dimensions of size 1.
-# specs/shape.yaml:139
 #   aten::squeeze(Tensor(a) self) -> Tensor(a)
 #   aten::squeeze_copy(Tensor self) -> Tensor
 
 
 def squeeze__opset7(op, self):
-    """aten::squeeze at opsets 7..28 (specs/shape.yaml:146)."""
+    """aten::squeeze at opsets 7..28 (specs/shape.yaml, aten::squeeze)."""
     return op.Squeeze(self)
 
 
-squeeze_copy__opset7 = squeeze__opset7
-
 # aten::select.int: self[..., index, ...] at dim dim, which the result no longer has.
-# specs/shape.yaml:151
 #   aten::select.int(Tensor(a) self, int dim, SymInt index) -> Tensor(a)
 #   aten::select_copy.int(Tensor self, int dim, SymInt index) -> Tensor
 
 
 def select_int__opset11(op, self, dim, index):
-    """aten::select.int at opsets 11..28 (specs/shape.yaml:157)."""
+    """aten::select.int at opsets 11..28 (specs/shape.yaml, aten::select.int)."""
     return op.Gather(self, _h.const(op, index, "int64"), axis=dim)
 
 
-select_copy_int__opset11 = select_int__opset11
-
-
 def select_int__opset7(op, self, dim, index):
-    """aten::select.int at opsets 7..10, when `is_static(index)` (specs/shape.yaml:160)."""
+    """aten::select.int at opsets 7..10, when `is_static(index)` (specs/shape.yaml, aten::select.int)."""
     d = dim % _h.rank(self)
     if index >= 0:
         return op.Gather(self, _h.const(op, index, "int64"), axis=d)
@@ -219,9 +170,6 @@ def select_int__opset7(op, self, dim, index):
         op.Add(_h.const(op, index, "int64"), _h.const(op, _h.size(op, self, d), "int64")),
         axis=d,
     )
-
-
-select_copy_int__opset7 = select_int__opset7
 
 
 def select_int__opset7__when(self, dim, index):
@@ -233,13 +181,12 @@ def select_int__gap0(self, dim, index):
 
 
 # aten::slice.Tensor: self[start:end:step] along dim dim; None bounds are the ends, bounds are clamped.
-# specs/shape.yaml:178
 #   aten::slice.Tensor(Tensor(a) self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor(a)
 #   aten::slice_copy.Tensor(Tensor self, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor
 
 
 def slice_Tensor__opset10(op, self, dim, start, end, step):
-    """aten::slice.Tensor at opsets 10..28 (specs/shape.yaml:184)."""
+    """aten::slice.Tensor at opsets 10..28 (specs/shape.yaml, aten::slice.Tensor)."""
     starts = [0 if start is None else start]
     ends = [9223372036854775807 if end is None else end]
     return op.Slice(
@@ -251,28 +198,19 @@ def slice_Tensor__opset10(op, self, dim, start, end, step):
     )
 
 
-slice_copy_Tensor__opset10 = slice_Tensor__opset10
-
-
 def slice_Tensor__opset7(op, self, dim, start, end, step):
-    """aten::slice.Tensor at opsets 7..9, when `is_static(start, end, step) and step == 1` (specs/shape.yaml:189)."""
+    """aten::slice.Tensor at opsets 7..9, when `is_static(start, end, step) and step == 1` (specs/shape.yaml, aten::slice.Tensor)."""
     starts = [0 if start is None else start]
     ends = [9223372036854775807 if end is None else end]
     return op.Slice(self, starts=starts, ends=ends, axes=[dim % _h.rank(self)])
 
 
-slice_copy_Tensor__opset7 = slice_Tensor__opset7
-
-
 def slice_Tensor__opset7_1(op, self, dim, start, end, step):
-    """aten::slice.Tensor at opsets 7..9, when `is_static(start, end, step, size(self, dim)) and step != 1` (specs/shape.yaml:197)."""
+    """aten::slice.Tensor at opsets 7..9, when `is_static(start, end, step, size(self, dim)) and step != 1` (specs/shape.yaml, aten::slice.Tensor)."""
     n = _h.size(op, self, dim)
     return op.Gather(
         self, _h.const(op, list(range(n)[start:end:step]), "int64"), axis=dim % _h.rank(self)
     )
-
-
-slice_copy_Tensor__opset7_1 = slice_Tensor__opset7_1
 
 
 def slice_Tensor__opset7__when(self, dim, start, end, step):
@@ -292,37 +230,26 @@ def slice_Tensor__gap1(self, dim, start, end, step):
 
 
 # aten::split.Tensor: self cut along dim into pieces of split_size (the last may be smaller).
-# specs/shape.yaml:223
 #   aten::split.Tensor(Tensor(a -> *) self, SymInt split_size, int dim=0) -> Tensor(a)[]
 #   aten::split_copy.Tensor(Tensor self, SymInt split_size, int dim=0) -> Tensor[]
 #   aten::unsafe_split.Tensor(Tensor self, SymInt split_size, int dim=0) -> Tensor[]
 
 
 def split_Tensor__opset18(op, self, split_size, dim):
-    """aten::split.Tensor at opsets 18..28, when `is_static(size(self, dim), split_size) and size(self, dim) > 0 and size(self, dim) % split_size == 0` (specs/shape.yaml:233)."""
+    """aten::split.Tensor at opsets 18..28, when `is_static(size(self, dim), split_size) and size(self, dim) > 0 and size(self, dim) % split_size == 0` (specs/shape.yaml, aten::split.Tensor)."""
     n = _h.size(op, self, dim) // split_size
     return _h.as_list(op.Split(self, axis=dim, num_outputs=n, _outputs=n))
 
 
-split_copy_Tensor__opset18 = split_Tensor__opset18
-
-unsafe_split_Tensor__opset18 = split_Tensor__opset18
-
-
 def split_Tensor__opset7(op, self, split_size, dim):
-    """aten::split.Tensor at opsets 7..12, when `is_static(size(self, dim), split_size)` (specs/shape.yaml:238)."""
+    """aten::split.Tensor at opsets 7..12, when `is_static(size(self, dim), split_size)` (specs/shape.yaml, aten::split.Tensor)."""
     n = _h.size(op, self, dim)
     pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
     return _h.as_list(op.Split(self, axis=dim % _h.rank(self), split=pieces, _outputs=len(pieces)))
 
 
-split_copy_Tensor__opset7 = split_Tensor__opset7
-
-unsafe_split_Tensor__opset7 = split_Tensor__opset7
-
-
 def split_Tensor__opset13(op, self, split_size, dim):
-    """aten::split.Tensor at opsets 13..28, when `is_static(size(self, dim), split_size)` (specs/shape.yaml:238)."""
+    """aten::split.Tensor at opsets 13..28, when `is_static(size(self, dim), split_size)` (specs/shape.yaml, aten::split.Tensor)."""
     n = _h.size(op, self, dim)
     pieces = [min(split_size, n - i) for i in range(0, n, split_size)] if n > 0 else [0]
     return _h.as_list(
@@ -330,11 +257,6 @@ def split_Tensor__opset13(op, self, split_size, dim):
             self, _h.const(op, pieces, "int64"), axis=dim % _h.rank(self), _outputs=len(pieces)
         )
     )
-
-
-split_copy_Tensor__opset13 = split_Tensor__opset13
-
-unsafe_split_Tensor__opset13 = split_Tensor__opset13
 
 
 def split_Tensor__opset18__when(self, split_size, dim):
@@ -358,26 +280,20 @@ def split_Tensor__gap0(self, split_size, dim):
 
 
 # aten::split_with_sizes: self cut along dim into pieces of the sizes split_sizes.
-# specs/shape.yaml:253
 #   aten::split_with_sizes(Tensor(a -> *) self, SymInt[] split_sizes, int dim=0) -> Tensor(a)[]
 #   aten::split_with_sizes_copy(Tensor self, SymInt[] split_sizes, int dim=0) -> Tensor[]
 #   aten::unsafe_split_with_sizes(Tensor self, SymInt[] split_sizes, int dim=0) -> Tensor[]
 
 
 def split_with_sizes__opset7(op, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 7..12 (specs/shape.yaml:261)."""
+    """aten::split_with_sizes at opsets 7..12 (specs/shape.yaml, aten::split_with_sizes)."""
     return _h.as_list(
         op.Split(self, split=split_sizes, axis=dim % _h.rank(self), _outputs=len(split_sizes))
     )
 
 
-split_with_sizes_copy__opset7 = split_with_sizes__opset7
-
-unsafe_split_with_sizes__opset7 = split_with_sizes__opset7
-
-
 def split_with_sizes__opset13(op, self, split_sizes, dim):
-    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml:261)."""
+    """aten::split_with_sizes at opsets 13..28 (specs/shape.yaml, aten::split_with_sizes)."""
     return _h.as_list(
         op.Split(
             self,
@@ -388,22 +304,16 @@ def split_with_sizes__opset13(op, self, split_sizes, dim):
     )
 
 
-split_with_sizes_copy__opset13 = split_with_sizes__opset13
-
-unsafe_split_with_sizes__opset13 = split_with_sizes__opset13
-
-
 def split_with_sizes__gap0(self, split_sizes, dim):
     return not _h.is_static(split_sizes)
 
 
 # aten::cat: tensors joined along dim dim.
-# specs/shape.yaml:274
 #   aten::cat(Tensor[] tensors, int dim=0) -> Tensor
 
 
 def cat__opset11(op, tensors, dim):
-    """aten::cat at opsets 11..28 (specs/shape.yaml:281)."""
+    """aten::cat at opsets 11..28 (specs/shape.yaml, aten::cat)."""
     return op.Concat(
         *[
             t
@@ -417,7 +327,7 @@ def cat__opset11(op, tensors, dim):
 
 
 def cat__opset7(op, tensors, dim):
-    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml:283)."""
+    """aten::cat at opsets 7..10, when `dim >= 0` (specs/shape.yaml, aten::cat)."""
     return op.Concat(
         *[
             t
@@ -435,22 +345,21 @@ def cat__opset7__when(tensors, dim):
 
 
 # aten::stack: tensors (of one shape) joined along a new dim dim.
-# specs/shape.yaml:296
 #   aten::stack(Tensor[] tensors, int dim=0) -> Tensor
 
 
 def stack__opset11(op, tensors, dim):
-    """aten::stack at opsets 11..12 (specs/shape.yaml:302)."""
+    """aten::stack at opsets 11..12 (specs/shape.yaml, aten::stack)."""
     return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
 
 
 def stack__opset13(op, tensors, dim):
-    """aten::stack at opsets 13..28 (specs/shape.yaml:302)."""
+    """aten::stack at opsets 13..28 (specs/shape.yaml, aten::stack)."""
     return op.Concat(*[op.Unsqueeze(x, _h.const(op, [dim], "int64")) for x in tensors], axis=dim)
 
 
 def stack__opset7(op, tensors, dim):
-    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml:304)."""
+    """aten::stack at opsets 7..10, when `dim >= 0` (specs/shape.yaml, aten::stack)."""
     return op.Concat(*[op.Unsqueeze(x, axes=[dim]) for x in tensors], axis=dim)
 
 
@@ -459,23 +368,19 @@ def stack__opset7__when(tensors, dim):
 
 
 # aten::expand: self broadcast to shape size; -1 keeps a dim of self.
-# specs/shape.yaml:315
 #   aten::expand(Tensor(a) self, SymInt[] size, *, bool implicit=False) -> Tensor(a)
 #   aten::expand_copy(Tensor self, SymInt[] size, *, bool implicit=False) -> Tensor
 
 
 def expand__opset8(op, self, size, implicit):
-    """aten::expand at opsets 8..28 (specs/shape.yaml:322)."""
+    """aten::expand at opsets 8..28 (specs/shape.yaml, aten::expand)."""
     return op.Expand(
         self, _h.const(op, [1 if _h.is_static(s) and s == -1 else s for s in size], "int64")
     )
 
 
-expand_copy__opset8 = expand__opset8
-
-
 def expand__opset7(op, self, size, implicit):
-    """aten::expand at opsets 7..7 (specs/shape.yaml:326)."""
+    """aten::expand at opsets 7 (specs/shape.yaml, aten::expand)."""
     lead = len(size) - _h.rank(self)
     x = op.Unsqueeze(self, axes=list(range(lead))) if lead > 0 else self
     dims = [1] * lead + _h.sizes(op, self)
@@ -490,35 +395,31 @@ def expand__opset7(op, self, size, implicit):
     )
 
 
-expand_copy__opset7 = expand__opset7
-
 # aten::clone: a copy of self (memory_format is a layout, which ONNX does not have).
-# specs/shape.yaml:340
 #   aten::clone(Tensor self, *, MemoryFormat? memory_format=None) -> Tensor
 
 
 def clone__opset7(op, self, memory_format):
-    """aten::clone at opsets 7..28 (specs/shape.yaml:345)."""
+    """aten::clone at opsets 7..28 (specs/shape.yaml, aten::clone)."""
     return op.Identity(self)
 
 
 # aten::reshape: self with its elements laid out in shape shape; -1 is inferred, 0 is a zero-size dim.
-# specs/shape.yaml:350
 #   aten::reshape(Tensor(a) self, SymInt[] shape) -> Tensor(a)
 
 
 def reshape__opset14(op, self, shape):
-    """aten::reshape at opsets 14..28 (specs/shape.yaml:355)."""
+    """aten::reshape at opsets 14..28 (specs/shape.yaml, aten::reshape)."""
     return op.Reshape(self, _h.const(op, shape, "int64"), allowzero=1)
 
 
 def reshape__opset7(op, self, shape):
-    """aten::reshape at opsets 7..13, when `0 not in [s for s in shape if is_static(s)]` (specs/shape.yaml:357)."""
+    """aten::reshape at opsets 7..13, when `0 not in [s for s in shape if is_static(s)]` (specs/shape.yaml, aten::reshape)."""
     return op.Reshape(self, _h.const(op, shape, "int64"))
 
 
 def reshape__opset7_1(op, self, shape):
-    """aten::reshape at opsets 7..13, when `len([s for s in shape if is_static(s) and s == 0]) == 1` (specs/shape.yaml:360)."""
+    """aten::reshape at opsets 7..13, when `len([s for s in shape if is_static(s) and s == 0]) == 1` (specs/shape.yaml, aten::reshape)."""
     return op.Reshape(
         self, _h.const(op, [-1 if _h.is_static(s) and s == 0 else s for s in shape], "int64")
     )
@@ -533,12 +434,11 @@ def reshape__opset7_1__when(self, shape):
 
 
 # aten::flatten.using_ints: dims start_dim..end_dim of self merged into one; a 0-dim self becomes shape [1].
-# specs/shape.yaml:367
 #   aten::flatten.using_ints(Tensor(a) self, int start_dim=0, int end_dim=-1) -> Tensor(a)
 
 
 def flatten_using_ints__opset14(op, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml:372)."""
+    """aten::flatten.using_ints at opsets 14..28 (specs/shape.yaml, aten::flatten.using_ints)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -557,7 +457,7 @@ def flatten_using_ints__opset14(op, self, start_dim, end_dim):
 
 
 def flatten_using_ints__opset7(op, self, start_dim, end_dim):
-    """aten::flatten.using_ints at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:382)."""
+    """aten::flatten.using_ints at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml, aten::flatten.using_ints)."""
     r = _h.rank(self)
     a = start_dim % max(r, 1)
     b = end_dim % max(r, 1)
@@ -571,12 +471,11 @@ def flatten_using_ints__opset7__when(self, start_dim, end_dim):
 
 
 # aten::unflatten.int: dim dim of self split into dims of sizes sizes (one may be -1).
-# specs/shape.yaml:397
 #   aten::unflatten.int(Tensor(a) self, int dim, SymInt[] sizes) -> Tensor(a)
 
 
 def unflatten_int__opset14(op, self, dim, sizes):
-    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml:403)."""
+    """aten::unflatten.int at opsets 14..28 (specs/shape.yaml, aten::unflatten.int)."""
     d = dim % _h.rank(self)
     return op.Reshape(
         self,
@@ -586,7 +485,7 @@ def unflatten_int__opset14(op, self, dim, sizes):
 
 
 def unflatten_int__opset7(op, self, dim, sizes):
-    """aten::unflatten.int at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml:407)."""
+    """aten::unflatten.int at opsets 7..13, when `0 not in [s for s in sizes(self) if is_static(s)]` (specs/shape.yaml, aten::unflatten.int)."""
     d = dim % _h.rank(self)
     return op.Reshape(
         self, _h.const(op, _h.sizes(op, self)[:d] + sizes + _h.sizes(op, self)[d + 1 :], "int64")
@@ -598,34 +497,27 @@ def unflatten_int__opset7__when(self, dim, sizes):
 
 
 # aten::contiguous: self (memory_format is a layout, which ONNX does not have).
-# specs/shape.yaml:418
 #   aten::contiguous(Tensor(a) self, *, MemoryFormat memory_format=0) -> Tensor(a)
 
 
 def contiguous__opset7(op, self, memory_format):
-    """aten::contiguous at opsets 7..28 (specs/shape.yaml:423)."""
+    """aten::contiguous at opsets 7..28 (specs/shape.yaml, aten::contiguous)."""
     return op.Identity(self)
 
 
 # aten::triu: self with the elements below diagonal `diagonal` of its last two dims set to zero.
-# specs/shape.yaml:428
 #   aten::triu(Tensor self, SymInt diagonal=0) -> Tensor
 #   aten::triu_(Tensor(a!) self, SymInt diagonal=0) -> Tensor(a!)
 #   aten::triu.out(Tensor self, SymInt diagonal=0, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def triu__opset14(op, self, diagonal):
-    """aten::triu at opsets 14..28 (specs/shape.yaml:436)."""
+    """aten::triu at opsets 14..28 (specs/shape.yaml, aten::triu)."""
     return op.Trilu(self, _h.const(op, diagonal, "int64"), upper=1)
 
 
-triu___opset14 = triu__opset14
-
-triu_out__opset14 = triu__opset14
-
-
 def triu__opset11(op, self, diagonal):
-    """aten::triu at opsets 11..12 (specs/shape.yaml:439)."""
+    """aten::triu at opsets 11..12 (specs/shape.yaml, aten::triu)."""
     rows = op.Range(
         _h.const(op, 0, "int64"),
         _h.const(op, _h.size(op, self, -2), "int64"),
@@ -643,13 +535,8 @@ def triu__opset11(op, self, diagonal):
     return op.Where(below, _h.const(op, 0, _h.dtype_of(self)), self)
 
 
-triu___opset11 = triu__opset11
-
-triu_out__opset11 = triu__opset11
-
-
 def triu__opset13(op, self, diagonal):
-    """aten::triu at opsets 13..13 (specs/shape.yaml:439)."""
+    """aten::triu at opsets 13 (specs/shape.yaml, aten::triu)."""
     rows = op.Range(
         _h.const(op, 0, "int64"),
         _h.const(op, _h.size(op, self, -2), "int64"),
@@ -670,29 +557,19 @@ def triu__opset13(op, self, diagonal):
     return op.Where(below, _h.const(op, 0, _h.dtype_of(self)), self)
 
 
-triu___opset13 = triu__opset13
-
-triu_out__opset13 = triu__opset13
-
 # aten::tril: self with the elements above diagonal `diagonal` of its last two dims set to zero.
-# specs/shape.yaml:461
 #   aten::tril(Tensor self, SymInt diagonal=0) -> Tensor
 #   aten::tril_(Tensor(a!) self, SymInt diagonal=0) -> Tensor(a!)
 #   aten::tril.out(Tensor self, SymInt diagonal=0, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def tril__opset14(op, self, diagonal):
-    """aten::tril at opsets 14..28 (specs/shape.yaml:469)."""
+    """aten::tril at opsets 14..28 (specs/shape.yaml, aten::tril)."""
     return op.Trilu(self, _h.const(op, diagonal, "int64"), upper=0)
 
 
-tril___opset14 = tril__opset14
-
-tril_out__opset14 = tril__opset14
-
-
 def tril__opset11(op, self, diagonal):
-    """aten::tril at opsets 11..12 (specs/shape.yaml:472)."""
+    """aten::tril at opsets 11..12 (specs/shape.yaml, aten::tril)."""
     rows = op.Range(
         _h.const(op, 0, "int64"),
         _h.const(op, _h.size(op, self, -2), "int64"),
@@ -710,13 +587,8 @@ def tril__opset11(op, self, diagonal):
     return op.Where(above, _h.const(op, 0, _h.dtype_of(self)), self)
 
 
-tril___opset11 = tril__opset11
-
-tril_out__opset11 = tril__opset11
-
-
 def tril__opset13(op, self, diagonal):
-    """aten::tril at opsets 13..13 (specs/shape.yaml:472)."""
+    """aten::tril at opsets 13 (specs/shape.yaml, aten::tril)."""
     rows = op.Range(
         _h.const(op, 0, "int64"),
         _h.const(op, _h.size(op, self, -2), "int64"),
@@ -737,17 +609,12 @@ def tril__opset13(op, self, diagonal):
     return op.Where(above, _h.const(op, 0, _h.dtype_of(self)), self)
 
 
-tril___opset13 = tril__opset13
-
-tril_out__opset13 = tril__opset13
-
 # aten::view.dtype: self's elements reinterpreted bit for bit as dtype (of the same width).
-# specs/shape.yaml:492
 #   aten::view.dtype(Tensor(a) self, ScalarType dtype) -> Tensor(a)
 
 
 def view_dtype__opset26(op, self, dtype):
-    """aten::view.dtype at opsets 26..28 (specs/shape.yaml:497)."""
+    """aten::view.dtype at opsets 26..28 (specs/shape.yaml, aten::view.dtype)."""
     return op.BitCast(self, to=_h.onnx_dtype(dtype))
 
 

@@ -6,7 +6,8 @@
 Each function lowers one ATen overload over one opset range with onnxscript's op builder:
 `op.Add(a, b)` appends an Add node to the graph being built and returns its output.
 `__when` functions decide whether a lowering applies, `__gap` functions whether a declared
-gap does; both see the call's arguments while exporting.
+gap does; both see the call's arguments while exporting. Overloads lowered alike share one
+function (the registry says which).
 """
 
 from __future__ import annotations
@@ -16,32 +17,29 @@ import math
 from torchonnx import ir_helpers as _h
 
 # aten::sym_size.int: Size dim of self (a graph value where the dim is dynamic).
-# specs/sizes.yaml:13
 #   aten::sym_size.int(Tensor self, int dim) -> SymInt
 
 
 def sym_size_int__opset7(op, self, dim):
-    """aten::sym_size.int at opsets 7..28 (specs/sizes.yaml:18)."""
+    """aten::sym_size.int at opsets 7..28 (specs/sizes.yaml, aten::sym_size.int)."""
     return _h.const(op, _h.size(op, self, dim), "int64")
 
 
 # aten::sym_numel: The number of elements of self.
-# specs/sizes.yaml:25
 #   aten::sym_numel(Tensor self) -> SymInt
 
 
 def sym_numel__opset7(op, self):
-    """aten::sym_numel at opsets 7..28 (specs/sizes.yaml:30)."""
+    """aten::sym_numel at opsets 7..28 (specs/sizes.yaml, aten::sym_numel)."""
     return op.Size(self)
 
 
 # aten::sym_stride.int: Stride of dim dim of self, laid out contiguously (ONNX values are not views).
-# specs/sizes.yaml:35
 #   aten::sym_stride.int(Tensor self, int dim) -> SymInt
 
 
 def sym_stride_int__opset7(op, self, dim):
-    """aten::sym_stride.int at opsets 7..9 (specs/sizes.yaml:40)."""
+    """aten::sym_stride.int at opsets 7..9 (specs/sizes.yaml, aten::sym_stride.int)."""
     d = dim % _h.rank(self)
     after = _h.sizes(op, self)[d + 1 :]
     if _h.is_static(after):
@@ -50,7 +48,7 @@ def sym_stride_int__opset7(op, self, dim):
 
 
 def sym_stride_int__opset10(op, self, dim):
-    """aten::sym_stride.int at opsets 10..28 (specs/sizes.yaml:40)."""
+    """aten::sym_stride.int at opsets 10..28 (specs/sizes.yaml, aten::sym_stride.int)."""
     d = dim % _h.rank(self)
     after = _h.sizes(op, self)[d + 1 :]
     if _h.is_static(after):
@@ -64,83 +62,74 @@ def sym_stride_int__opset10(op, self, dim):
 
 
 # aten::sym_storage_offset: 0, the offset of a tensor that owns its storage (ONNX values are not views).
-# specs/sizes.yaml:52
 #   aten::sym_storage_offset(Tensor self) -> SymInt
 
 
 def sym_storage_offset__opset7(op, self):
-    """aten::sym_storage_offset at opsets 7..28 (specs/sizes.yaml:57)."""
+    """aten::sym_storage_offset at opsets 7..28 (specs/sizes.yaml, aten::sym_storage_offset)."""
     return _h.const(op, 0, "int64")
 
 
 # aten::_local_scalar_dense: The value of a one-element tensor as a number the graph computes (int64, float64 or bool, as Python has it).
-# specs/sizes.yaml:62
 #   aten::_local_scalar_dense(Tensor self) -> Scalar
 #   aten::item(Tensor self) -> Scalar
 
 
 def _local_scalar_dense__opset7(op, self):
-    """aten::_local_scalar_dense at opsets 7..28 (specs/sizes.yaml:68)."""
+    """aten::_local_scalar_dense at opsets 7..28 (specs/sizes.yaml, aten::_local_scalar_dense)."""
     x = op.Reshape(self, _h.const(op, [], "int64"))
     if _h.dtype_of(self) == "bool":
         return x
     return op.Cast(x, to=_h.onnx_dtype("float64" if _h.is_floating(self) else "int64"))
 
 
-item__opset7 = _local_scalar_dense__opset7
-
 # operator.add: a + b.
-# specs/sizes.yaml:81
 #   operator.add(Tensor a, Tensor b) -> Tensor
 
 
 def operator_add__opset7(op, a, b):
-    """operator.add at opsets 7..28 (specs/sizes.yaml:88)."""
+    """operator.add at opsets 7..28 (specs/sizes.yaml, operator.add)."""
     return op.Add(a, b)
 
 
 # operator.sub: a - b.
-# specs/sizes.yaml:94
 #   operator.sub(Tensor a, Tensor b) -> Tensor
 
 
 def operator_sub__opset7(op, a, b):
-    """operator.sub at opsets 7..28 (specs/sizes.yaml:101)."""
+    """operator.sub at opsets 7..28 (specs/sizes.yaml, operator.sub)."""
     return op.Sub(a, b)
 
 
 # operator.mul: a * b.
-# specs/sizes.yaml:107
 #   operator.mul(Tensor a, Tensor b) -> Tensor
 
 
 def operator_mul__opset7(op, a, b):
-    """operator.mul at opsets 7..28 (specs/sizes.yaml:114)."""
+    """operator.mul at opsets 7..28 (specs/sizes.yaml, operator.mul)."""
     return op.Mul(a, b)
 
 
 # operator.truediv: a / b, a float.
-# specs/sizes.yaml:120
 #   operator.truediv(Tensor a, Tensor b) -> Tensor
 
 
 def operator_truediv__opset7(op, a, b):
-    """operator.truediv at opsets 7..28 (specs/sizes.yaml:127)."""
+    """operator.truediv at opsets 7..28 (specs/sizes.yaml, operator.truediv)."""
     return op.Div(op.Cast(a, to=_h.onnx_dtype("float64")), op.Cast(b, to=_h.onnx_dtype("float64")))
 
 
 # operator.floordiv: a // b, rounding down as Python does.
-# specs/sizes.yaml:133
 #   operator.floordiv(Tensor a, Tensor b) -> Tensor
 
 
 def operator_floordiv__opset10(op, a, b):
-    """operator.floordiv at opsets 10..28 (specs/sizes.yaml:140)."""
+    """operator.floordiv at opsets 10..28 (specs/sizes.yaml, operator.floordiv)."""
     return _h.aten(op, "aten::div.Tensor_mode", a, b, rounding_mode="floor")
 
 
 def operator_floordiv__opset7(op, a, b):
-    """operator.floordiv at opsets 7..9 (specs/sizes.yaml:142)."""
+    """operator.floordiv at opsets 7..9 (specs/sizes.yaml, operator.floordiv)."""
     if _h.is_floating(a):
         return op.Floor(op.Div(a, b))
     zero = _h.const(op, 0, "int64")
@@ -151,24 +140,23 @@ def operator_floordiv__opset7(op, a, b):
 
 
 # operator.mod: a % b, with the sign of b as in Python.
-# specs/sizes.yaml:161
 #   operator.mod(Tensor a, Tensor b) -> Tensor
 
 
 def operator_mod__opset10(op, a, b):
-    """operator.mod at opsets 10..28 (specs/sizes.yaml:168)."""
+    """operator.mod at opsets 10..28 (specs/sizes.yaml, operator.mod)."""
     if _h.is_floating(a):
         return op.Sub(a, op.Mul(op.Floor(op.Div(a, b)), b))
     return op.Mod(a, b)
 
 
 def operator_mod__opset7(op, a, b):
-    """operator.mod at opsets 7..9, when `is_floating(a)` (specs/sizes.yaml:173)."""
+    """operator.mod at opsets 7..9, when `is_floating(a)` (specs/sizes.yaml, operator.mod)."""
     return op.Sub(a, op.Mul(op.Floor(op.Div(a, b)), b))
 
 
 def operator_mod__opset9(op, a, b):
-    """operator.mod at opsets 9..9, when `not is_floating(a)` (specs/sizes.yaml:177)."""
+    """operator.mod at opsets 9, when `not is_floating(a)` (specs/sizes.yaml, operator.mod)."""
     zero = _h.const(op, 0, "int64")
     r = op.Sub(a, op.Mul(op.Div(a, b), b))
     return op.Where(
@@ -187,205 +175,183 @@ def operator_mod__opset9__when(a, b):
 
 
 # operator.pow: a ** b.
-# specs/sizes.yaml:193
 #   operator.pow(Tensor a, Tensor b) -> Tensor
 
 
 def operator_pow__opset7(op, a, b):
-    """operator.pow at opsets 7..28 (specs/sizes.yaml:202)."""
+    """operator.pow at opsets 7..28 (specs/sizes.yaml, operator.pow)."""
     return op.Pow(a, b)
 
 
 # operator.neg: -a.
-# specs/sizes.yaml:208
 #   operator.neg(Tensor a) -> Tensor
 
 
 def operator_neg__opset7(op, a):
-    """operator.neg at opsets 7..28 (specs/sizes.yaml:215)."""
+    """operator.neg at opsets 7..28 (specs/sizes.yaml, operator.neg)."""
     return op.Neg(a)
 
 
 # operator.eq: a == b.
-# specs/sizes.yaml:222
 #   operator.eq(Tensor a, Tensor b) -> Tensor
 
 
 def operator_eq__opset7(op, a, b):
-    """operator.eq at opsets 7..28 (specs/sizes.yaml:229)."""
+    """operator.eq at opsets 7..28 (specs/sizes.yaml, operator.eq)."""
     return _h.aten(op, "aten::eq.Tensor", a, b)
 
 
 # operator.ne: a != b.
-# specs/sizes.yaml:239
 #   operator.ne(Tensor a, Tensor b) -> Tensor
 
 
 def operator_ne__opset7(op, a, b):
-    """operator.ne at opsets 7..28 (specs/sizes.yaml:246)."""
+    """operator.ne at opsets 7..28 (specs/sizes.yaml, operator.ne)."""
     return _h.aten(op, "aten::ne.Tensor", a, b)
 
 
 # operator.lt: a < b.
-# specs/sizes.yaml:256
 #   operator.lt(Tensor a, Tensor b) -> Tensor
 
 
 def operator_lt__opset7(op, a, b):
-    """operator.lt at opsets 7..28 (specs/sizes.yaml:263)."""
+    """operator.lt at opsets 7..28 (specs/sizes.yaml, operator.lt)."""
     return _h.aten(op, "aten::lt.Tensor", a, b)
 
 
 # operator.le: a <= b.
-# specs/sizes.yaml:273
 #   operator.le(Tensor a, Tensor b) -> Tensor
 
 
 def operator_le__opset7(op, a, b):
-    """operator.le at opsets 7..28 (specs/sizes.yaml:280)."""
+    """operator.le at opsets 7..28 (specs/sizes.yaml, operator.le)."""
     return _h.aten(op, "aten::le.Tensor", a, b)
 
 
 # operator.gt: a > b.
-# specs/sizes.yaml:290
 #   operator.gt(Tensor a, Tensor b) -> Tensor
 
 
 def operator_gt__opset7(op, a, b):
-    """operator.gt at opsets 7..28 (specs/sizes.yaml:297)."""
+    """operator.gt at opsets 7..28 (specs/sizes.yaml, operator.gt)."""
     return _h.aten(op, "aten::gt.Tensor", a, b)
 
 
 # operator.ge: a >= b.
-# specs/sizes.yaml:307
 #   operator.ge(Tensor a, Tensor b) -> Tensor
 
 
 def operator_ge__opset7(op, a, b):
-    """operator.ge at opsets 7..28 (specs/sizes.yaml:314)."""
+    """operator.ge at opsets 7..28 (specs/sizes.yaml, operator.ge)."""
     return _h.aten(op, "aten::ge.Tensor", a, b)
 
 
 # operator.not_: not a.
-# specs/sizes.yaml:324
 #   operator.not_(Tensor a) -> Tensor
 #   torch.sym_not(Tensor a) -> Tensor
 
 
 def operator_not___opset7(op, a):
-    """operator.not_ at opsets 7..28 (specs/sizes.yaml:331)."""
+    """operator.not_ at opsets 7..28 (specs/sizes.yaml, operator.not_)."""
     return op.Not(op.Cast(a, to=_h.onnx_dtype("bool")))
 
 
-torch_sym_not__opset7 = operator_not___opset7
-
 # operator.and_: a & b on bools (SymBool).
-# specs/sizes.yaml:338
 #   operator.and_(Tensor a, Tensor b) -> Tensor
 
 
 def operator_and___opset7(op, a, b):
-    """operator.and_ at opsets 7..28 (specs/sizes.yaml:344)."""
+    """operator.and_ at opsets 7..28 (specs/sizes.yaml, operator.and_)."""
     return op.And(a, b)
 
 
 # operator.or_: a | b on bools (SymBool).
-# specs/sizes.yaml:349
 #   operator.or_(Tensor a, Tensor b) -> Tensor
 
 
 def operator_or___opset7(op, a, b):
-    """operator.or_ at opsets 7..28 (specs/sizes.yaml:355)."""
+    """operator.or_ at opsets 7..28 (specs/sizes.yaml, operator.or_)."""
     return op.Or(a, b)
 
 
 # torch.sym_max: max(a, b).
-# specs/sizes.yaml:362
 #   torch.sym_max(Tensor a, Tensor b) -> Tensor
 
 
 def torch_sym_max__opset7(op, a, b):
-    """torch.sym_max at opsets 7..28 (specs/sizes.yaml:371)."""
+    """torch.sym_max at opsets 7..28 (specs/sizes.yaml, torch.sym_max)."""
     return op.Max(a, b)
 
 
 # torch.sym_min: min(a, b).
-# specs/sizes.yaml:377
 #   torch.sym_min(Tensor a, Tensor b) -> Tensor
 
 
 def torch_sym_min__opset7(op, a, b):
-    """torch.sym_min at opsets 7..28 (specs/sizes.yaml:385)."""
+    """torch.sym_min at opsets 7..28 (specs/sizes.yaml, torch.sym_min)."""
     return op.Min(a, b)
 
 
 # torch.sym_float: a as a float.
-# specs/sizes.yaml:391
 #   torch.sym_float(Tensor a) -> Tensor
 
 
 def torch_sym_float__opset7(op, a):
-    """torch.sym_float at opsets 7..28 (specs/sizes.yaml:397)."""
+    """torch.sym_float at opsets 7..28 (specs/sizes.yaml, torch.sym_float)."""
     return op.Cast(a, to=_h.onnx_dtype("float64"))
 
 
 # torch.sym_int: a as an int, rounding towards zero.
-# specs/sizes.yaml:402
 #   torch.sym_int(Tensor a) -> Tensor
 
 
 def torch_sym_int__opset7(op, a):
-    """torch.sym_int at opsets 7..28 (specs/sizes.yaml:408)."""
+    """torch.sym_int at opsets 7..28 (specs/sizes.yaml, torch.sym_int)."""
     return op.Cast(a, to=_h.onnx_dtype("int64"))
 
 
 # torch.sym_ite: t if b else f.
-# specs/sizes.yaml:415
 #   torch.sym_ite(Tensor b, Tensor t, Tensor f) -> Tensor
 
 
 def torch_sym_ite__opset9(op, b, t, f):
-    """torch.sym_ite at opsets 9..28 (specs/sizes.yaml:423)."""
+    """torch.sym_ite at opsets 9..28 (specs/sizes.yaml, torch.sym_ite)."""
     return op.Where(b, t, f)
 
 
 # torch.sym_sum: The sum of args.
-# specs/sizes.yaml:428
 #   torch.sym_sum(Tensor[] args) -> Tensor
 
 
 def torch_sym_sum__opset7(op, args):
-    """torch.sym_sum at opsets 7..28 (specs/sizes.yaml:435)."""
+    """torch.sym_sum at opsets 7..28 (specs/sizes.yaml, torch.sym_sum)."""
     return op.ReduceSum(
         op.Concat(*[op.Reshape(a, _h.const(op, [1], "int64")) for a in args], axis=0), keepdims=0
     )
 
 
 # math.ceil: The smallest int not below x.
-# specs/sizes.yaml:440
 #   math.ceil(Tensor x) -> Tensor
 
 
 def math_ceil__opset7(op, x):
-    """math.ceil at opsets 7..28 (specs/sizes.yaml:446)."""
+    """math.ceil at opsets 7..28 (specs/sizes.yaml, math.ceil)."""
     return op.Cast(op.Ceil(x), to=_h.onnx_dtype("int64")) if _h.is_floating(x) else op.Identity(x)
 
 
 # math.floor: The largest int not above x.
-# specs/sizes.yaml:452
 #   math.floor(Tensor x) -> Tensor
 
 
 def math_floor__opset7(op, x):
-    """math.floor at opsets 7..28 (specs/sizes.yaml:458)."""
+    """math.floor at opsets 7..28 (specs/sizes.yaml, math.floor)."""
     return op.Cast(op.Floor(x), to=_h.onnx_dtype("int64")) if _h.is_floating(x) else op.Identity(x)
 
 
 # math.trunc: x rounded towards zero, as an int.
-# specs/sizes.yaml:464
 #   math.trunc(Tensor x) -> Tensor
 
 
 def math_trunc__opset7(op, x):
-    """math.trunc at opsets 7..28 (specs/sizes.yaml:470)."""
+    """math.trunc at opsets 7..28 (specs/sizes.yaml, math.trunc)."""
     return op.Cast(x, to=_h.onnx_dtype("int64"))

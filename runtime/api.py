@@ -161,8 +161,8 @@ def export(
         initializers_as_inputs=keep_initializers_as_inputs,
     )
     result.timings = timings
-    result.lowerings = build.backend.used
-    result.runtime_gaps = build.backend.runtime_gaps
+    result.used = build.backend.used
+    result.gaps_met = build.backend.gaps_met
     for overload, gap in result.runtime_gaps:
         warnings.warn(
             f"{overload}: {gap.reason} (the model is valid ONNX; {gap.spec})", stacklevel=2

@@ -19,11 +19,13 @@ from onnx_ir.tensor_adapters import TorchTensor
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind, OutputKind
 
+from torchonnx import catalog
 from torchonnx.builder import Builder, IRBackend, mark_number
 from torchonnx.dispatch import NotLowerable, bind, lower
 from torchonnx.dtypes import ir_dtype, name_of
 from torchonnx.errors import Unsupported, UnsupportedOperatorError
 from torchonnx.generated.registry import DROPPED, OVERLOADS
+from torchonnx.overloads import target_name
 
 PRODUCER = "torchonnx"
 
@@ -61,17 +63,6 @@ def _set_type(value: ir.Value, meta: Any, names: Mapping[Any, Any]) -> None:
     elif isinstance(meta, (torch.SymFloat, float)):
         value.dtype = ir.DataType.DOUBLE  # a Python float
         value.shape = ir.Shape([])
-
-
-def target_name(target: Any) -> str:
-    """The spec key of an FX call's target: `aten::add.Tensor` for an ATen overload, the
-    qualified name of a Python callable (`operator.mul`, `math.ceil`, `torch.sym_max`)."""
-    if isinstance(target, torch._ops.OpOverload):
-        schema = target._schema
-        return schema.name + (f".{schema.overload_name}" if schema.overload_name else "")
-    module = getattr(target, "__module__", None) or ""
-    module = {"_operator": "operator"}.get(module, module)
-    return f"{module}.{getattr(target, '__name__', target)}"
 
 
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fn>\S+)\n\s*(?P<code>.*)')
@@ -196,9 +187,8 @@ class GraphBuild:
         try:
             out = lower(entry, name, self.backend, bind(overload, args, kwargs))
         except NotLowerable as err:
-            self._unsupported(
-                node, name, err.reason, spec=err.spec or entry.spec, opsets=err.opsets
-            )
+            spec = err.spec or catalog.spec_location(entry.key)
+            self._unsupported(node, name, err.reason, spec=spec, opsets=err.opsets)
             return
         self.values[node] = self._outputs(node, out, meta)
 

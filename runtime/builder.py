@@ -8,7 +8,7 @@ import onnx_ir as ir
 import torch
 from onnxscript import BuilderFeature, GraphBuilder
 
-from torchonnx.dispatch import Gap, Lowering
+from torchonnx.dispatch import Entry, Gap, Lowering
 from torchonnx.dtypes import ir_dtype, name_of, onnx_enum
 
 
@@ -119,12 +119,16 @@ class IRBackend:
         self.opset = opset
         self.ctx = builder.op
         builder.backend = self  # for lowerings that call other lowerings (`aten.amax(...)`)
-        self.used: list[tuple[str, str]] = []  # (overload, spec of the lowering) per call
-        self.runtime_gaps: list[tuple[str, Gap]] = []  # declared gaps of runtimes, per call
+        # per call: (overload, its entry, the index of the lowering that ran)
+        self.used: list[tuple[str, str, int]] = []
+        # per call and declared gap of a runtime it falls in: (overload, entry, gap index)
+        self.gaps_met: list[tuple[str, str, int]] = []
 
-    def lowered(self, overload: str, lowering: Lowering, runtime_gaps: tuple[Gap, ...]) -> None:
-        self.used.append((overload, lowering.spec))
-        self.runtime_gaps.extend((overload, gap) for gap in runtime_gaps)
+    def lowered(
+        self, entry: Entry, overload: str, lowering: Lowering, runtime_gaps: tuple[Gap, ...]
+    ) -> None:
+        self.used.append((overload, entry.key, lowering.index))
+        self.gaps_met.extend((overload, entry.key, gap.index) for gap in runtime_gaps)
 
     def dtype_of(self, value: Any) -> str | None:
         return (

@@ -12,6 +12,7 @@ import torch
 from torch.export import ExportedProgram
 
 from torchonnx.errors import CaptureError
+from torchonnx.overloads import UnknownOverload, op_overload
 
 
 @functools.cache
@@ -21,11 +22,9 @@ def spec_overloads() -> tuple[torch._ops.OpOverload, ...]:
 
     out = []
     for name in OVERLOADS:
-        ns, _, rest = name.partition("::")
-        packet, _, overload = rest.partition(".")
         try:
-            out.append(getattr(getattr(getattr(torch.ops, ns), packet), overload or "default"))
-        except (AttributeError, RuntimeError):  # an overload this torch does not have
+            out.append(op_overload(name))
+        except UnknownOverload:  # an overload this torch does not have
             continue
     return tuple(out)
 

@@ -1,11 +1,13 @@
 """The generated registry's types, and the dispatch that both export paths share.
 
-`generated/registry.py` describes every spec entry with these types. `lower()` runs one ATen
-call through its entry: it picks the lowering for the target opset (the highest `since` whose
-condition holds), applies ATen type promotion, checks the dtype plan (native, widened, or a
-declared gap), casts, calls the generated function and casts results back. What differs between
-the torch.export and TorchScript paths (how a value's dtype is read, how a Cast is made) is a
-`Backend`.
+`generated/registry.py` describes every spec entry with these types, holding only what
+dispatch reads; what people read (docs, schema strings, spec locations, samples, the texts of
+conditions and reasons) is in `generated/catalog.py`, read through `torchonnx.catalog`, which
+dispatch consults only to word an error. `lower()` runs one ATen call through its entry: it
+picks the lowering for the target opset (the highest `since` whose condition holds), applies
+ATen type promotion, checks the dtype plan (native, widened, or a declared gap), casts, calls
+the generated function and casts results back. What differs between the torch.export and
+TorchScript paths (how a value's dtype is read, how a Cast is made) is a `Backend`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from torchonnx import catalog  # light: it loads the generated catalog only when asked
 from torchonnx.dtypes import FLOATING, INTEGRAL, Operand, compute_dtype, named_value
+from torchonnx.opsets import span
 
 TENSOR = "tensor"
 MAYBE_TENSOR = "tensor?"
@@ -29,6 +33,21 @@ class _Required:
 
 
 REQUIRED: Any = _Required()
+
+# One segment of a dtype plan: over opsets `lo..hi`, the dtype the lowering runs in, or None
+# where it does not; then why not, as an index into the entry's reasons in the catalog, or
+# None where an earlier lowering always takes the dtype.
+Segment = tuple[int, int, str | None, int | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How a lowering runs each dtype it may compute in, over its opsets. Lowerings whose
+    plans are alike share one."""
+
+    dtypes: dict[str, tuple[Segment, ...]]  # compute dtype -> its segments
+    # a compute dtype run in a wider one -> per output of the lowering: cast back to it
+    cast_back: dict[str, tuple[bool, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,83 +67,90 @@ class Param:
 
 @dataclass(frozen=True, slots=True)
 class Overload:
+    """An ATen overload, and the overloads lowered exactly like it (`also`: same parameters,
+    same functions; in-place and `out` variants mostly). Its entry gives each name of `also`
+    an Overload of its own with the same `variant`."""
+
     name: str  # aten::add.Tensor
-    schema: str
     params: tuple[Param, ...]
-    returns: tuple[str, ...]
+    also: tuple[str, ...] = ()
+    variant: int = 0  # which function of each lowering's `fns` it calls; set by its Entry
 
 
 @dataclass(frozen=True, slots=True)
 class Lowering:
+    """One lowering block of a spec entry, over opsets since..until."""
+
+    index: int  # the block's position in its spec entry: how the catalog knows it
     since: int
     until: int
-    spec: str  # file:line of the block
-    fns: dict[str, Callable[..., Any]]  # overload -> onnxscript-builder function
-    symbolic: dict[str, str]  # overload -> "symbolic_opsetN.function"
-    dtypes: dict[str, tuple[tuple[int, int, str | None, str | None], ...]]
-    cast_back: dict[str, tuple[bool, ...]]  # widened compute dtype -> per output: cast back
-    onnx_ops: tuple[str, ...]
+    # per overload variant: the onnxscript-builder function. Its TorchScript counterpart is
+    # the function of the same name in `generated/symbolic_opset<since>.py`.
+    fns: tuple[Callable[..., Any], ...]
+    plan: Plan
     when: Callable[..., bool] | None = None
-    when_text: str | None = None
 
-    def run_dtype(self, compute: str, opset: int) -> tuple[str | None, str | None]:
-        """(dtype to run in, None) or (None, why not) for `compute` at `opset`; (None, None)
-        where an earlier lowering always takes `compute`."""
-        for lo, hi, run, reason in self.dtypes.get(compute, ()):
+    @property
+    def dtypes(self) -> dict[str, tuple[Segment, ...]]:
+        return self.plan.dtypes
+
+    @property
+    def cast_back(self) -> dict[str, tuple[bool, ...]]:
+        return self.plan.cast_back
+
+    def run_dtype(self, compute: str, opset: int) -> tuple[str | None, int | None] | None:
+        """(dtype to run in, None), or (None, why not: an index into the entry's reasons), or
+        (None, None) where an earlier lowering always takes `compute`; None when `compute`
+        is not a dtype of this lowering at `opset`."""
+        for lo, hi, run, why in self.dtypes.get(compute, ()):
             if lo <= opset <= hi:
-                return run, reason
-        supported = ", ".join(self.dtypes)
-        return None, f"{compute} is not among the dtypes of this op ({supported})"
+                return run, why
+        return None
 
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    reason: str
-    spec: str
+    """A declared gap that dispatch decides per call: one with a condition on the arguments
+    (`when`), or one of a runtime (the model exports; that runtime cannot run it). Gaps of
+    dtypes and opsets alone are in the dtype plans."""
+
+    index: int  # its position among the entry's gaps: how the catalog knows it
     dtypes: tuple[str, ...] = ()
     opsets: tuple[int, int] | None = None
     when: Callable[..., bool] | None = None
-    when_text: str | None = None
     runtime: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class Sample:
-    args: str
-    spec: str
-    opsets: tuple[int, int] | None = None
-    dtypes: tuple[str, ...] = ()
-    overload: str | None = None
+class Limit:
+    """Dtypes no graph can hold at some opsets, whatever the op (common.yaml)."""
 
-
-@dataclass(frozen=True, slots=True)
-class RuntimeLimit:
-    """Dtypes a runtime cannot always run, for any op (the exported model is still valid)."""
-
-    runtime: str
+    index: int  # its position among common.yaml's limits: how the catalog knows it
     dtypes: tuple[str, ...]
     opsets: tuple[int, int]
-    reason: str
-    spec: str
 
 
 @dataclass(frozen=True, slots=True)
 class Entry:
     key: str
-    spec: str
-    family: str
-    doc: str
-    overloads: dict[str, Overload]
-    dtypes: tuple[str, ...]  # input dtypes the entry declares
+    variants: tuple[Overload, ...]  # overloads lowered differently, each with its `also`
     lowerings: tuple[Lowering, ...]  # by `since`, highest first
+    dtypes: tuple[str, ...]  # input dtypes the entry declares
     promote: str | None = None
     promote_args: tuple[str, ...] = ()
     group: tuple[str, ...] = ()  # tensor arguments cast to the compute dtype
     dtype_param: str | None = None
     input_dtypes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     gaps: tuple[Gap, ...] = ()
-    samples: tuple[Sample, ...] = ()
-    shape: str = "infer"
+    # every overload of the entry by name, `also` names included
+    overloads: dict[str, Overload] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        overloads = {}
+        for variant, o in enumerate(self.variants):
+            for name in (o.name, *o.also):
+                overloads[name] = Overload(name, o.params, variant=variant)
+        object.__setattr__(self, "overloads", overloads)
 
     @property
     def opsets(self) -> tuple[int, int]:
@@ -150,20 +176,40 @@ class Backend(Protocol):
 
     def const(self, value: Any, dtype: str) -> Any: ...
 
-    def lowered(self, overload: str, lowering: Lowering, runtime_gaps: tuple[Gap, ...]) -> None:
+    def lowered(
+        self, entry: Entry, overload: str, lowering: Lowering, runtime_gaps: tuple[Gap, ...]
+    ) -> None:
         """Told which lowering ran, and the declared runtime gaps that apply to the call."""
 
 
 class NotLowerable(Exception):
-    """This call cannot be lowered at this opset; `reason` says why, `opsets` what would work."""
+    """This call cannot be lowered at this opset; `reason` says why, `opsets` what would work.
+
+    `entry` and the index of a `lowering` or `gap` of it say which part of a spec refuses;
+    `spec` looks its file:line up in the catalog.
+    """
 
     def __init__(
-        self, reason: str, *, spec: str | None = None, opsets: list[int] | None = None
+        self,
+        reason: str,
+        *,
+        entry: str | None = None,
+        lowering: int | None = None,
+        gap: int | None = None,
+        opsets: list[int] | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.spec = spec
+        self.entry = entry
+        self.lowering = lowering
+        self.gap = gap
         self.opsets = opsets or []
+
+    @property
+    def spec(self) -> str | None:
+        if self.entry is None:
+            return None
+        return catalog.spec_location(self.entry, lowering=self.lowering, gap=self.gap)
 
 
 def bind(overload: Overload, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -215,26 +261,18 @@ def select(entry: Entry, opset: int, args: dict[str, Any], cap: int | None = Non
     )
     if not works:
         conditions = "; ".join(
-            f"`{lw.when_text}` (from opset {lw.since})" for lw in entry.lowerings if lw.when_text
+            f"`{catalog.lowering(entry.key, lw.index).when}` (from opset {lw.since})"
+            for lw in entry.lowerings
+            if lw.when is not None
         )
         raise NotLowerable(
-            f"no lowering applies to these arguments: each needs {conditions}", spec=entry.spec
+            f"no lowering applies to these arguments: each needs {conditions}", entry=entry.key
         )
     lowest = min(works)
     reason = (
-        f"supported from opset {lowest}"
-        if opset < lowest
-        else f"supported at opsets {_span(works)}"
+        f"supported from opset {lowest}" if opset < lowest else f"supported at opsets {span(works)}"
     )
-    raise NotLowerable(f"not supported at opset {opset}; {reason}", spec=entry.spec, opsets=works)
-
-
-def _span(opsets: list[int]) -> str:
-    return (
-        f"{opsets[0]}..{opsets[-1]}"
-        if opsets == list(range(opsets[0], opsets[-1] + 1))
-        else ", ".join(map(str, opsets))
-    )
+    raise NotLowerable(f"not supported at opset {opset}; {reason}", entry=entry.key, opsets=works)
 
 
 def compute_dtype_for(entry: Entry, backend: Backend, args: dict[str, Any]) -> str | None:
@@ -255,7 +293,7 @@ def compute_dtype_for(entry: Entry, backend: Backend, args: dict[str, Any]) -> s
                     dtype = backend.dtype_of(value)
                     if dtype is None:
                         raise NotLowerable(
-                            f"the dtype of argument {name} is not known", spec=entry.spec
+                            f"the dtype of argument {name} is not known", entry=entry.key
                         )
                     operands.append(Operand(dtype, backend.rank_of(value)))
         return compute_dtype(entry.promote, operands)
@@ -281,17 +319,17 @@ def runtime_gaps(
 
 
 @functools.cache
-def _limits() -> tuple[tuple[tuple[str, ...], tuple[int, int], str], ...]:
+def _limits() -> tuple[Limit, ...]:
     from torchonnx.generated.registry import LIMITS
 
     return LIMITS
 
 
-def limit(dtype: str, opset: int) -> str | None:
-    """Why no graph can hold `dtype` at `opset` (common.yaml's limits), or None."""
-    for dtypes, (lo, hi), reason in _limits():
-        if dtype in dtypes and lo <= opset <= hi:
-            return reason
+def limit(dtype: str, opset: int) -> Limit | None:
+    """The limit of common.yaml by which no graph can hold `dtype` at `opset`, or None."""
+    for lim in _limits():
+        if dtype in lim.dtypes and lim.opsets[0] <= opset <= lim.opsets[1]:
+            return lim
     return None
 
 
@@ -309,28 +347,38 @@ def plan(
             dtype = backend.dtype_of(tensor)
             if dtype is not None and dtype not in allowed:
                 raise NotLowerable(
-                    f"argument {name} is {dtype}; supported: {', '.join(allowed)}", spec=entry.spec
+                    f"argument {name} is {dtype}; supported: {', '.join(allowed)}", entry=entry.key
                 )
     compute = compute_dtype_for(entry, backend, args)
     for param in entry.overloads[overload].params:
         for tensor in _tensors(args.get(param.name)) if param.is_tensor else ():
             dtype = backend.dtype_of(tensor)
-            reason = limit(dtype, opset) if dtype is not None else None
-            if reason is not None:
-                raise NotLowerable(f"argument {param.name} is {dtype}: {reason}", spec=entry.spec)
+            lim = limit(dtype, opset) if dtype is not None else None
+            if lim is not None:
+                reason = catalog.limits()[lim.index].reason
+                raise NotLowerable(f"argument {param.name} is {dtype}: {reason}", entry=entry.key)
     for gap in entry.gaps:
         # gaps without a condition are in the dtype plans; a runtime's gaps do not stop export
         if gap.when is not None and gap.runtime is None and _gap_applies(gap, compute, opset, args):
-            raise NotLowerable(f"{gap.reason} (when {gap.when_text})", spec=gap.spec)
+            info = catalog.gap(entry.key, gap.index)
+            raise NotLowerable(f"{info.reason} (when {info.when})", entry=entry.key, gap=gap.index)
     lowering = select(entry, opset, args, cap)  # after the gaps, whose reasons say more
     if compute is None:
         return lowering, None, None
-    run, reason = lowering.run_dtype(compute, opset)
+    status = lowering.run_dtype(compute, opset)
+    run = status[0] if status is not None else None
     if run is None:
+        if status is not None and status[1] is not None:
+            reason = catalog.entry(entry.key).reasons[status[1]]
+        else:  # never picked where an earlier lowering takes the dtype; kept for safety
+            reason = f"{compute} is not among the dtypes of this op ({', '.join(lowering.dtypes)})"
         works = dtype_opsets(entry, compute)
-        hint = f"; {compute} works at opsets {_span(works)}" if works else ""
+        hint = f"; {compute} works at opsets {span(works)}" if works else ""
         raise NotLowerable(
-            f"{compute} at opset {opset}: {reason}{hint}", spec=lowering.spec, opsets=works
+            f"{compute} at opset {opset}: {reason}{hint}",
+            entry=entry.key,
+            lowering=lowering.index,
+            opsets=works,
         )
     return lowering, compute, run
 
@@ -354,12 +402,13 @@ def lower(
     backend: Backend,
     args: dict[str, Any],
     *,
-    pick: Callable[[Lowering, str], Callable[..., Any]] | None = None,
+    pick: Callable[[Lowering, int], Callable[..., Any]] | None = None,
     cap: int | None = None,
 ) -> Any:
     """Emit the ONNX nodes for one ATen call; returns its output value(s).
 
-    `pick` chooses the generated function of the lowering (the onnxscript one by default).
+    `pick` chooses the generated function of the lowering for the overload's variant (the
+    onnxscript one by default).
     """
     for param in entry.overloads[overload].params:
         if param.named is not None and args[param.name] is not None:
@@ -384,8 +433,9 @@ def lower(
             ]
         elif in_group:
             args[param.name] = _cast(backend, value, run)
-    backend.lowered(overload, lowering, runtime_gaps(entry, compute, backend.opset, args))
-    fn = pick(lowering, overload) if pick is not None else lowering.fns[overload]
+    backend.lowered(entry, overload, lowering, runtime_gaps(entry, compute, backend.opset, args))
+    variant = entry.overloads[overload].variant
+    fn = pick(lowering, variant) if pick is not None else lowering.fns[variant]
     out = fn(backend.ctx, *args.values())
     if run is not None and compute is not None and run != compute:  # widened: cast back
         back = lowering.cast_back[compute]

@@ -2,43 +2,70 @@
 
 Specs, generated code and errors name data types the way torch does (`float32`, `int64`,
 `bfloat16`, ...). This module maps those names to torch and ONNX types, and computes the
-dtype an elementwise ATen op computes in (its type promotion), for both export paths.
-It imports no generated code, so codegen can use it too.
+dtype an elementwise ATen op computes in (its type promotion), for both export paths and for
+codegen: it is the one copy of these rules. It imports no generated code, and imports onnx_ir
+(and the sympy it pulls in) only when asked for an onnx_ir type, so codegen starts fast.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import onnx_ir as ir
 import torch
-from onnx_ir.tensor_adapters import from_torch_dtype, to_torch_dtype
 
-# The vocabulary of dtype names, in the order tables list them.
-DTYPE_NAMES: tuple[str, ...] = (
-    "bool",
-    "uint8",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float16",
-    "bfloat16",
-    "float32",
-    "float64",
-    "complex64",
-    "complex128",
-)
+if TYPE_CHECKING:
+    import onnx_ir as ir
+
+# The vocabulary of dtype names, in the order tables list them, with the number of each in
+# ONNX's TensorProto.DataType (fixed by the ONNX standard; onnx_ir.DataType uses the same).
+_ONNX: dict[str, int] = {
+    "bool": 9,
+    "uint8": 2,
+    "int8": 3,
+    "int16": 5,
+    "int32": 6,
+    "int64": 7,
+    "uint16": 4,
+    "uint32": 12,
+    "uint64": 13,
+    "float16": 10,
+    "bfloat16": 16,
+    "float32": 1,
+    "float64": 11,
+    "complex64": 14,
+    "complex128": 15,
+}
+DTYPE_NAMES: tuple[str, ...] = tuple(_ONNX)
+
+# How onnx.defs type constraints spell each dtype (`tensor(float)`), where it differs.
+_ONNX_SPELLING = {"float32": "float", "float64": "double"}
+_ONNX_TYPE_STR = {name: f"tensor({_ONNX_SPELLING.get(name, name)})" for name in DTYPE_NAMES}
+
+# ATen's ScalarType numbering, in which TorchScript graphs carry dtype arguments.
+_SCALAR_TYPES: dict[int, str] = {
+    0: "uint8",
+    1: "int8",
+    2: "int16",
+    3: "int32",
+    4: "int64",
+    5: "float16",
+    6: "float32",
+    7: "float64",
+    9: "complex64",
+    10: "complex128",
+    11: "bool",
+    15: "bfloat16",
+    27: "uint16",
+    28: "uint32",
+    29: "uint64",
+}
 
 _TORCH: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
 _NAME_OF_TORCH: dict[torch.dtype, str] = {dt: name for name, dt in _TORCH.items()}
-_IR: dict[str, ir.DataType] = {name: from_torch_dtype(dt) for name, dt in _TORCH.items()}
-_NAME_OF_IR: dict[ir.DataType, str] = {dt: name for name, dt in _IR.items()}
+_NAME_OF_ONNX: dict[int, str] = {number: name for name, number in _ONNX.items()}
 
 FLOATING = frozenset({"float16", "bfloat16", "float32", "float64"})
 COMPLEX = frozenset({"complex64", "complex128"})
@@ -60,17 +87,24 @@ def torch_dtype(name: str) -> torch.dtype:
 
 
 def ir_dtype(name: str) -> ir.DataType:
-    return _IR[name]
+    import onnx_ir as ir  # here, not at the top: see the module's docstring
+
+    return ir.DataType(_ONNX[name])
 
 
 def onnx_enum(dtype: str | torch.dtype | ir.DataType) -> int:
     """The `TensorProto.DataType` number of a dtype (the value of Cast's `to`)."""
-    return int(ir_dtype(name_of(dtype)))
+    return _ONNX[name_of(dtype)]
 
 
 def onnx_type_str(name: str) -> str:
     """How onnx.defs type constraints spell a dtype: `tensor(float)`."""
-    return f"tensor({_IR[name].name.lower()})"
+    return _ONNX_TYPE_STR[name]
+
+
+def scalar_type_name(number: int) -> str:
+    """The name of the dtype that ATen's ScalarType `number` stands for."""
+    return _SCALAR_TYPES[number]
 
 
 def name_of(dtype: str | torch.dtype | ir.DataType) -> str:
@@ -81,13 +115,14 @@ def name_of(dtype: str | torch.dtype | ir.DataType) -> str:
         return dtype
     if isinstance(dtype, torch.dtype):
         return _NAME_OF_TORCH[dtype]
-    if isinstance(dtype, ir.DataType):
-        return _NAME_OF_IR[dtype]
+    ir_module = sys.modules.get("onnx_ir")  # without it loaded, no value is an onnx_ir type
+    if ir_module is not None and isinstance(dtype, ir_module.DataType):
+        return _NAME_OF_ONNX[int(dtype)]
     raise TypeError(f"not a dtype: {dtype!r}")
 
 
 def from_ir(dtype: ir.DataType) -> torch.dtype:
-    return to_torch_dtype(dtype)
+    return _TORCH[name_of(dtype)]
 
 
 def is_floating(name: str) -> bool:
@@ -155,22 +190,33 @@ def _combine(higher: str | None, lower: str | None) -> str | None:
     return higher
 
 
-def result_dtype(operands: Iterable[Operand]) -> str:
+def default_float() -> str:
+    """torch's default floating dtype (`torch.set_default_dtype`): what Python floats and the
+    int_to_float promotion of integers give."""
+    return name_of(torch.get_default_dtype())
+
+
+# The dtypes torch accepts as its default dtype: a plan made at codegen time covers each.
+DEFAULT_FLOATS = tuple(d for d in DTYPE_NAMES if d in FLOATING)
+
+
+def result_dtype(operands: Iterable[Operand], default: str | None = None) -> str:
     """The dtype ATen computes in for these operands (`torch.result_type`, generalised).
 
     Tensors with dimensions take precedence over zero-dim tensors, which take precedence
     over Python numbers, unless a lower tier holds a higher category (bool < integer <
-    floating < complex). Python floats count as the default dtype.
+    floating < complex). Python floats count as the default dtype: `default`, or torch's
+    (`default_float()`) when None.
     """
     tiers: list[str | None] = [None, None, None]
-    default_float = name_of(torch.get_default_dtype())
+    floating = default or default_float()
     for op in operands:
         if op.dim is None:
             dtype = op.dtype
             if dtype in FLOATING:
-                dtype = default_float
+                dtype = floating
             elif dtype in COMPLEX:
-                dtype = "complex128" if default_float == "float64" else "complex64"
+                dtype = "complex128" if floating == "float64" else "complex64"
             tiers[2] = _promote(tiers[2], dtype)
         elif op.dim == 0:
             tiers[1] = _promote(tiers[1], op.dtype)
@@ -182,13 +228,14 @@ def result_dtype(operands: Iterable[Operand]) -> str:
     return result
 
 
-def compute_dtype(kind: str, operands: Sequence[Operand]) -> str:
-    """The dtype an op of promotion `kind` computes in (its inputs are cast to it)."""
+def compute_dtype(kind: str, operands: Sequence[Operand], default: str | None = None) -> str:
+    """The dtype an op of promotion `kind` computes in (its inputs are cast to it); `default`
+    is the default floating dtype (torch's when None)."""
     if kind == "python":
         return python_dtype(op.dtype for op in operands)
-    dtype = result_dtype(operands)
+    dtype = result_dtype(operands, default)
     if kind == "int_to_float" and _category(dtype) < 2:
-        return name_of(torch.get_default_dtype())
+        return default or default_float()
     if kind == "int_to_long" and _category(dtype) < 2:
         return "int64"
     return dtype
@@ -203,6 +250,15 @@ def python_dtype(dtypes: Iterable[str]) -> str:
     return {0: "bool", 1: "int64"}.get(max(categories), "float64")
 
 
+def compute_dtypes(kind: str | None, dtype: str) -> tuple[str, ...]:
+    """Every dtype an op of promotion `kind` may compute in for a tensor of `dtype`, whatever
+    the default dtype is when exporting (what codegen makes dtype plans for)."""
+    if kind is None:
+        return (dtype,)
+    found = {compute_dtype(kind, [Operand(dtype, 1)], default) for default in DEFAULT_FLOATS}
+    return tuple(d for d in DTYPE_NAMES if d in found)
+
+
 def output_dtype(kind: str, compute: str) -> str:
     """The dtype of the op's result given the dtype it computes in."""
     if kind == "always_bool":
@@ -212,21 +268,6 @@ def output_dtype(kind: str, compute: str) -> str:
     return compute
 
 
-# ATen's ScalarType numbering, as TorchScript graphs carry dtype arguments.
-_SCALAR_TYPES = {
-    0: "uint8",
-    1: "int8",
-    2: "int16",
-    3: "int32",
-    4: "int64",
-    5: "float16",
-    6: "float32",
-    7: "float64",
-    9: "complex64",
-    10: "complex128",
-    11: "bool",
-    15: "bfloat16",
-}
 # ATen's Layout and MemoryFormat numbering (c10/core/Layout.h, MemoryFormat.h).
 _LAYOUTS = {0: "strided", 1: "sparse_coo", 2: "sparse_csr", 3: "mkldnn"}
 _MEMORY_FORMATS = {
@@ -244,7 +285,7 @@ def named_value(kind: str, value: Any) -> str:
     if isinstance(value, str):
         return value
     if kind == "dtype":
-        return _SCALAR_TYPES[value] if isinstance(value, int) else name_of(value)
+        return scalar_type_name(value) if isinstance(value, int) else name_of(value)
     if kind == "layout" and isinstance(value, int):
         return _LAYOUTS[value]
     if kind == "memory_format" and isinstance(value, int):

@@ -16,6 +16,7 @@ import onnx_ir as ir
 import torch
 from torch.export import ExportedProgram
 
+from torchonnx import catalog
 from torchonnx.dtypes import from_ir
 from torchonnx.errors import SaveError
 from torchonnx.optimize import finalize, optimize
@@ -43,12 +44,23 @@ class ONNXProgram:
         self._initializers_as_inputs = initializers_as_inputs
         self._session: Any = None
         self.timings: dict[str, float] = {}  # seconds per export stage
-        self.lowerings: list[tuple[str, str]] = []  # (ATen overload, spec of its lowering) per call
-        # (ATen overload, declared gap) for calls a runtime cannot run, though they export
-        self.runtime_gaps: list[tuple[str, Any]] = []
+        # per call: (ATen overload, its spec entry, the index of the lowering that ran)
+        self.used: list[tuple[str, str, int]] = []
+        # per call a runtime cannot run, though it exports: (ATen overload, entry, gap index)
+        self.gaps_met: list[tuple[str, str, int]] = []
 
     def __repr__(self) -> str:
         return f"ONNXProgram(\n{self.model}\n)"
+
+    @property
+    def lowerings(self) -> list[tuple[str, str]]:
+        """(ATen overload, file:line of the spec lowering that ran) per call."""
+        return [(o, catalog.spec_location(k, lowering=i)) for o, k, i in self.used]
+
+    @property
+    def runtime_gaps(self) -> list[tuple[str, catalog.GapInfo]]:
+        """(ATen overload, declared gap) for calls a runtime cannot run, though they export."""
+        return [(o, catalog.gap(k, i)) for o, k, i in self.gaps_met]
 
     @property
     def model_proto(self) -> onnx.ModelProto:

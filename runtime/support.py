@@ -7,13 +7,7 @@ import torch
 from torchonnx.dispatch import dtype_opsets
 from torchonnx.dtypes import Operand, compute_dtype, name_of
 from torchonnx.generated.registry import OVERLOADS
-
-
-def _name(op: str | torch._ops.OpOverload) -> str:
-    if isinstance(op, torch._ops.OpOverload):
-        schema = op._schema
-        return schema.name + (f".{schema.overload_name}" if schema.overload_name else "")
-    return op if "::" in op else f"aten::{op}"
+from torchonnx.overloads import normalize
 
 
 def supported_opsets(
@@ -21,7 +15,7 @@ def supported_opsets(
 ) -> list[int]:
     """The opsets at which `op` (e.g. "aten::add.Tensor" or torch.ops.aten.add.Tensor) lowers,
     for inputs of `dtype` if given (conditions on arguments aside)."""
-    entry = OVERLOADS.get(_name(op))
+    entry = OVERLOADS.get(normalize(op))
     if entry is None:
         return []
     if dtype is None:

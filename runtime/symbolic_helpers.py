@@ -167,7 +167,9 @@ class TorchScriptBackend:
     def const(self, value: Any, dtype: str) -> Any:
         return const(self.g, value, dtype)
 
-    def lowered(self, overload: str, lowering: Lowering, runtime_gaps: tuple[Any, ...]) -> None:
+    def lowered(
+        self, entry: Entry, overload: str, lowering: Lowering, runtime_gaps: tuple[Any, ...]
+    ) -> None:
         pass
 
 
@@ -215,9 +217,8 @@ def _packets() -> dict[str, list[tuple[Overload, Entry]]]:
 
 
 @functools.cache
-def _symbolic(path: str) -> Callable[..., Any]:
-    module, _, fn = path.rpartition(".")
-    return getattr(importlib.import_module(f"torchonnx.generated.{module}"), fn)
+def _symbolic(opset: int, name: str) -> Callable[..., Any]:
+    return getattr(importlib.import_module(f"torchonnx.generated.symbolic_opset{opset}"), name)
 
 
 def _pick(packet: str, g: Any, args: Sequence[Any]) -> tuple[Overload, Entry]:
@@ -288,8 +289,10 @@ def dispatch(g: Any, packet: str, opset: int, args: Sequence[Any], kwargs: dict[
     return lower(entry, overload.name, TorchScriptBackend(g), bound, pick=_symbolic_fn, cap=opset)
 
 
-def _symbolic_fn(lowering: Lowering, overload: str) -> Callable[..., Any]:
-    return _symbolic(lowering.symbolic[overload])
+def _symbolic_fn(lowering: Lowering, variant: int) -> Callable[..., Any]:
+    """The symbolic function of a lowering: in the module of the opset it begins at, under
+    the name of its onnxscript function."""
+    return _symbolic(lowering.since, lowering.fns[variant].__name__)
 
 
 def typed(value: Any, dtype: str | torch.dtype) -> Any:

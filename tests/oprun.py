@@ -12,21 +12,17 @@ import onnx.reference
 import onnxruntime as ort
 import torch
 
+from torchonnx import catalog
 from torchonnx.build import GraphBuild
 from torchonnx.capture import decomposition_table
-from torchonnx.dispatch import Entry, Sample
+from torchonnx.catalog import Sample
+from torchonnx.dispatch import Entry
 from torchonnx.errors import UnsupportedOperatorError
-from torchonnx.generated.registry import RUNTIME_LIMITS
 from torchonnx.optimize import finalize
+from torchonnx.overloads import op_overload
 from torchonnx.program import ONNXProgram, _from_numpy, _to_numpy
 from torchonnx.testing import sample_args
 from torchonnx.verify import compare
-
-
-def op_overload(name: str) -> torch._ops.OpOverload:
-    ns, _, rest = name.partition("::")
-    packet, _, overload = rest.partition(".")
-    return getattr(getattr(getattr(torch.ops, ns), packet), overload or "default")
 
 
 class OpModule(torch.nn.Module):
@@ -119,16 +115,14 @@ def export_program(program: torch.export.ExportedProgram, opset: int) -> ONNXPro
     model = build.run()
     finalize(model)
     result = ONNXProgram(model, program)
-    result.lowerings = build.backend.used
-    result.runtime_gaps = build.backend.runtime_gaps
+    result.used = build.backend.used
+    result.gaps_met = build.backend.gaps_met
     return result
 
 
 def runtime_limited(dtype: str, opset: int) -> str | None:
-    for limit in RUNTIME_LIMITS:
-        if dtype in limit.dtypes and limit.opsets[0] <= opset <= limit.opsets[1]:
-            return limit.reason
-    return None
+    limit = catalog.runtime_limit("onnxruntime", dtype, opset)
+    return limit.reason if limit is not None else None
 
 
 def run_reference(model: onnx.ModelProto, inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:

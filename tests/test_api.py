@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from pathlib import Path
 
@@ -159,10 +160,13 @@ def test_export_an_exported_program() -> None:
 
 
 def test_verify_catches_a_wrong_lowering(monkeypatch: pytest.MonkeyPatch) -> None:
-    from torchonnx.generated.registry import ENTRIES
+    from torchonnx.generated.registry import OVERLOADS
 
-    lowering = ENTRIES["aten::relu"].lowerings[0]
-    monkeypatch.setitem(lowering.fns, "aten::relu", lambda op, self: op.Neg(self))
+    entry = OVERLOADS["aten::relu"]
+    wrong = dataclasses.replace(entry.lowerings[0], fns=(lambda op, self: op.Neg(self),))
+    monkeypatch.setitem(
+        OVERLOADS, "aten::relu", dataclasses.replace(entry, lowerings=(wrong, *entry.lowerings[1:]))
+    )
     with pytest.raises(VerificationError, match="differs from PyTorch"):
         torchonnx.export(AddRelu(), inputs(), verify=True)
 

@@ -50,7 +50,6 @@ SIGMOID = GOOD.replace("aten::relu:", "aten::sigmoid:").replace("Relu(self)", "S
 # (name, spec, line, col, message fragment); col None: not checked
 CASES = [
     ("yaml syntax", "aten::relu:\n  dtypes: [floating\n", 3, None, "expected ',' or ']'"),
-    ("duplicate key", GOOD + "  dtypes: all\n", 7, 3, 'duplicate key "dtypes"'),
     (
         "unknown key",
         GOOD + "  sampels: []\n",
@@ -621,6 +620,39 @@ def test_error(tmp_path: Path, spec: str, line: int, col: int | None, message: s
     assert got_line == line, got
     if col is not None:
         assert got_col == col, got
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        # the first key of the entry
+        (
+            GOOD + "  dtypes: all\n",
+            (7, 3, "duplicate key `dtypes`; the first is at line 2, column 3"),
+        ),
+        # a later key: its own line, not the entry's first
+        (
+            GOOD + "  shape: same(self)\n",
+            (7, 3, "duplicate key `shape`; the first is at line 3, column 3"),
+        ),
+        # a repeated entry: named, not dumped with its values
+        (
+            GOOD + SIGMOID + GOOD,
+            (13, 1, "duplicate key `aten::relu`; the first is at line 1, column 1"),
+        ),
+        # in a nested mapping, flow style
+        (
+            GOOD.replace(
+                "    - since: 7\n      emit: Relu(self)\n",
+                "    - {since: 7, since: 9, emit: Relu(self)}\n",
+            ),
+            (5, 18, "duplicate key `since`; the first is at line 5, column 8"),
+        ),
+    ],
+    ids=["first key", "later key", "entry", "flow mapping"],
+)
+def test_duplicate_key(tmp_path: Path, spec: str, error: tuple[int, int, str]) -> None:
+    assert errors_of(tmp_path, spec) == [("ops.yaml", *error)]
 
 
 def test_common_errors(tmp_path: Path) -> None:

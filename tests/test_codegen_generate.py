@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -35,19 +38,40 @@ def test_committed_generated_matches_specs(monkeypatch: pytest.MonkeyPatch) -> N
     assert main(["--check"]) == 0
 
 
+@pytest.mark.parametrize("where", ["elsewhere", "specs folder"])
+def test_output_does_not_depend_on_cwd(
+    where: str, tmp_path: Path, first_run: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from another folder (absolute paths) or from inside the spec folder (`--specs .`),
+    codegen writes what it writes from the repository root."""
+    out = tmp_path / "out"
+    if where == "elsewhere":
+        monkeypatch.chdir(tmp_path)
+        assert main(["--specs", str(ROOT / "specs"), "--out", str(out)]) == 0
+    else:
+        monkeypatch.chdir(ROOT / "specs")
+        assert main(["--specs", ".", "--out", str(out)]) == 0
+    assert compare_trees(out, first_run) == []
+    assert "specs/elementwise.yaml" in (out / "onnxscript_elementwise.py").read_text("utf-8")
+
+
 def test_every_file_has_the_header(first_run: Path) -> None:
     for path in first_run.rglob("*"):
         if path.is_file():
             assert GENERATED_MARK in path.read_text(encoding="utf-8").splitlines()[0], path
 
 
-def test_generated_python_is_black_clean(first_run: Path) -> None:
-    import black
+def test_generated_python_is_formatted(first_run: Path) -> None:
+    """What codegen writes is what `make lint` checks: `ruff format` with the project's config."""
+    from ruff.__main__ import find_ruff_bin
 
-    mode = black.Mode(line_length=100, target_versions={black.TargetVersion.PY310})
-    for path in first_run.glob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        assert black.format_str(text, mode=mode) == text, path
+    done = subprocess.run(
+        [find_ruff_bin(), "format", "--check", "--config", str(ROOT / "pyproject.toml"), "."],
+        cwd=first_run,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def _copy_specs(tmp_path: Path) -> Path:
@@ -82,6 +106,68 @@ def test_spec_edit_changes_modules_and_tables(tmp_path: Path, first_run: Path) -
     for p, mtime in before.items():
         if p.relative_to(out).as_posix() not in changed:
             assert p.stat().st_mtime_ns == mtime, p
+
+
+NEW_ENTRY = """\
+aten::sin:
+  also: [aten::sin_, aten::sin.out]
+  doc: Sine, elementwise.
+  dtypes: [float16, float32, float64]
+  shape: same(self)
+  lower:
+    - since: 9
+      when: rank(self) > 0
+      emit: Sin(self)
+    - since: 7
+      emit: Sin(Identity(self))
+  gaps:
+    - dtypes: [float16]
+      opsets: ..8
+      reason: a gap declared by the test
+  samples:
+    - t(3, 4)
+    - t()
+
+"""
+# A line that counts entries or overloads in a Markdown table's introduction.
+COUNTS = re.compile(r"^\d+ (spec entries|entries) ")
+
+
+def test_adding_an_entry_only_adds_lines(tmp_path: Path, first_run: Path) -> None:
+    """Outside the catalog (the one index of spec lines), adding an entry in the middle of a
+    spec file adds lines and changes none: no line numbers, no positions shift."""
+    specs = _copy_specs(tmp_path)
+    path = specs / "elementwise.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "aten::sin:" not in text
+    path.write_text(text.replace("aten::exp:\n", NEW_ENTRY + "aten::exp:\n", 1), encoding="utf-8")
+    out = tmp_path / "out"
+    shutil.copytree(first_run, out)
+    fm, errors = generate(specs)
+    assert not errors, [str(e) for e in errors]
+    changed = {c for c in fm.write(out) if not c.endswith("(removed)")}
+    assert {
+        "registry.py",
+        "catalog.py",
+        "onnxscript_elementwise.py",
+        "docs/operators.md",
+    } <= changed
+    problems = []
+    for rel in sorted(changed - {"catalog.py"}):
+        old = (first_run / rel).read_text(encoding="utf-8").splitlines()
+        new = (out / rel).read_text(encoding="utf-8").splitlines()
+        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(
+            None, old, new, autojunk=False
+        ).get_opcodes():
+            if tag == "equal" or tag == "insert":
+                continue
+            if tag == "replace" and rel.startswith("docs/") and i2 - i1 == j2 - j1 == 1:
+                if COUNTS.match(old[i1]) and COUNTS.match(new[j1]):
+                    continue  # the counts line
+            problems.append(f"{rel}: {tag} {old[i1:i2]} -> {new[j1:j2]}")
+    assert problems == []
+    registry = (out / "registry.py").read_text(encoding="utf-8")
+    assert '"aten::sin"' in registry and "_elementwise.sin__opset9__when" in registry
 
 
 def test_stale_generated_files_are_removed(tmp_path: Path, first_run: Path) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import pytest
 
+from torchonnx import catalog
 from torchonnx.dispatch import Entry
-from torchonnx.generated.registry import ENTRIES, LIMITS
+from torchonnx.generated.registry import ENTRIES
 
 from oprun import run_sample
 
@@ -37,7 +38,7 @@ def _cases() -> list:
 def _samples(entry: Entry, opset: int, dtype: str) -> list:
     return [
         s
-        for s in entry.samples
+        for s in catalog.samples(entry.key)
         if (s.opsets is None or s.opsets[0] <= opset <= s.opsets[1])
         and (not s.dtypes or dtype in s.dtypes)
     ]
@@ -45,9 +46,10 @@ def _samples(entry: Entry, opset: int, dtype: str) -> list:
 
 def _declared_reasons(entry: Entry) -> list[str]:
     """Why a call may be refused: dtype plans, gaps, limits, or no lowering at that opset."""
-    reasons = [g.reason for g in entry.gaps if not g.runtime]
-    reasons += [r for lw in entry.lowerings for segs in lw.dtypes.values() for *_, r in segs if r]
-    reasons += [reason for *_, reason in LIMITS]
+    info = catalog.entry(entry.key)
+    reasons = [g.reason for g in info.gaps if not g.runtime]
+    reasons += info.reasons  # of the dtype plans
+    reasons += [limit.reason for limit in catalog.limits() if not limit.runtime]
     return [*reasons, "no lowering applies to these arguments", "not supported at opset"]
 
 
@@ -61,7 +63,8 @@ def _compute(entry: Entry, dtype: str) -> str:
 def test_op(key: str, opset: int, dtype: str) -> None:
     entry = ENTRIES[key]
     samples = _samples(entry, opset, dtype)
-    assert samples, f"{key} has no sample for {dtype} at opset {opset} ({entry.spec})"
+    where = catalog.spec_location(key)
+    assert samples, f"{key} has no sample for {dtype} at opset {opset} ({where})"
     outcomes = [run_sample(entry, s, opset, dtype) for s in samples]
     reached = {spec for o in outcomes for _, spec in o.lowerings}
     refused = [o.unsupported for o in outcomes if o.unsupported]
@@ -76,15 +79,17 @@ def test_op(key: str, opset: int, dtype: str) -> None:
     for lowering in entry.lowerings:
         if opset not in (lowering.since, lowering.until) or compute not in lowering.dtypes:
             continue  # not this opset, or the lowering's condition rules the dtype out
-        run, reason = lowering.run_dtype(compute, opset)
-        if run is None and reason is None:
+        run, why = lowering.run_dtype(compute, opset)
+        if run is None and why is None:
             continue  # a lowering picked before this one always takes this dtype
+        info = catalog.lowering(key, lowering.index)
         if run is not None:
-            assert lowering.spec in reached, (
-                f"no sample of {key} reaches the lowering at {lowering.spec} at opset {opset} in "
-                f"{dtype}; add a sample that meets its condition ({lowering.when_text})"
+            assert info.spec in reached, (
+                f"no sample of {key} reaches the lowering at {info.spec} at opset {opset} in "
+                f"{dtype}; add a sample that meets its condition ({info.when})"
             )
         else:
+            reason = catalog.entry(key).reasons[why]
             assert any(
                 reason in r for r in refused
             ), f"{key} in {dtype} at opset {opset} should be refused ({reason}), but was not"

@@ -4,6 +4,7 @@ TorchScript exporter with `register_custom_op_symbolic`, they export models ther
 from __future__ import annotations
 
 import importlib
+import inspect
 import io
 import pkgutil
 from collections import Counter
@@ -138,3 +139,20 @@ def test_symbolic_functions_use_g_op() -> None:
         ]
         assert calls, f"{module.__name__} builds no node with g.op"
         assert hasattr(module, "SYMBOLICS") and all(callable(f) for f in module.SYMBOLICS.values())
+
+
+def test_every_lowering_has_its_symbolic_function() -> None:
+    """Dispatch finds a lowering's symbolic function by the name of its onnxscript function,
+    in the module of the opset the lowering begins at."""
+    from torchonnx.generated.registry import ENTRIES
+
+    checked = 0
+    for entry in ENTRIES.values():
+        for lowering in entry.lowerings:
+            module = importlib.import_module(f"torchonnx.generated.symbolic_opset{lowering.since}")
+            for fn in lowering.fns:
+                symbolic = getattr(module, fn.__name__, None)
+                assert callable(symbolic), f"{entry.key}: no {module.__name__}.{fn.__name__}"
+                assert next(iter(inspect.signature(symbolic).parameters)) == "g"
+                checked += 1
+    assert checked >= len(ENTRIES)
