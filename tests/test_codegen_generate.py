@@ -109,17 +109,17 @@ def test_spec_edit_changes_modules_and_tables(tmp_path: Path, first_run: Path) -
 
 
 NEW_ENTRY = """\
-aten::sin:
-  also: [aten::sin_, aten::sin.out]
-  doc: Sine, elementwise.
+aten::tan:
+  also: [aten::tan_, aten::tan.out]
+  doc: Tangent, elementwise.
   dtypes: [float16, float32, float64]
   shape: same(self)
   lower:
     - since: 9
       when: rank(self) > 0
-      emit: Sin(self)
+      emit: Tan(self)
     - since: 7
-      emit: Sin(Identity(self))
+      emit: Tan(Identity(self))
   gaps:
     - dtypes: [float16]
       opsets: ..8
@@ -139,7 +139,7 @@ def test_adding_an_entry_only_adds_lines(tmp_path: Path, first_run: Path) -> Non
     specs = _copy_specs(tmp_path)
     path = specs / "elementwise.yaml"
     text = path.read_text(encoding="utf-8")
-    assert "aten::sin:" not in text
+    assert "aten::tan:" not in text
     path.write_text(text.replace("aten::exp:\n", NEW_ENTRY + "aten::exp:\n", 1), encoding="utf-8")
     out = tmp_path / "out"
     shutil.copytree(first_run, out)
@@ -167,7 +167,7 @@ def test_adding_an_entry_only_adds_lines(tmp_path: Path, first_run: Path) -> Non
             problems.append(f"{rel}: {tag} {old[i1:i2]} -> {new[j1:j2]}")
     assert problems == []
     registry = (out / "registry.py").read_text(encoding="utf-8")
-    assert '"aten::sin"' in registry and "_elementwise.sin__opset9__when" in registry
+    assert '"aten::tan"' in registry and "_elementwise.tan__opset9__when" in registry
 
 
 def test_stale_generated_files_are_removed(tmp_path: Path, first_run: Path) -> None:

@@ -130,8 +130,19 @@ def test_int_to_long_matches_sum(default: str) -> None:
     assert checked >= 20
 
 
-def test_every_kind_is_checked_against_torch() -> None:
-    assert set(PROMOTION_KINDS) == {*TORCH_KINDS, "int_to_long"}
+def test_every_kind_is_checked() -> None:
+    assert set(PROMOTION_KINDS) == {*TORCH_KINDS, "int_to_long", "python"}
+
+
+def test_python_kind_follows_python_numbers() -> None:
+    """`python` (sizes and numbers the graph computes) against Python's own arithmetic: the
+    type of a + b for ints, floats and bools, as the graph's int64, float64 and bool."""
+    graph = {bool: "bool", int: "int64", float: "float64"}
+    for a, b in itertools.product([3, 2.5], [True, 4, 0.5]):
+        ops = [Operand(graph[type(a)], None), Operand(graph[type(b)], 0)]
+        assert compute_dtype("python", ops) == graph[type(a + b)], (a, b)
+    # bools with bools stay bool: the graph's logic on SymBools (and_, or_, not_)
+    assert compute_dtype("python", [Operand("bool", 0), Operand("bool", None)]) == "bool"
 
 
 def test_codegen_plans_for_every_default_dtype() -> None:
