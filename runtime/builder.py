@@ -28,33 +28,20 @@ def _has_values(value: Any) -> bool:
 
 
 class Builder(GraphBuilder):
-    """onnxscript's GraphBuilder, which infers each node's output types, so that a lowering
-    that calls another (`aten.amax(scores, ...)`) can read the rank and dtype of a value it
-    computed. Constants are initializers shared by value.
+    """onnxscript's GraphBuilder, with shape inference per node but no schema-driven argument
+    handling.
 
-    GraphBuilder's constructor takes no `features` (onnxscript 0.7.2), so every node also goes
-    through its schema-driven argument partitioning and casting, which lowerings checked
-    against the schemas by codegen do not need (it about doubles the build time).
+    Lowerings are checked against the ONNX schemas by codegen, so the builder does not sort
+    or cast arguments. It infers each node's output types, so that a lowering that calls
+    another (`aten.amax(scores, ...)`) can read the rank and dtype of a value it computed.
+    Constants are initializers shared by value.
     """
 
     def __init__(self, graph: ir.Graph) -> None:
         super().__init__(graph)
         self._consts: dict[tuple[str, Any], ir.Value] = {}
-        self._namespace = ""
+        self.namespace = ""  # the module path of the call being lowered
         self.backend: Any = None  # the IRBackend dispatching into this builder
-
-    @property
-    def namespace(self) -> str:
-        """The module path of the call being lowered; nodes carry it as metadata."""
-        return self._namespace
-
-    @namespace.setter
-    def namespace(self, path: str) -> None:
-        if self._namespace:
-            self.pop_module()
-        if path:
-            self.push_module(path)
-        self._namespace = path
 
     def call_op(
         self,
@@ -67,14 +54,33 @@ class Builder(GraphBuilder):
         outputs: int | Sequence[str | ir.Value] = 1,
         name: str | None = None,
     ) -> ir.Value | Sequence[ir.Value]:
-        # An omitted optional input at the end is left out, not written as an empty name:
-        # onnxscript's rewrite rules read `len(node.inputs)` as the inputs given (Conv's bias).
-        args = list(args)
-        while args and args[-1] is None:
-            args.pop()
-        return super().call_op(
-            op_type, args, kwargs, domain=domain, version=version, outputs=outputs, name=name
+        """One node, its output types inferred (GraphBuilder.add_node). GraphBuilder's own
+        call_op also partitions and casts the arguments by schema, which GraphBuilder's
+        constructor cannot turn off (onnxscript 0.7.2 takes no `features` there) and which
+        about doubles the build time."""
+        inputs = list(args)
+        while inputs and inputs[-1] is None:
+            # An omitted optional input at the end is left out, not written as an empty name:
+            # onnxscript's rewrite rules read `len(node.inputs)` as the inputs given.
+            inputs.pop()
+        count = self.graph.num_nodes()
+        if isinstance(outputs, int):  # named as GraphBuilder names them
+            outputs = [
+                f"v_{op_type}_{count}" + (f"_{i}" if outputs > 1 else "") for i in range(outputs)
+            ]
+        values = [out if isinstance(out, ir.Value) else ir.Value(name=out) for out in outputs]
+        node = ir.node(
+            op_type,
+            inputs,
+            kwargs,
+            domain=domain,
+            version=version,
+            outputs=values,
+            name=name or f"{op_type}_node_{count}",
+            metadata_props={"namespace": self.namespace} if self.namespace else None,
         )
+        self.add_node(node)
+        return node.outputs[0] if len(node.outputs) == 1 else node.outputs
 
     def constant(self, value: Any, dtype: str | torch.dtype | ir.DataType) -> ir.Value:
         """An initializer holding `value` in `dtype`; lists may hold graph values (sym ints)."""
