@@ -29,6 +29,7 @@ _EXPORTS = {
     "CaptureError": "torchonnx.errors",
     "VerificationError": "torchonnx.errors",
     "SaveError": "torchonnx.errors",
+    "OptimizationWarning": "torchonnx.errors",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

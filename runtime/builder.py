@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import onnx_ir as ir
 import torch
-from onnxscript import BuilderFeature, GraphBuilder
+from onnxscript import GraphBuilder
 
 from torchonnx.dispatch import Entry, Gap, Lowering
 from torchonnx.dtypes import ir_dtype, name_of, onnx_enum
@@ -28,7 +29,7 @@ def _has_values(value: Any) -> bool:
 
 class Builder(GraphBuilder):
     """onnxscript's GraphBuilder, with shape inference per node but no schema-driven argument
-    handling or folding.
+    handling.
 
     Lowerings are checked against the ONNX schemas by codegen, so the builder does not sort
     or cast arguments. It infers each node's output types, so that a lowering that calls
@@ -38,15 +39,49 @@ class Builder(GraphBuilder):
 
     def __init__(self, graph: ir.Graph) -> None:
         super().__init__(graph)
-        self._features = BuilderFeature.INFER_SHAPES
         self._consts: dict[tuple[str, Any], ir.Value] = {}
         self._dims: dict[tuple[ir.Value, int], ir.Value] = {}
         self.namespace = ""  # the module path of the call being lowered
         self.backend: Any = None  # the IRBackend dispatching into this builder
 
-    def _annotate_node(self, node: ir.Node) -> None:
-        if self.namespace:
-            node.metadata_props["namespace"] = self.namespace
+    def call_op(
+        self,
+        op_type: str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any],
+        /,
+        domain: str = "",
+        version: int | None = None,
+        outputs: int | Sequence[str | ir.Value] = 1,
+        name: str | None = None,
+    ) -> ir.Value | Sequence[ir.Value]:
+        """One node, its output types inferred (GraphBuilder.add_node). GraphBuilder's own
+        call_op also partitions and casts the arguments by schema, which GraphBuilder's
+        constructor cannot turn off (onnxscript 0.7.2 takes no `features` there) and which
+        about doubles the build time."""
+        inputs = list(args)
+        while inputs and inputs[-1] is None:
+            # An omitted optional input at the end is left out, not written as an empty name:
+            # onnxscript's rewrite rules read `len(node.inputs)` as the inputs given.
+            inputs.pop()
+        count = self.graph.num_nodes()
+        if isinstance(outputs, int):  # named as GraphBuilder names them
+            outputs = [
+                f"v_{op_type}_{count}" + (f"_{i}" if outputs > 1 else "") for i in range(outputs)
+            ]
+        values = [out if isinstance(out, ir.Value) else ir.Value(name=out) for out in outputs]
+        node = ir.node(
+            op_type,
+            inputs,
+            kwargs,
+            domain=domain,
+            version=version,
+            outputs=values,
+            name=name or f"{op_type}_node_{count}",
+            metadata_props={"namespace": self.namespace} if self.namespace else None,
+        )
+        self.add_node(node)
+        return node.outputs[0] if len(node.outputs) == 1 else node.outputs
 
     def constant(self, value: Any, dtype: str | torch.dtype | ir.DataType) -> ir.Value:
         """An initializer holding `value` in `dtype`; lists may hold graph values (sym ints)."""

@@ -68,3 +68,7 @@ class UnsupportedOperatorError(OnnxExporterError):
         super().__init__(
             f"{count} call{'s' if count > 1 else ''} cannot be exported to ONNX opset {opset}:\n{body}{hint}"
         )
+
+
+class OptimizationWarning(UserWarning):
+    """An optimization step failed and was skipped; the exported model is right without it."""

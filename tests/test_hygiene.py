@@ -4,6 +4,9 @@ the peers it is measured against. Checked in the source and while exporting."""
 from __future__ import annotations
 
 import ast
+import importlib
+import inspect
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +114,87 @@ print("torchonnx.generated.catalog" in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-2:] == ["ok []", "False"]
+
+
+# -- onnxscript and onnx_ir through their public API only ------------------------------------
+
+LIBRARIES = ("onnxscript", "onnx_ir")
+RUNTIME = sorted((ROOT / "runtime").rglob("*.py"))
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _inherited_private(dotted: str) -> set[str]:
+    """The private names a subclass of `dotted` (a class of LIBRARIES) could touch: its
+    methods and the attributes its code sets on self."""
+    module, _, name = dotted.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    names = {n for n in dir(cls) if _private(n)}
+    for base in cls.__mro__:
+        if base.__module__.split(".")[0] in LIBRARIES:
+            names |= set(
+                re.findall(r"self\.(_[A-Za-z]\w*)\s*(?::[^=\n]*)?=", inspect.getsource(base))
+            )
+    return names
+
+
+def private_uses(source: str) -> list[str]:
+    """Private modules, names and members of onnxscript and onnx_ir that `source` uses."""
+    tree = ast.parse(source)
+    bound: dict[str, str] = {}  # local name -> what it names in LIBRARIES
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] in LIBRARIES:
+                    found += [alias.name] if any(map(_private, alias.name.split("."))) else []
+                    local = alias.asname or alias.name.split(".")[0]
+                    bound[local] = alias.name if alias.asname else local
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in LIBRARIES:
+            for alias in node.names:
+                dotted = f"{node.module}.{alias.name}"
+                found += [dotted] if any(map(_private, dotted.split("."))) else []
+                bound[alias.asname or alias.name] = dotted
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            root = node.value
+            while isinstance(root, ast.Attribute):
+                root = root.value
+            if isinstance(root, ast.Name) and root.id in bound:
+                found.append(_dotted(node))
+        if isinstance(node, ast.ClassDef):
+            bases = [bound[b.id] for b in node.bases if isinstance(b, ast.Name) and b.id in bound]
+            inherited = set().union(*(_inherited_private(b) for b in bases))
+            for item in ast.walk(node):
+                if isinstance(item, ast.FunctionDef) and item.name in inherited:
+                    found.append(f"{node.name}.{item.name} overrides a private method")
+                if (
+                    isinstance(item, ast.Attribute)
+                    and isinstance(item.value, ast.Name)
+                    and item.value.id == "self"
+                    and item.attr in inherited
+                ):
+                    found.append(f"{node.name} uses self.{item.attr}")
+    return sorted(set(found))
+
+
+def test_private_use_checker_finds_what_it_looks_for() -> None:
+    assert private_uses("from onnxscript.optimizer._constant_folding import X") != []
+    assert private_uses("from onnxscript import rewriter\nrewriter._DEFAULT_REWRITE_RULES") != []
+    assert private_uses("import onnx_ir as ir\nir._core.Node") == ["ir._core"]
+    subclass = (
+        "from onnxscript import GraphBuilder\nclass B(GraphBuilder):\n    def __init__(self):\n"
+    )
+    assert private_uses(subclass + "        self._features = 1\n") == ["B uses self._features"]
+    assert private_uses(
+        subclass + "        pass\n    def _annotate_node(self, node):\n        pass\n"
+    )
+    assert private_uses(subclass + "        self._mine = 1\n") == []
+    assert private_uses("import onnx_ir as ir\nir.passes.common.NameFixPass()") == []
+
+
+@pytest.mark.parametrize("path", RUNTIME, ids=[str(p.relative_to(ROOT)) for p in RUNTIME])
+def test_runtime_uses_only_public_onnxscript_and_onnx_ir(path: Path) -> None:
+    assert private_uses(path.read_text(encoding="utf-8")) == []
