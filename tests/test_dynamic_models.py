@@ -74,3 +74,23 @@ def test_exported_once_runs_at_other_sizes(name: str, opset: int) -> None:
         assert len(actual) == len(expected)
         for got, want in zip(actual, expected, strict=True):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5)
+
+
+class Views(nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return x.view(x.shape[0], -1), x.flatten(1), x.reshape(-1, 12)
+
+
+@pytest.mark.parametrize("opset", [7, 9, 13, 14])
+def test_dynamic_views_at_old_opsets(opset: int) -> None:
+    """Views of a dynamic batch, optimized with default options: Reshape gets no allowzero
+    before opset 14, where ONNX has none, and the graph runs at another batch size."""
+    program = torchonnx.export(
+        Views(), (torch.randn(2, 3, 4),), dynamic_shapes=({0: "batch"},), opset_version=opset
+    )
+    for node in program.model.graph:
+        if node.op_type == "Reshape" and opset < 14:
+            assert "allowzero" not in node.attributes
+    x = torch.randn(5, 3, 4)
+    for got, want in zip(program(x), Views()(x), strict=True):
+        assert torch.equal(got, want)
