@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import copy
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -612,18 +613,14 @@ class _Checker:
                 self.need_value(n, s, "an operand of a comparison")
             elif s.kind is Kind.TENSOR or s.kind is Kind.TENSORS:
                 raise self.fail(n, f"a {s.kind.value} is never None; only `Tensor?` arguments are")
-        for (n, s), (m, t) in zip(
-            zip(operands, syms, strict=True),
-            list(zip(operands, syms, strict=True))[1:],
-            strict=False,
-        ):
-            # a dtype compared with a name: the name must be a dtype (`"float65"` never matches)
-            for named, other in ((s, (m, t)), (t, (n, s))):
-                if named.pytype == "dtype" and isinstance(other[1].literal, str):
-                    if other[1].literal not in DTYPE_NAMES:
+        # a dtype compared with a string: it must name a dtype (`"float65"` would never match)
+        for (a_node, a), (b_node, b) in itertools.pairwise(zip(operands, syms, strict=True)):
+            for dtype, (text_node, text) in ((a, (b_node, b)), (b, (a_node, a))):
+                if dtype.pytype == "dtype" and isinstance(text.literal, str):
+                    if text.literal not in DTYPE_NAMES:
                         raise self.fail(
-                            other[0],
-                            f"{other[1].literal!r} is not a dtype name ({', '.join(DTYPE_NAMES)})",
+                            text_node,
+                            f"{text.literal!r} is not a dtype name ({', '.join(DTYPE_NAMES)})",
                         )
         return Sym(Kind.VALUE, pytype="bool")
 
