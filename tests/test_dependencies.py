@@ -25,7 +25,9 @@ BOUNDED = ("onnx", "onnxscript", "onnx-ir", "onnxruntime")
 def declared() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     extras = [r for group in project.get("optional-dependencies", {}).values() for r in group]
-    return [Requirement(r) for r in [*project["dependencies"], *extras]]
+    requirements = [Requirement(r) for r in [*project["dependencies"], *extras]]
+    # an extra that includes another (`dev` includes `torchonnx[codegen]`) names the project
+    return [r for r in requirements if canonicalize_name(r.name) != project["name"]]
 
 
 def pinned() -> dict[str, Version]:
