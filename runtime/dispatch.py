@@ -150,15 +150,25 @@ class Backend(Protocol):
 
 
 class NotLowerable(Exception):
-    """This call cannot be lowered at this opset; `reason` says why, `opsets` what would work."""
+    """This call cannot be lowered at this opset; `reason` says why, `opsets` what would work.
+
+    `declared` is the reason the specs declare for it (a gap's, a limit's, that of a dtype
+    plan's segment), word for word; None where no spec declares it (no lowering applies).
+    """
 
     def __init__(
-        self, reason: str, *, spec: str | None = None, opsets: list[int] | None = None
+        self,
+        reason: str,
+        *,
+        spec: str | None = None,
+        opsets: list[int] | None = None,
+        declared: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.spec = spec
         self.opsets = opsets or []
+        self.declared = declared
 
 
 def bind(overload: Overload, args: Sequence[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -312,11 +322,15 @@ def plan(
             dtype = backend.dtype_of(tensor)
             reason = limit(dtype, opset) if dtype is not None else None
             if reason is not None:
-                raise NotLowerable(f"argument {param.name} is {dtype}: {reason}", spec=entry.spec)
+                raise NotLowerable(
+                    f"argument {param.name} is {dtype}: {reason}", spec=entry.spec, declared=reason
+                )
     for gap in entry.gaps:
         # gaps without a condition are in the dtype plans; a runtime's gaps do not stop export
         if gap.when is not None and gap.runtime is None and _gap_applies(gap, compute, opset, args):
-            raise NotLowerable(f"{gap.reason} (when {gap.when_text})", spec=gap.spec)
+            raise NotLowerable(
+                f"{gap.reason} (when {gap.when_text})", spec=gap.spec, declared=gap.reason
+            )
     if compute is None:
         return lowering, None, None
     run, reason = lowering.run_dtype(compute, opset)
@@ -324,7 +338,10 @@ def plan(
         works = dtype_opsets(entry, compute)
         hint = f"; {compute} works at opsets {_span(works)}" if works else ""
         raise NotLowerable(
-            f"{compute} at opset {opset}: {reason}{hint}", spec=lowering.spec, opsets=works
+            f"{compute} at opset {opset}: {reason}{hint}",
+            spec=lowering.spec,
+            opsets=works,
+            declared=reason if compute in lowering.dtypes else None,
         )
     return lowering, compute, run
 
