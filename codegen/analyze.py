@@ -28,6 +28,8 @@ from torchonnx.codegen.errors import Diagnostics, Location, SpecError
 from torchonnx.codegen.model import Block, Common, Entry, Gap, OpsetRange
 from torchonnx.codegen.onnx_ops import op_at
 from torchonnx.dtypes import DTYPE_NAMES, FLOATING, PROMOTION_KINDS, onnx_type_str
+from torchonnx.indices import RULES as INDEX_RULES
+from torchonnx.indices import arity as index_arity
 from torchonnx.shapes import INFER, RULES, arity
 from torchonnx.testing import SAMPLE_NAMES
 
@@ -219,6 +221,7 @@ class _Entry:
             (p.name for p in primary.params if p.name == "dtype" and p.pytype == "dtype"), None
         )
         self.shape(primary)
+        self.indices(primary)
         for sample in e.samples:
             with self.diags.collect():
                 target = primary
@@ -311,6 +314,33 @@ class _Entry:
             count = f"{least}" if least == most else f"{least} to {most or 'any number of'}"
             self.diags.error(
                 rule.loc, f"shape rule {rule.name} takes {count} arguments, not {len(rule.args)}"
+            )
+        for arg in rule.args:
+            if primary.param(arg) is None:
+                self.diags.error(rule.loc, f"`{arg}` is not an argument of {primary.qualname}")
+
+    def indices(self, primary: AtenSchema) -> None:
+        rule = self.e.indices
+        named = [r.name for r in primary.op_overload._schema.returns]
+        if rule is None:
+            if "indices" in named:
+                self.diags.error(
+                    self.e.loc,
+                    f"{primary.qualname} returns indices: say how they point into an input, "
+                    "so that tests can compare them where elements tie "
+                    "(`indices: along(self, dim)`)",
+                )
+            return
+        if rule.name not in INDEX_RULES:
+            self.diags.error(
+                rule.loc, f"unknown index rule `{rule.name}`; use one of {', '.join(INDEX_RULES)}"
+            )
+            return
+        if len(rule.args) != index_arity(rule.name):
+            self.diags.error(
+                rule.loc,
+                f"index rule {rule.name} takes {index_arity(rule.name)} arguments, "
+                f"not {len(rule.args)}",
             )
         for arg in rule.args:
             if primary.param(arg) is None:

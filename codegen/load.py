@@ -40,6 +40,7 @@ ENTRY_KEYS = (
     "input_dtypes",
     "widen",
     "shape",
+    "indices",
     "lower",
     "gaps",
     "samples",
@@ -335,6 +336,7 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
     dtypes = sets.resolve(f, node["dtypes"], f.value_loc(node, "dtypes"), "`dtypes`")
     promote = _call(f, node, "promote") if "promote" in node else None
     shape = _call(f, node, "shape")
+    indices = _call(f, node, "indices") if "indices" in node else None
 
     input_dtypes: dict[str, tuple[str, ...]] = {}
     if "input_dtypes" in node:
@@ -392,6 +394,7 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
         input_dtypes=input_dtypes,
         widen=widen,
         shape=shape,
+        indices=indices,
         blocks=blocks,
         gaps=gaps,
         samples=samples,

@@ -335,6 +335,7 @@ class Renderer:
             "gaps": gaps,
             "samples": samples,
             "shape": repr(e.shape.text),
+            "indices": repr(e.indices.text) if e.indices else None,
         }
 
     def package_init(self) -> str:

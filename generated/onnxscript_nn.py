@@ -444,7 +444,7 @@ def max_pool2d__opset7__when(self, kernel_size, stride, padding, dilation, ceil_
 
 
 def max_pool2d_with_indices__opset10(op, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d_with_indices at opsets 10..28 (specs/nn.yaml:389)."""
+    """aten::max_pool2d_with_indices at opsets 10..28 (specs/nn.yaml:390)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
@@ -489,7 +489,7 @@ def max_pool2d_with_indices__opset10(op, self, kernel_size, stride, padding, dil
 
 
 def max_pool2d_with_indices__opset8(op, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml:414)."""
+    """aten::max_pool2d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml:415)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
@@ -522,7 +522,7 @@ def max_pool2d_with_indices__opset8__when(self, kernel_size, stride, padding, di
 
 
 # aten::avg_pool2d: 2-D average pooling; ceil_mode, count_include_pad and divisor_override follow torch's divisors exactly.
-# specs/nn.yaml:441
+# specs/nn.yaml:442
 #   aten::avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor
 #   aten::avg_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None, *, Tensor(a!) out) -> Tensor(a!)
 
@@ -530,7 +530,7 @@ def max_pool2d_with_indices__opset8__when(self, kernel_size, stride, padding, di
 def avg_pool2d__opset7(
     op, self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
 ):
-    """aten::avg_pool2d at opsets 7..28 (specs/nn.yaml:448)."""
+    """aten::avg_pool2d at opsets 7..28 (specs/nn.yaml:449)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
@@ -572,13 +572,13 @@ def avg_pool2d__opset7(
 avg_pool2d_out__opset7 = avg_pool2d__opset7
 
 # aten::adaptive_avg_pool2d: 2-D adaptive average pooling; a mean for 1x1, a block mean when the sizes divide, averaging matrices otherwise.
-# specs/nn.yaml:486
+# specs/nn.yaml:487
 #   aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor
 #   aten::_adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor
 
 
 def adaptive_avg_pool2d__opset18(op, self, output_size):
-    """aten::adaptive_avg_pool2d at opsets 18..28 (specs/nn.yaml:492)."""
+    """aten::adaptive_avg_pool2d at opsets 18..28 (specs/nn.yaml:493)."""
     r = _h.rank(self)
     oh, ow = output_size
     if oh == 1 and ow == 1:
@@ -601,7 +601,7 @@ _adaptive_avg_pool2d__opset18 = adaptive_avg_pool2d__opset18
 
 
 def adaptive_avg_pool2d__opset7(op, self, output_size):
-    """aten::adaptive_avg_pool2d at opsets 7..17 (specs/nn.yaml:508)."""
+    """aten::adaptive_avg_pool2d at opsets 7..17 (specs/nn.yaml:509)."""
     r = _h.rank(self)
     oh, ow = output_size
     if oh == 1 and ow == 1:
@@ -623,13 +623,13 @@ def adaptive_avg_pool2d__opset7(op, self, output_size):
 _adaptive_avg_pool2d__opset7 = adaptive_avg_pool2d__opset7
 
 # aten::softmax.int: exp(x) / sum(exp(x)) along dim, in dtype when given.
-# specs/nn.yaml:533
+# specs/nn.yaml:534
 #   aten::softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor
 #   aten::softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def softmax_int__opset13(op, self, dim, dtype):
-    """aten::softmax.int at opsets 13..28 (specs/nn.yaml:539)."""
+    """aten::softmax.int at opsets 13..28 (specs/nn.yaml:540)."""
     return op.Softmax(self, axis=dim)
 
 
@@ -637,7 +637,7 @@ softmax_int_out__opset13 = softmax_int__opset13
 
 
 def softmax_int__opset7(op, self, dim, dtype):
-    """aten::softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:541)."""
+    """aten::softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:542)."""
     return op.Softmax(self, axis=_h.rank(self) - 1)
 
 
@@ -645,7 +645,7 @@ softmax_int_out__opset7 = softmax_int__opset7
 
 
 def softmax_int__opset7_1(op, self, dim, dtype):
-    """aten::softmax.int at opsets 7..12 (specs/nn.yaml:544)."""
+    """aten::softmax.int at opsets 7..12 (specs/nn.yaml:545)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
@@ -664,13 +664,13 @@ def softmax_int__gap0(self, dim, dtype):
 
 
 # aten::_softmax: exp(x) / sum(exp(x)) along dim.
-# specs/nn.yaml:558
+# specs/nn.yaml:559
 #   aten::_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
 #   aten::_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def _softmax__opset13(op, self, dim, half_to_float):
-    """aten::_softmax at opsets 13..28 (specs/nn.yaml:564)."""
+    """aten::_softmax at opsets 13..28 (specs/nn.yaml:565)."""
     return op.Softmax(self, axis=dim)
 
 
@@ -678,7 +678,7 @@ _softmax_out__opset13 = _softmax__opset13
 
 
 def _softmax__opset7(op, self, dim, half_to_float):
-    """aten::_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:566)."""
+    """aten::_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:567)."""
     return op.Softmax(self, axis=_h.rank(self) - 1)
 
 
@@ -686,7 +686,7 @@ _softmax_out__opset7 = _softmax__opset7
 
 
 def _softmax__opset7_1(op, self, dim, half_to_float):
-    """aten::_softmax at opsets 7..12 (specs/nn.yaml:569)."""
+    """aten::_softmax at opsets 7..12 (specs/nn.yaml:570)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
@@ -709,13 +709,13 @@ def _softmax__gap1(self, dim, half_to_float):
 
 
 # aten::log_softmax.int: log(softmax(x)) along dim, in dtype when given.
-# specs/nn.yaml:585
+# specs/nn.yaml:586
 #   aten::log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor
 #   aten::log_softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def log_softmax_int__opset13(op, self, dim, dtype):
-    """aten::log_softmax.int at opsets 13..28 (specs/nn.yaml:591)."""
+    """aten::log_softmax.int at opsets 13..28 (specs/nn.yaml:592)."""
     return op.LogSoftmax(self, axis=dim)
 
 
@@ -723,7 +723,7 @@ log_softmax_int_out__opset13 = log_softmax_int__opset13
 
 
 def log_softmax_int__opset7(op, self, dim, dtype):
-    """aten::log_softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:593)."""
+    """aten::log_softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:594)."""
     return op.LogSoftmax(self, axis=_h.rank(self) - 1)
 
 
@@ -731,7 +731,7 @@ log_softmax_int_out__opset7 = log_softmax_int__opset7
 
 
 def log_softmax_int__opset7_1(op, self, dim, dtype):
-    """aten::log_softmax.int at opsets 7..12 (specs/nn.yaml:596)."""
+    """aten::log_softmax.int at opsets 7..12 (specs/nn.yaml:597)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
@@ -750,13 +750,13 @@ def log_softmax_int__gap0(self, dim, dtype):
 
 
 # aten::_log_softmax: log(softmax(x)) along dim.
-# specs/nn.yaml:610
+# specs/nn.yaml:611
 #   aten::_log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor
 #   aten::_log_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def _log_softmax__opset13(op, self, dim, half_to_float):
-    """aten::_log_softmax at opsets 13..28 (specs/nn.yaml:616)."""
+    """aten::_log_softmax at opsets 13..28 (specs/nn.yaml:617)."""
     return op.LogSoftmax(self, axis=dim)
 
 
@@ -764,7 +764,7 @@ _log_softmax_out__opset13 = _log_softmax__opset13
 
 
 def _log_softmax__opset7(op, self, dim, half_to_float):
-    """aten::_log_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:618)."""
+    """aten::_log_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:619)."""
     return op.LogSoftmax(self, axis=_h.rank(self) - 1)
 
 
@@ -772,7 +772,7 @@ _log_softmax_out__opset7 = _log_softmax__opset7
 
 
 def _log_softmax__opset7_1(op, self, dim, half_to_float):
-    """aten::_log_softmax at opsets 7..12 (specs/nn.yaml:621)."""
+    """aten::_log_softmax at opsets 7..12 (specs/nn.yaml:622)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
@@ -795,14 +795,14 @@ def _log_softmax__gap1(self, dim, half_to_float):
 
 
 # aten::scaled_dot_product_attention: softmax(q @ k.T * scale + mask) @ v; ONNX Attention from opset 23 for 3-D and 4-D inputs, a composition otherwise. A row that masks every key gives zeros, as in eager.
-# specs/nn.yaml:639
+# specs/nn.yaml:640
 #   aten::scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool is_causal=False, *, float? scale=None, bool enable_gqa=False) -> Tensor
 
 
 def scaled_dot_product_attention__opset23(
     op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 23..28, when `rank(query) == 4 or (rank(query) == 3 and not enable_gqa)` (specs/nn.yaml:648)."""
+    """aten::scaled_dot_product_attention at opsets 23..28, when `rank(query) == 4 or (rank(query) == 3 and not enable_gqa)` (specs/nn.yaml:649)."""
     heads = 1 if _h.rank(query) == 3 else None
     mask = attn_mask
     if attn_mask is not None and _h.rank(query) == 3 and (_h.rank(attn_mask) == 3):
@@ -820,7 +820,7 @@ def scaled_dot_product_attention__opset23(
 def scaled_dot_product_attention__opset11(
     op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 11..28 (specs/nn.yaml:658)."""
+    """aten::scaled_dot_product_attention at opsets 11..28 (specs/nn.yaml:659)."""
     r = _h.rank(query)
     factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
     k = key
@@ -878,7 +878,7 @@ def scaled_dot_product_attention__opset11(
 def scaled_dot_product_attention__opset7(
     op, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 7..10, when `attn_mask is None` (specs/nn.yaml:688)."""
+    """aten::scaled_dot_product_attention at opsets 7..10, when `attn_mask is None` (specs/nn.yaml:689)."""
     r = _h.rank(query)
     factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
     k = key

@@ -179,7 +179,7 @@ amin_out__opset7 = amin__opset7
 
 
 def max_dim__opset18(op, self, dim, keepdim):
-    """aten::max.dim at opsets 18..28 (specs/reduction.yaml:180)."""
+    """aten::max.dim at opsets 18..28 (specs/reduction.yaml:181)."""
     if _h.rank(self) == 0:
         return (op.Identity(self), _h.const(op, 0, "int64"))
     d = dim % _h.rank(self)
@@ -193,7 +193,7 @@ max_dim_max__opset18 = max_dim__opset18
 
 
 def max_dim__opset7(op, self, dim, keepdim):
-    """aten::max.dim at opsets 7..17 (specs/reduction.yaml:186)."""
+    """aten::max.dim at opsets 7..17 (specs/reduction.yaml:187)."""
     if _h.rank(self) == 0:
         return (op.Identity(self), _h.const(op, 0, "int64"))
     d = dim % _h.rank(self)
@@ -206,13 +206,13 @@ def max_dim__opset7(op, self, dim, keepdim):
 max_dim_max__opset7 = max_dim__opset7
 
 # aten::min.dim: Smallest element of self along dim, and the index of its first occurrence.
-# specs/reduction.yaml:199
+# specs/reduction.yaml:200
 #   aten::min.dim(Tensor self, int dim, bool keepdim=False) -> (Tensor values, Tensor indices)
 #   aten::min.dim_min(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) min, Tensor(b!) min_indices) -> (Tensor(a!) values, Tensor(b!) indices)
 
 
 def min_dim__opset18(op, self, dim, keepdim):
-    """aten::min.dim at opsets 18..28 (specs/reduction.yaml:207)."""
+    """aten::min.dim at opsets 18..28 (specs/reduction.yaml:209)."""
     if _h.rank(self) == 0:
         return (op.Identity(self), _h.const(op, 0, "int64"))
     d = dim % _h.rank(self)
@@ -226,7 +226,7 @@ min_dim_min__opset18 = min_dim__opset18
 
 
 def min_dim__opset7(op, self, dim, keepdim):
-    """aten::min.dim at opsets 7..17 (specs/reduction.yaml:213)."""
+    """aten::min.dim at opsets 7..17 (specs/reduction.yaml:215)."""
     if _h.rank(self) == 0:
         return (op.Identity(self), _h.const(op, 0, "int64"))
     d = dim % _h.rank(self)
@@ -239,13 +239,13 @@ def min_dim__opset7(op, self, dim, keepdim):
 min_dim_min__opset7 = min_dim__opset7
 
 # aten::argmax: Index of the first largest element of self along dim (of the flattened self when dim is None).
-# specs/reduction.yaml:226
+# specs/reduction.yaml:228
 #   aten::argmax(Tensor self, int? dim=None, bool keepdim=False) -> Tensor
 #   aten::argmax.out(Tensor self, int? dim=None, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def argmax__opset7(op, self, dim, keepdim):
-    """aten::argmax at opsets 7..28 (specs/reduction.yaml:233)."""
+    """aten::argmax at opsets 7..28 (specs/reduction.yaml:236)."""
     if dim is None or _h.rank(self) == 0:
         flat = op.ArgMax(op.Reshape(self, _h.const(op, [-1], "int64")), axis=0, keepdims=0)
         return op.Reshape(flat, _h.const(op, [1] * _h.rank(self), "int64")) if keepdim else flat
@@ -255,13 +255,13 @@ def argmax__opset7(op, self, dim, keepdim):
 argmax_out__opset7 = argmax__opset7
 
 # aten::argmin: Index of the first smallest element of self along dim (of the flattened self when dim is None).
-# specs/reduction.yaml:252
+# specs/reduction.yaml:255
 #   aten::argmin(Tensor self, int? dim=None, bool keepdim=False) -> Tensor
 #   aten::argmin.out(Tensor self, int? dim=None, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def argmin__opset7(op, self, dim, keepdim):
-    """aten::argmin at opsets 7..28 (specs/reduction.yaml:259)."""
+    """aten::argmin at opsets 7..28 (specs/reduction.yaml:263)."""
     if dim is None or _h.rank(self) == 0:
         flat = op.ArgMin(op.Reshape(self, _h.const(op, [-1], "int64")), axis=0, keepdims=0)
         return op.Reshape(flat, _h.const(op, [1] * _h.rank(self), "int64")) if keepdim else flat

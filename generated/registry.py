@@ -71,7 +71,7 @@ RUNTIME_LIMITS = (
 ENTRIES: dict[str, Entry] = {
     "aten::_log_softmax": Entry(
         key="aten::_log_softmax",
-        spec="specs/nn.yaml:610",
+        spec="specs/nn.yaml:611",
         family="nn",
         doc="log(softmax(x)) along dim.",
         overloads={
@@ -101,7 +101,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/nn.yaml:616",
+                spec="specs/nn.yaml:617",
                 fns={
                     "aten::_log_softmax": _nn._log_softmax__opset13,
                     "aten::_log_softmax.out": _nn._log_softmax__opset13,
@@ -122,7 +122,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:618",
+                spec="specs/nn.yaml:619",
                 fns={
                     "aten::_log_softmax": _nn._log_softmax__opset7,
                     "aten::_log_softmax.out": _nn._log_softmax__opset7,
@@ -145,7 +145,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:621",
+                spec="specs/nn.yaml:622",
                 fns={
                     "aten::_log_softmax": _nn._log_softmax__opset7_1,
                     "aten::_log_softmax.out": _nn._log_softmax__opset7_1,
@@ -172,21 +172,21 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "half_to_float returns float32 for a float16 input, a CUDA-only mode eager CPU refuses",
-                "specs/nn.yaml:628",
+                "specs/nn.yaml:629",
                 when=_nn._log_softmax__gap0,
                 when_text="half_to_float",
             ),
             Gap(
                 "ONNX LogSoftmax needs an input of rank 1 or more",
-                "specs/nn.yaml:630",
+                "specs/nn.yaml:631",
                 when=_nn._log_softmax__gap1,
                 when_text="rank(self) == 0",
             ),
         ),
         samples=(
-            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:633"),
-            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:634"),
-            Sample("t(3, 4), 0, False", "specs/nn.yaml:635"),
+            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:634"),
+            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:635"),
+            Sample("t(3, 4), 0, False", "specs/nn.yaml:636"),
         ),
         shape="same(self)",
     ),
@@ -267,7 +267,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::_softmax": Entry(
         key="aten::_softmax",
-        spec="specs/nn.yaml:558",
+        spec="specs/nn.yaml:559",
         family="nn",
         doc="exp(x) / sum(exp(x)) along dim.",
         overloads={
@@ -297,7 +297,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/nn.yaml:564",
+                spec="specs/nn.yaml:565",
                 fns={
                     "aten::_softmax": _nn._softmax__opset13,
                     "aten::_softmax.out": _nn._softmax__opset13,
@@ -318,7 +318,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:566",
+                spec="specs/nn.yaml:567",
                 fns={
                     "aten::_softmax": _nn._softmax__opset7,
                     "aten::_softmax.out": _nn._softmax__opset7,
@@ -341,7 +341,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:569",
+                spec="specs/nn.yaml:570",
                 fns={
                     "aten::_softmax": _nn._softmax__opset7_1,
                     "aten::_softmax.out": _nn._softmax__opset7_1,
@@ -368,21 +368,21 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "half_to_float returns float32 for a float16 input, a CUDA-only mode eager CPU refuses",
-                "specs/nn.yaml:576",
+                "specs/nn.yaml:577",
                 when=_nn._softmax__gap0,
                 when_text="half_to_float",
             ),
             Gap(
                 "ONNX Softmax needs an input of rank 1 or more",
-                "specs/nn.yaml:578",
+                "specs/nn.yaml:579",
                 when=_nn._softmax__gap1,
                 when_text="rank(self) == 0",
             ),
         ),
         samples=(
-            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:581"),
-            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:582"),
-            Sample("t(3, 4), 0, False", "specs/nn.yaml:583"),
+            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:582"),
+            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:583"),
+            Sample("t(3, 4), 0, False", "specs/nn.yaml:584"),
         ),
         shape="same(self)",
     ),
@@ -575,7 +575,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::adaptive_avg_pool2d": Entry(
         key="aten::adaptive_avg_pool2d",
-        spec="specs/nn.yaml:486",
+        spec="specs/nn.yaml:487",
         family="nn",
         doc="2-D adaptive average pooling; a mean for 1x1, a block mean when the sizes divide, averaging matrices otherwise.",
         overloads={
@@ -603,7 +603,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=18,
                 until=28,
-                spec="specs/nn.yaml:492",
+                spec="specs/nn.yaml:493",
                 fns={
                     "aten::adaptive_avg_pool2d": _nn.adaptive_avg_pool2d__opset18,
                     "aten::_adaptive_avg_pool2d": _nn.adaptive_avg_pool2d__opset18,
@@ -624,7 +624,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=17,
-                spec="specs/nn.yaml:508",
+                spec="specs/nn.yaml:509",
                 fns={
                     "aten::adaptive_avg_pool2d": _nn.adaptive_avg_pool2d__opset7,
                     "aten::_adaptive_avg_pool2d": _nn.adaptive_avg_pool2d__opset7,
@@ -653,9 +653,9 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 5, 5), [1, 1]", "specs/nn.yaml:525"),
-            Sample("t(1, 2, 6, 4), [3, 2]", "specs/nn.yaml:526"),
-            Sample("t(2, 5, 7), [3, 4]", "specs/nn.yaml:527"),
+            Sample("t(2, 3, 5, 5), [1, 1]", "specs/nn.yaml:526"),
+            Sample("t(1, 2, 6, 4), [3, 2]", "specs/nn.yaml:527"),
+            Sample("t(2, 5, 7), [3, 4]", "specs/nn.yaml:528"),
         ),
         shape="infer",
     ),
@@ -1195,7 +1195,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::argmax": Entry(
         key="aten::argmax",
-        spec="specs/reduction.yaml:226",
+        spec="specs/reduction.yaml:228",
         family="reduction",
         doc="Index of the first largest element of self along dim (of the flattened self when dim is None).",
         overloads={
@@ -1235,7 +1235,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/reduction.yaml:233",
+                spec="specs/reduction.yaml:236",
                 fns={
                     "aten::argmax": _reduction.argmax__opset7,
                     "aten::argmax.out": _reduction.argmax__opset7,
@@ -1270,22 +1270,23 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime has no CPU kernel for ArgMax in int16",
-                "specs/reduction.yaml:240",
+                "specs/reduction.yaml:243",
                 dtypes=("int16",),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4), 1", "specs/reduction.yaml:244"),
-            Sample("t(2, 3, 4), -1, True", "specs/reduction.yaml:245", dtypes=("float32",)),
-            Sample("t(2, 3), None, True", "specs/reduction.yaml:247", dtypes=("float32",)),
-            Sample("t(), 0, True", "specs/reduction.yaml:249", dtypes=("float32",)),
+            Sample("t(3, 4), 1", "specs/reduction.yaml:247"),
+            Sample("t(2, 3, 4), -1, True", "specs/reduction.yaml:248", dtypes=("float32",)),
+            Sample("t(2, 3), None, True", "specs/reduction.yaml:250", dtypes=("float32",)),
+            Sample("t(), 0, True", "specs/reduction.yaml:252", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
+        indices="along(self, dim)",
     ),
     "aten::argmin": Entry(
         key="aten::argmin",
-        spec="specs/reduction.yaml:252",
+        spec="specs/reduction.yaml:255",
         family="reduction",
         doc="Index of the first smallest element of self along dim (of the flattened self when dim is None).",
         overloads={
@@ -1325,7 +1326,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/reduction.yaml:259",
+                spec="specs/reduction.yaml:263",
                 fns={
                     "aten::argmin": _reduction.argmin__opset7,
                     "aten::argmin.out": _reduction.argmin__opset7,
@@ -1360,21 +1361,22 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime has no CPU kernel for ArgMin in int16",
-                "specs/reduction.yaml:266",
+                "specs/reduction.yaml:270",
                 dtypes=("int16",),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4), 1", "specs/reduction.yaml:270"),
-            Sample("t(2, 3, 4), -1, True", "specs/reduction.yaml:271", dtypes=("float32",)),
-            Sample("t(2, 3)", "specs/reduction.yaml:273", dtypes=("float32",)),
+            Sample("t(3, 4), 1", "specs/reduction.yaml:274"),
+            Sample("t(2, 3, 4), -1, True", "specs/reduction.yaml:275", dtypes=("float32",)),
+            Sample("t(2, 3)", "specs/reduction.yaml:277", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
+        indices="along(self, dim)",
     ),
     "aten::avg_pool2d": Entry(
         key="aten::avg_pool2d",
-        spec="specs/nn.yaml:441",
+        spec="specs/nn.yaml:442",
         family="nn",
         doc="2-D average pooling; ceil_mode, count_include_pad and divisor_override follow torch's divisors exactly.",
         overloads={
@@ -1412,7 +1414,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/nn.yaml:448",
+                spec="specs/nn.yaml:449",
                 fns={
                     "aten::avg_pool2d": _nn.avg_pool2d__opset7,
                     "aten::avg_pool2d.out": _nn.avg_pool2d__opset7,
@@ -1443,16 +1445,16 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime's CPU provider has no float64 AveragePool kernel",
-                "specs/nn.yaml:477",
+                "specs/nn.yaml:478",
                 dtypes=("float64",),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:481"),
-            Sample("t(1, 2, 5, 6), [3, 2], [2, 1], [1, 1], False, False", "specs/nn.yaml:482"),
-            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], True, True", "specs/nn.yaml:483"),
-            Sample("t(2, 7, 7), [3, 2], [2, 2], [1, 0], True, False, 5", "specs/nn.yaml:484"),
+            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:482"),
+            Sample("t(1, 2, 5, 6), [3, 2], [2, 1], [1, 1], False, False", "specs/nn.yaml:483"),
+            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], True, True", "specs/nn.yaml:484"),
+            Sample("t(2, 7, 7), [3, 2], [2, 2], [1, 0], True, False, 5", "specs/nn.yaml:485"),
         ),
         shape="infer",
     ),
@@ -4302,7 +4304,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::log_softmax.int": Entry(
         key="aten::log_softmax.int",
-        spec="specs/nn.yaml:585",
+        spec="specs/nn.yaml:586",
         family="nn",
         doc="log(softmax(x)) along dim, in dtype when given.",
         overloads={
@@ -4332,7 +4334,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/nn.yaml:591",
+                spec="specs/nn.yaml:592",
                 fns={
                     "aten::log_softmax.int": _nn.log_softmax_int__opset13,
                     "aten::log_softmax.int_out": _nn.log_softmax_int__opset13,
@@ -4353,7 +4355,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:593",
+                spec="specs/nn.yaml:594",
                 fns={
                     "aten::log_softmax.int": _nn.log_softmax_int__opset7,
                     "aten::log_softmax.int_out": _nn.log_softmax_int__opset7,
@@ -4376,7 +4378,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:596",
+                spec="specs/nn.yaml:597",
                 fns={
                     "aten::log_softmax.int": _nn.log_softmax_int__opset7_1,
                     "aten::log_softmax.int_out": _nn.log_softmax_int__opset7_1,
@@ -4403,15 +4405,15 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX LogSoftmax needs an input of rank 1 or more",
-                "specs/nn.yaml:603",
+                "specs/nn.yaml:604",
                 when=_nn.log_softmax_int__gap0,
                 when_text="rank(self) == 0",
             ),
         ),
         samples=(
-            Sample("t(2, 3, 4), -1", "specs/nn.yaml:606"),
-            Sample("t(2, 3, 4), 1", "specs/nn.yaml:607"),
-            Sample("t(3, 4), 0", "specs/nn.yaml:608"),
+            Sample("t(2, 3, 4), -1", "specs/nn.yaml:607"),
+            Sample("t(2, 3, 4), 1", "specs/nn.yaml:608"),
+            Sample("t(3, 4), 0", "specs/nn.yaml:609"),
         ),
         shape="same(self)",
     ),
@@ -5094,7 +5096,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=18,
                 until=28,
-                spec="specs/reduction.yaml:180",
+                spec="specs/reduction.yaml:181",
                 fns={
                     "aten::max.dim": _reduction.max_dim__opset18,
                     "aten::max.dim_max": _reduction.max_dim__opset18,
@@ -5121,7 +5123,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=17,
-                spec="specs/reduction.yaml:186",
+                spec="specs/reduction.yaml:187",
                 fns={
                     "aten::max.dim": _reduction.max_dim__opset7,
                     "aten::max.dim_max": _reduction.max_dim__opset7,
@@ -5167,11 +5169,12 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(3, 4), 1", "specs/reduction.yaml:193"),
-            Sample("t(2, 3, 4), -3, True", "specs/reduction.yaml:194", dtypes=("float32",)),
-            Sample("t(), 0", "specs/reduction.yaml:196", dtypes=("float32",)),
+            Sample("t(3, 4), 1", "specs/reduction.yaml:194"),
+            Sample("t(2, 3, 4), -3, True", "specs/reduction.yaml:195", dtypes=("float32",)),
+            Sample("t(), 0", "specs/reduction.yaml:197", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
+        indices="along(self, dim)",
     ),
     "aten::max_pool2d": Entry(
         key="aten::max_pool2d",
@@ -5291,7 +5294,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=10,
                 until=28,
-                spec="specs/nn.yaml:389",
+                spec="specs/nn.yaml:390",
                 fns={
                     "aten::max_pool2d_with_indices": _nn.max_pool2d_with_indices__opset10,
                 },
@@ -5314,7 +5317,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=9,
-                spec="specs/nn.yaml:414",
+                spec="specs/nn.yaml:415",
                 fns={
                     "aten::max_pool2d_with_indices": _nn.max_pool2d_with_indices__opset8,
                 },
@@ -5340,16 +5343,17 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:434"),
-            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:436"),
-            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:437"),
+            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:435"),
+            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:437"),
+            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:438"),
             Sample(
                 "t(1, 2, 8, 7), [2, 3], [2, 2], [1, 1], [2, 1], True",
-                "specs/nn.yaml:438",
+                "specs/nn.yaml:439",
                 opsets=(10, 28),
             ),
         ),
         shape="infer",
+        indices="window(self, kernel_size)",
     ),
     "aten::maximum": Entry(
         key="aten::maximum",
@@ -5667,7 +5671,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::min.dim": Entry(
         key="aten::min.dim",
-        spec="specs/reduction.yaml:199",
+        spec="specs/reduction.yaml:200",
         family="reduction",
         doc="Smallest element of self along dim, and the index of its first occurrence.",
         overloads={
@@ -5708,7 +5712,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=18,
                 until=28,
-                spec="specs/reduction.yaml:207",
+                spec="specs/reduction.yaml:209",
                 fns={
                     "aten::min.dim": _reduction.min_dim__opset18,
                     "aten::min.dim_min": _reduction.min_dim__opset18,
@@ -5735,7 +5739,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=17,
-                spec="specs/reduction.yaml:213",
+                spec="specs/reduction.yaml:215",
                 fns={
                     "aten::min.dim": _reduction.min_dim__opset7,
                     "aten::min.dim_min": _reduction.min_dim__opset7,
@@ -5781,11 +5785,12 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(3, 4), 1", "specs/reduction.yaml:220"),
-            Sample("t(2, 3, 4), -3, True", "specs/reduction.yaml:221", dtypes=("float32",)),
-            Sample("t(), 0", "specs/reduction.yaml:223", dtypes=("float32",)),
+            Sample("t(3, 4), 1", "specs/reduction.yaml:222"),
+            Sample("t(2, 3, 4), -3, True", "specs/reduction.yaml:223", dtypes=("float32",)),
+            Sample("t(), 0", "specs/reduction.yaml:225", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
+        indices="along(self, dim)",
     ),
     "aten::minimum": Entry(
         key="aten::minimum",
@@ -7707,7 +7712,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::scaled_dot_product_attention": Entry(
         key="aten::scaled_dot_product_attention",
-        spec="specs/nn.yaml:639",
+        spec="specs/nn.yaml:640",
         family="nn",
         doc="softmax(q @ k.T * scale + mask) @ v; ONNX Attention from opset 23 for 3-D and 4-D inputs, a composition otherwise. A row that masks every key gives zeros, as in eager.",
         overloads={
@@ -7732,7 +7737,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=23,
                 until=28,
-                spec="specs/nn.yaml:648",
+                spec="specs/nn.yaml:649",
                 fns={
                     "aten::scaled_dot_product_attention": _nn.scaled_dot_product_attention__opset23,
                 },
@@ -7753,7 +7758,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=28,
-                spec="specs/nn.yaml:658",
+                spec="specs/nn.yaml:659",
                 fns={
                     "aten::scaled_dot_product_attention": _nn.scaled_dot_product_attention__opset11,
                 },
@@ -7787,7 +7792,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/nn.yaml:688",
+                spec="specs/nn.yaml:689",
                 fns={
                     "aten::scaled_dot_product_attention": _nn.scaled_dot_product_attention__opset7,
                 },
@@ -7814,31 +7819,31 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "dropout in attention is random; export in eval mode (dropout_p=0)",
-                "specs/nn.yaml:710",
+                "specs/nn.yaml:711",
                 when=_nn.scaled_dot_product_attention__gap0,
                 when_text="dropout_p > 0",
             ),
         ),
         samples=(
-            Sample("t(2, 2, 3, 4), t(2, 2, 5, 4), t(2, 2, 5, 4)", "specs/nn.yaml:713"),
-            Sample("t(2, 3, 4), t(2, 5, 4), t(2, 5, 6), is_causal=True", "specs/nn.yaml:714"),
+            Sample("t(2, 2, 3, 4), t(2, 2, 5, 4), t(2, 2, 5, 4)", "specs/nn.yaml:714"),
+            Sample("t(2, 3, 4), t(2, 5, 4), t(2, 5, 6), is_causal=True", "specs/nn.yaml:715"),
             Sample(
                 "t(1, 4, 3, 4), t(1, 2, 5, 4), t(1, 2, 5, 4), scale=0.5, enable_gqa=True",
-                "specs/nn.yaml:715",
+                "specs/nn.yaml:716",
             ),
             Sample(
                 "t(1, 2, 3, 4), t(1, 2, 5, 4), t(1, 2, 5, 4), mask(3, 5)",
-                "specs/nn.yaml:716",
+                "specs/nn.yaml:717",
                 opsets=(11, 28),
             ),
             Sample(
                 "t(2, 3, 4), t(2, 5, 4), t(2, 5, 4), t(2, 3, 5)",
-                "specs/nn.yaml:718",
+                "specs/nn.yaml:719",
                 opsets=(11, 28),
             ),
             Sample(
                 "t(2, 1, 2, 3, 4), t(2, 1, 2, 5, 4), t(2, 1, 2, 5, 4), mask(2, 1, 1, 3, 5)",
-                "specs/nn.yaml:720",
+                "specs/nn.yaml:721",
                 opsets=(11, 28),
             ),
         ),
@@ -8245,7 +8250,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::softmax.int": Entry(
         key="aten::softmax.int",
-        spec="specs/nn.yaml:533",
+        spec="specs/nn.yaml:534",
         family="nn",
         doc="exp(x) / sum(exp(x)) along dim, in dtype when given.",
         overloads={
@@ -8275,7 +8280,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=13,
                 until=28,
-                spec="specs/nn.yaml:539",
+                spec="specs/nn.yaml:540",
                 fns={
                     "aten::softmax.int": _nn.softmax_int__opset13,
                     "aten::softmax.int_out": _nn.softmax_int__opset13,
@@ -8296,7 +8301,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:541",
+                spec="specs/nn.yaml:542",
                 fns={
                     "aten::softmax.int": _nn.softmax_int__opset7,
                     "aten::softmax.int_out": _nn.softmax_int__opset7,
@@ -8319,7 +8324,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=12,
-                spec="specs/nn.yaml:544",
+                spec="specs/nn.yaml:545",
                 fns={
                     "aten::softmax.int": _nn.softmax_int__opset7_1,
                     "aten::softmax.int_out": _nn.softmax_int__opset7_1,
@@ -8346,15 +8351,15 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Softmax needs an input of rank 1 or more",
-                "specs/nn.yaml:551",
+                "specs/nn.yaml:552",
                 when=_nn.softmax_int__gap0,
                 when_text="rank(self) == 0",
             ),
         ),
         samples=(
-            Sample("t(2, 3, 4), -1", "specs/nn.yaml:554"),
-            Sample("t(2, 3, 4), 1", "specs/nn.yaml:555"),
-            Sample("t(3, 4), 0", "specs/nn.yaml:556"),
+            Sample("t(2, 3, 4), -1", "specs/nn.yaml:555"),
+            Sample("t(2, 3, 4), 1", "specs/nn.yaml:556"),
+            Sample("t(3, 4), 0", "specs/nn.yaml:557"),
         ),
         shape="same(self)",
     ),

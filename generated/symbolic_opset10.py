@@ -182,7 +182,7 @@ def max_pool2d__opset10(g, self, kernel_size, stride, padding, dilation, ceil_mo
 
 
 def max_pool2d_with_indices__opset10(g, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d_with_indices at opsets 10..28 (specs/nn.yaml:389)."""
+    """aten::max_pool2d_with_indices at opsets 10..28 (specs/nn.yaml:390)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)

@@ -54,7 +54,7 @@ linear_out__opset11 = linear__opset11
 def scaled_dot_product_attention__opset11(
     g, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 11..28 (specs/nn.yaml:658)."""
+    """aten::scaled_dot_product_attention at opsets 11..28 (specs/nn.yaml:659)."""
     r = _h.rank(query)
     factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
     k = key

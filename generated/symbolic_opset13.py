@@ -15,7 +15,7 @@ from torchonnx import symbolic_helpers as _h
 
 
 def softmax_int__opset13(g, self, dim, dtype):
-    """aten::softmax.int at opsets 13..28 (specs/nn.yaml:539)."""
+    """aten::softmax.int at opsets 13..28 (specs/nn.yaml:540)."""
     return g.op("Softmax", self, axis_i=dim)
 
 
@@ -23,7 +23,7 @@ softmax_int_out__opset13 = softmax_int__opset13
 
 
 def _softmax__opset13(g, self, dim, half_to_float):
-    """aten::_softmax at opsets 13..28 (specs/nn.yaml:564)."""
+    """aten::_softmax at opsets 13..28 (specs/nn.yaml:565)."""
     return g.op("Softmax", self, axis_i=dim)
 
 
@@ -31,7 +31,7 @@ _softmax_out__opset13 = _softmax__opset13
 
 
 def log_softmax_int__opset13(g, self, dim, dtype):
-    """aten::log_softmax.int at opsets 13..28 (specs/nn.yaml:591)."""
+    """aten::log_softmax.int at opsets 13..28 (specs/nn.yaml:592)."""
     return g.op("LogSoftmax", self, axis_i=dim)
 
 
@@ -39,7 +39,7 @@ log_softmax_int_out__opset13 = log_softmax_int__opset13
 
 
 def _log_softmax__opset13(g, self, dim, half_to_float):
-    """aten::_log_softmax at opsets 13..28 (specs/nn.yaml:616)."""
+    """aten::_log_softmax at opsets 13..28 (specs/nn.yaml:617)."""
     return g.op("LogSoftmax", self, axis_i=dim)
 
 

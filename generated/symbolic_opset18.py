@@ -94,7 +94,7 @@ def native_layer_norm__opset18(g, input, normalized_shape, weight, bias, eps):
 
 
 def adaptive_avg_pool2d__opset18(g, self, output_size):
-    """aten::adaptive_avg_pool2d at opsets 18..28 (specs/nn.yaml:492)."""
+    """aten::adaptive_avg_pool2d at opsets 18..28 (specs/nn.yaml:493)."""
     r = _h.rank(self)
     oh, ow = output_size
     if oh == 1 and ow == 1:
@@ -165,7 +165,7 @@ amin_out__opset18 = amin__opset18
 
 
 def max_dim__opset18(g, self, dim, keepdim):
-    """aten::max.dim at opsets 18..28 (specs/reduction.yaml:180)."""
+    """aten::max.dim at opsets 18..28 (specs/reduction.yaml:181)."""
     if _h.rank(self) == 0:
         return (g.op("Identity", self), _h.const(g, 0, "int64"))
     d = dim % _h.rank(self)
@@ -179,7 +179,7 @@ max_dim_max__opset18 = max_dim__opset18
 
 
 def min_dim__opset18(g, self, dim, keepdim):
-    """aten::min.dim at opsets 18..28 (specs/reduction.yaml:207)."""
+    """aten::min.dim at opsets 18..28 (specs/reduction.yaml:209)."""
     if _h.rank(self) == 0:
         return (g.op("Identity", self), _h.const(g, 0, "int64"))
     d = dim % _h.rank(self)

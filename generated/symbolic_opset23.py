@@ -17,7 +17,7 @@ from torchonnx import symbolic_helpers as _h
 def scaled_dot_product_attention__opset23(
     g, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 23..28, when `rank(query) == 4 or (rank(query) == 3 and not enable_gqa)` (specs/nn.yaml:648)."""
+    """aten::scaled_dot_product_attention at opsets 23..28, when `rank(query) == 4 or (rank(query) == 3 and not enable_gqa)` (specs/nn.yaml:649)."""
     heads = 1 if _h.rank(query) == 3 else None
     mask = attn_mask
     if attn_mask is not None and _h.rank(query) == 3 and (_h.rank(attn_mask) == 3):

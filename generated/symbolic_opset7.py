@@ -799,7 +799,7 @@ def max_pool2d__opset7(g, self, kernel_size, stride, padding, dilation, ceil_mod
 def avg_pool2d__opset7(
     g, self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
 ):
-    """aten::avg_pool2d at opsets 7..28 (specs/nn.yaml:448)."""
+    """aten::avg_pool2d at opsets 7..28 (specs/nn.yaml:449)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)
@@ -851,7 +851,7 @@ avg_pool2d_out__opset7 = avg_pool2d__opset7
 
 
 def adaptive_avg_pool2d__opset7(g, self, output_size):
-    """aten::adaptive_avg_pool2d at opsets 7..17 (specs/nn.yaml:508)."""
+    """aten::adaptive_avg_pool2d at opsets 7..17 (specs/nn.yaml:509)."""
     r = _h.rank(self)
     oh, ow = output_size
     if oh == 1 and ow == 1:
@@ -877,7 +877,7 @@ _adaptive_avg_pool2d__opset7 = adaptive_avg_pool2d__opset7
 
 
 def softmax_int__opset7(g, self, dim, dtype):
-    """aten::softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:541)."""
+    """aten::softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:542)."""
     return g.op("Softmax", self, axis_i=_h.rank(self) - 1)
 
 
@@ -885,7 +885,7 @@ softmax_int_out__opset7 = softmax_int__opset7
 
 
 def softmax_int__opset7_1(g, self, dim, dtype):
-    """aten::softmax.int at opsets 7..12 (specs/nn.yaml:544)."""
+    """aten::softmax.int at opsets 7..12 (specs/nn.yaml:545)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
@@ -898,7 +898,7 @@ softmax_int_out__opset7_1 = softmax_int__opset7_1
 
 
 def _softmax__opset7(g, self, dim, half_to_float):
-    """aten::_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:566)."""
+    """aten::_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:567)."""
     return g.op("Softmax", self, axis_i=_h.rank(self) - 1)
 
 
@@ -906,7 +906,7 @@ _softmax_out__opset7 = _softmax__opset7
 
 
 def _softmax__opset7_1(g, self, dim, half_to_float):
-    """aten::_softmax at opsets 7..12 (specs/nn.yaml:569)."""
+    """aten::_softmax at opsets 7..12 (specs/nn.yaml:570)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
@@ -919,7 +919,7 @@ _softmax_out__opset7_1 = _softmax__opset7_1
 
 
 def log_softmax_int__opset7(g, self, dim, dtype):
-    """aten::log_softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:593)."""
+    """aten::log_softmax.int at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:594)."""
     return g.op("LogSoftmax", self, axis_i=_h.rank(self) - 1)
 
 
@@ -927,7 +927,7 @@ log_softmax_int_out__opset7 = log_softmax_int__opset7
 
 
 def log_softmax_int__opset7_1(g, self, dim, dtype):
-    """aten::log_softmax.int at opsets 7..12 (specs/nn.yaml:596)."""
+    """aten::log_softmax.int at opsets 7..12 (specs/nn.yaml:597)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
@@ -942,7 +942,7 @@ log_softmax_int_out__opset7_1 = log_softmax_int__opset7_1
 
 
 def _log_softmax__opset7(g, self, dim, half_to_float):
-    """aten::_log_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:618)."""
+    """aten::_log_softmax at opsets 7..12, when `dim % max(rank(self), 1) == rank(self) - 1` (specs/nn.yaml:619)."""
     return g.op("LogSoftmax", self, axis_i=_h.rank(self) - 1)
 
 
@@ -950,7 +950,7 @@ _log_softmax_out__opset7 = _log_softmax__opset7
 
 
 def _log_softmax__opset7_1(g, self, dim, half_to_float):
-    """aten::_log_softmax at opsets 7..12 (specs/nn.yaml:621)."""
+    """aten::_log_softmax at opsets 7..12 (specs/nn.yaml:622)."""
     last = _h.rank(self) - 1
     d = dim % _h.rank(self)
     perm = [last if i == d else d if i == last else i for i in range(_h.rank(self))]
@@ -967,7 +967,7 @@ _log_softmax_out__opset7_1 = _log_softmax__opset7_1
 def scaled_dot_product_attention__opset7(
     g, query, key, value, attn_mask, dropout_p, is_causal, scale, enable_gqa
 ):
-    """aten::scaled_dot_product_attention at opsets 7..10, when `attn_mask is None` (specs/nn.yaml:688)."""
+    """aten::scaled_dot_product_attention at opsets 7..10, when `attn_mask is None` (specs/nn.yaml:689)."""
     r = _h.rank(query)
     factor = math.sqrt(scale if scale is not None else 1.0 / math.sqrt(_h.sizes(query)[-1]))
     k = key
@@ -1088,7 +1088,7 @@ amin_out__opset7 = amin__opset7
 
 
 def max_dim__opset7(g, self, dim, keepdim):
-    """aten::max.dim at opsets 7..17 (specs/reduction.yaml:186)."""
+    """aten::max.dim at opsets 7..17 (specs/reduction.yaml:187)."""
     if _h.rank(self) == 0:
         return (g.op("Identity", self), _h.const(g, 0, "int64"))
     d = dim % _h.rank(self)
@@ -1102,7 +1102,7 @@ max_dim_max__opset7 = max_dim__opset7
 
 
 def min_dim__opset7(g, self, dim, keepdim):
-    """aten::min.dim at opsets 7..17 (specs/reduction.yaml:213)."""
+    """aten::min.dim at opsets 7..17 (specs/reduction.yaml:215)."""
     if _h.rank(self) == 0:
         return (g.op("Identity", self), _h.const(g, 0, "int64"))
     d = dim % _h.rank(self)
@@ -1116,7 +1116,7 @@ min_dim_min__opset7 = min_dim__opset7
 
 
 def argmax__opset7(g, self, dim, keepdim):
-    """aten::argmax at opsets 7..28 (specs/reduction.yaml:233)."""
+    """aten::argmax at opsets 7..28 (specs/reduction.yaml:236)."""
     if dim is None or _h.rank(self) == 0:
         flat = g.op(
             "ArgMax", g.op("Reshape", self, _h.const(g, [-1], "int64")), axis_i=0, keepdims_i=0
@@ -1129,7 +1129,7 @@ argmax_out__opset7 = argmax__opset7
 
 
 def argmin__opset7(g, self, dim, keepdim):
-    """aten::argmin at opsets 7..28 (specs/reduction.yaml:259)."""
+    """aten::argmin at opsets 7..28 (specs/reduction.yaml:263)."""
     if dim is None or _h.rank(self) == 0:
         flat = g.op(
             "ArgMin", g.op("Reshape", self, _h.const(g, [-1], "int64")), axis_i=0, keepdims_i=0

@@ -52,7 +52,7 @@ def ones_like__opset8(g, self, dtype, layout, device, pin_memory, memory_format)
 
 
 def max_pool2d_with_indices__opset8(g, self, kernel_size, stride, padding, dilation, ceil_mode):
-    """aten::max_pool2d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml:414)."""
+    """aten::max_pool2d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml:415)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
     s = k if len(stride) == 0 else list(stride) * 2 if len(stride) == 1 else list(stride)
     p = list(padding) * 2 if len(padding) == 1 else list(padding)

@@ -123,6 +123,7 @@ class Entry:
     gaps: tuple[Gap, ...] = ()
     samples: tuple[Sample, ...] = ()
     shape: str = "infer"
+    indices: str | None = None  # the index rule of the last output (runtime/indices.py)
 
     @property
     def opsets(self) -> tuple[int, int]:
