@@ -158,7 +158,7 @@ def rsub_Tensor__opset7__when(self, other, alpha):
 
 
 # aten::mul.Tensor: Elementwise product (logical and for bool).
-# specs/elementwise.yaml:63
+# specs/elementwise.yaml:64
 #   aten::mul.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::mul.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::mul_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
@@ -168,12 +168,12 @@ def rsub_Tensor__opset7__when(self, other, alpha):
 
 
 def mul_Tensor__opset7(op, self, other):
-    """aten::mul.Tensor at opsets 7..28 (specs/elementwise.yaml:71)."""
+    """aten::mul.Tensor at opsets 7..28 (specs/elementwise.yaml:72)."""
     return op.Mul(self, other)
 
 
 def mul_Scalar__opset7(op, self, other):
-    """aten::mul.Scalar at opsets 7..28 (specs/elementwise.yaml:71)."""
+    """aten::mul.Scalar at opsets 7..28 (specs/elementwise.yaml:72)."""
     return op.Mul(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -186,7 +186,7 @@ mul_out__opset7 = mul_Tensor__opset7
 mul_Scalar_out__opset7 = mul_Scalar__opset7
 
 # aten::div.Tensor: True division self / other; integers and bool divide as float32.
-# specs/elementwise.yaml:79
+# specs/elementwise.yaml:80
 #   aten::div.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::div.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::div_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
@@ -196,12 +196,12 @@ mul_Scalar_out__opset7 = mul_Scalar__opset7
 
 
 def div_Tensor__opset7(op, self, other):
-    """aten::div.Tensor at opsets 7..28 (specs/elementwise.yaml:86)."""
+    """aten::div.Tensor at opsets 7..28 (specs/elementwise.yaml:87)."""
     return op.Div(self, other)
 
 
 def div_Scalar__opset7(op, self, other):
-    """aten::div.Scalar at opsets 7..28 (specs/elementwise.yaml:86)."""
+    """aten::div.Scalar at opsets 7..28 (specs/elementwise.yaml:87)."""
     return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -214,7 +214,7 @@ div_out__opset7 = div_Tensor__opset7
 div_Scalar_out__opset7 = div_Scalar__opset7
 
 # aten::div.Tensor_mode: Division with rounding_mode None (true division), "trunc" (towards zero) or "floor" (Python's //).
-# specs/elementwise.yaml:93
+# specs/elementwise.yaml:94
 #   aten::div.Tensor_mode(Tensor self, Tensor other, *, str? rounding_mode) -> Tensor
 #   aten::div.Scalar_mode(Tensor self, Scalar other, *, str? rounding_mode) -> Tensor
 #   aten::div_.Tensor_mode(Tensor(a!) self, Tensor other, *, str? rounding_mode) -> Tensor(a!)
@@ -224,7 +224,7 @@ div_Scalar_out__opset7 = div_Scalar__opset7
 
 
 def div_Tensor_mode__opset7(op, self, other, rounding_mode):
-    """aten::div.Tensor_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
+    """aten::div.Tensor_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:102)."""
     if _h.is_floating(self):
         return op.Div(self, other)
     return op.Div(
@@ -234,7 +234,7 @@ def div_Tensor_mode__opset7(op, self, other, rounding_mode):
 
 
 def div_Scalar_mode__opset7(op, self, other, rounding_mode):
-    """aten::div.Scalar_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
+    """aten::div.Scalar_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:102)."""
     if _h.is_floating(self):
         return op.Div(self, _h.const(op, other, _h.dtype_of(self)))
     return op.Div(
@@ -256,7 +256,7 @@ div_Scalar_mode_out__opset7 = div_Scalar_mode__opset7
 
 
 def div_Tensor_mode__opset10(op, self, other, rounding_mode):
-    """aten::div.Tensor_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:108)."""
+    """aten::div.Tensor_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:109)."""
     zero = _h.const(op, 0, _h.dtype_of(self))
     one = _h.const(op, 1, _h.dtype_of(self))
     q = op.Div(self, other)
@@ -297,7 +297,7 @@ def div_Tensor_mode__opset10(op, self, other, rounding_mode):
 
 
 def div_Scalar_mode__opset10(op, self, other, rounding_mode):
-    """aten::div.Scalar_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:108)."""
+    """aten::div.Scalar_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:109)."""
     zero = _h.const(op, 0, _h.dtype_of(self))
     one = _h.const(op, 1, _h.dtype_of(self))
     q = op.Div(self, _h.const(op, other, _h.dtype_of(self)))
@@ -365,14 +365,14 @@ def div_Tensor_mode__opset10__when(self, other, rounding_mode):
 
 
 # aten::neg: -self, elementwise.
-# specs/elementwise.yaml:153
+# specs/elementwise.yaml:154
 #   aten::neg(Tensor self) -> Tensor
 #   aten::neg_(Tensor(a!) self) -> Tensor(a!)
 #   aten::neg.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def neg__opset7(op, self):
-    """aten::neg at opsets 7..28 (specs/elementwise.yaml:161)."""
+    """aten::neg at opsets 7..28 (specs/elementwise.yaml:162)."""
     return op.Neg(self)
 
 
@@ -381,14 +381,14 @@ neg___opset7 = neg__opset7
 neg_out__opset7 = neg__opset7
 
 # aten::abs: Absolute value, elementwise.
-# specs/elementwise.yaml:166
+# specs/elementwise.yaml:167
 #   aten::abs(Tensor self) -> Tensor
 #   aten::abs_(Tensor(a!) self) -> Tensor(a!)
 #   aten::abs.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def abs__opset7(op, self):
-    """aten::abs at opsets 7..28 (specs/elementwise.yaml:173)."""
+    """aten::abs at opsets 7..28 (specs/elementwise.yaml:174)."""
     return op.Abs(self)
 
 
@@ -397,14 +397,14 @@ abs___opset7 = abs__opset7
 abs_out__opset7 = abs__opset7
 
 # aten::pow.Tensor_Scalar: self ** exponent for a number exponent.
-# specs/elementwise.yaml:178
+# specs/elementwise.yaml:179
 #   aten::pow.Tensor_Scalar(Tensor self, Scalar exponent) -> Tensor
 #   aten::pow_.Scalar(Tensor(a!) self, Scalar exponent) -> Tensor(a!)
 #   aten::pow.Tensor_Scalar_out(Tensor self, Scalar exponent, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def pow_Tensor_Scalar__opset7(op, self, exponent):
-    """aten::pow.Tensor_Scalar at opsets 7..28 (specs/elementwise.yaml:186)."""
+    """aten::pow.Tensor_Scalar at opsets 7..28 (specs/elementwise.yaml:187)."""
     return op.Pow(self, _h.const(op, exponent, _h.dtype_of(self)))
 
 
@@ -413,14 +413,14 @@ pow__Scalar__opset7 = pow_Tensor_Scalar__opset7
 pow_Tensor_Scalar_out__opset7 = pow_Tensor_Scalar__opset7
 
 # aten::pow.Tensor_Tensor: self ** exponent, elementwise.
-# specs/elementwise.yaml:196
+# specs/elementwise.yaml:197
 #   aten::pow.Tensor_Tensor(Tensor self, Tensor exponent) -> Tensor
 #   aten::pow_.Tensor(Tensor(a!) self, Tensor exponent) -> Tensor(a!)
 #   aten::pow.Tensor_Tensor_out(Tensor self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def pow_Tensor_Tensor__opset7(op, self, exponent):
-    """aten::pow.Tensor_Tensor at opsets 7..28 (specs/elementwise.yaml:204)."""
+    """aten::pow.Tensor_Tensor at opsets 7..28 (specs/elementwise.yaml:205)."""
     return op.Pow(self, exponent)
 
 
@@ -429,27 +429,27 @@ pow__Tensor__opset7 = pow_Tensor_Tensor__opset7
 pow_Tensor_Tensor_out__opset7 = pow_Tensor_Tensor__opset7
 
 # aten::pow.Scalar: A number raised to the power of each element of exponent.
-# specs/elementwise.yaml:214
+# specs/elementwise.yaml:215
 #   aten::pow.Scalar(Scalar self, Tensor exponent) -> Tensor
 #   aten::pow.Scalar_out(Scalar self, Tensor exponent, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def pow_Scalar__opset7(op, self, exponent):
-    """aten::pow.Scalar at opsets 7..28 (specs/elementwise.yaml:222)."""
+    """aten::pow.Scalar at opsets 7..28 (specs/elementwise.yaml:223)."""
     return op.Pow(_h.const(op, self, _h.dtype_of(exponent)), exponent)
 
 
 pow_Scalar_out__opset7 = pow_Scalar__opset7
 
 # aten::sqrt: Square root; integers and bool as float32.
-# specs/elementwise.yaml:232
+# specs/elementwise.yaml:233
 #   aten::sqrt(Tensor self) -> Tensor
 #   aten::sqrt_(Tensor(a!) self) -> Tensor(a!)
 #   aten::sqrt.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def sqrt__opset7(op, self):
-    """aten::sqrt at opsets 7..28 (specs/elementwise.yaml:239)."""
+    """aten::sqrt at opsets 7..28 (specs/elementwise.yaml:240)."""
     return op.Sqrt(self)
 
 
@@ -458,14 +458,14 @@ sqrt___opset7 = sqrt__opset7
 sqrt_out__opset7 = sqrt__opset7
 
 # aten::rsqrt: 1 / sqrt(self); integers and bool as float32.
-# specs/elementwise.yaml:244
+# specs/elementwise.yaml:245
 #   aten::rsqrt(Tensor self) -> Tensor
 #   aten::rsqrt_(Tensor(a!) self) -> Tensor(a!)
 #   aten::rsqrt.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def rsqrt__opset7(op, self):
-    """aten::rsqrt at opsets 7..28 (specs/elementwise.yaml:251)."""
+    """aten::rsqrt at opsets 7..28 (specs/elementwise.yaml:252)."""
     return op.Reciprocal(op.Sqrt(self))
 
 
@@ -474,14 +474,14 @@ rsqrt___opset7 = rsqrt__opset7
 rsqrt_out__opset7 = rsqrt__opset7
 
 # aten::exp: e ** self; integers and bool as float32.
-# specs/elementwise.yaml:256
+# specs/elementwise.yaml:257
 #   aten::exp(Tensor self) -> Tensor
 #   aten::exp_(Tensor(a!) self) -> Tensor(a!)
 #   aten::exp.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def exp__opset7(op, self):
-    """aten::exp at opsets 7..28 (specs/elementwise.yaml:263)."""
+    """aten::exp at opsets 7..28 (specs/elementwise.yaml:264)."""
     return op.Exp(self)
 
 
@@ -490,14 +490,14 @@ exp___opset7 = exp__opset7
 exp_out__opset7 = exp__opset7
 
 # aten::log: Natural logarithm; integers and bool as float32.
-# specs/elementwise.yaml:268
+# specs/elementwise.yaml:269
 #   aten::log(Tensor self) -> Tensor
 #   aten::log_(Tensor(a!) self) -> Tensor(a!)
 #   aten::log.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def log__opset7(op, self):
-    """aten::log at opsets 7..28 (specs/elementwise.yaml:275)."""
+    """aten::log at opsets 7..28 (specs/elementwise.yaml:276)."""
     return op.Log(self)
 
 
@@ -506,14 +506,14 @@ log___opset7 = log__opset7
 log_out__opset7 = log__opset7
 
 # aten::reciprocal: 1 / self; integers and bool as float32.
-# specs/elementwise.yaml:280
+# specs/elementwise.yaml:281
 #   aten::reciprocal(Tensor self) -> Tensor
 #   aten::reciprocal_(Tensor(a!) self) -> Tensor(a!)
 #   aten::reciprocal.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def reciprocal__opset7(op, self):
-    """aten::reciprocal at opsets 7..28 (specs/elementwise.yaml:287)."""
+    """aten::reciprocal at opsets 7..28 (specs/elementwise.yaml:288)."""
     return op.Reciprocal(self)
 
 
@@ -522,14 +522,14 @@ reciprocal___opset7 = reciprocal__opset7
 reciprocal_out__opset7 = reciprocal__opset7
 
 # aten::clamp: min(max(self, min), max) with number bounds, either of which may be None.
-# specs/elementwise.yaml:292
+# specs/elementwise.yaml:293
 #   aten::clamp(Tensor self, Scalar? min=None, Scalar? max=None) -> Tensor
 #   aten::clamp_(Tensor(a!) self, Scalar? min=None, Scalar? max=None) -> Tensor(a!)
 #   aten::clamp.out(Tensor self, Scalar? min=None, Scalar? max=None, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def clamp__opset11(op, self, min, max):
-    """aten::clamp at opsets 11..28 (specs/elementwise.yaml:301)."""
+    """aten::clamp at opsets 11..28 (specs/elementwise.yaml:302)."""
     low = None if min is None else _h.const(op, min, _h.dtype_of(self))
     high = None if max is None else _h.const(op, max, _h.dtype_of(self))
     return op.Clip(self, low, high)
@@ -541,7 +541,7 @@ clamp_out__opset11 = clamp__opset11
 
 
 def clamp__opset7(op, self, min, max):
-    """aten::clamp at opsets 7..10 (specs/elementwise.yaml:306)."""
+    """aten::clamp at opsets 7..10 (specs/elementwise.yaml:307)."""
     return op.Clip(
         self,
         **_h.attrs(
@@ -555,13 +555,13 @@ clamp___opset7 = clamp__opset7
 clamp_out__opset7 = clamp__opset7
 
 # aten::minimum: Elementwise minimum, propagating NaN.
-# specs/elementwise.yaml:329
+# specs/elementwise.yaml:330
 #   aten::minimum(Tensor self, Tensor other) -> Tensor
 #   aten::minimum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def minimum__opset8(op, self, other):
-    """aten::minimum at opsets 8..28 (specs/elementwise.yaml:339)."""
+    """aten::minimum at opsets 8..28 (specs/elementwise.yaml:340)."""
     return op.Min(self, other)
 
 
@@ -569,7 +569,7 @@ minimum_out__opset8 = minimum__opset8
 
 
 def minimum__opset7(op, self, other):
-    """aten::minimum at opsets 7..7, when `sizes(self) == sizes(other)` (specs/elementwise.yaml:341)."""
+    """aten::minimum at opsets 7..7, when `sizes(self) == sizes(other)` (specs/elementwise.yaml:342)."""
     return op.Min(self, other)
 
 
@@ -581,13 +581,13 @@ def minimum__opset7__when(self, other):
 
 
 # aten::maximum: Elementwise maximum, propagating NaN.
-# specs/elementwise.yaml:363
+# specs/elementwise.yaml:364
 #   aten::maximum(Tensor self, Tensor other) -> Tensor
 #   aten::maximum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def maximum__opset8(op, self, other):
-    """aten::maximum at opsets 8..28 (specs/elementwise.yaml:371)."""
+    """aten::maximum at opsets 8..28 (specs/elementwise.yaml:372)."""
     return op.Max(self, other)
 
 
@@ -595,7 +595,7 @@ maximum_out__opset8 = maximum__opset8
 
 
 def maximum__opset7(op, self, other):
-    """aten::maximum at opsets 7..7, when `sizes(self) == sizes(other)` (specs/elementwise.yaml:373)."""
+    """aten::maximum at opsets 7..7, when `sizes(self) == sizes(other)` (specs/elementwise.yaml:374)."""
     return op.Max(self, other)
 
 
@@ -607,14 +607,14 @@ def maximum__opset7__when(self, other):
 
 
 # aten::relu: max(self, 0), elementwise.
-# specs/elementwise.yaml:397
+# specs/elementwise.yaml:398
 #   aten::relu(Tensor self) -> Tensor
 #   aten::relu_(Tensor(a!) self) -> Tensor(a!)
 #   aten::relu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def relu__opset7(op, self):
-    """aten::relu at opsets 7..28 (specs/elementwise.yaml:406)."""
+    """aten::relu at opsets 7..28 (specs/elementwise.yaml:407)."""
     return op.Relu(self)
 
 
@@ -623,14 +623,14 @@ relu___opset7 = relu__opset7
 relu_out__opset7 = relu__opset7
 
 # aten::sigmoid: 1 / (1 + exp(-self)); integers and bool as float32.
-# specs/elementwise.yaml:419
+# specs/elementwise.yaml:420
 #   aten::sigmoid(Tensor self) -> Tensor
 #   aten::sigmoid_(Tensor(a!) self) -> Tensor(a!)
 #   aten::sigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def sigmoid__opset7(op, self):
-    """aten::sigmoid at opsets 7..28 (specs/elementwise.yaml:426)."""
+    """aten::sigmoid at opsets 7..28 (specs/elementwise.yaml:427)."""
     return op.Sigmoid(self)
 
 
@@ -639,14 +639,14 @@ sigmoid___opset7 = sigmoid__opset7
 sigmoid_out__opset7 = sigmoid__opset7
 
 # aten::tanh: Hyperbolic tangent; integers and bool as float32.
-# specs/elementwise.yaml:431
+# specs/elementwise.yaml:432
 #   aten::tanh(Tensor self) -> Tensor
 #   aten::tanh_(Tensor(a!) self) -> Tensor(a!)
 #   aten::tanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def tanh__opset7(op, self):
-    """aten::tanh at opsets 7..28 (specs/elementwise.yaml:438)."""
+    """aten::tanh at opsets 7..28 (specs/elementwise.yaml:439)."""
     return op.Tanh(self)
 
 
@@ -655,14 +655,14 @@ tanh___opset7 = tanh__opset7
 tanh_out__opset7 = tanh__opset7
 
 # aten::gelu: Gaussian error linear unit: x * Phi(x), exact (approximate="none") or with the tanh approximation.
-# specs/elementwise.yaml:443
+# specs/elementwise.yaml:444
 #   aten::gelu(Tensor self, *, str approximate="none") -> Tensor
 #   aten::gelu_(Tensor(a!) self, *, str approximate="none") -> Tensor(a!)
 #   aten::gelu.out(Tensor self, *, str approximate="none", Tensor(a!) out) -> Tensor(a!)
 
 
 def gelu__opset20(op, self, approximate):
-    """aten::gelu at opsets 20..28 (specs/elementwise.yaml:449)."""
+    """aten::gelu at opsets 20..28 (specs/elementwise.yaml:450)."""
     return op.Gelu(self, approximate=approximate)
 
 
@@ -672,7 +672,7 @@ gelu_out__opset20 = gelu__opset20
 
 
 def gelu__opset9(op, self, approximate):
-    """aten::gelu at opsets 9..19 (specs/elementwise.yaml:451)."""
+    """aten::gelu at opsets 9..19 (specs/elementwise.yaml:452)."""
     if approximate == "tanh":
         inner = op.Mul(
             op.Add(
@@ -700,7 +700,7 @@ gelu_out__opset9 = gelu__opset9
 
 
 def gelu__opset7(op, self, approximate):
-    """aten::gelu at opsets 7..8, when `approximate == "tanh"` (specs/elementwise.yaml:457)."""
+    """aten::gelu at opsets 7..8, when `approximate == "tanh"` (specs/elementwise.yaml:458)."""
     inner = op.Mul(
         op.Add(
             self,
@@ -724,14 +724,14 @@ def gelu__opset7__when(self, approximate):
 
 
 # aten::silu: self * sigmoid(self).
-# specs/elementwise.yaml:480
+# specs/elementwise.yaml:481
 #   aten::silu(Tensor self) -> Tensor
 #   aten::silu_(Tensor(a!) self) -> Tensor(a!)
 #   aten::silu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def silu__opset7(op, self):
-    """aten::silu at opsets 7..28 (specs/elementwise.yaml:486)."""
+    """aten::silu at opsets 7..28 (specs/elementwise.yaml:487)."""
     return op.Mul(self, op.Sigmoid(self))
 
 
@@ -740,14 +740,14 @@ silu___opset7 = silu__opset7
 silu_out__opset7 = silu__opset7
 
 # aten::hardtanh: self clamped to [min_val, max_val].
-# specs/elementwise.yaml:491
+# specs/elementwise.yaml:492
 #   aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor
 #   aten::hardtanh_(Tensor(a!) self, Scalar min_val=-1, Scalar max_val=1) -> Tensor(a!)
 #   aten::hardtanh.out(Tensor self, Scalar min_val=-1, Scalar max_val=1, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def hardtanh__opset11(op, self, min_val, max_val):
-    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:498)."""
+    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:499)."""
     return op.Clip(
         self, _h.const(op, min_val, _h.dtype_of(self)), _h.const(op, max_val, _h.dtype_of(self))
     )
@@ -759,7 +759,7 @@ hardtanh_out__opset11 = hardtanh__opset11
 
 
 def hardtanh__opset7(op, self, min_val, max_val):
-    """aten::hardtanh at opsets 7..10 (specs/elementwise.yaml:500)."""
+    """aten::hardtanh at opsets 7..10 (specs/elementwise.yaml:501)."""
     return op.Clip(self, min=float(min_val), max=float(max_val))
 
 
@@ -768,14 +768,14 @@ hardtanh___opset7 = hardtanh__opset7
 hardtanh_out__opset7 = hardtanh__opset7
 
 # aten::leaky_relu: self if self > 0 else negative_slope * self.
-# specs/elementwise.yaml:518
+# specs/elementwise.yaml:519
 #   aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor
 #   aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)
 #   aten::leaky_relu.out(Tensor self, Scalar negative_slope=0.01, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def leaky_relu__opset7(op, self, negative_slope):
-    """aten::leaky_relu at opsets 7..28 (specs/elementwise.yaml:525)."""
+    """aten::leaky_relu at opsets 7..28 (specs/elementwise.yaml:526)."""
     return op.LeakyRelu(self, alpha=float(negative_slope))
 
 
@@ -784,14 +784,14 @@ leaky_relu___opset7 = leaky_relu__opset7
 leaky_relu_out__opset7 = leaky_relu__opset7
 
 # aten::elu: scale * (self if self > 0 else alpha * (exp(self) - 1)).
-# specs/elementwise.yaml:535
+# specs/elementwise.yaml:542
 #   aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor
 #   aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)
 #   aten::elu.out(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def elu__opset7(op, self, alpha, scale, input_scale):
-    """aten::elu at opsets 7..28 (specs/elementwise.yaml:542)."""
+    """aten::elu at opsets 7..28 (specs/elementwise.yaml:549)."""
     out = op.Elu(self, alpha=float(alpha))
     if scale != 1:
         out = op.Mul(out, _h.const(op, scale, _h.dtype_of(self)))
@@ -808,7 +808,7 @@ def elu__gap0(self, alpha, scale, input_scale):
 
 
 # aten::eq.Tensor: self == other, elementwise, as bool.
-# specs/elementwise.yaml:560
+# specs/elementwise.yaml:567
 #   aten::eq.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::eq.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::eq.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -816,12 +816,12 @@ def elu__gap0(self, alpha, scale, input_scale):
 
 
 def eq_Tensor__opset7(op, self, other):
-    """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml:568)."""
+    """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml:575)."""
     return op.Equal(self, other)
 
 
 def eq_Scalar__opset7(op, self, other):
-    """aten::eq.Scalar at opsets 7..28 (specs/elementwise.yaml:568)."""
+    """aten::eq.Scalar at opsets 7..28 (specs/elementwise.yaml:575)."""
     return op.Equal(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -830,7 +830,7 @@ eq_Tensor_out__opset7 = eq_Tensor__opset7
 eq_Scalar_out__opset7 = eq_Scalar__opset7
 
 # aten::ne.Tensor: self != other, elementwise, as bool.
-# specs/elementwise.yaml:581
+# specs/elementwise.yaml:588
 #   aten::ne.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::ne.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::ne.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -838,12 +838,12 @@ eq_Scalar_out__opset7 = eq_Scalar__opset7
 
 
 def ne_Tensor__opset7(op, self, other):
-    """aten::ne.Tensor at opsets 7..28 (specs/elementwise.yaml:589)."""
+    """aten::ne.Tensor at opsets 7..28 (specs/elementwise.yaml:596)."""
     return op.Not(op.Equal(self, other))
 
 
 def ne_Scalar__opset7(op, self, other):
-    """aten::ne.Scalar at opsets 7..28 (specs/elementwise.yaml:589)."""
+    """aten::ne.Scalar at opsets 7..28 (specs/elementwise.yaml:596)."""
     return op.Not(op.Equal(self, _h.const(op, other, _h.dtype_of(self))))
 
 
@@ -852,7 +852,7 @@ ne_Tensor_out__opset7 = ne_Tensor__opset7
 ne_Scalar_out__opset7 = ne_Scalar__opset7
 
 # aten::lt.Tensor: self < other, elementwise, as bool.
-# specs/elementwise.yaml:602
+# specs/elementwise.yaml:609
 #   aten::lt.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::lt.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::lt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -860,12 +860,12 @@ ne_Scalar_out__opset7 = ne_Scalar__opset7
 
 
 def lt_Tensor__opset7(op, self, other):
-    """aten::lt.Tensor at opsets 7..28 (specs/elementwise.yaml:612)."""
+    """aten::lt.Tensor at opsets 7..28 (specs/elementwise.yaml:619)."""
     return op.Less(self, other)
 
 
 def lt_Scalar__opset7(op, self, other):
-    """aten::lt.Scalar at opsets 7..28 (specs/elementwise.yaml:612)."""
+    """aten::lt.Scalar at opsets 7..28 (specs/elementwise.yaml:619)."""
     return op.Less(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -874,7 +874,7 @@ lt_Tensor_out__opset7 = lt_Tensor__opset7
 lt_Scalar_out__opset7 = lt_Scalar__opset7
 
 # aten::gt.Tensor: self > other, elementwise, as bool.
-# specs/elementwise.yaml:623
+# specs/elementwise.yaml:630
 #   aten::gt.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::gt.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::gt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -882,12 +882,12 @@ lt_Scalar_out__opset7 = lt_Scalar__opset7
 
 
 def gt_Tensor__opset7(op, self, other):
-    """aten::gt.Tensor at opsets 7..28 (specs/elementwise.yaml:631)."""
+    """aten::gt.Tensor at opsets 7..28 (specs/elementwise.yaml:638)."""
     return op.Greater(self, other)
 
 
 def gt_Scalar__opset7(op, self, other):
-    """aten::gt.Scalar at opsets 7..28 (specs/elementwise.yaml:631)."""
+    """aten::gt.Scalar at opsets 7..28 (specs/elementwise.yaml:638)."""
     return op.Greater(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -896,7 +896,7 @@ gt_Tensor_out__opset7 = gt_Tensor__opset7
 gt_Scalar_out__opset7 = gt_Scalar__opset7
 
 # aten::le.Tensor: self <= other, elementwise, as bool.
-# specs/elementwise.yaml:642
+# specs/elementwise.yaml:649
 #   aten::le.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::le.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::le.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -904,12 +904,12 @@ gt_Scalar_out__opset7 = gt_Scalar__opset7
 
 
 def le_Tensor__opset12(op, self, other):
-    """aten::le.Tensor at opsets 12..28 (specs/elementwise.yaml:650)."""
+    """aten::le.Tensor at opsets 12..28 (specs/elementwise.yaml:657)."""
     return op.LessOrEqual(self, other)
 
 
 def le_Scalar__opset12(op, self, other):
-    """aten::le.Scalar at opsets 12..28 (specs/elementwise.yaml:650)."""
+    """aten::le.Scalar at opsets 12..28 (specs/elementwise.yaml:657)."""
     return op.LessOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -919,12 +919,12 @@ le_Scalar_out__opset12 = le_Scalar__opset12
 
 
 def le_Tensor__opset7(op, self, other):
-    """aten::le.Tensor at opsets 7..11 (specs/elementwise.yaml:652)."""
+    """aten::le.Tensor at opsets 7..11 (specs/elementwise.yaml:659)."""
     return op.Or(op.Less(self, other), op.Equal(self, other))
 
 
 def le_Scalar__opset7(op, self, other):
-    """aten::le.Scalar at opsets 7..11 (specs/elementwise.yaml:652)."""
+    """aten::le.Scalar at opsets 7..11 (specs/elementwise.yaml:659)."""
     return op.Or(
         op.Less(self, _h.const(op, other, _h.dtype_of(self))),
         op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
@@ -936,7 +936,7 @@ le_Tensor_out__opset7 = le_Tensor__opset7
 le_Scalar_out__opset7 = le_Scalar__opset7
 
 # aten::ge.Tensor: self >= other, elementwise, as bool.
-# specs/elementwise.yaml:668
+# specs/elementwise.yaml:675
 #   aten::ge.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::ge.Scalar(Tensor self, Scalar other) -> Tensor
 #   aten::ge.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -944,12 +944,12 @@ le_Scalar_out__opset7 = le_Scalar__opset7
 
 
 def ge_Tensor__opset12(op, self, other):
-    """aten::ge.Tensor at opsets 12..28 (specs/elementwise.yaml:676)."""
+    """aten::ge.Tensor at opsets 12..28 (specs/elementwise.yaml:683)."""
     return op.GreaterOrEqual(self, other)
 
 
 def ge_Scalar__opset12(op, self, other):
-    """aten::ge.Scalar at opsets 12..28 (specs/elementwise.yaml:676)."""
+    """aten::ge.Scalar at opsets 12..28 (specs/elementwise.yaml:683)."""
     return op.GreaterOrEqual(self, _h.const(op, other, _h.dtype_of(self)))
 
 
@@ -959,12 +959,12 @@ ge_Scalar_out__opset12 = ge_Scalar__opset12
 
 
 def ge_Tensor__opset7(op, self, other):
-    """aten::ge.Tensor at opsets 7..11 (specs/elementwise.yaml:678)."""
+    """aten::ge.Tensor at opsets 7..11 (specs/elementwise.yaml:685)."""
     return op.Or(op.Greater(self, other), op.Equal(self, other))
 
 
 def ge_Scalar__opset7(op, self, other):
-    """aten::ge.Scalar at opsets 7..11 (specs/elementwise.yaml:678)."""
+    """aten::ge.Scalar at opsets 7..11 (specs/elementwise.yaml:685)."""
     return op.Or(
         op.Greater(self, _h.const(op, other, _h.dtype_of(self))),
         op.Equal(self, _h.const(op, other, _h.dtype_of(self))),
@@ -976,46 +976,46 @@ ge_Tensor_out__opset7 = ge_Tensor__opset7
 ge_Scalar_out__opset7 = ge_Scalar__opset7
 
 # aten::logical_not: self == 0, elementwise, as bool.
-# specs/elementwise.yaml:694
+# specs/elementwise.yaml:701
 #   aten::logical_not(Tensor self) -> Tensor
 #   aten::logical_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def logical_not__opset7(op, self):
-    """aten::logical_not at opsets 7..28 (specs/elementwise.yaml:700)."""
+    """aten::logical_not at opsets 7..28 (specs/elementwise.yaml:707)."""
     return op.Not(op.Cast(self, to=_h.onnx_dtype("bool")))
 
 
 logical_not_out__opset7 = logical_not__opset7
 
 # aten::logical_and: self != 0 and other != 0, elementwise, as bool; each operand keeps its dtype.
-# specs/elementwise.yaml:705
+# specs/elementwise.yaml:712
 #   aten::logical_and(Tensor self, Tensor other) -> Tensor
 #   aten::logical_and.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def logical_and__opset7(op, self, other):
-    """aten::logical_and at opsets 7..28 (specs/elementwise.yaml:712)."""
+    """aten::logical_and at opsets 7..28 (specs/elementwise.yaml:719)."""
     return op.And(op.Cast(self, to=_h.onnx_dtype("bool")), op.Cast(other, to=_h.onnx_dtype("bool")))
 
 
 logical_and_out__opset7 = logical_and__opset7
 
 # aten::logical_or: self != 0 or other != 0, elementwise, as bool; each operand keeps its dtype.
-# specs/elementwise.yaml:718
+# specs/elementwise.yaml:725
 #   aten::logical_or(Tensor self, Tensor other) -> Tensor
 #   aten::logical_or.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
 
 
 def logical_or__opset7(op, self, other):
-    """aten::logical_or at opsets 7..28 (specs/elementwise.yaml:725)."""
+    """aten::logical_or at opsets 7..28 (specs/elementwise.yaml:732)."""
     return op.Or(op.Cast(self, to=_h.onnx_dtype("bool")), op.Cast(other, to=_h.onnx_dtype("bool")))
 
 
 logical_or_out__opset7 = logical_or__opset7
 
 # aten::where.self: self where condition holds, else other.
-# specs/elementwise.yaml:731
+# specs/elementwise.yaml:738
 #   aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor
 #   aten::where.ScalarOther(Tensor condition, Tensor self, Scalar other) -> Tensor
 #   aten::where.ScalarSelf(Tensor condition, Scalar self, Tensor other) -> Tensor
@@ -1023,24 +1023,24 @@ logical_or_out__opset7 = logical_or__opset7
 
 
 def where_self__opset9(op, condition, self, other):
-    """aten::where.self at opsets 9..28 (specs/elementwise.yaml:740)."""
+    """aten::where.self at opsets 9..28 (specs/elementwise.yaml:747)."""
     return op.Where(condition, self, other)
 
 
 def where_ScalarOther__opset9(op, condition, self, other):
-    """aten::where.ScalarOther at opsets 9..28 (specs/elementwise.yaml:740)."""
+    """aten::where.ScalarOther at opsets 9..28 (specs/elementwise.yaml:747)."""
     return op.Where(condition, self, _h.const(op, other, _h.dtype_of(self)))
 
 
 def where_ScalarSelf__opset9(op, condition, self, other):
-    """aten::where.ScalarSelf at opsets 9..28 (specs/elementwise.yaml:740)."""
+    """aten::where.ScalarSelf at opsets 9..28 (specs/elementwise.yaml:747)."""
     return op.Where(condition, _h.const(op, self, _h.dtype_of(other)), other)
 
 
 where_self_out__opset9 = where_self__opset9
 
 # aten::masked_fill.Tensor: self with value where mask holds; value takes self's dtype.
-# specs/elementwise.yaml:757
+# specs/elementwise.yaml:764
 #   aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor
 #   aten::masked_fill.Scalar(Tensor self, Tensor mask, Scalar value) -> Tensor
 #   aten::masked_fill_.Tensor(Tensor(a!) self, Tensor mask, Tensor value) -> Tensor(a!)
@@ -1050,12 +1050,12 @@ where_self_out__opset9 = where_self__opset9
 
 
 def masked_fill_Tensor__opset9(op, self, mask, value):
-    """aten::masked_fill.Tensor at opsets 9..28 (specs/elementwise.yaml:765)."""
+    """aten::masked_fill.Tensor at opsets 9..28 (specs/elementwise.yaml:772)."""
     return op.Where(mask, value, self)
 
 
 def masked_fill_Scalar__opset9(op, self, mask, value):
-    """aten::masked_fill.Scalar at opsets 9..28 (specs/elementwise.yaml:765)."""
+    """aten::masked_fill.Scalar at opsets 9..28 (specs/elementwise.yaml:772)."""
     return op.Where(mask, _h.const(op, value, _h.dtype_of(self)), self)
 
 
@@ -1068,12 +1068,12 @@ masked_fill_Tensor_out__opset9 = masked_fill_Tensor__opset9
 masked_fill_Scalar_out__opset9 = masked_fill_Scalar__opset9
 
 # aten::native_dropout: Dropout as torch.export leaves it (aten::dropout always decomposes: to aten::clone outside training, to this in training): the identity and an all-true mask when nothing is dropped.
-# specs/elementwise.yaml:778
+# specs/elementwise.yaml:785
 #   aten::native_dropout(Tensor input, float p, bool? train) -> (Tensor, Tensor)
 
 
 def native_dropout__opset8(op, input, p, train):
-    """aten::native_dropout at opsets 8..28 (specs/elementwise.yaml:783)."""
+    """aten::native_dropout at opsets 8..28 (specs/elementwise.yaml:790)."""
     keep = op.Expand(_h.const(op, True, "bool"), op.Shape(input))
     return (op.Identity(input), keep)
 
@@ -1083,50 +1083,50 @@ def native_dropout__gap0(input, p, train):
 
 
 # aten::alias: The same tensor.
-# specs/elementwise.yaml:794
+# specs/elementwise.yaml:801
 #   aten::alias(Tensor(a) self) -> Tensor(a)
 
 
 def alias__opset7(op, self):
-    """aten::alias at opsets 7..28 (specs/elementwise.yaml:799)."""
+    """aten::alias at opsets 7..28 (specs/elementwise.yaml:806)."""
     return op.Identity(self)
 
 
 # aten::_to_copy: A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.
-# specs/elementwise.yaml:804
+# specs/elementwise.yaml:811
 #   aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor
 
 
 def _to_copy__opset7(op, self, dtype, layout, device, pin_memory, non_blocking, memory_format):
-    """aten::_to_copy at opsets 7..28 (specs/elementwise.yaml:809)."""
+    """aten::_to_copy at opsets 7..28 (specs/elementwise.yaml:816)."""
     return op.Identity(self)
 
 
 # aten::full_like: A tensor shaped like self filled with fill_value, in dtype or self's dtype.
-# specs/elementwise.yaml:820
+# specs/elementwise.yaml:827
 #   aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
 
 
 def full_like__opset8(op, self, fill_value, dtype, layout, device, pin_memory, memory_format):
-    """aten::full_like at opsets 8..28 (specs/elementwise.yaml:825)."""
+    """aten::full_like at opsets 8..28 (specs/elementwise.yaml:832)."""
     return op.Expand(_h.const(op, fill_value, _h.dtype_of(self)), op.Shape(self))
 
 
 # aten::zeros_like: Zeros shaped like self, in dtype or self's dtype.
-# specs/elementwise.yaml:832
+# specs/elementwise.yaml:839
 #   aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
 
 
 def zeros_like__opset8(op, self, dtype, layout, device, pin_memory, memory_format):
-    """aten::zeros_like at opsets 8..28 (specs/elementwise.yaml:837)."""
+    """aten::zeros_like at opsets 8..28 (specs/elementwise.yaml:844)."""
     return op.Expand(_h.const(op, 0, _h.dtype_of(self)), op.Shape(self))
 
 
 # aten::ones_like: Ones shaped like self, in dtype or self's dtype.
-# specs/elementwise.yaml:842
+# specs/elementwise.yaml:849
 #   aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
 
 
 def ones_like__opset8(op, self, dtype, layout, device, pin_memory, memory_format):
-    """aten::ones_like at opsets 8..28 (specs/elementwise.yaml:847)."""
+    """aten::ones_like at opsets 8..28 (specs/elementwise.yaml:854)."""
     return op.Expand(_h.const(op, 1, _h.dtype_of(self)), op.Shape(self))

@@ -388,7 +388,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::_to_copy": Entry(
         key="aten::_to_copy",
-        spec="specs/elementwise.yaml:804",
+        spec="specs/elementwise.yaml:811",
         family="elementwise",
         doc="A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.",
         overloads={
@@ -423,7 +423,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:809",
+                spec="specs/elementwise.yaml:816",
                 fns={
                     "aten::_to_copy": _elementwise._to_copy__opset7,
                 },
@@ -456,10 +456,10 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3)", "specs/elementwise.yaml:812"),
+            Sample("t(2, 3)", "specs/elementwise.yaml:819"),
             Sample(
                 't(2, 3), dtype=t(1, dtype="float16").dtype',
-                "specs/elementwise.yaml:813",
+                "specs/elementwise.yaml:820",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -474,7 +474,7 @@ ENTRIES: dict[str, Entry] = {
             ),
             Sample(
                 't(2, 3), dtype=t(1, dtype="int64").dtype',
-                "specs/elementwise.yaml:815",
+                "specs/elementwise.yaml:822",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -489,7 +489,7 @@ ENTRIES: dict[str, Entry] = {
             ),
             Sample(
                 't(2, 3), dtype=t(1, dtype="float32").dtype',
-                "specs/elementwise.yaml:817",
+                "specs/elementwise.yaml:824",
                 opsets=(13, 28),
             ),
         ),
@@ -497,7 +497,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::abs": Entry(
         key="aten::abs",
-        spec="specs/elementwise.yaml:166",
+        spec="specs/elementwise.yaml:167",
         family="elementwise",
         doc="Absolute value, elementwise.",
         overloads={
@@ -535,7 +535,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:173",
+                spec="specs/elementwise.yaml:174",
                 fns={
                     "aten::abs": _elementwise.abs__opset7,
                     "aten::abs_": _elementwise.abs__opset7,
@@ -570,7 +570,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:176"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:177"),),
         shape="same(self)",
     ),
     "aten::adaptive_avg_pool2d": Entry(
@@ -890,7 +890,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::alias": Entry(
         key="aten::alias",
-        spec="specs/elementwise.yaml:794",
+        spec="specs/elementwise.yaml:801",
         family="elementwise",
         doc="The same tensor.",
         overloads={
@@ -917,7 +917,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:799",
+                spec="specs/elementwise.yaml:806",
                 fns={
                     "aten::alias": _elementwise.alias__opset7,
                 },
@@ -949,7 +949,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:802"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:809"),),
         shape="same(self)",
     ),
     "aten::amax": Entry(
@@ -1661,7 +1661,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::clamp": Entry(
         key="aten::clamp",
-        spec="specs/elementwise.yaml:292",
+        spec="specs/elementwise.yaml:293",
         family="elementwise",
         doc="min(max(self, min), max) with number bounds, either of which may be None.",
         overloads={
@@ -1711,7 +1711,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=28,
-                spec="specs/elementwise.yaml:301",
+                spec="specs/elementwise.yaml:302",
                 fns={
                     "aten::clamp": _elementwise.clamp__opset11,
                     "aten::clamp_": _elementwise.clamp__opset11,
@@ -1757,7 +1757,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/elementwise.yaml:306",
+                spec="specs/elementwise.yaml:307",
                 fns={
                     "aten::clamp": _elementwise.clamp__opset7,
                     "aten::clamp_": _elementwise.clamp__opset7,
@@ -1791,36 +1791,36 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Clip accepts integers from opset 12, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:309",
+                "specs/elementwise.yaml:310",
                 dtypes=("int64",),
                 opsets=(7, 11),
             ),
             Gap(
                 "onnxruntime has no float64 Clip kernel before opset 12 (int32 computes in float64 there)",
-                "specs/elementwise.yaml:312",
+                "specs/elementwise.yaml:313",
                 dtypes=("int32", "float64"),
                 opsets=(7, 11),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no int16 Clip kernel",
-                "specs/elementwise.yaml:316",
+                "specs/elementwise.yaml:317",
                 dtypes=("int16",),
                 opsets=(12, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4), 1, 3", "specs/elementwise.yaml:321"),
-            Sample("t(3, 4), 0", "specs/elementwise.yaml:322"),
+            Sample("t(3, 4), 1, 3", "specs/elementwise.yaml:322"),
+            Sample("t(3, 4), 0", "specs/elementwise.yaml:323"),
             Sample(
                 "t(3, 4), None, 0.5",
-                "specs/elementwise.yaml:323",
+                "specs/elementwise.yaml:324",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
             Sample(
                 "t(3, 4), -0.5, None",
-                "specs/elementwise.yaml:326",
+                "specs/elementwise.yaml:327",
                 dtypes=("uint8", "int8", "int64"),
             ),
         ),
@@ -2198,7 +2198,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::div.Tensor": Entry(
         key="aten::div.Tensor",
-        spec="specs/elementwise.yaml:79",
+        spec="specs/elementwise.yaml:80",
         family="elementwise",
         doc="True division self / other; integers and bool divide as float32.",
         overloads={
@@ -2273,7 +2273,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:86",
+                spec="specs/elementwise.yaml:87",
                 fns={
                     "aten::div.Tensor": _elementwise.div_Tensor__opset7,
                     "aten::div.Scalar": _elementwise.div_Scalar__opset7,
@@ -2310,14 +2310,14 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3), pos(3)", "specs/elementwise.yaml:89"),
-            Sample("t(2, 3), 4", "specs/elementwise.yaml:90", overload="aten::div.Scalar"),
+            Sample("t(2, 3), pos(3)", "specs/elementwise.yaml:90"),
+            Sample("t(2, 3), 4", "specs/elementwise.yaml:91", overload="aten::div.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::div.Tensor_mode": Entry(
         key="aten::div.Tensor_mode",
-        spec="specs/elementwise.yaml:93",
+        spec="specs/elementwise.yaml:94",
         family="elementwise",
         doc='Division with rounding_mode None (true division), "trunc" (towards zero) or "floor" (Python\'s //).',
         overloads={
@@ -2397,7 +2397,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=10,
                 until=28,
-                spec="specs/elementwise.yaml:108",
+                spec="specs/elementwise.yaml:109",
                 fns={
                     "aten::div.Tensor_mode": _elementwise.div_Tensor_mode__opset10,
                     "aten::div.Scalar_mode": _elementwise.div_Scalar_mode__opset10,
@@ -2460,7 +2460,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:101",
+                spec="specs/elementwise.yaml:102",
                 fns={
                     "aten::div.Tensor_mode": _elementwise.div_Tensor_mode__opset7,
                     "aten::div.Scalar_mode": _elementwise.div_Scalar_mode__opset7,
@@ -2515,26 +2515,26 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "rounding needs ONNX Where, which accepts bfloat16 from opset 16, and computing in float32 rounds differently from ATen, which divides in bfloat16 (true division, sharing this entry, is left out too)",
-                "specs/elementwise.yaml:140",
+                "specs/elementwise.yaml:141",
                 dtypes=("bfloat16",),
                 opsets=(13, 15),
             ),
         ),
         samples=(
-            Sample("t(2, 3), pos(2, 3), rounding_mode=None", "specs/elementwise.yaml:144"),
+            Sample("t(2, 3), pos(2, 3), rounding_mode=None", "specs/elementwise.yaml:145"),
             Sample(
                 't(3, 4), pos(3, 4), rounding_mode="trunc"',
-                "specs/elementwise.yaml:145",
+                "specs/elementwise.yaml:146",
                 opsets=(10, 28),
             ),
             Sample(
                 't(3, 4), -pos(3, 4), rounding_mode="floor"',
-                "specs/elementwise.yaml:147",
+                "specs/elementwise.yaml:148",
                 opsets=(10, 28),
             ),
             Sample(
                 't(2, 3), -2.5, rounding_mode="floor"',
-                "specs/elementwise.yaml:149",
+                "specs/elementwise.yaml:150",
                 opsets=(10, 28),
                 overload="aten::div.Scalar_mode",
             ),
@@ -2543,7 +2543,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::elu": Entry(
         key="aten::elu",
-        spec="specs/elementwise.yaml:535",
+        spec="specs/elementwise.yaml:542",
         family="elementwise",
         doc="scale * (self if self > 0 else alpha * (exp(self) - 1)).",
         overloads={
@@ -2586,7 +2586,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:542",
+                spec="specs/elementwise.yaml:549",
                 fns={
                     "aten::elu": _elementwise.elu__opset7,
                     "aten::elu_": _elementwise.elu__opset7,
@@ -2619,26 +2619,26 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Elu has no input scale",
-                "specs/elementwise.yaml:549",
+                "specs/elementwise.yaml:556",
                 when=_elementwise.elu__gap0,
                 when_text="input_scale != 1",
             ),
             Gap(
                 "onnxruntime has no float64 Elu kernel",
-                "specs/elementwise.yaml:551",
+                "specs/elementwise.yaml:558",
                 dtypes=("float64",),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:555"),
-            Sample("t(3, 4), 0.5, 2", "specs/elementwise.yaml:556"),
+            Sample("t(3, 4)", "specs/elementwise.yaml:562"),
+            Sample("t(3, 4), 0.5, 2", "specs/elementwise.yaml:563"),
         ),
         shape="same(self)",
     ),
     "aten::eq.Tensor": Entry(
         key="aten::eq.Tensor",
-        spec="specs/elementwise.yaml:560",
+        spec="specs/elementwise.yaml:567",
         family="elementwise",
         doc="self == other, elementwise, as bool.",
         overloads={
@@ -2695,7 +2695,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:568",
+                spec="specs/elementwise.yaml:575",
                 fns={
                     "aten::eq.Tensor": _elementwise.eq_Tensor__opset7,
                     "aten::eq.Scalar": _elementwise.eq_Scalar__opset7,
@@ -2753,25 +2753,25 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:571",
+                "specs/elementwise.yaml:578",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:575"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:582"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:576",
+                "specs/elementwise.yaml:583",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:578", overload="aten::eq.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:585", overload="aten::eq.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::exp": Entry(
         key="aten::exp",
-        spec="specs/elementwise.yaml:256",
+        spec="specs/elementwise.yaml:257",
         family="elementwise",
         doc="e ** self; integers and bool as float32.",
         overloads={
@@ -2810,7 +2810,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:263",
+                spec="specs/elementwise.yaml:264",
                 fns={
                     "aten::exp": _elementwise.exp__opset7,
                     "aten::exp_": _elementwise.exp__opset7,
@@ -2840,7 +2840,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:266"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:267"),),
         shape="same(self)",
     ),
     "aten::expand": Entry(
@@ -3054,7 +3054,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::full_like": Entry(
         key="aten::full_like",
-        spec="specs/elementwise.yaml:820",
+        spec="specs/elementwise.yaml:827",
         family="elementwise",
         doc="A tensor shaped like self filled with fill_value, in dtype or self's dtype.",
         overloads={
@@ -3089,7 +3089,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:825",
+                spec="specs/elementwise.yaml:832",
                 fns={
                     "aten::full_like": _elementwise.full_like__opset8,
                 },
@@ -3122,10 +3122,10 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:828"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:835"),
             Sample(
                 't(2, 3), 2.5, dtype=t(1, dtype="float32").dtype',
-                "specs/elementwise.yaml:829",
+                "specs/elementwise.yaml:836",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -3143,7 +3143,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::ge.Tensor": Entry(
         key="aten::ge.Tensor",
-        spec="specs/elementwise.yaml:668",
+        spec="specs/elementwise.yaml:675",
         family="elementwise",
         doc="self >= other, elementwise, as bool.",
         overloads={
@@ -3200,7 +3200,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=12,
                 until=28,
-                spec="specs/elementwise.yaml:676",
+                spec="specs/elementwise.yaml:683",
                 fns={
                     "aten::ge.Tensor": _elementwise.ge_Tensor__opset12,
                     "aten::ge.Scalar": _elementwise.ge_Scalar__opset12,
@@ -3235,7 +3235,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=11,
-                spec="specs/elementwise.yaml:678",
+                spec="specs/elementwise.yaml:685",
                 fns={
                     "aten::ge.Tensor": _elementwise.ge_Tensor__opset7,
                     "aten::ge.Scalar": _elementwise.ge_Scalar__opset7,
@@ -3307,31 +3307,31 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "before opset 12 self >= other is Greater or Equal, and ONNX Greater accepts integers from opset 9",
-                "specs/elementwise.yaml:681",
+                "specs/elementwise.yaml:688",
                 dtypes=("bool", "uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
             Gap(
                 "before opset 12 self >= other is Greater or Equal, and ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:684",
+                "specs/elementwise.yaml:691",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:688"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:695"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:689",
+                "specs/elementwise.yaml:696",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:691", overload="aten::ge.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:698", overload="aten::ge.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::gelu": Entry(
         key="aten::gelu",
-        spec="specs/elementwise.yaml:443",
+        spec="specs/elementwise.yaml:444",
         family="elementwise",
         doc='Gaussian error linear unit: x * Phi(x), exact (approximate="none") or with the tanh approximation.',
         overloads={
@@ -3368,7 +3368,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=20,
                 until=28,
-                spec="specs/elementwise.yaml:449",
+                spec="specs/elementwise.yaml:450",
                 fns={
                     "aten::gelu": _elementwise.gelu__opset20,
                     "aten::gelu_": _elementwise.gelu__opset20,
@@ -3391,7 +3391,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=9,
                 until=19,
-                spec="specs/elementwise.yaml:451",
+                spec="specs/elementwise.yaml:452",
                 fns={
                     "aten::gelu": _elementwise.gelu__opset9,
                     "aten::gelu_": _elementwise.gelu__opset9,
@@ -3417,7 +3417,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=8,
-                spec="specs/elementwise.yaml:457",
+                spec="specs/elementwise.yaml:458",
                 fns={
                     "aten::gelu": _elementwise.gelu__opset7,
                     "aten::gelu_": _elementwise.gelu__opset7,
@@ -3448,29 +3448,29 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 'onnxruntime has no float64 Erf kernel, which approximate="none" needs (the tanh formula runs, but a runtime gap cannot depend on `approximate`)',
-                "specs/elementwise.yaml:463",
+                "specs/elementwise.yaml:464",
                 dtypes=("float64",),
                 opsets=(9, 19),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no float64 Gelu kernel",
-                "specs/elementwise.yaml:467",
+                "specs/elementwise.yaml:468",
                 dtypes=("float64",),
                 opsets=(20, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:472", opsets=(9, 28)),
+            Sample("t(3, 4)", "specs/elementwise.yaml:473", opsets=(9, 28)),
             Sample(
                 't(3, 4), approximate="tanh"',
-                "specs/elementwise.yaml:474",
+                "specs/elementwise.yaml:475",
                 dtypes=("float16", "bfloat16", "float32"),
             ),
             Sample(
                 't(3, 4), approximate="tanh"',
-                "specs/elementwise.yaml:476",
+                "specs/elementwise.yaml:477",
                 opsets=(7, 8),
                 dtypes=("float64",),
             ),
@@ -3479,7 +3479,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::gt.Tensor": Entry(
         key="aten::gt.Tensor",
-        spec="specs/elementwise.yaml:623",
+        spec="specs/elementwise.yaml:630",
         family="elementwise",
         doc="self > other, elementwise, as bool.",
         overloads={
@@ -3536,7 +3536,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:631",
+                spec="specs/elementwise.yaml:638",
                 fns={
                     "aten::gt.Tensor": _elementwise.gt_Tensor__opset7,
                     "aten::gt.Scalar": _elementwise.gt_Scalar__opset7,
@@ -3597,20 +3597,20 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Greater accepts integers from opset 9, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:634",
+                "specs/elementwise.yaml:641",
                 dtypes=("int64",),
                 opsets=(7, 8),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:638"),
-            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:639", overload="aten::gt.Scalar"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:645"),
+            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:646", overload="aten::gt.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::hardtanh": Entry(
         key="aten::hardtanh",
-        spec="specs/elementwise.yaml:491",
+        spec="specs/elementwise.yaml:492",
         family="elementwise",
         doc="self clamped to [min_val, max_val].",
         overloads={
@@ -3650,7 +3650,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=11,
                 until=28,
-                spec="specs/elementwise.yaml:498",
+                spec="specs/elementwise.yaml:499",
                 fns={
                     "aten::hardtanh": _elementwise.hardtanh__opset11,
                     "aten::hardtanh_": _elementwise.hardtanh__opset11,
@@ -3692,7 +3692,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=10,
-                spec="specs/elementwise.yaml:500",
+                spec="specs/elementwise.yaml:501",
                 fns={
                     "aten::hardtanh": _elementwise.hardtanh__opset7,
                     "aten::hardtanh_": _elementwise.hardtanh__opset7,
@@ -3725,28 +3725,28 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Clip accepts integers from opset 12, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:503",
+                "specs/elementwise.yaml:504",
                 dtypes=("int64",),
                 opsets=(7, 11),
             ),
             Gap(
                 "onnxruntime has no float64 Clip kernel before opset 12 (int32 computes in float64 there)",
-                "specs/elementwise.yaml:506",
+                "specs/elementwise.yaml:507",
                 dtypes=("int32", "float64"),
                 opsets=(7, 11),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no int16 Clip kernel",
-                "specs/elementwise.yaml:510",
+                "specs/elementwise.yaml:511",
                 dtypes=("int16",),
                 opsets=(12, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:515"),
-            Sample("t(3, 4), -2, 3", "specs/elementwise.yaml:516"),
+            Sample("t(3, 4)", "specs/elementwise.yaml:516"),
+            Sample("t(3, 4), -2, 3", "specs/elementwise.yaml:517"),
         ),
         shape="same(self)",
     ),
@@ -3865,7 +3865,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::le.Tensor": Entry(
         key="aten::le.Tensor",
-        spec="specs/elementwise.yaml:642",
+        spec="specs/elementwise.yaml:649",
         family="elementwise",
         doc="self <= other, elementwise, as bool.",
         overloads={
@@ -3922,7 +3922,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=12,
                 until=28,
-                spec="specs/elementwise.yaml:650",
+                spec="specs/elementwise.yaml:657",
                 fns={
                     "aten::le.Tensor": _elementwise.le_Tensor__opset12,
                     "aten::le.Scalar": _elementwise.le_Scalar__opset12,
@@ -3957,7 +3957,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=11,
-                spec="specs/elementwise.yaml:652",
+                spec="specs/elementwise.yaml:659",
                 fns={
                     "aten::le.Tensor": _elementwise.le_Tensor__opset7,
                     "aten::le.Scalar": _elementwise.le_Scalar__opset7,
@@ -4029,31 +4029,31 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "before opset 12 self <= other is Less or Equal, and ONNX Less accepts integers from opset 9",
-                "specs/elementwise.yaml:655",
+                "specs/elementwise.yaml:662",
                 dtypes=("bool", "uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
             Gap(
                 "before opset 12 self <= other is Less or Equal, and ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:658",
+                "specs/elementwise.yaml:665",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:662"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:669"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:663",
+                "specs/elementwise.yaml:670",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:665", overload="aten::le.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:672", overload="aten::le.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::leaky_relu": Entry(
         key="aten::leaky_relu",
-        spec="specs/elementwise.yaml:518",
+        spec="specs/elementwise.yaml:519",
         family="elementwise",
         doc="self if self > 0 else negative_slope * self.",
         overloads={
@@ -4090,7 +4090,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:525",
+                spec="specs/elementwise.yaml:526",
                 fns={
                     "aten::leaky_relu": _elementwise.leaky_relu__opset7,
                     "aten::leaky_relu_": _elementwise.leaky_relu__opset7,
@@ -4123,14 +4123,22 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime has no float64 LeakyRelu kernel",
-                "specs/elementwise.yaml:528",
+                "specs/elementwise.yaml:530",
                 dtypes=("float64",),
+                opsets=(7, 15),
+                runtime="onnxruntime",
+            ),
+            Gap(
+                "onnxruntime has no float64 LeakyRelu kernel",
+                "specs/elementwise.yaml:534",
+                dtypes=("float64",),
+                opsets=(19, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:532"),
-            Sample("t(3, 4), 0.2", "specs/elementwise.yaml:533"),
+            Sample("t(3, 4)", "specs/elementwise.yaml:539"),
+            Sample("t(3, 4), 0.2", "specs/elementwise.yaml:540"),
         ),
         shape="same(self)",
     ),
@@ -4230,7 +4238,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::log": Entry(
         key="aten::log",
-        spec="specs/elementwise.yaml:268",
+        spec="specs/elementwise.yaml:269",
         family="elementwise",
         doc="Natural logarithm; integers and bool as float32.",
         overloads={
@@ -4269,7 +4277,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:275",
+                spec="specs/elementwise.yaml:276",
                 fns={
                     "aten::log": _elementwise.log__opset7,
                     "aten::log_": _elementwise.log__opset7,
@@ -4299,7 +4307,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("pos(3, 4)", "specs/elementwise.yaml:278"),),
+        samples=(Sample("pos(3, 4)", "specs/elementwise.yaml:279"),),
         shape="same(self)",
     ),
     "aten::log_softmax.int": Entry(
@@ -4419,7 +4427,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::logical_and": Entry(
         key="aten::logical_and",
-        spec="specs/elementwise.yaml:705",
+        spec="specs/elementwise.yaml:712",
         family="elementwise",
         doc="self != 0 and other != 0, elementwise, as bool; each operand keeps its dtype.",
         overloads={
@@ -4458,7 +4466,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:712",
+                spec="specs/elementwise.yaml:719",
                 fns={
                     "aten::logical_and": _elementwise.logical_and__opset7,
                     "aten::logical_and.out": _elementwise.logical_and__opset7,
@@ -4506,14 +4514,14 @@ ENTRIES: dict[str, Entry] = {
         },
         gaps=(),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:715"),
-            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:716"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:722"),
+            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:723"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::logical_not": Entry(
         key="aten::logical_not",
-        spec="specs/elementwise.yaml:694",
+        spec="specs/elementwise.yaml:701",
         family="elementwise",
         doc="self == 0, elementwise, as bool.",
         overloads={
@@ -4546,7 +4554,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:700",
+                spec="specs/elementwise.yaml:707",
                 fns={
                     "aten::logical_not": _elementwise.logical_not__opset7,
                     "aten::logical_not.out": _elementwise.logical_not__opset7,
@@ -4580,12 +4588,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:703"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:710"),),
         shape="same(self)",
     ),
     "aten::logical_or": Entry(
         key="aten::logical_or",
-        spec="specs/elementwise.yaml:718",
+        spec="specs/elementwise.yaml:725",
         family="elementwise",
         doc="self != 0 or other != 0, elementwise, as bool; each operand keeps its dtype.",
         overloads={
@@ -4624,7 +4632,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:725",
+                spec="specs/elementwise.yaml:732",
                 fns={
                     "aten::logical_or": _elementwise.logical_or__opset7,
                     "aten::logical_or.out": _elementwise.logical_or__opset7,
@@ -4672,14 +4680,14 @@ ENTRIES: dict[str, Entry] = {
         },
         gaps=(),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:728"),
-            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:729"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:735"),
+            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:736"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::lt.Tensor": Entry(
         key="aten::lt.Tensor",
-        spec="specs/elementwise.yaml:602",
+        spec="specs/elementwise.yaml:609",
         family="elementwise",
         doc="self < other, elementwise, as bool.",
         overloads={
@@ -4736,7 +4744,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:612",
+                spec="specs/elementwise.yaml:619",
                 fns={
                     "aten::lt.Tensor": _elementwise.lt_Tensor__opset7,
                     "aten::lt.Scalar": _elementwise.lt_Scalar__opset7,
@@ -4797,20 +4805,20 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Less accepts integers from opset 9, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:615",
+                "specs/elementwise.yaml:622",
                 dtypes=("int64",),
                 opsets=(7, 8),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:619"),
-            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:620", overload="aten::lt.Scalar"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:626"),
+            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:627", overload="aten::lt.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::masked_fill.Tensor": Entry(
         key="aten::masked_fill.Tensor",
-        spec="specs/elementwise.yaml:757",
+        spec="specs/elementwise.yaml:764",
         family="elementwise",
         doc="self with value where mask holds; value takes self's dtype.",
         overloads={
@@ -4891,7 +4899,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=9,
                 until=28,
-                spec="specs/elementwise.yaml:765",
+                spec="specs/elementwise.yaml:772",
                 fns={
                     "aten::masked_fill.Tensor": _elementwise.masked_fill_Tensor__opset9,
                     "aten::masked_fill.Scalar": _elementwise.masked_fill_Scalar__opset9,
@@ -4936,16 +4944,16 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:768",
+                "specs/elementwise.yaml:775",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:772"),
+            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:779"),
             Sample(
                 "t(2, 3), mask(2, 3), 1",
-                "specs/elementwise.yaml:773",
+                "specs/elementwise.yaml:780",
                 overload="aten::masked_fill.Scalar",
             ),
         ),
@@ -5357,7 +5365,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::maximum": Entry(
         key="aten::maximum",
-        spec="specs/elementwise.yaml:363",
+        spec="specs/elementwise.yaml:364",
         family="elementwise",
         doc="Elementwise maximum, propagating NaN.",
         overloads={
@@ -5396,7 +5404,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:371",
+                spec="specs/elementwise.yaml:372",
                 fns={
                     "aten::maximum": _elementwise.maximum__opset8,
                     "aten::maximum.out": _elementwise.maximum__opset8,
@@ -5447,7 +5455,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=7,
-                spec="specs/elementwise.yaml:373",
+                spec="specs/elementwise.yaml:374",
                 fns={
                     "aten::maximum": _elementwise.maximum__opset7,
                     "aten::maximum.out": _elementwise.maximum__opset7,
@@ -5488,31 +5496,31 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Max accepts integers from opset 12, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:377",
+                "specs/elementwise.yaml:378",
                 dtypes=("int64",),
                 opsets=(7, 11),
             ),
             Gap(
                 "onnxruntime has no float64 Max kernel at opset 7 (int32 computes in float64 there)",
-                "specs/elementwise.yaml:380",
+                "specs/elementwise.yaml:381",
                 dtypes=("int32", "float64"),
                 opsets=(7, 7),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no int16 Max kernel",
-                "specs/elementwise.yaml:384",
+                "specs/elementwise.yaml:385",
                 dtypes=("int16",),
                 opsets=(12, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:389"),
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:390", opsets=(8, 28)),
+            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:390"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:391", opsets=(8, 28)),
             Sample(
                 "t(2, 3).log(), t(2, 3)",
-                "specs/elementwise.yaml:392",
+                "specs/elementwise.yaml:393",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
         ),
@@ -5794,7 +5802,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::minimum": Entry(
         key="aten::minimum",
-        spec="specs/elementwise.yaml:329",
+        spec="specs/elementwise.yaml:330",
         family="elementwise",
         doc="Elementwise minimum, propagating NaN.",
         overloads={
@@ -5833,7 +5841,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:339",
+                spec="specs/elementwise.yaml:340",
                 fns={
                     "aten::minimum": _elementwise.minimum__opset8,
                     "aten::minimum.out": _elementwise.minimum__opset8,
@@ -5884,7 +5892,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=7,
-                spec="specs/elementwise.yaml:341",
+                spec="specs/elementwise.yaml:342",
                 fns={
                     "aten::minimum": _elementwise.minimum__opset7,
                     "aten::minimum.out": _elementwise.minimum__opset7,
@@ -5925,31 +5933,31 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Min accepts integers from opset 12, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:345",
+                "specs/elementwise.yaml:346",
                 dtypes=("int64",),
                 opsets=(7, 11),
             ),
             Gap(
                 "onnxruntime has no float64 Min kernel at opset 7 (int32 computes in float64 there)",
-                "specs/elementwise.yaml:348",
+                "specs/elementwise.yaml:349",
                 dtypes=("int32", "float64"),
                 opsets=(7, 7),
                 runtime="onnxruntime",
             ),
             Gap(
                 "onnxruntime has no int16 Min kernel",
-                "specs/elementwise.yaml:352",
+                "specs/elementwise.yaml:353",
                 dtypes=("int16",),
                 opsets=(12, 28),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:357"),
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:358", opsets=(8, 28)),
+            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:358"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:359", opsets=(8, 28)),
             Sample(
                 "t(2, 3).log(), t(2, 3)",
-                "specs/elementwise.yaml:360",
+                "specs/elementwise.yaml:361",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
         ),
@@ -6055,7 +6063,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::mul.Tensor": Entry(
         key="aten::mul.Tensor",
-        spec="specs/elementwise.yaml:63",
+        spec="specs/elementwise.yaml:64",
         family="elementwise",
         doc="Elementwise product (logical and for bool).",
         overloads={
@@ -6130,7 +6138,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:71",
+                spec="specs/elementwise.yaml:72",
                 fns={
                     "aten::mul.Tensor": _elementwise.mul_Tensor__opset7,
                     "aten::mul.Scalar": _elementwise.mul_Scalar__opset7,
@@ -6182,15 +6190,15 @@ ENTRIES: dict[str, Entry] = {
         input_dtypes={},
         gaps=(),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:74"),
-            Sample('t(2, 3), t(dtype="float64")', "specs/elementwise.yaml:75"),
-            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:76", overload="aten::mul.Scalar"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:75"),
+            Sample('t(2, 3), t(dtype="float64")', "specs/elementwise.yaml:76"),
+            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:77", overload="aten::mul.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::native_dropout": Entry(
         key="aten::native_dropout",
-        spec="specs/elementwise.yaml:778",
+        spec="specs/elementwise.yaml:785",
         family="elementwise",
         doc="Dropout as torch.export leaves it (aten::dropout always decomposes: to aten::clone outside training, to this in training): the identity and an all-true mask when nothing is dropped.",
         overloads={
@@ -6210,7 +6218,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:783",
+                spec="specs/elementwise.yaml:790",
                 fns={
                     "aten::native_dropout": _elementwise.native_dropout__opset8,
                 },
@@ -6238,14 +6246,14 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "dropout in training is random; export the model in eval mode",
-                "specs/elementwise.yaml:788",
+                "specs/elementwise.yaml:795",
                 when=_elementwise.native_dropout__gap0,
                 when_text="train is not False and p > 0",
             ),
         ),
         samples=(
-            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:791"),
-            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:792"),
+            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:798"),
+            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:799"),
         ),
         shape="infer",
     ),
@@ -6365,7 +6373,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::ne.Tensor": Entry(
         key="aten::ne.Tensor",
-        spec="specs/elementwise.yaml:581",
+        spec="specs/elementwise.yaml:588",
         family="elementwise",
         doc="self != other, elementwise, as bool.",
         overloads={
@@ -6422,7 +6430,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:589",
+                spec="specs/elementwise.yaml:596",
                 fns={
                     "aten::ne.Tensor": _elementwise.ne_Tensor__opset7,
                     "aten::ne.Scalar": _elementwise.ne_Scalar__opset7,
@@ -6480,25 +6488,25 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:592",
+                "specs/elementwise.yaml:599",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:596"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:603"),
             Sample(
                 "t(2, 3).log().round(), t(3).round()",
-                "specs/elementwise.yaml:597",
+                "specs/elementwise.yaml:604",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:599", overload="aten::ne.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:606", overload="aten::ne.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::neg": Entry(
         key="aten::neg",
-        spec="specs/elementwise.yaml:153",
+        spec="specs/elementwise.yaml:154",
         family="elementwise",
         doc="-self, elementwise.",
         overloads={
@@ -6536,7 +6544,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:161",
+                spec="specs/elementwise.yaml:162",
                 fns={
                     "aten::neg": _elementwise.neg__opset7,
                     "aten::neg_": _elementwise.neg__opset7,
@@ -6571,12 +6579,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:164"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:165"),),
         shape="same(self)",
     ),
     "aten::ones_like": Entry(
         key="aten::ones_like",
-        spec="specs/elementwise.yaml:842",
+        spec="specs/elementwise.yaml:849",
         family="elementwise",
         doc="Ones shaped like self, in dtype or self's dtype.",
         overloads={
@@ -6610,7 +6618,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:847",
+                spec="specs/elementwise.yaml:854",
                 fns={
                     "aten::ones_like": _elementwise.ones_like__opset8,
                 },
@@ -6642,7 +6650,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param="dtype",
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:850"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:857"),),
         shape="same(self)",
     ),
     "aten::permute": Entry(
@@ -6728,7 +6736,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::pow.Scalar": Entry(
         key="aten::pow.Scalar",
-        spec="specs/elementwise.yaml:214",
+        spec="specs/elementwise.yaml:215",
         family="elementwise",
         doc="A number raised to the power of each element of exponent.",
         overloads={
@@ -6766,7 +6774,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:222",
+                spec="specs/elementwise.yaml:223",
                 fns={
                     "aten::pow.Scalar": _elementwise.pow_Scalar__opset7,
                     "aten::pow.Scalar_out": _elementwise.pow_Scalar__opset7,
@@ -6822,20 +6830,20 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Pow accepts integers from opset 12",
-                "specs/elementwise.yaml:225",
+                "specs/elementwise.yaml:226",
                 dtypes=("uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 11),
             ),
         ),
         samples=(
-            Sample("2, pos(2, 3)", "specs/elementwise.yaml:229"),
-            Sample("1.5, t(2, 3)", "specs/elementwise.yaml:230"),
+            Sample("2, pos(2, 3)", "specs/elementwise.yaml:230"),
+            Sample("1.5, t(2, 3)", "specs/elementwise.yaml:231"),
         ),
         shape="same(exponent)",
     ),
     "aten::pow.Tensor_Scalar": Entry(
         key="aten::pow.Tensor_Scalar",
-        spec="specs/elementwise.yaml:178",
+        spec="specs/elementwise.yaml:179",
         family="elementwise",
         doc="self ** exponent for a number exponent.",
         overloads={
@@ -6882,7 +6890,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:186",
+                spec="specs/elementwise.yaml:187",
                 fns={
                     "aten::pow.Tensor_Scalar": _elementwise.pow_Tensor_Scalar__opset7,
                     "aten::pow_.Scalar": _elementwise.pow_Tensor_Scalar__opset7,
@@ -6940,20 +6948,20 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Pow accepts integers from opset 12",
-                "specs/elementwise.yaml:189",
+                "specs/elementwise.yaml:190",
                 dtypes=("uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 11),
             ),
         ),
         samples=(
-            Sample("t(2, 3), 3", "specs/elementwise.yaml:193"),
-            Sample("pos(2, 3), 0.5", "specs/elementwise.yaml:194"),
+            Sample("t(2, 3), 3", "specs/elementwise.yaml:194"),
+            Sample("pos(2, 3), 0.5", "specs/elementwise.yaml:195"),
         ),
         shape="same(self)",
     ),
     "aten::pow.Tensor_Tensor": Entry(
         key="aten::pow.Tensor_Tensor",
-        spec="specs/elementwise.yaml:196",
+        spec="specs/elementwise.yaml:197",
         family="elementwise",
         doc="self ** exponent, elementwise.",
         overloads={
@@ -7000,7 +7008,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:204",
+                spec="specs/elementwise.yaml:205",
                 fns={
                     "aten::pow.Tensor_Tensor": _elementwise.pow_Tensor_Tensor__opset7,
                     "aten::pow_.Tensor": _elementwise.pow_Tensor_Tensor__opset7,
@@ -7058,14 +7066,14 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Pow accepts integers from opset 12",
-                "specs/elementwise.yaml:207",
+                "specs/elementwise.yaml:208",
                 dtypes=("uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 11),
             ),
         ),
         samples=(
-            Sample("pos(2, 3), t(3)", "specs/elementwise.yaml:211"),
-            Sample("t(2, 3), pos(2, 3)", "specs/elementwise.yaml:212"),
+            Sample("pos(2, 3), t(3)", "specs/elementwise.yaml:212"),
+            Sample("t(2, 3), pos(2, 3)", "specs/elementwise.yaml:213"),
         ),
         shape="broadcast(self, exponent)",
     ),
@@ -7174,7 +7182,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::reciprocal": Entry(
         key="aten::reciprocal",
-        spec="specs/elementwise.yaml:280",
+        spec="specs/elementwise.yaml:281",
         family="elementwise",
         doc="1 / self; integers and bool as float32.",
         overloads={
@@ -7213,7 +7221,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:287",
+                spec="specs/elementwise.yaml:288",
                 fns={
                     "aten::reciprocal": _elementwise.reciprocal__opset7,
                     "aten::reciprocal_": _elementwise.reciprocal__opset7,
@@ -7243,12 +7251,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("pos(3, 4)", "specs/elementwise.yaml:290"),),
+        samples=(Sample("pos(3, 4)", "specs/elementwise.yaml:291"),),
         shape="same(self)",
     ),
     "aten::relu": Entry(
         key="aten::relu",
-        spec="specs/elementwise.yaml:397",
+        spec="specs/elementwise.yaml:398",
         family="elementwise",
         doc="max(self, 0), elementwise.",
         overloads={
@@ -7286,7 +7294,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:406",
+                spec="specs/elementwise.yaml:407",
                 fns={
                     "aten::relu": _elementwise.relu__opset7,
                     "aten::relu_": _elementwise.relu__opset7,
@@ -7335,19 +7343,19 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "ONNX Relu accepts integers from opset 14, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:409",
+                "specs/elementwise.yaml:410",
                 dtypes=("int64",),
                 opsets=(7, 13),
             ),
             Gap(
                 "onnxruntime has no CPU kernel for Relu in int16 and int64",
-                "specs/elementwise.yaml:412",
+                "specs/elementwise.yaml:413",
                 dtypes=("int16", "int64"),
                 opsets=(14, 28),
                 runtime="onnxruntime",
             ),
         ),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:417"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:418"),),
         shape="same(self)",
     ),
     "aten::reshape": Entry(
@@ -7479,7 +7487,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::rsqrt": Entry(
         key="aten::rsqrt",
-        spec="specs/elementwise.yaml:244",
+        spec="specs/elementwise.yaml:245",
         family="elementwise",
         doc="1 / sqrt(self); integers and bool as float32.",
         overloads={
@@ -7518,7 +7526,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:251",
+                spec="specs/elementwise.yaml:252",
                 fns={
                     "aten::rsqrt": _elementwise.rsqrt__opset7,
                     "aten::rsqrt_": _elementwise.rsqrt__opset7,
@@ -7548,7 +7556,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("pos(3, 4)", "specs/elementwise.yaml:254"),),
+        samples=(Sample("pos(3, 4)", "specs/elementwise.yaml:255"),),
         shape="same(self)",
     ),
     "aten::rsub.Tensor": Entry(
@@ -7705,8 +7713,9 @@ ENTRIES: dict[str, Entry] = {
         gaps=(),
         samples=(
             Sample("t(2, 3), t(3)", "specs/elementwise.yaml:57"),
-            Sample("t(2, 3), 2", "specs/elementwise.yaml:58", overload="aten::rsub.Scalar"),
-            Sample("t(2, 3), 1.5, 3", "specs/elementwise.yaml:60", overload="aten::rsub.Scalar"),
+            Sample("t(2, 3), t(3), alpha=2", "specs/elementwise.yaml:58"),
+            Sample("t(2, 3), 2", "specs/elementwise.yaml:59", overload="aten::rsub.Scalar"),
+            Sample("t(2, 3), 1.5, 3", "specs/elementwise.yaml:61", overload="aten::rsub.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -7961,7 +7970,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::sigmoid": Entry(
         key="aten::sigmoid",
-        spec="specs/elementwise.yaml:419",
+        spec="specs/elementwise.yaml:420",
         family="elementwise",
         doc="1 / (1 + exp(-self)); integers and bool as float32.",
         overloads={
@@ -8000,7 +8009,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:426",
+                spec="specs/elementwise.yaml:427",
                 fns={
                     "aten::sigmoid": _elementwise.sigmoid__opset7,
                     "aten::sigmoid_": _elementwise.sigmoid__opset7,
@@ -8030,12 +8039,12 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:429"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:430"),),
         shape="same(self)",
     ),
     "aten::silu": Entry(
         key="aten::silu",
-        spec="specs/elementwise.yaml:480",
+        spec="specs/elementwise.yaml:481",
         family="elementwise",
         doc="self * sigmoid(self).",
         overloads={
@@ -8063,7 +8072,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:486",
+                spec="specs/elementwise.yaml:487",
                 fns={
                     "aten::silu": _elementwise.silu__opset7,
                     "aten::silu_": _elementwise.silu__opset7,
@@ -8093,7 +8102,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:489"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:490"),),
         shape="same(self)",
     ),
     "aten::slice.Tensor": Entry(
@@ -8639,7 +8648,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::sqrt": Entry(
         key="aten::sqrt",
-        spec="specs/elementwise.yaml:232",
+        spec="specs/elementwise.yaml:233",
         family="elementwise",
         doc="Square root; integers and bool as float32.",
         overloads={
@@ -8678,7 +8687,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:239",
+                spec="specs/elementwise.yaml:240",
                 fns={
                     "aten::sqrt": _elementwise.sqrt__opset7,
                     "aten::sqrt_": _elementwise.sqrt__opset7,
@@ -8708,7 +8717,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("pos(3, 4)", "specs/elementwise.yaml:242"),),
+        samples=(Sample("pos(3, 4)", "specs/elementwise.yaml:243"),),
         shape="same(self)",
     ),
     "aten::squeeze": Entry(
@@ -9560,7 +9569,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::tanh": Entry(
         key="aten::tanh",
-        spec="specs/elementwise.yaml:431",
+        spec="specs/elementwise.yaml:432",
         family="elementwise",
         doc="Hyperbolic tangent; integers and bool as float32.",
         overloads={
@@ -9599,7 +9608,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=7,
                 until=28,
-                spec="specs/elementwise.yaml:438",
+                spec="specs/elementwise.yaml:439",
                 fns={
                     "aten::tanh": _elementwise.tanh__opset7,
                     "aten::tanh_": _elementwise.tanh__opset7,
@@ -9629,7 +9638,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param=None,
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:441"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:442"),),
         shape="same(self)",
     ),
     "aten::transpose.int": Entry(
@@ -10085,7 +10094,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::where.self": Entry(
         key="aten::where.self",
-        spec="specs/elementwise.yaml:731",
+        spec="specs/elementwise.yaml:738",
         family="elementwise",
         doc="self where condition holds, else other.",
         overloads={
@@ -10146,7 +10155,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=9,
                 until=28,
-                spec="specs/elementwise.yaml:740",
+                spec="specs/elementwise.yaml:747",
                 fns={
                     "aten::where.self": _elementwise.where_self__opset9,
                     "aten::where.ScalarOther": _elementwise.where_ScalarOther__opset9,
@@ -10187,16 +10196,16 @@ ENTRIES: dict[str, Entry] = {
         gaps=(
             Gap(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:743",
+                "specs/elementwise.yaml:750",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         samples=(
-            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:747"),
+            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:754"),
             Sample(
                 "mask(2, 3), t(2, 3), 0.5",
-                "specs/elementwise.yaml:750",
+                "specs/elementwise.yaml:757",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -10211,7 +10220,7 @@ ENTRIES: dict[str, Entry] = {
             ),
             Sample(
                 "mask(2, 3), 2, t(2, 3)",
-                "specs/elementwise.yaml:753",
+                "specs/elementwise.yaml:760",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -10229,7 +10238,7 @@ ENTRIES: dict[str, Entry] = {
     ),
     "aten::zeros_like": Entry(
         key="aten::zeros_like",
-        spec="specs/elementwise.yaml:832",
+        spec="specs/elementwise.yaml:839",
         family="elementwise",
         doc="Zeros shaped like self, in dtype or self's dtype.",
         overloads={
@@ -10263,7 +10272,7 @@ ENTRIES: dict[str, Entry] = {
             Lowering(
                 since=8,
                 until=28,
-                spec="specs/elementwise.yaml:837",
+                spec="specs/elementwise.yaml:844",
                 fns={
                     "aten::zeros_like": _elementwise.zeros_like__opset8,
                 },
@@ -10295,7 +10304,7 @@ ENTRIES: dict[str, Entry] = {
         dtype_param="dtype",
         input_dtypes={},
         gaps=(),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:840"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:847"),),
         shape="same(self)",
     ),
 }

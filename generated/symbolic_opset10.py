@@ -15,7 +15,7 @@ from torchonnx import symbolic_helpers as _h
 
 
 def div_Tensor_mode__opset10(g, self, other, rounding_mode):
-    """aten::div.Tensor_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:108)."""
+    """aten::div.Tensor_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:109)."""
     zero = _h.const(g, 0, _h.dtype_of(self))
     one = _h.const(g, 1, _h.dtype_of(self))
     q = g.op("Div", self, other)
@@ -64,7 +64,7 @@ def div_Tensor_mode__opset10(g, self, other, rounding_mode):
 
 
 def div_Scalar_mode__opset10(g, self, other, rounding_mode):
-    """aten::div.Scalar_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:108)."""
+    """aten::div.Scalar_mode at opsets 10..28, when `rounding_mode is not None` (specs/elementwise.yaml:109)."""
     zero = _h.const(g, 0, _h.dtype_of(self))
     one = _h.const(g, 1, _h.dtype_of(self))
     q = g.op("Div", self, _h.const(g, other, _h.dtype_of(self)))

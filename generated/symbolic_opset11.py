@@ -17,7 +17,7 @@ from torchonnx import symbolic_helpers as _h
 
 
 def clamp__opset11(g, self, min, max):
-    """aten::clamp at opsets 11..28 (specs/elementwise.yaml:301)."""
+    """aten::clamp at opsets 11..28 (specs/elementwise.yaml:302)."""
     low = None if min is None else _h.const(g, min, _h.dtype_of(self))
     high = None if max is None else _h.const(g, max, _h.dtype_of(self))
     return g.op("Clip", self, _h.optional(g, low), _h.optional(g, high))
@@ -29,7 +29,7 @@ clamp_out__opset11 = clamp__opset11
 
 
 def hardtanh__opset11(g, self, min_val, max_val):
-    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:498)."""
+    """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml:499)."""
     return g.op(
         "Clip",
         self,

@@ -15,12 +15,12 @@ from torchonnx import symbolic_helpers as _h
 
 
 def le_Tensor__opset12(g, self, other):
-    """aten::le.Tensor at opsets 12..28 (specs/elementwise.yaml:650)."""
+    """aten::le.Tensor at opsets 12..28 (specs/elementwise.yaml:657)."""
     return g.op("LessOrEqual", self, other)
 
 
 def le_Scalar__opset12(g, self, other):
-    """aten::le.Scalar at opsets 12..28 (specs/elementwise.yaml:650)."""
+    """aten::le.Scalar at opsets 12..28 (specs/elementwise.yaml:657)."""
     return g.op("LessOrEqual", self, _h.const(g, other, _h.dtype_of(self)))
 
 
@@ -30,12 +30,12 @@ le_Scalar_out__opset12 = le_Scalar__opset12
 
 
 def ge_Tensor__opset12(g, self, other):
-    """aten::ge.Tensor at opsets 12..28 (specs/elementwise.yaml:676)."""
+    """aten::ge.Tensor at opsets 12..28 (specs/elementwise.yaml:683)."""
     return g.op("GreaterOrEqual", self, other)
 
 
 def ge_Scalar__opset12(g, self, other):
-    """aten::ge.Scalar at opsets 12..28 (specs/elementwise.yaml:676)."""
+    """aten::ge.Scalar at opsets 12..28 (specs/elementwise.yaml:683)."""
     return g.op("GreaterOrEqual", self, _h.const(g, other, _h.dtype_of(self)))
 
 

@@ -15,7 +15,7 @@ from torchonnx import symbolic_helpers as _h
 
 
 def gelu__opset20(g, self, approximate):
-    """aten::gelu at opsets 20..28 (specs/elementwise.yaml:449)."""
+    """aten::gelu at opsets 20..28 (specs/elementwise.yaml:450)."""
     return g.op("Gelu", self, approximate_s=approximate)
 
 

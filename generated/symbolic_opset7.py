@@ -127,12 +127,12 @@ rsub_Scalar_out__opset7_1 = rsub_Scalar__opset7_1
 
 
 def mul_Tensor__opset7(g, self, other):
-    """aten::mul.Tensor at opsets 7..28 (specs/elementwise.yaml:71)."""
+    """aten::mul.Tensor at opsets 7..28 (specs/elementwise.yaml:72)."""
     return g.op("Mul", self, other)
 
 
 def mul_Scalar__opset7(g, self, other):
-    """aten::mul.Scalar at opsets 7..28 (specs/elementwise.yaml:71)."""
+    """aten::mul.Scalar at opsets 7..28 (specs/elementwise.yaml:72)."""
     return g.op("Mul", self, _h.const(g, other, _h.dtype_of(self)))
 
 
@@ -146,12 +146,12 @@ mul_Scalar_out__opset7 = mul_Scalar__opset7
 
 
 def div_Tensor__opset7(g, self, other):
-    """aten::div.Tensor at opsets 7..28 (specs/elementwise.yaml:86)."""
+    """aten::div.Tensor at opsets 7..28 (specs/elementwise.yaml:87)."""
     return g.op("Div", self, other)
 
 
 def div_Scalar__opset7(g, self, other):
-    """aten::div.Scalar at opsets 7..28 (specs/elementwise.yaml:86)."""
+    """aten::div.Scalar at opsets 7..28 (specs/elementwise.yaml:87)."""
     return g.op("Div", self, _h.const(g, other, _h.dtype_of(self)))
 
 
@@ -165,7 +165,7 @@ div_Scalar_out__opset7 = div_Scalar__opset7
 
 
 def div_Tensor_mode__opset7(g, self, other, rounding_mode):
-    """aten::div.Tensor_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
+    """aten::div.Tensor_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:102)."""
     if _h.is_floating(self):
         return g.op("Div", self, other)
     return g.op(
@@ -180,7 +180,7 @@ def div_Tensor_mode__opset7(g, self, other, rounding_mode):
 
 
 def div_Scalar_mode__opset7(g, self, other, rounding_mode):
-    """aten::div.Scalar_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:101)."""
+    """aten::div.Scalar_mode at opsets 7..28, when `rounding_mode is None` (specs/elementwise.yaml:102)."""
     if _h.is_floating(self):
         return g.op("Div", self, _h.const(g, other, _h.dtype_of(self)))
     return g.op(
@@ -204,7 +204,7 @@ div_Scalar_mode_out__opset7 = div_Scalar_mode__opset7
 
 
 def neg__opset7(g, self):
-    """aten::neg at opsets 7..28 (specs/elementwise.yaml:161)."""
+    """aten::neg at opsets 7..28 (specs/elementwise.yaml:162)."""
     return g.op("Neg", self)
 
 
@@ -214,7 +214,7 @@ neg_out__opset7 = neg__opset7
 
 
 def abs__opset7(g, self):
-    """aten::abs at opsets 7..28 (specs/elementwise.yaml:173)."""
+    """aten::abs at opsets 7..28 (specs/elementwise.yaml:174)."""
     return g.op("Abs", self)
 
 
@@ -224,7 +224,7 @@ abs_out__opset7 = abs__opset7
 
 
 def pow_Tensor_Scalar__opset7(g, self, exponent):
-    """aten::pow.Tensor_Scalar at opsets 7..28 (specs/elementwise.yaml:186)."""
+    """aten::pow.Tensor_Scalar at opsets 7..28 (specs/elementwise.yaml:187)."""
     return g.op("Pow", self, _h.const(g, exponent, _h.dtype_of(self)))
 
 
@@ -234,7 +234,7 @@ pow_Tensor_Scalar_out__opset7 = pow_Tensor_Scalar__opset7
 
 
 def pow_Tensor_Tensor__opset7(g, self, exponent):
-    """aten::pow.Tensor_Tensor at opsets 7..28 (specs/elementwise.yaml:204)."""
+    """aten::pow.Tensor_Tensor at opsets 7..28 (specs/elementwise.yaml:205)."""
     return g.op("Pow", self, exponent)
 
 
@@ -244,7 +244,7 @@ pow_Tensor_Tensor_out__opset7 = pow_Tensor_Tensor__opset7
 
 
 def pow_Scalar__opset7(g, self, exponent):
-    """aten::pow.Scalar at opsets 7..28 (specs/elementwise.yaml:222)."""
+    """aten::pow.Scalar at opsets 7..28 (specs/elementwise.yaml:223)."""
     return g.op("Pow", _h.const(g, self, _h.dtype_of(exponent)), exponent)
 
 
@@ -252,7 +252,7 @@ pow_Scalar_out__opset7 = pow_Scalar__opset7
 
 
 def sqrt__opset7(g, self):
-    """aten::sqrt at opsets 7..28 (specs/elementwise.yaml:239)."""
+    """aten::sqrt at opsets 7..28 (specs/elementwise.yaml:240)."""
     return g.op("Sqrt", self)
 
 
@@ -262,7 +262,7 @@ sqrt_out__opset7 = sqrt__opset7
 
 
 def rsqrt__opset7(g, self):
-    """aten::rsqrt at opsets 7..28 (specs/elementwise.yaml:251)."""
+    """aten::rsqrt at opsets 7..28 (specs/elementwise.yaml:252)."""
     return g.op("Reciprocal", g.op("Sqrt", self))
 
 
@@ -272,7 +272,7 @@ rsqrt_out__opset7 = rsqrt__opset7
 
 
 def exp__opset7(g, self):
-    """aten::exp at opsets 7..28 (specs/elementwise.yaml:263)."""
+    """aten::exp at opsets 7..28 (specs/elementwise.yaml:264)."""
     return g.op("Exp", self)
 
 
@@ -282,7 +282,7 @@ exp_out__opset7 = exp__opset7
 
 
 def log__opset7(g, self):
-    """aten::log at opsets 7..28 (specs/elementwise.yaml:275)."""
+    """aten::log at opsets 7..28 (specs/elementwise.yaml:276)."""
     return g.op("Log", self)
 
 
@@ -292,7 +292,7 @@ log_out__opset7 = log__opset7
 
 
 def reciprocal__opset7(g, self):
-    """aten::reciprocal at opsets 7..28 (specs/elementwise.yaml:287)."""
+    """aten::reciprocal at opsets 7..28 (specs/elementwise.yaml:288)."""
     return g.op("Reciprocal", self)
 
 
@@ -302,7 +302,7 @@ reciprocal_out__opset7 = reciprocal__opset7
 
 
 def clamp__opset7(g, self, min, max):
-    """aten::clamp at opsets 7..10 (specs/elementwise.yaml:306)."""
+    """aten::clamp at opsets 7..10 (specs/elementwise.yaml:307)."""
     return g.op(
         "Clip",
         self,
@@ -318,7 +318,7 @@ clamp_out__opset7 = clamp__opset7
 
 
 def minimum__opset7(g, self, other):
-    """aten::minimum at opsets 7..7, when `sizes(self) == sizes(other)` (specs/elementwise.yaml:341)."""
+    """aten::minimum at opsets 7..7, when `sizes(self) == sizes(other)` (specs/elementwise.yaml:342)."""
     return g.op("Min", self, other)
 
 
@@ -326,7 +326,7 @@ minimum_out__opset7 = minimum__opset7
 
 
 def maximum__opset7(g, self, other):
-    """aten::maximum at opsets 7..7, when `sizes(self) == sizes(other)` (specs/elementwise.yaml:373)."""
+    """aten::maximum at opsets 7..7, when `sizes(self) == sizes(other)` (specs/elementwise.yaml:374)."""
     return g.op("Max", self, other)
 
 
@@ -334,7 +334,7 @@ maximum_out__opset7 = maximum__opset7
 
 
 def relu__opset7(g, self):
-    """aten::relu at opsets 7..28 (specs/elementwise.yaml:406)."""
+    """aten::relu at opsets 7..28 (specs/elementwise.yaml:407)."""
     return g.op("Relu", self)
 
 
@@ -344,7 +344,7 @@ relu_out__opset7 = relu__opset7
 
 
 def sigmoid__opset7(g, self):
-    """aten::sigmoid at opsets 7..28 (specs/elementwise.yaml:426)."""
+    """aten::sigmoid at opsets 7..28 (specs/elementwise.yaml:427)."""
     return g.op("Sigmoid", self)
 
 
@@ -354,7 +354,7 @@ sigmoid_out__opset7 = sigmoid__opset7
 
 
 def tanh__opset7(g, self):
-    """aten::tanh at opsets 7..28 (specs/elementwise.yaml:438)."""
+    """aten::tanh at opsets 7..28 (specs/elementwise.yaml:439)."""
     return g.op("Tanh", self)
 
 
@@ -364,7 +364,7 @@ tanh_out__opset7 = tanh__opset7
 
 
 def gelu__opset7(g, self, approximate):
-    """aten::gelu at opsets 7..8, when `approximate == "tanh"` (specs/elementwise.yaml:457)."""
+    """aten::gelu at opsets 7..8, when `approximate == "tanh"` (specs/elementwise.yaml:458)."""
     inner = g.op(
         "Mul",
         g.op(
@@ -391,7 +391,7 @@ gelu_out__opset7 = gelu__opset7
 
 
 def silu__opset7(g, self):
-    """aten::silu at opsets 7..28 (specs/elementwise.yaml:486)."""
+    """aten::silu at opsets 7..28 (specs/elementwise.yaml:487)."""
     return g.op("Mul", self, g.op("Sigmoid", self))
 
 
@@ -401,7 +401,7 @@ silu_out__opset7 = silu__opset7
 
 
 def hardtanh__opset7(g, self, min_val, max_val):
-    """aten::hardtanh at opsets 7..10 (specs/elementwise.yaml:500)."""
+    """aten::hardtanh at opsets 7..10 (specs/elementwise.yaml:501)."""
     return g.op("Clip", self, min_f=float(min_val), max_f=float(max_val))
 
 
@@ -411,7 +411,7 @@ hardtanh_out__opset7 = hardtanh__opset7
 
 
 def leaky_relu__opset7(g, self, negative_slope):
-    """aten::leaky_relu at opsets 7..28 (specs/elementwise.yaml:525)."""
+    """aten::leaky_relu at opsets 7..28 (specs/elementwise.yaml:526)."""
     return g.op("LeakyRelu", self, alpha_f=float(negative_slope))
 
 
@@ -421,7 +421,7 @@ leaky_relu_out__opset7 = leaky_relu__opset7
 
 
 def elu__opset7(g, self, alpha, scale, input_scale):
-    """aten::elu at opsets 7..28 (specs/elementwise.yaml:542)."""
+    """aten::elu at opsets 7..28 (specs/elementwise.yaml:549)."""
     out = g.op("Elu", self, alpha_f=float(alpha))
     if scale != 1:
         out = g.op("Mul", out, _h.const(g, scale, _h.dtype_of(self)))
@@ -434,12 +434,12 @@ elu_out__opset7 = elu__opset7
 
 
 def eq_Tensor__opset7(g, self, other):
-    """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml:568)."""
+    """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml:575)."""
     return g.op("Equal", self, other)
 
 
 def eq_Scalar__opset7(g, self, other):
-    """aten::eq.Scalar at opsets 7..28 (specs/elementwise.yaml:568)."""
+    """aten::eq.Scalar at opsets 7..28 (specs/elementwise.yaml:575)."""
     return g.op("Equal", self, _h.const(g, other, _h.dtype_of(self)))
 
 
@@ -449,12 +449,12 @@ eq_Scalar_out__opset7 = eq_Scalar__opset7
 
 
 def ne_Tensor__opset7(g, self, other):
-    """aten::ne.Tensor at opsets 7..28 (specs/elementwise.yaml:589)."""
+    """aten::ne.Tensor at opsets 7..28 (specs/elementwise.yaml:596)."""
     return g.op("Not", g.op("Equal", self, other))
 
 
 def ne_Scalar__opset7(g, self, other):
-    """aten::ne.Scalar at opsets 7..28 (specs/elementwise.yaml:589)."""
+    """aten::ne.Scalar at opsets 7..28 (specs/elementwise.yaml:596)."""
     return g.op("Not", g.op("Equal", self, _h.const(g, other, _h.dtype_of(self))))
 
 
@@ -464,12 +464,12 @@ ne_Scalar_out__opset7 = ne_Scalar__opset7
 
 
 def lt_Tensor__opset7(g, self, other):
-    """aten::lt.Tensor at opsets 7..28 (specs/elementwise.yaml:612)."""
+    """aten::lt.Tensor at opsets 7..28 (specs/elementwise.yaml:619)."""
     return g.op("Less", self, other)
 
 
 def lt_Scalar__opset7(g, self, other):
-    """aten::lt.Scalar at opsets 7..28 (specs/elementwise.yaml:612)."""
+    """aten::lt.Scalar at opsets 7..28 (specs/elementwise.yaml:619)."""
     return g.op("Less", self, _h.const(g, other, _h.dtype_of(self)))
 
 
@@ -479,12 +479,12 @@ lt_Scalar_out__opset7 = lt_Scalar__opset7
 
 
 def gt_Tensor__opset7(g, self, other):
-    """aten::gt.Tensor at opsets 7..28 (specs/elementwise.yaml:631)."""
+    """aten::gt.Tensor at opsets 7..28 (specs/elementwise.yaml:638)."""
     return g.op("Greater", self, other)
 
 
 def gt_Scalar__opset7(g, self, other):
-    """aten::gt.Scalar at opsets 7..28 (specs/elementwise.yaml:631)."""
+    """aten::gt.Scalar at opsets 7..28 (specs/elementwise.yaml:638)."""
     return g.op("Greater", self, _h.const(g, other, _h.dtype_of(self)))
 
 
@@ -494,12 +494,12 @@ gt_Scalar_out__opset7 = gt_Scalar__opset7
 
 
 def le_Tensor__opset7(g, self, other):
-    """aten::le.Tensor at opsets 7..11 (specs/elementwise.yaml:652)."""
+    """aten::le.Tensor at opsets 7..11 (specs/elementwise.yaml:659)."""
     return g.op("Or", g.op("Less", self, other), g.op("Equal", self, other))
 
 
 def le_Scalar__opset7(g, self, other):
-    """aten::le.Scalar at opsets 7..11 (specs/elementwise.yaml:652)."""
+    """aten::le.Scalar at opsets 7..11 (specs/elementwise.yaml:659)."""
     return g.op(
         "Or",
         g.op("Less", self, _h.const(g, other, _h.dtype_of(self))),
@@ -513,12 +513,12 @@ le_Scalar_out__opset7 = le_Scalar__opset7
 
 
 def ge_Tensor__opset7(g, self, other):
-    """aten::ge.Tensor at opsets 7..11 (specs/elementwise.yaml:678)."""
+    """aten::ge.Tensor at opsets 7..11 (specs/elementwise.yaml:685)."""
     return g.op("Or", g.op("Greater", self, other), g.op("Equal", self, other))
 
 
 def ge_Scalar__opset7(g, self, other):
-    """aten::ge.Scalar at opsets 7..11 (specs/elementwise.yaml:678)."""
+    """aten::ge.Scalar at opsets 7..11 (specs/elementwise.yaml:685)."""
     return g.op(
         "Or",
         g.op("Greater", self, _h.const(g, other, _h.dtype_of(self))),
@@ -532,7 +532,7 @@ ge_Scalar_out__opset7 = ge_Scalar__opset7
 
 
 def logical_not__opset7(g, self):
-    """aten::logical_not at opsets 7..28 (specs/elementwise.yaml:700)."""
+    """aten::logical_not at opsets 7..28 (specs/elementwise.yaml:707)."""
     return g.op("Not", g.op("Cast", self, to_i=_h.onnx_dtype("bool")))
 
 
@@ -540,7 +540,7 @@ logical_not_out__opset7 = logical_not__opset7
 
 
 def logical_and__opset7(g, self, other):
-    """aten::logical_and at opsets 7..28 (specs/elementwise.yaml:712)."""
+    """aten::logical_and at opsets 7..28 (specs/elementwise.yaml:719)."""
     return g.op(
         "And",
         g.op("Cast", self, to_i=_h.onnx_dtype("bool")),
@@ -552,7 +552,7 @@ logical_and_out__opset7 = logical_and__opset7
 
 
 def logical_or__opset7(g, self, other):
-    """aten::logical_or at opsets 7..28 (specs/elementwise.yaml:725)."""
+    """aten::logical_or at opsets 7..28 (specs/elementwise.yaml:732)."""
     return g.op(
         "Or",
         g.op("Cast", self, to_i=_h.onnx_dtype("bool")),
@@ -564,12 +564,12 @@ logical_or_out__opset7 = logical_or__opset7
 
 
 def alias__opset7(g, self):
-    """aten::alias at opsets 7..28 (specs/elementwise.yaml:799)."""
+    """aten::alias at opsets 7..28 (specs/elementwise.yaml:806)."""
     return g.op("Identity", self)
 
 
 def _to_copy__opset7(g, self, dtype, layout, device, pin_memory, non_blocking, memory_format):
-    """aten::_to_copy at opsets 7..28 (specs/elementwise.yaml:809)."""
+    """aten::_to_copy at opsets 7..28 (specs/elementwise.yaml:816)."""
     return g.op("Identity", self)
 
 

@@ -15,7 +15,7 @@ from torchonnx import symbolic_helpers as _h
 
 
 def minimum__opset8(g, self, other):
-    """aten::minimum at opsets 8..28 (specs/elementwise.yaml:339)."""
+    """aten::minimum at opsets 8..28 (specs/elementwise.yaml:340)."""
     return g.op("Min", self, other)
 
 
@@ -23,7 +23,7 @@ minimum_out__opset8 = minimum__opset8
 
 
 def maximum__opset8(g, self, other):
-    """aten::maximum at opsets 8..28 (specs/elementwise.yaml:371)."""
+    """aten::maximum at opsets 8..28 (specs/elementwise.yaml:372)."""
     return g.op("Max", self, other)
 
 
@@ -31,23 +31,23 @@ maximum_out__opset8 = maximum__opset8
 
 
 def native_dropout__opset8(g, input, p, train):
-    """aten::native_dropout at opsets 8..28 (specs/elementwise.yaml:783)."""
+    """aten::native_dropout at opsets 8..28 (specs/elementwise.yaml:790)."""
     keep = g.op("Expand", _h.const(g, True, "bool"), g.op("Shape", input))
     return (g.op("Identity", input), keep)
 
 
 def full_like__opset8(g, self, fill_value, dtype, layout, device, pin_memory, memory_format):
-    """aten::full_like at opsets 8..28 (specs/elementwise.yaml:825)."""
+    """aten::full_like at opsets 8..28 (specs/elementwise.yaml:832)."""
     return g.op("Expand", _h.const(g, fill_value, _h.dtype_of(self)), g.op("Shape", self))
 
 
 def zeros_like__opset8(g, self, dtype, layout, device, pin_memory, memory_format):
-    """aten::zeros_like at opsets 8..28 (specs/elementwise.yaml:837)."""
+    """aten::zeros_like at opsets 8..28 (specs/elementwise.yaml:844)."""
     return g.op("Expand", _h.const(g, 0, _h.dtype_of(self)), g.op("Shape", self))
 
 
 def ones_like__opset8(g, self, dtype, layout, device, pin_memory, memory_format):
-    """aten::ones_like at opsets 8..28 (specs/elementwise.yaml:847)."""
+    """aten::ones_like at opsets 8..28 (specs/elementwise.yaml:854)."""
     return g.op("Expand", _h.const(g, 1, _h.dtype_of(self)), g.op("Shape", self))
 
 

@@ -17,7 +17,7 @@ from torchonnx import symbolic_helpers as _h
 
 
 def gelu__opset9(g, self, approximate):
-    """aten::gelu at opsets 9..19 (specs/elementwise.yaml:451)."""
+    """aten::gelu at opsets 9..19 (specs/elementwise.yaml:452)."""
     if approximate == "tanh":
         inner = g.op(
             "Mul",
@@ -54,17 +54,17 @@ gelu_out__opset9 = gelu__opset9
 
 
 def where_self__opset9(g, condition, self, other):
-    """aten::where.self at opsets 9..28 (specs/elementwise.yaml:740)."""
+    """aten::where.self at opsets 9..28 (specs/elementwise.yaml:747)."""
     return g.op("Where", condition, self, other)
 
 
 def where_ScalarOther__opset9(g, condition, self, other):
-    """aten::where.ScalarOther at opsets 9..28 (specs/elementwise.yaml:740)."""
+    """aten::where.ScalarOther at opsets 9..28 (specs/elementwise.yaml:747)."""
     return g.op("Where", condition, self, _h.const(g, other, _h.dtype_of(self)))
 
 
 def where_ScalarSelf__opset9(g, condition, self, other):
-    """aten::where.ScalarSelf at opsets 9..28 (specs/elementwise.yaml:740)."""
+    """aten::where.ScalarSelf at opsets 9..28 (specs/elementwise.yaml:747)."""
     return g.op("Where", condition, _h.const(g, self, _h.dtype_of(other)), other)
 
 
@@ -72,12 +72,12 @@ where_self_out__opset9 = where_self__opset9
 
 
 def masked_fill_Tensor__opset9(g, self, mask, value):
-    """aten::masked_fill.Tensor at opsets 9..28 (specs/elementwise.yaml:765)."""
+    """aten::masked_fill.Tensor at opsets 9..28 (specs/elementwise.yaml:772)."""
     return g.op("Where", mask, value, self)
 
 
 def masked_fill_Scalar__opset9(g, self, mask, value):
-    """aten::masked_fill.Scalar at opsets 9..28 (specs/elementwise.yaml:765)."""
+    """aten::masked_fill.Scalar at opsets 9..28 (specs/elementwise.yaml:772)."""
     return g.op("Where", mask, _h.const(g, value, _h.dtype_of(self)), self)
 
 
