@@ -62,6 +62,11 @@ def samples_of(entry: Entry) -> tuple[Sample, ...]:
     return entry.samples
 
 
+def spec_of(item: Entry | Lowering | Gap | Sample) -> str:
+    """Where the specs write an entry, a lowering, a gap or a sample: file:line."""
+    return item.spec
+
+
 def shape_rule(entry: Entry) -> str:
     return entry.shape
 
@@ -169,7 +174,7 @@ def expect(
     for gap in entry.gaps:
         if gap.when is not None and gap.runtime is None:
             if _gap_applies(gap, compute, opset, args):
-                out.refusal, out.refusal_spec = gap.reason, gap.spec
+                out.refusal, out.refusal_spec = gap.reason, spec_of(gap)
                 return out
     out.runtime_gaps = tuple(
         g for g in entry.gaps if g.runtime and _gap_applies(g, compute, opset, args)
@@ -178,13 +183,13 @@ def expect(
         return out
     segment = next((s for s in out.lowering.dtypes.get(compute, ()) if s[0] <= opset <= s[1]), None)
     if segment is None:
-        out.problem = f"the dtype plan of {out.lowering.spec} has no {compute} at opset {opset}"
+        out.problem = f"the dtype plan of {spec_of(out.lowering)} has no {compute} at opset {opset}"
         return out
     if segment[2] is None:
         out.refusal = declared_dtype_refusal(entry, compute, opset)
         if segment[3] is None or out.refusal != segment[3]:
             out.problem = (
-                f"the dtype plan of {out.lowering.spec} refuses {compute} at opset {opset} "
+                f"the dtype plan of {spec_of(out.lowering)} refuses {compute} at opset {opset} "
                 f"({segment[3]}), but the specs declare {out.refusal!r} there"
             )
     return out
@@ -301,7 +306,7 @@ def run_sample(
     outcome = Outcome(sample, dtype, dynamic)
     where = (
         f"{overload}({sample.args}) in {dtype} at opset {opset}"
-        f"{' with dynamic dims' if dynamic else ''} (sample {sample.spec})"
+        f"{' with dynamic dims' if dynamic else ''} (sample {spec_of(sample)})"
     )
 
     graph, builder, backend = new_graph(opset)
@@ -335,25 +340,25 @@ def run_sample(
             err.declared == want.refusal
             and (want.refusal_spec is None or err.spec == want.refusal_spec),
             f"{where} was refused for {err.reason!r} ({err.spec}), but the refusal the specs "
-            f"declare there is {want.refusal!r} ({want.refusal_spec or entry.spec})",
+            f"declare there is {want.refusal!r} ({want.refusal_spec or spec_of(entry)})",
         )
         return outcome
     _check(
         want.refusal is None,
         f"{where} exported, but the specs declare it refused: {want.refusal} "
-        f"({want.refusal_spec or entry.spec})",
+        f"({want.refusal_spec or spec_of(entry)})",
     )
     assert want.lowering is not None
     _check(
-        backend.used and backend.used[0] == (overload, want.lowering.spec),
+        backend.used and backend.used[0] == (overload, spec_of(want.lowering)),
         f"{where} took the lowering at {backend.used[0][1] if backend.used else None}, the specs "
-        f"say {want.lowering.spec}",
+        f"say {spec_of(want.lowering)}",
     )
     declared_gaps = [g for o, g in backend.runtime_gaps if o == overload]
     _check(
         declared_gaps == list(want.runtime_gaps),
-        f"{where}: the exporter reports runtime gaps {[g.spec for g in declared_gaps]}, the "
-        f"specs declare {[g.spec for g in want.runtime_gaps]}",
+        f"{where}: the exporter reports runtime gaps {[spec_of(g) for g in declared_gaps]}, the "
+        f"specs declare {[spec_of(g) for g in want.runtime_gaps]}",
     )
 
     values = _flat(out)
@@ -406,7 +411,7 @@ def _run(
         return run_reference(proto, tensors)
     _check(
         gap is None,
-        f"{where} runs on onnxruntime, but a gap says it does not ({gap and gap.spec}); "
+        f"{where} runs on onnxruntime, but a gap says it does not ({gap and spec_of(gap)}); "
         "remove the gap",
     )
     return actual
@@ -429,7 +434,7 @@ def _compare(
     for check in compare(expected[:plain], actual[:plain]):
         _check(
             check.ok,
-            f"{where}: {check.describe()} ({outcome.runner}; spec {entry.spec})",
+            f"{where}: {check.describe()} ({outcome.runner}; spec {spec_of(entry)})",
         )
     if rule is None:
         return
@@ -445,7 +450,7 @@ def _compare(
     _check(
         check.ok,
         f"{where}: output {plain} selects other elements than eager's indices "
-        f"({rule}): {check.detail} ({outcome.runner}; spec {entry.spec})",
+        f"({rule}): {check.detail} ({outcome.runner}; spec {spec_of(entry)})",
     )
 
 
@@ -516,7 +521,9 @@ def _check_shapes(
     try:
         result = shapes.evaluate(rule, _rule_args(entry, schema, args, kwargs, dynamic))
     except (ValueError, IndexError, TypeError) as err:
-        raise SampleFailure(f"{where}: shape rule `{rule}` fails: {err} ({entry.spec})") from None
+        raise SampleFailure(
+            f"{where}: shape rule `{rule}` fails: {err} ({spec_of(entry)})"
+        ) from None
     if result is None:  # `infer`
         return
     rules = _shapes_of(rule, result, len(expected), where)
@@ -531,7 +538,7 @@ def _check_shapes(
         if got != tuple(tensor.shape):  # (messages with sympy sizes take time to make)
             raise SampleFailure(
                 f"{where}: shape rule `{rule}` gives {_show(shape)} for output {i}, eager "
-                f"{tuple(tensor.shape)} ({entry.spec})"
+                f"{tuple(tensor.shape)} ({spec_of(entry)})"
             )
     if not dynamic:
         return
@@ -545,7 +552,7 @@ def _check_shapes(
         if len(dims) != len(shape):
             raise SampleFailure(
                 f"{where}: shape rule `{rule}` gives {_show(shape)} for output {i}, the graph "
-                f"{_graph_shape(dims)} ({entry.spec})"
+                f"{_graph_shape(dims)} ({spec_of(entry)})"
             )
         for j, (dim, want) in enumerate(zip(dims, shape, strict=True)):
             graph_dim = _graph_dim(dim, names)
@@ -557,7 +564,7 @@ def _check_shapes(
             if not same or (graph_static and not rule_static):
                 raise SampleFailure(
                     f"{where}: shape rule `{rule}` gives {_show(shape)} for output {i}, the "
-                    f"graph {_graph_shape(dims)} (dim {j}) ({entry.spec})"
+                    f"graph {_graph_shape(dims)} (dim {j}) ({spec_of(entry)})"
                 )
 
 

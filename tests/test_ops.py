@@ -18,7 +18,7 @@ import pytest
 from torchonnx.dispatch import Entry, Sample
 from torchonnx.dtypes import Operand, compute_dtype
 
-from oprun import SampleFailure, entries, run_sample, samples_of
+from oprun import SampleFailure, entries, run_sample, samples_of, spec_of
 
 # Entries some of whose samples fail with dynamic dims today, with what fails there (most read
 # static sizes with `sizes()`, which issue 7 makes symbolic). They run with static dims only;
@@ -120,7 +120,7 @@ def test_op(key: str, opset: int) -> None:
     for dtype in plan(entry)[opset]:
         samples = _samples(entry, opset, dtype)
         if not samples:
-            failures.append(f"{key} has no sample for {dtype} at opset {opset} ({entry.spec})")
+            failures.append(f"{key} has no sample for {dtype} at opset {opset} ({spec_of(entry)})")
         modes = (False, True) if dynamic_runs(key) else (False,)
         for sample in samples:
             for dynamic in modes:
@@ -129,7 +129,7 @@ def test_op(key: str, opset: int) -> None:
                 except Exception as err:  # every sample runs; all failures are reported
                     mode = " with dynamic dims" if dynamic else ""
                     where = f"{sample.overload or key}({sample.args}) in {dtype}{mode}"
-                    failures.append(_failure(err, f"{where} at opset {opset} ({sample.spec})"))
+                    failures.append(_failure(err, f"{where} at opset {opset} ({spec_of(sample)})"))
                     continue
                 if not dynamic:
                     outcomes.append(outcome)
@@ -141,7 +141,7 @@ def test_op(key: str, opset: int) -> None:
 def _uncovered(entry: Entry, opset: int, outcomes: list) -> list[str]:
     """Plan segments beginning or ending at `opset` that no sample reached."""
     reached = {
-        (o.expected.lowering.spec, o.expected.compute)
+        (spec_of(o.expected.lowering), o.expected.compute)
         for o in outcomes
         if o.expected.lowering is not None
     }
@@ -154,10 +154,10 @@ def _uncovered(entry: Entry, opset: int, outcomes: list) -> list[str]:
                     continue
                 if run is None and reason is None:
                     continue  # a lowering tried before this one always takes this dtype
-                if (lowering.spec, compute) not in reached:
+                if (spec_of(lowering), compute) not in reached:
                     what = f"run in {run}" if run else f"refused ({reason})"
                     out.append(
-                        f"no sample of {entry.key} reaches the lowering at {lowering.spec} in "
+                        f"no sample of {entry.key} reaches the lowering at {spec_of(lowering)} in "
                         f"{compute} at opset {opset}, where its plan says {what}; add a sample "
                         f"that meets its condition ({lowering.when_text})"
                     )
