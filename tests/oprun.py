@@ -52,6 +52,7 @@ ORT_ERRORS = (
 # a change of its layout is a change of these few lines.
 
 
+@functools.cache
 def entries() -> dict[str, Entry]:
     from torchonnx.generated.registry import ENTRIES
 
@@ -75,6 +76,7 @@ def index_rule(entry: Entry) -> str | None:
     return entry.indices
 
 
+@functools.cache
 def limits() -> tuple[tuple[tuple[str, ...], tuple[int, int], str], ...]:
     """Dtypes no graph can hold at some opsets: (dtypes, (oldest, newest), reason)."""
     from torchonnx.generated.registry import LIMITS
@@ -82,6 +84,7 @@ def limits() -> tuple[tuple[tuple[str, ...], tuple[int, int], str], ...]:
     return LIMITS
 
 
+@functools.cache
 def runtime_limit(dtype: str, opset: int) -> str | None:
     """Why onnxruntime may fail on any graph with `dtype` at `opset` (common.yaml), or None."""
     from torchonnx.generated.registry import RUNTIME_LIMITS
