@@ -31,6 +31,8 @@ from torchonnx.codegen.errors import Diagnostics, Location, SpecError
 from torchonnx.codegen.model import Block, Common, Entry, Gap, OpsetRange
 from torchonnx.codegen.onnx_ops import op_at
 from torchonnx.dtypes import DTYPE_NAMES, PROMOTION_KINDS, compute_dtypes, onnx_type_str
+from torchonnx.indices import RULES as INDEX_RULES
+from torchonnx.indices import arity as index_arity
 from torchonnx.opsets import span
 from torchonnx.shapes import INFER, RULES, arity
 from torchonnx.testing import SAMPLE_NAMES
@@ -228,6 +230,7 @@ class _Entry:
                     f"compute_in names `{dtype_param}`, which is not a ScalarType argument of {e.key}",
                 )
         self.shape(primary)
+        self.indices(primary)
         for sample in e.samples:
             with self.diags.collect():
                 target = primary
@@ -320,6 +323,33 @@ class _Entry:
             count = f"{least}" if least == most else f"{least} to {most or 'any number of'}"
             self.diags.error(
                 rule.loc, f"shape rule {rule.name} takes {count} arguments, not {len(rule.args)}"
+            )
+        for arg in rule.args:
+            if primary.param(arg) is None:
+                self.diags.error(rule.loc, f"`{arg}` is not an argument of {primary.qualname}")
+
+    def indices(self, primary: AtenSchema) -> None:
+        rule = self.e.indices
+        named = primary.return_names
+        if rule is None:
+            if "indices" in named:
+                self.diags.error(
+                    self.e.loc,
+                    f"{primary.qualname} returns indices: say how they point into an input, "
+                    "so that tests can compare them where elements tie "
+                    "(`indices: along(self, dim)`)",
+                )
+            return
+        if rule.name not in INDEX_RULES:
+            self.diags.error(
+                rule.loc, f"unknown index rule `{rule.name}`; use one of {', '.join(INDEX_RULES)}"
+            )
+            return
+        if len(rule.args) != index_arity(rule.name):
+            self.diags.error(
+                rule.loc,
+                f"index rule {rule.name} takes {index_arity(rule.name)} arguments, "
+                f"not {len(rule.args)}",
             )
         for arg in rule.args:
             if primary.param(arg) is None:

@@ -83,6 +83,7 @@ class AtenSchema:
     params: tuple[Param, ...]
     returns: tuple[str, ...]  # Tensor, Tensor[], or `value` for a number (SymInt, Scalar, ...)
     mutates: bool  # in-place or out variant
+    return_names: tuple[str, ...] = ()  # as the schema names them (`values`, `indices`), or ""
 
     @property
     def packet(self) -> str:
@@ -233,6 +234,7 @@ def lookup(qualname: str, declared: str | None = None) -> AtenSchema:
         schema=str(schema),
         params=tuple(params),
         returns=tuple(_return_type(r.type) for r in parsed.returns),
+        return_names=tuple(r.name or "" for r in parsed.returns),
         mutates=mutates,
     )
 
@@ -258,5 +260,6 @@ def _declared(qualname: str, text: str) -> AtenSchema:
         schema=f"{qualname}{text[text.index('('):]}",
         params=tuple(params),
         returns=tuple(_return_type(r.type) for r in parsed.returns),
+        return_names=tuple(r.name or "" for r in parsed.returns),
         mutates=False,
     )

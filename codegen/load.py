@@ -45,6 +45,7 @@ ENTRY_KEYS = (
     "widen",
     "compute_in",
     "shape",
+    "indices",
     "lower",
     "gaps",
     "samples",
@@ -383,6 +384,7 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
     dtypes = sets.resolve(f, node["dtypes"], f.value_loc(node, "dtypes"), "`dtypes`")
     promote = _call(f, node, "promote") if "promote" in node else None
     shape = _call(f, node, "shape")
+    indices = _call(f, node, "indices") if "indices" in node else None
 
     input_dtypes: dict[str, tuple[str, ...]] = {}
     if "input_dtypes" in node:
@@ -449,6 +451,7 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
         input_dtypes=input_dtypes,
         widen=widen,
         shape=shape,
+        indices=indices,
         blocks=blocks,
         gaps=gaps,
         samples=samples,
@@ -493,6 +496,7 @@ def _dropped(f: _File, node: CommentedMap, key: str, where: Location) -> Entry |
         input_dtypes={},
         widen={},
         shape=Call("infer", (), "infer", where),
+        indices=None,
         blocks=(),
         gaps=(),
         samples=(),

@@ -123,6 +123,7 @@ class Entry:
     input_dtypes: dict[str, tuple[str, ...]]
     widen: dict[str, str]
     shape: Call
+    indices: Call | None  # how the last output, an index tensor, points into an input
     blocks: tuple[Block, ...]
     gaps: tuple[Gap, ...]
     samples: tuple[Sample, ...]

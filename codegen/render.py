@@ -476,6 +476,7 @@ class Renderer:
             "reasons": [repr(r) for r in _reasons(a)],
             "samples": samples,
             "shape": repr(e.shape.text),
+            "indices": repr(e.indices.text) if e.indices else None,
         }
 
     def package_init(self) -> str:

@@ -439,6 +439,14 @@ def minimum__opset7__when(self, other):
     )
 
 
+def minimum__gap0(self, other):
+    return (
+        _h.rank(self) != _h.rank(other)
+        or not _h.is_static(_h.static_sizes(self), _h.static_sizes(other))
+        or _h.static_sizes(self) != _h.static_sizes(other)
+    )
+
+
 # aten::maximum: Elementwise maximum, propagating NaN.
 #   aten::maximum(Tensor self, Tensor other) -> Tensor
 #   aten::maximum.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
@@ -459,6 +467,14 @@ def maximum__opset7__when(self, other):
         _h.rank(self) == _h.rank(other)
         and _h.is_static(_h.static_sizes(self), _h.static_sizes(other))
         and (_h.static_sizes(self) == _h.static_sizes(other))
+    )
+
+
+def maximum__gap0(self, other):
+    return (
+        _h.rank(self) != _h.rank(other)
+        or not _h.is_static(_h.static_sizes(self), _h.static_sizes(other))
+        or _h.static_sizes(self) != _h.static_sizes(other)
     )
 
 

@@ -43,6 +43,13 @@ def arange_start_step__gap0(start, end, step, dtype, layout, device, pin_memory)
     return not _h.is_static(start, end, step)
 
 
+def arange_start_step__gap1(start, end, step, dtype, layout, device, pin_memory):
+    return (
+        dtype in ("uint8", "int8", "int16", "int32", "int64")
+        and _h.factory_dtype(None, start, end, step) != "int64"
+    )
+
+
 # aten::arange: 0, 1, ... up to end (excluded), in dtype.
 #   aten::arange(Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
 

@@ -182,13 +182,20 @@ def _native_batch_norm_legit_no_training__opset7(
     op, input, weight, bias, running_mean, running_var, momentum, eps
 ):
     """aten::_native_batch_norm_legit_no_training at opsets 7..28 (specs/nn.yaml, aten::_native_batch_norm_legit_no_training)."""
-    channels = _h.static(_h.size(op, running_mean, 0), "size(running_mean, 0)")
     if weight is None:
-        scale = _h.const(op, [1.0] * channels, _h.dtype_of(input))
+        scale = _h.const(
+            op,
+            [1.0] * _h.static(_h.size(op, running_mean, 0), "size(running_mean, 0)"),
+            _h.dtype_of(input),
+        )
     else:
         scale = weight
     if bias is None:
-        shift = _h.const(op, [0.0] * channels, _h.dtype_of(input))
+        shift = _h.const(
+            op,
+            [0.0] * _h.static(_h.size(op, running_mean, 0), "size(running_mean, 0)"),
+            _h.dtype_of(input),
+        )
     else:
         shift = bias
     out = op.BatchNormalization(

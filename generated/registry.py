@@ -113,6 +113,12 @@ _p14969dff = Plan(
     },
     cast_back={"bool": (True,), "int16": (True,)},
 )
+_p16dc1b51 = Plan(
+    {
+        "int64": ((7, 8, None, 0), (9, 28, "int64", None)),
+        "float64": ((7, 10, None, 1), (11, 28, "float64", None)),
+    }
+)
 _p1ab7e68a = Plan(
     {
         "float16": ((7, 10, "float16", None),),
@@ -1283,7 +1289,10 @@ _ENTRIES = (
         ),
         dtypes=_numeric,
         dtype_param="dtype",
-        gaps=(Gap(0, opsets=(7, 10), when=_factory.arange_start_step__gap0),),
+        gaps=(
+            Gap(0, opsets=(7, 10), when=_factory.arange_start_step__gap0),
+            Gap(1, when=_factory.arange_start_step__gap1),
+        ),
     ),
     Entry(
         "aten::argmax",
@@ -1952,7 +1961,8 @@ _ENTRIES = (
         group=("self",),
         gaps=(
             Gap(0, when=_elementwise.leaky_relu__gap0),
-            Gap(1, dtypes=("float64",), runtime="onnxruntime"),
+            Gap(1, dtypes=("float64",), opsets=(7, 15), runtime="onnxruntime"),
+            Gap(2, dtypes=("float64",), opsets=(19, 28), runtime="onnxruntime"),
         ),
     ),
     Entry(
@@ -2245,8 +2255,9 @@ _ENTRIES = (
         promote_args=("self", "other"),
         group=("self", "other"),
         gaps=(
-            Gap(1, dtypes=("int32", "float64"), opsets=(7, 7), runtime="onnxruntime"),
-            Gap(2, dtypes=("int16",), opsets=(12, 28), runtime="onnxruntime"),
+            Gap(0, opsets=(7, 7), when=_elementwise.maximum__gap0),
+            Gap(2, dtypes=("int32", "float64"), opsets=(7, 7), runtime="onnxruntime"),
+            Gap(3, dtypes=("int16",), opsets=(12, 28), runtime="onnxruntime"),
         ),
     ),
     Entry(
@@ -2329,8 +2340,9 @@ _ENTRIES = (
         promote_args=("self", "other"),
         group=("self", "other"),
         gaps=(
-            Gap(1, dtypes=("int32", "float64"), opsets=(7, 7), runtime="onnxruntime"),
-            Gap(2, dtypes=("int16",), opsets=(12, 28), runtime="onnxruntime"),
+            Gap(0, opsets=(7, 7), when=_elementwise.minimum__gap0),
+            Gap(2, dtypes=("int32", "float64"), opsets=(7, 7), runtime="onnxruntime"),
+            Gap(3, dtypes=("int16",), opsets=(12, 28), runtime="onnxruntime"),
         ),
     ),
     Entry(
@@ -2508,7 +2520,7 @@ _ENTRIES = (
         (Lowering(0, 9, 28, (_indexing.nonzero__opset9,), _p1b40daa0),),
         dtypes=_all,
         group=("self",),
-        gaps=(Gap(0, dtypes=("int8", "int16", "float16", "float64"), runtime="onnxruntime"),),
+        gaps=(Gap(0, dtypes=("int8", "int16", "float64"), runtime="onnxruntime"),),
     ),
     Entry(
         "aten::ones",
@@ -3427,7 +3439,7 @@ _ENTRIES = (
     Entry(
         "operator.ge",
         (Overload("operator.ge", (Param("a", TENSOR), Param("b", TENSOR))),),
-        (Lowering(0, 7, 28, (_sizes.operator_ge__opset7,), _p8c6d5eb4),),
+        (Lowering(0, 7, 28, (_sizes.operator_ge__opset7,), _p16dc1b51),),
         dtypes=_d3dd48df8,
         promote="python",
         promote_args=("a", "b"),
@@ -3445,7 +3457,7 @@ _ENTRIES = (
     Entry(
         "operator.le",
         (Overload("operator.le", (Param("a", TENSOR), Param("b", TENSOR))),),
-        (Lowering(0, 7, 28, (_sizes.operator_le__opset7,), _p8c6d5eb4),),
+        (Lowering(0, 7, 28, (_sizes.operator_le__opset7,), _p16dc1b51),),
         dtypes=_d3dd48df8,
         promote="python",
         promote_args=("a", "b"),
@@ -3578,6 +3590,7 @@ _ENTRIES = (
         promote_args=("t", "f"),
         group=("t", "f"),
         input_dtypes={"b": ("bool",)},
+        gaps=(Gap(0, dtypes=("bool",), runtime="onnxruntime"),),
     ),
     Entry(
         "torch.sym_max",
@@ -3587,6 +3600,7 @@ _ENTRIES = (
         promote="python",
         promote_args=("a", "b"),
         group=("a", "b"),
+        gaps=(Gap(0, dtypes=("int64", "float64"), opsets=(7, 7), runtime="onnxruntime"),),
     ),
     Entry(
         "torch.sym_min",
@@ -3596,6 +3610,7 @@ _ENTRIES = (
         promote="python",
         promote_args=("a", "b"),
         group=("a", "b"),
+        gaps=(Gap(0, dtypes=("int64", "float64"), opsets=(7, 7), runtime="onnxruntime"),),
     ),
     Entry(
         "torch.sym_sum",

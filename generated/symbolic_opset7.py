@@ -526,13 +526,20 @@ def _native_batch_norm_legit_no_training__opset7(
     g, input, weight, bias, running_mean, running_var, momentum, eps
 ):
     """aten::_native_batch_norm_legit_no_training at opsets 7..28 (specs/nn.yaml, aten::_native_batch_norm_legit_no_training)."""
-    channels = _h.static(_h.size(g, running_mean, 0), "size(running_mean, 0)")
     if weight is None:
-        scale = _h.const(g, [1.0] * channels, _h.dtype_of(input))
+        scale = _h.const(
+            g,
+            [1.0] * _h.static(_h.size(g, running_mean, 0), "size(running_mean, 0)"),
+            _h.dtype_of(input),
+        )
     else:
         scale = weight
     if bias is None:
-        shift = _h.const(g, [0.0] * channels, _h.dtype_of(input))
+        shift = _h.const(
+            g,
+            [0.0] * _h.static(_h.size(g, running_mean, 0), "size(running_mean, 0)"),
+            _h.dtype_of(input),
+        )
     else:
         shift = bias
     out = g.op("BatchNormalization", input, scale, shift, running_mean, running_var, epsilon_f=eps)

@@ -21,7 +21,7 @@ from torch.export.graph_signature import InputKind, OutputKind
 
 from torchonnx import catalog
 from torchonnx.builder import Builder, IRBackend, mark_number
-from torchonnx.dispatch import NotLowerable, bind, lower
+from torchonnx.dispatch import Entry, NotLowerable, bind, lower
 from torchonnx.dtypes import ir_dtype, name_of
 from torchonnx.errors import Unsupported, UnsupportedOperatorError
 from torchonnx.generated.registry import DROPPED, OVERLOADS
@@ -63,6 +63,93 @@ def _set_type(value: ir.Value, meta: Any, names: Mapping[Any, Any]) -> None:
     elif isinstance(meta, (torch.SymFloat, float)):
         value.dtype = ir.DataType.DOUBLE  # a Python float
         value.shape = ir.Shape([])
+
+
+def new_graph(opset: int) -> tuple[ir.Graph, Builder, IRBackend]:
+    """An empty main graph at `opset`, the builder lowerings write into and the backend
+    dispatch uses."""
+    graph = ir.Graph([], [], nodes=[], opset_imports={"": opset}, name="main_graph")
+    builder = Builder(graph)
+    return graph, builder, IRBackend(builder, opset)
+
+
+def new_model(graph: ir.Graph, opset: int) -> ir.Model:
+    return ir.Model(
+        graph,
+        ir_version=ir_version_for(opset),
+        producer_name=PRODUCER,
+        producer_version=_version(),
+    )
+
+
+def lower_call(
+    backend: IRBackend,
+    entry: Entry,
+    overload: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    *,
+    name: str,
+    meta: Any = None,
+    named: set[str],
+    dim_names: Mapping[Any, Any] | None = None,
+) -> Any:
+    """Lower one ATen call into the backend's graph, as the exporter does for each call.
+
+    Binds the arguments (graph values for tensors, Python values for the rest) to the
+    overload's parameters, lowers them at the backend's opset, and gives each new result
+    `name` (`name_0`, `name_1`, ... for several) and the dtype and shape of `meta` (FX
+    metadata: a tensor, or a list of them; None keeps what the builder inferred). `named`
+    holds the names given so far, and is updated. Raises NotLowerable.
+    """
+    out = lower(entry, overload, backend, bind(entry.overloads[overload], args, dict(kwargs)))
+    return _outputs(out, name, meta, named, dim_names or {})
+
+
+def _outputs(out: Any, name: str, meta: Any, named: set[str], dim_names: Mapping[Any, Any]) -> Any:
+    if isinstance(out, ir.Value):
+        return _adopt(out, name, meta, named, dim_names)
+    if isinstance(out, (list, tuple)):
+        metas = meta if isinstance(meta, (list, tuple)) else [None] * len(out)
+        return [
+            _adopt(v, f"{name}_{i}", m, named, dim_names)
+            for i, (v, m) in enumerate(zip(out, metas, strict=False))
+        ]
+    return out
+
+
+def _adopt(
+    value: ir.Value, name: str, meta: Any, named: set[str], dim_names: Mapping[Any, Any]
+) -> ir.Value:
+    """Give a lowering's result the call's name and type, unless it is not new."""
+    if value.producer() is None or value.name in named:
+        return value  # an input, initializer or earlier result passed through
+    value.name = name
+    named.add(name)
+    if meta is not None:
+        _set_type(value, meta, dim_names)
+    if isinstance(meta, (torch.SymInt, torch.SymFloat, torch.SymBool, int, float, bool)):
+        mark_number(value)  # a number the graph computes: promoted as torch promotes numbers
+    return value
+
+
+def add_output(
+    builder: Builder,
+    value: ir.Value,
+    meta: Any,
+    name: str | None = None,
+    dim_names: Mapping[Any, Any] | None = None,
+) -> ir.Value:
+    """Make `value` an output of the builder's graph, named `name` when given."""
+    graph = builder.graph
+    if value.name in graph.initializers or value in graph.inputs or value in graph.outputs:
+        value = builder.op.Identity(value)  # an output must be a value of its own
+        if meta is not None:
+            _set_type(value, meta, dim_names or {})
+    if name is not None:
+        value.name = name
+    graph.outputs.append(value)
+    return value
 
 
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fn>\S+)\n\s*(?P<code>.*)')
@@ -107,9 +194,7 @@ class GraphBuild:
         self.opset = opset
         self.input_names = list(input_names or [])
         self.output_names = list(output_names or [])
-        self.graph = ir.Graph([], [], nodes=[], opset_imports={"": opset}, name="main_graph")
-        self.builder = Builder(self.graph)
-        self.backend = IRBackend(self.builder, opset)
+        self.graph, self.builder, self.backend = new_graph(opset)
         self.values: dict[torch.fx.Node, Any] = {}
         self.problems: list[Unsupported] = []
         self._named: set[str] = set()  # names given to values so far
@@ -182,38 +267,22 @@ class GraphBuild:
         if any(v is _MISSING for v in _leaves((args, kwargs))):
             self._placeholder(node)  # an input comes from a call that failed: already reported
             return
-        overload = entry.overloads[name]
         self.builder.namespace = module_path(node) or ""
         try:
-            out = lower(entry, name, self.backend, bind(overload, args, kwargs))
+            self.values[node] = lower_call(
+                self.backend,
+                entry,
+                name,
+                args,
+                kwargs,
+                name=node.name,
+                meta=meta,
+                named=self._named,
+                dim_names=self.dim_names,
+            )
         except NotLowerable as err:
             spec = err.spec or catalog.spec_location(entry.key)
             self._unsupported(node, name, err.reason, spec=spec, opsets=err.opsets)
-            return
-        self.values[node] = self._outputs(node, out, meta)
-
-    def _outputs(self, node: torch.fx.Node, out: Any, meta: Any) -> Any:
-        if isinstance(out, ir.Value):
-            return self._adopt(out, node.name, meta)
-        if isinstance(out, (list, tuple)):
-            metas = meta if isinstance(meta, (list, tuple)) else [None] * len(out)
-            return [
-                self._adopt(v, f"{node.name}_{i}", m)
-                for i, (v, m) in enumerate(zip(out, metas, strict=False))
-            ]
-        return out
-
-    def _adopt(self, value: ir.Value, name: str, meta: Any) -> ir.Value:
-        """Give a lowering's result the FX node's name and type, unless it is not new."""
-        if value.producer() is None or value.name in self._named:
-            return value  # an input, initializer or earlier result passed through
-        value.name = name
-        self._named.add(name)
-        if meta is not None:
-            _set_type(value, meta, self.dim_names)
-        if isinstance(meta, (torch.SymInt, torch.SymFloat, torch.SymBool, int, float, bool)):
-            mark_number(value)  # a number the graph computes: promoted as torch promotes numbers
-        return value
 
     def _unsupported(
         self,
@@ -248,17 +317,12 @@ class GraphBuild:
             for arg, spec in zip(node.args[0], sig.output_specs, strict=True)
             if spec.kind == OutputKind.USER_OUTPUT
         ]
-        taken = {v.name for v in self.graph.inputs} | set(self.graph.initializers)
         for i, arg in enumerate(user):
             value = self.values[arg] if isinstance(arg, torch.fx.Node) else None
             if not isinstance(value, ir.Value):
                 raise NotImplementedError(f"output {i} is {type(value).__name__}, not a tensor")
-            if value.name in taken or value in self.graph.outputs:
-                value = self.builder.op.Identity(value)  # an output must be a value of its own
-                _set_type(value, arg.meta.get("val"), self.dim_names)
-            if i < len(self.output_names):
-                value.name = self.output_names[i]
-            self.graph.outputs.append(value)
+            name = self.output_names[i] if i < len(self.output_names) else None
+            add_output(self.builder, value, arg.meta.get("val"), name, self.dim_names)
 
     def run(self) -> ir.Model:
         self.inputs()
@@ -271,12 +335,7 @@ class GraphBuild:
                 self.outputs(node)
         if self.problems:
             raise UnsupportedOperatorError(self.problems, self.opset)
-        return ir.Model(
-            self.graph,
-            ir_version=ir_version_for(self.opset),
-            producer_name=PRODUCER,
-            producer_version=_version(),
-        )
+        return new_model(self.graph, self.opset)
 
 
 class _Missing:

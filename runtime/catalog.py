@@ -78,6 +78,7 @@ class EntryInfo:
     reasons: tuple[str, ...] = ()  # why a dtype does not run somewhere: dtype plans index it
     samples: tuple[Sample, ...] = ()
     shape: str = "infer"  # the shape rule, as written
+    indices: str | None = None  # how the last output, an index tensor, points into an input
 
 
 def entries() -> dict[str, EntryInfo]:

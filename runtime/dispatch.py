@@ -186,7 +186,9 @@ class NotLowerable(Exception):
     """This call cannot be lowered at this opset; `reason` says why, `opsets` what would work.
 
     `entry` and the index of a `lowering` or `gap` of it say which part of a spec refuses;
-    `spec` looks its file:line up in the catalog.
+    `spec` looks its file:line up in the catalog. `declared` is the reason the specs declare
+    for it (a gap's, a limit's, that of a dtype plan's segment), word for word; None where no
+    spec declares it (no lowering applies).
     """
 
     def __init__(
@@ -197,6 +199,7 @@ class NotLowerable(Exception):
         lowering: int | None = None,
         gap: int | None = None,
         opsets: list[int] | None = None,
+        declared: str | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -204,6 +207,7 @@ class NotLowerable(Exception):
         self.lowering = lowering
         self.gap = gap
         self.opsets = opsets or []
+        self.declared = declared
 
     @property
     def spec(self) -> str | None:
@@ -296,6 +300,10 @@ def compute_dtype_for(entry: Entry, backend: Backend, args: dict[str, Any]) -> s
                             f"the dtype of argument {name} is not known", entry=entry.key
                         )
                     operands.append(Operand(dtype, backend.rank_of(value)))
+        if operands and all(op.dim is None for op in operands):
+            # numbers only (a body's `aten.X` call on sizes): computed at their own precision,
+            # as 0-d tensors of int64, float64, bool, not in the default dtype
+            operands = [Operand(op.dtype, 0) for op in operands]
         return compute_dtype(entry.promote, operands)
     for name in entry.group:
         for tensor in _tensors(args.get(name)):
@@ -356,20 +364,31 @@ def plan(
             lim = limit(dtype, opset) if dtype is not None else None
             if lim is not None:
                 reason = catalog.limits()[lim.index].reason
-                raise NotLowerable(f"argument {param.name} is {dtype}: {reason}", entry=entry.key)
+                raise NotLowerable(
+                    f"argument {param.name} is {dtype}: {reason}", entry=entry.key, declared=reason
+                )
     for gap in entry.gaps:
         # gaps without a condition are in the dtype plans; a runtime's gaps do not stop export
         if gap.when is not None and gap.runtime is None and _gap_applies(gap, compute, opset, args):
             info = catalog.gap(entry.key, gap.index)
-            raise NotLowerable(f"{info.reason} (when {info.when})", entry=entry.key, gap=gap.index)
-    lowering = select(entry, opset, args, cap)  # after the gaps, whose reasons say more
+            raise NotLowerable(
+                f"{info.reason} (when {info.when})",
+                entry=entry.key,
+                gap=gap.index,
+                declared=info.reason,
+            )
+    try:
+        lowering = select(entry, opset, args, cap)  # after the gaps, whose reasons say more
+    except NotLowerable as err:
+        raise _dtype_gap(entry, compute, opset) or err from None
     if compute is None:
         return lowering, None, None
     status = lowering.run_dtype(compute, opset)
     run = status[0] if status is not None else None
     if run is None:
+        declared = None
         if status is not None and status[1] is not None:
-            reason = catalog.entry(entry.key).reasons[status[1]]
+            reason = declared = catalog.entry(entry.key).reasons[status[1]]
         else:  # never picked where an earlier lowering takes the dtype; kept for safety
             reason = f"{compute} is not among the dtypes of this op ({', '.join(lowering.dtypes)})"
         works = dtype_opsets(entry, compute)
@@ -379,8 +398,29 @@ def plan(
             entry=entry.key,
             lowering=lowering.index,
             opsets=works,
+            declared=declared,
         )
     return lowering, compute, run
+
+
+def _dtype_gap(entry: Entry, compute: str | None, opset: int) -> NotLowerable | None:
+    """Where no lowering applies, the entry's gap of this dtype and opset, if it declares one
+    (such gaps live in the dtype plans of lowerings, and no lowering was picked)."""
+    if compute is None:
+        return None
+    for index, gap in enumerate(catalog.entry(entry.key).gaps):
+        if gap.when is None and gap.runtime is None and (not gap.dtypes or compute in gap.dtypes):
+            if gap.opsets is None or gap.opsets[0] <= opset <= gap.opsets[1]:
+                works = dtype_opsets(entry, compute)
+                hint = f"; {compute} works at opsets {span(works)}" if works else ""
+                return NotLowerable(
+                    f"{compute} at opset {opset}: {gap.reason}{hint}",
+                    entry=entry.key,
+                    gap=index,
+                    opsets=works,
+                    declared=gap.reason,
+                )
+    return None
 
 
 def dtype_opsets(entry: Entry, compute: str) -> list[int]:

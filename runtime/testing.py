@@ -9,7 +9,9 @@ A spec sample is the argument list of one call of the op, written in Python:
 - `ints(*shape, low=0, high=5)`: int64 values in [low, high).
 - `mask(*shape)`: random booleans.
 - `sym(value)`: a number the graph computes (a SymInt of a dynamic size, a number from
-  `item()`): the tests pass it as a graph input, eager PyTorch gets `value`.
+  `item()`): the tests pass it as a graph input, eager PyTorch gets `value`. `num(value)` is
+  such a number of the kind of the dtype under test: a bool for bool, an int for integer
+  dtypes, a float for floating ones (for entries on numbers, whose dtypes are those kinds).
 - dtype names (`float16`, `int64`, ...) are torch dtypes, for ScalarType arguments; `dtype`
   is the dtype under test (for factories such as `full(..., dtype=dtype)`).
 
@@ -27,7 +29,7 @@ import torch
 
 from torchonnx.dtypes import DTYPE_NAMES, FLOATING, torch_dtype
 
-SAMPLE_NAMES = ("t", "pos", "ints", "mask", "sym", "dtype", *DTYPE_NAMES)
+SAMPLE_NAMES = ("t", "pos", "ints", "mask", "sym", "num", "dtype", *DTYPE_NAMES)
 
 
 @dataclass(frozen=True)
@@ -79,7 +81,10 @@ def sample_args(text: str, dtype: str) -> tuple[tuple[Any, ...], dict[str, Any]]
     maker = _Maker(dtype, zlib.crc32(f"{text}|{dtype}".encode()))
     namespace: dict[str, Any] = {name: torch_dtype(name) for name in DTYPE_NAMES}
     namespace.update({name: getattr(maker, name) for name in ("t", "pos", "ints", "mask")})
-    namespace.update(sym=SymNumber, dtype=torch_dtype(dtype))
+    kind = bool if dtype == "bool" else (float if dtype in FLOATING else int)
+    namespace.update(
+        sym=SymNumber, num=lambda value: SymNumber(kind(value)), dtype=torch_dtype(dtype)
+    )
     call = ast.parse(f"_f({text})", mode="eval").body
     assert isinstance(call, ast.Call)
     args = tuple(_eval(a, namespace) for a in call.args)
