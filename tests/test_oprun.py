@@ -9,8 +9,10 @@ import pytest
 import torch
 from test_ops import _uncovered
 
+import oprun
 from torchonnx import dispatch
-from torchonnx.dispatch import Gap, Sample
+from torchonnx.catalog import Sample
+from torchonnx.dispatch import Gap
 
 from oprun import SampleFailure, _compare, entries, run_sample
 
@@ -30,8 +32,9 @@ def test_a_sample_that_matches_eager_passes_static_and_dynamic() -> None:
         assert outcome.refused is None and outcome.runner == "onnxruntime"
 
 
-def test_a_wrong_shape_rule_fails_naming_the_spec() -> None:
-    entry = entry_with("aten::add.Tensor", shape="same(other)")
+def test_a_wrong_shape_rule_fails_naming_the_spec(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(oprun, "shape_rule", lambda entry: "same(other)")
+    entry = entries()["aten::add.Tensor"]
     with pytest.raises(
         SampleFailure, match=r"shape rule `same\(other\)` gives \(3,\) for output 0"
     ):
@@ -55,11 +58,14 @@ def test_no_lowering_applies_is_never_an_expected_refusal() -> None:
         run_sample(entry, sample("[t(2, 3), t(2, 2)], -1"), 7, "float32")
 
 
-def test_static_sizes_needed_fail_a_dynamic_run() -> None:
-    entry = entries()["aten::squeeze.dim"]
-    run_sample(entry, sample("t(2, 1, 3), 1"), 13, "float32")
-    with pytest.raises(SampleFailure, match="needs static sizes"):
-        run_sample(entry, sample("t(2, 1, 3), 1"), 13, "float32", dynamic=True)
+def test_static_sizes_needed_fail_a_dynamic_run_unless_a_gap_says_so() -> None:
+    entry = entries()["aten::adaptive_avg_pool2d"]
+    run_sample(entry, sample("t(1, 2, 6, 4), [3, 2]"), 13, "float32")
+    refused = run_sample(entry, sample("t(1, 2, 6, 4), [3, 2]"), 13, "float32", dynamic=True)
+    assert refused.refused is not None  # the declared gap of a computed window
+    with pytest.raises(SampleFailure, match="needs it known while exporting"):
+        undeclared = entry_with("aten::adaptive_avg_pool2d", gaps=())
+        run_sample(undeclared, sample("t(1, 2, 6, 4), [3, 2]"), 13, "float32", dynamic=True)
 
 
 def test_a_declared_refusal_passes_only_for_its_reason() -> None:
@@ -73,12 +79,12 @@ def test_a_declared_refusal_passes_only_for_its_reason() -> None:
     assert outcome.refused.declared == "ONNX MatMul accepts integers from opset 9"
 
 
-def test_a_refusal_the_specs_do_not_declare_fails() -> None:
-    entry = entry_with("aten::mm", gaps=())
+def test_a_refusal_the_specs_do_not_declare_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(oprun, "dtype_gaps", lambda entry: [])  # as if mm declared no gap
     with pytest.raises(
         SampleFailure, match=r"refuses int32 at opset 8 .*but the specs declare None"
     ):
-        run_sample(entry, sample("t(2, 3), t(3, 4)"), 8, "int32")
+        run_sample(entries()["aten::mm"], sample("t(2, 3), t(3, 4)"), 8, "int32")
 
 
 def test_a_declared_refusal_that_does_not_happen_fails(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,7 +94,8 @@ def test_a_declared_refusal_that_does_not_happen_fails(monkeypatch: pytest.Monke
 
 
 def test_a_runtime_gap_that_runs_fails() -> None:
-    gap = Gap("no kernel", "specs/test.yaml:1", dtypes=("float32",), runtime="onnxruntime")
+    # relu's first runtime gap, moved to a dtype onnxruntime runs
+    gap = Gap(entries()["aten::relu"].gaps[0].index, dtypes=("float32",), runtime="onnxruntime")
     entry = entry_with("aten::relu", gaps=(gap,))
     with pytest.raises(SampleFailure, match=r"runs on onnxruntime, but a gap says .* remove the"):
         run_sample(entry, sample("t(3, 4)"), 14, "float32")
