@@ -9,11 +9,11 @@ import pytest
 import torch
 from test_ops import _uncovered
 
-import oprun
 from torchonnx import dispatch
 from torchonnx.catalog import Sample
 from torchonnx.dispatch import Gap
 
+import oprun
 from oprun import SampleFailure, _compare, entries, run_sample
 
 
