@@ -150,19 +150,19 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::_to_copy": EntryInfo(
         "aten::_to_copy",
-        "specs/elementwise.yaml:811",
+        "specs/elementwise.yaml:852",
         doc="A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.",
         schemas={
             "aten::_to_copy": "aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:817", 7, 28, ("Identity",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:858", 7, 28, ("Identity",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3)", "specs/elementwise.yaml:820"),
+            Sample("t(2, 3)", "specs/elementwise.yaml:861"),
             Sample(
                 "t(2, 3), dtype=float16",
-                "specs/elementwise.yaml:821",
+                "specs/elementwise.yaml:862",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -177,7 +177,7 @@ ENTRIES: dict[str, EntryInfo] = {
             ),
             Sample(
                 "t(2, 3), dtype=int64",
-                "specs/elementwise.yaml:823",
+                "specs/elementwise.yaml:864",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -190,7 +190,7 @@ ENTRIES: dict[str, EntryInfo] = {
                     "float64",
                 ),
             ),
-            Sample("t(2, 3), dtype=float32", "specs/elementwise.yaml:825", opsets=(13, 28)),
+            Sample("t(2, 3), dtype=float32", "specs/elementwise.yaml:866", opsets=(13, 28)),
         ),
         shape="same(self)",
     ),
@@ -286,15 +286,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::alias": EntryInfo(
         "aten::alias",
-        "specs/elementwise.yaml:801",
+        "specs/elementwise.yaml:842",
         doc="The same tensor.",
         schemas={
             "aten::alias": "aten::alias(Tensor(a) self) -> Tensor(a)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:806", 7, 28, ("Identity",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:847", 7, 28, ("Identity",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:809"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:850"),),
         shape="same(self)",
     ),
     "aten::amax": EntryInfo(
@@ -736,17 +736,17 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::cos": EntryInfo(
         "aten::cos",
-        "specs/elementwise.yaml:863",
+        "specs/elementwise.yaml:904",
         doc="Cosine, elementwise.",
         schemas={
             "aten::cos": "aten::cos(Tensor self) -> Tensor",
             "aten::cos_": "aten::cos_(Tensor(a!) self) -> Tensor(a!)",
             "aten::cos.out": "aten::cos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:872", 7, 28, ("Cos",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:913", 7, 28, ("Cos",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:875"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:916"),),
         shape="same(self)",
     ),
     "aten::div.Tensor": EntryInfo(
@@ -882,7 +882,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::eq.Tensor": EntryInfo(
         "aten::eq.Tensor",
-        "specs/elementwise.yaml:567",
+        "specs/elementwise.yaml:608",
         doc="self == other, elementwise, as bool.",
         schemas={
             "aten::eq.Tensor": "aten::eq.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -890,11 +890,11 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::eq.Tensor_out": "aten::eq.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::eq.Scalar_out": "aten::eq.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:575", 7, 28, ("Equal",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:616", 7, 28, ("Equal",)),),
         gaps=(
             GapInfo(
                 "ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:578",
+                "specs/elementwise.yaml:619",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
@@ -904,13 +904,13 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:582"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:623"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:583",
+                "specs/elementwise.yaml:624",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:585", overload="aten::eq.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:626", overload="aten::eq.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -1003,19 +1003,19 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::full_like": EntryInfo(
         "aten::full_like",
-        "specs/elementwise.yaml:828",
+        "specs/elementwise.yaml:869",
         doc="A tensor shaped like self filled with fill_value, in dtype or self's dtype.",
         schemas={
             "aten::full_like": "aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:834", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:875", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:837"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:878"),
             Sample(
                 "t(2, 3), 2.5, dtype=float32",
-                "specs/elementwise.yaml:838",
+                "specs/elementwise.yaml:879",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -1033,7 +1033,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::ge.Tensor": EntryInfo(
         "aten::ge.Tensor",
-        "specs/elementwise.yaml:675",
+        "specs/elementwise.yaml:716",
         doc="self >= other, elementwise, as bool.",
         schemas={
             "aten::ge.Tensor": "aten::ge.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -1042,19 +1042,19 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::ge.Scalar_out": "aten::ge.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/elementwise.yaml:683", 12, 28, ("GreaterOrEqual",)),
-            LoweringInfo("specs/elementwise.yaml:685", 7, 11, ("Equal", "Greater", "Or")),
+            LoweringInfo("specs/elementwise.yaml:724", 12, 28, ("GreaterOrEqual",)),
+            LoweringInfo("specs/elementwise.yaml:726", 7, 11, ("Equal", "Greater", "Or")),
         ),
         gaps=(
             GapInfo(
                 "before opset 12 self >= other is Greater or Equal, and ONNX Greater accepts integers from opset 9",
-                "specs/elementwise.yaml:688",
+                "specs/elementwise.yaml:729",
                 dtypes=("bool", "uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
             GapInfo(
                 "before opset 12 self >= other is Greater or Equal, and ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:691",
+                "specs/elementwise.yaml:732",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
@@ -1065,13 +1065,13 @@ ENTRIES: dict[str, EntryInfo] = {
             "before opset 12 self >= other is Greater or Equal, and ONNX Equal accepts floating types from opset 11",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:695"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:736"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:696",
+                "specs/elementwise.yaml:737",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:698", overload="aten::ge.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:739", overload="aten::ge.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -1130,7 +1130,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::gt.Tensor": EntryInfo(
         "aten::gt.Tensor",
-        "specs/elementwise.yaml:630",
+        "specs/elementwise.yaml:671",
         doc="self > other, elementwise, as bool.",
         schemas={
             "aten::gt.Tensor": "aten::gt.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -1138,11 +1138,11 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::gt.Tensor_out": "aten::gt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::gt.Scalar_out": "aten::gt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:638", 7, 28, ("Greater",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:679", 7, 28, ("Greater",)),),
         gaps=(
             GapInfo(
                 "ONNX Greater accepts integers from opset 9, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:641",
+                "specs/elementwise.yaml:682",
                 dtypes=("int64",),
                 opsets=(7, 8),
             ),
@@ -1152,10 +1152,63 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:645"),
-            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:646", overload="aten::gt.Scalar"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:686"),
+            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:687", overload="aten::gt.Scalar"),
         ),
         shape="broadcast(self, other)",
+    ),
+    "aten::hardsigmoid": EntryInfo(
+        "aten::hardsigmoid",
+        "specs/elementwise.yaml:565",
+        doc="min(max(self + 3, 0), 6) / 6, elementwise.",
+        schemas={
+            "aten::hardsigmoid": "aten::hardsigmoid(Tensor self) -> Tensor",
+            "aten::hardsigmoid_": "aten::hardsigmoid_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::hardsigmoid.out": "aten::hardsigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:573", 7, 28, ("HardSigmoid",)),),
+        gaps=(
+            GapInfo(
+                "onnxruntime has no float64 HardSigmoid kernel",
+                "specs/elementwise.yaml:576",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/elementwise.yaml:580"),
+            Sample("t(2, 5)", "specs/elementwise.yaml:581", dtypes=("float32",)),
+        ),
+        shape="same(self)",
+    ),
+    "aten::hardswish": EntryInfo(
+        "aten::hardswish",
+        "specs/elementwise.yaml:584",
+        doc="self * min(max(self + 3, 0), 6) / 6, elementwise (MobileNetV3's activation).",
+        schemas={
+            "aten::hardswish": "aten::hardswish(Tensor self) -> Tensor",
+            "aten::hardswish_": "aten::hardswish_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::hardswish.out": "aten::hardswish.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo("specs/elementwise.yaml:592", 14, 28, ("HardSwish",)),
+            LoweringInfo("specs/elementwise.yaml:595", 7, 13, ("HardSigmoid", "Mul")),
+        ),
+        gaps=(
+            GapInfo(
+                "onnxruntime has no float64 HardSwish or HardSigmoid kernel",
+                "specs/elementwise.yaml:598",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/elementwise.yaml:602"),
+            Sample("t(2, 5)", "specs/elementwise.yaml:603", dtypes=("float32",)),
+        ),
+        shape="same(self)",
     ),
     "aten::hardtanh": EntryInfo(
         "aten::hardtanh",
@@ -1334,7 +1387,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::le.Tensor": EntryInfo(
         "aten::le.Tensor",
-        "specs/elementwise.yaml:649",
+        "specs/elementwise.yaml:690",
         doc="self <= other, elementwise, as bool.",
         schemas={
             "aten::le.Tensor": "aten::le.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -1343,19 +1396,19 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::le.Scalar_out": "aten::le.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/elementwise.yaml:657", 12, 28, ("LessOrEqual",)),
-            LoweringInfo("specs/elementwise.yaml:659", 7, 11, ("Equal", "Less", "Or")),
+            LoweringInfo("specs/elementwise.yaml:698", 12, 28, ("LessOrEqual",)),
+            LoweringInfo("specs/elementwise.yaml:700", 7, 11, ("Equal", "Less", "Or")),
         ),
         gaps=(
             GapInfo(
                 "before opset 12 self <= other is Less or Equal, and ONNX Less accepts integers from opset 9",
-                "specs/elementwise.yaml:662",
+                "specs/elementwise.yaml:703",
                 dtypes=("bool", "uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
             GapInfo(
                 "before opset 12 self <= other is Less or Equal, and ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:665",
+                "specs/elementwise.yaml:706",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
@@ -1366,13 +1419,13 @@ ENTRIES: dict[str, EntryInfo] = {
             "before opset 12 self <= other is Less or Equal, and ONNX Equal accepts floating types from opset 11",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:669"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:710"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:670",
+                "specs/elementwise.yaml:711",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:672", overload="aten::le.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:713", overload="aten::le.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -1481,55 +1534,55 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::logical_and": EntryInfo(
         "aten::logical_and",
-        "specs/elementwise.yaml:712",
+        "specs/elementwise.yaml:753",
         doc="self != 0 and other != 0, elementwise, as bool; each operand keeps its dtype.",
         schemas={
             "aten::logical_and": "aten::logical_and(Tensor self, Tensor other) -> Tensor",
             "aten::logical_and.out": "aten::logical_and.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:719", 7, 28, ("And", "Cast")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:760", 7, 28, ("And", "Cast")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:722"),
-            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:723"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:763"),
+            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:764"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::logical_not": EntryInfo(
         "aten::logical_not",
-        "specs/elementwise.yaml:701",
+        "specs/elementwise.yaml:742",
         doc="self == 0, elementwise, as bool.",
         schemas={
             "aten::logical_not": "aten::logical_not(Tensor self) -> Tensor",
             "aten::logical_not.out": "aten::logical_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:707", 7, 28, ("Cast", "Not")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:748", 7, 28, ("Cast", "Not")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:710"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:751"),),
         shape="same(self)",
     ),
     "aten::logical_or": EntryInfo(
         "aten::logical_or",
-        "specs/elementwise.yaml:725",
+        "specs/elementwise.yaml:766",
         doc="self != 0 or other != 0, elementwise, as bool; each operand keeps its dtype.",
         schemas={
             "aten::logical_or": "aten::logical_or(Tensor self, Tensor other) -> Tensor",
             "aten::logical_or.out": "aten::logical_or.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:732", 7, 28, ("Cast", "Or")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:773", 7, 28, ("Cast", "Or")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:735"),
-            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:736"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:776"),
+            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:777"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::lt.Tensor": EntryInfo(
         "aten::lt.Tensor",
-        "specs/elementwise.yaml:609",
+        "specs/elementwise.yaml:650",
         doc="self < other, elementwise, as bool.",
         schemas={
             "aten::lt.Tensor": "aten::lt.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -1537,11 +1590,11 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::lt.Tensor_out": "aten::lt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::lt.Scalar_out": "aten::lt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:619", 7, 28, ("Less",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:660", 7, 28, ("Less",)),),
         gaps=(
             GapInfo(
                 "ONNX Less accepts integers from opset 9, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:622",
+                "specs/elementwise.yaml:663",
                 dtypes=("int64",),
                 opsets=(7, 8),
             ),
@@ -1551,14 +1604,14 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:626"),
-            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:627", overload="aten::lt.Scalar"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:667"),
+            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:668", overload="aten::lt.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::masked_fill.Tensor": EntryInfo(
         "aten::masked_fill.Tensor",
-        "specs/elementwise.yaml:764",
+        "specs/elementwise.yaml:805",
         doc="self with value where mask holds; value takes self's dtype.",
         schemas={
             "aten::masked_fill.Tensor": "aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor",
@@ -1568,21 +1621,21 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::masked_fill.Tensor_out": "aten::masked_fill.Tensor_out(Tensor self, Tensor mask, Tensor value, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::masked_fill.Scalar_out": "aten::masked_fill.Scalar_out(Tensor self, Tensor mask, Scalar value, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:772", 9, 28, ("Where",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:813", 9, 28, ("Where",)),),
         gaps=(
             GapInfo(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:775",
+                "specs/elementwise.yaml:816",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:779"),
+            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:820"),
             Sample(
                 "t(2, 3), mask(2, 3), 1",
-                "specs/elementwise.yaml:780",
+                "specs/elementwise.yaml:821",
                 overload="aten::masked_fill.Scalar",
             ),
         ),
@@ -1974,25 +2027,25 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::native_dropout": EntryInfo(
         "aten::native_dropout",
-        "specs/elementwise.yaml:785",
+        "specs/elementwise.yaml:826",
         doc="Dropout as torch.export leaves it (aten::dropout always decomposes: to aten::clone outside training, to this in training): the identity and an all-true mask when nothing is dropped.",
         schemas={
             "aten::native_dropout": "aten::native_dropout(Tensor input, float p, bool? train) -> (Tensor, Tensor)",
         },
         lowerings=(
-            LoweringInfo("specs/elementwise.yaml:790", 8, 28, ("Expand", "Identity", "Shape")),
+            LoweringInfo("specs/elementwise.yaml:831", 8, 28, ("Expand", "Identity", "Shape")),
         ),
         gaps=(
             GapInfo(
                 "dropout in training is random; export the model in eval mode",
-                "specs/elementwise.yaml:795",
+                "specs/elementwise.yaml:836",
                 when="train is not False and p > 0",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:798"),
-            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:799"),
+            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:839"),
+            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:840"),
         ),
         shape="infer",
     ),
@@ -2053,7 +2106,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::ne.Tensor": EntryInfo(
         "aten::ne.Tensor",
-        "specs/elementwise.yaml:588",
+        "specs/elementwise.yaml:629",
         doc="self != other, elementwise, as bool.",
         schemas={
             "aten::ne.Tensor": "aten::ne.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -2061,11 +2114,11 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::ne.Tensor_out": "aten::ne.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::ne.Scalar_out": "aten::ne.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:596", 7, 28, ("Equal", "Not")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:637", 7, 28, ("Equal", "Not")),),
         gaps=(
             GapInfo(
                 "ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:599",
+                "specs/elementwise.yaml:640",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
@@ -2075,13 +2128,13 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:603"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:644"),
             Sample(
                 "t(2, 3).log().round(), t(3).round()",
-                "specs/elementwise.yaml:604",
+                "specs/elementwise.yaml:645",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:606", overload="aten::ne.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:647", overload="aten::ne.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -2192,15 +2245,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::ones_like": EntryInfo(
         "aten::ones_like",
-        "specs/elementwise.yaml:852",
+        "specs/elementwise.yaml:893",
         doc="Ones shaped like self, in dtype or self's dtype.",
         schemas={
             "aten::ones_like": "aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:858", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:899", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:861"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:902"),),
         shape="same(self)",
     ),
     "aten::permute": EntryInfo(
@@ -2629,17 +2682,17 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::sin": EntryInfo(
         "aten::sin",
-        "specs/elementwise.yaml:877",
+        "specs/elementwise.yaml:918",
         doc="Sine, elementwise.",
         schemas={
             "aten::sin": "aten::sin(Tensor self) -> Tensor",
             "aten::sin_": "aten::sin_(Tensor(a!) self) -> Tensor(a!)",
             "aten::sin.out": "aten::sin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:885", 7, 28, ("Sin",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:926", 7, 28, ("Sin",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:888"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:929"),),
         shape="same(self)",
     ),
     "aten::slice.Tensor": EntryInfo(
@@ -3280,7 +3333,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::where.self": EntryInfo(
         "aten::where.self",
-        "specs/elementwise.yaml:738",
+        "specs/elementwise.yaml:779",
         doc="self where condition holds, else other.",
         schemas={
             "aten::where.self": "aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor",
@@ -3288,21 +3341,21 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::where.ScalarSelf": "aten::where.ScalarSelf(Tensor condition, Scalar self, Tensor other) -> Tensor",
             "aten::where.self_out": "aten::where.self_out(Tensor condition, Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:747", 9, 28, ("Where",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:788", 9, 28, ("Where",)),),
         gaps=(
             GapInfo(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:750",
+                "specs/elementwise.yaml:791",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:754"),
+            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:795"),
             Sample(
                 "mask(2, 3), t(2, 3), 0.5",
-                "specs/elementwise.yaml:757",
+                "specs/elementwise.yaml:798",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -3317,7 +3370,7 @@ ENTRIES: dict[str, EntryInfo] = {
             ),
             Sample(
                 "mask(2, 3), 2, t(2, 3)",
-                "specs/elementwise.yaml:760",
+                "specs/elementwise.yaml:801",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -3351,15 +3404,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::zeros_like": EntryInfo(
         "aten::zeros_like",
-        "specs/elementwise.yaml:841",
+        "specs/elementwise.yaml:882",
         doc="Zeros shaped like self, in dtype or self's dtype.",
         schemas={
             "aten::zeros_like": "aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:847", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:888", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:850"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:891"),),
         shape="same(self)",
     ),
     "math.ceil": EntryInfo(

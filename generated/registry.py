@@ -234,6 +234,15 @@ _p37dc0739 = Plan(
         "float64": ((9, 11, "float64", None),),
     }
 )
+_p39adbfdd = Plan(
+    {
+        "float16": ((7, 13, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 13, "float32", None)),
+        "float32": ((7, 13, "float32", None),),
+        "float64": ((7, 13, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
 _p4a2c9af2 = Plan(
     {
         "uint8": ((26, 28, "uint8", None),),
@@ -374,6 +383,15 @@ _p8373c83d = Plan(
         "float64": ((7, 28, "float64", None),),
     },
     cast_back={"bfloat16": (True, True, True)},
+)
+_p864d8f6d = Plan(
+    {
+        "float16": ((14, 28, "float16", None),),
+        "bfloat16": ((14, 21, "float32", None), (22, 28, "bfloat16", None)),
+        "float32": ((14, 28, "float32", None),),
+        "float64": ((14, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
 )
 _p887222bd = Plan(
     {
@@ -1824,6 +1842,37 @@ _ENTRIES = (
         promote="always_bool",
         promote_args=("self", "other"),
         group=("self", "other"),
+    ),
+    Entry(
+        "aten::hardsigmoid",
+        (
+            Overload(
+                "aten::hardsigmoid",
+                (Param("self", TENSOR),),
+                also=("aten::hardsigmoid_", "aten::hardsigmoid.out"),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_elementwise.hardsigmoid__opset7,), _pec2921db),),
+        dtypes=_floating,
+        group=("self",),
+        gaps=(Gap(0, dtypes=("float64",), runtime="onnxruntime"),),
+    ),
+    Entry(
+        "aten::hardswish",
+        (
+            Overload(
+                "aten::hardswish",
+                (Param("self", TENSOR),),
+                also=("aten::hardswish_", "aten::hardswish.out"),
+            ),
+        ),
+        (
+            Lowering(0, 14, 28, (_elementwise.hardswish__opset14,), _p864d8f6d),
+            Lowering(1, 7, 13, (_elementwise.hardswish__opset7,), _p39adbfdd),
+        ),
+        dtypes=_floating,
+        group=("self",),
+        gaps=(Gap(0, dtypes=("float64",), runtime="onnxruntime"),),
     ),
     Entry(
         "aten::hardtanh",

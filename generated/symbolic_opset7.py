@@ -264,6 +264,16 @@ def elu__opset7(g, self, alpha, scale, input_scale):
     return out
 
 
+def hardsigmoid__opset7(g, self):
+    """aten::hardsigmoid at opsets 7..28 (specs/elementwise.yaml, aten::hardsigmoid)."""
+    return g.op("HardSigmoid", self, alpha_f=1.0 / 6, beta_f=0.5)
+
+
+def hardswish__opset7(g, self):
+    """aten::hardswish at opsets 7..13 (specs/elementwise.yaml, aten::hardswish)."""
+    return g.op("Mul", self, g.op("HardSigmoid", self, alpha_f=1.0 / 6, beta_f=0.5))
+
+
 def eq_Tensor__opset7(g, self, other):
     """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml, aten::eq.Tensor)."""
     return g.op("Equal", self, other)
@@ -1507,6 +1517,26 @@ def aten_gt(g, *args, **kwargs):
     return _h.dispatch(g, "aten::gt", 7, args, kwargs)
 
 
+def aten_hardsigmoid(g, *args, **kwargs):
+    """aten::hardsigmoid: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::hardsigmoid", 7, args, kwargs)
+
+
+def aten_hardsigmoid_(g, *args, **kwargs):
+    """aten::hardsigmoid_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::hardsigmoid_", 7, args, kwargs)
+
+
+def aten_hardswish(g, *args, **kwargs):
+    """aten::hardswish: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::hardswish", 7, args, kwargs)
+
+
+def aten_hardswish_(g, *args, **kwargs):
+    """aten::hardswish_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::hardswish_", 7, args, kwargs)
+
+
 def aten_hardtanh(g, *args, **kwargs):
     """aten::hardtanh: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::hardtanh", 7, args, kwargs)
@@ -1995,6 +2025,10 @@ SYMBOLICS = {
     "aten::gelu": aten_gelu,
     "aten::gelu_": aten_gelu_,
     "aten::gt": aten_gt,
+    "aten::hardsigmoid": aten_hardsigmoid,
+    "aten::hardsigmoid_": aten_hardsigmoid_,
+    "aten::hardswish": aten_hardswish,
+    "aten::hardswish_": aten_hardswish_,
     "aten::hardtanh": aten_hardtanh,
     "aten::hardtanh_": aten_hardtanh_,
     "aten::item": aten_item,
