@@ -2025,6 +2025,47 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="broadcast(self, other)",
     ),
+    "aten::narrow": EntryInfo(
+        "aten::narrow",
+        "specs/shape.yaml:532",
+        doc="self[start:start + length] along dim dim; a negative start counts from the end.",
+        schemas={
+            "aten::narrow": "aten::narrow(Tensor(a) self, int dim, SymInt start, SymInt length) -> Tensor(a)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/shape.yaml:537", 10, 28, ("Add", "Less", "Reshape", "Slice", "Where")
+            ),
+            LoweringInfo("specs/shape.yaml:550", 7, 9, ("Slice",), when="is_static(start, length)"),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX Slice takes computed bounds from opset 10",
+                "specs/shape.yaml:557",
+                opsets=(7, 9),
+                when="not is_static(start, length)",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(4, 5), 1, 1, 3", "specs/shape.yaml:561"),
+            Sample("t(4, 5), 0, -3, 2", "specs/shape.yaml:562", dtypes=("int64", "float32")),
+            Sample("t(4, 5), -1, -2, 2", "specs/shape.yaml:564", dtypes=("float32",)),
+            Sample(
+                "t(6, 3), 0, sym(1), sym(4)",
+                "specs/shape.yaml:566",
+                opsets=(10, 28),
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(6, 3), 0, sym(-4), 2",
+                "specs/shape.yaml:569",
+                opsets=(10, 28),
+                dtypes=("float32",),
+            ),
+        ),
+        shape="infer",
+    ),
     "aten::native_dropout": EntryInfo(
         "aten::native_dropout",
         "specs/elementwise.yaml:826",
@@ -2423,6 +2464,27 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         samples=(Sample("t(3, 4)", "specs/elementwise.yaml:418"),),
         shape="same(self)",
+    ),
+    "aten::repeat": EntryInfo(
+        "aten::repeat",
+        "specs/shape.yaml:511",
+        doc="self tiled repeats times along each dim; extra leading repeats add leading dims.",
+        schemas={
+            "aten::repeat": "aten::repeat(Tensor self, SymInt[] repeats) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo("specs/shape.yaml:518", 7, 12, ("Tile", "Unsqueeze")),
+            LoweringInfo("specs/shape.yaml:518", 13, 28, ("Tile", "Unsqueeze")),
+        ),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(2, 3), [2, 1]", "specs/shape.yaml:524"),
+            Sample("t(2, 3), [2, 1, 3]", "specs/shape.yaml:525", dtypes=("bool", "float32")),
+            Sample("t(3), [sym(2), 2]", "specs/shape.yaml:527", dtypes=("float32",)),
+            Sample("t(2, 3), [0, 2]", "specs/shape.yaml:529", dtypes=("float32",)),
+        ),
+        shape="infer",
     ),
     "aten::reshape": EntryInfo(
         "aten::reshape",

@@ -2422,6 +2422,29 @@ _ENTRIES = (
         group=("self", "other"),
     ),
     Entry(
+        "aten::narrow",
+        (
+            Overload(
+                "aten::narrow",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE),
+                    Param("start", VALUE, dynamic=True),
+                    Param("length", VALUE, dynamic=True),
+                ),
+            ),
+        ),
+        (
+            Lowering(0, 10, 28, (_shape.narrow__opset10,), _peb98d984),
+            Lowering(
+                1, 7, 9, (_shape.narrow__opset7,), _p8fe613db, when=_shape.narrow__opset7__when
+            ),
+        ),
+        dtypes=_all,
+        group=("self",),
+        gaps=(Gap(0, opsets=(7, 9), when=_shape.narrow__gap0),),
+    ),
+    Entry(
         "aten::native_dropout",
         (
             Overload(
@@ -2703,6 +2726,16 @@ _ENTRIES = (
         promote_args=("self",),
         group=("self",),
         gaps=(Gap(1, dtypes=("int16", "int64"), opsets=(14, 28), runtime="onnxruntime"),),
+    ),
+    Entry(
+        "aten::repeat",
+        (Overload("aten::repeat", (Param("self", TENSOR), Param("repeats", VALUE, dynamic=True))),),
+        (
+            Lowering(1, 13, 28, (_shape.repeat__opset13,), _p35eb4c10),
+            Lowering(0, 7, 12, (_shape.repeat__opset7,), _pce7f58f4),
+        ),
+        dtypes=_all,
+        group=("self",),
     ),
     Entry(
         "aten::reshape",

@@ -251,6 +251,31 @@ def slice_Tensor__opset10(g, self, dim, start, end, step):
     )
 
 
+def narrow__opset10(g, self, dim, start, length):
+    """aten::narrow at opsets 10..28 (specs/shape.yaml, aten::narrow)."""
+    d = dim % _h.rank(self)
+    if _h.is_static(start, length):
+        end = start + length
+        return g.op(
+            "Slice",
+            self,
+            _h.const(g, [start], "int64"),
+            _h.const(g, [end if start >= 0 or end < 0 else 9223372036854775807], "int64"),
+            _h.const(g, [d], "int64"),
+        )
+    n = _h.size(g, self, d)
+    s = g.op(
+        "Where",
+        g.op("Less", _h.const(g, start, "int64"), _h.const(g, 0, "int64")),
+        g.op("Add", _h.const(g, start, "int64"), _h.const(g, n, "int64")),
+        _h.const(g, start, "int64"),
+    )
+    s = g.op("Reshape", s, _h.const(g, [1], "int64"))
+    return g.op(
+        "Slice", self, s, g.op("Add", s, _h.const(g, length, "int64")), _h.const(g, [d], "int64")
+    )
+
+
 def sym_stride_int__opset10(g, self, dim):
     """aten::sym_stride.int at opsets 10..28 (specs/sizes.yaml, aten::sym_stride.int)."""
     d = dim % _h.rank(self)
@@ -301,6 +326,11 @@ def aten_max_pool2d_with_indices(g, *args, **kwargs):
     return _h.dispatch(g, "aten::max_pool2d_with_indices", 10, args, kwargs)
 
 
+def aten_narrow(g, *args, **kwargs):
+    """aten::narrow: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::narrow", 10, args, kwargs)
+
+
 def aten_slice(g, *args, **kwargs):
     """aten::slice: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::slice", 10, args, kwargs)
@@ -321,6 +351,7 @@ SYMBOLICS = {
     "aten::div_": aten_div_,
     "aten::max_pool2d": aten_max_pool2d,
     "aten::max_pool2d_with_indices": aten_max_pool2d_with_indices,
+    "aten::narrow": aten_narrow,
     "aten::slice": aten_slice,
     "aten::slice_copy": aten_slice_copy,
     "aten::sym_stride": aten_sym_stride,

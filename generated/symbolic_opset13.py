@@ -472,6 +472,13 @@ def tril__opset13(g, self, diagonal):
     return g.op("Where", above, _h.const(g, 0, _h.dtype_of(self)), self)
 
 
+def repeat__opset13(g, self, repeats):
+    """aten::repeat at opsets 13..28 (specs/shape.yaml, aten::repeat)."""
+    lead = len(repeats) - _h.rank(self)
+    x = g.op("Unsqueeze", self, _h.const(g, list(range(lead)), "int64")) if lead > 0 else self
+    return g.op("Tile", x, _h.const(g, repeats, "int64"))
+
+
 def aten__log_softmax(g, *args, **kwargs):
     """aten::_log_softmax: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::_log_softmax", 13, args, kwargs)
@@ -520,6 +527,11 @@ def aten_max_pool2d(g, *args, **kwargs):
 def aten_max_pool2d_with_indices(g, *args, **kwargs):
     """aten::max_pool2d_with_indices: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::max_pool2d_with_indices", 13, args, kwargs)
+
+
+def aten_repeat(g, *args, **kwargs):
+    """aten::repeat: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::repeat", 13, args, kwargs)
 
 
 def aten_scaled_dot_product_attention(g, *args, **kwargs):
@@ -623,6 +635,7 @@ SYMBOLICS = {
     "aten::log_softmax": aten_log_softmax,
     "aten::max_pool2d": aten_max_pool2d,
     "aten::max_pool2d_with_indices": aten_max_pool2d_with_indices,
+    "aten::repeat": aten_repeat,
     "aten::scaled_dot_product_attention": aten_scaled_dot_product_attention,
     "aten::softmax": aten_softmax,
     "aten::split": aten_split,

@@ -1099,6 +1099,25 @@ def contiguous__opset7(g, self, memory_format):
     return g.op("Identity", self)
 
 
+def repeat__opset7(g, self, repeats):
+    """aten::repeat at opsets 7..12 (specs/shape.yaml, aten::repeat)."""
+    lead = len(repeats) - _h.rank(self)
+    x = g.op("Unsqueeze", self, axes_i=list(range(lead))) if lead > 0 else self
+    return g.op("Tile", x, _h.const(g, repeats, "int64"))
+
+
+def narrow__opset7(g, self, dim, start, length):
+    """aten::narrow at opsets 7..9, when `is_static(start, length)` (specs/shape.yaml, aten::narrow)."""
+    end = start + length
+    return g.op(
+        "Slice",
+        self,
+        starts_i=[start],
+        ends_i=[end if start >= 0 or end < 0 else 9223372036854775807],
+        axes_i=[dim % _h.rank(self)],
+    )
+
+
 def sym_size_int__opset7(g, self, dim):
     """aten::sym_size.int at opsets 7..28 (specs/sizes.yaml, aten::sym_size.int)."""
     return _h.const(g, _h.size(g, self, dim), "int64")
@@ -1662,6 +1681,11 @@ def aten_mul_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::mul_", 7, args, kwargs)
 
 
+def aten_narrow(g, *args, **kwargs):
+    """aten::narrow: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::narrow", 7, args, kwargs)
+
+
 def aten_native_layer_norm(g, *args, **kwargs):
     """aten::native_layer_norm: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::native_layer_norm", 7, args, kwargs)
@@ -1745,6 +1769,11 @@ def aten_relu(g, *args, **kwargs):
 def aten_relu_(g, *args, **kwargs):
     """aten::relu_: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::relu_", 7, args, kwargs)
+
+
+def aten_repeat(g, *args, **kwargs):
+    """aten::repeat: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::repeat", 7, args, kwargs)
 
 
 def aten_reshape(g, *args, **kwargs):
@@ -2054,6 +2083,7 @@ SYMBOLICS = {
     "aten::mm": aten_mm,
     "aten::mul": aten_mul,
     "aten::mul_": aten_mul_,
+    "aten::narrow": aten_narrow,
     "aten::native_layer_norm": aten_native_layer_norm,
     "aten::ne": aten_ne,
     "aten::neg": aten_neg,
@@ -2071,6 +2101,7 @@ SYMBOLICS = {
     "aten::reciprocal_": aten_reciprocal_,
     "aten::relu": aten_relu,
     "aten::relu_": aten_relu_,
+    "aten::repeat": aten_repeat,
     "aten::reshape": aten_reshape,
     "aten::rsqrt": aten_rsqrt,
     "aten::rsqrt_": aten_rsqrt_,
