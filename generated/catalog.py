@@ -631,6 +631,70 @@ ENTRIES: dict[str, EntryInfo] = {
         samples=(Sample("t(2, 3)", "specs/shape.yaml:348"),),
         shape="same(self)",
     ),
+    "aten::constant_pad_nd": EntryInfo(
+        "aten::constant_pad_nd",
+        "specs/padding.yaml:9",
+        doc="self padded with value (or cropped where a pad is negative); pad holds (begin, end) pairs from the last dim backwards.",
+        schemas={
+            "aten::constant_pad_nd": "aten::constant_pad_nd(Tensor self, SymInt[] pad, Scalar value=0) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo("specs/padding.yaml:14", 7, 10, ("Pad",)),
+            LoweringInfo("specs/padding.yaml:14", 11, 28, ("Pad",)),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX Pad takes computed pads and values from opset 11",
+                "specs/padding.yaml:22",
+                opsets=(7, 10),
+                when="not is_static(pad, value)",
+            ),
+            GapInfo(
+                "ONNX Pad accepts integers from opset 11",
+                "specs/padding.yaml:25",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                opsets=(7, 10),
+            ),
+            GapInfo(
+                "ONNX Pad accepts bool from opset 13",
+                "specs/padding.yaml:28",
+                dtypes=("bool",),
+                opsets=(7, 12),
+            ),
+            GapInfo(
+                "onnxruntime has no int16 Pad kernel",
+                "specs/padding.yaml:31",
+                dtypes=("int16",),
+                opsets=(11, 28),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=(
+            "ONNX Pad accepts bool from opset 13",
+            "ONNX Pad accepts integers from opset 11",
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+        ),
+        samples=(
+            Sample("t(2, 3, 4), [1, 2]", "specs/padding.yaml:36"),
+            Sample(
+                "t(2, 3, 4), [1, -1, 2, 0], 0.5",
+                "specs/padding.yaml:37",
+                dtypes=("float32", "float64"),
+            ),
+            Sample(
+                "t(2, 3, 5), [-1, 2, 1, 1, 0, 1], 2",
+                "specs/padding.yaml:39",
+                dtypes=("int64", "float32"),
+            ),
+            Sample(
+                "t(2, 5), [sym(2), 1], sym(1.5)",
+                "specs/padding.yaml:41",
+                opsets=(11, 28),
+                dtypes=("float32",),
+            ),
+        ),
+        shape="infer",
+    ),
     "aten::contiguous": EntryInfo(
         "aten::contiguous",
         "specs/shape.yaml:418",
@@ -2433,6 +2497,73 @@ ENTRIES: dict[str, EntryInfo] = {
         samples=(Sample("pos(3, 4)", "specs/elementwise.yaml:290"),),
         shape="same(self)",
     ),
+    "aten::reflection_pad1d": EntryInfo(
+        "aten::reflection_pad1d",
+        "specs/padding.yaml:45",
+        doc="self padded by reflecting it at its borders (edge values not repeated); padding holds (begin, end) pairs from the last dim backwards.",
+        schemas={
+            "aten::reflection_pad1d": "aten::reflection_pad1d(Tensor self, SymInt[2] padding) -> Tensor",
+            "aten::reflection_pad2d": "aten::reflection_pad2d(Tensor self, SymInt[4] padding) -> Tensor",
+            "aten::reflection_pad3d": "aten::reflection_pad3d(Tensor self, SymInt[6] padding) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo("specs/padding.yaml:51", 7, 10, ("Pad",)),
+            LoweringInfo("specs/padding.yaml:51", 11, 28, ("Pad",)),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX Pad takes computed pads from opset 11",
+                "specs/padding.yaml:59",
+                opsets=(7, 10),
+                when="not is_static(padding)",
+            ),
+            GapInfo(
+                "ONNX Pad accepts integers from opset 11",
+                "specs/padding.yaml:62",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                opsets=(7, 10),
+            ),
+            GapInfo(
+                "onnxruntime has no int16 Pad kernel",
+                "specs/padding.yaml:65",
+                dtypes=("int16",),
+                opsets=(11, 28),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=(
+            "ONNX Pad accepts integers from opset 11",
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+        ),
+        samples=(
+            Sample("t(2, 3, 5), [2, 1]", "specs/padding.yaml:70"),
+            Sample("t(3, 5), [-1, 3]", "specs/padding.yaml:71", dtypes=("float32",)),
+            Sample(
+                "t(2, 5), [sym(2), 1]",
+                "specs/padding.yaml:73",
+                opsets=(11, 28),
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(1, 2, 4, 5), [1, 2, 3, 0]",
+                "specs/padding.yaml:76",
+                overload="aten::reflection_pad2d",
+            ),
+            Sample(
+                "t(2, 4, 5), [2, 0, 1, -1]",
+                "specs/padding.yaml:78",
+                dtypes=("int64", "float32"),
+                overload="aten::reflection_pad2d",
+            ),
+            Sample(
+                "t(1, 2, 3, 4, 3), [1, 1, 2, 0, 0, 2]",
+                "specs/padding.yaml:81",
+                dtypes=("float32",),
+                overload="aten::reflection_pad3d",
+            ),
+        ),
+        shape="infer",
+    ),
     "aten::relu": EntryInfo(
         "aten::relu",
         "specs/elementwise.yaml:398",
@@ -2483,6 +2614,73 @@ ENTRIES: dict[str, EntryInfo] = {
             Sample("t(2, 3), [2, 1, 3]", "specs/shape.yaml:525", dtypes=("bool", "float32")),
             Sample("t(3), [sym(2), 2]", "specs/shape.yaml:527", dtypes=("float32",)),
             Sample("t(2, 3), [0, 2]", "specs/shape.yaml:529", dtypes=("float32",)),
+        ),
+        shape="infer",
+    ),
+    "aten::replication_pad1d": EntryInfo(
+        "aten::replication_pad1d",
+        "specs/padding.yaml:85",
+        doc="self padded by repeating its border values; padding holds (begin, end) pairs from the last dim backwards.",
+        schemas={
+            "aten::replication_pad1d": "aten::replication_pad1d(Tensor self, SymInt[2] padding) -> Tensor",
+            "aten::replication_pad2d": "aten::replication_pad2d(Tensor self, SymInt[4] padding) -> Tensor",
+            "aten::replication_pad3d": "aten::replication_pad3d(Tensor self, SymInt[6] padding) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo("specs/padding.yaml:91", 7, 10, ("Pad",)),
+            LoweringInfo("specs/padding.yaml:91", 11, 28, ("Pad",)),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX Pad takes computed pads from opset 11",
+                "specs/padding.yaml:99",
+                opsets=(7, 10),
+                when="not is_static(padding)",
+            ),
+            GapInfo(
+                "ONNX Pad accepts integers from opset 11",
+                "specs/padding.yaml:102",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                opsets=(7, 10),
+            ),
+            GapInfo(
+                "onnxruntime has no int16 Pad kernel",
+                "specs/padding.yaml:105",
+                dtypes=("int16",),
+                opsets=(11, 28),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=(
+            "ONNX Pad accepts integers from opset 11",
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+        ),
+        samples=(
+            Sample("t(2, 3, 5), [2, 1]", "specs/padding.yaml:110"),
+            Sample("t(3, 5), [-1, 3]", "specs/padding.yaml:111", dtypes=("float32",)),
+            Sample(
+                "t(2, 5), [sym(2), 1]",
+                "specs/padding.yaml:113",
+                opsets=(11, 28),
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(1, 2, 4, 5), [1, 2, 3, 0]",
+                "specs/padding.yaml:116",
+                overload="aten::replication_pad2d",
+            ),
+            Sample(
+                "t(2, 4, 5), [2, 0, 1, -1]",
+                "specs/padding.yaml:118",
+                dtypes=("int64", "float32"),
+                overload="aten::replication_pad2d",
+            ),
+            Sample(
+                "t(1, 2, 3, 4, 3), [1, 1, 2, 0, 0, 2]",
+                "specs/padding.yaml:121",
+                dtypes=("float32",),
+                overload="aten::replication_pad3d",
+            ),
         ),
         shape="infer",
     ),

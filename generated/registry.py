@@ -31,6 +31,7 @@ from torchonnx.generated import onnxscript_elementwise as _elementwise
 from torchonnx.generated import onnxscript_factory as _factory
 from torchonnx.generated import onnxscript_indexing as _indexing
 from torchonnx.generated import onnxscript_nn as _nn
+from torchonnx.generated import onnxscript_padding as _padding
 from torchonnx.generated import onnxscript_reduction as _reduction
 from torchonnx.generated import onnxscript_shape as _shape
 from torchonnx.generated import onnxscript_sizes as _sizes
@@ -67,6 +68,19 @@ _p028e7e79 = Plan(
         "bool": ((7, 28, "bool", None),),
         "int64": ((7, 28, "int64", None),),
         "float64": ((7, 28, "float64", None),),
+    }
+)
+_p0b54f36a = Plan(
+    {
+        "uint8": ((7, 10, None, 0),),
+        "int8": ((7, 10, None, 0),),
+        "int16": ((7, 10, None, 0),),
+        "int32": ((7, 10, None, 0),),
+        "int64": ((7, 10, None, 0),),
+        "float16": ((7, 10, "float16", None),),
+        "bfloat16": ((7, 10, None, 1),),
+        "float32": ((7, 10, "float32", None),),
+        "float64": ((7, 10, "float64", None),),
     }
 )
 _p0d17b867 = Plan(
@@ -243,6 +257,20 @@ _p39adbfdd = Plan(
     },
     cast_back={"bfloat16": (True,)},
 )
+_p40b04e6e = Plan(
+    {
+        "bool": ((11, 12, None, 0), (13, 28, "bool", None)),
+        "uint8": ((11, 28, "uint8", None),),
+        "int8": ((11, 28, "int8", None),),
+        "int16": ((11, 28, "int16", None),),
+        "int32": ((11, 28, "int32", None),),
+        "int64": ((11, 28, "int64", None),),
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 2), (13, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    }
+)
 _p4a2c9af2 = Plan(
     {
         "uint8": ((26, 28, "uint8", None),),
@@ -293,6 +321,20 @@ _p626eeb49 = Plan(
         "float64": ((7, 10, None, 0), (11, 28, "float64", None)),
     },
     cast_back={"uint8": (False,), "int8": (False,), "int16": (False,)},
+)
+_p63e73115 = Plan(
+    {
+        "bool": ((7, 10, None, 0),),
+        "uint8": ((7, 10, None, 1),),
+        "int8": ((7, 10, None, 1),),
+        "int16": ((7, 10, None, 1),),
+        "int32": ((7, 10, None, 1),),
+        "int64": ((7, 10, None, 1),),
+        "float16": ((7, 10, "float16", None),),
+        "bfloat16": ((7, 10, None, 2),),
+        "float32": ((7, 10, "float32", None),),
+        "float64": ((7, 10, "float64", None),),
+    }
 )
 _p64b26ae6 = Plan(
     {
@@ -849,6 +891,19 @@ _pd4d339a3 = Plan(
         "float64": ((11, 28, "float64", None),),
     },
     cast_back={"int8": (True,), "int16": (True,), "int32": (True,)},
+)
+_pd57f3136 = Plan(
+    {
+        "uint8": ((11, 28, "uint8", None),),
+        "int8": ((11, 28, "int8", None),),
+        "int16": ((11, 28, "int16", None),),
+        "int32": ((11, 28, "int32", None),),
+        "int64": ((11, 28, "int64", None),),
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 1), (13, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    }
 )
 _pd64894c5 = Plan(
     {
@@ -1421,6 +1476,29 @@ _ENTRIES = (
         (Lowering(0, 7, 28, (_shape.clone__opset7,), _pca0c43c1),),
         dtypes=_all,
         group=("self",),
+    ),
+    Entry(
+        "aten::constant_pad_nd",
+        (
+            Overload(
+                "aten::constant_pad_nd",
+                (
+                    Param("self", TENSOR),
+                    Param("pad", VALUE, dynamic=True),
+                    Param("value", VALUE, 0, dynamic=True),
+                ),
+            ),
+        ),
+        (
+            Lowering(1, 11, 28, (_padding.constant_pad_nd__opset11,), _p40b04e6e),
+            Lowering(0, 7, 10, (_padding.constant_pad_nd__opset7,), _p63e73115),
+        ),
+        dtypes=_all,
+        group=("self",),
+        gaps=(
+            Gap(0, opsets=(7, 10), when=_padding.constant_pad_nd__gap0),
+            Gap(3, dtypes=("int16",), opsets=(11, 28), runtime="onnxruntime"),
+        ),
     ),
     Entry(
         "aten::contiguous",
@@ -2718,6 +2796,26 @@ _ENTRIES = (
         group=("self",),
     ),
     Entry(
+        "aten::reflection_pad1d",
+        (
+            Overload(
+                "aten::reflection_pad1d",
+                (Param("self", TENSOR), Param("padding", VALUE, dynamic=True)),
+                also=("aten::reflection_pad2d", "aten::reflection_pad3d"),
+            ),
+        ),
+        (
+            Lowering(1, 11, 28, (_padding.reflection_pad1d__opset11,), _pd57f3136),
+            Lowering(0, 7, 10, (_padding.reflection_pad1d__opset7,), _p0b54f36a),
+        ),
+        dtypes=_numeric,
+        group=("self",),
+        gaps=(
+            Gap(0, opsets=(7, 10), when=_padding.reflection_pad1d__gap0),
+            Gap(2, dtypes=("int16",), opsets=(11, 28), runtime="onnxruntime"),
+        ),
+    ),
+    Entry(
         "aten::relu",
         (Overload("aten::relu", (Param("self", TENSOR),), also=("aten::relu_", "aten::relu.out")),),
         (Lowering(0, 7, 28, (_elementwise.relu__opset7,), _pd32690ce),),
@@ -2736,6 +2834,26 @@ _ENTRIES = (
         ),
         dtypes=_all,
         group=("self",),
+    ),
+    Entry(
+        "aten::replication_pad1d",
+        (
+            Overload(
+                "aten::replication_pad1d",
+                (Param("self", TENSOR), Param("padding", VALUE, dynamic=True)),
+                also=("aten::replication_pad2d", "aten::replication_pad3d"),
+            ),
+        ),
+        (
+            Lowering(1, 11, 28, (_padding.replication_pad1d__opset11,), _pd57f3136),
+            Lowering(0, 7, 10, (_padding.replication_pad1d__opset7,), _p0b54f36a),
+        ),
+        dtypes=_numeric,
+        group=("self",),
+        gaps=(
+            Gap(0, opsets=(7, 10), when=_padding.replication_pad1d__gap0),
+            Gap(2, dtypes=("int16",), opsets=(11, 28), runtime="onnxruntime"),
+        ),
     ),
     Entry(
         "aten::reshape",

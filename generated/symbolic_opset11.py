@@ -138,6 +138,35 @@ def scaled_dot_product_attention__opset11(
     return g.op("MatMul", weights, v)
 
 
+def constant_pad_nd__opset11(g, self, pad, value):
+    """aten::constant_pad_nd at opsets 11..28 (specs/padding.yaml, aten::constant_pad_nd)."""
+    r = _h.rank(self)
+    k = len(pad) // 2
+    begins = [0] * (r - k) + [pad[2 * (k - 1 - i)] for i in range(k)]
+    ends = [0] * (r - k) + [pad[2 * (k - 1 - i) + 1] for i in range(k)]
+    return g.op(
+        "Pad", self, _h.const(g, begins + ends, "int64"), _h.const(g, value, _h.dtype_of(self))
+    )
+
+
+def reflection_pad1d__opset11(g, self, padding):
+    """aten::reflection_pad1d at opsets 11..28 (specs/padding.yaml, aten::reflection_pad1d)."""
+    r = _h.rank(self)
+    k = len(padding) // 2
+    begins = [0] * (r - k) + [padding[2 * (k - 1 - i)] for i in range(k)]
+    ends = [0] * (r - k) + [padding[2 * (k - 1 - i) + 1] for i in range(k)]
+    return g.op("Pad", self, _h.const(g, begins + ends, "int64"), mode_s="reflect")
+
+
+def replication_pad1d__opset11(g, self, padding):
+    """aten::replication_pad1d at opsets 11..28 (specs/padding.yaml, aten::replication_pad1d)."""
+    r = _h.rank(self)
+    k = len(padding) // 2
+    begins = [0] * (r - k) + [padding[2 * (k - 1 - i)] for i in range(k)]
+    ends = [0] * (r - k) + [padding[2 * (k - 1 - i) + 1] for i in range(k)]
+    return g.op("Pad", self, _h.const(g, begins + ends, "int64"), mode_s="edge")
+
+
 def select_int__opset11(g, self, dim, index):
     """aten::select.int at opsets 11..28 (specs/shape.yaml, aten::select.int)."""
     return g.op("Gather", self, _h.const(g, index, "int64"), axis_i=dim)
@@ -225,6 +254,11 @@ def aten_clamp_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::clamp_", 11, args, kwargs)
 
 
+def aten_constant_pad_nd(g, *args, **kwargs):
+    """aten::constant_pad_nd: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::constant_pad_nd", 11, args, kwargs)
+
+
 def aten_hardtanh(g, *args, **kwargs):
     """aten::hardtanh: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::hardtanh", 11, args, kwargs)
@@ -238,6 +272,36 @@ def aten_hardtanh_(g, *args, **kwargs):
 def aten_linear(g, *args, **kwargs):
     """aten::linear: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::linear", 11, args, kwargs)
+
+
+def aten_reflection_pad1d(g, *args, **kwargs):
+    """aten::reflection_pad1d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::reflection_pad1d", 11, args, kwargs)
+
+
+def aten_reflection_pad2d(g, *args, **kwargs):
+    """aten::reflection_pad2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::reflection_pad2d", 11, args, kwargs)
+
+
+def aten_reflection_pad3d(g, *args, **kwargs):
+    """aten::reflection_pad3d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::reflection_pad3d", 11, args, kwargs)
+
+
+def aten_replication_pad1d(g, *args, **kwargs):
+    """aten::replication_pad1d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::replication_pad1d", 11, args, kwargs)
+
+
+def aten_replication_pad2d(g, *args, **kwargs):
+    """aten::replication_pad2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::replication_pad2d", 11, args, kwargs)
+
+
+def aten_replication_pad3d(g, *args, **kwargs):
+    """aten::replication_pad3d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::replication_pad3d", 11, args, kwargs)
 
 
 def aten_scaled_dot_product_attention(g, *args, **kwargs):
@@ -285,9 +349,16 @@ SYMBOLICS = {
     "aten::cat": aten_cat,
     "aten::clamp": aten_clamp,
     "aten::clamp_": aten_clamp_,
+    "aten::constant_pad_nd": aten_constant_pad_nd,
     "aten::hardtanh": aten_hardtanh,
     "aten::hardtanh_": aten_hardtanh_,
     "aten::linear": aten_linear,
+    "aten::reflection_pad1d": aten_reflection_pad1d,
+    "aten::reflection_pad2d": aten_reflection_pad2d,
+    "aten::reflection_pad3d": aten_reflection_pad3d,
+    "aten::replication_pad1d": aten_replication_pad1d,
+    "aten::replication_pad2d": aten_replication_pad2d,
+    "aten::replication_pad3d": aten_replication_pad3d,
     "aten::scaled_dot_product_attention": aten_scaled_dot_product_attention,
     "aten::select": aten_select,
     "aten::select_copy": aten_select_copy,

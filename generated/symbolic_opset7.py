@@ -818,6 +818,33 @@ def scaled_dot_product_attention__opset7(
     return g.op("MatMul", g.op("Softmax", scores, axis_i=r - 1), v)
 
 
+def constant_pad_nd__opset7(g, self, pad, value):
+    """aten::constant_pad_nd at opsets 7..10 (specs/padding.yaml, aten::constant_pad_nd)."""
+    r = _h.rank(self)
+    k = len(pad) // 2
+    begins = [0] * (r - k) + [pad[2 * (k - 1 - i)] for i in range(k)]
+    ends = [0] * (r - k) + [pad[2 * (k - 1 - i) + 1] for i in range(k)]
+    return g.op("Pad", self, pads_i=begins + ends, value_f=value)
+
+
+def reflection_pad1d__opset7(g, self, padding):
+    """aten::reflection_pad1d at opsets 7..10 (specs/padding.yaml, aten::reflection_pad1d)."""
+    r = _h.rank(self)
+    k = len(padding) // 2
+    begins = [0] * (r - k) + [padding[2 * (k - 1 - i)] for i in range(k)]
+    ends = [0] * (r - k) + [padding[2 * (k - 1 - i) + 1] for i in range(k)]
+    return g.op("Pad", self, pads_i=begins + ends, mode_s="reflect")
+
+
+def replication_pad1d__opset7(g, self, padding):
+    """aten::replication_pad1d at opsets 7..10 (specs/padding.yaml, aten::replication_pad1d)."""
+    r = _h.rank(self)
+    k = len(padding) // 2
+    begins = [0] * (r - k) + [padding[2 * (k - 1 - i)] for i in range(k)]
+    ends = [0] * (r - k) + [padding[2 * (k - 1 - i) + 1] for i in range(k)]
+    return g.op("Pad", self, pads_i=begins + ends, mode_s="edge")
+
+
 def sum_dim_IntList__opset7(g, self, dim, keepdim, dtype):
     """aten::sum.dim_IntList at opsets 7..12 (specs/reduction.yaml, aten::sum.dim_IntList)."""
     axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
@@ -1426,6 +1453,11 @@ def aten_clone(g, *args, **kwargs):
     return _h.dispatch(g, "aten::clone", 7, args, kwargs)
 
 
+def aten_constant_pad_nd(g, *args, **kwargs):
+    """aten::constant_pad_nd: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::constant_pad_nd", 7, args, kwargs)
+
+
 def aten_contiguous(g, *args, **kwargs):
     """aten::contiguous: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::contiguous", 7, args, kwargs)
@@ -1761,6 +1793,21 @@ def aten_reciprocal_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::reciprocal_", 7, args, kwargs)
 
 
+def aten_reflection_pad1d(g, *args, **kwargs):
+    """aten::reflection_pad1d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::reflection_pad1d", 7, args, kwargs)
+
+
+def aten_reflection_pad2d(g, *args, **kwargs):
+    """aten::reflection_pad2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::reflection_pad2d", 7, args, kwargs)
+
+
+def aten_reflection_pad3d(g, *args, **kwargs):
+    """aten::reflection_pad3d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::reflection_pad3d", 7, args, kwargs)
+
+
 def aten_relu(g, *args, **kwargs):
     """aten::relu: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::relu", 7, args, kwargs)
@@ -1774,6 +1821,21 @@ def aten_relu_(g, *args, **kwargs):
 def aten_repeat(g, *args, **kwargs):
     """aten::repeat: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::repeat", 7, args, kwargs)
+
+
+def aten_replication_pad1d(g, *args, **kwargs):
+    """aten::replication_pad1d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::replication_pad1d", 7, args, kwargs)
+
+
+def aten_replication_pad2d(g, *args, **kwargs):
+    """aten::replication_pad2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::replication_pad2d", 7, args, kwargs)
+
+
+def aten_replication_pad3d(g, *args, **kwargs):
+    """aten::replication_pad3d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::replication_pad3d", 7, args, kwargs)
 
 
 def aten_reshape(g, *args, **kwargs):
@@ -2032,6 +2094,7 @@ SYMBOLICS = {
     "aten::clamp": aten_clamp,
     "aten::clamp_": aten_clamp_,
     "aten::clone": aten_clone,
+    "aten::constant_pad_nd": aten_constant_pad_nd,
     "aten::contiguous": aten_contiguous,
     "aten::conv1d": aten_conv1d,
     "aten::conv2d": aten_conv2d,
@@ -2099,9 +2162,15 @@ SYMBOLICS = {
     "aten::prod": aten_prod,
     "aten::reciprocal": aten_reciprocal,
     "aten::reciprocal_": aten_reciprocal_,
+    "aten::reflection_pad1d": aten_reflection_pad1d,
+    "aten::reflection_pad2d": aten_reflection_pad2d,
+    "aten::reflection_pad3d": aten_reflection_pad3d,
     "aten::relu": aten_relu,
     "aten::relu_": aten_relu_,
     "aten::repeat": aten_repeat,
+    "aten::replication_pad1d": aten_replication_pad1d,
+    "aten::replication_pad2d": aten_replication_pad2d,
+    "aten::replication_pad3d": aten_replication_pad3d,
     "aten::reshape": aten_reshape,
     "aten::rsqrt": aten_rsqrt,
     "aten::rsqrt_": aten_rsqrt_,
