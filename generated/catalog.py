@@ -3526,6 +3526,248 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="unsqueeze(self, dim)",
     ),
+    "aten::upsample_bilinear2d": EntryInfo(
+        "aten::upsample_bilinear2d",
+        "specs/resize.yaml:219",
+        doc="Bilinear resize of the last two dims to output_size (the overload with explicit sizes).",
+        schemas={
+            "aten::upsample_bilinear2d": "aten::upsample_bilinear2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor",
+        },
+        lowerings=(LoweringInfo("specs/resize.yaml:224", 11, 28, ()),),
+        gaps=(
+            GapInfo(
+                "ONNX Upsample and Resize before opset 11 have neither torch's half-pixel nor its align-corners coordinates",
+                "specs/resize.yaml:227",
+                opsets=(7, 10),
+            ),
+            GapInfo(
+                "scales given beside output_size change torch's coordinates (1 / scale for in / out), which is not supported",
+                "specs/resize.yaml:229",
+                when="scales_h is not None or scales_w is not None",
+            ),
+            GapInfo(
+                "torch resizes uint8 bilinearly in fixed point with its own rounding, which ONNX Resize does not reproduce (off by one)",
+                "specs/resize.yaml:231",
+                dtypes=("uint8",),
+            ),
+            GapInfo(
+                "onnxruntime has no float64 Resize kernel",
+                "specs/resize.yaml:233",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=(
+            "torch resizes uint8 bilinearly in fixed point with its own rounding, which ONNX Resize does not reproduce (off by one)",
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+        ),
+        samples=(
+            Sample("t(1, 2, 3, 4), [6, 5], False", "specs/resize.yaml:237"),
+            Sample("t(1, 2, 3, 4), [2, 7], True", "specs/resize.yaml:238", dtypes=("float32",)),
+        ),
+        shape="infer",
+    ),
+    "aten::upsample_bilinear2d.vec": EntryInfo(
+        "aten::upsample_bilinear2d.vec",
+        "specs/resize.yaml:144",
+        doc='Bilinear resize of the last two dims (F.interpolate mode="bilinear") to output_size, or by scale_factors, with or without align_corners.',
+        schemas={
+            "aten::upsample_bilinear2d.vec": "aten::upsample_bilinear2d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/resize.yaml:149", 13, 28, ("Cast", "Floor", "Mul", "Resize", "Slice")
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:177", 11, 12, ("Cast", "Floor", "Mul", "Resize", "Slice")
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX Upsample and Resize before opset 11 have neither torch's half-pixel nor its align-corners coordinates",
+                "specs/resize.yaml:199",
+                opsets=(7, 10),
+            ),
+            GapInfo(
+                "torch resizes uint8 bilinearly in fixed point with its own rounding, which ONNX Resize does not reproduce (off by one)",
+                "specs/resize.yaml:201",
+                dtypes=("uint8",),
+            ),
+            GapInfo(
+                "onnxruntime has no float64 Resize kernel",
+                "specs/resize.yaml:203",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=(
+            "torch resizes uint8 bilinearly in fixed point with its own rounding, which ONNX Resize does not reproduce (off by one)",
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+        ),
+        samples=(
+            Sample("t(1, 2, 3, 4), [5, 7], False, None", "specs/resize.yaml:207"),
+            Sample("t(2, 1, 4, 3), [8, 2], True, None", "specs/resize.yaml:208"),
+            Sample("t(1, 2, 4, 5), None, False, [2.0, 3.0]", "specs/resize.yaml:209"),
+            Sample(
+                "t(1, 2, 10, 50), None, False, [0.7, 2.3]",
+                "specs/resize.yaml:210",
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(1, 2, 5, 4), None, False, [1.5, 0.5]",
+                "specs/resize.yaml:212",
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(1, 1, 5, 4), None, True, [1.7, 2.5]",
+                "specs/resize.yaml:214",
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(1, 2, 3, 4), [sym(6), sym(5)], False, None",
+                "specs/resize.yaml:216",
+                dtypes=("float32",),
+            ),
+        ),
+        shape="infer",
+    ),
+    "aten::upsample_nearest2d": EntryInfo(
+        "aten::upsample_nearest2d",
+        "specs/resize.yaml:124",
+        doc="Nearest-neighbour resize of the last two dims to output_size (the overload with explicit sizes).",
+        schemas={
+            "aten::upsample_nearest2d": "aten::upsample_nearest2d(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None) -> Tensor",
+        },
+        lowerings=(LoweringInfo("specs/resize.yaml:129", 7, 28, ()),),
+        gaps=(
+            GapInfo(
+                "scales given beside output_size change torch's indices (1 / scale for in / out), which is not supported",
+                "specs/resize.yaml:132",
+                when="scales_h is not None or scales_w is not None",
+            ),
+            GapInfo(
+                "a computed output size needs ONNX Range, from opset 11, to make torch's indices",
+                "specs/resize.yaml:134",
+                opsets=(7, 10),
+                when="not is_static(output_size)",
+            ),
+            GapInfo(
+                "outputs of 2**22 positions or more along a dim, where float32 positions are no longer exact",
+                "specs/resize.yaml:137",
+                when="is_static(output_size) and any(o >= 4194304 for o in output_size)",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(1, 2, 3, 4), [6, 8]", "specs/resize.yaml:140"),
+            Sample("t(1, 2, 5, 4), [3, 7]", "specs/resize.yaml:141", dtypes=("float32",)),
+        ),
+        shape="infer",
+    ),
+    "aten::upsample_nearest2d.vec": EntryInfo(
+        "aten::upsample_nearest2d.vec",
+        "specs/resize.yaml:19",
+        doc='Nearest-neighbour resize of the last two dims (F.interpolate mode="nearest") to output_size, or by scale_factors, with torch\'s indices.',
+        schemas={
+            "aten::upsample_nearest2d.vec": "aten::upsample_nearest2d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/resize.yaml:27",
+                13,
+                28,
+                ("Resize",),
+                when='dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))',
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:33",
+                11,
+                12,
+                ("Resize",),
+                when='dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))',
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:40",
+                10,
+                10,
+                ("Resize",),
+                when='dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))',
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:46",
+                7,
+                8,
+                ("Upsample",),
+                when='dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))',
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:46",
+                9,
+                9,
+                ("Upsample",),
+                when='dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))',
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:54",
+                7,
+                28,
+                ("Cast", "Div", "Floor", "Gather", "Mul"),
+                when="output_size is not None and is_static(output_size) and all(o < 4194304 for o in output_size)",
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:63",
+                11,
+                28,
+                ("Cast", "Div", "Floor", "Gather", "Min", "Mul", "Range", "Sub"),
+                when="output_size is not None and not is_static(output_size)",
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:75",
+                7,
+                28,
+                ("Cast", "Floor", "Gather", "Mul"),
+                when="scale_factors is not None and is_static(sizes(input)[2:]) and all(i * s < 4194304 for i, s in zip(sizes(input)[2:], scale_factors))",
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:88",
+                11,
+                28,
+                ("Cast", "Div", "Equal", "Floor", "Gather", "Min", "Mul", "Range", "Sub", "Where"),
+                when="scale_factors is not None and not is_static(sizes(input)[2:])",
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "a computed output size needs ONNX Range, from opset 11, to make torch's indices",
+                "specs/resize.yaml:106",
+                opsets=(7, 10),
+                when="output_size is not None and not is_static(output_size)",
+            ),
+            GapInfo(
+                "a scale factor other than an integer on a dynamic size needs ONNX Range, from opset 11, to make torch's indices",
+                "specs/resize.yaml:109",
+                opsets=(7, 10),
+                when="scale_factors is not None and not is_static(sizes(input)[2:]) and not all(s == int(s) and 1 <= s <= 40 for s in scale_factors)",
+            ),
+            GapInfo(
+                "outputs of 2**22 positions or more along a dim, where float32 positions are no longer exact",
+                "specs/resize.yaml:112",
+                when="(is_static(output_size) and any(o >= 4194304 for o in output_size)) if output_size is not None else (is_static(sizes(input)[2:]) and any(i * s >= 4194304 for i, s in zip(sizes(input)[2:], scale_factors)))",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(1, 2, 3, 4), None, [2.0, 3.0]", "specs/resize.yaml:115"),
+            Sample("t(2, 1, 3, 2), [6, 8], None", "specs/resize.yaml:116"),
+            Sample("t(1, 2, 14, 5), [2, 7], None", "specs/resize.yaml:117"),
+            Sample("t(1, 1, 4, 5), None, [2.2, 0.5]", "specs/resize.yaml:118"),
+            Sample("t(1, 1, 5, 3), None, [1.1, 1.7]", "specs/resize.yaml:119", dtypes=("float32",)),
+            Sample(
+                "t(1, 2, 3, 4), [sym(7), sym(4)], None", "specs/resize.yaml:121", opsets=(11, 28)
+            ),
+        ),
+        shape="infer",
+    ),
     "aten::view": EntryInfo(
         "aten::view",
         "specs/shape.yaml:17",

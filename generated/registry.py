@@ -33,6 +33,7 @@ from torchonnx.generated import onnxscript_indexing as _indexing
 from torchonnx.generated import onnxscript_nn as _nn
 from torchonnx.generated import onnxscript_padding as _padding
 from torchonnx.generated import onnxscript_reduction as _reduction
+from torchonnx.generated import onnxscript_resize as _resize
 from torchonnx.generated import onnxscript_shape as _shape
 from torchonnx.generated import onnxscript_sizes as _sizes
 
@@ -57,6 +58,7 @@ _all = (
 )
 _d266e6800 = ("int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64")
 _d3dd48df8 = ("int64", "float64")
+_d4ea1183f = ("uint8", "float16", "bfloat16", "float32", "float64")
 _d793a5a56 = ("bool",)
 _da46375b9 = ("bool", "int64", "float64")
 _floating = ("float16", "bfloat16", "float32", "float64")
@@ -67,6 +69,15 @@ _p028e7e79 = Plan(
     {
         "bool": ((7, 28, "bool", None),),
         "int64": ((7, 28, "int64", None),),
+        "float64": ((7, 28, "float64", None),),
+    }
+)
+_p0330a725 = Plan(
+    {
+        "uint8": ((7, 28, "uint8", None),),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
         "float64": ((7, 28, "float64", None),),
     }
 )
@@ -126,6 +137,14 @@ _p14969dff = Plan(
         "float64": ((18, 28, "float64", None),),
     },
     cast_back={"bool": (True,), "int16": (True,)},
+)
+_p151b76f5 = Plan(
+    {
+        "uint8": ((10, 10, "uint8", None),),
+        "float16": ((10, 10, "float16", None),),
+        "bfloat16": ((10, 10, None, 0),),
+        "float32": ((10, 10, "float32", None),),
+    }
 )
 _p1ab7e68a = Plan(
     {
@@ -269,6 +288,15 @@ _p40b04e6e = Plan(
         "bfloat16": ((11, 12, None, 2), (13, 28, "bfloat16", None)),
         "float32": ((11, 28, "float32", None),),
         "float64": ((11, 28, "float64", None),),
+    }
+)
+_p48aed2d6 = Plan(
+    {
+        "uint8": ((11, 12, None, 0),),
+        "float16": ((11, 12, "float16", None),),
+        "bfloat16": ((11, 12, None, 1),),
+        "float32": ((11, 12, "float32", None),),
+        "float64": ((11, 12, "float64", None),),
     }
 )
 _p4a2c9af2 = Plan(
@@ -435,6 +463,14 @@ _p864d8f6d = Plan(
     },
     cast_back={"bfloat16": (True,)},
 )
+_p874e5481 = Plan(
+    {
+        "uint8": ((7, 8, "uint8", None),),
+        "float16": ((7, 8, "float16", None),),
+        "bfloat16": ((7, 8, None, 0),),
+        "float32": ((7, 8, "float32", None),),
+    }
+)
 _p887222bd = Plan(
     {
         "uint8": ((7, 11, None, 0), (12, 28, "int32", None)),
@@ -457,6 +493,23 @@ _p8d06e929 = Plan(
         "bool": ((7, 28, "bool", None),),
         "int64": ((7, 28, "int64", None),),
         "float64": ((7, 10, None, 0), (11, 28, "float64", None)),
+    }
+)
+_p8e192e75 = Plan(
+    {
+        "uint8": ((13, 28, "uint8", None),),
+        "float16": ((13, 28, "float16", None),),
+        "bfloat16": ((13, 28, "bfloat16", None),),
+        "float32": ((13, 28, "float32", None),),
+    }
+)
+_p8ed5043d = Plan(
+    {
+        "uint8": ((11, 28, "uint8", None),),
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
     }
 )
 _p8fe613db = Plan(
@@ -599,6 +652,14 @@ _pa75a613e = Plan(
         "float64": ((9, 19, "float64", None),),
     }
 )
+_pa7fd111f = Plan(
+    {
+        "uint8": ((11, 12, "uint8", None),),
+        "float16": ((11, 12, "float16", None),),
+        "bfloat16": ((11, 12, None, 0),),
+        "float32": ((11, 12, "float32", None),),
+    }
+)
 _pa82918d3 = Plan(
     {
         "bool": ((7, 8, None, 1), (9, 11, "int32", None)),
@@ -620,6 +681,23 @@ _paa4c7305 = Plan(
         "bfloat16": ((7, 9, None, 0),),
         "float32": ((7, 9, "float32", None),),
         "float64": ((7, 9, "float64", None),),
+    }
+)
+_paafd738c = Plan(
+    {
+        "uint8": ((13, 28, None, 0),),
+        "float16": ((13, 28, "float16", None),),
+        "bfloat16": ((13, 28, "bfloat16", None),),
+        "float32": ((13, 28, "float32", None),),
+        "float64": ((13, 28, "float64", None),),
+    }
+)
+_pacfcf43b = Plan(
+    {
+        "uint8": ((9, 9, "uint8", None),),
+        "float16": ((9, 9, "float16", None),),
+        "bfloat16": ((9, 9, None, 0),),
+        "float32": ((9, 9, "float32", None),),
     }
 )
 _pad08a1a7 = Plan(
@@ -1024,6 +1102,15 @@ _pf2d8ec9b = Plan(
         "bfloat16": ((18, 28, "bfloat16", None),),
         "float32": ((18, 28, "float32", None),),
         "float64": ((18, 28, "float64", None),),
+    }
+)
+_pf537a623 = Plan(
+    {
+        "uint8": ((11, 28, None, 0),),
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 1), (13, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
     }
 )
 _pf6ad201c = Plan(
@@ -3451,6 +3538,165 @@ _ENTRIES = (
         ),
         dtypes=_all,
         group=("self",),
+    ),
+    Entry(
+        "aten::upsample_bilinear2d",
+        (
+            Overload(
+                "aten::upsample_bilinear2d",
+                (
+                    Param("self", TENSOR),
+                    Param("output_size", VALUE, dynamic=True),
+                    Param("align_corners", VALUE),
+                    Param("scales_h", VALUE, None),
+                    Param("scales_w", VALUE, None),
+                ),
+            ),
+        ),
+        (Lowering(0, 11, 28, (_resize.upsample_bilinear2d__opset11,), _pf537a623),),
+        dtypes=_d4ea1183f,
+        group=("self",),
+        gaps=(
+            Gap(1, when=_resize.upsample_bilinear2d__gap1),
+            Gap(3, dtypes=("float64",), runtime="onnxruntime"),
+        ),
+    ),
+    Entry(
+        "aten::upsample_bilinear2d.vec",
+        (
+            Overload(
+                "aten::upsample_bilinear2d.vec",
+                (
+                    Param("input", TENSOR),
+                    Param("output_size", VALUE, dynamic=True),
+                    Param("align_corners", VALUE),
+                    Param("scale_factors", VALUE),
+                ),
+            ),
+        ),
+        (
+            Lowering(0, 13, 28, (_resize.upsample_bilinear2d_vec__opset13,), _paafd738c),
+            Lowering(1, 11, 12, (_resize.upsample_bilinear2d_vec__opset11,), _p48aed2d6),
+        ),
+        dtypes=_d4ea1183f,
+        group=("input",),
+        gaps=(Gap(2, dtypes=("float64",), runtime="onnxruntime"),),
+    ),
+    Entry(
+        "aten::upsample_nearest2d",
+        (
+            Overload(
+                "aten::upsample_nearest2d",
+                (
+                    Param("self", TENSOR),
+                    Param("output_size", VALUE, dynamic=True),
+                    Param("scales_h", VALUE, None),
+                    Param("scales_w", VALUE, None),
+                ),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_resize.upsample_nearest2d__opset7,), _p0330a725),),
+        dtypes=_d4ea1183f,
+        group=("self",),
+        gaps=(
+            Gap(0, when=_resize.upsample_nearest2d__gap0),
+            Gap(1, opsets=(7, 10), when=_resize.upsample_nearest2d__gap1),
+            Gap(2, when=_resize.upsample_nearest2d__gap2),
+        ),
+    ),
+    Entry(
+        "aten::upsample_nearest2d.vec",
+        (
+            Overload(
+                "aten::upsample_nearest2d.vec",
+                (
+                    Param("input", TENSOR),
+                    Param("output_size", VALUE, dynamic=True),
+                    Param("scale_factors", VALUE),
+                ),
+            ),
+        ),
+        (
+            Lowering(
+                0,
+                13,
+                28,
+                (_resize.upsample_nearest2d_vec__opset13,),
+                _p8e192e75,
+                when=_resize.upsample_nearest2d_vec__opset13__when,
+            ),
+            Lowering(
+                1,
+                11,
+                12,
+                (_resize.upsample_nearest2d_vec__opset11,),
+                _pa7fd111f,
+                when=_resize.upsample_nearest2d_vec__opset11__when,
+            ),
+            Lowering(
+                6,
+                11,
+                28,
+                (_resize.upsample_nearest2d_vec__opset11_1,),
+                _p8ed5043d,
+                when=_resize.upsample_nearest2d_vec__opset11_1__when,
+            ),
+            Lowering(
+                8,
+                11,
+                28,
+                (_resize.upsample_nearest2d_vec__opset11_2,),
+                _p8ed5043d,
+                when=_resize.upsample_nearest2d_vec__opset11_2__when,
+            ),
+            Lowering(
+                2,
+                10,
+                10,
+                (_resize.upsample_nearest2d_vec__opset10,),
+                _p151b76f5,
+                when=_resize.upsample_nearest2d_vec__opset10__when,
+            ),
+            Lowering(
+                4,
+                9,
+                9,
+                (_resize.upsample_nearest2d_vec__opset9,),
+                _pacfcf43b,
+                when=_resize.upsample_nearest2d_vec__opset9__when,
+            ),
+            Lowering(
+                3,
+                7,
+                8,
+                (_resize.upsample_nearest2d_vec__opset7,),
+                _p874e5481,
+                when=_resize.upsample_nearest2d_vec__opset7__when,
+            ),
+            Lowering(
+                5,
+                7,
+                28,
+                (_resize.upsample_nearest2d_vec__opset7_1,),
+                _p0330a725,
+                when=_resize.upsample_nearest2d_vec__opset7_1__when,
+            ),
+            Lowering(
+                7,
+                7,
+                28,
+                (_resize.upsample_nearest2d_vec__opset7_2,),
+                _p0330a725,
+                when=_resize.upsample_nearest2d_vec__opset7_2__when,
+            ),
+        ),
+        dtypes=_d4ea1183f,
+        group=("input",),
+        gaps=(
+            Gap(0, opsets=(7, 10), when=_resize.upsample_nearest2d_vec__gap0),
+            Gap(1, opsets=(7, 10), when=_resize.upsample_nearest2d_vec__gap1),
+            Gap(2, when=_resize.upsample_nearest2d_vec__gap2),
+        ),
     ),
     Entry(
         "aten::view",

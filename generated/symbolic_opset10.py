@@ -237,6 +237,27 @@ def max_pool2d_with_indices__opset10(g, self, kernel_size, stride, padding, dila
     return (g.op("Squeeze", out, axes_i=[0]), g.op("Squeeze", indices, axes_i=[0]))
 
 
+def upsample_nearest2d_vec__opset10(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 10, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    k = (
+        scale_factors
+        if scale_factors is not None
+        else [
+            o // i
+            for o, i in zip(
+                _h.static(output_size, "output_size"),
+                _h.static(_h.sizes(g, input)[2:], "_h.sizes(g, input)[2:]"),
+            )
+        ]
+    )
+    return g.op(
+        "Resize",
+        input,
+        _h.const(g, [1.0, 1.0] + [float(f) for f in k], "float32"),
+        mode_s="nearest",
+    )
+
+
 def slice_Tensor__opset10(g, self, dim, start, end, step):
     """aten::slice.Tensor at opsets 10..28 (specs/shape.yaml, aten::slice.Tensor)."""
     starts = [0 if start is None else start]
@@ -346,6 +367,11 @@ def aten_sym_stride(g, *args, **kwargs):
     return _h.dispatch(g, "aten::sym_stride", 10, args, kwargs)
 
 
+def aten_upsample_nearest2d(g, *args, **kwargs):
+    """aten::upsample_nearest2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::upsample_nearest2d", 10, args, kwargs)
+
+
 SYMBOLICS = {
     "aten::div": aten_div,
     "aten::div_": aten_div_,
@@ -355,4 +381,5 @@ SYMBOLICS = {
     "aten::slice": aten_slice,
     "aten::slice_copy": aten_slice_copy,
     "aten::sym_stride": aten_sym_stride,
+    "aten::upsample_nearest2d": aten_upsample_nearest2d,
 }

@@ -167,6 +167,237 @@ def replication_pad1d__opset11(g, self, padding):
     return g.op("Pad", self, _h.const(g, begins + ends, "int64"), mode_s="edge")
 
 
+def upsample_nearest2d_vec__opset11(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 11..12, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    k = (
+        scale_factors
+        if scale_factors is not None
+        else [
+            o // i
+            for o, i in zip(
+                _h.static(output_size, "output_size"),
+                _h.static(_h.sizes(g, input)[2:], "_h.sizes(g, input)[2:]"),
+            )
+        ]
+    )
+    return g.op(
+        "Resize",
+        input,
+        _h.const(g, [], "float32"),
+        _h.const(g, [1.0, 1.0] + [float(f) for f in k], "float32"),
+        mode_s="nearest",
+        coordinate_transformation_mode_s="asymmetric",
+        nearest_mode_s="floor",
+    )
+
+
+def upsample_nearest2d_vec__opset11_1(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 11..28, when `output_size is not None and not is_static(output_size)` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    ih, iw = _h.sizes(g, input)[2:]
+    oh, ow = output_size
+    zero = _h.const(g, 0, "int64")
+    one = _h.const(g, 1, "int64")
+    rows = g.op(
+        "Cast",
+        g.op(
+            "Min",
+            g.op(
+                "Floor",
+                g.op(
+                    "Mul",
+                    g.op(
+                        "Cast",
+                        g.op("Range", zero, _h.const(g, oh, "int64"), one),
+                        to_i=_h.onnx_dtype("float32"),
+                    ),
+                    g.op("Div", _h.const(g, ih, "float32"), _h.const(g, oh, "float32")),
+                ),
+            ),
+            g.op("Sub", _h.const(g, ih, "float32"), _h.const(g, 1.0, "float32")),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    cols = g.op(
+        "Cast",
+        g.op(
+            "Min",
+            g.op(
+                "Floor",
+                g.op(
+                    "Mul",
+                    g.op(
+                        "Cast",
+                        g.op("Range", zero, _h.const(g, ow, "int64"), one),
+                        to_i=_h.onnx_dtype("float32"),
+                    ),
+                    g.op("Div", _h.const(g, iw, "float32"), _h.const(g, ow, "float32")),
+                ),
+            ),
+            g.op("Sub", _h.const(g, iw, "float32"), _h.const(g, 1.0, "float32")),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    return g.op("Gather", g.op("Gather", input, rows, axis_i=2), cols, axis_i=3)
+
+
+def upsample_nearest2d_vec__opset11_2(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 11..28, when `scale_factors is not None and not is_static(sizes(input)[2:])` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    ih, iw = _h.sizes(g, input)[2:]
+    sh, sw = scale_factors
+    zero = _h.const(g, 0, "int64")
+    one = _h.const(g, 1, "int64")
+    two = _h.const(g, 2, "int64")
+    oh = g.op(
+        "Cast",
+        g.op("Floor", g.op("Mul", _h.const(g, ih, "float64"), _h.const(g, sh, "float64"))),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    ow = g.op(
+        "Cast",
+        g.op("Floor", g.op("Mul", _h.const(g, iw, "float64"), _h.const(g, sw, "float64"))),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    ys = g.op("Range", zero, oh, one)
+    xs = g.op("Range", zero, ow, one)
+    rows = g.op(
+        "Cast",
+        g.op(
+            "Min",
+            g.op(
+                "Floor",
+                g.op(
+                    "Mul",
+                    g.op("Cast", ys, to_i=_h.onnx_dtype("float32")),
+                    _h.const(g, 1.0 / sh, "float32"),
+                ),
+            ),
+            g.op("Sub", _h.const(g, ih, "float32"), _h.const(g, 1.0, "float32")),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    cols = g.op(
+        "Cast",
+        g.op(
+            "Min",
+            g.op(
+                "Floor",
+                g.op(
+                    "Mul",
+                    g.op("Cast", xs, to_i=_h.onnx_dtype("float32")),
+                    _h.const(g, 1.0 / sw, "float32"),
+                ),
+            ),
+            g.op("Sub", _h.const(g, iw, "float32"), _h.const(g, 1.0, "float32")),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    rows = g.op(
+        "Where",
+        g.op("Equal", oh, _h.const(g, ih, "int64")),
+        ys,
+        g.op(
+            "Where",
+            g.op("Equal", oh, g.op("Mul", _h.const(g, ih, "int64"), two)),
+            g.op("Div", ys, two),
+            rows,
+        ),
+    )
+    cols = g.op(
+        "Where",
+        g.op("Equal", ow, _h.const(g, iw, "int64")),
+        xs,
+        g.op(
+            "Where",
+            g.op("Equal", ow, g.op("Mul", _h.const(g, iw, "int64"), two)),
+            g.op("Div", xs, two),
+            cols,
+        ),
+    )
+    return g.op("Gather", g.op("Gather", input, rows, axis_i=2), cols, axis_i=3)
+
+
+def upsample_bilinear2d_vec__opset11(g, input, output_size, align_corners, scale_factors):
+    """aten::upsample_bilinear2d.vec at opsets 11..12 (specs/resize.yaml, aten::upsample_bilinear2d.vec)."""
+    n = _h.sizes(g, input)[:2]
+    ctm = "align_corners" if align_corners else "half_pixel"
+    empty = _h.const(g, [], "float32")
+    if output_size is not None:
+        return g.op(
+            "Resize",
+            input,
+            empty,
+            empty,
+            _h.const(g, n + output_size, "int64"),
+            mode_s="linear",
+            coordinate_transformation_mode_s=ctm,
+        )
+    ih, iw = _h.sizes(g, input)[2:]
+    sh, sw = scale_factors
+    oh = (
+        math.floor(ih * sh)
+        if _h.is_static(ih)
+        else g.op(
+            "Cast",
+            g.op("Floor", g.op("Mul", _h.const(g, ih, "float64"), _h.const(g, sh, "float64"))),
+            to_i=_h.onnx_dtype("int64"),
+        )
+    )
+    ow = (
+        math.floor(iw * sw)
+        if _h.is_static(iw)
+        else g.op(
+            "Cast",
+            g.op("Floor", g.op("Mul", _h.const(g, iw, "float64"), _h.const(g, sw, "float64"))),
+            to_i=_h.onnx_dtype("int64"),
+        )
+    )
+    if align_corners:
+        return g.op(
+            "Resize",
+            input,
+            empty,
+            empty,
+            _h.const(g, n + [oh, ow], "int64"),
+            mode_s="linear",
+            coordinate_transformation_mode_s=ctm,
+        )
+    exact = sh == int(sh) and sw == int(sw)
+    if _h.is_static(ih, iw):
+        exact = exact or all(
+            (x * 2 ** (-20) < x - math.floor(x) < 1 - x * 2 ** (-20) for x in [ih * sh, iw * sw])
+        )
+    if exact:
+        return g.op(
+            "Resize",
+            input,
+            empty,
+            _h.const(g, [1.0, 1.0, sh, sw], "float32"),
+            mode_s="linear",
+            coordinate_transformation_mode_s=ctm,
+        )
+    up = [1.0, 1.0, sh * (1 + 2 ** (-23)), sw * (1 + 2 ** (-23))]
+    out = g.op(
+        "Resize",
+        input,
+        empty,
+        _h.const(g, up, "float32"),
+        mode_s="linear",
+        coordinate_transformation_mode_s=ctm,
+    )
+    return g.op(
+        "Slice",
+        out,
+        _h.const(g, [0, 0], "int64"),
+        _h.const(g, [oh, ow], "int64"),
+        _h.const(g, [2, 3], "int64"),
+    )
+
+
+def upsample_bilinear2d__opset11(g, self, output_size, align_corners, scales_h, scales_w):
+    """aten::upsample_bilinear2d at opsets 11..28 (specs/resize.yaml, aten::upsample_bilinear2d)."""
+    return _h.aten(g, "aten::upsample_bilinear2d.vec", self, output_size, align_corners, None)
+
+
 def select_int__opset11(g, self, dim, index):
     """aten::select.int at opsets 11..28 (specs/shape.yaml, aten::select.int)."""
     return g.op("Gather", self, _h.const(g, index, "int64"), axis_i=dim)
@@ -344,6 +575,16 @@ def aten_triu_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::triu_", 11, args, kwargs)
 
 
+def aten_upsample_bilinear2d(g, *args, **kwargs):
+    """aten::upsample_bilinear2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::upsample_bilinear2d", 11, args, kwargs)
+
+
+def aten_upsample_nearest2d(g, *args, **kwargs):
+    """aten::upsample_nearest2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::upsample_nearest2d", 11, args, kwargs)
+
+
 SYMBOLICS = {
     "aten::arange": aten_arange,
     "aten::cat": aten_cat,
@@ -367,4 +608,6 @@ SYMBOLICS = {
     "aten::tril_": aten_tril_,
     "aten::triu": aten_triu,
     "aten::triu_": aten_triu_,
+    "aten::upsample_bilinear2d": aten_upsample_bilinear2d,
+    "aten::upsample_nearest2d": aten_upsample_nearest2d,
 }

@@ -363,6 +363,106 @@ def sum_dim_IntList__opset13(g, self, dim, keepdim, dtype):
     return g.op("ReduceSum", self, _h.const(g, axes, "int64"), keepdims_i=int(keepdim))
 
 
+def upsample_nearest2d_vec__opset13(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 13..28, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    k = (
+        scale_factors
+        if scale_factors is not None
+        else [
+            o // i
+            for o, i in zip(
+                _h.static(output_size, "output_size"),
+                _h.static(_h.sizes(g, input)[2:], "_h.sizes(g, input)[2:]"),
+            )
+        ]
+    )
+    return g.op(
+        "Resize",
+        input,
+        _h.optional(g, None),
+        _h.const(g, [1.0, 1.0] + [float(f) for f in k], "float32"),
+        mode_s="nearest",
+        coordinate_transformation_mode_s="asymmetric",
+        nearest_mode_s="floor",
+    )
+
+
+def upsample_bilinear2d_vec__opset13(g, input, output_size, align_corners, scale_factors):
+    """aten::upsample_bilinear2d.vec at opsets 13..28 (specs/resize.yaml, aten::upsample_bilinear2d.vec)."""
+    n = _h.sizes(g, input)[:2]
+    ctm = "align_corners" if align_corners else "half_pixel"
+    if output_size is not None:
+        return g.op(
+            "Resize",
+            input,
+            _h.optional(g, None),
+            _h.optional(g, None),
+            _h.const(g, n + output_size, "int64"),
+            mode_s="linear",
+            coordinate_transformation_mode_s=ctm,
+        )
+    ih, iw = _h.sizes(g, input)[2:]
+    sh, sw = scale_factors
+    oh = (
+        math.floor(ih * sh)
+        if _h.is_static(ih)
+        else g.op(
+            "Cast",
+            g.op("Floor", g.op("Mul", _h.const(g, ih, "float64"), _h.const(g, sh, "float64"))),
+            to_i=_h.onnx_dtype("int64"),
+        )
+    )
+    ow = (
+        math.floor(iw * sw)
+        if _h.is_static(iw)
+        else g.op(
+            "Cast",
+            g.op("Floor", g.op("Mul", _h.const(g, iw, "float64"), _h.const(g, sw, "float64"))),
+            to_i=_h.onnx_dtype("int64"),
+        )
+    )
+    if align_corners:
+        return g.op(
+            "Resize",
+            input,
+            _h.optional(g, None),
+            _h.optional(g, None),
+            _h.const(g, n + [oh, ow], "int64"),
+            mode_s="linear",
+            coordinate_transformation_mode_s=ctm,
+        )
+    exact = sh == int(sh) and sw == int(sw)
+    if _h.is_static(ih, iw):
+        exact = exact or all(
+            (x * 2 ** (-20) < x - math.floor(x) < 1 - x * 2 ** (-20) for x in [ih * sh, iw * sw])
+        )
+    if exact:
+        return g.op(
+            "Resize",
+            input,
+            _h.optional(g, None),
+            _h.const(g, [1.0, 1.0, sh, sw], "float32"),
+            mode_s="linear",
+            coordinate_transformation_mode_s=ctm,
+        )
+    up = [1.0, 1.0, sh * (1 + 2 ** (-23)), sw * (1 + 2 ** (-23))]
+    out = g.op(
+        "Resize",
+        input,
+        _h.optional(g, None),
+        _h.const(g, up, "float32"),
+        mode_s="linear",
+        coordinate_transformation_mode_s=ctm,
+    )
+    return g.op(
+        "Slice",
+        out,
+        _h.const(g, [0, 0], "int64"),
+        _h.const(g, [oh, ow], "int64"),
+        _h.const(g, [2, 3], "int64"),
+    )
+
+
 def unsqueeze__opset13(g, self, dim):
     """aten::unsqueeze at opsets 13..28 (specs/shape.yaml, aten::unsqueeze)."""
     return g.op("Unsqueeze", self, _h.const(g, [dim % (_h.rank(self) + 1)], "int64"))
@@ -624,6 +724,16 @@ def aten_unsqueeze_copy(g, *args, **kwargs):
     return _h.dispatch(g, "aten::unsqueeze_copy", 13, args, kwargs)
 
 
+def aten_upsample_bilinear2d(g, *args, **kwargs):
+    """aten::upsample_bilinear2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::upsample_bilinear2d", 13, args, kwargs)
+
+
+def aten_upsample_nearest2d(g, *args, **kwargs):
+    """aten::upsample_nearest2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::upsample_nearest2d", 13, args, kwargs)
+
+
 SYMBOLICS = {
     "aten::_log_softmax": aten__log_softmax,
     "aten::_softmax": aten__softmax,
@@ -654,4 +764,6 @@ SYMBOLICS = {
     "aten::unsafe_split_with_sizes": aten_unsafe_split_with_sizes,
     "aten::unsqueeze": aten_unsqueeze,
     "aten::unsqueeze_copy": aten_unsqueeze_copy,
+    "aten::upsample_bilinear2d": aten_upsample_bilinear2d,
+    "aten::upsample_nearest2d": aten_upsample_nearest2d,
 }

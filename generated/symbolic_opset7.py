@@ -936,6 +936,97 @@ def argmin__opset7(g, self, dim, keepdim):
     return g.op("ArgMin", self, axis_i=dim % _h.rank(self), keepdims_i=int(keepdim))
 
 
+def upsample_nearest2d_vec__opset7(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 7..8, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    k = (
+        scale_factors
+        if scale_factors is not None
+        else [
+            o // i
+            for o, i in zip(
+                _h.static(output_size, "output_size"),
+                _h.static(_h.sizes(g, input)[2:], "_h.sizes(g, input)[2:]"),
+            )
+        ]
+    )
+    return g.op("Upsample", input, scales_f=[1.0, 1.0] + [float(f) for f in k], mode_s="nearest")
+
+
+def upsample_nearest2d_vec__opset7_1(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 7..28, when `output_size is not None and is_static(output_size) and all(o < 4194304 for o in output_size)` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    ih, iw = _h.sizes(g, input)[2:]
+    oh, ow = output_size
+    rows = g.op(
+        "Cast",
+        g.op(
+            "Floor",
+            g.op(
+                "Mul",
+                _h.const(g, list(range(oh)), "float32"),
+                g.op("Div", _h.const(g, ih, "float32"), _h.const(g, oh, "float32")),
+            ),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    cols = g.op(
+        "Cast",
+        g.op(
+            "Floor",
+            g.op(
+                "Mul",
+                _h.const(g, list(range(ow)), "float32"),
+                g.op("Div", _h.const(g, iw, "float32"), _h.const(g, ow, "float32")),
+            ),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    return g.op("Gather", g.op("Gather", input, rows, axis_i=2), cols, axis_i=3)
+
+
+def upsample_nearest2d_vec__opset7_2(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 7..28, when `scale_factors is not None and is_static(sizes(input)[2:]) and all(i * s < 4194304 for i, s in zip(sizes(input)[2:], scale_factors))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    ih, iw = _h.sizes(g, input)[2:]
+    sh, sw = scale_factors
+    oh = math.floor(ih * sh)
+    ow = math.floor(iw * sw)
+    rows = g.op(
+        "Cast",
+        g.op(
+            "Floor",
+            g.op("Mul", _h.const(g, list(range(oh)), "float32"), _h.const(g, 1.0 / sh, "float32")),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    cols = g.op(
+        "Cast",
+        g.op(
+            "Floor",
+            g.op("Mul", _h.const(g, list(range(ow)), "float32"), _h.const(g, 1.0 / sw, "float32")),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    rows = (
+        _h.const(g, list(range(oh)), "int64")
+        if oh == ih
+        else _h.const(g, [y // 2 for y in range(oh)], "int64")
+        if oh == 2 * ih
+        else rows
+    )
+    cols = (
+        _h.const(g, list(range(ow)), "int64")
+        if ow == iw
+        else _h.const(g, [x // 2 for x in range(ow)], "int64")
+        if ow == 2 * iw
+        else cols
+    )
+    return g.op("Gather", g.op("Gather", input, rows, axis_i=2), cols, axis_i=3)
+
+
+def upsample_nearest2d__opset7(g, self, output_size, scales_h, scales_w):
+    """aten::upsample_nearest2d at opsets 7..28 (specs/resize.yaml, aten::upsample_nearest2d)."""
+    return _h.aten(g, "aten::upsample_nearest2d.vec", self, output_size, None)
+
+
 def view__opset7(g, self, size):
     """aten::view at opsets 7..13, when `0 not in [s for s in size if is_static(s)]` (specs/shape.yaml, aten::view)."""
     return g.op("Reshape", self, _h.const(g, size, "int64"))
@@ -2053,6 +2144,11 @@ def aten_unsqueeze_copy(g, *args, **kwargs):
     return _h.dispatch(g, "aten::unsqueeze_copy", 7, args, kwargs)
 
 
+def aten_upsample_nearest2d(g, *args, **kwargs):
+    """aten::upsample_nearest2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::upsample_nearest2d", 7, args, kwargs)
+
+
 def aten_view(g, *args, **kwargs):
     """aten::view: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::view", 7, args, kwargs)
@@ -2214,6 +2310,7 @@ SYMBOLICS = {
     "aten::unsafe_split_with_sizes": aten_unsafe_split_with_sizes,
     "aten::unsqueeze": aten_unsqueeze,
     "aten::unsqueeze_copy": aten_unsqueeze_copy,
+    "aten::upsample_nearest2d": aten_upsample_nearest2d,
     "aten::view": aten_view,
     "aten::view_copy": aten_view_copy,
     "aten::zeros": aten_zeros,
