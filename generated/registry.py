@@ -387,6 +387,34 @@ _p656c20a9 = Plan(
     },
     cast_back={"bfloat16": (True,)},
 )
+_p6f5721f5 = Plan(
+    {
+        "bool": ((11, 11, "bool", None),),
+        "uint8": ((11, 11, "uint8", None),),
+        "int8": ((11, 11, "int8", None),),
+        "int16": ((11, 11, "int16", None),),
+        "int32": ((11, 11, "int32", None),),
+        "int64": ((11, 11, "int64", None),),
+        "float16": ((11, 11, "float16", None),),
+        "bfloat16": ((11, 11, None, 0),),
+        "float32": ((11, 11, "float32", None),),
+        "float64": ((11, 11, "float64", None),),
+    }
+)
+_p701ffbeb = Plan(
+    {
+        "bool": ((16, 28, "bool", None),),
+        "uint8": ((16, 28, "uint8", None),),
+        "int8": ((16, 28, "int8", None),),
+        "int16": ((16, 28, "int16", None),),
+        "int32": ((16, 28, "int32", None),),
+        "int64": ((16, 28, "int64", None),),
+        "float16": ((16, 28, "float16", None),),
+        "bfloat16": ((16, 28, "bfloat16", None),),
+        "float32": ((16, 28, "float32", None),),
+        "float64": ((16, 28, "float64", None),),
+    }
+)
 _p703aaf02 = Plan(
     {
         "float16": ((7, 17, "float16", None),),
@@ -621,6 +649,20 @@ _p9f09f3f1 = Plan(
         "float64": ((13, 28, "float64", None),),
     },
     cast_back={"bfloat16": (True,)},
+)
+_pa1f35635 = Plan(
+    {
+        "bool": ((13, 15, "bool", None),),
+        "uint8": ((13, 15, "uint8", None),),
+        "int8": ((13, 15, "int8", None),),
+        "int16": ((13, 15, "int16", None),),
+        "int32": ((13, 15, "int32", None),),
+        "int64": ((13, 15, "int64", None),),
+        "float16": ((13, 15, "float16", None),),
+        "bfloat16": ((13, 15, "bfloat16", None),),
+        "float32": ((13, 15, "float32", None),),
+        "float64": ((13, 15, "float64", None),),
+    }
 )
 _pa208b0e3 = Plan(
     {
@@ -1796,6 +1838,25 @@ _ENTRIES = (
         ),
     ),
     Entry(
+        "aten::embedding",
+        (
+            Overload(
+                "aten::embedding",
+                (
+                    Param("weight", TENSOR),
+                    Param("indices", TENSOR),
+                    Param("padding_idx", VALUE, -1, dynamic=True),
+                    Param("scale_grad_by_freq", VALUE, False),
+                    Param("sparse", VALUE, False),
+                ),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_indexing.embedding__opset7,), _pca0c43c1),),
+        dtypes=_all,
+        group=("weight",),
+        input_dtypes={"indices": ("int32", "int64")},
+    ),
+    Entry(
         "aten::eq.Tensor",
         (
             Overload(
@@ -2093,6 +2154,66 @@ _ENTRIES = (
             Gap(1, opsets=(7, 11), when=_indexing.index_Tensor__gap1),
             Gap(2, opsets=(7, 11), when=_indexing.index_Tensor__gap2),
         ),
+    ),
+    Entry(
+        "aten::index_put",
+        (
+            Overload(
+                "aten::index_put",
+                (
+                    Param("self", TENSOR),
+                    Param("indices", TENSORS),
+                    Param("values", TENSOR),
+                    Param("accumulate", VALUE, False),
+                ),
+                also=("aten::index_put_", "aten::_unsafe_index_put"),
+            ),
+        ),
+        (
+            Lowering(0, 16, 28, (_indexing.index_put__opset16,), _p701ffbeb),
+            Lowering(2, 13, 15, (_indexing.index_put__opset13,), _pa1f35635),
+            Lowering(1, 12, 12, (_indexing.index_put__opset12,), _p756b3cfb),
+            Lowering(
+                3,
+                11,
+                11,
+                (_indexing.index_put__opset11,),
+                _p6f5721f5,
+                when=_indexing.index_put__opset11__when,
+            ),
+        ),
+        dtypes=_all,
+        group=("self", "values"),
+        input_dtypes={"indices": ("bool", "int32", "int64")},
+        gaps=(
+            Gap(1, when=_indexing.index_put__gap1),
+            Gap(2, opsets=(7, 11), when=_indexing.index_put__gap2),
+            Gap(3, opsets=(7, 15), when=_indexing.index_put__gap3),
+            Gap(
+                4,
+                dtypes=("float16",),
+                opsets=(16, 28),
+                when=_indexing.index_put__gap4,
+                runtime="onnxruntime",
+            ),
+        ),
+    ),
+    Entry(
+        "aten::index_select",
+        (
+            Overload(
+                "aten::index_select",
+                (Param("self", TENSOR), Param("dim", VALUE), Param("index", TENSOR)),
+                also=("aten::index_select.out",),
+            ),
+        ),
+        (
+            Lowering(1, 13, 28, (_indexing.index_select__opset13,), _p35eb4c10),
+            Lowering(0, 7, 12, (_indexing.index_select__opset7,), _pce7f58f4),
+        ),
+        dtypes=_all,
+        group=("self",),
+        input_dtypes={"index": ("int32", "int64")},
     ),
     Entry(
         "aten::layer_norm",

@@ -44,6 +44,55 @@ def arange_start_step__opset11(g, start, end, step, dtype, layout, device, pin_m
     return values if out == wide else g.op("Cast", values, to_i=_h.onnx_dtype(out))
 
 
+def index_put__opset11(g, self, indices, values, accumulate):
+    """aten::index_put at opsets 11, when `len([t for t in indices if t is not None]) == 1` (specs/indexing.yaml, aten::index_put)."""
+    r = _h.rank(self)
+    dims = [i for i, t in enumerate(indices) if t is not None]
+    index = [t for t in indices if t is not None][0]
+    if _h.dtype_of(index) == "bool":
+        dims = list(range(dims[0], dims[0] + _h.rank(index)))
+        hits = g.op("Transpose", g.op("NonZero", index), perm_i=[1, 0])
+        nb = 1
+        count = g.op(
+            "Slice", g.op("Shape", hits), _h.const(g, [0], "int64"), _h.const(g, [1], "int64")
+        )
+    else:
+        p = g.op("Cast", index, to_i=_h.onnx_dtype("int64"))
+        p = g.op(
+            "Where",
+            g.op("Less", p, _h.const(g, 0, "int64")),
+            g.op("Add", p, _h.const(g, _h.size(g, self, dims[0]), "int64")),
+            p,
+        )
+        nb = _h.rank(index)
+        count = g.op("Shape", p)
+        hits = g.op("Unsqueeze", p, axes_i=[-1])
+    others = [i for i in range(r) if i not in dims]
+    perm = dims + others
+    a = dims[0]
+    rt = len(others) + nb
+    v = (
+        g.op("Unsqueeze", values, axes_i=list(range(rt - _h.rank(values))))
+        if _h.rank(values) < rt
+        else values
+    )
+    if a > 0:
+        v = g.op(
+            "Transpose", v, perm_i=list(range(a, a + nb)) + list(range(a)) + list(range(a + nb, rt))
+        )
+    updates = g.op(
+        "Expand",
+        v,
+        g.op(
+            "Concat", count, _h.const(g, [_h.size(g, self, d) for d in others], "int64"), axis_i=0
+        ),
+    )
+    if perm == list(range(r)):
+        return g.op("ScatterND", self, hits, updates)
+    out = g.op("ScatterND", g.op("Transpose", self, perm_i=perm), hits, updates)
+    return g.op("Transpose", out, perm_i=[j for i in range(r) for j in range(r) if perm[j] == i])
+
+
 def linear__opset11(g, input, weight, bias):
     """aten::linear at opsets 11..28, when `rank(input) == 2 and rank(weight) == 2` (specs/nn.yaml, aten::linear)."""
     return g.op("Gemm", input, weight, _h.optional(g, bias), transB_i=1)
@@ -465,6 +514,11 @@ def tril__opset11(g, self, diagonal):
     return g.op("Where", above, _h.const(g, 0, _h.dtype_of(self)), self)
 
 
+def aten__unsafe_index_put(g, *args, **kwargs):
+    """aten::_unsafe_index_put: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::_unsafe_index_put", 11, args, kwargs)
+
+
 def aten_arange(g, *args, **kwargs):
     """aten::arange: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::arange", 11, args, kwargs)
@@ -498,6 +552,16 @@ def aten_hardtanh(g, *args, **kwargs):
 def aten_hardtanh_(g, *args, **kwargs):
     """aten::hardtanh_: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::hardtanh_", 11, args, kwargs)
+
+
+def aten_index_put(g, *args, **kwargs):
+    """aten::index_put: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_put", 11, args, kwargs)
+
+
+def aten_index_put_(g, *args, **kwargs):
+    """aten::index_put_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_put_", 11, args, kwargs)
 
 
 def aten_linear(g, *args, **kwargs):
@@ -586,6 +650,7 @@ def aten_upsample_nearest2d(g, *args, **kwargs):
 
 
 SYMBOLICS = {
+    "aten::_unsafe_index_put": aten__unsafe_index_put,
     "aten::arange": aten_arange,
     "aten::cat": aten_cat,
     "aten::clamp": aten_clamp,
@@ -593,6 +658,8 @@ SYMBOLICS = {
     "aten::constant_pad_nd": aten_constant_pad_nd,
     "aten::hardtanh": aten_hardtanh,
     "aten::hardtanh_": aten_hardtanh_,
+    "aten::index_put": aten_index_put,
+    "aten::index_put_": aten_index_put_,
     "aten::linear": aten_linear,
     "aten::reflection_pad1d": aten_reflection_pad1d,
     "aten::reflection_pad2d": aten_reflection_pad2d,

@@ -67,6 +67,74 @@ def index_Tensor__opset13(g, self, indices):
     )
 
 
+def index_select__opset13(g, self, dim, index):
+    """aten::index_select at opsets 13..28 (specs/indexing.yaml, aten::index_select)."""
+    if _h.rank(self) == 0:
+        return g.op("Identity", self)
+    return g.op(
+        "Gather",
+        self,
+        g.op("Unsqueeze", index, _h.const(g, [0], "int64")) if _h.rank(index) == 0 else index,
+        axis_i=dim % _h.rank(self),
+    )
+
+
+def index_put__opset13(g, self, indices, values, accumulate):
+    """aten::index_put at opsets 13..15 (specs/indexing.yaml, aten::index_put)."""
+    r = _h.rank(self)
+    dims = [i for i, t in enumerate(indices) if t is not None]
+    given = [t for t in indices if t is not None]
+    if _h.dtype_of(given[0]) == "bool":
+        dims = list(range(dims[0], dims[0] + _h.rank(given[0])))
+        hits = g.op("Transpose", g.op("NonZero", given[0]), perm_i=[1, 0])
+        nb = 1
+        count = g.op(
+            "Slice", g.op("Shape", hits), _h.const(g, [0], "int64"), _h.const(g, [1], "int64")
+        )
+    else:
+        pos = [g.op("Cast", t, to_i=_h.onnx_dtype("int64")) for t in given]
+        pos = [
+            g.op(
+                "Where",
+                g.op("Less", p, _h.const(g, 0, "int64")),
+                g.op("Add", p, _h.const(g, _h.size(g, self, d), "int64")),
+                p,
+            )
+            for p, d in zip(pos, dims)
+        ]
+        nb = max([_h.rank(t) for t in given])
+        count = g.op("Shape", g.op("Max", *pos))
+        hits = g.op(
+            "Concat",
+            *[g.op("Unsqueeze", g.op("Expand", p, count), _h.const(g, [-1], "int64")) for p in pos],
+            axis_i=-1,
+        )
+    others = [i for i in range(r) if i not in dims]
+    perm = dims + others
+    a = dims[0] if dims == list(range(dims[0], dims[0] + len(dims))) else 0
+    rt = len(others) + nb
+    v = (
+        g.op("Unsqueeze", values, _h.const(g, list(range(rt - _h.rank(values))), "int64"))
+        if _h.rank(values) < rt
+        else values
+    )
+    if a > 0:
+        v = g.op(
+            "Transpose", v, perm_i=list(range(a, a + nb)) + list(range(a)) + list(range(a + nb, rt))
+        )
+    updates = g.op(
+        "Expand",
+        v,
+        g.op(
+            "Concat", count, _h.const(g, [_h.size(g, self, d) for d in others], "int64"), axis_i=0
+        ),
+    )
+    if perm == list(range(r)):
+        return g.op("ScatterND", self, hits, updates)
+    out = g.op("ScatterND", g.op("Transpose", self, perm_i=perm), hits, updates)
+    return g.op("Transpose", out, perm_i=[j for i in range(r) for j in range(r) if perm[j] == i])
+
+
 def conv2d__opset13(g, input, weight, bias, stride, padding, dilation, groups):
     """aten::conv2d at opsets 13..28 (specs/nn.yaml, aten::conv2d)."""
     n = _h.rank(weight) - 2
@@ -589,6 +657,11 @@ def aten__softmax(g, *args, **kwargs):
     return _h.dispatch(g, "aten::_softmax", 13, args, kwargs)
 
 
+def aten__unsafe_index_put(g, *args, **kwargs):
+    """aten::_unsafe_index_put: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::_unsafe_index_put", 13, args, kwargs)
+
+
 def aten_avg_pool2d(g, *args, **kwargs):
     """aten::avg_pool2d: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::avg_pool2d", 13, args, kwargs)
@@ -612,6 +685,21 @@ def aten_conv3d(g, *args, **kwargs):
 def aten_index(g, *args, **kwargs):
     """aten::index: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::index", 13, args, kwargs)
+
+
+def aten_index_put(g, *args, **kwargs):
+    """aten::index_put: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_put", 13, args, kwargs)
+
+
+def aten_index_put_(g, *args, **kwargs):
+    """aten::index_put_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_put_", 13, args, kwargs)
+
+
+def aten_index_select(g, *args, **kwargs):
+    """aten::index_select: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_select", 13, args, kwargs)
 
 
 def aten_log_softmax(g, *args, **kwargs):
@@ -737,11 +825,15 @@ def aten_upsample_nearest2d(g, *args, **kwargs):
 SYMBOLICS = {
     "aten::_log_softmax": aten__log_softmax,
     "aten::_softmax": aten__softmax,
+    "aten::_unsafe_index_put": aten__unsafe_index_put,
     "aten::avg_pool2d": aten_avg_pool2d,
     "aten::conv1d": aten_conv1d,
     "aten::conv2d": aten_conv2d,
     "aten::conv3d": aten_conv3d,
     "aten::index": aten_index,
+    "aten::index_put": aten_index_put,
+    "aten::index_put_": aten_index_put_,
+    "aten::index_select": aten_index_select,
     "aten::log_softmax": aten_log_softmax,
     "aten::max_pool2d": aten_max_pool2d,
     "aten::max_pool2d_with_indices": aten_max_pool2d_with_indices,

@@ -439,6 +439,23 @@ def new_ones__opset7(g, self, size, dtype, layout, device, pin_memory):
     return _h.aten(g, "aten::full", size, 1, dtype=_h.dtype_of(self) if dtype is None else dtype)
 
 
+def embedding__opset7(g, weight, indices, padding_idx, scale_grad_by_freq, sparse):
+    """aten::embedding at opsets 7..28 (specs/indexing.yaml, aten::embedding)."""
+    return g.op("Gather", weight, indices, axis_i=0)
+
+
+def index_select__opset7(g, self, dim, index):
+    """aten::index_select at opsets 7..12 (specs/indexing.yaml, aten::index_select)."""
+    if _h.rank(self) == 0:
+        return g.op("Identity", self)
+    return g.op(
+        "Gather",
+        self,
+        g.op("Unsqueeze", index, axes_i=[0]) if _h.rank(index) == 0 else index,
+        axis_i=dim % _h.rank(self),
+    )
+
+
 def linear__opset7(g, input, weight, bias):
     """aten::linear at opsets 7..28 (specs/nn.yaml, aten::linear)."""
     if _h.rank(input) == 2 and _h.rank(weight) == 2 and (bias is not None):
@@ -1604,6 +1621,11 @@ def aten_elu_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::elu_", 7, args, kwargs)
 
 
+def aten_embedding(g, *args, **kwargs):
+    """aten::embedding: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::embedding", 7, args, kwargs)
+
+
 def aten_eq(g, *args, **kwargs):
     """aten::eq: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::eq", 7, args, kwargs)
@@ -1687,6 +1709,11 @@ def aten_hardtanh(g, *args, **kwargs):
 def aten_hardtanh_(g, *args, **kwargs):
     """aten::hardtanh_: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::hardtanh_", 7, args, kwargs)
+
+
+def aten_index_select(g, *args, **kwargs):
+    """aten::index_select: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_select", 7, args, kwargs)
 
 
 def aten_item(g, *args, **kwargs):
@@ -2202,6 +2229,7 @@ SYMBOLICS = {
     "aten::div_": aten_div_,
     "aten::elu": aten_elu,
     "aten::elu_": aten_elu_,
+    "aten::embedding": aten_embedding,
     "aten::eq": aten_eq,
     "aten::exp": aten_exp,
     "aten::exp_": aten_exp_,
@@ -2219,6 +2247,7 @@ SYMBOLICS = {
     "aten::hardswish_": aten_hardswish_,
     "aten::hardtanh": aten_hardtanh,
     "aten::hardtanh_": aten_hardtanh_,
+    "aten::index_select": aten_index_select,
     "aten::item": aten_item,
     "aten::layer_norm": aten_layer_norm,
     "aten::le": aten_le,
