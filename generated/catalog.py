@@ -3216,6 +3216,62 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="slice(self, dim, start, end, step)",
     ),
+    "aten::slice_scatter": EntryInfo(
+        "aten::slice_scatter",
+        "specs/shape.yaml:573",
+        doc="self with self[start:end:step] along dim dim replaced by src (what `x[:, idx] = v` writes back through its full slice).",
+        schemas={
+            "aten::slice_scatter": "aten::slice_scatter(Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/shape.yaml:579",
+                11,
+                28,
+                ("Identity",),
+                when="is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim)))",
+            ),
+            LoweringInfo(
+                "specs/shape.yaml:582",
+                7,
+                10,
+                ("Identity",),
+                when="is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim)))",
+            ),
+            LoweringInfo(
+                "specs/shape.yaml:588",
+                11,
+                28,
+                ("Expand", "Range", "Reshape", "ScatterElements", "Shape", "Slice"),
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "writing part of a dim scatters along it with ONNX ScatterElements, from opset 11",
+                "specs/shape.yaml:596",
+                opsets=(7, 10),
+                when="not (is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim))))",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(4, 5), t(4, 5)", "specs/shape.yaml:600"),
+            Sample("t(4, 5), t(2, 5), 0, 1, 3", "specs/shape.yaml:601"),
+            Sample("t(4, 6), t(4, 3), 1, -5, None, 2", "specs/shape.yaml:602", opsets=(11, 28)),
+            Sample(
+                "t(4, 6), t(4, 6), 1, 0, 9223372036854775807",
+                "specs/shape.yaml:604",
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(6, 3), t(2, 3), 0, sym(2), sym(4)",
+                "specs/shape.yaml:606",
+                opsets=(11, 28),
+                dtypes=("float32",),
+            ),
+        ),
+        shape="same(self)",
+    ),
     "aten::softmax.int": EntryInfo(
         "aten::softmax.int",
         "specs/nn.yaml:505",

@@ -682,3 +682,85 @@ def narrow__opset7__when(self, dim, start, length):
 
 def narrow__gap0(self, dim, start, length):
     return not _h.is_static(start, length)
+
+
+# aten::slice_scatter: self with self[start:end:step] along dim dim replaced by src (what `x[:, idx] = v` writes back through its full slice).
+#   aten::slice_scatter(Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor
+
+
+def slice_scatter__opset11(op, self, src, dim, start, end, step):
+    """aten::slice_scatter at opsets 11..28, when `is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim)))` (specs/shape.yaml, aten::slice_scatter)."""
+    return op.Identity(src)
+
+
+def slice_scatter__opset7(op, self, src, dim, start, end, step):
+    """aten::slice_scatter at opsets 7..10, when `is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim)))` (specs/shape.yaml, aten::slice_scatter)."""
+    return op.Identity(src)
+
+
+def slice_scatter__opset11_1(op, self, src, dim, start, end, step):
+    """aten::slice_scatter at opsets 11..28 (specs/shape.yaml, aten::slice_scatter)."""
+    d = dim % _h.rank(self)
+    n = _h.const(op, _h.size(op, self, d), "int64")
+    pos = op.Slice(
+        op.Range(_h.const(op, 0, "int64"), n, _h.const(op, 1, "int64")),
+        _h.const(op, [0 if start is None else start], "int64"),
+        _h.const(op, [9223372036854775807 if end is None else end], "int64"),
+        _h.const(op, [0], "int64"),
+        _h.const(op, [step], "int64"),
+    )
+    pos = op.Reshape(
+        pos, _h.const(op, [-1 if i == d else 1 for i in range(_h.rank(self))], "int64")
+    )
+    return op.ScatterElements(self, op.Expand(pos, op.Shape(src)), src, axis=d)
+
+
+def slice_scatter__opset11__when(self, src, dim, start, end, step):
+    return (
+        _h.is_static(start, end, step)
+        and step == 1
+        and (
+            start is None
+            or start == 0
+            or (_h.is_static(_h.static_size(self, dim)) and start <= -_h.static_size(self, dim))
+        )
+        and (
+            end is None
+            or end == 9223372036854775807
+            or (_h.is_static(_h.static_size(self, dim)) and end >= _h.static_size(self, dim))
+        )
+    )
+
+
+def slice_scatter__opset7__when(self, src, dim, start, end, step):
+    return (
+        _h.is_static(start, end, step)
+        and step == 1
+        and (
+            start is None
+            or start == 0
+            or (_h.is_static(_h.static_size(self, dim)) and start <= -_h.static_size(self, dim))
+        )
+        and (
+            end is None
+            or end == 9223372036854775807
+            or (_h.is_static(_h.static_size(self, dim)) and end >= _h.static_size(self, dim))
+        )
+    )
+
+
+def slice_scatter__gap0(self, src, dim, start, end, step):
+    return not (
+        _h.is_static(start, end, step)
+        and step == 1
+        and (
+            start is None
+            or start == 0
+            or (_h.is_static(_h.static_size(self, dim)) and start <= -_h.static_size(self, dim))
+        )
+        and (
+            end is None
+            or end == 9223372036854775807
+            or (_h.is_static(_h.static_size(self, dim)) and end >= _h.static_size(self, dim))
+        )
+    )

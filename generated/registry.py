@@ -3284,6 +3284,44 @@ _ENTRIES = (
         ),
     ),
     Entry(
+        "aten::slice_scatter",
+        (
+            Overload(
+                "aten::slice_scatter",
+                (
+                    Param("self", TENSOR),
+                    Param("src", TENSOR),
+                    Param("dim", VALUE, 0),
+                    Param("start", VALUE, None, dynamic=True),
+                    Param("end", VALUE, None, dynamic=True),
+                    Param("step", VALUE, 1, dynamic=True),
+                ),
+            ),
+        ),
+        (
+            Lowering(
+                0,
+                11,
+                28,
+                (_shape.slice_scatter__opset11,),
+                _pee81e2c8,
+                when=_shape.slice_scatter__opset11__when,
+            ),
+            Lowering(2, 11, 28, (_shape.slice_scatter__opset11_1,), _pee81e2c8),
+            Lowering(
+                1,
+                7,
+                10,
+                (_shape.slice_scatter__opset7,),
+                _pbdcb181e,
+                when=_shape.slice_scatter__opset7__when,
+            ),
+        ),
+        dtypes=_all,
+        group=("self", "src"),
+        gaps=(Gap(0, opsets=(7, 10), when=_shape.slice_scatter__gap0),),
+    ),
+    Entry(
         "aten::softmax.int",
         (
             Overload(

@@ -514,6 +514,29 @@ def tril__opset11(g, self, diagonal):
     return g.op("Where", above, _h.const(g, 0, _h.dtype_of(self)), self)
 
 
+def slice_scatter__opset11(g, self, src, dim, start, end, step):
+    """aten::slice_scatter at opsets 11..28, when `is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim)))` (specs/shape.yaml, aten::slice_scatter)."""
+    return g.op("Identity", src)
+
+
+def slice_scatter__opset11_1(g, self, src, dim, start, end, step):
+    """aten::slice_scatter at opsets 11..28 (specs/shape.yaml, aten::slice_scatter)."""
+    d = dim % _h.rank(self)
+    n = _h.const(g, _h.size(g, self, d), "int64")
+    pos = g.op(
+        "Slice",
+        g.op("Range", _h.const(g, 0, "int64"), n, _h.const(g, 1, "int64")),
+        _h.const(g, [0 if start is None else start], "int64"),
+        _h.const(g, [9223372036854775807 if end is None else end], "int64"),
+        _h.const(g, [0], "int64"),
+        _h.const(g, [step], "int64"),
+    )
+    pos = g.op(
+        "Reshape", pos, _h.const(g, [-1 if i == d else 1 for i in range(_h.rank(self))], "int64")
+    )
+    return g.op("ScatterElements", self, g.op("Expand", pos, g.op("Shape", src)), src, axis_i=d)
+
+
 def aten__unsafe_index_put(g, *args, **kwargs):
     """aten::_unsafe_index_put: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::_unsafe_index_put", 11, args, kwargs)
@@ -614,6 +637,11 @@ def aten_select_copy(g, *args, **kwargs):
     return _h.dispatch(g, "aten::select_copy", 11, args, kwargs)
 
 
+def aten_slice_scatter(g, *args, **kwargs):
+    """aten::slice_scatter: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::slice_scatter", 11, args, kwargs)
+
+
 def aten_stack(g, *args, **kwargs):
     """aten::stack: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::stack", 11, args, kwargs)
@@ -670,6 +698,7 @@ SYMBOLICS = {
     "aten::scaled_dot_product_attention": aten_scaled_dot_product_attention,
     "aten::select": aten_select,
     "aten::select_copy": aten_select_copy,
+    "aten::slice_scatter": aten_slice_scatter,
     "aten::stack": aten_stack,
     "aten::tril": aten_tril,
     "aten::tril_": aten_tril_,

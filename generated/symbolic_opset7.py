@@ -1253,6 +1253,11 @@ def narrow__opset7(g, self, dim, start, length):
     )
 
 
+def slice_scatter__opset7(g, self, src, dim, start, end, step):
+    """aten::slice_scatter at opsets 7..10, when `is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim)))` (specs/shape.yaml, aten::slice_scatter)."""
+    return g.op("Identity", src)
+
+
 def sym_size_int__opset7(g, self, dim):
     """aten::sym_size.int at opsets 7..28 (specs/sizes.yaml, aten::sym_size.int)."""
     return _h.const(g, _h.size(g, self, dim), "int64")
@@ -2031,6 +2036,11 @@ def aten_slice_copy(g, *args, **kwargs):
     return _h.dispatch(g, "aten::slice_copy", 7, args, kwargs)
 
 
+def aten_slice_scatter(g, *args, **kwargs):
+    """aten::slice_scatter: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::slice_scatter", 7, args, kwargs)
+
+
 def aten_softmax(g, *args, **kwargs):
     """aten::softmax: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::softmax", 7, args, kwargs)
@@ -2311,6 +2321,7 @@ SYMBOLICS = {
     "aten::sin_": aten_sin_,
     "aten::slice": aten_slice,
     "aten::slice_copy": aten_slice_copy,
+    "aten::slice_scatter": aten_slice_scatter,
     "aten::softmax": aten_softmax,
     "aten::split": aten_split,
     "aten::split_copy": aten_split_copy,
