@@ -4002,10 +4002,10 @@ ENTRIES: dict[str, EntryInfo] = {
                 when="output_size is not None and not is_static(output_size)",
             ),
             GapInfo(
-                "a scale factor other than an integer on a dynamic size needs ONNX Range, from opset 11, to make torch's indices",
+                "a scale factor other than an integer (any, in float64, which takes no Resize) on a dynamic size needs ONNX Range, from opset 11, to make torch's indices",
                 "specs/resize.yaml:109",
                 opsets=(7, 10),
-                when="scale_factors is not None and not is_static(sizes(input)[2:]) and not all(s == int(s) and 1 <= s <= 40 for s in scale_factors)",
+                when='scale_factors is not None and not is_static(sizes(input)[2:]) and (dtype_of(input) == "float64" or not all(s == int(s) and 1 <= s <= 40 for s in scale_factors))',
             ),
             GapInfo(
                 "outputs of 2**22 positions or more along a dim, where float32 positions are no longer exact",

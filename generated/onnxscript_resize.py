@@ -365,7 +365,10 @@ def upsample_nearest2d_vec__gap1(input, output_size, scale_factors):
     return (
         scale_factors is not None
         and (not _h.is_static(_h.static_sizes(input)[2:]))
-        and (not all((s == int(s) and 1 <= s <= 40 for s in scale_factors)))
+        and (
+            _h.dtype_of(input) == "float64"
+            or not all((s == int(s) and 1 <= s <= 40 for s in scale_factors))
+        )
     )
 
 
