@@ -150,19 +150,19 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::_to_copy": EntryInfo(
         "aten::_to_copy",
-        "specs/elementwise.yaml:824",
+        "specs/elementwise.yaml:865",
         doc="A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.",
         schemas={
             "aten::_to_copy": "aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:830", 7, 28, ("Identity",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:871", 7, 28, ("Identity",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3)", "specs/elementwise.yaml:833"),
+            Sample("t(2, 3)", "specs/elementwise.yaml:874"),
             Sample(
                 "t(2, 3), dtype=float16",
-                "specs/elementwise.yaml:834",
+                "specs/elementwise.yaml:875",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -177,7 +177,7 @@ ENTRIES: dict[str, EntryInfo] = {
             ),
             Sample(
                 "t(2, 3), dtype=int64",
-                "specs/elementwise.yaml:836",
+                "specs/elementwise.yaml:877",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -190,7 +190,7 @@ ENTRIES: dict[str, EntryInfo] = {
                     "float64",
                 ),
             ),
-            Sample("t(2, 3), dtype=float32", "specs/elementwise.yaml:838", opsets=(13, 28)),
+            Sample("t(2, 3), dtype=float32", "specs/elementwise.yaml:879", opsets=(13, 28)),
         ),
         shape="same(self)",
     ),
@@ -286,15 +286,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::alias": EntryInfo(
         "aten::alias",
-        "specs/elementwise.yaml:814",
+        "specs/elementwise.yaml:855",
         doc="The same tensor.",
         schemas={
             "aten::alias": "aten::alias(Tensor(a) self) -> Tensor(a)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:819", 7, 28, ("Identity",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:860", 7, 28, ("Identity",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:822"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:863"),),
         shape="same(self)",
     ),
     "aten::amax": EntryInfo(
@@ -643,6 +643,70 @@ ENTRIES: dict[str, EntryInfo] = {
         samples=(Sample("t(2, 3)", "specs/shape.yaml:348"),),
         shape="same(self)",
     ),
+    "aten::constant_pad_nd": EntryInfo(
+        "aten::constant_pad_nd",
+        "specs/padding.yaml:9",
+        doc="self padded with value (or cropped where a pad is negative); pad holds (begin, end) pairs from the last dim backwards.",
+        schemas={
+            "aten::constant_pad_nd": "aten::constant_pad_nd(Tensor self, SymInt[] pad, Scalar value=0) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo("specs/padding.yaml:14", 7, 10, ("Pad",)),
+            LoweringInfo("specs/padding.yaml:14", 11, 28, ("Pad",)),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX Pad takes computed pads and values from opset 11",
+                "specs/padding.yaml:22",
+                opsets=(7, 10),
+                when="not is_static(pad, value)",
+            ),
+            GapInfo(
+                "ONNX Pad accepts integers from opset 11",
+                "specs/padding.yaml:25",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                opsets=(7, 10),
+            ),
+            GapInfo(
+                "ONNX Pad accepts bool from opset 13",
+                "specs/padding.yaml:28",
+                dtypes=("bool",),
+                opsets=(7, 12),
+            ),
+            GapInfo(
+                "onnxruntime has no int16 Pad kernel",
+                "specs/padding.yaml:31",
+                dtypes=("int16",),
+                opsets=(11, 28),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=(
+            "ONNX Pad accepts bool from opset 13",
+            "ONNX Pad accepts integers from opset 11",
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+        ),
+        samples=(
+            Sample("t(2, 3, 4), [1, 2]", "specs/padding.yaml:36"),
+            Sample(
+                "t(2, 3, 4), [1, -1, 2, 0], 0.5",
+                "specs/padding.yaml:37",
+                dtypes=("float32", "float64"),
+            ),
+            Sample(
+                "t(2, 3, 5), [-1, 2, 1, 1, 0, 1], 2",
+                "specs/padding.yaml:39",
+                dtypes=("int64", "float32"),
+            ),
+            Sample(
+                "t(2, 5), [sym(2), 1], sym(1.5)",
+                "specs/padding.yaml:41",
+                opsets=(11, 28),
+                dtypes=("float32",),
+            ),
+        ),
+        shape="infer",
+    ),
     "aten::contiguous": EntryInfo(
         "aten::contiguous",
         "specs/shape.yaml:418",
@@ -748,17 +812,17 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::cos": EntryInfo(
         "aten::cos",
-        "specs/elementwise.yaml:876",
+        "specs/elementwise.yaml:917",
         doc="Cosine, elementwise.",
         schemas={
             "aten::cos": "aten::cos(Tensor self) -> Tensor",
             "aten::cos_": "aten::cos_(Tensor(a!) self) -> Tensor(a!)",
             "aten::cos.out": "aten::cos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:885", 7, 28, ("Cos",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:926", 7, 28, ("Cos",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:888"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:929"),),
         shape="same(self)",
     ),
     "aten::div.Tensor": EntryInfo(
@@ -892,9 +956,28 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="same(self)",
     ),
+    "aten::embedding": EntryInfo(
+        "aten::embedding",
+        "specs/indexing.yaml:93",
+        doc="The rows of weight at indices (padding_idx only changes the gradient).",
+        schemas={
+            "aten::embedding": "aten::embedding(Tensor weight, Tensor indices, SymInt padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False) -> Tensor",
+        },
+        lowerings=(LoweringInfo("specs/indexing.yaml:100", 7, 28, ("Gather",)),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(5, 3), ints(2, 4, high=5)", "specs/indexing.yaml:103"),
+            Sample("t(6, 2), ints(3, high=6), 0", "specs/indexing.yaml:104", dtypes=("float32",)),
+            Sample(
+                't(6, 3), pos(2, dtype="int32")', "specs/indexing.yaml:106", dtypes=("float32",)
+            ),
+        ),
+        shape="infer",
+    ),
     "aten::eq.Tensor": EntryInfo(
         "aten::eq.Tensor",
-        "specs/elementwise.yaml:580",
+        "specs/elementwise.yaml:621",
         doc="self == other, elementwise, as bool.",
         schemas={
             "aten::eq.Tensor": "aten::eq.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -902,11 +985,11 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::eq.Tensor_out": "aten::eq.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::eq.Scalar_out": "aten::eq.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:588", 7, 28, ("Equal",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:629", 7, 28, ("Equal",)),),
         gaps=(
             GapInfo(
                 "ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:591",
+                "specs/elementwise.yaml:632",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
@@ -916,13 +999,13 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:595"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:636"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:596",
+                "specs/elementwise.yaml:637",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:598", overload="aten::eq.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:639", overload="aten::eq.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -1015,19 +1098,19 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::full_like": EntryInfo(
         "aten::full_like",
-        "specs/elementwise.yaml:841",
+        "specs/elementwise.yaml:882",
         doc="A tensor shaped like self filled with fill_value, in dtype or self's dtype.",
         schemas={
             "aten::full_like": "aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:847", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:888", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:850"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:891"),
             Sample(
                 "t(2, 3), 2.5, dtype=float32",
-                "specs/elementwise.yaml:851",
+                "specs/elementwise.yaml:892",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -1045,7 +1128,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::ge.Tensor": EntryInfo(
         "aten::ge.Tensor",
-        "specs/elementwise.yaml:688",
+        "specs/elementwise.yaml:729",
         doc="self >= other, elementwise, as bool.",
         schemas={
             "aten::ge.Tensor": "aten::ge.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -1054,19 +1137,19 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::ge.Scalar_out": "aten::ge.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/elementwise.yaml:696", 12, 28, ("GreaterOrEqual",)),
-            LoweringInfo("specs/elementwise.yaml:698", 7, 11, ("Equal", "Greater", "Or")),
+            LoweringInfo("specs/elementwise.yaml:737", 12, 28, ("GreaterOrEqual",)),
+            LoweringInfo("specs/elementwise.yaml:739", 7, 11, ("Equal", "Greater", "Or")),
         ),
         gaps=(
             GapInfo(
                 "before opset 12 self >= other is Greater or Equal, and ONNX Greater accepts integers from opset 9",
-                "specs/elementwise.yaml:701",
+                "specs/elementwise.yaml:742",
                 dtypes=("bool", "uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
             GapInfo(
                 "before opset 12 self >= other is Greater or Equal, and ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:704",
+                "specs/elementwise.yaml:745",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
@@ -1077,13 +1160,13 @@ ENTRIES: dict[str, EntryInfo] = {
             "before opset 12 self >= other is Greater or Equal, and ONNX Equal accepts floating types from opset 11",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:708"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:749"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:709",
+                "specs/elementwise.yaml:750",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:711", overload="aten::ge.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:752", overload="aten::ge.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -1142,7 +1225,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::gt.Tensor": EntryInfo(
         "aten::gt.Tensor",
-        "specs/elementwise.yaml:643",
+        "specs/elementwise.yaml:684",
         doc="self > other, elementwise, as bool.",
         schemas={
             "aten::gt.Tensor": "aten::gt.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -1150,11 +1233,11 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::gt.Tensor_out": "aten::gt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::gt.Scalar_out": "aten::gt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:651", 7, 28, ("Greater",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:692", 7, 28, ("Greater",)),),
         gaps=(
             GapInfo(
                 "ONNX Greater accepts integers from opset 9, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:654",
+                "specs/elementwise.yaml:695",
                 dtypes=("int64",),
                 opsets=(7, 8),
             ),
@@ -1164,10 +1247,63 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:658"),
-            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:659", overload="aten::gt.Scalar"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:699"),
+            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:700", overload="aten::gt.Scalar"),
         ),
         shape="broadcast(self, other)",
+    ),
+    "aten::hardsigmoid": EntryInfo(
+        "aten::hardsigmoid",
+        "specs/elementwise.yaml:578",
+        doc="min(max(self + 3, 0), 6) / 6, elementwise.",
+        schemas={
+            "aten::hardsigmoid": "aten::hardsigmoid(Tensor self) -> Tensor",
+            "aten::hardsigmoid_": "aten::hardsigmoid_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::hardsigmoid.out": "aten::hardsigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:586", 7, 28, ("HardSigmoid",)),),
+        gaps=(
+            GapInfo(
+                "onnxruntime has no float64 HardSigmoid kernel",
+                "specs/elementwise.yaml:589",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/elementwise.yaml:593"),
+            Sample("t(2, 5)", "specs/elementwise.yaml:594", dtypes=("float32",)),
+        ),
+        shape="same(self)",
+    ),
+    "aten::hardswish": EntryInfo(
+        "aten::hardswish",
+        "specs/elementwise.yaml:597",
+        doc="self * min(max(self + 3, 0), 6) / 6, elementwise (MobileNetV3's activation).",
+        schemas={
+            "aten::hardswish": "aten::hardswish(Tensor self) -> Tensor",
+            "aten::hardswish_": "aten::hardswish_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::hardswish.out": "aten::hardswish.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo("specs/elementwise.yaml:605", 14, 28, ("HardSwish",)),
+            LoweringInfo("specs/elementwise.yaml:608", 7, 13, ("HardSigmoid", "Mul")),
+        ),
+        gaps=(
+            GapInfo(
+                "onnxruntime has no float64 HardSwish or HardSigmoid kernel",
+                "specs/elementwise.yaml:611",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/elementwise.yaml:615"),
+            Sample("t(2, 5)", "specs/elementwise.yaml:616", dtypes=("float32",)),
+        ),
+        shape="same(self)",
     ),
     "aten::hardtanh": EntryInfo(
         "aten::hardtanh",
@@ -1309,6 +1445,189 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="infer",
     ),
+    "aten::index_put": EntryInfo(
+        "aten::index_put",
+        "specs/indexing.yaml:133",
+        doc="self with values written (or added, with accumulate) at the positions indices select (None for a full slice), as Python's x[...] = values.",
+        schemas={
+            "aten::index_put": "aten::index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor",
+            "aten::index_put_": "aten::index_put_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor(a!)",
+            "aten::_unsafe_index_put": "aten::_unsafe_index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/indexing.yaml:143",
+                16,
+                28,
+                (
+                    "Add",
+                    "Cast",
+                    "Concat",
+                    "Expand",
+                    "Less",
+                    "Max",
+                    "NonZero",
+                    "ScatterND",
+                    "Shape",
+                    "Slice",
+                    "Transpose",
+                    "Unsqueeze",
+                    "Where",
+                ),
+            ),
+            LoweringInfo(
+                "specs/indexing.yaml:174",
+                12,
+                12,
+                (
+                    "Add",
+                    "Cast",
+                    "Concat",
+                    "Expand",
+                    "Less",
+                    "Max",
+                    "NonZero",
+                    "ScatterND",
+                    "Shape",
+                    "Slice",
+                    "Transpose",
+                    "Unsqueeze",
+                    "Where",
+                ),
+            ),
+            LoweringInfo(
+                "specs/indexing.yaml:174",
+                13,
+                15,
+                (
+                    "Add",
+                    "Cast",
+                    "Concat",
+                    "Expand",
+                    "Less",
+                    "Max",
+                    "NonZero",
+                    "ScatterND",
+                    "Shape",
+                    "Slice",
+                    "Transpose",
+                    "Unsqueeze",
+                    "Where",
+                ),
+            ),
+            LoweringInfo(
+                "specs/indexing.yaml:203",
+                11,
+                11,
+                (
+                    "Add",
+                    "Cast",
+                    "Concat",
+                    "Expand",
+                    "Less",
+                    "NonZero",
+                    "ScatterND",
+                    "Shape",
+                    "Slice",
+                    "Transpose",
+                    "Unsqueeze",
+                    "Where",
+                ),
+                when="len([t for t in indices if t is not None]) == 1",
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX ScatterND arrives at opset 11", "specs/indexing.yaml:234", opsets=(7, 10)
+            ),
+            GapInfo(
+                "a boolean mask beside other index tensors is not supported; index with the mask alone, or with its nonzero() positions",
+                "specs/indexing.yaml:236",
+                when='len([t for t in indices if t is not None]) > 1 and any(dtype_of(t) == "bool" for t in indices if t is not None)',
+            ),
+            GapInfo(
+                "several index tensors are broadcast with ONNX Max on integers, from opset 12",
+                "specs/indexing.yaml:238",
+                opsets=(7, 11),
+                when="len([t for t in indices if t is not None]) > 1",
+            ),
+            GapInfo(
+                'ONNX ScatterND adds the values at repeated positions (reduction="add") from opset 16',
+                "specs/indexing.yaml:241",
+                opsets=(7, 15),
+                when="accumulate",
+            ),
+            GapInfo(
+                'onnxruntime\'s ScatterND adds no float16 (reduction="add")',
+                "specs/indexing.yaml:244",
+                dtypes=("float16",),
+                opsets=(16, 28),
+                when="accumulate",
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(5, 3), [ints(2, high=5)], t()", "specs/indexing.yaml:250"),
+            Sample("t(3, 5), [None, ints(4, low=-5, high=5)], t(3, 1)", "specs/indexing.yaml:251"),
+            Sample("t(3, 4), [mask(3, 4)], t()", "specs/indexing.yaml:252"),
+            Sample(
+                't(6, 3), [t(4, dtype="int32")], t(4, 3), True',
+                "specs/indexing.yaml:253",
+                opsets=(16, 28),
+            ),
+            Sample(
+                "t(2, 3, 4), [None, mask(3, 4)], t(), True",
+                "specs/indexing.yaml:255",
+                opsets=(16, 28),
+            ),
+            Sample(
+                "t(3, 4, 5), [ints(2, high=3), None, ints(2, high=5)], t(1)",
+                "specs/indexing.yaml:257",
+                opsets=(12, 28),
+            ),
+            Sample(
+                "t(3, 4, 5), [ints(2, high=3), None, ints(2, high=5)], t(2, 4), True",
+                "specs/indexing.yaml:259",
+                opsets=(16, 28),
+                dtypes=("int64", "float32"),
+            ),
+            Sample(
+                "t(2, 3, 4), [None, ints(2, 1, high=3), ints(3, low=-4, high=4)], t(2, 2, 3), True",
+                "specs/indexing.yaml:262",
+                opsets=(16, 28),
+                dtypes=("int64", "float32"),
+            ),
+        ),
+        shape="same(self)",
+    ),
+    "aten::index_select": EntryInfo(
+        "aten::index_select",
+        "specs/indexing.yaml:109",
+        doc="The slices of self at positions index (a 1-D or 0-d tensor) along dim dim.",
+        schemas={
+            "aten::index_select": "aten::index_select(Tensor self, int dim, Tensor index) -> Tensor",
+            "aten::index_select.out": "aten::index_select.out(Tensor self, int dim, Tensor index, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo("specs/indexing.yaml:117", 7, 12, ("Gather", "Identity", "Unsqueeze")),
+            LoweringInfo("specs/indexing.yaml:117", 13, 28, ("Gather", "Identity", "Unsqueeze")),
+        ),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 5), 1, ints(4, high=5)", "specs/indexing.yaml:123"),
+            Sample(
+                "t(4, 2, 3), -1, ints(2, high=3)", "specs/indexing.yaml:124", dtypes=("float32",)
+            ),
+            Sample("t(4, 2), 0, ints(high=4)", "specs/indexing.yaml:126", dtypes=("float32",)),
+            Sample(
+                't(6, 2), 0, pos(3, dtype="int32")', "specs/indexing.yaml:128", dtypes=("float32",)
+            ),
+            Sample("t(), 0, ints(1, high=1)", "specs/indexing.yaml:130", dtypes=("float32",)),
+        ),
+        shape="infer",
+    ),
     "aten::layer_norm": EntryInfo(
         "aten::layer_norm",
         "specs/nn.yaml:200",
@@ -1346,7 +1665,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::le.Tensor": EntryInfo(
         "aten::le.Tensor",
-        "specs/elementwise.yaml:662",
+        "specs/elementwise.yaml:703",
         doc="self <= other, elementwise, as bool.",
         schemas={
             "aten::le.Tensor": "aten::le.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -1355,19 +1674,19 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::le.Scalar_out": "aten::le.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/elementwise.yaml:670", 12, 28, ("LessOrEqual",)),
-            LoweringInfo("specs/elementwise.yaml:672", 7, 11, ("Equal", "Less", "Or")),
+            LoweringInfo("specs/elementwise.yaml:711", 12, 28, ("LessOrEqual",)),
+            LoweringInfo("specs/elementwise.yaml:713", 7, 11, ("Equal", "Less", "Or")),
         ),
         gaps=(
             GapInfo(
                 "before opset 12 self <= other is Less or Equal, and ONNX Less accepts integers from opset 9",
-                "specs/elementwise.yaml:675",
+                "specs/elementwise.yaml:716",
                 dtypes=("bool", "uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
             GapInfo(
                 "before opset 12 self <= other is Less or Equal, and ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:678",
+                "specs/elementwise.yaml:719",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
@@ -1378,13 +1697,13 @@ ENTRIES: dict[str, EntryInfo] = {
             "before opset 12 self <= other is Less or Equal, and ONNX Equal accepts floating types from opset 11",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:682"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:723"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:683",
+                "specs/elementwise.yaml:724",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:685", overload="aten::le.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:726", overload="aten::le.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -1501,55 +1820,55 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::logical_and": EntryInfo(
         "aten::logical_and",
-        "specs/elementwise.yaml:725",
+        "specs/elementwise.yaml:766",
         doc="self != 0 and other != 0, elementwise, as bool; each operand keeps its dtype.",
         schemas={
             "aten::logical_and": "aten::logical_and(Tensor self, Tensor other) -> Tensor",
             "aten::logical_and.out": "aten::logical_and.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:732", 7, 28, ("And", "Cast")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:773", 7, 28, ("And", "Cast")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:735"),
-            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:736"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:776"),
+            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:777"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::logical_not": EntryInfo(
         "aten::logical_not",
-        "specs/elementwise.yaml:714",
+        "specs/elementwise.yaml:755",
         doc="self == 0, elementwise, as bool.",
         schemas={
             "aten::logical_not": "aten::logical_not(Tensor self) -> Tensor",
             "aten::logical_not.out": "aten::logical_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:720", 7, 28, ("Cast", "Not")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:761", 7, 28, ("Cast", "Not")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:723"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:764"),),
         shape="same(self)",
     ),
     "aten::logical_or": EntryInfo(
         "aten::logical_or",
-        "specs/elementwise.yaml:738",
+        "specs/elementwise.yaml:779",
         doc="self != 0 or other != 0, elementwise, as bool; each operand keeps its dtype.",
         schemas={
             "aten::logical_or": "aten::logical_or(Tensor self, Tensor other) -> Tensor",
             "aten::logical_or.out": "aten::logical_or.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:745", 7, 28, ("Cast", "Or")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:786", 7, 28, ("Cast", "Or")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:748"),
-            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:749"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:789"),
+            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:790"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::lt.Tensor": EntryInfo(
         "aten::lt.Tensor",
-        "specs/elementwise.yaml:622",
+        "specs/elementwise.yaml:663",
         doc="self < other, elementwise, as bool.",
         schemas={
             "aten::lt.Tensor": "aten::lt.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -1557,11 +1876,11 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::lt.Tensor_out": "aten::lt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::lt.Scalar_out": "aten::lt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:632", 7, 28, ("Less",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:673", 7, 28, ("Less",)),),
         gaps=(
             GapInfo(
                 "ONNX Less accepts integers from opset 9, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:635",
+                "specs/elementwise.yaml:676",
                 dtypes=("int64",),
                 opsets=(7, 8),
             ),
@@ -1571,14 +1890,14 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:639"),
-            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:640", overload="aten::lt.Scalar"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:680"),
+            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:681", overload="aten::lt.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::masked_fill.Tensor": EntryInfo(
         "aten::masked_fill.Tensor",
-        "specs/elementwise.yaml:777",
+        "specs/elementwise.yaml:818",
         doc="self with value where mask holds; value takes self's dtype.",
         schemas={
             "aten::masked_fill.Tensor": "aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor",
@@ -1588,21 +1907,21 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::masked_fill.Tensor_out": "aten::masked_fill.Tensor_out(Tensor self, Tensor mask, Tensor value, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::masked_fill.Scalar_out": "aten::masked_fill.Scalar_out(Tensor self, Tensor mask, Scalar value, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:785", 9, 28, ("Where",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:826", 9, 28, ("Where",)),),
         gaps=(
             GapInfo(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:788",
+                "specs/elementwise.yaml:829",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:792"),
+            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:833"),
             Sample(
                 "t(2, 3), mask(2, 3), 1",
-                "specs/elementwise.yaml:793",
+                "specs/elementwise.yaml:834",
                 overload="aten::masked_fill.Scalar",
             ),
         ),
@@ -2007,27 +2326,68 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="broadcast(self, other)",
     ),
+    "aten::narrow": EntryInfo(
+        "aten::narrow",
+        "specs/shape.yaml:532",
+        doc="self[start:start + length] along dim dim; a negative start counts from the end.",
+        schemas={
+            "aten::narrow": "aten::narrow(Tensor(a) self, int dim, SymInt start, SymInt length) -> Tensor(a)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/shape.yaml:537", 10, 28, ("Add", "Less", "Reshape", "Slice", "Where")
+            ),
+            LoweringInfo("specs/shape.yaml:550", 7, 9, ("Slice",), when="is_static(start, length)"),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX Slice takes computed bounds from opset 10",
+                "specs/shape.yaml:557",
+                opsets=(7, 9),
+                when="not is_static(start, length)",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(4, 5), 1, 1, 3", "specs/shape.yaml:561"),
+            Sample("t(4, 5), 0, -3, 2", "specs/shape.yaml:562", dtypes=("int64", "float32")),
+            Sample("t(4, 5), -1, -2, 2", "specs/shape.yaml:564", dtypes=("float32",)),
+            Sample(
+                "t(6, 3), 0, sym(1), sym(4)",
+                "specs/shape.yaml:566",
+                opsets=(10, 28),
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(6, 3), 0, sym(-4), 2",
+                "specs/shape.yaml:569",
+                opsets=(10, 28),
+                dtypes=("float32",),
+            ),
+        ),
+        shape="infer",
+    ),
     "aten::native_dropout": EntryInfo(
         "aten::native_dropout",
-        "specs/elementwise.yaml:798",
+        "specs/elementwise.yaml:839",
         doc="Dropout as torch.export leaves it (aten::dropout always decomposes: to aten::clone outside training, to this in training): the identity and an all-true mask when nothing is dropped.",
         schemas={
             "aten::native_dropout": "aten::native_dropout(Tensor input, float p, bool? train) -> (Tensor, Tensor)",
         },
         lowerings=(
-            LoweringInfo("specs/elementwise.yaml:803", 8, 28, ("Expand", "Identity", "Shape")),
+            LoweringInfo("specs/elementwise.yaml:844", 8, 28, ("Expand", "Identity", "Shape")),
         ),
         gaps=(
             GapInfo(
                 "dropout in training is random; export the model in eval mode",
-                "specs/elementwise.yaml:808",
+                "specs/elementwise.yaml:849",
                 when="train is not False and p > 0",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:811"),
-            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:812"),
+            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:852"),
+            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:853"),
         ),
         shape="infer",
     ),
@@ -2088,7 +2448,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::ne.Tensor": EntryInfo(
         "aten::ne.Tensor",
-        "specs/elementwise.yaml:601",
+        "specs/elementwise.yaml:642",
         doc="self != other, elementwise, as bool.",
         schemas={
             "aten::ne.Tensor": "aten::ne.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -2096,11 +2456,11 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::ne.Tensor_out": "aten::ne.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::ne.Scalar_out": "aten::ne.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:609", 7, 28, ("Equal", "Not")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:650", 7, 28, ("Equal", "Not")),),
         gaps=(
             GapInfo(
                 "ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:612",
+                "specs/elementwise.yaml:653",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
@@ -2110,13 +2470,13 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:616"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:657"),
             Sample(
                 "t(2, 3).log().round(), t(3).round()",
-                "specs/elementwise.yaml:617",
+                "specs/elementwise.yaml:658",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:619", overload="aten::ne.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:660", overload="aten::ne.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -2227,15 +2587,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::ones_like": EntryInfo(
         "aten::ones_like",
-        "specs/elementwise.yaml:865",
+        "specs/elementwise.yaml:906",
         doc="Ones shaped like self, in dtype or self's dtype.",
         schemas={
             "aten::ones_like": "aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:871", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:912", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:874"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:915"),),
         shape="same(self)",
     ),
     "aten::permute": EntryInfo(
@@ -2374,6 +2734,73 @@ ENTRIES: dict[str, EntryInfo] = {
         samples=(Sample("pos(3, 4)", "specs/elementwise.yaml:291"),),
         shape="same(self)",
     ),
+    "aten::reflection_pad1d": EntryInfo(
+        "aten::reflection_pad1d",
+        "specs/padding.yaml:45",
+        doc="self padded by reflecting it at its borders (edge values not repeated); padding holds (begin, end) pairs from the last dim backwards.",
+        schemas={
+            "aten::reflection_pad1d": "aten::reflection_pad1d(Tensor self, SymInt[2] padding) -> Tensor",
+            "aten::reflection_pad2d": "aten::reflection_pad2d(Tensor self, SymInt[4] padding) -> Tensor",
+            "aten::reflection_pad3d": "aten::reflection_pad3d(Tensor self, SymInt[6] padding) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo("specs/padding.yaml:51", 7, 10, ("Pad",)),
+            LoweringInfo("specs/padding.yaml:51", 11, 28, ("Pad",)),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX Pad takes computed pads from opset 11",
+                "specs/padding.yaml:59",
+                opsets=(7, 10),
+                when="not is_static(padding)",
+            ),
+            GapInfo(
+                "ONNX Pad accepts integers from opset 11",
+                "specs/padding.yaml:62",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                opsets=(7, 10),
+            ),
+            GapInfo(
+                "onnxruntime has no int16 Pad kernel",
+                "specs/padding.yaml:65",
+                dtypes=("int16",),
+                opsets=(11, 28),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=(
+            "ONNX Pad accepts integers from opset 11",
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+        ),
+        samples=(
+            Sample("t(2, 3, 5), [2, 1]", "specs/padding.yaml:70"),
+            Sample("t(3, 5), [-1, 3]", "specs/padding.yaml:71", dtypes=("float32",)),
+            Sample(
+                "t(2, 5), [sym(2), 1]",
+                "specs/padding.yaml:73",
+                opsets=(11, 28),
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(1, 2, 4, 5), [1, 2, 3, 0]",
+                "specs/padding.yaml:76",
+                overload="aten::reflection_pad2d",
+            ),
+            Sample(
+                "t(2, 4, 5), [2, 0, 1, -1]",
+                "specs/padding.yaml:78",
+                dtypes=("int64", "float32"),
+                overload="aten::reflection_pad2d",
+            ),
+            Sample(
+                "t(1, 2, 3, 4, 3), [1, 1, 2, 0, 0, 2]",
+                "specs/padding.yaml:81",
+                dtypes=("float32",),
+                overload="aten::reflection_pad3d",
+            ),
+        ),
+        shape="infer",
+    ),
     "aten::relu": EntryInfo(
         "aten::relu",
         "specs/elementwise.yaml:405",
@@ -2405,6 +2832,94 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         samples=(Sample("t(3, 4)", "specs/elementwise.yaml:425"),),
         shape="same(self)",
+    ),
+    "aten::repeat": EntryInfo(
+        "aten::repeat",
+        "specs/shape.yaml:511",
+        doc="self tiled repeats times along each dim; extra leading repeats add leading dims.",
+        schemas={
+            "aten::repeat": "aten::repeat(Tensor self, SymInt[] repeats) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo("specs/shape.yaml:518", 7, 12, ("Tile", "Unsqueeze")),
+            LoweringInfo("specs/shape.yaml:518", 13, 28, ("Tile", "Unsqueeze")),
+        ),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(2, 3), [2, 1]", "specs/shape.yaml:524"),
+            Sample("t(2, 3), [2, 1, 3]", "specs/shape.yaml:525", dtypes=("bool", "float32")),
+            Sample("t(3), [sym(2), 2]", "specs/shape.yaml:527", dtypes=("float32",)),
+            Sample("t(2, 3), [0, 2]", "specs/shape.yaml:529", dtypes=("float32",)),
+        ),
+        shape="infer",
+    ),
+    "aten::replication_pad1d": EntryInfo(
+        "aten::replication_pad1d",
+        "specs/padding.yaml:85",
+        doc="self padded by repeating its border values; padding holds (begin, end) pairs from the last dim backwards.",
+        schemas={
+            "aten::replication_pad1d": "aten::replication_pad1d(Tensor self, SymInt[2] padding) -> Tensor",
+            "aten::replication_pad2d": "aten::replication_pad2d(Tensor self, SymInt[4] padding) -> Tensor",
+            "aten::replication_pad3d": "aten::replication_pad3d(Tensor self, SymInt[6] padding) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo("specs/padding.yaml:91", 7, 10, ("Pad",)),
+            LoweringInfo("specs/padding.yaml:91", 11, 28, ("Pad",)),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX Pad takes computed pads from opset 11",
+                "specs/padding.yaml:99",
+                opsets=(7, 10),
+                when="not is_static(padding)",
+            ),
+            GapInfo(
+                "ONNX Pad accepts integers from opset 11",
+                "specs/padding.yaml:102",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                opsets=(7, 10),
+            ),
+            GapInfo(
+                "onnxruntime has no int16 Pad kernel",
+                "specs/padding.yaml:105",
+                dtypes=("int16",),
+                opsets=(11, 28),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=(
+            "ONNX Pad accepts integers from opset 11",
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+        ),
+        samples=(
+            Sample("t(2, 3, 5), [2, 1]", "specs/padding.yaml:110"),
+            Sample("t(3, 5), [-1, 3]", "specs/padding.yaml:111", dtypes=("float32",)),
+            Sample(
+                "t(2, 5), [sym(2), 1]",
+                "specs/padding.yaml:113",
+                opsets=(11, 28),
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(1, 2, 4, 5), [1, 2, 3, 0]",
+                "specs/padding.yaml:116",
+                overload="aten::replication_pad2d",
+            ),
+            Sample(
+                "t(2, 4, 5), [2, 0, 1, -1]",
+                "specs/padding.yaml:118",
+                dtypes=("int64", "float32"),
+                overload="aten::replication_pad2d",
+            ),
+            Sample(
+                "t(1, 2, 3, 4, 3), [1, 1, 2, 0, 0, 2]",
+                "specs/padding.yaml:121",
+                dtypes=("float32",),
+                overload="aten::replication_pad3d",
+            ),
+        ),
+        shape="infer",
     ),
     "aten::reshape": EntryInfo(
         "aten::reshape",
@@ -2665,17 +3180,17 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::sin": EntryInfo(
         "aten::sin",
-        "specs/elementwise.yaml:890",
+        "specs/elementwise.yaml:931",
         doc="Sine, elementwise.",
         schemas={
             "aten::sin": "aten::sin(Tensor self) -> Tensor",
             "aten::sin_": "aten::sin_(Tensor(a!) self) -> Tensor(a!)",
             "aten::sin.out": "aten::sin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:898", 7, 28, ("Sin",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:939", 7, 28, ("Sin",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:901"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:942"),),
         shape="same(self)",
     ),
     "aten::slice.Tensor": EntryInfo(
@@ -2736,6 +3251,62 @@ ENTRIES: dict[str, EntryInfo] = {
             Sample("t(4, 5), -1, None, 3", "specs/shape.yaml:220", dtypes=("float32",)),
         ),
         shape="slice(self, dim, start, end, step)",
+    ),
+    "aten::slice_scatter": EntryInfo(
+        "aten::slice_scatter",
+        "specs/shape.yaml:573",
+        doc="self with self[start:end:step] along dim dim replaced by src (what `x[:, idx] = v` writes back through its full slice).",
+        schemas={
+            "aten::slice_scatter": "aten::slice_scatter(Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/shape.yaml:579",
+                11,
+                28,
+                ("Identity",),
+                when="is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim)))",
+            ),
+            LoweringInfo(
+                "specs/shape.yaml:582",
+                7,
+                10,
+                ("Identity",),
+                when="is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim)))",
+            ),
+            LoweringInfo(
+                "specs/shape.yaml:588",
+                11,
+                28,
+                ("Expand", "Range", "Reshape", "ScatterElements", "Shape", "Slice"),
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "writing part of a dim scatters along it with ONNX ScatterElements, from opset 11",
+                "specs/shape.yaml:596",
+                opsets=(7, 10),
+                when="not (is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim))))",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(4, 5), t(4, 5)", "specs/shape.yaml:600"),
+            Sample("t(4, 5), t(2, 5), 0, 1, 3", "specs/shape.yaml:601"),
+            Sample("t(4, 6), t(4, 3), 1, -5, None, 2", "specs/shape.yaml:602", opsets=(11, 28)),
+            Sample(
+                "t(4, 6), t(4, 6), 1, 0, 9223372036854775807",
+                "specs/shape.yaml:604",
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(6, 3), t(2, 3), 0, sym(2), sym(4)",
+                "specs/shape.yaml:606",
+                opsets=(11, 28),
+                dtypes=("float32",),
+            ),
+        ),
+        shape="same(self)",
     ),
     "aten::softmax.int": EntryInfo(
         "aten::softmax.int",
@@ -3249,6 +3820,248 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="unsqueeze(self, dim)",
     ),
+    "aten::upsample_bilinear2d": EntryInfo(
+        "aten::upsample_bilinear2d",
+        "specs/resize.yaml:219",
+        doc="Bilinear resize of the last two dims to output_size (the overload with explicit sizes).",
+        schemas={
+            "aten::upsample_bilinear2d": "aten::upsample_bilinear2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor",
+        },
+        lowerings=(LoweringInfo("specs/resize.yaml:224", 11, 28, ()),),
+        gaps=(
+            GapInfo(
+                "ONNX Upsample and Resize before opset 11 have neither torch's half-pixel nor its align-corners coordinates",
+                "specs/resize.yaml:227",
+                opsets=(7, 10),
+            ),
+            GapInfo(
+                "scales given beside output_size change torch's coordinates (1 / scale for in / out), which is not supported",
+                "specs/resize.yaml:229",
+                when="scales_h is not None or scales_w is not None",
+            ),
+            GapInfo(
+                "torch resizes uint8 bilinearly in fixed point with its own rounding, which ONNX Resize does not reproduce (off by one)",
+                "specs/resize.yaml:231",
+                dtypes=("uint8",),
+            ),
+            GapInfo(
+                "onnxruntime has no float64 Resize kernel",
+                "specs/resize.yaml:233",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=(
+            "torch resizes uint8 bilinearly in fixed point with its own rounding, which ONNX Resize does not reproduce (off by one)",
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+        ),
+        samples=(
+            Sample("t(1, 2, 3, 4), [6, 5], False", "specs/resize.yaml:237"),
+            Sample("t(1, 2, 3, 4), [2, 7], True", "specs/resize.yaml:238", dtypes=("float32",)),
+        ),
+        shape="infer",
+    ),
+    "aten::upsample_bilinear2d.vec": EntryInfo(
+        "aten::upsample_bilinear2d.vec",
+        "specs/resize.yaml:144",
+        doc='Bilinear resize of the last two dims (F.interpolate mode="bilinear") to output_size, or by scale_factors, with or without align_corners.',
+        schemas={
+            "aten::upsample_bilinear2d.vec": "aten::upsample_bilinear2d.vec(Tensor input, SymInt[]? output_size, bool align_corners, float[]? scale_factors) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/resize.yaml:149", 13, 28, ("Cast", "Floor", "Mul", "Resize", "Slice")
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:177", 11, 12, ("Cast", "Floor", "Mul", "Resize", "Slice")
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX Upsample and Resize before opset 11 have neither torch's half-pixel nor its align-corners coordinates",
+                "specs/resize.yaml:199",
+                opsets=(7, 10),
+            ),
+            GapInfo(
+                "torch resizes uint8 bilinearly in fixed point with its own rounding, which ONNX Resize does not reproduce (off by one)",
+                "specs/resize.yaml:201",
+                dtypes=("uint8",),
+            ),
+            GapInfo(
+                "onnxruntime has no float64 Resize kernel",
+                "specs/resize.yaml:203",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=(
+            "torch resizes uint8 bilinearly in fixed point with its own rounding, which ONNX Resize does not reproduce (off by one)",
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+        ),
+        samples=(
+            Sample("t(1, 2, 3, 4), [5, 7], False, None", "specs/resize.yaml:207"),
+            Sample("t(2, 1, 4, 3), [8, 2], True, None", "specs/resize.yaml:208"),
+            Sample("t(1, 2, 4, 5), None, False, [2.0, 3.0]", "specs/resize.yaml:209"),
+            Sample(
+                "t(1, 2, 10, 50), None, False, [0.7, 2.3]",
+                "specs/resize.yaml:210",
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(1, 2, 5, 4), None, False, [1.5, 0.5]",
+                "specs/resize.yaml:212",
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(1, 1, 5, 4), None, True, [1.7, 2.5]",
+                "specs/resize.yaml:214",
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(1, 2, 3, 4), [sym(6), sym(5)], False, None",
+                "specs/resize.yaml:216",
+                dtypes=("float32",),
+            ),
+        ),
+        shape="infer",
+    ),
+    "aten::upsample_nearest2d": EntryInfo(
+        "aten::upsample_nearest2d",
+        "specs/resize.yaml:124",
+        doc="Nearest-neighbour resize of the last two dims to output_size (the overload with explicit sizes).",
+        schemas={
+            "aten::upsample_nearest2d": "aten::upsample_nearest2d(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None) -> Tensor",
+        },
+        lowerings=(LoweringInfo("specs/resize.yaml:129", 7, 28, ()),),
+        gaps=(
+            GapInfo(
+                "scales given beside output_size change torch's indices (1 / scale for in / out), which is not supported",
+                "specs/resize.yaml:132",
+                when="scales_h is not None or scales_w is not None",
+            ),
+            GapInfo(
+                "a computed output size needs ONNX Range, from opset 11, to make torch's indices",
+                "specs/resize.yaml:134",
+                opsets=(7, 10),
+                when="not is_static(output_size)",
+            ),
+            GapInfo(
+                "outputs of 2**22 positions or more along a dim, where float32 positions are no longer exact",
+                "specs/resize.yaml:137",
+                when="is_static(output_size) and any(o >= 4194304 for o in output_size)",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(1, 2, 3, 4), [6, 8]", "specs/resize.yaml:140"),
+            Sample("t(1, 2, 5, 4), [3, 7]", "specs/resize.yaml:141", dtypes=("float32",)),
+        ),
+        shape="infer",
+    ),
+    "aten::upsample_nearest2d.vec": EntryInfo(
+        "aten::upsample_nearest2d.vec",
+        "specs/resize.yaml:19",
+        doc='Nearest-neighbour resize of the last two dims (F.interpolate mode="nearest") to output_size, or by scale_factors, with torch\'s indices.',
+        schemas={
+            "aten::upsample_nearest2d.vec": "aten::upsample_nearest2d.vec(Tensor input, SymInt[]? output_size, float[]? scale_factors) -> Tensor",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/resize.yaml:27",
+                13,
+                28,
+                ("Resize",),
+                when='dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))',
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:33",
+                11,
+                12,
+                ("Resize",),
+                when='dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))',
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:40",
+                10,
+                10,
+                ("Resize",),
+                when='dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))',
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:46",
+                7,
+                8,
+                ("Upsample",),
+                when='dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))',
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:46",
+                9,
+                9,
+                ("Upsample",),
+                when='dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))',
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:54",
+                7,
+                28,
+                ("Cast", "Div", "Floor", "Gather", "Mul"),
+                when="output_size is not None and is_static(output_size) and all(o < 4194304 for o in output_size)",
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:63",
+                11,
+                28,
+                ("Cast", "Div", "Floor", "Gather", "Min", "Mul", "Range", "Sub"),
+                when="output_size is not None and not is_static(output_size)",
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:75",
+                7,
+                28,
+                ("Cast", "Floor", "Gather", "Mul"),
+                when="scale_factors is not None and is_static(sizes(input)[2:]) and all(i * s < 4194304 for i, s in zip(sizes(input)[2:], scale_factors))",
+            ),
+            LoweringInfo(
+                "specs/resize.yaml:88",
+                11,
+                28,
+                ("Cast", "Div", "Equal", "Floor", "Gather", "Min", "Mul", "Range", "Sub", "Where"),
+                when="scale_factors is not None and not is_static(sizes(input)[2:])",
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "a computed output size needs ONNX Range, from opset 11, to make torch's indices",
+                "specs/resize.yaml:106",
+                opsets=(7, 10),
+                when="output_size is not None and not is_static(output_size)",
+            ),
+            GapInfo(
+                "a scale factor other than an integer (any, in float64, which takes no Resize) on a dynamic size needs ONNX Range, from opset 11, to make torch's indices",
+                "specs/resize.yaml:109",
+                opsets=(7, 10),
+                when='scale_factors is not None and not is_static(sizes(input)[2:]) and (dtype_of(input) == "float64" or not all(s == int(s) and 1 <= s <= 40 for s in scale_factors))',
+            ),
+            GapInfo(
+                "outputs of 2**22 positions or more along a dim, where float32 positions are no longer exact",
+                "specs/resize.yaml:112",
+                when="(is_static(output_size) and any(o >= 4194304 for o in output_size)) if output_size is not None else (is_static(sizes(input)[2:]) and any(i * s >= 4194304 for i, s in zip(sizes(input)[2:], scale_factors)))",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(1, 2, 3, 4), None, [2.0, 3.0]", "specs/resize.yaml:115"),
+            Sample("t(2, 1, 3, 2), [6, 8], None", "specs/resize.yaml:116"),
+            Sample("t(1, 2, 14, 5), [2, 7], None", "specs/resize.yaml:117"),
+            Sample("t(1, 1, 4, 5), None, [2.2, 0.5]", "specs/resize.yaml:118"),
+            Sample("t(1, 1, 5, 3), None, [1.1, 1.7]", "specs/resize.yaml:119", dtypes=("float32",)),
+            Sample(
+                "t(1, 2, 3, 4), [sym(7), sym(4)], None", "specs/resize.yaml:121", opsets=(11, 28)
+            ),
+        ),
+        shape="infer",
+    ),
     "aten::view": EntryInfo(
         "aten::view",
         "specs/shape.yaml:17",
@@ -3316,7 +4129,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::where.self": EntryInfo(
         "aten::where.self",
-        "specs/elementwise.yaml:751",
+        "specs/elementwise.yaml:792",
         doc="self where condition holds, else other.",
         schemas={
             "aten::where.self": "aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor",
@@ -3324,21 +4137,21 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::where.ScalarSelf": "aten::where.ScalarSelf(Tensor condition, Scalar self, Tensor other) -> Tensor",
             "aten::where.self_out": "aten::where.self_out(Tensor condition, Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:760", 9, 28, ("Where",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:801", 9, 28, ("Where",)),),
         gaps=(
             GapInfo(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:763",
+                "specs/elementwise.yaml:804",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:767"),
+            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:808"),
             Sample(
                 "mask(2, 3), t(2, 3), 0.5",
-                "specs/elementwise.yaml:770",
+                "specs/elementwise.yaml:811",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -3353,7 +4166,7 @@ ENTRIES: dict[str, EntryInfo] = {
             ),
             Sample(
                 "mask(2, 3), 2, t(2, 3)",
-                "specs/elementwise.yaml:773",
+                "specs/elementwise.yaml:814",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -3387,15 +4200,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::zeros_like": EntryInfo(
         "aten::zeros_like",
-        "specs/elementwise.yaml:854",
+        "specs/elementwise.yaml:895",
         doc="Zeros shaped like self, in dtype or self's dtype.",
         schemas={
             "aten::zeros_like": "aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:860", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:901", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:863"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:904"),),
         shape="same(self)",
     ),
     "math.ceil": EntryInfo(

@@ -634,6 +634,33 @@ def elu__gap1(self, alpha, scale, input_scale):
     return _h.is_static(input_scale) and input_scale != 1
 
 
+# aten::hardsigmoid: min(max(self + 3, 0), 6) / 6, elementwise.
+#   aten::hardsigmoid(Tensor self) -> Tensor
+#   aten::hardsigmoid_(Tensor(a!) self) -> Tensor(a!)
+#   aten::hardsigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def hardsigmoid__opset7(op, self):
+    """aten::hardsigmoid at opsets 7..28 (specs/elementwise.yaml, aten::hardsigmoid)."""
+    return op.HardSigmoid(self, alpha=_h.floats(1.0 / 6), beta=_h.floats(0.5))
+
+
+# aten::hardswish: self * min(max(self + 3, 0), 6) / 6, elementwise (MobileNetV3's activation).
+#   aten::hardswish(Tensor self) -> Tensor
+#   aten::hardswish_(Tensor(a!) self) -> Tensor(a!)
+#   aten::hardswish.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def hardswish__opset14(op, self):
+    """aten::hardswish at opsets 14..28 (specs/elementwise.yaml, aten::hardswish)."""
+    return op.HardSwish(self)
+
+
+def hardswish__opset7(op, self):
+    """aten::hardswish at opsets 7..13 (specs/elementwise.yaml, aten::hardswish)."""
+    return op.Mul(self, op.HardSigmoid(self, alpha=_h.floats(1.0 / 6), beta=_h.floats(0.5)))
+
+
 # aten::eq.Tensor: self == other, elementwise, as bool.
 #   aten::eq.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::eq.Scalar(Tensor self, Scalar other) -> Tensor

@@ -138,3 +138,242 @@ def index_Tensor__gap2(self, indices):
 def nonzero__opset9(op, self):
     """aten::nonzero at opsets 9..28 (specs/indexing.yaml, aten::nonzero)."""
     return op.Transpose(op.NonZero(self), perm=[1, 0])
+
+
+# aten::embedding: The rows of weight at indices (padding_idx only changes the gradient).
+#   aten::embedding(Tensor weight, Tensor indices, SymInt padding_idx=-1, bool scale_grad_by_freq=False, bool sparse=False) -> Tensor
+
+
+def embedding__opset7(op, weight, indices, padding_idx, scale_grad_by_freq, sparse):
+    """aten::embedding at opsets 7..28 (specs/indexing.yaml, aten::embedding)."""
+    return op.Gather(weight, indices, axis=0)
+
+
+# aten::index_select: The slices of self at positions index (a 1-D or 0-d tensor) along dim dim.
+#   aten::index_select(Tensor self, int dim, Tensor index) -> Tensor
+#   aten::index_select.out(Tensor self, int dim, Tensor index, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def index_select__opset7(op, self, dim, index):
+    """aten::index_select at opsets 7..12 (specs/indexing.yaml, aten::index_select)."""
+    if _h.rank(self) == 0:
+        return op.Identity(self)
+    return op.Gather(
+        self,
+        op.Unsqueeze(index, axes=[0]) if _h.rank(index) == 0 else index,
+        axis=dim % _h.rank(self),
+    )
+
+
+def index_select__opset13(op, self, dim, index):
+    """aten::index_select at opsets 13..28 (specs/indexing.yaml, aten::index_select)."""
+    if _h.rank(self) == 0:
+        return op.Identity(self)
+    return op.Gather(
+        self,
+        op.Unsqueeze(index, _h.const(op, [0], "int64")) if _h.rank(index) == 0 else index,
+        axis=dim % _h.rank(self),
+    )
+
+
+# aten::index_put: self with values written (or added, with accumulate) at the positions indices select (None for a full slice), as Python's x[...] = values.
+#   aten::index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor
+#   aten::index_put_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor(a!)
+#   aten::_unsafe_index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor
+
+
+def index_put__opset16(op, self, indices, values, accumulate):
+    """aten::index_put at opsets 16..28 (specs/indexing.yaml, aten::index_put)."""
+    r = _h.rank(self)
+    dims = [i for i, t in enumerate(indices) if t is not None]
+    given = [t for t in indices if t is not None]
+    if _h.dtype_of(given[0]) == "bool":
+        dims = list(range(dims[0], dims[0] + _h.rank(given[0])))
+        hits = op.Transpose(op.NonZero(given[0]), perm=[1, 0])
+        nb = 1
+        count = op.Slice(op.Shape(hits), _h.const(op, [0], "int64"), _h.const(op, [1], "int64"))
+    else:
+        pos = [op.Cast(t, to=_h.onnx_dtype("int64")) for t in given]
+        pos = [
+            op.Where(
+                op.Less(p, _h.const(op, 0, "int64")),
+                op.Add(p, _h.const(op, _h.size(op, self, d), "int64")),
+                p,
+            )
+            for p, d in zip(pos, dims)
+        ]
+        nb = max([_h.rank(t) for t in given])
+        count = op.Shape(op.Max(*pos))
+        hits = op.Concat(
+            *[op.Unsqueeze(op.Expand(p, count), _h.const(op, [-1], "int64")) for p in pos], axis=-1
+        )
+    others = [i for i in range(r) if i not in dims]
+    perm = dims + others
+    a = dims[0] if dims == list(range(dims[0], dims[0] + len(dims))) else 0
+    rt = len(others) + nb
+    v = (
+        op.Unsqueeze(values, _h.const(op, list(range(rt - _h.rank(values))), "int64"))
+        if _h.rank(values) < rt
+        else values
+    )
+    if a > 0:
+        v = op.Transpose(v, perm=list(range(a, a + nb)) + list(range(a)) + list(range(a + nb, rt)))
+    updates = op.Expand(
+        v, op.Concat(count, _h.const(op, [_h.size(op, self, d) for d in others], "int64"), axis=0)
+    )
+    if perm == list(range(r)):
+        return op.ScatterND(self, hits, updates, reduction="add" if accumulate else "none")
+    out = op.ScatterND(
+        op.Transpose(self, perm=perm), hits, updates, reduction="add" if accumulate else "none"
+    )
+    return op.Transpose(out, perm=[j for i in range(r) for j in range(r) if perm[j] == i])
+
+
+def index_put__opset12(op, self, indices, values, accumulate):
+    """aten::index_put at opsets 12 (specs/indexing.yaml, aten::index_put)."""
+    r = _h.rank(self)
+    dims = [i for i, t in enumerate(indices) if t is not None]
+    given = [t for t in indices if t is not None]
+    if _h.dtype_of(given[0]) == "bool":
+        dims = list(range(dims[0], dims[0] + _h.rank(given[0])))
+        hits = op.Transpose(op.NonZero(given[0]), perm=[1, 0])
+        nb = 1
+        count = op.Slice(op.Shape(hits), _h.const(op, [0], "int64"), _h.const(op, [1], "int64"))
+    else:
+        pos = [op.Cast(t, to=_h.onnx_dtype("int64")) for t in given]
+        pos = [
+            op.Where(
+                op.Less(p, _h.const(op, 0, "int64")),
+                op.Add(p, _h.const(op, _h.size(op, self, d), "int64")),
+                p,
+            )
+            for p, d in zip(pos, dims)
+        ]
+        nb = max([_h.rank(t) for t in given])
+        count = op.Shape(op.Max(*pos))
+        hits = op.Concat(*[op.Unsqueeze(op.Expand(p, count), axes=[-1]) for p in pos], axis=-1)
+    others = [i for i in range(r) if i not in dims]
+    perm = dims + others
+    a = dims[0] if dims == list(range(dims[0], dims[0] + len(dims))) else 0
+    rt = len(others) + nb
+    v = (
+        op.Unsqueeze(values, axes=list(range(rt - _h.rank(values))))
+        if _h.rank(values) < rt
+        else values
+    )
+    if a > 0:
+        v = op.Transpose(v, perm=list(range(a, a + nb)) + list(range(a)) + list(range(a + nb, rt)))
+    updates = op.Expand(
+        v, op.Concat(count, _h.const(op, [_h.size(op, self, d) for d in others], "int64"), axis=0)
+    )
+    if perm == list(range(r)):
+        return op.ScatterND(self, hits, updates)
+    out = op.ScatterND(op.Transpose(self, perm=perm), hits, updates)
+    return op.Transpose(out, perm=[j for i in range(r) for j in range(r) if perm[j] == i])
+
+
+def index_put__opset13(op, self, indices, values, accumulate):
+    """aten::index_put at opsets 13..15 (specs/indexing.yaml, aten::index_put)."""
+    r = _h.rank(self)
+    dims = [i for i, t in enumerate(indices) if t is not None]
+    given = [t for t in indices if t is not None]
+    if _h.dtype_of(given[0]) == "bool":
+        dims = list(range(dims[0], dims[0] + _h.rank(given[0])))
+        hits = op.Transpose(op.NonZero(given[0]), perm=[1, 0])
+        nb = 1
+        count = op.Slice(op.Shape(hits), _h.const(op, [0], "int64"), _h.const(op, [1], "int64"))
+    else:
+        pos = [op.Cast(t, to=_h.onnx_dtype("int64")) for t in given]
+        pos = [
+            op.Where(
+                op.Less(p, _h.const(op, 0, "int64")),
+                op.Add(p, _h.const(op, _h.size(op, self, d), "int64")),
+                p,
+            )
+            for p, d in zip(pos, dims)
+        ]
+        nb = max([_h.rank(t) for t in given])
+        count = op.Shape(op.Max(*pos))
+        hits = op.Concat(
+            *[op.Unsqueeze(op.Expand(p, count), _h.const(op, [-1], "int64")) for p in pos], axis=-1
+        )
+    others = [i for i in range(r) if i not in dims]
+    perm = dims + others
+    a = dims[0] if dims == list(range(dims[0], dims[0] + len(dims))) else 0
+    rt = len(others) + nb
+    v = (
+        op.Unsqueeze(values, _h.const(op, list(range(rt - _h.rank(values))), "int64"))
+        if _h.rank(values) < rt
+        else values
+    )
+    if a > 0:
+        v = op.Transpose(v, perm=list(range(a, a + nb)) + list(range(a)) + list(range(a + nb, rt)))
+    updates = op.Expand(
+        v, op.Concat(count, _h.const(op, [_h.size(op, self, d) for d in others], "int64"), axis=0)
+    )
+    if perm == list(range(r)):
+        return op.ScatterND(self, hits, updates)
+    out = op.ScatterND(op.Transpose(self, perm=perm), hits, updates)
+    return op.Transpose(out, perm=[j for i in range(r) for j in range(r) if perm[j] == i])
+
+
+def index_put__opset11(op, self, indices, values, accumulate):
+    """aten::index_put at opsets 11, when `len([t for t in indices if t is not None]) == 1` (specs/indexing.yaml, aten::index_put)."""
+    r = _h.rank(self)
+    dims = [i for i, t in enumerate(indices) if t is not None]
+    index = [t for t in indices if t is not None][0]
+    if _h.dtype_of(index) == "bool":
+        dims = list(range(dims[0], dims[0] + _h.rank(index)))
+        hits = op.Transpose(op.NonZero(index), perm=[1, 0])
+        nb = 1
+        count = op.Slice(op.Shape(hits), _h.const(op, [0], "int64"), _h.const(op, [1], "int64"))
+    else:
+        p = op.Cast(index, to=_h.onnx_dtype("int64"))
+        p = op.Where(
+            op.Less(p, _h.const(op, 0, "int64")),
+            op.Add(p, _h.const(op, _h.size(op, self, dims[0]), "int64")),
+            p,
+        )
+        nb = _h.rank(index)
+        count = op.Shape(p)
+        hits = op.Unsqueeze(p, axes=[-1])
+    others = [i for i in range(r) if i not in dims]
+    perm = dims + others
+    a = dims[0]
+    rt = len(others) + nb
+    v = (
+        op.Unsqueeze(values, axes=list(range(rt - _h.rank(values))))
+        if _h.rank(values) < rt
+        else values
+    )
+    if a > 0:
+        v = op.Transpose(v, perm=list(range(a, a + nb)) + list(range(a)) + list(range(a + nb, rt)))
+    updates = op.Expand(
+        v, op.Concat(count, _h.const(op, [_h.size(op, self, d) for d in others], "int64"), axis=0)
+    )
+    if perm == list(range(r)):
+        return op.ScatterND(self, hits, updates)
+    out = op.ScatterND(op.Transpose(self, perm=perm), hits, updates)
+    return op.Transpose(out, perm=[j for i in range(r) for j in range(r) if perm[j] == i])
+
+
+def index_put__opset11__when(self, indices, values, accumulate):
+    return len([t for t in indices if t is not None]) == 1
+
+
+def index_put__gap1(self, indices, values, accumulate):
+    return len([t for t in indices if t is not None]) > 1 and any(
+        (_h.dtype_of(t) == "bool" for t in indices if t is not None)
+    )
+
+
+def index_put__gap2(self, indices, values, accumulate):
+    return len([t for t in indices if t is not None]) > 1
+
+
+def index_put__gap3(self, indices, values, accumulate):
+    return accumulate
+
+
+def index_put__gap4(self, indices, values, accumulate):
+    return accumulate

@@ -620,3 +620,147 @@ def view_dtype__opset26(op, self, dtype):
 
 def view_dtype__gap0(self, dtype):
     return _h.bits(dtype) != _h.bits(_h.dtype_of(self)) or dtype == "bool"
+
+
+# aten::repeat: self tiled repeats times along each dim; extra leading repeats add leading dims.
+#   aten::repeat(Tensor self, SymInt[] repeats) -> Tensor
+
+
+def repeat__opset7(op, self, repeats):
+    """aten::repeat at opsets 7..12 (specs/shape.yaml, aten::repeat)."""
+    lead = len(repeats) - _h.rank(self)
+    x = op.Unsqueeze(self, axes=list(range(lead))) if lead > 0 else self
+    return op.Tile(x, _h.const(op, repeats, "int64"))
+
+
+def repeat__opset13(op, self, repeats):
+    """aten::repeat at opsets 13..28 (specs/shape.yaml, aten::repeat)."""
+    lead = len(repeats) - _h.rank(self)
+    x = op.Unsqueeze(self, _h.const(op, list(range(lead)), "int64")) if lead > 0 else self
+    return op.Tile(x, _h.const(op, repeats, "int64"))
+
+
+# aten::narrow: self[start:start + length] along dim dim; a negative start counts from the end.
+#   aten::narrow(Tensor(a) self, int dim, SymInt start, SymInt length) -> Tensor(a)
+
+
+def narrow__opset10(op, self, dim, start, length):
+    """aten::narrow at opsets 10..28 (specs/shape.yaml, aten::narrow)."""
+    d = dim % _h.rank(self)
+    if _h.is_static(start, length):
+        end = start + length
+        return op.Slice(
+            self,
+            _h.const(op, [start], "int64"),
+            _h.const(op, [end if start >= 0 or end < 0 else 9223372036854775807], "int64"),
+            _h.const(op, [d], "int64"),
+        )
+    n = _h.size(op, self, d)
+    s = op.Where(
+        op.Less(_h.const(op, start, "int64"), _h.const(op, 0, "int64")),
+        op.Add(_h.const(op, start, "int64"), _h.const(op, n, "int64")),
+        _h.const(op, start, "int64"),
+    )
+    s = op.Reshape(s, _h.const(op, [1], "int64"))
+    return op.Slice(self, s, op.Add(s, _h.const(op, length, "int64")), _h.const(op, [d], "int64"))
+
+
+def narrow__opset7(op, self, dim, start, length):
+    """aten::narrow at opsets 7..9, when `is_static(start, length)` (specs/shape.yaml, aten::narrow)."""
+    end = start + length
+    return op.Slice(
+        self,
+        starts=[start],
+        ends=[end if start >= 0 or end < 0 else 9223372036854775807],
+        axes=[dim % _h.rank(self)],
+    )
+
+
+def narrow__opset7__when(self, dim, start, length):
+    return _h.is_static(start, length)
+
+
+def narrow__gap0(self, dim, start, length):
+    return not _h.is_static(start, length)
+
+
+# aten::slice_scatter: self with self[start:end:step] along dim dim replaced by src (what `x[:, idx] = v` writes back through its full slice).
+#   aten::slice_scatter(Tensor self, Tensor src, int dim=0, SymInt? start=None, SymInt? end=None, SymInt step=1) -> Tensor
+
+
+def slice_scatter__opset11(op, self, src, dim, start, end, step):
+    """aten::slice_scatter at opsets 11..28, when `is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim)))` (specs/shape.yaml, aten::slice_scatter)."""
+    return op.Identity(src)
+
+
+def slice_scatter__opset7(op, self, src, dim, start, end, step):
+    """aten::slice_scatter at opsets 7..10, when `is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim)))` (specs/shape.yaml, aten::slice_scatter)."""
+    return op.Identity(src)
+
+
+def slice_scatter__opset11_1(op, self, src, dim, start, end, step):
+    """aten::slice_scatter at opsets 11..28 (specs/shape.yaml, aten::slice_scatter)."""
+    d = dim % _h.rank(self)
+    n = _h.const(op, _h.size(op, self, d), "int64")
+    pos = op.Slice(
+        op.Range(_h.const(op, 0, "int64"), n, _h.const(op, 1, "int64")),
+        _h.const(op, [0 if start is None else start], "int64"),
+        _h.const(op, [9223372036854775807 if end is None else end], "int64"),
+        _h.const(op, [0], "int64"),
+        _h.const(op, [step], "int64"),
+    )
+    pos = op.Reshape(
+        pos, _h.const(op, [-1 if i == d else 1 for i in range(_h.rank(self))], "int64")
+    )
+    return op.ScatterElements(self, op.Expand(pos, op.Shape(src)), src, axis=d)
+
+
+def slice_scatter__opset11__when(self, src, dim, start, end, step):
+    return (
+        _h.is_static(start, end, step)
+        and step == 1
+        and (
+            start is None
+            or start == 0
+            or (_h.is_static(_h.static_size(self, dim)) and start <= -_h.static_size(self, dim))
+        )
+        and (
+            end is None
+            or end == 9223372036854775807
+            or (_h.is_static(_h.static_size(self, dim)) and end >= _h.static_size(self, dim))
+        )
+    )
+
+
+def slice_scatter__opset7__when(self, src, dim, start, end, step):
+    return (
+        _h.is_static(start, end, step)
+        and step == 1
+        and (
+            start is None
+            or start == 0
+            or (_h.is_static(_h.static_size(self, dim)) and start <= -_h.static_size(self, dim))
+        )
+        and (
+            end is None
+            or end == 9223372036854775807
+            or (_h.is_static(_h.static_size(self, dim)) and end >= _h.static_size(self, dim))
+        )
+    )
+
+
+def slice_scatter__gap0(self, src, dim, start, end, step):
+    return not (
+        _h.is_static(start, end, step)
+        and step == 1
+        and (
+            start is None
+            or start == 0
+            or (_h.is_static(_h.static_size(self, dim)) and start <= -_h.static_size(self, dim))
+        )
+        and (
+            end is None
+            or end == 9223372036854775807
+            or (_h.is_static(_h.static_size(self, dim)) and end >= _h.static_size(self, dim))
+        )
+    )

@@ -31,7 +31,9 @@ from torchonnx.generated import onnxscript_elementwise as _elementwise
 from torchonnx.generated import onnxscript_factory as _factory
 from torchonnx.generated import onnxscript_indexing as _indexing
 from torchonnx.generated import onnxscript_nn as _nn
+from torchonnx.generated import onnxscript_padding as _padding
 from torchonnx.generated import onnxscript_reduction as _reduction
+from torchonnx.generated import onnxscript_resize as _resize
 from torchonnx.generated import onnxscript_shape as _shape
 from torchonnx.generated import onnxscript_sizes as _sizes
 
@@ -56,6 +58,7 @@ _all = (
 )
 _d266e6800 = ("int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64")
 _d3dd48df8 = ("int64", "float64")
+_d4ea1183f = ("uint8", "float16", "bfloat16", "float32", "float64")
 _d793a5a56 = ("bool",)
 _da46375b9 = ("bool", "int64", "float64")
 _floating = ("float16", "bfloat16", "float32", "float64")
@@ -67,6 +70,28 @@ _p028e7e79 = Plan(
         "bool": ((7, 28, "bool", None),),
         "int64": ((7, 28, "int64", None),),
         "float64": ((7, 28, "float64", None),),
+    }
+)
+_p0330a725 = Plan(
+    {
+        "uint8": ((7, 28, "uint8", None),),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    }
+)
+_p0b54f36a = Plan(
+    {
+        "uint8": ((7, 10, None, 0),),
+        "int8": ((7, 10, None, 0),),
+        "int16": ((7, 10, None, 0),),
+        "int32": ((7, 10, None, 0),),
+        "int64": ((7, 10, None, 0),),
+        "float16": ((7, 10, "float16", None),),
+        "bfloat16": ((7, 10, None, 1),),
+        "float32": ((7, 10, "float32", None),),
+        "float64": ((7, 10, "float64", None),),
     }
 )
 _p0d17b867 = Plan(
@@ -112,6 +137,14 @@ _p14969dff = Plan(
         "float64": ((18, 28, "float64", None),),
     },
     cast_back={"bool": (True,), "int16": (True,)},
+)
+_p151b76f5 = Plan(
+    {
+        "uint8": ((10, 10, "uint8", None),),
+        "float16": ((10, 10, "float16", None),),
+        "bfloat16": ((10, 10, None, 0),),
+        "float32": ((10, 10, "float32", None),),
+    }
 )
 _p16dc1b51 = Plan(
     {
@@ -240,6 +273,38 @@ _p37dc0739 = Plan(
         "float64": ((9, 11, "float64", None),),
     }
 )
+_p39adbfdd = Plan(
+    {
+        "float16": ((7, 13, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 13, "float32", None)),
+        "float32": ((7, 13, "float32", None),),
+        "float64": ((7, 13, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
+_p40b04e6e = Plan(
+    {
+        "bool": ((11, 12, None, 0), (13, 28, "bool", None)),
+        "uint8": ((11, 28, "uint8", None),),
+        "int8": ((11, 28, "int8", None),),
+        "int16": ((11, 28, "int16", None),),
+        "int32": ((11, 28, "int32", None),),
+        "int64": ((11, 28, "int64", None),),
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 2), (13, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    }
+)
+_p48aed2d6 = Plan(
+    {
+        "uint8": ((11, 12, None, 0),),
+        "float16": ((11, 12, "float16", None),),
+        "bfloat16": ((11, 12, None, 1),),
+        "float32": ((11, 12, "float32", None),),
+        "float64": ((11, 12, "float64", None),),
+    }
+)
 _p4a2c9af2 = Plan(
     {
         "uint8": ((26, 28, "uint8", None),),
@@ -291,6 +356,20 @@ _p626eeb49 = Plan(
     },
     cast_back={"uint8": (False,), "int8": (False,), "int16": (False,)},
 )
+_p63e73115 = Plan(
+    {
+        "bool": ((7, 10, None, 0),),
+        "uint8": ((7, 10, None, 1),),
+        "int8": ((7, 10, None, 1),),
+        "int16": ((7, 10, None, 1),),
+        "int32": ((7, 10, None, 1),),
+        "int64": ((7, 10, None, 1),),
+        "float16": ((7, 10, "float16", None),),
+        "bfloat16": ((7, 10, None, 2),),
+        "float32": ((7, 10, "float32", None),),
+        "float64": ((7, 10, "float64", None),),
+    }
+)
 _p64b26ae6 = Plan(
     {
         "uint8": ((10, 13, "int32", None), (14, 28, "uint8", None)),
@@ -313,6 +392,34 @@ _p656c20a9 = Plan(
         "float64": ((13, 28, "float64", None),),
     },
     cast_back={"bfloat16": (True,)},
+)
+_p6f5721f5 = Plan(
+    {
+        "bool": ((11, 11, "bool", None),),
+        "uint8": ((11, 11, "uint8", None),),
+        "int8": ((11, 11, "int8", None),),
+        "int16": ((11, 11, "int16", None),),
+        "int32": ((11, 11, "int32", None),),
+        "int64": ((11, 11, "int64", None),),
+        "float16": ((11, 11, "float16", None),),
+        "bfloat16": ((11, 11, None, 0),),
+        "float32": ((11, 11, "float32", None),),
+        "float64": ((11, 11, "float64", None),),
+    }
+)
+_p701ffbeb = Plan(
+    {
+        "bool": ((16, 28, "bool", None),),
+        "uint8": ((16, 28, "uint8", None),),
+        "int8": ((16, 28, "int8", None),),
+        "int16": ((16, 28, "int16", None),),
+        "int32": ((16, 28, "int32", None),),
+        "int64": ((16, 28, "int64", None),),
+        "float16": ((16, 28, "float16", None),),
+        "bfloat16": ((16, 28, "bfloat16", None),),
+        "float32": ((16, 28, "float32", None),),
+        "float64": ((16, 28, "float64", None),),
+    }
 )
 _p703aaf02 = Plan(
     {
@@ -381,6 +488,23 @@ _p8373c83d = Plan(
     },
     cast_back={"bfloat16": (True, True, True)},
 )
+_p864d8f6d = Plan(
+    {
+        "float16": ((14, 28, "float16", None),),
+        "bfloat16": ((14, 21, "float32", None), (22, 28, "bfloat16", None)),
+        "float32": ((14, 28, "float32", None),),
+        "float64": ((14, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
+_p874e5481 = Plan(
+    {
+        "uint8": ((7, 8, "uint8", None),),
+        "float16": ((7, 8, "float16", None),),
+        "bfloat16": ((7, 8, None, 0),),
+        "float32": ((7, 8, "float32", None),),
+    }
+)
 _p887222bd = Plan(
     {
         "uint8": ((7, 11, None, 0), (12, 28, "int32", None)),
@@ -403,6 +527,23 @@ _p8d06e929 = Plan(
         "bool": ((7, 28, "bool", None),),
         "int64": ((7, 28, "int64", None),),
         "float64": ((7, 10, None, 0), (11, 28, "float64", None)),
+    }
+)
+_p8e192e75 = Plan(
+    {
+        "uint8": ((13, 28, "uint8", None),),
+        "float16": ((13, 28, "float16", None),),
+        "bfloat16": ((13, 28, "bfloat16", None),),
+        "float32": ((13, 28, "float32", None),),
+    }
+)
+_p8ed5043d = Plan(
+    {
+        "uint8": ((11, 28, "uint8", None),),
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
     }
 )
 _p8fe613db = Plan(
@@ -515,6 +656,20 @@ _p9f09f3f1 = Plan(
     },
     cast_back={"bfloat16": (True,)},
 )
+_pa1f35635 = Plan(
+    {
+        "bool": ((13, 15, "bool", None),),
+        "uint8": ((13, 15, "uint8", None),),
+        "int8": ((13, 15, "int8", None),),
+        "int16": ((13, 15, "int16", None),),
+        "int32": ((13, 15, "int32", None),),
+        "int64": ((13, 15, "int64", None),),
+        "float16": ((13, 15, "float16", None),),
+        "bfloat16": ((13, 15, "bfloat16", None),),
+        "float32": ((13, 15, "float32", None),),
+        "float64": ((13, 15, "float64", None),),
+    }
+)
 _pa208b0e3 = Plan(
     {
         "bool": ((11, 12, "bool", None),),
@@ -545,6 +700,14 @@ _pa75a613e = Plan(
         "float64": ((9, 19, "float64", None),),
     }
 )
+_pa7fd111f = Plan(
+    {
+        "uint8": ((11, 12, "uint8", None),),
+        "float16": ((11, 12, "float16", None),),
+        "bfloat16": ((11, 12, None, 0),),
+        "float32": ((11, 12, "float32", None),),
+    }
+)
 _pa82918d3 = Plan(
     {
         "bool": ((7, 8, None, 1), (9, 11, "int32", None)),
@@ -566,6 +729,23 @@ _paa4c7305 = Plan(
         "bfloat16": ((7, 9, None, 0),),
         "float32": ((7, 9, "float32", None),),
         "float64": ((7, 9, "float64", None),),
+    }
+)
+_paafd738c = Plan(
+    {
+        "uint8": ((13, 28, None, 0),),
+        "float16": ((13, 28, "float16", None),),
+        "bfloat16": ((13, 28, "bfloat16", None),),
+        "float32": ((13, 28, "float32", None),),
+        "float64": ((13, 28, "float64", None),),
+    }
+)
+_pacfcf43b = Plan(
+    {
+        "uint8": ((9, 9, "uint8", None),),
+        "float16": ((9, 9, "float16", None),),
+        "bfloat16": ((9, 9, None, 0),),
+        "float32": ((9, 9, "float32", None),),
     }
 )
 _pad08a1a7 = Plan(
@@ -838,6 +1018,19 @@ _pd4d339a3 = Plan(
     },
     cast_back={"int8": (True,), "int16": (True,), "int32": (True,)},
 )
+_pd57f3136 = Plan(
+    {
+        "uint8": ((11, 28, "uint8", None),),
+        "int8": ((11, 28, "int8", None),),
+        "int16": ((11, 28, "int16", None),),
+        "int32": ((11, 28, "int32", None),),
+        "int64": ((11, 28, "int64", None),),
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 1), (13, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    }
+)
 _pd64894c5 = Plan(
     {
         "float16": ((23, 28, "float16", None),),
@@ -957,6 +1150,15 @@ _pf2d8ec9b = Plan(
         "bfloat16": ((18, 28, "bfloat16", None),),
         "float32": ((18, 28, "float32", None),),
         "float64": ((18, 28, "float64", None),),
+    }
+)
+_pf537a623 = Plan(
+    {
+        "uint8": ((11, 28, None, 0),),
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 1), (13, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
     }
 )
 _pf6ad201c = Plan(
@@ -1414,6 +1616,29 @@ _ENTRIES = (
         group=("self",),
     ),
     Entry(
+        "aten::constant_pad_nd",
+        (
+            Overload(
+                "aten::constant_pad_nd",
+                (
+                    Param("self", TENSOR),
+                    Param("pad", VALUE, dynamic=True),
+                    Param("value", VALUE, 0, dynamic=True),
+                ),
+            ),
+        ),
+        (
+            Lowering(1, 11, 28, (_padding.constant_pad_nd__opset11,), _p40b04e6e),
+            Lowering(0, 7, 10, (_padding.constant_pad_nd__opset7,), _p63e73115),
+        ),
+        dtypes=_all,
+        group=("self",),
+        gaps=(
+            Gap(0, opsets=(7, 10), when=_padding.constant_pad_nd__gap0),
+            Gap(3, dtypes=("int16",), opsets=(11, 28), runtime="onnxruntime"),
+        ),
+    ),
+    Entry(
         "aten::contiguous",
         (
             Overload(
@@ -1620,6 +1845,25 @@ _ENTRIES = (
             Gap(1, when=_elementwise.elu__gap1),
             Gap(2, dtypes=("float64",), runtime="onnxruntime"),
         ),
+    ),
+    Entry(
+        "aten::embedding",
+        (
+            Overload(
+                "aten::embedding",
+                (
+                    Param("weight", TENSOR),
+                    Param("indices", TENSOR),
+                    Param("padding_idx", VALUE, -1, dynamic=True),
+                    Param("scale_grad_by_freq", VALUE, False),
+                    Param("sparse", VALUE, False),
+                ),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_indexing.embedding__opset7,), _pca0c43c1),),
+        dtypes=_all,
+        group=("weight",),
+        input_dtypes={"indices": ("int32", "int64")},
     ),
     Entry(
         "aten::eq.Tensor",
@@ -1835,6 +2079,37 @@ _ENTRIES = (
         group=("self", "other"),
     ),
     Entry(
+        "aten::hardsigmoid",
+        (
+            Overload(
+                "aten::hardsigmoid",
+                (Param("self", TENSOR),),
+                also=("aten::hardsigmoid_", "aten::hardsigmoid.out"),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_elementwise.hardsigmoid__opset7,), _pec2921db),),
+        dtypes=_floating,
+        group=("self",),
+        gaps=(Gap(0, dtypes=("float64",), runtime="onnxruntime"),),
+    ),
+    Entry(
+        "aten::hardswish",
+        (
+            Overload(
+                "aten::hardswish",
+                (Param("self", TENSOR),),
+                also=("aten::hardswish_", "aten::hardswish.out"),
+            ),
+        ),
+        (
+            Lowering(0, 14, 28, (_elementwise.hardswish__opset14,), _p864d8f6d),
+            Lowering(1, 7, 13, (_elementwise.hardswish__opset7,), _p39adbfdd),
+        ),
+        dtypes=_floating,
+        group=("self",),
+        gaps=(Gap(0, dtypes=("float64",), runtime="onnxruntime"),),
+    ),
+    Entry(
         "aten::hardtanh",
         (
             Overload(
@@ -1888,6 +2163,66 @@ _ENTRIES = (
             Gap(1, opsets=(7, 11), when=_indexing.index_Tensor__gap1),
             Gap(2, opsets=(7, 11), when=_indexing.index_Tensor__gap2),
         ),
+    ),
+    Entry(
+        "aten::index_put",
+        (
+            Overload(
+                "aten::index_put",
+                (
+                    Param("self", TENSOR),
+                    Param("indices", TENSORS),
+                    Param("values", TENSOR),
+                    Param("accumulate", VALUE, False),
+                ),
+                also=("aten::index_put_", "aten::_unsafe_index_put"),
+            ),
+        ),
+        (
+            Lowering(0, 16, 28, (_indexing.index_put__opset16,), _p701ffbeb),
+            Lowering(2, 13, 15, (_indexing.index_put__opset13,), _pa1f35635),
+            Lowering(1, 12, 12, (_indexing.index_put__opset12,), _p756b3cfb),
+            Lowering(
+                3,
+                11,
+                11,
+                (_indexing.index_put__opset11,),
+                _p6f5721f5,
+                when=_indexing.index_put__opset11__when,
+            ),
+        ),
+        dtypes=_all,
+        group=("self", "values"),
+        input_dtypes={"indices": ("bool", "int32", "int64")},
+        gaps=(
+            Gap(1, when=_indexing.index_put__gap1),
+            Gap(2, opsets=(7, 11), when=_indexing.index_put__gap2),
+            Gap(3, opsets=(7, 15), when=_indexing.index_put__gap3),
+            Gap(
+                4,
+                dtypes=("float16",),
+                opsets=(16, 28),
+                when=_indexing.index_put__gap4,
+                runtime="onnxruntime",
+            ),
+        ),
+    ),
+    Entry(
+        "aten::index_select",
+        (
+            Overload(
+                "aten::index_select",
+                (Param("self", TENSOR), Param("dim", VALUE), Param("index", TENSOR)),
+                also=("aten::index_select.out",),
+            ),
+        ),
+        (
+            Lowering(1, 13, 28, (_indexing.index_select__opset13,), _p35eb4c10),
+            Lowering(0, 7, 12, (_indexing.index_select__opset7,), _pce7f58f4),
+        ),
+        dtypes=_all,
+        group=("self",),
+        input_dtypes={"index": ("int32", "int64")},
     ),
     Entry(
         "aten::layer_norm",
@@ -2385,6 +2720,29 @@ _ENTRIES = (
         group=("self", "other"),
     ),
     Entry(
+        "aten::narrow",
+        (
+            Overload(
+                "aten::narrow",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE),
+                    Param("start", VALUE, dynamic=True),
+                    Param("length", VALUE, dynamic=True),
+                ),
+            ),
+        ),
+        (
+            Lowering(0, 10, 28, (_shape.narrow__opset10,), _peb98d984),
+            Lowering(
+                1, 7, 9, (_shape.narrow__opset7,), _p8fe613db, when=_shape.narrow__opset7__when
+            ),
+        ),
+        dtypes=_all,
+        group=("self",),
+        gaps=(Gap(0, opsets=(7, 9), when=_shape.narrow__gap0),),
+    ),
+    Entry(
         "aten::native_dropout",
         (
             Overload(
@@ -2658,6 +3016,26 @@ _ENTRIES = (
         group=("self",),
     ),
     Entry(
+        "aten::reflection_pad1d",
+        (
+            Overload(
+                "aten::reflection_pad1d",
+                (Param("self", TENSOR), Param("padding", VALUE, dynamic=True)),
+                also=("aten::reflection_pad2d", "aten::reflection_pad3d"),
+            ),
+        ),
+        (
+            Lowering(1, 11, 28, (_padding.reflection_pad1d__opset11,), _pd57f3136),
+            Lowering(0, 7, 10, (_padding.reflection_pad1d__opset7,), _p0b54f36a),
+        ),
+        dtypes=_numeric,
+        group=("self",),
+        gaps=(
+            Gap(0, opsets=(7, 10), when=_padding.reflection_pad1d__gap0),
+            Gap(2, dtypes=("int16",), opsets=(11, 28), runtime="onnxruntime"),
+        ),
+    ),
+    Entry(
         "aten::relu",
         (Overload("aten::relu", (Param("self", TENSOR),), also=("aten::relu_", "aten::relu.out")),),
         (Lowering(0, 7, 28, (_elementwise.relu__opset7,), _pd32690ce),),
@@ -2666,6 +3044,36 @@ _ENTRIES = (
         promote_args=("self",),
         group=("self",),
         gaps=(Gap(1, dtypes=("int16", "int64"), opsets=(14, 28), runtime="onnxruntime"),),
+    ),
+    Entry(
+        "aten::repeat",
+        (Overload("aten::repeat", (Param("self", TENSOR), Param("repeats", VALUE, dynamic=True))),),
+        (
+            Lowering(1, 13, 28, (_shape.repeat__opset13,), _p35eb4c10),
+            Lowering(0, 7, 12, (_shape.repeat__opset7,), _pce7f58f4),
+        ),
+        dtypes=_all,
+        group=("self",),
+    ),
+    Entry(
+        "aten::replication_pad1d",
+        (
+            Overload(
+                "aten::replication_pad1d",
+                (Param("self", TENSOR), Param("padding", VALUE, dynamic=True)),
+                also=("aten::replication_pad2d", "aten::replication_pad3d"),
+            ),
+        ),
+        (
+            Lowering(1, 11, 28, (_padding.replication_pad1d__opset11,), _pd57f3136),
+            Lowering(0, 7, 10, (_padding.replication_pad1d__opset7,), _p0b54f36a),
+        ),
+        dtypes=_numeric,
+        group=("self",),
+        gaps=(
+            Gap(0, opsets=(7, 10), when=_padding.replication_pad1d__gap0),
+            Gap(2, dtypes=("int16",), opsets=(11, 28), runtime="onnxruntime"),
+        ),
     ),
     Entry(
         "aten::reshape",
@@ -2886,6 +3294,44 @@ _ENTRIES = (
             Gap(0, opsets=(7, 9), when=_shape.slice_Tensor__gap0),
             Gap(1, opsets=(7, 9), when=_shape.slice_Tensor__gap1),
         ),
+    ),
+    Entry(
+        "aten::slice_scatter",
+        (
+            Overload(
+                "aten::slice_scatter",
+                (
+                    Param("self", TENSOR),
+                    Param("src", TENSOR),
+                    Param("dim", VALUE, 0),
+                    Param("start", VALUE, None, dynamic=True),
+                    Param("end", VALUE, None, dynamic=True),
+                    Param("step", VALUE, 1, dynamic=True),
+                ),
+            ),
+        ),
+        (
+            Lowering(
+                0,
+                11,
+                28,
+                (_shape.slice_scatter__opset11,),
+                _pee81e2c8,
+                when=_shape.slice_scatter__opset11__when,
+            ),
+            Lowering(2, 11, 28, (_shape.slice_scatter__opset11_1,), _pee81e2c8),
+            Lowering(
+                1,
+                7,
+                10,
+                (_shape.slice_scatter__opset7,),
+                _pbdcb181e,
+                when=_shape.slice_scatter__opset7__when,
+            ),
+        ),
+        dtypes=_all,
+        group=("self", "src"),
+        gaps=(Gap(0, opsets=(7, 10), when=_shape.slice_scatter__gap0),),
     ),
     Entry(
         "aten::softmax.int",
@@ -3263,6 +3709,165 @@ _ENTRIES = (
         ),
         dtypes=_all,
         group=("self",),
+    ),
+    Entry(
+        "aten::upsample_bilinear2d",
+        (
+            Overload(
+                "aten::upsample_bilinear2d",
+                (
+                    Param("self", TENSOR),
+                    Param("output_size", VALUE, dynamic=True),
+                    Param("align_corners", VALUE),
+                    Param("scales_h", VALUE, None),
+                    Param("scales_w", VALUE, None),
+                ),
+            ),
+        ),
+        (Lowering(0, 11, 28, (_resize.upsample_bilinear2d__opset11,), _pf537a623),),
+        dtypes=_d4ea1183f,
+        group=("self",),
+        gaps=(
+            Gap(1, when=_resize.upsample_bilinear2d__gap1),
+            Gap(3, dtypes=("float64",), runtime="onnxruntime"),
+        ),
+    ),
+    Entry(
+        "aten::upsample_bilinear2d.vec",
+        (
+            Overload(
+                "aten::upsample_bilinear2d.vec",
+                (
+                    Param("input", TENSOR),
+                    Param("output_size", VALUE, dynamic=True),
+                    Param("align_corners", VALUE),
+                    Param("scale_factors", VALUE),
+                ),
+            ),
+        ),
+        (
+            Lowering(0, 13, 28, (_resize.upsample_bilinear2d_vec__opset13,), _paafd738c),
+            Lowering(1, 11, 12, (_resize.upsample_bilinear2d_vec__opset11,), _p48aed2d6),
+        ),
+        dtypes=_d4ea1183f,
+        group=("input",),
+        gaps=(Gap(2, dtypes=("float64",), runtime="onnxruntime"),),
+    ),
+    Entry(
+        "aten::upsample_nearest2d",
+        (
+            Overload(
+                "aten::upsample_nearest2d",
+                (
+                    Param("self", TENSOR),
+                    Param("output_size", VALUE, dynamic=True),
+                    Param("scales_h", VALUE, None),
+                    Param("scales_w", VALUE, None),
+                ),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_resize.upsample_nearest2d__opset7,), _p0330a725),),
+        dtypes=_d4ea1183f,
+        group=("self",),
+        gaps=(
+            Gap(0, when=_resize.upsample_nearest2d__gap0),
+            Gap(1, opsets=(7, 10), when=_resize.upsample_nearest2d__gap1),
+            Gap(2, when=_resize.upsample_nearest2d__gap2),
+        ),
+    ),
+    Entry(
+        "aten::upsample_nearest2d.vec",
+        (
+            Overload(
+                "aten::upsample_nearest2d.vec",
+                (
+                    Param("input", TENSOR),
+                    Param("output_size", VALUE, dynamic=True),
+                    Param("scale_factors", VALUE),
+                ),
+            ),
+        ),
+        (
+            Lowering(
+                0,
+                13,
+                28,
+                (_resize.upsample_nearest2d_vec__opset13,),
+                _p8e192e75,
+                when=_resize.upsample_nearest2d_vec__opset13__when,
+            ),
+            Lowering(
+                1,
+                11,
+                12,
+                (_resize.upsample_nearest2d_vec__opset11,),
+                _pa7fd111f,
+                when=_resize.upsample_nearest2d_vec__opset11__when,
+            ),
+            Lowering(
+                6,
+                11,
+                28,
+                (_resize.upsample_nearest2d_vec__opset11_1,),
+                _p8ed5043d,
+                when=_resize.upsample_nearest2d_vec__opset11_1__when,
+            ),
+            Lowering(
+                8,
+                11,
+                28,
+                (_resize.upsample_nearest2d_vec__opset11_2,),
+                _p8ed5043d,
+                when=_resize.upsample_nearest2d_vec__opset11_2__when,
+            ),
+            Lowering(
+                2,
+                10,
+                10,
+                (_resize.upsample_nearest2d_vec__opset10,),
+                _p151b76f5,
+                when=_resize.upsample_nearest2d_vec__opset10__when,
+            ),
+            Lowering(
+                4,
+                9,
+                9,
+                (_resize.upsample_nearest2d_vec__opset9,),
+                _pacfcf43b,
+                when=_resize.upsample_nearest2d_vec__opset9__when,
+            ),
+            Lowering(
+                3,
+                7,
+                8,
+                (_resize.upsample_nearest2d_vec__opset7,),
+                _p874e5481,
+                when=_resize.upsample_nearest2d_vec__opset7__when,
+            ),
+            Lowering(
+                5,
+                7,
+                28,
+                (_resize.upsample_nearest2d_vec__opset7_1,),
+                _p0330a725,
+                when=_resize.upsample_nearest2d_vec__opset7_1__when,
+            ),
+            Lowering(
+                7,
+                7,
+                28,
+                (_resize.upsample_nearest2d_vec__opset7_2,),
+                _p0330a725,
+                when=_resize.upsample_nearest2d_vec__opset7_2__when,
+            ),
+        ),
+        dtypes=_d4ea1183f,
+        group=("input",),
+        gaps=(
+            Gap(0, opsets=(7, 10), when=_resize.upsample_nearest2d_vec__gap0),
+            Gap(1, opsets=(7, 10), when=_resize.upsample_nearest2d_vec__gap1),
+            Gap(2, when=_resize.upsample_nearest2d_vec__gap2),
+        ),
     ),
     Entry(
         "aten::view",

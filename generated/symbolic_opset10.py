@@ -237,6 +237,27 @@ def max_pool2d_with_indices__opset10(g, self, kernel_size, stride, padding, dila
     return (g.op("Squeeze", out, axes_i=[0]), g.op("Squeeze", indices, axes_i=[0]))
 
 
+def upsample_nearest2d_vec__opset10(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 10, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    k = (
+        scale_factors
+        if scale_factors is not None
+        else [
+            o // i
+            for o, i in zip(
+                _h.static(output_size, "output_size"),
+                _h.static(_h.sizes(g, input)[2:], "_h.sizes(g, input)[2:]"),
+            )
+        ]
+    )
+    return g.op(
+        "Resize",
+        input,
+        _h.const(g, [1.0, 1.0] + [float(f) for f in k], "float32"),
+        mode_s="nearest",
+    )
+
+
 def slice_Tensor__opset10(g, self, dim, start, end, step):
     """aten::slice.Tensor at opsets 10..28 (specs/shape.yaml, aten::slice.Tensor)."""
     starts = [0 if start is None else start]
@@ -248,6 +269,31 @@ def slice_Tensor__opset10(g, self, dim, start, end, step):
         _h.const(g, ends, "int64"),
         _h.const(g, [dim % _h.rank(self)], "int64"),
         _h.const(g, [step], "int64"),
+    )
+
+
+def narrow__opset10(g, self, dim, start, length):
+    """aten::narrow at opsets 10..28 (specs/shape.yaml, aten::narrow)."""
+    d = dim % _h.rank(self)
+    if _h.is_static(start, length):
+        end = start + length
+        return g.op(
+            "Slice",
+            self,
+            _h.const(g, [start], "int64"),
+            _h.const(g, [end if start >= 0 or end < 0 else 9223372036854775807], "int64"),
+            _h.const(g, [d], "int64"),
+        )
+    n = _h.size(g, self, d)
+    s = g.op(
+        "Where",
+        g.op("Less", _h.const(g, start, "int64"), _h.const(g, 0, "int64")),
+        g.op("Add", _h.const(g, start, "int64"), _h.const(g, n, "int64")),
+        _h.const(g, start, "int64"),
+    )
+    s = g.op("Reshape", s, _h.const(g, [1], "int64"))
+    return g.op(
+        "Slice", self, s, g.op("Add", s, _h.const(g, length, "int64")), _h.const(g, [d], "int64")
     )
 
 
@@ -301,6 +347,11 @@ def aten_max_pool2d_with_indices(g, *args, **kwargs):
     return _h.dispatch(g, "aten::max_pool2d_with_indices", 10, args, kwargs)
 
 
+def aten_narrow(g, *args, **kwargs):
+    """aten::narrow: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::narrow", 10, args, kwargs)
+
+
 def aten_slice(g, *args, **kwargs):
     """aten::slice: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::slice", 10, args, kwargs)
@@ -316,12 +367,19 @@ def aten_sym_stride(g, *args, **kwargs):
     return _h.dispatch(g, "aten::sym_stride", 10, args, kwargs)
 
 
+def aten_upsample_nearest2d(g, *args, **kwargs):
+    """aten::upsample_nearest2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::upsample_nearest2d", 10, args, kwargs)
+
+
 SYMBOLICS = {
     "aten::div": aten_div,
     "aten::div_": aten_div_,
     "aten::max_pool2d": aten_max_pool2d,
     "aten::max_pool2d_with_indices": aten_max_pool2d_with_indices,
+    "aten::narrow": aten_narrow,
     "aten::slice": aten_slice,
     "aten::slice_copy": aten_slice_copy,
     "aten::sym_stride": aten_sym_stride,
+    "aten::upsample_nearest2d": aten_upsample_nearest2d,
 }

@@ -44,6 +44,55 @@ def arange_start_step__opset11(g, start, end, step, dtype, layout, device, pin_m
     return values if out == wide else g.op("Cast", values, to_i=_h.onnx_dtype(out))
 
 
+def index_put__opset11(g, self, indices, values, accumulate):
+    """aten::index_put at opsets 11, when `len([t for t in indices if t is not None]) == 1` (specs/indexing.yaml, aten::index_put)."""
+    r = _h.rank(self)
+    dims = [i for i, t in enumerate(indices) if t is not None]
+    index = [t for t in indices if t is not None][0]
+    if _h.dtype_of(index) == "bool":
+        dims = list(range(dims[0], dims[0] + _h.rank(index)))
+        hits = g.op("Transpose", g.op("NonZero", index), perm_i=[1, 0])
+        nb = 1
+        count = g.op(
+            "Slice", g.op("Shape", hits), _h.const(g, [0], "int64"), _h.const(g, [1], "int64")
+        )
+    else:
+        p = g.op("Cast", index, to_i=_h.onnx_dtype("int64"))
+        p = g.op(
+            "Where",
+            g.op("Less", p, _h.const(g, 0, "int64")),
+            g.op("Add", p, _h.const(g, _h.size(g, self, dims[0]), "int64")),
+            p,
+        )
+        nb = _h.rank(index)
+        count = g.op("Shape", p)
+        hits = g.op("Unsqueeze", p, axes_i=[-1])
+    others = [i for i in range(r) if i not in dims]
+    perm = dims + others
+    a = dims[0]
+    rt = len(others) + nb
+    v = (
+        g.op("Unsqueeze", values, axes_i=list(range(rt - _h.rank(values))))
+        if _h.rank(values) < rt
+        else values
+    )
+    if a > 0:
+        v = g.op(
+            "Transpose", v, perm_i=list(range(a, a + nb)) + list(range(a)) + list(range(a + nb, rt))
+        )
+    updates = g.op(
+        "Expand",
+        v,
+        g.op(
+            "Concat", count, _h.const(g, [_h.size(g, self, d) for d in others], "int64"), axis_i=0
+        ),
+    )
+    if perm == list(range(r)):
+        return g.op("ScatterND", self, hits, updates)
+    out = g.op("ScatterND", g.op("Transpose", self, perm_i=perm), hits, updates)
+    return g.op("Transpose", out, perm_i=[j for i in range(r) for j in range(r) if perm[j] == i])
+
+
 def linear__opset11(g, input, weight, bias):
     """aten::linear at opsets 11..28, when `rank(input) == 2 and rank(weight) == 2` (specs/nn.yaml, aten::linear)."""
     return g.op("Gemm", input, weight, _h.optional(g, bias), transB_i=1)
@@ -138,6 +187,266 @@ def scaled_dot_product_attention__opset11(
     return g.op("MatMul", weights, v)
 
 
+def constant_pad_nd__opset11(g, self, pad, value):
+    """aten::constant_pad_nd at opsets 11..28 (specs/padding.yaml, aten::constant_pad_nd)."""
+    r = _h.rank(self)
+    k = len(pad) // 2
+    begins = [0] * (r - k) + [pad[2 * (k - 1 - i)] for i in range(k)]
+    ends = [0] * (r - k) + [pad[2 * (k - 1 - i) + 1] for i in range(k)]
+    return g.op(
+        "Pad", self, _h.const(g, begins + ends, "int64"), _h.const(g, value, _h.dtype_of(self))
+    )
+
+
+def reflection_pad1d__opset11(g, self, padding):
+    """aten::reflection_pad1d at opsets 11..28 (specs/padding.yaml, aten::reflection_pad1d)."""
+    r = _h.rank(self)
+    k = len(padding) // 2
+    begins = [0] * (r - k) + [padding[2 * (k - 1 - i)] for i in range(k)]
+    ends = [0] * (r - k) + [padding[2 * (k - 1 - i) + 1] for i in range(k)]
+    return g.op("Pad", self, _h.const(g, begins + ends, "int64"), mode_s="reflect")
+
+
+def replication_pad1d__opset11(g, self, padding):
+    """aten::replication_pad1d at opsets 11..28 (specs/padding.yaml, aten::replication_pad1d)."""
+    r = _h.rank(self)
+    k = len(padding) // 2
+    begins = [0] * (r - k) + [padding[2 * (k - 1 - i)] for i in range(k)]
+    ends = [0] * (r - k) + [padding[2 * (k - 1 - i) + 1] for i in range(k)]
+    return g.op("Pad", self, _h.const(g, begins + ends, "int64"), mode_s="edge")
+
+
+def upsample_nearest2d_vec__opset11(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 11..12, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    k = (
+        scale_factors
+        if scale_factors is not None
+        else [
+            o // i
+            for o, i in zip(
+                _h.static(output_size, "output_size"),
+                _h.static(_h.sizes(g, input)[2:], "_h.sizes(g, input)[2:]"),
+            )
+        ]
+    )
+    return g.op(
+        "Resize",
+        input,
+        _h.const(g, [], "float32"),
+        _h.const(g, [1.0, 1.0] + [float(f) for f in k], "float32"),
+        mode_s="nearest",
+        coordinate_transformation_mode_s="asymmetric",
+        nearest_mode_s="floor",
+    )
+
+
+def upsample_nearest2d_vec__opset11_1(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 11..28, when `output_size is not None and not is_static(output_size)` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    ih, iw = _h.sizes(g, input)[2:]
+    oh, ow = output_size
+    zero = _h.const(g, 0, "int64")
+    one = _h.const(g, 1, "int64")
+    rows = g.op(
+        "Cast",
+        g.op(
+            "Min",
+            g.op(
+                "Floor",
+                g.op(
+                    "Mul",
+                    g.op(
+                        "Cast",
+                        g.op("Range", zero, _h.const(g, oh, "int64"), one),
+                        to_i=_h.onnx_dtype("float32"),
+                    ),
+                    g.op("Div", _h.const(g, ih, "float32"), _h.const(g, oh, "float32")),
+                ),
+            ),
+            g.op("Sub", _h.const(g, ih, "float32"), _h.const(g, 1.0, "float32")),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    cols = g.op(
+        "Cast",
+        g.op(
+            "Min",
+            g.op(
+                "Floor",
+                g.op(
+                    "Mul",
+                    g.op(
+                        "Cast",
+                        g.op("Range", zero, _h.const(g, ow, "int64"), one),
+                        to_i=_h.onnx_dtype("float32"),
+                    ),
+                    g.op("Div", _h.const(g, iw, "float32"), _h.const(g, ow, "float32")),
+                ),
+            ),
+            g.op("Sub", _h.const(g, iw, "float32"), _h.const(g, 1.0, "float32")),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    return g.op("Gather", g.op("Gather", input, rows, axis_i=2), cols, axis_i=3)
+
+
+def upsample_nearest2d_vec__opset11_2(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 11..28, when `scale_factors is not None and not is_static(sizes(input)[2:])` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    ih, iw = _h.sizes(g, input)[2:]
+    sh, sw = scale_factors
+    zero = _h.const(g, 0, "int64")
+    one = _h.const(g, 1, "int64")
+    two = _h.const(g, 2, "int64")
+    oh = g.op(
+        "Cast",
+        g.op("Floor", g.op("Mul", _h.const(g, ih, "float64"), _h.const(g, sh, "float64"))),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    ow = g.op(
+        "Cast",
+        g.op("Floor", g.op("Mul", _h.const(g, iw, "float64"), _h.const(g, sw, "float64"))),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    ys = g.op("Range", zero, oh, one)
+    xs = g.op("Range", zero, ow, one)
+    rows = g.op(
+        "Cast",
+        g.op(
+            "Min",
+            g.op(
+                "Floor",
+                g.op(
+                    "Mul",
+                    g.op("Cast", ys, to_i=_h.onnx_dtype("float32")),
+                    _h.const(g, 1.0 / sh, "float32"),
+                ),
+            ),
+            g.op("Sub", _h.const(g, ih, "float32"), _h.const(g, 1.0, "float32")),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    cols = g.op(
+        "Cast",
+        g.op(
+            "Min",
+            g.op(
+                "Floor",
+                g.op(
+                    "Mul",
+                    g.op("Cast", xs, to_i=_h.onnx_dtype("float32")),
+                    _h.const(g, 1.0 / sw, "float32"),
+                ),
+            ),
+            g.op("Sub", _h.const(g, iw, "float32"), _h.const(g, 1.0, "float32")),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    rows = g.op(
+        "Where",
+        g.op("Equal", oh, _h.const(g, ih, "int64")),
+        ys,
+        g.op(
+            "Where",
+            g.op("Equal", oh, g.op("Mul", _h.const(g, ih, "int64"), two)),
+            g.op("Div", ys, two),
+            rows,
+        ),
+    )
+    cols = g.op(
+        "Where",
+        g.op("Equal", ow, _h.const(g, iw, "int64")),
+        xs,
+        g.op(
+            "Where",
+            g.op("Equal", ow, g.op("Mul", _h.const(g, iw, "int64"), two)),
+            g.op("Div", xs, two),
+            cols,
+        ),
+    )
+    return g.op("Gather", g.op("Gather", input, rows, axis_i=2), cols, axis_i=3)
+
+
+def upsample_bilinear2d_vec__opset11(g, input, output_size, align_corners, scale_factors):
+    """aten::upsample_bilinear2d.vec at opsets 11..12 (specs/resize.yaml, aten::upsample_bilinear2d.vec)."""
+    n = _h.sizes(g, input)[:2]
+    ctm = "align_corners" if align_corners else "half_pixel"
+    empty = _h.const(g, [], "float32")
+    if output_size is not None:
+        return g.op(
+            "Resize",
+            input,
+            empty,
+            empty,
+            _h.const(g, n + output_size, "int64"),
+            mode_s="linear",
+            coordinate_transformation_mode_s=ctm,
+        )
+    ih, iw = _h.sizes(g, input)[2:]
+    sh, sw = scale_factors
+    oh = (
+        math.floor(ih * sh)
+        if _h.is_static(ih)
+        else g.op(
+            "Cast",
+            g.op("Floor", g.op("Mul", _h.const(g, ih, "float64"), _h.const(g, sh, "float64"))),
+            to_i=_h.onnx_dtype("int64"),
+        )
+    )
+    ow = (
+        math.floor(iw * sw)
+        if _h.is_static(iw)
+        else g.op(
+            "Cast",
+            g.op("Floor", g.op("Mul", _h.const(g, iw, "float64"), _h.const(g, sw, "float64"))),
+            to_i=_h.onnx_dtype("int64"),
+        )
+    )
+    if align_corners:
+        return g.op(
+            "Resize",
+            input,
+            empty,
+            empty,
+            _h.const(g, n + [oh, ow], "int64"),
+            mode_s="linear",
+            coordinate_transformation_mode_s=ctm,
+        )
+    exact = sh == int(sh) and sw == int(sw)
+    if _h.is_static(ih, iw):
+        exact = exact or all(
+            (x * 2 ** (-20) < x - math.floor(x) < 1 - x * 2 ** (-20) for x in [ih * sh, iw * sw])
+        )
+    if exact:
+        return g.op(
+            "Resize",
+            input,
+            empty,
+            _h.const(g, [1.0, 1.0, sh, sw], "float32"),
+            mode_s="linear",
+            coordinate_transformation_mode_s=ctm,
+        )
+    up = [1.0, 1.0, sh * (1 + 2 ** (-23)), sw * (1 + 2 ** (-23))]
+    out = g.op(
+        "Resize",
+        input,
+        empty,
+        _h.const(g, up, "float32"),
+        mode_s="linear",
+        coordinate_transformation_mode_s=ctm,
+    )
+    return g.op(
+        "Slice",
+        out,
+        _h.const(g, [0, 0], "int64"),
+        _h.const(g, [oh, ow], "int64"),
+        _h.const(g, [2, 3], "int64"),
+    )
+
+
+def upsample_bilinear2d__opset11(g, self, output_size, align_corners, scales_h, scales_w):
+    """aten::upsample_bilinear2d at opsets 11..28 (specs/resize.yaml, aten::upsample_bilinear2d)."""
+    return _h.aten(g, "aten::upsample_bilinear2d.vec", self, output_size, align_corners, None)
+
+
 def select_int__opset11(g, self, dim, index):
     """aten::select.int at opsets 11..28 (specs/shape.yaml, aten::select.int)."""
     return g.op("Gather", self, _h.const(g, index, "int64"), axis_i=dim)
@@ -205,6 +514,34 @@ def tril__opset11(g, self, diagonal):
     return g.op("Where", above, _h.const(g, 0, _h.dtype_of(self)), self)
 
 
+def slice_scatter__opset11(g, self, src, dim, start, end, step):
+    """aten::slice_scatter at opsets 11..28, when `is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim)))` (specs/shape.yaml, aten::slice_scatter)."""
+    return g.op("Identity", src)
+
+
+def slice_scatter__opset11_1(g, self, src, dim, start, end, step):
+    """aten::slice_scatter at opsets 11..28 (specs/shape.yaml, aten::slice_scatter)."""
+    d = dim % _h.rank(self)
+    n = _h.const(g, _h.size(g, self, d), "int64")
+    pos = g.op(
+        "Slice",
+        g.op("Range", _h.const(g, 0, "int64"), n, _h.const(g, 1, "int64")),
+        _h.const(g, [0 if start is None else start], "int64"),
+        _h.const(g, [9223372036854775807 if end is None else end], "int64"),
+        _h.const(g, [0], "int64"),
+        _h.const(g, [step], "int64"),
+    )
+    pos = g.op(
+        "Reshape", pos, _h.const(g, [-1 if i == d else 1 for i in range(_h.rank(self))], "int64")
+    )
+    return g.op("ScatterElements", self, g.op("Expand", pos, g.op("Shape", src)), src, axis_i=d)
+
+
+def aten__unsafe_index_put(g, *args, **kwargs):
+    """aten::_unsafe_index_put: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::_unsafe_index_put", 11, args, kwargs)
+
+
 def aten_arange(g, *args, **kwargs):
     """aten::arange: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::arange", 11, args, kwargs)
@@ -225,6 +562,11 @@ def aten_clamp_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::clamp_", 11, args, kwargs)
 
 
+def aten_constant_pad_nd(g, *args, **kwargs):
+    """aten::constant_pad_nd: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::constant_pad_nd", 11, args, kwargs)
+
+
 def aten_hardtanh(g, *args, **kwargs):
     """aten::hardtanh: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::hardtanh", 11, args, kwargs)
@@ -235,9 +577,49 @@ def aten_hardtanh_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::hardtanh_", 11, args, kwargs)
 
 
+def aten_index_put(g, *args, **kwargs):
+    """aten::index_put: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_put", 11, args, kwargs)
+
+
+def aten_index_put_(g, *args, **kwargs):
+    """aten::index_put_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_put_", 11, args, kwargs)
+
+
 def aten_linear(g, *args, **kwargs):
     """aten::linear: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::linear", 11, args, kwargs)
+
+
+def aten_reflection_pad1d(g, *args, **kwargs):
+    """aten::reflection_pad1d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::reflection_pad1d", 11, args, kwargs)
+
+
+def aten_reflection_pad2d(g, *args, **kwargs):
+    """aten::reflection_pad2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::reflection_pad2d", 11, args, kwargs)
+
+
+def aten_reflection_pad3d(g, *args, **kwargs):
+    """aten::reflection_pad3d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::reflection_pad3d", 11, args, kwargs)
+
+
+def aten_replication_pad1d(g, *args, **kwargs):
+    """aten::replication_pad1d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::replication_pad1d", 11, args, kwargs)
+
+
+def aten_replication_pad2d(g, *args, **kwargs):
+    """aten::replication_pad2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::replication_pad2d", 11, args, kwargs)
+
+
+def aten_replication_pad3d(g, *args, **kwargs):
+    """aten::replication_pad3d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::replication_pad3d", 11, args, kwargs)
 
 
 def aten_scaled_dot_product_attention(g, *args, **kwargs):
@@ -253,6 +635,11 @@ def aten_select(g, *args, **kwargs):
 def aten_select_copy(g, *args, **kwargs):
     """aten::select_copy: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::select_copy", 11, args, kwargs)
+
+
+def aten_slice_scatter(g, *args, **kwargs):
+    """aten::slice_scatter: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::slice_scatter", 11, args, kwargs)
 
 
 def aten_stack(g, *args, **kwargs):
@@ -280,20 +667,43 @@ def aten_triu_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::triu_", 11, args, kwargs)
 
 
+def aten_upsample_bilinear2d(g, *args, **kwargs):
+    """aten::upsample_bilinear2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::upsample_bilinear2d", 11, args, kwargs)
+
+
+def aten_upsample_nearest2d(g, *args, **kwargs):
+    """aten::upsample_nearest2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::upsample_nearest2d", 11, args, kwargs)
+
+
 SYMBOLICS = {
+    "aten::_unsafe_index_put": aten__unsafe_index_put,
     "aten::arange": aten_arange,
     "aten::cat": aten_cat,
     "aten::clamp": aten_clamp,
     "aten::clamp_": aten_clamp_,
+    "aten::constant_pad_nd": aten_constant_pad_nd,
     "aten::hardtanh": aten_hardtanh,
     "aten::hardtanh_": aten_hardtanh_,
+    "aten::index_put": aten_index_put,
+    "aten::index_put_": aten_index_put_,
     "aten::linear": aten_linear,
+    "aten::reflection_pad1d": aten_reflection_pad1d,
+    "aten::reflection_pad2d": aten_reflection_pad2d,
+    "aten::reflection_pad3d": aten_reflection_pad3d,
+    "aten::replication_pad1d": aten_replication_pad1d,
+    "aten::replication_pad2d": aten_replication_pad2d,
+    "aten::replication_pad3d": aten_replication_pad3d,
     "aten::scaled_dot_product_attention": aten_scaled_dot_product_attention,
     "aten::select": aten_select,
     "aten::select_copy": aten_select_copy,
+    "aten::slice_scatter": aten_slice_scatter,
     "aten::stack": aten_stack,
     "aten::tril": aten_tril,
     "aten::tril_": aten_tril_,
     "aten::triu": aten_triu,
     "aten::triu_": aten_triu_,
+    "aten::upsample_bilinear2d": aten_upsample_bilinear2d,
+    "aten::upsample_nearest2d": aten_upsample_nearest2d,
 }

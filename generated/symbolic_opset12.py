@@ -85,6 +85,67 @@ def index_Tensor__opset12(g, self, indices):
     )
 
 
+def index_put__opset12(g, self, indices, values, accumulate):
+    """aten::index_put at opsets 12 (specs/indexing.yaml, aten::index_put)."""
+    r = _h.rank(self)
+    dims = [i for i, t in enumerate(indices) if t is not None]
+    given = [t for t in indices if t is not None]
+    if _h.dtype_of(given[0]) == "bool":
+        dims = list(range(dims[0], dims[0] + _h.rank(given[0])))
+        hits = g.op("Transpose", g.op("NonZero", given[0]), perm_i=[1, 0])
+        nb = 1
+        count = g.op(
+            "Slice", g.op("Shape", hits), _h.const(g, [0], "int64"), _h.const(g, [1], "int64")
+        )
+    else:
+        pos = [g.op("Cast", t, to_i=_h.onnx_dtype("int64")) for t in given]
+        pos = [
+            g.op(
+                "Where",
+                g.op("Less", p, _h.const(g, 0, "int64")),
+                g.op("Add", p, _h.const(g, _h.size(g, self, d), "int64")),
+                p,
+            )
+            for p, d in zip(pos, dims)
+        ]
+        nb = max([_h.rank(t) for t in given])
+        count = g.op("Shape", g.op("Max", *pos))
+        hits = g.op(
+            "Concat",
+            *[g.op("Unsqueeze", g.op("Expand", p, count), axes_i=[-1]) for p in pos],
+            axis_i=-1,
+        )
+    others = [i for i in range(r) if i not in dims]
+    perm = dims + others
+    a = dims[0] if dims == list(range(dims[0], dims[0] + len(dims))) else 0
+    rt = len(others) + nb
+    v = (
+        g.op("Unsqueeze", values, axes_i=list(range(rt - _h.rank(values))))
+        if _h.rank(values) < rt
+        else values
+    )
+    if a > 0:
+        v = g.op(
+            "Transpose", v, perm_i=list(range(a, a + nb)) + list(range(a)) + list(range(a + nb, rt))
+        )
+    updates = g.op(
+        "Expand",
+        v,
+        g.op(
+            "Concat", count, _h.const(g, [_h.size(g, self, d) for d in others], "int64"), axis_i=0
+        ),
+    )
+    if perm == list(range(r)):
+        return g.op("ScatterND", self, hits, updates)
+    out = g.op("ScatterND", g.op("Transpose", self, perm_i=perm), hits, updates)
+    return g.op("Transpose", out, perm_i=[j for i in range(r) for j in range(r) if perm[j] == i])
+
+
+def aten__unsafe_index_put(g, *args, **kwargs):
+    """aten::_unsafe_index_put: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::_unsafe_index_put", 12, args, kwargs)
+
+
 def aten_ge(g, *args, **kwargs):
     """aten::ge: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::ge", 12, args, kwargs)
@@ -95,13 +156,26 @@ def aten_index(g, *args, **kwargs):
     return _h.dispatch(g, "aten::index", 12, args, kwargs)
 
 
+def aten_index_put(g, *args, **kwargs):
+    """aten::index_put: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_put", 12, args, kwargs)
+
+
+def aten_index_put_(g, *args, **kwargs):
+    """aten::index_put_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_put_", 12, args, kwargs)
+
+
 def aten_le(g, *args, **kwargs):
     """aten::le: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::le", 12, args, kwargs)
 
 
 SYMBOLICS = {
+    "aten::_unsafe_index_put": aten__unsafe_index_put,
     "aten::ge": aten_ge,
     "aten::index": aten_index,
+    "aten::index_put": aten_index_put,
+    "aten::index_put_": aten_index_put_,
     "aten::le": aten_le,
 }

@@ -67,6 +67,74 @@ def index_Tensor__opset13(g, self, indices):
     )
 
 
+def index_select__opset13(g, self, dim, index):
+    """aten::index_select at opsets 13..28 (specs/indexing.yaml, aten::index_select)."""
+    if _h.rank(self) == 0:
+        return g.op("Identity", self)
+    return g.op(
+        "Gather",
+        self,
+        g.op("Unsqueeze", index, _h.const(g, [0], "int64")) if _h.rank(index) == 0 else index,
+        axis_i=dim % _h.rank(self),
+    )
+
+
+def index_put__opset13(g, self, indices, values, accumulate):
+    """aten::index_put at opsets 13..15 (specs/indexing.yaml, aten::index_put)."""
+    r = _h.rank(self)
+    dims = [i for i, t in enumerate(indices) if t is not None]
+    given = [t for t in indices if t is not None]
+    if _h.dtype_of(given[0]) == "bool":
+        dims = list(range(dims[0], dims[0] + _h.rank(given[0])))
+        hits = g.op("Transpose", g.op("NonZero", given[0]), perm_i=[1, 0])
+        nb = 1
+        count = g.op(
+            "Slice", g.op("Shape", hits), _h.const(g, [0], "int64"), _h.const(g, [1], "int64")
+        )
+    else:
+        pos = [g.op("Cast", t, to_i=_h.onnx_dtype("int64")) for t in given]
+        pos = [
+            g.op(
+                "Where",
+                g.op("Less", p, _h.const(g, 0, "int64")),
+                g.op("Add", p, _h.const(g, _h.size(g, self, d), "int64")),
+                p,
+            )
+            for p, d in zip(pos, dims)
+        ]
+        nb = max([_h.rank(t) for t in given])
+        count = g.op("Shape", g.op("Max", *pos))
+        hits = g.op(
+            "Concat",
+            *[g.op("Unsqueeze", g.op("Expand", p, count), _h.const(g, [-1], "int64")) for p in pos],
+            axis_i=-1,
+        )
+    others = [i for i in range(r) if i not in dims]
+    perm = dims + others
+    a = dims[0] if dims == list(range(dims[0], dims[0] + len(dims))) else 0
+    rt = len(others) + nb
+    v = (
+        g.op("Unsqueeze", values, _h.const(g, list(range(rt - _h.rank(values))), "int64"))
+        if _h.rank(values) < rt
+        else values
+    )
+    if a > 0:
+        v = g.op(
+            "Transpose", v, perm_i=list(range(a, a + nb)) + list(range(a)) + list(range(a + nb, rt))
+        )
+    updates = g.op(
+        "Expand",
+        v,
+        g.op(
+            "Concat", count, _h.const(g, [_h.size(g, self, d) for d in others], "int64"), axis_i=0
+        ),
+    )
+    if perm == list(range(r)):
+        return g.op("ScatterND", self, hits, updates)
+    out = g.op("ScatterND", g.op("Transpose", self, perm_i=perm), hits, updates)
+    return g.op("Transpose", out, perm_i=[j for i in range(r) for j in range(r) if perm[j] == i])
+
+
 def conv2d__opset13(g, input, weight, bias, stride, padding, dilation, groups):
     """aten::conv2d at opsets 13..28 (specs/nn.yaml, aten::conv2d)."""
     n = _h.rank(weight) - 2
@@ -363,6 +431,106 @@ def sum_dim_IntList__opset13(g, self, dim, keepdim, dtype):
     return g.op("ReduceSum", self, _h.const(g, axes, "int64"), keepdims_i=int(keepdim))
 
 
+def upsample_nearest2d_vec__opset13(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 13..28, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    k = (
+        scale_factors
+        if scale_factors is not None
+        else [
+            o // i
+            for o, i in zip(
+                _h.static(output_size, "output_size"),
+                _h.static(_h.sizes(g, input)[2:], "_h.sizes(g, input)[2:]"),
+            )
+        ]
+    )
+    return g.op(
+        "Resize",
+        input,
+        _h.optional(g, None),
+        _h.const(g, [1.0, 1.0] + [float(f) for f in k], "float32"),
+        mode_s="nearest",
+        coordinate_transformation_mode_s="asymmetric",
+        nearest_mode_s="floor",
+    )
+
+
+def upsample_bilinear2d_vec__opset13(g, input, output_size, align_corners, scale_factors):
+    """aten::upsample_bilinear2d.vec at opsets 13..28 (specs/resize.yaml, aten::upsample_bilinear2d.vec)."""
+    n = _h.sizes(g, input)[:2]
+    ctm = "align_corners" if align_corners else "half_pixel"
+    if output_size is not None:
+        return g.op(
+            "Resize",
+            input,
+            _h.optional(g, None),
+            _h.optional(g, None),
+            _h.const(g, n + output_size, "int64"),
+            mode_s="linear",
+            coordinate_transformation_mode_s=ctm,
+        )
+    ih, iw = _h.sizes(g, input)[2:]
+    sh, sw = scale_factors
+    oh = (
+        math.floor(ih * sh)
+        if _h.is_static(ih)
+        else g.op(
+            "Cast",
+            g.op("Floor", g.op("Mul", _h.const(g, ih, "float64"), _h.const(g, sh, "float64"))),
+            to_i=_h.onnx_dtype("int64"),
+        )
+    )
+    ow = (
+        math.floor(iw * sw)
+        if _h.is_static(iw)
+        else g.op(
+            "Cast",
+            g.op("Floor", g.op("Mul", _h.const(g, iw, "float64"), _h.const(g, sw, "float64"))),
+            to_i=_h.onnx_dtype("int64"),
+        )
+    )
+    if align_corners:
+        return g.op(
+            "Resize",
+            input,
+            _h.optional(g, None),
+            _h.optional(g, None),
+            _h.const(g, n + [oh, ow], "int64"),
+            mode_s="linear",
+            coordinate_transformation_mode_s=ctm,
+        )
+    exact = sh == int(sh) and sw == int(sw)
+    if _h.is_static(ih, iw):
+        exact = exact or all(
+            (x * 2 ** (-20) < x - math.floor(x) < 1 - x * 2 ** (-20) for x in [ih * sh, iw * sw])
+        )
+    if exact:
+        return g.op(
+            "Resize",
+            input,
+            _h.optional(g, None),
+            _h.const(g, [1.0, 1.0, sh, sw], "float32"),
+            mode_s="linear",
+            coordinate_transformation_mode_s=ctm,
+        )
+    up = [1.0, 1.0, sh * (1 + 2 ** (-23)), sw * (1 + 2 ** (-23))]
+    out = g.op(
+        "Resize",
+        input,
+        _h.optional(g, None),
+        _h.const(g, up, "float32"),
+        mode_s="linear",
+        coordinate_transformation_mode_s=ctm,
+    )
+    return g.op(
+        "Slice",
+        out,
+        _h.const(g, [0, 0], "int64"),
+        _h.const(g, [oh, ow], "int64"),
+        _h.const(g, [2, 3], "int64"),
+    )
+
+
 def unsqueeze__opset13(g, self, dim):
     """aten::unsqueeze at opsets 13..28 (specs/shape.yaml, aten::unsqueeze)."""
     return g.op("Unsqueeze", self, _h.const(g, [dim % (_h.rank(self) + 1)], "int64"))
@@ -472,6 +640,13 @@ def tril__opset13(g, self, diagonal):
     return g.op("Where", above, _h.const(g, 0, _h.dtype_of(self)), self)
 
 
+def repeat__opset13(g, self, repeats):
+    """aten::repeat at opsets 13..28 (specs/shape.yaml, aten::repeat)."""
+    lead = len(repeats) - _h.rank(self)
+    x = g.op("Unsqueeze", self, _h.const(g, list(range(lead)), "int64")) if lead > 0 else self
+    return g.op("Tile", x, _h.const(g, repeats, "int64"))
+
+
 def aten__log_softmax(g, *args, **kwargs):
     """aten::_log_softmax: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::_log_softmax", 13, args, kwargs)
@@ -480,6 +655,11 @@ def aten__log_softmax(g, *args, **kwargs):
 def aten__softmax(g, *args, **kwargs):
     """aten::_softmax: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::_softmax", 13, args, kwargs)
+
+
+def aten__unsafe_index_put(g, *args, **kwargs):
+    """aten::_unsafe_index_put: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::_unsafe_index_put", 13, args, kwargs)
 
 
 def aten_avg_pool2d(g, *args, **kwargs):
@@ -507,6 +687,21 @@ def aten_index(g, *args, **kwargs):
     return _h.dispatch(g, "aten::index", 13, args, kwargs)
 
 
+def aten_index_put(g, *args, **kwargs):
+    """aten::index_put: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_put", 13, args, kwargs)
+
+
+def aten_index_put_(g, *args, **kwargs):
+    """aten::index_put_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_put_", 13, args, kwargs)
+
+
+def aten_index_select(g, *args, **kwargs):
+    """aten::index_select: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_select", 13, args, kwargs)
+
+
 def aten_log_softmax(g, *args, **kwargs):
     """aten::log_softmax: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::log_softmax", 13, args, kwargs)
@@ -520,6 +715,11 @@ def aten_max_pool2d(g, *args, **kwargs):
 def aten_max_pool2d_with_indices(g, *args, **kwargs):
     """aten::max_pool2d_with_indices: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::max_pool2d_with_indices", 13, args, kwargs)
+
+
+def aten_repeat(g, *args, **kwargs):
+    """aten::repeat: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::repeat", 13, args, kwargs)
 
 
 def aten_scaled_dot_product_attention(g, *args, **kwargs):
@@ -612,17 +812,32 @@ def aten_unsqueeze_copy(g, *args, **kwargs):
     return _h.dispatch(g, "aten::unsqueeze_copy", 13, args, kwargs)
 
 
+def aten_upsample_bilinear2d(g, *args, **kwargs):
+    """aten::upsample_bilinear2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::upsample_bilinear2d", 13, args, kwargs)
+
+
+def aten_upsample_nearest2d(g, *args, **kwargs):
+    """aten::upsample_nearest2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::upsample_nearest2d", 13, args, kwargs)
+
+
 SYMBOLICS = {
     "aten::_log_softmax": aten__log_softmax,
     "aten::_softmax": aten__softmax,
+    "aten::_unsafe_index_put": aten__unsafe_index_put,
     "aten::avg_pool2d": aten_avg_pool2d,
     "aten::conv1d": aten_conv1d,
     "aten::conv2d": aten_conv2d,
     "aten::conv3d": aten_conv3d,
     "aten::index": aten_index,
+    "aten::index_put": aten_index_put,
+    "aten::index_put_": aten_index_put_,
+    "aten::index_select": aten_index_select,
     "aten::log_softmax": aten_log_softmax,
     "aten::max_pool2d": aten_max_pool2d,
     "aten::max_pool2d_with_indices": aten_max_pool2d_with_indices,
+    "aten::repeat": aten_repeat,
     "aten::scaled_dot_product_attention": aten_scaled_dot_product_attention,
     "aten::softmax": aten_softmax,
     "aten::split": aten_split,
@@ -641,4 +856,6 @@ SYMBOLICS = {
     "aten::unsafe_split_with_sizes": aten_unsafe_split_with_sizes,
     "aten::unsqueeze": aten_unsqueeze,
     "aten::unsqueeze_copy": aten_unsqueeze_copy,
+    "aten::upsample_bilinear2d": aten_upsample_bilinear2d,
+    "aten::upsample_nearest2d": aten_upsample_nearest2d,
 }

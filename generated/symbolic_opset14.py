@@ -17,6 +17,11 @@ import math
 from torchonnx import symbolic_helpers as _h
 
 
+def hardswish__opset14(g, self):
+    """aten::hardswish at opsets 14..28 (specs/elementwise.yaml, aten::hardswish)."""
+    return g.op("HardSwish", self)
+
+
 def view__opset14(g, self, size):
     """aten::view at opsets 14..28 (specs/shape.yaml, aten::view)."""
     return g.op("Reshape", self, _h.const(g, size, "int64"), allowzero_i=1)
@@ -83,6 +88,16 @@ def aten_flatten(g, *args, **kwargs):
     return _h.dispatch(g, "aten::flatten", 14, args, kwargs)
 
 
+def aten_hardswish(g, *args, **kwargs):
+    """aten::hardswish: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::hardswish", 14, args, kwargs)
+
+
+def aten_hardswish_(g, *args, **kwargs):
+    """aten::hardswish_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::hardswish_", 14, args, kwargs)
+
+
 def aten_reshape(g, *args, **kwargs):
     """aten::reshape: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::reshape", 14, args, kwargs)
@@ -126,6 +141,8 @@ def aten_view_copy(g, *args, **kwargs):
 SYMBOLICS = {
     "aten::_unsafe_view": aten__unsafe_view,
     "aten::flatten": aten_flatten,
+    "aten::hardswish": aten_hardswish,
+    "aten::hardswish_": aten_hardswish_,
     "aten::reshape": aten_reshape,
     "aten::tril": aten_tril,
     "aten::tril_": aten_tril_,

@@ -264,6 +264,16 @@ def elu__opset7(g, self, alpha, scale, input_scale):
     return out
 
 
+def hardsigmoid__opset7(g, self):
+    """aten::hardsigmoid at opsets 7..28 (specs/elementwise.yaml, aten::hardsigmoid)."""
+    return g.op("HardSigmoid", self, alpha_f=1.0 / 6, beta_f=0.5)
+
+
+def hardswish__opset7(g, self):
+    """aten::hardswish at opsets 7..13 (specs/elementwise.yaml, aten::hardswish)."""
+    return g.op("Mul", self, g.op("HardSigmoid", self, alpha_f=1.0 / 6, beta_f=0.5))
+
+
 def eq_Tensor__opset7(g, self, other):
     """aten::eq.Tensor at opsets 7..28 (specs/elementwise.yaml, aten::eq.Tensor)."""
     return g.op("Equal", self, other)
@@ -427,6 +437,23 @@ def new_zeros__opset7(g, self, size, dtype, layout, device, pin_memory):
 def new_ones__opset7(g, self, size, dtype, layout, device, pin_memory):
     """aten::new_ones at opsets 7..28 (specs/factory.yaml, aten::new_ones)."""
     return _h.aten(g, "aten::full", size, 1, dtype=_h.dtype_of(self) if dtype is None else dtype)
+
+
+def embedding__opset7(g, weight, indices, padding_idx, scale_grad_by_freq, sparse):
+    """aten::embedding at opsets 7..28 (specs/indexing.yaml, aten::embedding)."""
+    return g.op("Gather", weight, indices, axis_i=0)
+
+
+def index_select__opset7(g, self, dim, index):
+    """aten::index_select at opsets 7..12 (specs/indexing.yaml, aten::index_select)."""
+    if _h.rank(self) == 0:
+        return g.op("Identity", self)
+    return g.op(
+        "Gather",
+        self,
+        g.op("Unsqueeze", index, axes_i=[0]) if _h.rank(index) == 0 else index,
+        axis_i=dim % _h.rank(self),
+    )
 
 
 def linear__opset7(g, input, weight, bias):
@@ -815,6 +842,33 @@ def scaled_dot_product_attention__opset7(
     return g.op("MatMul", g.op("Softmax", scores, axis_i=r - 1), v)
 
 
+def constant_pad_nd__opset7(g, self, pad, value):
+    """aten::constant_pad_nd at opsets 7..10 (specs/padding.yaml, aten::constant_pad_nd)."""
+    r = _h.rank(self)
+    k = len(pad) // 2
+    begins = [0] * (r - k) + [pad[2 * (k - 1 - i)] for i in range(k)]
+    ends = [0] * (r - k) + [pad[2 * (k - 1 - i) + 1] for i in range(k)]
+    return g.op("Pad", self, pads_i=begins + ends, value_f=value)
+
+
+def reflection_pad1d__opset7(g, self, padding):
+    """aten::reflection_pad1d at opsets 7..10 (specs/padding.yaml, aten::reflection_pad1d)."""
+    r = _h.rank(self)
+    k = len(padding) // 2
+    begins = [0] * (r - k) + [padding[2 * (k - 1 - i)] for i in range(k)]
+    ends = [0] * (r - k) + [padding[2 * (k - 1 - i) + 1] for i in range(k)]
+    return g.op("Pad", self, pads_i=begins + ends, mode_s="reflect")
+
+
+def replication_pad1d__opset7(g, self, padding):
+    """aten::replication_pad1d at opsets 7..10 (specs/padding.yaml, aten::replication_pad1d)."""
+    r = _h.rank(self)
+    k = len(padding) // 2
+    begins = [0] * (r - k) + [padding[2 * (k - 1 - i)] for i in range(k)]
+    ends = [0] * (r - k) + [padding[2 * (k - 1 - i) + 1] for i in range(k)]
+    return g.op("Pad", self, pads_i=begins + ends, mode_s="edge")
+
+
 def sum_dim_IntList__opset7(g, self, dim, keepdim, dtype):
     """aten::sum.dim_IntList at opsets 7..12 (specs/reduction.yaml, aten::sum.dim_IntList)."""
     axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
@@ -904,6 +958,97 @@ def argmin__opset7(g, self, dim, keepdim):
         )
         return g.op("Reshape", flat, _h.const(g, [1] * _h.rank(self), "int64")) if keepdim else flat
     return g.op("ArgMin", self, axis_i=dim % _h.rank(self), keepdims_i=int(keepdim))
+
+
+def upsample_nearest2d_vec__opset7(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 7..8, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    k = (
+        scale_factors
+        if scale_factors is not None
+        else [
+            o // i
+            for o, i in zip(
+                _h.static(output_size, "output_size"),
+                _h.static(_h.sizes(g, input)[2:], "_h.sizes(g, input)[2:]"),
+            )
+        ]
+    )
+    return g.op("Upsample", input, scales_f=[1.0, 1.0] + [float(f) for f in k], mode_s="nearest")
+
+
+def upsample_nearest2d_vec__opset7_1(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 7..28, when `output_size is not None and is_static(output_size) and all(o < 4194304 for o in output_size)` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    ih, iw = _h.sizes(g, input)[2:]
+    oh, ow = output_size
+    rows = g.op(
+        "Cast",
+        g.op(
+            "Floor",
+            g.op(
+                "Mul",
+                _h.const(g, list(range(oh)), "float32"),
+                g.op("Div", _h.const(g, ih, "float32"), _h.const(g, oh, "float32")),
+            ),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    cols = g.op(
+        "Cast",
+        g.op(
+            "Floor",
+            g.op(
+                "Mul",
+                _h.const(g, list(range(ow)), "float32"),
+                g.op("Div", _h.const(g, iw, "float32"), _h.const(g, ow, "float32")),
+            ),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    return g.op("Gather", g.op("Gather", input, rows, axis_i=2), cols, axis_i=3)
+
+
+def upsample_nearest2d_vec__opset7_2(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 7..28, when `scale_factors is not None and is_static(sizes(input)[2:]) and all(i * s < 4194304 for i, s in zip(sizes(input)[2:], scale_factors))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    ih, iw = _h.sizes(g, input)[2:]
+    sh, sw = scale_factors
+    oh = math.floor(ih * sh)
+    ow = math.floor(iw * sw)
+    rows = g.op(
+        "Cast",
+        g.op(
+            "Floor",
+            g.op("Mul", _h.const(g, list(range(oh)), "float32"), _h.const(g, 1.0 / sh, "float32")),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    cols = g.op(
+        "Cast",
+        g.op(
+            "Floor",
+            g.op("Mul", _h.const(g, list(range(ow)), "float32"), _h.const(g, 1.0 / sw, "float32")),
+        ),
+        to_i=_h.onnx_dtype("int64"),
+    )
+    rows = (
+        _h.const(g, list(range(oh)), "int64")
+        if oh == ih
+        else _h.const(g, [y // 2 for y in range(oh)], "int64")
+        if oh == 2 * ih
+        else rows
+    )
+    cols = (
+        _h.const(g, list(range(ow)), "int64")
+        if ow == iw
+        else _h.const(g, [x // 2 for x in range(ow)], "int64")
+        if ow == 2 * iw
+        else cols
+    )
+    return g.op("Gather", g.op("Gather", input, rows, axis_i=2), cols, axis_i=3)
+
+
+def upsample_nearest2d__opset7(g, self, output_size, scales_h, scales_w):
+    """aten::upsample_nearest2d at opsets 7..28 (specs/resize.yaml, aten::upsample_nearest2d)."""
+    return _h.aten(g, "aten::upsample_nearest2d.vec", self, output_size, None)
 
 
 def view__opset7(g, self, size):
@@ -1094,6 +1239,30 @@ def unflatten_int__opset7(g, self, dim, sizes):
 def contiguous__opset7(g, self, memory_format):
     """aten::contiguous at opsets 7..28 (specs/shape.yaml, aten::contiguous)."""
     return g.op("Identity", self)
+
+
+def repeat__opset7(g, self, repeats):
+    """aten::repeat at opsets 7..12 (specs/shape.yaml, aten::repeat)."""
+    lead = len(repeats) - _h.rank(self)
+    x = g.op("Unsqueeze", self, axes_i=list(range(lead))) if lead > 0 else self
+    return g.op("Tile", x, _h.const(g, repeats, "int64"))
+
+
+def narrow__opset7(g, self, dim, start, length):
+    """aten::narrow at opsets 7..9, when `is_static(start, length)` (specs/shape.yaml, aten::narrow)."""
+    end = start + length
+    return g.op(
+        "Slice",
+        self,
+        starts_i=[start],
+        ends_i=[end if start >= 0 or end < 0 else 9223372036854775807],
+        axes_i=[dim % _h.rank(self)],
+    )
+
+
+def slice_scatter__opset7(g, self, src, dim, start, end, step):
+    """aten::slice_scatter at opsets 7..10, when `is_static(start, end, step) and step == 1 and (start is None or start == 0 or (is_static(size(self, dim)) and start <= -size(self, dim))) and (end is None or end == 9223372036854775807 or (is_static(size(self, dim)) and end >= size(self, dim)))` (specs/shape.yaml, aten::slice_scatter)."""
+    return g.op("Identity", src)
 
 
 def sym_size_int__opset7(g, self, dim):
@@ -1404,6 +1573,11 @@ def aten_clone(g, *args, **kwargs):
     return _h.dispatch(g, "aten::clone", 7, args, kwargs)
 
 
+def aten_constant_pad_nd(g, *args, **kwargs):
+    """aten::constant_pad_nd: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::constant_pad_nd", 7, args, kwargs)
+
+
 def aten_contiguous(g, *args, **kwargs):
     """aten::contiguous: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::contiguous", 7, args, kwargs)
@@ -1457,6 +1631,11 @@ def aten_elu(g, *args, **kwargs):
 def aten_elu_(g, *args, **kwargs):
     """aten::elu_: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::elu_", 7, args, kwargs)
+
+
+def aten_embedding(g, *args, **kwargs):
+    """aten::embedding: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::embedding", 7, args, kwargs)
 
 
 def aten_eq(g, *args, **kwargs):
@@ -1514,6 +1693,26 @@ def aten_gt(g, *args, **kwargs):
     return _h.dispatch(g, "aten::gt", 7, args, kwargs)
 
 
+def aten_hardsigmoid(g, *args, **kwargs):
+    """aten::hardsigmoid: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::hardsigmoid", 7, args, kwargs)
+
+
+def aten_hardsigmoid_(g, *args, **kwargs):
+    """aten::hardsigmoid_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::hardsigmoid_", 7, args, kwargs)
+
+
+def aten_hardswish(g, *args, **kwargs):
+    """aten::hardswish: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::hardswish", 7, args, kwargs)
+
+
+def aten_hardswish_(g, *args, **kwargs):
+    """aten::hardswish_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::hardswish_", 7, args, kwargs)
+
+
 def aten_hardtanh(g, *args, **kwargs):
     """aten::hardtanh: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::hardtanh", 7, args, kwargs)
@@ -1522,6 +1721,11 @@ def aten_hardtanh(g, *args, **kwargs):
 def aten_hardtanh_(g, *args, **kwargs):
     """aten::hardtanh_: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::hardtanh_", 7, args, kwargs)
+
+
+def aten_index_select(g, *args, **kwargs):
+    """aten::index_select: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::index_select", 7, args, kwargs)
 
 
 def aten_item(g, *args, **kwargs):
@@ -1639,6 +1843,11 @@ def aten_mul_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::mul_", 7, args, kwargs)
 
 
+def aten_narrow(g, *args, **kwargs):
+    """aten::narrow: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::narrow", 7, args, kwargs)
+
+
 def aten_native_layer_norm(g, *args, **kwargs):
     """aten::native_layer_norm: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::native_layer_norm", 7, args, kwargs)
@@ -1714,6 +1923,21 @@ def aten_reciprocal_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::reciprocal_", 7, args, kwargs)
 
 
+def aten_reflection_pad1d(g, *args, **kwargs):
+    """aten::reflection_pad1d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::reflection_pad1d", 7, args, kwargs)
+
+
+def aten_reflection_pad2d(g, *args, **kwargs):
+    """aten::reflection_pad2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::reflection_pad2d", 7, args, kwargs)
+
+
+def aten_reflection_pad3d(g, *args, **kwargs):
+    """aten::reflection_pad3d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::reflection_pad3d", 7, args, kwargs)
+
+
 def aten_relu(g, *args, **kwargs):
     """aten::relu: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::relu", 7, args, kwargs)
@@ -1722,6 +1946,26 @@ def aten_relu(g, *args, **kwargs):
 def aten_relu_(g, *args, **kwargs):
     """aten::relu_: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::relu_", 7, args, kwargs)
+
+
+def aten_repeat(g, *args, **kwargs):
+    """aten::repeat: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::repeat", 7, args, kwargs)
+
+
+def aten_replication_pad1d(g, *args, **kwargs):
+    """aten::replication_pad1d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::replication_pad1d", 7, args, kwargs)
+
+
+def aten_replication_pad2d(g, *args, **kwargs):
+    """aten::replication_pad2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::replication_pad2d", 7, args, kwargs)
+
+
+def aten_replication_pad3d(g, *args, **kwargs):
+    """aten::replication_pad3d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::replication_pad3d", 7, args, kwargs)
 
 
 def aten_reshape(g, *args, **kwargs):
@@ -1797,6 +2041,11 @@ def aten_slice(g, *args, **kwargs):
 def aten_slice_copy(g, *args, **kwargs):
     """aten::slice_copy: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::slice_copy", 7, args, kwargs)
+
+
+def aten_slice_scatter(g, *args, **kwargs):
+    """aten::slice_scatter: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::slice_scatter", 7, args, kwargs)
 
 
 def aten_softmax(g, *args, **kwargs):
@@ -1939,6 +2188,11 @@ def aten_unsqueeze_copy(g, *args, **kwargs):
     return _h.dispatch(g, "aten::unsqueeze_copy", 7, args, kwargs)
 
 
+def aten_upsample_nearest2d(g, *args, **kwargs):
+    """aten::upsample_nearest2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::upsample_nearest2d", 7, args, kwargs)
+
+
 def aten_view(g, *args, **kwargs):
     """aten::view: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::view", 7, args, kwargs)
@@ -1980,6 +2234,7 @@ SYMBOLICS = {
     "aten::clamp": aten_clamp,
     "aten::clamp_": aten_clamp_,
     "aten::clone": aten_clone,
+    "aten::constant_pad_nd": aten_constant_pad_nd,
     "aten::contiguous": aten_contiguous,
     "aten::conv1d": aten_conv1d,
     "aten::conv2d": aten_conv2d,
@@ -1991,6 +2246,7 @@ SYMBOLICS = {
     "aten::div_": aten_div_,
     "aten::elu": aten_elu,
     "aten::elu_": aten_elu_,
+    "aten::embedding": aten_embedding,
     "aten::eq": aten_eq,
     "aten::exp": aten_exp,
     "aten::exp_": aten_exp_,
@@ -2002,8 +2258,13 @@ SYMBOLICS = {
     "aten::gelu": aten_gelu,
     "aten::gelu_": aten_gelu_,
     "aten::gt": aten_gt,
+    "aten::hardsigmoid": aten_hardsigmoid,
+    "aten::hardsigmoid_": aten_hardsigmoid_,
+    "aten::hardswish": aten_hardswish,
+    "aten::hardswish_": aten_hardswish_,
     "aten::hardtanh": aten_hardtanh,
     "aten::hardtanh_": aten_hardtanh_,
+    "aten::index_select": aten_index_select,
     "aten::item": aten_item,
     "aten::layer_norm": aten_layer_norm,
     "aten::le": aten_le,
@@ -2027,6 +2288,7 @@ SYMBOLICS = {
     "aten::mm": aten_mm,
     "aten::mul": aten_mul,
     "aten::mul_": aten_mul_,
+    "aten::narrow": aten_narrow,
     "aten::native_layer_norm": aten_native_layer_norm,
     "aten::ne": aten_ne,
     "aten::neg": aten_neg,
@@ -2042,8 +2304,15 @@ SYMBOLICS = {
     "aten::prod": aten_prod,
     "aten::reciprocal": aten_reciprocal,
     "aten::reciprocal_": aten_reciprocal_,
+    "aten::reflection_pad1d": aten_reflection_pad1d,
+    "aten::reflection_pad2d": aten_reflection_pad2d,
+    "aten::reflection_pad3d": aten_reflection_pad3d,
     "aten::relu": aten_relu,
     "aten::relu_": aten_relu_,
+    "aten::repeat": aten_repeat,
+    "aten::replication_pad1d": aten_replication_pad1d,
+    "aten::replication_pad2d": aten_replication_pad2d,
+    "aten::replication_pad3d": aten_replication_pad3d,
     "aten::reshape": aten_reshape,
     "aten::rsqrt": aten_rsqrt,
     "aten::rsqrt_": aten_rsqrt_,
@@ -2059,6 +2328,7 @@ SYMBOLICS = {
     "aten::sin_": aten_sin_,
     "aten::slice": aten_slice,
     "aten::slice_copy": aten_slice_copy,
+    "aten::slice_scatter": aten_slice_scatter,
     "aten::softmax": aten_softmax,
     "aten::split": aten_split,
     "aten::split_copy": aten_split_copy,
@@ -2087,6 +2357,7 @@ SYMBOLICS = {
     "aten::unsafe_split_with_sizes": aten_unsafe_split_with_sizes,
     "aten::unsqueeze": aten_unsqueeze,
     "aten::unsqueeze_copy": aten_unsqueeze_copy,
+    "aten::upsample_nearest2d": aten_upsample_nearest2d,
     "aten::view": aten_view,
     "aten::view_copy": aten_view_copy,
     "aten::zeros": aten_zeros,

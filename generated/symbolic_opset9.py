@@ -97,6 +97,27 @@ def nonzero__opset9(g, self):
     return g.op("Transpose", g.op("NonZero", self), perm_i=[1, 0])
 
 
+def upsample_nearest2d_vec__opset9(g, input, output_size, scale_factors):
+    """aten::upsample_nearest2d.vec at opsets 9, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
+    k = (
+        scale_factors
+        if scale_factors is not None
+        else [
+            o // i
+            for o, i in zip(
+                _h.static(output_size, "output_size"),
+                _h.static(_h.sizes(g, input)[2:], "_h.sizes(g, input)[2:]"),
+            )
+        ]
+    )
+    return g.op(
+        "Upsample",
+        input,
+        _h.const(g, [1.0, 1.0] + [float(f) for f in k], "float32"),
+        mode_s="nearest",
+    )
+
+
 def operator_mod__opset9(g, a, b):
     """operator.mod at opsets 9, when `not is_floating(a)` (specs/sizes.yaml, operator.mod)."""
     zero = _h.const(g, 0, "int64")
@@ -148,6 +169,11 @@ def aten_nonzero(g, *args, **kwargs):
     return _h.dispatch(g, "aten::nonzero", 9, args, kwargs)
 
 
+def aten_upsample_nearest2d(g, *args, **kwargs):
+    """aten::upsample_nearest2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::upsample_nearest2d", 9, args, kwargs)
+
+
 def aten_where(g, *args, **kwargs):
     """aten::where: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::where", 9, args, kwargs)
@@ -160,5 +186,6 @@ SYMBOLICS = {
     "aten::masked_fill": aten_masked_fill,
     "aten::masked_fill_": aten_masked_fill_,
     "aten::nonzero": aten_nonzero,
+    "aten::upsample_nearest2d": aten_upsample_nearest2d,
     "aten::where": aten_where,
 }
