@@ -1013,7 +1013,9 @@ class _Checker:
                 continue
             arg, slot = given[p.name]
             sym = self.expr(arg, env)
-            if p.kind is Kind.VALUE:
+            if p.kind is Kind.VALUE and p.dynamic and sym.kind is Kind.TENSOR:
+                pass  # a 0-d tensor computed here, where the callee takes a SymInt or Scalar
+            elif p.kind is Kind.VALUE:
                 self.need_value(arg, sym, f"argument {p.name} of {qualname}", static=not p.dynamic)
             elif sym.kind is Kind.VALUE:
                 continue  # a number where ATen takes a tensor: the callee's promotion types it
@@ -1091,7 +1093,11 @@ class _Checker:
                 else:
                     variadic = sym
                 continue
-            inputs.append((arg, self.expr(arg, env)))
+            sym = self.expr(arg, env)
+            if sym.kind is Kind.TENSORS and isinstance(arg, (ast.List, ast.Tuple)):
+                # `[n]` of 0-d tensors computed here, given as one input: a list of sizes
+                sym = Sym(Kind.VALUE, pytype="int[]", dynamic=True)
+            inputs.append((arg, sym))
         n_in = len(inputs)
         for since, spec in sorted(by_since.items()):
             if n_in > spec.max_inputs or (variadic is None and n_in < spec.min_inputs):

@@ -222,3 +222,34 @@ def test_dropped_entries_have_no_lowering(tmp_path: Path) -> None:
     )["aten::_assert_async"]
     assert a.drop == "a run-time check" and a.lowerings == ()
     assert set(a.schemas) == {"aten::_assert_async", "aten::_assert_async.msg"}
+
+
+def test_zero_d_tensors_computed_here_stand_for_sizes(tmp_path: Path) -> None:
+    """A 0-d tensor a body computes may go where a size does: in a list given as one input,
+    and as a SymInt or Scalar argument of another spec's overload."""
+    a = analyzed(
+        tmp_path,
+        """\
+        aten::view:
+          dtypes: [float32]
+          shape: view(self, size)
+          lower:
+            - since: 7
+              emit: Reshape(self, [Size(self)])
+        aten::arange:
+          dtypes: [int64]
+          shape: infer
+          lower:
+            - since: 11
+              emit: Range(const(0, "int64"), const(end, "int64"), const(1, "int64"))
+        aten::zeros_like:
+          dtypes: [float32]
+          shape: same(self)
+          lower:
+            - since: 11
+              emit: Cast(aten.arange(Size(self)), to="float32")
+        """,
+    )
+    (body,) = {lw.functions["aten::view"].onnxscript for lw in a["aten::view"].lowerings}
+    assert "_h.const(op, [op.Size(self)], 'int64')" in body
+    assert a["aten::zeros_like"].lowerings[0].calls[0].overload == "aten::arange"
