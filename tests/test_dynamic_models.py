@@ -94,3 +94,35 @@ def test_dynamic_views_at_old_opsets(opset: int) -> None:
     x = torch.randn(5, 3, 4)
     for got, want in zip(program(x), Views()(x), strict=True):
         assert torch.equal(got, want)
+
+
+class LargeValues(nn.Module):
+    """Factories whose values float32 cannot hold: 2**24 + 1 is not a float32, so a lowering that
+    computes int64 or the float default through float32 is off by one or more."""
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        n = x.shape[0]
+        big = 2**24
+        return (
+            torch.arange(big - 3, big + n),
+            torch.arange(big - 3, big + n, dtype=torch.float64),
+            torch.arange(float(big - 3), big - 3.0 + n, dtype=torch.float64),
+            torch.arange(big + n, big - 3, -1),
+            torch.full((n,), big + 1),
+            torch.full((2, n), float(big + 1), dtype=torch.int64),
+            torch.full((n,), float(big + 1), dtype=torch.float64),
+            x.new_full((n, 2), big + 1, dtype=torch.int64),
+        )
+
+
+@pytest.mark.parametrize("opset", [11, 18, 28])
+def test_arange_and_full_exact_above_2_24(opset: int) -> None:
+    """Issue 7: int and float arguments above 2**24 give exactly eager's values and dtypes, at
+    the size exported and at others (the bounds are computed from a dynamic dim)."""
+    program = torchonnx.export(
+        LargeValues(), (torch.ones(5),), dynamic_shapes=({0: "n"},), opset_version=opset
+    )
+    for x in (torch.ones(5), torch.ones(9), torch.ones(1)):
+        got, want = program(x), LargeValues()(x)
+        for g, w in zip(got, want, strict=True):
+            assert g.dtype == w.dtype and torch.equal(g, w), (g, w)

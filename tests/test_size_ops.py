@@ -229,7 +229,7 @@ CASES: dict[str, Case] = {
         lowest=11,
         has=((11, 28, "Resize"),),
         exact=False,
-        refused="aten::upsample_bilinear2d.vec(float32): not supported at opset 10",
+        refused="aten::upsample_bilinear2d.vec(float32): float32 at opset 10: ONNX Upsample and Resize before opset 11 have neither",
     ),
     "mobilenetv3_block": Case(
         MobileNetV3Block,
@@ -262,7 +262,7 @@ CASES: dict[str, Case] = {
         ],
         lowest=11,
         has=((11, 28, "ScatterND"),),
-        refused="aten::index_put(float32, int64, float32): not supported at opset 10",
+        refused="aten::index_put(float32, int64, float32): float32 at opset 10: ONNX ScatterND arrives at opset 11",
     ),
     "set_masked": Case(
         SetMasked,
@@ -271,7 +271,7 @@ CASES: dict[str, Case] = {
         [(torch.randn(5, 7),), (torch.randn(2, 3),)],
         lowest=11,
         has=((11, 28, "ScatterND"), (11, 28, "NonZero")),
-        refused="aten::index_put(float32, bool, float32): not supported at opset 10",
+        refused="aten::index_put(float32, bool, float32): float32 at opset 10: ONNX ScatterND arrives at opset 11",
     ),
     "add_rows": Case(
         AddRows,
