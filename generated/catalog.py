@@ -150,19 +150,19 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::_to_copy": EntryInfo(
         "aten::_to_copy",
-        "specs/elementwise.yaml:865",
+        "specs/elementwise.yaml:962",
         doc="A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.",
         schemas={
             "aten::_to_copy": "aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:871", 7, 28, ("Identity",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:968", 7, 28, ("Identity",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3)", "specs/elementwise.yaml:874"),
+            Sample("t(2, 3)", "specs/elementwise.yaml:971"),
             Sample(
                 "t(2, 3), dtype=float16",
-                "specs/elementwise.yaml:875",
+                "specs/elementwise.yaml:972",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -177,7 +177,7 @@ ENTRIES: dict[str, EntryInfo] = {
             ),
             Sample(
                 "t(2, 3), dtype=int64",
-                "specs/elementwise.yaml:877",
+                "specs/elementwise.yaml:974",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -190,7 +190,7 @@ ENTRIES: dict[str, EntryInfo] = {
                     "float64",
                 ),
             ),
-            Sample("t(2, 3), dtype=float32", "specs/elementwise.yaml:879", opsets=(13, 28)),
+            Sample("t(2, 3), dtype=float32", "specs/elementwise.yaml:976", opsets=(13, 28)),
         ),
         shape="same(self)",
     ),
@@ -286,15 +286,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::alias": EntryInfo(
         "aten::alias",
-        "specs/elementwise.yaml:855",
+        "specs/elementwise.yaml:952",
         doc="The same tensor.",
         schemas={
             "aten::alias": "aten::alias(Tensor(a) self) -> Tensor(a)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:860", 7, 28, ("Identity",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:957", 7, 28, ("Identity",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:863"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:960"),),
         shape="same(self)",
     ),
     "aten::amax": EntryInfo(
@@ -518,6 +518,189 @@ ENTRIES: dict[str, EntryInfo] = {
             Sample("t(2, 7, 7), [3, 2], [2, 2], [1, 0], True, False, 5", "specs/nn.yaml:468"),
         ),
         shape="infer",
+    ),
+    "aten::bitwise_and.Tensor": EntryInfo(
+        "aten::bitwise_and.Tensor",
+        "specs/elementwise.yaml:792",
+        doc="self & other, bit by bit, for bools and integers.",
+        schemas={
+            "aten::bitwise_and.Tensor": "aten::bitwise_and.Tensor(Tensor self, Tensor other) -> Tensor",
+            "aten::bitwise_and.Scalar": "aten::bitwise_and.Scalar(Tensor self, Scalar other) -> Tensor",
+            "aten::bitwise_and_.Tensor": "aten::bitwise_and_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)",
+            "aten::bitwise_and_.Scalar": "aten::bitwise_and_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)",
+            "aten::bitwise_and.Tensor_out": "aten::bitwise_and.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
+            "aten::bitwise_and.Scalar_out": "aten::bitwise_and.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:799", 7, 28, ("And",), when='dtype_of(self) == "bool"'
+            ),
+            LoweringInfo(
+                "specs/elementwise.yaml:802",
+                18,
+                28,
+                ("BitwiseAnd",),
+                when='dtype_of(self) != "bool"',
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX BitwiseAnd arrives at opset 18",
+                "specs/elementwise.yaml:806",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                opsets=(7, 17),
+            ),
+        ),
+        reasons=(),
+        samples=(
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:810"),
+            Sample(
+                "t(2, 3), 5",
+                "specs/elementwise.yaml:811",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                overload="aten::bitwise_and.Scalar",
+            ),
+            Sample(
+                "t(2, 3), True",
+                "specs/elementwise.yaml:814",
+                dtypes=("bool",),
+                overload="aten::bitwise_and.Scalar",
+            ),
+        ),
+        shape="broadcast(self, other)",
+    ),
+    "aten::bitwise_not": EntryInfo(
+        "aten::bitwise_not",
+        "specs/elementwise.yaml:870",
+        doc="~self, bit by bit (logical negation for bools).",
+        schemas={
+            "aten::bitwise_not": "aten::bitwise_not(Tensor self) -> Tensor",
+            "aten::bitwise_not_": "aten::bitwise_not_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::bitwise_not.out": "aten::bitwise_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:876", 7, 28, ("Not",), when='dtype_of(self) == "bool"'
+            ),
+            LoweringInfo(
+                "specs/elementwise.yaml:879",
+                18,
+                28,
+                ("BitwiseNot",),
+                when='dtype_of(self) != "bool"',
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX BitwiseNot arrives at opset 18",
+                "specs/elementwise.yaml:883",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                opsets=(7, 17),
+            ),
+        ),
+        reasons=(),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:887"),),
+        shape="same(self)",
+    ),
+    "aten::bitwise_or.Tensor": EntryInfo(
+        "aten::bitwise_or.Tensor",
+        "specs/elementwise.yaml:818",
+        doc="self | other, bit by bit, for bools and integers.",
+        schemas={
+            "aten::bitwise_or.Tensor": "aten::bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor",
+            "aten::bitwise_or.Scalar": "aten::bitwise_or.Scalar(Tensor self, Scalar other) -> Tensor",
+            "aten::bitwise_or_.Tensor": "aten::bitwise_or_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)",
+            "aten::bitwise_or_.Scalar": "aten::bitwise_or_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)",
+            "aten::bitwise_or.Tensor_out": "aten::bitwise_or.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
+            "aten::bitwise_or.Scalar_out": "aten::bitwise_or.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:825", 7, 28, ("Or",), when='dtype_of(self) == "bool"'
+            ),
+            LoweringInfo(
+                "specs/elementwise.yaml:828",
+                18,
+                28,
+                ("BitwiseOr",),
+                when='dtype_of(self) != "bool"',
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX BitwiseOr arrives at opset 18",
+                "specs/elementwise.yaml:832",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                opsets=(7, 17),
+            ),
+        ),
+        reasons=(),
+        samples=(
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:836"),
+            Sample(
+                "t(2, 3), 5",
+                "specs/elementwise.yaml:837",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                overload="aten::bitwise_or.Scalar",
+            ),
+            Sample(
+                "t(2, 3), True",
+                "specs/elementwise.yaml:840",
+                dtypes=("bool",),
+                overload="aten::bitwise_or.Scalar",
+            ),
+        ),
+        shape="broadcast(self, other)",
+    ),
+    "aten::bitwise_xor.Tensor": EntryInfo(
+        "aten::bitwise_xor.Tensor",
+        "specs/elementwise.yaml:844",
+        doc="self ^ other, bit by bit, for bools and integers.",
+        schemas={
+            "aten::bitwise_xor.Tensor": "aten::bitwise_xor.Tensor(Tensor self, Tensor other) -> Tensor",
+            "aten::bitwise_xor.Scalar": "aten::bitwise_xor.Scalar(Tensor self, Scalar other) -> Tensor",
+            "aten::bitwise_xor_.Tensor": "aten::bitwise_xor_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)",
+            "aten::bitwise_xor_.Scalar": "aten::bitwise_xor_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)",
+            "aten::bitwise_xor.Tensor_out": "aten::bitwise_xor.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
+            "aten::bitwise_xor.Scalar_out": "aten::bitwise_xor.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:851", 7, 28, ("Xor",), when='dtype_of(self) == "bool"'
+            ),
+            LoweringInfo(
+                "specs/elementwise.yaml:854",
+                18,
+                28,
+                ("BitwiseXor",),
+                when='dtype_of(self) != "bool"',
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX BitwiseXor arrives at opset 18",
+                "specs/elementwise.yaml:858",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                opsets=(7, 17),
+            ),
+        ),
+        reasons=(),
+        samples=(
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:862"),
+            Sample(
+                "t(2, 3), 5",
+                "specs/elementwise.yaml:863",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                overload="aten::bitwise_xor.Scalar",
+            ),
+            Sample(
+                "t(2, 3), True",
+                "specs/elementwise.yaml:866",
+                dtypes=("bool",),
+                overload="aten::bitwise_xor.Scalar",
+            ),
+        ),
+        shape="broadcast(self, other)",
     ),
     "aten::bmm": EntryInfo(
         "aten::bmm",
@@ -812,17 +995,17 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::cos": EntryInfo(
         "aten::cos",
-        "specs/elementwise.yaml:917",
+        "specs/elementwise.yaml:1014",
         doc="Cosine, elementwise.",
         schemas={
             "aten::cos": "aten::cos(Tensor self) -> Tensor",
             "aten::cos_": "aten::cos_(Tensor(a!) self) -> Tensor(a!)",
             "aten::cos.out": "aten::cos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:926", 7, 28, ("Cos",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1023", 7, 28, ("Cos",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:929"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:1026"),),
         shape="same(self)",
     ),
     "aten::div.Tensor": EntryInfo(
@@ -1098,19 +1281,19 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::full_like": EntryInfo(
         "aten::full_like",
-        "specs/elementwise.yaml:882",
+        "specs/elementwise.yaml:979",
         doc="A tensor shaped like self filled with fill_value, in dtype or self's dtype.",
         schemas={
             "aten::full_like": "aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:888", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:985", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:891"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:988"),
             Sample(
                 "t(2, 3), 2.5, dtype=float32",
-                "specs/elementwise.yaml:892",
+                "specs/elementwise.yaml:989",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -1125,6 +1308,37 @@ ENTRIES: dict[str, EntryInfo] = {
             ),
         ),
         shape="same(self)",
+    ),
+    "aten::gather": EntryInfo(
+        "aten::gather",
+        "specs/indexing.yaml:133",
+        doc="self's values along dim at positions index, which has self's rank and sizes at most self's: out[i][j] = self[index[i][j]][j] for dim 0.",
+        schemas={
+            "aten::gather": "aten::gather(Tensor self, int dim, Tensor index, *, bool sparse_grad=False) -> Tensor",
+            "aten::gather.out": "aten::gather.out(Tensor self, int dim, Tensor index, *, bool sparse_grad=False, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo("specs/indexing.yaml:140", 11, 28, ("GatherElements", "Identity")),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX GatherElements arrives at opset 11", "specs/indexing.yaml:146", opsets=(7, 10)
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4), 1, ints(3, 2, high=4)", "specs/indexing.yaml:149"),
+            Sample(
+                "t(3, 4), 0, ints(2, 4, high=3)", "specs/indexing.yaml:150", dtypes=("float32",)
+            ),
+            Sample(
+                "t(4, 5, 2), -2, ints(2, 3, 2, high=5)",
+                "specs/indexing.yaml:152",
+                dtypes=("float32",),
+            ),
+            Sample("t(), 0, ints(high=1)", "specs/indexing.yaml:154", dtypes=("float32",)),
+        ),
+        shape="same(index)",
     ),
     "aten::ge.Tensor": EntryInfo(
         "aten::ge.Tensor",
@@ -1447,7 +1661,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::index_put": EntryInfo(
         "aten::index_put",
-        "specs/indexing.yaml:133",
+        "specs/indexing.yaml:157",
         doc="self with values written (or added, with accumulate) at the positions indices select (None for a full slice), as Python's x[...] = values.",
         schemas={
             "aten::index_put": "aten::index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor",
@@ -1456,7 +1670,7 @@ ENTRIES: dict[str, EntryInfo] = {
         },
         lowerings=(
             LoweringInfo(
-                "specs/indexing.yaml:143",
+                "specs/indexing.yaml:167",
                 16,
                 28,
                 (
@@ -1476,7 +1690,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/indexing.yaml:174",
+                "specs/indexing.yaml:198",
                 12,
                 12,
                 (
@@ -1496,7 +1710,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/indexing.yaml:174",
+                "specs/indexing.yaml:198",
                 13,
                 15,
                 (
@@ -1516,7 +1730,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/indexing.yaml:203",
+                "specs/indexing.yaml:227",
                 11,
                 11,
                 (
@@ -1538,28 +1752,28 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         gaps=(
             GapInfo(
-                "ONNX ScatterND arrives at opset 11", "specs/indexing.yaml:234", opsets=(7, 10)
+                "ONNX ScatterND arrives at opset 11", "specs/indexing.yaml:258", opsets=(7, 10)
             ),
             GapInfo(
                 "a boolean mask beside other index tensors is not supported; index with the mask alone, or with its nonzero() positions",
-                "specs/indexing.yaml:236",
+                "specs/indexing.yaml:260",
                 when='len([t for t in indices if t is not None]) > 1 and any(dtype_of(t) == "bool" for t in indices if t is not None)',
             ),
             GapInfo(
                 "several index tensors are broadcast with ONNX Max on integers, from opset 12",
-                "specs/indexing.yaml:238",
+                "specs/indexing.yaml:262",
                 opsets=(7, 11),
                 when="len([t for t in indices if t is not None]) > 1",
             ),
             GapInfo(
                 'ONNX ScatterND adds the values at repeated positions (reduction="add") from opset 16',
-                "specs/indexing.yaml:241",
+                "specs/indexing.yaml:265",
                 opsets=(7, 15),
                 when="accumulate",
             ),
             GapInfo(
                 'onnxruntime\'s ScatterND adds no float16 (reduction="add")',
-                "specs/indexing.yaml:244",
+                "specs/indexing.yaml:268",
                 dtypes=("float16",),
                 opsets=(16, 28),
                 when="accumulate",
@@ -1568,33 +1782,33 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(5, 3), [ints(2, high=5)], t()", "specs/indexing.yaml:250"),
-            Sample("t(3, 5), [None, ints(4, low=-5, high=5)], t(3, 1)", "specs/indexing.yaml:251"),
-            Sample("t(3, 4), [mask(3, 4)], t()", "specs/indexing.yaml:252"),
+            Sample("t(5, 3), [ints(2, high=5)], t()", "specs/indexing.yaml:274"),
+            Sample("t(3, 5), [None, ints(4, low=-5, high=5)], t(3, 1)", "specs/indexing.yaml:275"),
+            Sample("t(3, 4), [mask(3, 4)], t()", "specs/indexing.yaml:276"),
             Sample(
                 't(6, 3), [t(4, dtype="int32")], t(4, 3), True',
-                "specs/indexing.yaml:253",
+                "specs/indexing.yaml:277",
                 opsets=(16, 28),
             ),
             Sample(
                 "t(2, 3, 4), [None, mask(3, 4)], t(), True",
-                "specs/indexing.yaml:255",
+                "specs/indexing.yaml:279",
                 opsets=(16, 28),
             ),
             Sample(
                 "t(3, 4, 5), [ints(2, high=3), None, ints(2, high=5)], t(1)",
-                "specs/indexing.yaml:257",
+                "specs/indexing.yaml:281",
                 opsets=(12, 28),
             ),
             Sample(
                 "t(3, 4, 5), [ints(2, high=3), None, ints(2, high=5)], t(2, 4), True",
-                "specs/indexing.yaml:259",
+                "specs/indexing.yaml:283",
                 opsets=(16, 28),
                 dtypes=("int64", "float32"),
             ),
             Sample(
                 "t(2, 3, 4), [None, ints(2, 1, high=3), ints(3, low=-4, high=4)], t(2, 2, 3), True",
-                "specs/indexing.yaml:262",
+                "specs/indexing.yaml:286",
                 opsets=(16, 28),
                 dtypes=("int64", "float32"),
             ),
@@ -1897,7 +2111,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::masked_fill.Tensor": EntryInfo(
         "aten::masked_fill.Tensor",
-        "specs/elementwise.yaml:818",
+        "specs/elementwise.yaml:915",
         doc="self with value where mask holds; value takes self's dtype.",
         schemas={
             "aten::masked_fill.Tensor": "aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor",
@@ -1907,21 +2121,21 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::masked_fill.Tensor_out": "aten::masked_fill.Tensor_out(Tensor self, Tensor mask, Tensor value, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::masked_fill.Scalar_out": "aten::masked_fill.Scalar_out(Tensor self, Tensor mask, Scalar value, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:826", 9, 28, ("Where",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:923", 9, 28, ("Where",)),),
         gaps=(
             GapInfo(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:829",
+                "specs/elementwise.yaml:926",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:833"),
+            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:930"),
             Sample(
                 "t(2, 3), mask(2, 3), 1",
-                "specs/elementwise.yaml:834",
+                "specs/elementwise.yaml:931",
                 overload="aten::masked_fill.Scalar",
             ),
         ),
@@ -2369,25 +2583,25 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::native_dropout": EntryInfo(
         "aten::native_dropout",
-        "specs/elementwise.yaml:839",
+        "specs/elementwise.yaml:936",
         doc="Dropout as torch.export leaves it (aten::dropout always decomposes: to aten::clone outside training, to this in training): the identity and an all-true mask when nothing is dropped.",
         schemas={
             "aten::native_dropout": "aten::native_dropout(Tensor input, float p, bool? train) -> (Tensor, Tensor)",
         },
         lowerings=(
-            LoweringInfo("specs/elementwise.yaml:844", 8, 28, ("Expand", "Identity", "Shape")),
+            LoweringInfo("specs/elementwise.yaml:941", 8, 28, ("Expand", "Identity", "Shape")),
         ),
         gaps=(
             GapInfo(
                 "dropout in training is random; export the model in eval mode",
-                "specs/elementwise.yaml:849",
+                "specs/elementwise.yaml:946",
                 when="train is not False and p > 0",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:852"),
-            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:853"),
+            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:949"),
+            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:950"),
         ),
         shape="infer",
     ),
@@ -2587,15 +2801,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::ones_like": EntryInfo(
         "aten::ones_like",
-        "specs/elementwise.yaml:906",
+        "specs/elementwise.yaml:1003",
         doc="Ones shaped like self, in dtype or self's dtype.",
         schemas={
             "aten::ones_like": "aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:912", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1009", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:915"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:1012"),),
         shape="same(self)",
     ),
     "aten::permute": EntryInfo(
@@ -3180,17 +3394,17 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::sin": EntryInfo(
         "aten::sin",
-        "specs/elementwise.yaml:931",
+        "specs/elementwise.yaml:1028",
         doc="Sine, elementwise.",
         schemas={
             "aten::sin": "aten::sin(Tensor self) -> Tensor",
             "aten::sin_": "aten::sin_(Tensor(a!) self) -> Tensor(a!)",
             "aten::sin.out": "aten::sin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:939", 7, 28, ("Sin",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1036", 7, 28, ("Sin",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:942"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:1039"),),
         shape="same(self)",
     ),
     "aten::slice.Tensor": EntryInfo(
@@ -4129,7 +4343,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::where.self": EntryInfo(
         "aten::where.self",
-        "specs/elementwise.yaml:792",
+        "specs/elementwise.yaml:889",
         doc="self where condition holds, else other.",
         schemas={
             "aten::where.self": "aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor",
@@ -4137,21 +4351,21 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::where.ScalarSelf": "aten::where.ScalarSelf(Tensor condition, Scalar self, Tensor other) -> Tensor",
             "aten::where.self_out": "aten::where.self_out(Tensor condition, Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:801", 9, 28, ("Where",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:898", 9, 28, ("Where",)),),
         gaps=(
             GapInfo(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:804",
+                "specs/elementwise.yaml:901",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:808"),
+            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:905"),
             Sample(
                 "mask(2, 3), t(2, 3), 0.5",
-                "specs/elementwise.yaml:811",
+                "specs/elementwise.yaml:908",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -4166,7 +4380,7 @@ ENTRIES: dict[str, EntryInfo] = {
             ),
             Sample(
                 "mask(2, 3), 2, t(2, 3)",
-                "specs/elementwise.yaml:814",
+                "specs/elementwise.yaml:911",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -4200,15 +4414,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::zeros_like": EntryInfo(
         "aten::zeros_like",
-        "specs/elementwise.yaml:895",
+        "specs/elementwise.yaml:992",
         doc="Zeros shaped like self, in dtype or self's dtype.",
         schemas={
             "aten::zeros_like": "aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:901", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:998", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:904"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:1001"),),
         shape="same(self)",
     ),
     "math.ceil": EntryInfo(

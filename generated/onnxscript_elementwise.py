@@ -819,6 +819,141 @@ def logical_or__opset7(op, self, other):
     return op.Or(op.Cast(self, to=_h.onnx_dtype("bool")), op.Cast(other, to=_h.onnx_dtype("bool")))
 
 
+# aten::bitwise_and.Tensor: self & other, bit by bit, for bools and integers.
+#   aten::bitwise_and.Tensor(Tensor self, Tensor other) -> Tensor
+#   aten::bitwise_and.Scalar(Tensor self, Scalar other) -> Tensor
+#   aten::bitwise_and_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
+#   aten::bitwise_and_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)
+#   aten::bitwise_and.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::bitwise_and.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def bitwise_and_Tensor__opset7(op, self, other):
+    """aten::bitwise_and.Tensor at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_and.Tensor)."""
+    return op.And(self, other)
+
+
+def bitwise_and_Scalar__opset7(op, self, other):
+    """aten::bitwise_and.Scalar at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_and.Tensor)."""
+    return op.And(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+def bitwise_and_Tensor__opset18(op, self, other):
+    """aten::bitwise_and.Tensor at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_and.Tensor)."""
+    return op.BitwiseAnd(self, other)
+
+
+def bitwise_and_Scalar__opset18(op, self, other):
+    """aten::bitwise_and.Scalar at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_and.Tensor)."""
+    return op.BitwiseAnd(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+def bitwise_and_Tensor__opset7__when(self, other):
+    return _h.dtype_of(self) == "bool"
+
+
+def bitwise_and_Tensor__opset18__when(self, other):
+    return _h.dtype_of(self) != "bool"
+
+
+# aten::bitwise_or.Tensor: self | other, bit by bit, for bools and integers.
+#   aten::bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor
+#   aten::bitwise_or.Scalar(Tensor self, Scalar other) -> Tensor
+#   aten::bitwise_or_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
+#   aten::bitwise_or_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)
+#   aten::bitwise_or.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::bitwise_or.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def bitwise_or_Tensor__opset7(op, self, other):
+    """aten::bitwise_or.Tensor at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_or.Tensor)."""
+    return op.Or(self, other)
+
+
+def bitwise_or_Scalar__opset7(op, self, other):
+    """aten::bitwise_or.Scalar at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_or.Tensor)."""
+    return op.Or(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+def bitwise_or_Tensor__opset18(op, self, other):
+    """aten::bitwise_or.Tensor at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_or.Tensor)."""
+    return op.BitwiseOr(self, other)
+
+
+def bitwise_or_Scalar__opset18(op, self, other):
+    """aten::bitwise_or.Scalar at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_or.Tensor)."""
+    return op.BitwiseOr(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+def bitwise_or_Tensor__opset7__when(self, other):
+    return _h.dtype_of(self) == "bool"
+
+
+def bitwise_or_Tensor__opset18__when(self, other):
+    return _h.dtype_of(self) != "bool"
+
+
+# aten::bitwise_xor.Tensor: self ^ other, bit by bit, for bools and integers.
+#   aten::bitwise_xor.Tensor(Tensor self, Tensor other) -> Tensor
+#   aten::bitwise_xor.Scalar(Tensor self, Scalar other) -> Tensor
+#   aten::bitwise_xor_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
+#   aten::bitwise_xor_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)
+#   aten::bitwise_xor.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::bitwise_xor.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def bitwise_xor_Tensor__opset7(op, self, other):
+    """aten::bitwise_xor.Tensor at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_xor.Tensor)."""
+    return op.Xor(self, other)
+
+
+def bitwise_xor_Scalar__opset7(op, self, other):
+    """aten::bitwise_xor.Scalar at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_xor.Tensor)."""
+    return op.Xor(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+def bitwise_xor_Tensor__opset18(op, self, other):
+    """aten::bitwise_xor.Tensor at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_xor.Tensor)."""
+    return op.BitwiseXor(self, other)
+
+
+def bitwise_xor_Scalar__opset18(op, self, other):
+    """aten::bitwise_xor.Scalar at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_xor.Tensor)."""
+    return op.BitwiseXor(self, _h.const(op, other, _h.dtype_of(self)))
+
+
+def bitwise_xor_Tensor__opset7__when(self, other):
+    return _h.dtype_of(self) == "bool"
+
+
+def bitwise_xor_Tensor__opset18__when(self, other):
+    return _h.dtype_of(self) != "bool"
+
+
+# aten::bitwise_not: ~self, bit by bit (logical negation for bools).
+#   aten::bitwise_not(Tensor self) -> Tensor
+#   aten::bitwise_not_(Tensor(a!) self) -> Tensor(a!)
+#   aten::bitwise_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def bitwise_not__opset7(op, self):
+    """aten::bitwise_not at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_not)."""
+    return op.Not(self)
+
+
+def bitwise_not__opset18(op, self):
+    """aten::bitwise_not at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_not)."""
+    return op.BitwiseNot(self)
+
+
+def bitwise_not__opset7__when(self):
+    return _h.dtype_of(self) == "bool"
+
+
+def bitwise_not__opset18__when(self):
+    return _h.dtype_of(self) != "bool"
+
+
 # aten::where.self: self where condition holds, else other.
 #   aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor
 #   aten::where.ScalarOther(Tensor condition, Tensor self, Scalar other) -> Tensor

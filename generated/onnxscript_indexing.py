@@ -176,6 +176,18 @@ def index_select__opset13(op, self, dim, index):
     )
 
 
+# aten::gather: self's values along dim at positions index, which has self's rank and sizes at most self's: out[i][j] = self[index[i][j]][j] for dim 0.
+#   aten::gather(Tensor self, int dim, Tensor index, *, bool sparse_grad=False) -> Tensor
+#   aten::gather.out(Tensor self, int dim, Tensor index, *, bool sparse_grad=False, Tensor(a!) out) -> Tensor(a!)
+
+
+def gather__opset11(op, self, dim, index, sparse_grad):
+    """aten::gather at opsets 11..28 (specs/indexing.yaml, aten::gather)."""
+    if _h.rank(self) == 0:
+        return op.Identity(self)
+    return op.GatherElements(self, index, axis=dim % _h.rank(self))
+
+
 # aten::index_put: self with values written (or added, with accumulate) at the positions indices select (None for a full slice), as Python's x[...] = values.
 #   aten::index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor
 #   aten::index_put_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor(a!)

@@ -61,6 +61,7 @@ _d3dd48df8 = ("int64", "float64")
 _d4ea1183f = ("uint8", "float16", "bfloat16", "float32", "float64")
 _d793a5a56 = ("bool",)
 _da46375b9 = ("bool", "int64", "float64")
+_db66a23c7 = ("bool", "uint8", "int8", "int16", "int32", "int64")
 _floating = ("float16", "bfloat16", "float32", "float64")
 _numeric = ("uint8", "int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64")
 
@@ -1152,6 +1153,15 @@ _pf2d8ec9b = Plan(
         "float64": ((18, 28, "float64", None),),
     }
 )
+_pf3e56233 = Plan(
+    {
+        "uint8": ((18, 28, "uint8", None),),
+        "int8": ((18, 28, "int8", None),),
+        "int16": ((18, 28, "int16", None),),
+        "int32": ((18, 28, "int32", None),),
+        "int64": ((18, 28, "int64", None),),
+    }
+)
 _pf537a623 = Plan(
     {
         "uint8": ((11, 28, None, 0),),
@@ -1551,6 +1561,153 @@ _ENTRIES = (
             Gap(0, when=_nn.avg_pool2d__gap0),
             Gap(1, dtypes=("float64",), runtime="onnxruntime"),
         ),
+    ),
+    Entry(
+        "aten::bitwise_and.Tensor",
+        (
+            Overload(
+                "aten::bitwise_and.Tensor",
+                (Param("self", TENSOR), Param("other", TENSOR)),
+                also=("aten::bitwise_and_.Tensor", "aten::bitwise_and.Tensor_out"),
+            ),
+            Overload(
+                "aten::bitwise_and.Scalar",
+                (Param("self", TENSOR), Param("other", VALUE, dynamic=True)),
+                also=("aten::bitwise_and_.Scalar", "aten::bitwise_and.Scalar_out"),
+            ),
+        ),
+        (
+            Lowering(
+                1,
+                18,
+                28,
+                (
+                    _elementwise.bitwise_and_Tensor__opset18,
+                    _elementwise.bitwise_and_Scalar__opset18,
+                ),
+                _pf3e56233,
+                when=_elementwise.bitwise_and_Tensor__opset18__when,
+            ),
+            Lowering(
+                0,
+                7,
+                28,
+                (_elementwise.bitwise_and_Tensor__opset7, _elementwise.bitwise_and_Scalar__opset7),
+                _pb1a6ef1a,
+                when=_elementwise.bitwise_and_Tensor__opset7__when,
+            ),
+        ),
+        dtypes=_db66a23c7,
+        promote="default",
+        promote_args=("self", "other"),
+        group=("self", "other"),
+    ),
+    Entry(
+        "aten::bitwise_not",
+        (
+            Overload(
+                "aten::bitwise_not",
+                (Param("self", TENSOR),),
+                also=("aten::bitwise_not_", "aten::bitwise_not.out"),
+            ),
+        ),
+        (
+            Lowering(
+                1,
+                18,
+                28,
+                (_elementwise.bitwise_not__opset18,),
+                _pf3e56233,
+                when=_elementwise.bitwise_not__opset18__when,
+            ),
+            Lowering(
+                0,
+                7,
+                28,
+                (_elementwise.bitwise_not__opset7,),
+                _pb1a6ef1a,
+                when=_elementwise.bitwise_not__opset7__when,
+            ),
+        ),
+        dtypes=_db66a23c7,
+        group=("self",),
+    ),
+    Entry(
+        "aten::bitwise_or.Tensor",
+        (
+            Overload(
+                "aten::bitwise_or.Tensor",
+                (Param("self", TENSOR), Param("other", TENSOR)),
+                also=("aten::bitwise_or_.Tensor", "aten::bitwise_or.Tensor_out"),
+            ),
+            Overload(
+                "aten::bitwise_or.Scalar",
+                (Param("self", TENSOR), Param("other", VALUE, dynamic=True)),
+                also=("aten::bitwise_or_.Scalar", "aten::bitwise_or.Scalar_out"),
+            ),
+        ),
+        (
+            Lowering(
+                1,
+                18,
+                28,
+                (_elementwise.bitwise_or_Tensor__opset18, _elementwise.bitwise_or_Scalar__opset18),
+                _pf3e56233,
+                when=_elementwise.bitwise_or_Tensor__opset18__when,
+            ),
+            Lowering(
+                0,
+                7,
+                28,
+                (_elementwise.bitwise_or_Tensor__opset7, _elementwise.bitwise_or_Scalar__opset7),
+                _pb1a6ef1a,
+                when=_elementwise.bitwise_or_Tensor__opset7__when,
+            ),
+        ),
+        dtypes=_db66a23c7,
+        promote="default",
+        promote_args=("self", "other"),
+        group=("self", "other"),
+    ),
+    Entry(
+        "aten::bitwise_xor.Tensor",
+        (
+            Overload(
+                "aten::bitwise_xor.Tensor",
+                (Param("self", TENSOR), Param("other", TENSOR)),
+                also=("aten::bitwise_xor_.Tensor", "aten::bitwise_xor.Tensor_out"),
+            ),
+            Overload(
+                "aten::bitwise_xor.Scalar",
+                (Param("self", TENSOR), Param("other", VALUE, dynamic=True)),
+                also=("aten::bitwise_xor_.Scalar", "aten::bitwise_xor.Scalar_out"),
+            ),
+        ),
+        (
+            Lowering(
+                1,
+                18,
+                28,
+                (
+                    _elementwise.bitwise_xor_Tensor__opset18,
+                    _elementwise.bitwise_xor_Scalar__opset18,
+                ),
+                _pf3e56233,
+                when=_elementwise.bitwise_xor_Tensor__opset18__when,
+            ),
+            Lowering(
+                0,
+                7,
+                28,
+                (_elementwise.bitwise_xor_Tensor__opset7, _elementwise.bitwise_xor_Scalar__opset7),
+                _pb1a6ef1a,
+                when=_elementwise.bitwise_xor_Tensor__opset7__when,
+            ),
+        ),
+        dtypes=_db66a23c7,
+        promote="default",
+        promote_args=("self", "other"),
+        group=("self", "other"),
     ),
     Entry(
         "aten::bmm",
@@ -1986,6 +2143,25 @@ _ENTRIES = (
         dtypes=_all,
         group=("self",),
         dtype_param="dtype",
+    ),
+    Entry(
+        "aten::gather",
+        (
+            Overload(
+                "aten::gather",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE),
+                    Param("index", TENSOR),
+                    Param("sparse_grad", VALUE, False, kwarg_only=True),
+                ),
+                also=("aten::gather.out",),
+            ),
+        ),
+        (Lowering(0, 11, 28, (_indexing.gather__opset11,), _pee81e2c8),),
+        dtypes=_all,
+        group=("self",),
+        input_dtypes={"index": ("int64",)},
     ),
     Entry(
         "aten::ge.Tensor",

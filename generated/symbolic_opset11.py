@@ -44,6 +44,13 @@ def arange_start_step__opset11(g, start, end, step, dtype, layout, device, pin_m
     return values if out == wide else g.op("Cast", values, to_i=_h.onnx_dtype(out))
 
 
+def gather__opset11(g, self, dim, index, sparse_grad):
+    """aten::gather at opsets 11..28 (specs/indexing.yaml, aten::gather)."""
+    if _h.rank(self) == 0:
+        return g.op("Identity", self)
+    return g.op("GatherElements", self, index, axis_i=dim % _h.rank(self))
+
+
 def index_put__opset11(g, self, indices, values, accumulate):
     """aten::index_put at opsets 11, when `len([t for t in indices if t is not None]) == 1` (specs/indexing.yaml, aten::index_put)."""
     r = _h.rank(self)
@@ -567,6 +574,11 @@ def aten_constant_pad_nd(g, *args, **kwargs):
     return _h.dispatch(g, "aten::constant_pad_nd", 11, args, kwargs)
 
 
+def aten_gather(g, *args, **kwargs):
+    """aten::gather: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::gather", 11, args, kwargs)
+
+
 def aten_hardtanh(g, *args, **kwargs):
     """aten::hardtanh: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::hardtanh", 11, args, kwargs)
@@ -684,6 +696,7 @@ SYMBOLICS = {
     "aten::clamp": aten_clamp,
     "aten::clamp_": aten_clamp_,
     "aten::constant_pad_nd": aten_constant_pad_nd,
+    "aten::gather": aten_gather,
     "aten::hardtanh": aten_hardtanh,
     "aten::hardtanh_": aten_hardtanh_,
     "aten::index_put": aten_index_put,

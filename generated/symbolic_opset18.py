@@ -15,6 +15,41 @@ from __future__ import annotations
 from torchonnx import symbolic_helpers as _h
 
 
+def bitwise_and_Tensor__opset18(g, self, other):
+    """aten::bitwise_and.Tensor at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_and.Tensor)."""
+    return g.op("BitwiseAnd", self, other)
+
+
+def bitwise_and_Scalar__opset18(g, self, other):
+    """aten::bitwise_and.Scalar at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_and.Tensor)."""
+    return g.op("BitwiseAnd", self, _h.const(g, other, _h.dtype_of(self)))
+
+
+def bitwise_or_Tensor__opset18(g, self, other):
+    """aten::bitwise_or.Tensor at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_or.Tensor)."""
+    return g.op("BitwiseOr", self, other)
+
+
+def bitwise_or_Scalar__opset18(g, self, other):
+    """aten::bitwise_or.Scalar at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_or.Tensor)."""
+    return g.op("BitwiseOr", self, _h.const(g, other, _h.dtype_of(self)))
+
+
+def bitwise_xor_Tensor__opset18(g, self, other):
+    """aten::bitwise_xor.Tensor at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_xor.Tensor)."""
+    return g.op("BitwiseXor", self, other)
+
+
+def bitwise_xor_Scalar__opset18(g, self, other):
+    """aten::bitwise_xor.Scalar at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_xor.Tensor)."""
+    return g.op("BitwiseXor", self, _h.const(g, other, _h.dtype_of(self)))
+
+
+def bitwise_not__opset18(g, self):
+    """aten::bitwise_not at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_not)."""
+    return g.op("BitwiseNot", self)
+
+
 def layer_norm__opset18(g, input, normalized_shape, weight, bias, eps, cudnn_enable):
     """aten::layer_norm at opsets 18..28 (specs/nn.yaml, aten::layer_norm)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
@@ -197,6 +232,46 @@ def aten_amin(g, *args, **kwargs):
     return _h.dispatch(g, "aten::amin", 18, args, kwargs)
 
 
+def aten_bitwise_and(g, *args, **kwargs):
+    """aten::bitwise_and: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_and", 18, args, kwargs)
+
+
+def aten_bitwise_and_(g, *args, **kwargs):
+    """aten::bitwise_and_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_and_", 18, args, kwargs)
+
+
+def aten_bitwise_not(g, *args, **kwargs):
+    """aten::bitwise_not: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_not", 18, args, kwargs)
+
+
+def aten_bitwise_not_(g, *args, **kwargs):
+    """aten::bitwise_not_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_not_", 18, args, kwargs)
+
+
+def aten_bitwise_or(g, *args, **kwargs):
+    """aten::bitwise_or: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_or", 18, args, kwargs)
+
+
+def aten_bitwise_or_(g, *args, **kwargs):
+    """aten::bitwise_or_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_or_", 18, args, kwargs)
+
+
+def aten_bitwise_xor(g, *args, **kwargs):
+    """aten::bitwise_xor: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_xor", 18, args, kwargs)
+
+
+def aten_bitwise_xor_(g, *args, **kwargs):
+    """aten::bitwise_xor_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_xor_", 18, args, kwargs)
+
+
 def aten_layer_norm(g, *args, **kwargs):
     """aten::layer_norm: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::layer_norm", 18, args, kwargs)
@@ -247,6 +322,14 @@ SYMBOLICS = {
     "aten::adaptive_avg_pool2d": aten_adaptive_avg_pool2d,
     "aten::amax": aten_amax,
     "aten::amin": aten_amin,
+    "aten::bitwise_and": aten_bitwise_and,
+    "aten::bitwise_and_": aten_bitwise_and_,
+    "aten::bitwise_not": aten_bitwise_not,
+    "aten::bitwise_not_": aten_bitwise_not_,
+    "aten::bitwise_or": aten_bitwise_or,
+    "aten::bitwise_or_": aten_bitwise_or_,
+    "aten::bitwise_xor": aten_bitwise_xor,
+    "aten::bitwise_xor_": aten_bitwise_xor_,
     "aten::layer_norm": aten_layer_norm,
     "aten::max": aten_max,
     "aten::mean": aten_mean,

@@ -365,6 +365,41 @@ def logical_or__opset7(g, self, other):
     )
 
 
+def bitwise_and_Tensor__opset7(g, self, other):
+    """aten::bitwise_and.Tensor at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_and.Tensor)."""
+    return g.op("And", self, other)
+
+
+def bitwise_and_Scalar__opset7(g, self, other):
+    """aten::bitwise_and.Scalar at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_and.Tensor)."""
+    return g.op("And", self, _h.const(g, other, _h.dtype_of(self)))
+
+
+def bitwise_or_Tensor__opset7(g, self, other):
+    """aten::bitwise_or.Tensor at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_or.Tensor)."""
+    return g.op("Or", self, other)
+
+
+def bitwise_or_Scalar__opset7(g, self, other):
+    """aten::bitwise_or.Scalar at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_or.Tensor)."""
+    return g.op("Or", self, _h.const(g, other, _h.dtype_of(self)))
+
+
+def bitwise_xor_Tensor__opset7(g, self, other):
+    """aten::bitwise_xor.Tensor at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_xor.Tensor)."""
+    return g.op("Xor", self, other)
+
+
+def bitwise_xor_Scalar__opset7(g, self, other):
+    """aten::bitwise_xor.Scalar at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_xor.Tensor)."""
+    return g.op("Xor", self, _h.const(g, other, _h.dtype_of(self)))
+
+
+def bitwise_not__opset7(g, self):
+    """aten::bitwise_not at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::bitwise_not)."""
+    return g.op("Not", self)
+
+
 def alias__opset7(g, self):
     """aten::alias at opsets 7..28 (specs/elementwise.yaml, aten::alias)."""
     return g.op("Identity", self)
@@ -1548,6 +1583,46 @@ def aten_avg_pool2d(g, *args, **kwargs):
     return _h.dispatch(g, "aten::avg_pool2d", 7, args, kwargs)
 
 
+def aten_bitwise_and(g, *args, **kwargs):
+    """aten::bitwise_and: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_and", 7, args, kwargs)
+
+
+def aten_bitwise_and_(g, *args, **kwargs):
+    """aten::bitwise_and_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_and_", 7, args, kwargs)
+
+
+def aten_bitwise_not(g, *args, **kwargs):
+    """aten::bitwise_not: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_not", 7, args, kwargs)
+
+
+def aten_bitwise_not_(g, *args, **kwargs):
+    """aten::bitwise_not_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_not_", 7, args, kwargs)
+
+
+def aten_bitwise_or(g, *args, **kwargs):
+    """aten::bitwise_or: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_or", 7, args, kwargs)
+
+
+def aten_bitwise_or_(g, *args, **kwargs):
+    """aten::bitwise_or_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_or_", 7, args, kwargs)
+
+
+def aten_bitwise_xor(g, *args, **kwargs):
+    """aten::bitwise_xor: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_xor", 7, args, kwargs)
+
+
+def aten_bitwise_xor_(g, *args, **kwargs):
+    """aten::bitwise_xor_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::bitwise_xor_", 7, args, kwargs)
+
+
 def aten_bmm(g, *args, **kwargs):
     """aten::bmm: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::bmm", 7, args, kwargs)
@@ -2229,6 +2304,14 @@ SYMBOLICS = {
     "aten::argmax": aten_argmax,
     "aten::argmin": aten_argmin,
     "aten::avg_pool2d": aten_avg_pool2d,
+    "aten::bitwise_and": aten_bitwise_and,
+    "aten::bitwise_and_": aten_bitwise_and_,
+    "aten::bitwise_not": aten_bitwise_not,
+    "aten::bitwise_not_": aten_bitwise_not_,
+    "aten::bitwise_or": aten_bitwise_or,
+    "aten::bitwise_or_": aten_bitwise_or_,
+    "aten::bitwise_xor": aten_bitwise_xor,
+    "aten::bitwise_xor_": aten_bitwise_xor_,
     "aten::bmm": aten_bmm,
     "aten::cat": aten_cat,
     "aten::clamp": aten_clamp,

@@ -43,12 +43,15 @@ def training_mode(model: Any, mode: str) -> Iterator[None]:
     if not isinstance(model, torch.nn.Module) or mode == "preserve":
         yield
         return
-    was_training = model.training
+    # train() sets every submodule: restore each one's own flag, or a model whose parent was
+    # left in training mode around eval submodules would come back with dropout switched on
+    flags = [(module, module.training) for module in model.modules()]
     model.train(mode == "training")
     try:
         yield
     finally:
-        model.train(was_training)
+        for module, training in flags:
+            module.training = training
 
 
 def capture(

@@ -182,6 +182,18 @@ def test_eval_mode_while_exporting() -> None:
     torch.testing.assert_close(program(x)[0], torch.relu(x))
 
 
+def test_each_module_keeps_its_own_mode() -> None:
+    """A parent in training mode around eval submodules (a wrapper around a model put in eval
+    mode): every module gets its own flag back, so dropout stays off in the user's model."""
+    inner = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Dropout(0.5)).eval()
+    model = torch.nn.Sequential(inner, torch.nn.ReLU())  # training, as built
+    modes = [m.training for m in model.modules()]
+    assert modes == [True, False, False, False, True]
+    for training in (torchonnx.TrainingMode.EVAL, torchonnx.TrainingMode.PRESERVE):
+        torchonnx.export(model, (torch.randn(3, 4),), training=training)
+        assert [m.training for m in model.modules()] == modes
+
+
 def test_is_supported() -> None:
     assert torchonnx.is_supported("aten::relu", 7)
     assert torchonnx.is_supported(torch.ops.aten.relu.default, 18, torch.float32)
