@@ -242,9 +242,11 @@ class _Entry:
                         )
                     target = schemas[sample.overload]
                 self.sample(sample.text, sample.loc, target)
-        computes = tuple(
-            sorted({c for d in e.dtypes for c in compute_dtypes(kind, d)}, key=DTYPE_NAMES.index)
-        )
+        computed = {c for d in e.dtypes for c in compute_dtypes(kind, d)}
+        if dtype_param is not None:
+            # the dtype argument may name any dtype the entry supports, and the op computes in it
+            computed.update(e.dtypes)
+        computes = tuple(sorted(computed, key=DTYPE_NAMES.index))
         for narrow, wide in e.widen.items():
             if narrow == wide:
                 self.diags.error(e.dtypes_loc, f"`widen` maps {narrow} to itself")

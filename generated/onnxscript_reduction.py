@@ -215,3 +215,16 @@ def argmin__opset7(op, self, dim, keepdim):
         flat = op.ArgMin(op.Reshape(self, _h.const(op, [-1], "int64")), axis=0, keepdims=0)
         return op.Reshape(flat, _h.const(op, [1] * _h.rank(self), "int64")) if keepdim else flat
     return op.ArgMin(self, axis=dim % _h.rank(self), keepdims=int(keepdim))
+
+
+# aten::cumsum: Running sums of self along dim; integers and bool sum in int64 unless dtype says otherwise.
+#   aten::cumsum(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor
+#   aten::cumsum_(Tensor(a!) self, int dim, *, ScalarType? dtype=None) -> Tensor(a!)
+#   aten::cumsum.out(Tensor self, int dim, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
+
+
+def cumsum__opset11(op, self, dim, dtype):
+    """aten::cumsum at opsets 11..28 (specs/reduction.yaml, aten::cumsum)."""
+    if _h.rank(self) == 0:
+        return op.Identity(self)
+    return op.CumSum(self, _h.const(op, dim % _h.rank(self), "int64"))

@@ -82,6 +82,21 @@ _p0330a725 = Plan(
         "float64": ((7, 28, "float64", None),),
     }
 )
+_p0a0ba600 = Plan(
+    {
+        "bool": ((7, 12, "int64", None),),
+        "uint8": ((7, 12, "int32", None),),
+        "int8": ((7, 12, "int32", None),),
+        "int16": ((7, 12, "int32", None),),
+        "int32": ((7, 12, "int32", None),),
+        "int64": ((7, 12, "int64", None),),
+        "float16": ((7, 12, "float16", None),),
+        "bfloat16": ((7, 12, None, 0),),
+        "float32": ((7, 12, "float32", None),),
+        "float64": ((7, 12, "float64", None),),
+    },
+    cast_back={"bool": (True,), "uint8": (True,), "int8": (True,), "int16": (True,)},
+)
 _p0b54f36a = Plan(
     {
         "uint8": ((7, 10, None, 0),),
@@ -199,15 +214,6 @@ _p21b3b89a = Plan(
         "float64": ((13, 28, "float64", None),),
     }
 )
-_p231c8ef0 = Plan(
-    {
-        "int64": ((7, 12, "int64", None),),
-        "float16": ((7, 12, "float16", None),),
-        "bfloat16": ((7, 12, None, 0),),
-        "float32": ((7, 12, "float32", None),),
-        "float64": ((7, 12, "float64", None),),
-    }
-)
 _p24cae38c = Plan(
     {
         "uint8": ((11, 11, "float32", None), (12, 28, "uint8", None)),
@@ -245,6 +251,21 @@ _p2f477631 = Plan(
         "float32": ((7, 28, "float32", None),),
         "float64": ((7, 28, "float64", None),),
     }
+)
+_p2f550a58 = Plan(
+    {
+        "bool": ((13, 28, "int64", None),),
+        "uint8": ((13, 28, "int32", None),),
+        "int8": ((13, 28, "int32", None),),
+        "int16": ((13, 28, "int32", None),),
+        "int32": ((13, 28, "int32", None),),
+        "int64": ((13, 28, "int64", None),),
+        "float16": ((13, 28, "float16", None),),
+        "bfloat16": ((13, 28, "bfloat16", None),),
+        "float32": ((13, 28, "float32", None),),
+        "float64": ((13, 28, "float64", None),),
+    },
+    cast_back={"bool": (True,), "uint8": (True,), "int8": (True,), "int16": (True,)},
 )
 _p35eb4c10 = Plan(
     {
@@ -393,6 +414,21 @@ _p656c20a9 = Plan(
         "float64": ((13, 28, "float64", None),),
     },
     cast_back={"bfloat16": (True,)},
+)
+_p6cf529da = Plan(
+    {
+        "bool": ((18, 28, "int64", None),),
+        "uint8": ((18, 28, "int32", None),),
+        "int8": ((18, 28, "int32", None),),
+        "int16": ((18, 28, "int32", None),),
+        "int32": ((18, 28, "int32", None),),
+        "int64": ((18, 28, "int64", None),),
+        "float16": ((18, 28, "float16", None),),
+        "bfloat16": ((18, 28, "bfloat16", None),),
+        "float32": ((18, 28, "float32", None),),
+        "float64": ((18, 28, "float64", None),),
+    },
+    cast_back={"bool": (True,), "uint8": (True,), "int8": (True,), "int16": (True,)},
 )
 _p6f5721f5 = Plan(
     {
@@ -596,15 +632,6 @@ _p92c598a5 = Plan(
     },
     cast_back={"uint8": (False,), "int8": (False,), "int16": (False,)},
 )
-_p9668f749 = Plan(
-    {
-        "int64": ((18, 28, "int64", None),),
-        "float16": ((18, 28, "float16", None),),
-        "bfloat16": ((18, 28, "bfloat16", None),),
-        "float32": ((18, 28, "float32", None),),
-        "float64": ((18, 28, "float64", None),),
-    }
-)
 _p9d1c4ca1 = Plan(
     {
         "bool": ((7, 17, "int32", None),),
@@ -749,15 +776,6 @@ _pacfcf43b = Plan(
         "float32": ((9, 9, "float32", None),),
     }
 )
-_pad08a1a7 = Plan(
-    {
-        "int64": ((7, 28, "int64", None),),
-        "float16": ((7, 28, "float16", None),),
-        "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
-        "float32": ((7, 28, "float32", None),),
-        "float64": ((7, 28, "float64", None),),
-    }
-)
 _pafa423cb = Plan(
     {
         "bool": ((8, 28, "bool", None),),
@@ -844,6 +862,21 @@ _pbaa9ca5c = Plan(
         "float32": ((7, 28, "float32", None),),
         "float64": ((7, 28, "float64", None),),
     }
+)
+_pbd406a7c = Plan(
+    {
+        "bool": ((7, 28, "int64", None),),
+        "uint8": ((7, 28, "int32", None),),
+        "int8": ((7, 28, "int32", None),),
+        "int16": ((7, 28, "int32", None),),
+        "int32": ((7, 28, "int32", None),),
+        "int64": ((7, 28, "int64", None),),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={"bool": (True,), "uint8": (True,), "int8": (True,), "int16": (True,)},
 )
 _pbdcb181e = Plan(
     {
@@ -1040,14 +1073,27 @@ _pd64894c5 = Plan(
         "float64": ((23, 28, "float64", None),),
     }
 )
-_pd771479b = Plan(
+_pd64e7958 = Plan(
     {
-        "int64": ((7, 17, "int64", None),),
-        "float16": ((7, 17, "float16", None),),
-        "bfloat16": ((7, 12, None, 0), (13, 17, "bfloat16", None)),
-        "float32": ((7, 17, "float32", None),),
-        "float64": ((7, 17, "float64", None),),
-    }
+        "bool": ((11, 28, "int64", None),),
+        "uint8": ((11, 28, "int32", None),),
+        "int8": ((11, 28, "int32", None),),
+        "int16": ((11, 28, "int32", None),),
+        "int32": ((11, 28, "int32", None),),
+        "int64": ((11, 28, "int64", None),),
+        "float16": ((11, 13, "float32", None), (14, 28, "float16", None)),
+        "bfloat16": ((11, 12, None, 0), (13, 13, "float32", None), (14, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    },
+    cast_back={
+        "bool": (True,),
+        "uint8": (True,),
+        "int8": (True,),
+        "int16": (True,),
+        "float16": (True,),
+        "bfloat16": (True,),
+    },
 )
 _pe03a99af = Plan({"int64": ((7, 28, "int64", None),), "float64": ((7, 28, "float64", None),)})
 _pe04ab20e = Plan(
@@ -1064,14 +1110,20 @@ _pe04ab20e = Plan(
         "float64": ((14, 28, "float64", None),),
     }
 )
-_pe6e892a1 = Plan(
+_peae3629d = Plan(
     {
-        "int64": ((13, 28, "int64", None),),
-        "float16": ((13, 28, "float16", None),),
-        "bfloat16": ((13, 28, "bfloat16", None),),
-        "float32": ((13, 28, "float32", None),),
-        "float64": ((13, 28, "float64", None),),
-    }
+        "bool": ((7, 17, "int64", None),),
+        "uint8": ((7, 17, "int32", None),),
+        "int8": ((7, 17, "int32", None),),
+        "int16": ((7, 17, "int32", None),),
+        "int32": ((7, 17, "int32", None),),
+        "int64": ((7, 17, "int64", None),),
+        "float16": ((7, 17, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 17, "bfloat16", None)),
+        "float32": ((7, 17, "float32", None),),
+        "float64": ((7, 17, "float64", None),),
+    },
+    cast_back={"bool": (True,), "uint8": (True,), "int8": (True,), "int16": (True,)},
 )
 _peb7e63b9 = Plan(
     {
@@ -1906,6 +1958,26 @@ _ENTRIES = (
         promote="int_to_float",
         promote_args=("self",),
         group=("self",),
+    ),
+    Entry(
+        "aten::cumsum",
+        (
+            Overload(
+                "aten::cumsum",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE),
+                    Param("dtype", VALUE, None, kwarg_only=True, named="dtype"),
+                ),
+                also=("aten::cumsum_", "aten::cumsum.out"),
+            ),
+        ),
+        (Lowering(0, 11, 28, (_reduction.cumsum__opset11,), _pd64e7958),),
+        dtypes=_all,
+        promote="int_to_long",
+        promote_args=("self",),
+        group=("self",),
+        dtype_param="dtype",
     ),
     Entry(
         "aten::div.Tensor",
@@ -3167,8 +3239,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(1, 18, 28, (_reduction.prod_dim_int__opset18,), _p9668f749),
-            Lowering(0, 7, 17, (_reduction.prod_dim_int__opset7,), _pd771479b),
+            Lowering(1, 18, 28, (_reduction.prod_dim_int__opset18,), _p6cf529da),
+            Lowering(0, 7, 17, (_reduction.prod_dim_int__opset7,), _peae3629d),
         ),
         dtypes=_all,
         promote="int_to_long",
@@ -3715,7 +3787,7 @@ _ENTRIES = (
                 also=("aten::sum.out",),
             ),
         ),
-        (Lowering(0, 7, 28, (_reduction.sum__opset7,), _pad08a1a7),),
+        (Lowering(0, 7, 28, (_reduction.sum__opset7,), _pbd406a7c),),
         dtypes=_all,
         promote="int_to_long",
         promote_args=("self",),
@@ -3737,8 +3809,8 @@ _ENTRIES = (
             ),
         ),
         (
-            Lowering(1, 13, 28, (_reduction.sum_dim_IntList__opset13,), _pe6e892a1),
-            Lowering(0, 7, 12, (_reduction.sum_dim_IntList__opset7,), _p231c8ef0),
+            Lowering(1, 13, 28, (_reduction.sum_dim_IntList__opset13,), _p2f550a58),
+            Lowering(0, 7, 12, (_reduction.sum_dim_IntList__opset7,), _p0a0ba600),
         ),
         dtypes=_all,
         promote="int_to_long",

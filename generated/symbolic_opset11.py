@@ -223,6 +223,13 @@ def replication_pad1d__opset11(g, self, padding):
     return g.op("Pad", self, _h.const(g, begins + ends, "int64"), mode_s="edge")
 
 
+def cumsum__opset11(g, self, dim, dtype):
+    """aten::cumsum at opsets 11..28 (specs/reduction.yaml, aten::cumsum)."""
+    if _h.rank(self) == 0:
+        return g.op("Identity", self)
+    return g.op("CumSum", self, _h.const(g, dim % _h.rank(self), "int64"))
+
+
 def upsample_nearest2d_vec__opset11(g, input, output_size, scale_factors):
     """aten::upsample_nearest2d.vec at opsets 11..12, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
     k = (
@@ -574,6 +581,16 @@ def aten_constant_pad_nd(g, *args, **kwargs):
     return _h.dispatch(g, "aten::constant_pad_nd", 11, args, kwargs)
 
 
+def aten_cumsum(g, *args, **kwargs):
+    """aten::cumsum: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::cumsum", 11, args, kwargs)
+
+
+def aten_cumsum_(g, *args, **kwargs):
+    """aten::cumsum_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::cumsum_", 11, args, kwargs)
+
+
 def aten_gather(g, *args, **kwargs):
     """aten::gather: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::gather", 11, args, kwargs)
@@ -696,6 +713,8 @@ SYMBOLICS = {
     "aten::clamp": aten_clamp,
     "aten::clamp_": aten_clamp_,
     "aten::constant_pad_nd": aten_constant_pad_nd,
+    "aten::cumsum": aten_cumsum,
+    "aten::cumsum_": aten_cumsum_,
     "aten::gather": aten_gather,
     "aten::hardtanh": aten_hardtanh,
     "aten::hardtanh_": aten_hardtanh_,

@@ -38,8 +38,8 @@ def _static(size: Dim) -> int | None:
     """`size` as an int, or None when it depends on a dynamic size."""
     if isinstance(size, int):
         return size
-    simple = sympy.simplify(size)
-    return int(simple) if simple.is_Integer else None
+    # sympy folds numbers as it builds expressions: no simplify (slow) is needed to see one
+    return int(size) if size.is_Integer else None
 
 
 def _is(size: Dim, value: int) -> bool:
@@ -129,7 +129,7 @@ def view(x: Shape, size: Sequence[int]) -> Shape:
     if isinstance(total, int):
         inferred: Dim = total // known if known else 0
     else:
-        inferred = sympy.simplify(total / known)
+        inferred = total / known
     return tuple(inferred if s == -1 else s for s in size)
 
 

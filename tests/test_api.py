@@ -82,7 +82,7 @@ def test_unbuilt_features_fail_by_name(kwargs: dict, named: str) -> None:
 def test_every_unsupported_call_is_listed_with_its_source_line() -> None:
     class M(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            a = torch.cumsum(x, 0)  # line A
+            a = torch.cumprod(x, 0)  # line A
             b = torch.relu(x)
             return torch.sort(a + b).values  # line B
 
@@ -94,11 +94,11 @@ def test_every_unsupported_call_is_listed_with_its_source_line() -> None:
         torchonnx.export(M(), (torch.randn(3, 4),))
     problems = info.value.problems
     ops = [p.op for p in problems]
-    assert any(op.startswith("aten::cumsum") for op in ops) and any(
+    assert any(op.startswith("aten::cumprod") for op in ops) and any(
         op.startswith("aten::sort") for op in ops
     )
     message = str(info.value)
-    assert f"{Path(__file__).name}:{line_a}: a = torch.cumsum(x, 0)" in message
+    assert f"{Path(__file__).name}:{line_a}: a = torch.cumprod(x, 0)" in message
     assert f"{Path(__file__).name}:{line_b}:" in message
     assert "no spec covers this operator" in message
     assert all(p.dtypes == ("float32",) or p.dtypes for p in problems)
@@ -200,7 +200,7 @@ def test_is_supported() -> None:
     assert not torchonnx.is_supported("aten::relu", 13, "int64")
     assert torchonnx.is_supported("aten::relu", 14, "int64")
     assert torchonnx.is_supported("aten::relu", 7, "int32")  # computed in float64 there
-    assert not torchonnx.is_supported("aten::cumsum", 18)
+    assert not torchonnx.is_supported("aten::cumprod", 18)
     assert torchonnx.supported_opsets("aten::relu", "bfloat16")[0] == 13
 
 
