@@ -49,40 +49,40 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::_log_softmax": EntryInfo(
         "aten::_log_softmax",
-        "specs/nn.yaml:584",
+        "specs/nn.yaml:617",
         doc="log(softmax(x)) along dim.",
         schemas={
             "aten::_log_softmax": "aten::_log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor",
             "aten::_log_softmax.out": "aten::_log_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/nn.yaml:590", 13, 28, ("LogSoftmax",)),
+            LoweringInfo("specs/nn.yaml:623", 13, 28, ("LogSoftmax",)),
             LoweringInfo(
-                "specs/nn.yaml:592",
+                "specs/nn.yaml:625",
                 7,
                 12,
                 ("LogSoftmax",),
                 when="dim % max(rank(self), 1) == rank(self) - 1",
             ),
-            LoweringInfo("specs/nn.yaml:595", 7, 12, ("LogSoftmax", "Transpose")),
+            LoweringInfo("specs/nn.yaml:628", 7, 12, ("LogSoftmax", "Transpose")),
         ),
         gaps=(
             GapInfo(
                 "half_to_float returns float32 for a float16 input, a CUDA-only mode eager CPU refuses",
-                "specs/nn.yaml:602",
+                "specs/nn.yaml:635",
                 when="half_to_float",
             ),
             GapInfo(
                 "ONNX LogSoftmax needs an input of rank 1 or more",
-                "specs/nn.yaml:604",
+                "specs/nn.yaml:637",
                 when="rank(self) == 0",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:607"),
-            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:608"),
-            Sample("t(3, 4), 0, False", "specs/nn.yaml:609"),
+            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:640"),
+            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:641"),
+            Sample("t(3, 4), 0, False", "specs/nn.yaml:642"),
         ),
         shape="same(self)",
     ),
@@ -111,40 +111,40 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::_softmax": EntryInfo(
         "aten::_softmax",
-        "specs/nn.yaml:531",
+        "specs/nn.yaml:564",
         doc="exp(x) / sum(exp(x)) along dim.",
         schemas={
             "aten::_softmax": "aten::_softmax(Tensor self, int dim, bool half_to_float) -> Tensor",
             "aten::_softmax.out": "aten::_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/nn.yaml:537", 13, 28, ("Softmax",)),
+            LoweringInfo("specs/nn.yaml:570", 13, 28, ("Softmax",)),
             LoweringInfo(
-                "specs/nn.yaml:539",
+                "specs/nn.yaml:572",
                 7,
                 12,
                 ("Softmax",),
                 when="dim % max(rank(self), 1) == rank(self) - 1",
             ),
-            LoweringInfo("specs/nn.yaml:542", 7, 12, ("Softmax", "Transpose")),
+            LoweringInfo("specs/nn.yaml:575", 7, 12, ("Softmax", "Transpose")),
         ),
         gaps=(
             GapInfo(
                 "half_to_float returns float32 for a float16 input, a CUDA-only mode eager CPU refuses",
-                "specs/nn.yaml:549",
+                "specs/nn.yaml:582",
                 when="half_to_float",
             ),
             GapInfo(
                 "ONNX Softmax needs an input of rank 1 or more",
-                "specs/nn.yaml:551",
+                "specs/nn.yaml:584",
                 when="rank(self) == 0",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:554"),
-            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:555"),
-            Sample("t(3, 4), 0, False", "specs/nn.yaml:556"),
+            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:587"),
+            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:588"),
+            Sample("t(3, 4), 0, False", "specs/nn.yaml:589"),
         ),
         shape="same(self)",
     ),
@@ -211,28 +211,28 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::adaptive_avg_pool2d": EntryInfo(
         "aten::adaptive_avg_pool2d",
-        "specs/nn.yaml:470",
+        "specs/nn.yaml:503",
         doc="2-D adaptive average pooling; a mean for 1x1, a block mean when the sizes divide, averaging matrices otherwise.",
         schemas={
             "aten::adaptive_avg_pool2d": "aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor",
             "aten::_adaptive_avg_pool2d": "aten::_adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor",
         },
         lowerings=(
-            LoweringInfo("specs/nn.yaml:476", 7, 17, ("MatMul", "ReduceMean", "Reshape")),
-            LoweringInfo("specs/nn.yaml:476", 18, 28, ("MatMul", "ReduceMean", "Reshape")),
+            LoweringInfo("specs/nn.yaml:509", 7, 17, ("MatMul", "ReduceMean", "Reshape")),
+            LoweringInfo("specs/nn.yaml:509", 18, 28, ("MatMul", "ReduceMean", "Reshape")),
         ),
         gaps=(
             GapInfo(
                 "an output size other than 1x1 is made of windows computed from spatial sizes known while exporting",
-                "specs/nn.yaml:494",
+                "specs/nn.yaml:527",
                 when="not (is_static(output_size) and output_size[0] == 1 and output_size[1] == 1) and not is_static(sizes(self)[-2:], output_size)",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 5, 5), [1, 1]", "specs/nn.yaml:497"),
-            Sample("t(1, 2, 6, 4), [3, 2]", "specs/nn.yaml:498"),
-            Sample("t(2, 5, 7), [3, 4]", "specs/nn.yaml:499"),
+            Sample("t(2, 3, 5, 5), [1, 1]", "specs/nn.yaml:530"),
+            Sample("t(1, 2, 6, 4), [3, 2]", "specs/nn.yaml:531"),
+            Sample("t(2, 5, 7), [3, 4]", "specs/nn.yaml:532"),
         ),
         shape="infer",
     ),
@@ -483,7 +483,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::avg_pool2d": EntryInfo(
         "aten::avg_pool2d",
-        "specs/nn.yaml:422",
+        "specs/nn.yaml:455",
         doc="2-D average pooling; ceil_mode, count_include_pad and divisor_override follow torch's divisors exactly.",
         schemas={
             "aten::avg_pool2d": "aten::avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor",
@@ -491,31 +491,31 @@ ENTRIES: dict[str, EntryInfo] = {
         },
         lowerings=(
             LoweringInfo(
-                "specs/nn.yaml:429", 7, 12, ("AveragePool", "Mul", "Squeeze", "Unsqueeze")
+                "specs/nn.yaml:462", 7, 12, ("AveragePool", "Mul", "Squeeze", "Unsqueeze")
             ),
             LoweringInfo(
-                "specs/nn.yaml:429", 13, 28, ("AveragePool", "Mul", "Squeeze", "Unsqueeze")
+                "specs/nn.yaml:462", 13, 28, ("AveragePool", "Mul", "Squeeze", "Unsqueeze")
             ),
         ),
         gaps=(
             GapInfo(
                 "in ceil mode and with divisor_override the divisors of the windows are computed from spatial sizes known while exporting",
-                "specs/nn.yaml:459",
+                "specs/nn.yaml:492",
                 when="(ceil_mode or divisor_override is not None) and not is_static(sizes(self)[-2:])",
             ),
             GapInfo(
                 "onnxruntime's CPU provider has no float64 AveragePool kernel",
-                "specs/nn.yaml:461",
+                "specs/nn.yaml:494",
                 dtypes=("float64",),
                 runtime="onnxruntime",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:465"),
-            Sample("t(1, 2, 5, 6), [3, 2], [2, 1], [1, 1], False, False", "specs/nn.yaml:466"),
-            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], True, True", "specs/nn.yaml:467"),
-            Sample("t(2, 7, 7), [3, 2], [2, 2], [1, 0], True, False, 5", "specs/nn.yaml:468"),
+            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:498"),
+            Sample("t(1, 2, 5, 6), [3, 2], [2, 1], [1, 1], False, False", "specs/nn.yaml:499"),
+            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], True, True", "specs/nn.yaml:500"),
+            Sample("t(2, 7, 7), [3, 2], [2, 2], [1, 0], True, False, 5", "specs/nn.yaml:501"),
         ),
         shape="infer",
     ),
@@ -1985,6 +1985,88 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="same(self)",
     ),
+    "aten::linalg_vector_norm": EntryInfo(
+        "aten::linalg_vector_norm",
+        "specs/reduction.yaml:284",
+        doc="The ord-norm of self over the dims dim (all of them when dim is None or empty), as one vector; ord 0 counts the nonzero elements, inf and -inf take the largest and smallest magnitude.",
+        schemas={
+            "aten::linalg_vector_norm": "aten::linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor",
+            "aten::linalg_vector_norm.out": "aten::linalg_vector_norm.out(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/reduction.yaml:293",
+                7,
+                12,
+                (
+                    "Abs",
+                    "Cast",
+                    "Pow",
+                    "ReduceMax",
+                    "ReduceMin",
+                    "ReduceSum",
+                    "ReduceSumSquare",
+                    "Sqrt",
+                ),
+            ),
+            LoweringInfo(
+                "specs/reduction.yaml:293",
+                13,
+                17,
+                (
+                    "Abs",
+                    "Cast",
+                    "Pow",
+                    "ReduceMax",
+                    "ReduceMin",
+                    "ReduceSum",
+                    "ReduceSumSquare",
+                    "Sqrt",
+                ),
+            ),
+            LoweringInfo(
+                "specs/reduction.yaml:293",
+                18,
+                28,
+                (
+                    "Abs",
+                    "Cast",
+                    "Pow",
+                    "ReduceMax",
+                    "ReduceMin",
+                    "ReduceSum",
+                    "ReduceSumSquare",
+                    "Sqrt",
+                ),
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "the norm's order picks the ONNX ops, so it must be known while exporting",
+                "specs/reduction.yaml:317",
+                when="not is_static(ord)",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/reduction.yaml:320"),
+            Sample(
+                "t(3, 4), 2, [1], True", "specs/reduction.yaml:321", dtypes=("float32", "float64")
+            ),
+            Sample("t(2, 3, 4), 1, [0, -1]", "specs/reduction.yaml:323", dtypes=("float32",)),
+            Sample('t(2, 3), float("inf"), [1]', "specs/reduction.yaml:325", dtypes=("float32",)),
+            Sample('t(2, 3), float("-inf")', "specs/reduction.yaml:327", dtypes=("float32",)),
+            Sample("t(2, 3), 0, [0]", "specs/reduction.yaml:329", dtypes=("float32",)),
+            Sample("t(2, 3), 3, [1]", "specs/reduction.yaml:331", dtypes=("float16", "float32")),
+            Sample(
+                "t(2, 3), 2, None, False, dtype=float64",
+                "specs/reduction.yaml:333",
+                dtypes=("float32",),
+            ),
+            Sample("t(), 2", "specs/reduction.yaml:335", dtypes=("float32",)),
+        ),
+        shape="reduce(self, dim, keepdim)",
+    ),
     "aten::linear": EntryInfo(
         "aten::linear",
         "specs/nn.yaml:17",
@@ -2026,35 +2108,35 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::log_softmax.int": EntryInfo(
         "aten::log_softmax.int",
-        "specs/nn.yaml:558",
+        "specs/nn.yaml:591",
         doc="log(softmax(x)) along dim, in dtype when given.",
         schemas={
             "aten::log_softmax.int": "aten::log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor",
             "aten::log_softmax.int_out": "aten::log_softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/nn.yaml:565", 13, 28, ("LogSoftmax",)),
+            LoweringInfo("specs/nn.yaml:598", 13, 28, ("LogSoftmax",)),
             LoweringInfo(
-                "specs/nn.yaml:567",
+                "specs/nn.yaml:600",
                 7,
                 12,
                 ("LogSoftmax",),
                 when="dim % max(rank(self), 1) == rank(self) - 1",
             ),
-            LoweringInfo("specs/nn.yaml:570", 7, 12, ("LogSoftmax", "Transpose")),
+            LoweringInfo("specs/nn.yaml:603", 7, 12, ("LogSoftmax", "Transpose")),
         ),
         gaps=(
             GapInfo(
                 "ONNX LogSoftmax needs an input of rank 1 or more",
-                "specs/nn.yaml:577",
+                "specs/nn.yaml:610",
                 when="rank(self) == 0",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 4), -1", "specs/nn.yaml:580"),
-            Sample("t(2, 3, 4), 1", "specs/nn.yaml:581"),
-            Sample("t(3, 4), 0", "specs/nn.yaml:582"),
+            Sample("t(2, 3, 4), -1", "specs/nn.yaml:613"),
+            Sample("t(2, 3, 4), 1", "specs/nn.yaml:614"),
+            Sample("t(3, 4), 0", "specs/nn.yaml:615"),
         ),
         shape="same(self)",
     ),
@@ -2219,16 +2301,16 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::max_pool2d": EntryInfo(
         "aten::max_pool2d",
-        "specs/nn.yaml:291",
+        "specs/nn.yaml:324",
         doc="2-D max pooling; in ceil_mode a last window starting in the right padding is dropped, as torch does.",
         schemas={
             "aten::max_pool2d": "aten::max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor",
         },
         lowerings=(
-            LoweringInfo("specs/nn.yaml:297", 10, 12, ("MaxPool", "Slice", "Squeeze", "Unsqueeze")),
-            LoweringInfo("specs/nn.yaml:297", 13, 28, ("MaxPool", "Slice", "Squeeze", "Unsqueeze")),
+            LoweringInfo("specs/nn.yaml:330", 10, 12, ("MaxPool", "Slice", "Squeeze", "Unsqueeze")),
+            LoweringInfo("specs/nn.yaml:330", 13, 28, ("MaxPool", "Slice", "Squeeze", "Unsqueeze")),
             LoweringInfo(
-                "specs/nn.yaml:320",
+                "specs/nn.yaml:353",
                 7,
                 9,
                 ("MaxPool", "Squeeze", "Unsqueeze"),
@@ -2238,12 +2320,12 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(
             GapInfo(
                 "in ceil mode torch drops a last window that starts in the padding, which is decided from spatial sizes known while exporting",
-                "specs/nn.yaml:338",
+                "specs/nn.yaml:371",
                 when="ceil_mode and not is_static(sizes(self)[-2:])",
             ),
             GapInfo(
                 "onnxruntime's CPU provider has float64 MaxPool kernels from opset 8",
-                "specs/nn.yaml:340",
+                "specs/nn.yaml:373",
                 dtypes=("float64",),
                 opsets=(7, 7),
                 runtime="onnxruntime",
@@ -2251,12 +2333,12 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:345"),
-            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:347"),
-            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:348"),
+            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:378"),
+            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:380"),
+            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:381"),
             Sample(
                 "t(1, 2, 8, 7), [2, 3], [2, 2], [1, 1], [2, 1], True",
-                "specs/nn.yaml:349",
+                "specs/nn.yaml:382",
                 opsets=(10, 28),
             ),
         ),
@@ -2264,14 +2346,14 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::max_pool2d_with_indices": EntryInfo(
         "aten::max_pool2d_with_indices",
-        "specs/nn.yaml:352",
+        "specs/nn.yaml:385",
         doc="2-D max pooling and the argmax of each window as an index into its (H, W) plane, as torch gives it.",
         schemas={
             "aten::max_pool2d_with_indices": "aten::max_pool2d_with_indices(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)",
         },
         lowerings=(
             LoweringInfo(
-                "specs/nn.yaml:359",
+                "specs/nn.yaml:392",
                 10,
                 12,
                 (
@@ -2287,7 +2369,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/nn.yaml:359",
+                "specs/nn.yaml:392",
                 13,
                 28,
                 (
@@ -2303,7 +2385,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/nn.yaml:389",
+                "specs/nn.yaml:422",
                 8,
                 9,
                 (
@@ -2323,18 +2405,18 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(
             GapInfo(
                 "in ceil mode torch drops a last window that starts in the padding, which is decided from spatial sizes known while exporting",
-                "specs/nn.yaml:412",
+                "specs/nn.yaml:445",
                 when="ceil_mode and not is_static(sizes(self)[-2:])",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:415"),
-            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:417"),
-            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:418"),
+            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:448"),
+            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:450"),
+            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:451"),
             Sample(
                 "t(1, 2, 8, 7), [2, 3], [2, 2], [1, 1], [2, 1], True",
-                "specs/nn.yaml:419",
+                "specs/nn.yaml:452",
                 opsets=(10, 28),
             ),
         ),
@@ -2628,6 +2710,85 @@ ENTRIES: dict[str, EntryInfo] = {
         samples=(
             Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:949"),
             Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:950"),
+        ),
+        shape="infer",
+    ),
+    "aten::native_group_norm": EntryInfo(
+        "aten::native_group_norm",
+        "specs/nn.yaml:291",
+        doc="Group normalization returning (out, mean, rstd); the C channels split into group groups, each normalized over its channels and all positions; mean and rstd are (N, group).",
+        schemas={
+            "aten::native_group_norm": "aten::native_group_norm(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps) -> (Tensor, Tensor, Tensor)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/nn.yaml:300",
+                7,
+                12,
+                (
+                    "Add",
+                    "Mul",
+                    "Reciprocal",
+                    "ReduceMean",
+                    "Reshape",
+                    "Shape",
+                    "Sqrt",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+            ),
+            LoweringInfo(
+                "specs/nn.yaml:300",
+                13,
+                17,
+                (
+                    "Add",
+                    "Mul",
+                    "Reciprocal",
+                    "ReduceMean",
+                    "Reshape",
+                    "Shape",
+                    "Sqrt",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+            ),
+            LoweringInfo(
+                "specs/nn.yaml:300",
+                18,
+                28,
+                (
+                    "Add",
+                    "Mul",
+                    "Reciprocal",
+                    "ReduceMean",
+                    "Reshape",
+                    "Shape",
+                    "Sqrt",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+            ),
+        ),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(2, 6, 5), t(6), t(6), 2, 6, 5, 3, 1e-5", "specs/nn.yaml:316"),
+            Sample(
+                "t(2, 4, 3, 3), None, None, 2, 4, 9, 2, 0.1",
+                "specs/nn.yaml:317",
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(3, 4), pos(4), None, sym(3), 4, 1, 2, 1e-5",
+                "specs/nn.yaml:319",
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(2, 8, 2, 3, 2), t(8), t(8), sym(2), 8, sym(12), 1, 1e-5",
+                "specs/nn.yaml:321",
+                dtypes=("float32", "float64"),
+            ),
         ),
         shape="infer",
     ),
@@ -3241,21 +3402,21 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::scaled_dot_product_attention": EntryInfo(
         "aten::scaled_dot_product_attention",
-        "specs/nn.yaml:613",
+        "specs/nn.yaml:646",
         doc="softmax(q @ k.T * scale + mask) @ v; ONNX Attention from opset 23 for 3-D and 4-D inputs, a composition otherwise. A row that masks every key gives zeros, as in eager.",
         schemas={
             "aten::scaled_dot_product_attention": "aten::scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool is_causal=False, *, float? scale=None, bool enable_gqa=False) -> Tensor",
         },
         lowerings=(
             LoweringInfo(
-                "specs/nn.yaml:622",
+                "specs/nn.yaml:655",
                 23,
                 28,
                 ("Attention", "Unsqueeze"),
                 when="rank(query) == 4 or (rank(query) == 3 and not enable_gqa)",
             ),
             LoweringInfo(
-                "specs/nn.yaml:632",
+                "specs/nn.yaml:665",
                 11,
                 12,
                 (
@@ -3276,7 +3437,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/nn.yaml:632",
+                "specs/nn.yaml:665",
                 13,
                 28,
                 (
@@ -3297,7 +3458,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/nn.yaml:672",
+                "specs/nn.yaml:705",
                 7,
                 10,
                 (
@@ -3318,48 +3479,48 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(
             GapInfo(
                 "dropout in attention is random; export in eval mode (dropout_p=0)",
-                "specs/nn.yaml:698",
+                "specs/nn.yaml:731",
                 when="dropout_p > 0",
             ),
             GapInfo(
                 "an attention mask needs ONNX Where and Equal on floats, from opsets 9 and 11",
-                "specs/nn.yaml:700",
+                "specs/nn.yaml:733",
                 opsets=(7, 10),
                 when="attn_mask is not None",
             ),
             GapInfo(
                 "grouped-query attention repeats key and value heads a number of times known while exporting",
-                "specs/nn.yaml:703",
+                "specs/nn.yaml:736",
                 when="enable_gqa and not is_static(size(query, -3), size(key, -3))",
             ),
             GapInfo(
                 "a causal mask over dynamic sequence lengths needs ONNX Range, from opset 11",
-                "specs/nn.yaml:705",
+                "specs/nn.yaml:738",
                 opsets=(7, 10),
                 when="is_causal and not is_static(size(query, -2), size(key, -2))",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 2, 3, 4), t(2, 2, 5, 4), t(2, 2, 5, 4)", "specs/nn.yaml:709"),
-            Sample("t(2, 3, 4), t(2, 5, 4), t(2, 5, 6), is_causal=True", "specs/nn.yaml:710"),
+            Sample("t(2, 2, 3, 4), t(2, 2, 5, 4), t(2, 2, 5, 4)", "specs/nn.yaml:742"),
+            Sample("t(2, 3, 4), t(2, 5, 4), t(2, 5, 6), is_causal=True", "specs/nn.yaml:743"),
             Sample(
                 "t(1, 4, 3, 4), t(1, 2, 5, 4), t(1, 2, 5, 4), scale=0.5, enable_gqa=True",
-                "specs/nn.yaml:711",
+                "specs/nn.yaml:744",
             ),
             Sample(
                 "t(1, 2, 3, 4), t(1, 2, 5, 4), t(1, 2, 5, 4), mask(3, 5)",
-                "specs/nn.yaml:712",
+                "specs/nn.yaml:745",
                 opsets=(11, 28),
             ),
             Sample(
                 "t(2, 3, 4), t(2, 5, 4), t(2, 5, 4), t(2, 3, 5)",
-                "specs/nn.yaml:714",
+                "specs/nn.yaml:747",
                 opsets=(11, 28),
             ),
             Sample(
                 "t(2, 1, 2, 3, 4), t(2, 1, 2, 5, 4), t(2, 1, 2, 5, 4), mask(2, 1, 1, 3, 5)",
-                "specs/nn.yaml:716",
+                "specs/nn.yaml:749",
                 opsets=(11, 28),
             ),
         ),
@@ -3555,35 +3716,35 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::softmax.int": EntryInfo(
         "aten::softmax.int",
-        "specs/nn.yaml:505",
+        "specs/nn.yaml:538",
         doc="exp(x) / sum(exp(x)) along dim, in dtype when given.",
         schemas={
             "aten::softmax.int": "aten::softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor",
             "aten::softmax.int_out": "aten::softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/nn.yaml:512", 13, 28, ("Softmax",)),
+            LoweringInfo("specs/nn.yaml:545", 13, 28, ("Softmax",)),
             LoweringInfo(
-                "specs/nn.yaml:514",
+                "specs/nn.yaml:547",
                 7,
                 12,
                 ("Softmax",),
                 when="dim % max(rank(self), 1) == rank(self) - 1",
             ),
-            LoweringInfo("specs/nn.yaml:517", 7, 12, ("Softmax", "Transpose")),
+            LoweringInfo("specs/nn.yaml:550", 7, 12, ("Softmax", "Transpose")),
         ),
         gaps=(
             GapInfo(
                 "ONNX Softmax needs an input of rank 1 or more",
-                "specs/nn.yaml:524",
+                "specs/nn.yaml:557",
                 when="rank(self) == 0",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 4), -1", "specs/nn.yaml:527"),
-            Sample("t(2, 3, 4), 1", "specs/nn.yaml:528"),
-            Sample("t(3, 4), 0", "specs/nn.yaml:529"),
+            Sample("t(2, 3, 4), -1", "specs/nn.yaml:560"),
+            Sample("t(2, 3, 4), 1", "specs/nn.yaml:561"),
+            Sample("t(3, 4), 0", "specs/nn.yaml:562"),
         ),
         shape="same(self)",
     ),

@@ -373,6 +373,80 @@ def native_layer_norm__opset7(op, input, normalized_shape, weight, bias, eps):
     return (out, mean, rstd)
 
 
+# aten::native_group_norm: Group normalization returning (out, mean, rstd); the C channels split into group groups, each normalized over its channels and all positions; mean and rstd are (N, group).
+#   aten::native_group_norm(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps) -> (Tensor, Tensor, Tensor)
+
+
+def native_group_norm__opset7(op, input, weight, bias, N, C, HxW, group, eps):
+    """aten::native_group_norm at opsets 7..12 (specs/nn.yaml, aten::native_group_norm)."""
+    x = op.Reshape(input, _h.const(op, [0, group, -1], "int64"))
+    mean = op.ReduceMean(x, axes=[2], keepdims=1)
+    centered = op.Sub(x, mean)
+    var = op.ReduceMean(op.Mul(centered, centered), axes=[2], keepdims=1)
+    rstd = op.Reciprocal(op.Sqrt(op.Add(var, _h.const(op, eps, _h.dtype_of(input)))))
+    out = op.Reshape(op.Mul(centered, rstd), op.Shape(input))
+    channels = list(range(1, _h.rank(input) - 1))
+    if weight is not None:
+        out = op.Mul(out, op.Unsqueeze(weight, axes=channels) if len(channels) > 0 else weight)
+    if bias is not None:
+        out = op.Add(out, op.Unsqueeze(bias, axes=channels) if len(channels) > 0 else bias)
+    return (
+        out,
+        op.Reshape(mean, _h.const(op, [0, group], "int64")),
+        op.Reshape(rstd, _h.const(op, [0, group], "int64")),
+    )
+
+
+def native_group_norm__opset13(op, input, weight, bias, N, C, HxW, group, eps):
+    """aten::native_group_norm at opsets 13..17 (specs/nn.yaml, aten::native_group_norm)."""
+    x = op.Reshape(input, _h.const(op, [0, group, -1], "int64"))
+    mean = op.ReduceMean(x, axes=[2], keepdims=1)
+    centered = op.Sub(x, mean)
+    var = op.ReduceMean(op.Mul(centered, centered), axes=[2], keepdims=1)
+    rstd = op.Reciprocal(op.Sqrt(op.Add(var, _h.const(op, eps, _h.dtype_of(input)))))
+    out = op.Reshape(op.Mul(centered, rstd), op.Shape(input))
+    channels = list(range(1, _h.rank(input) - 1))
+    if weight is not None:
+        out = op.Mul(
+            out,
+            op.Unsqueeze(weight, _h.const(op, channels, "int64")) if len(channels) > 0 else weight,
+        )
+    if bias is not None:
+        out = op.Add(
+            out, op.Unsqueeze(bias, _h.const(op, channels, "int64")) if len(channels) > 0 else bias
+        )
+    return (
+        out,
+        op.Reshape(mean, _h.const(op, [0, group], "int64")),
+        op.Reshape(rstd, _h.const(op, [0, group], "int64")),
+    )
+
+
+def native_group_norm__opset18(op, input, weight, bias, N, C, HxW, group, eps):
+    """aten::native_group_norm at opsets 18..28 (specs/nn.yaml, aten::native_group_norm)."""
+    x = op.Reshape(input, _h.const(op, [0, group, -1], "int64"))
+    mean = op.ReduceMean(x, _h.const(op, [2], "int64"), keepdims=1)
+    centered = op.Sub(x, mean)
+    var = op.ReduceMean(op.Mul(centered, centered), _h.const(op, [2], "int64"), keepdims=1)
+    rstd = op.Reciprocal(op.Sqrt(op.Add(var, _h.const(op, eps, _h.dtype_of(input)))))
+    out = op.Reshape(op.Mul(centered, rstd), op.Shape(input))
+    channels = list(range(1, _h.rank(input) - 1))
+    if weight is not None:
+        out = op.Mul(
+            out,
+            op.Unsqueeze(weight, _h.const(op, channels, "int64")) if len(channels) > 0 else weight,
+        )
+    if bias is not None:
+        out = op.Add(
+            out, op.Unsqueeze(bias, _h.const(op, channels, "int64")) if len(channels) > 0 else bias
+        )
+    return (
+        out,
+        op.Reshape(mean, _h.const(op, [0, group], "int64")),
+        op.Reshape(rstd, _h.const(op, [0, group], "int64")),
+    )
+
+
 # aten::max_pool2d: 2-D max pooling; in ceil_mode a last window starting in the right padding is dropped, as torch does.
 #   aten::max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor
 

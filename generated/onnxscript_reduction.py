@@ -12,6 +12,8 @@ function (the registry says which).
 
 from __future__ import annotations
 
+import math
+
 from torchonnx import ir_helpers as _h
 
 # aten::sum.dim_IntList: Sum of self over the dims dim (all of them when dim is empty or None).
@@ -228,3 +230,135 @@ def cumsum__opset11(op, self, dim, dtype):
     if _h.rank(self) == 0:
         return op.Identity(self)
     return op.CumSum(self, _h.const(op, dim % _h.rank(self), "int64"))
+
+
+# aten::linalg_vector_norm: The ord-norm of self over the dims dim (all of them when dim is None or empty), as one vector; ord 0 counts the nonzero elements, inf and -inf take the largest and smallest magnitude.
+#   aten::linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor
+#   aten::linalg_vector_norm.out(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
+
+
+def linalg_vector_norm__opset7(op, self, ord, dim, keepdim, dtype):
+    """aten::linalg_vector_norm at opsets 7..12 (specs/reduction.yaml, aten::linalg_vector_norm)."""
+    axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+    keep = int(keepdim)
+    if ord == 2:
+        x = self
+    elif ord == math.inf or ord == -math.inf or ord == 1:
+        x = op.Abs(self)
+    elif ord == 0:
+        x = op.Cast(op.Cast(self, to=_h.onnx_dtype("bool")), to=_h.onnx_dtype(_h.dtype_of(self)))
+    else:
+        x = op.Pow(op.Abs(self), _h.const(op, ord, _h.dtype_of(self)))
+    if ord == 2:
+        total = (
+            op.ReduceSumSquare(x, keepdims=keep)
+            if len(axes) == 0
+            else op.ReduceSumSquare(x, axes=axes, keepdims=keep)
+        )
+        return op.Sqrt(total)
+    if ord == math.inf:
+        return (
+            op.ReduceMax(x, keepdims=keep)
+            if len(axes) == 0
+            else op.ReduceMax(x, axes=axes, keepdims=keep)
+        )
+    if ord == -math.inf:
+        return (
+            op.ReduceMin(x, keepdims=keep)
+            if len(axes) == 0
+            else op.ReduceMin(x, axes=axes, keepdims=keep)
+        )
+    total = (
+        op.ReduceSum(x, keepdims=keep)
+        if len(axes) == 0
+        else op.ReduceSum(x, axes=axes, keepdims=keep)
+    )
+    if ord == 1 or ord == 0:
+        return total
+    return op.Pow(total, _h.const(op, 1.0 / ord, _h.dtype_of(self)))
+
+
+def linalg_vector_norm__opset13(op, self, ord, dim, keepdim, dtype):
+    """aten::linalg_vector_norm at opsets 13..17 (specs/reduction.yaml, aten::linalg_vector_norm)."""
+    axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+    keep = int(keepdim)
+    if ord == 2:
+        x = self
+    elif ord == math.inf or ord == -math.inf or ord == 1:
+        x = op.Abs(self)
+    elif ord == 0:
+        x = op.Cast(op.Cast(self, to=_h.onnx_dtype("bool")), to=_h.onnx_dtype(_h.dtype_of(self)))
+    else:
+        x = op.Pow(op.Abs(self), _h.const(op, ord, _h.dtype_of(self)))
+    if ord == 2:
+        total = (
+            op.ReduceSumSquare(x, keepdims=keep)
+            if len(axes) == 0
+            else op.ReduceSumSquare(x, axes=axes, keepdims=keep)
+        )
+        return op.Sqrt(total)
+    if ord == math.inf:
+        return (
+            op.ReduceMax(x, keepdims=keep)
+            if len(axes) == 0
+            else op.ReduceMax(x, axes=axes, keepdims=keep)
+        )
+    if ord == -math.inf:
+        return (
+            op.ReduceMin(x, keepdims=keep)
+            if len(axes) == 0
+            else op.ReduceMin(x, axes=axes, keepdims=keep)
+        )
+    total = (
+        op.ReduceSum(x, keepdims=keep)
+        if len(axes) == 0
+        else op.ReduceSum(x, _h.const(op, axes, "int64"), keepdims=keep)
+    )
+    if ord == 1 or ord == 0:
+        return total
+    return op.Pow(total, _h.const(op, 1.0 / ord, _h.dtype_of(self)))
+
+
+def linalg_vector_norm__opset18(op, self, ord, dim, keepdim, dtype):
+    """aten::linalg_vector_norm at opsets 18..28 (specs/reduction.yaml, aten::linalg_vector_norm)."""
+    axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+    keep = int(keepdim)
+    if ord == 2:
+        x = self
+    elif ord == math.inf or ord == -math.inf or ord == 1:
+        x = op.Abs(self)
+    elif ord == 0:
+        x = op.Cast(op.Cast(self, to=_h.onnx_dtype("bool")), to=_h.onnx_dtype(_h.dtype_of(self)))
+    else:
+        x = op.Pow(op.Abs(self), _h.const(op, ord, _h.dtype_of(self)))
+    if ord == 2:
+        total = (
+            op.ReduceSumSquare(x, keepdims=keep)
+            if len(axes) == 0
+            else op.ReduceSumSquare(x, _h.const(op, axes, "int64"), keepdims=keep)
+        )
+        return op.Sqrt(total)
+    if ord == math.inf:
+        return (
+            op.ReduceMax(x, keepdims=keep)
+            if len(axes) == 0
+            else op.ReduceMax(x, _h.const(op, axes, "int64"), keepdims=keep)
+        )
+    if ord == -math.inf:
+        return (
+            op.ReduceMin(x, keepdims=keep)
+            if len(axes) == 0
+            else op.ReduceMin(x, _h.const(op, axes, "int64"), keepdims=keep)
+        )
+    total = (
+        op.ReduceSum(x, keepdims=keep)
+        if len(axes) == 0
+        else op.ReduceSum(x, _h.const(op, axes, "int64"), keepdims=keep)
+    )
+    if ord == 1 or ord == 0:
+        return total
+    return op.Pow(total, _h.const(op, 1.0 / ord, _h.dtype_of(self)))
+
+
+def linalg_vector_norm__gap0(self, ord, dim, keepdim, dtype):
+    return not _h.is_static(ord)

@@ -556,6 +556,14 @@ _p887222bd = Plan(
     },
     cast_back={"uint8": (True,), "int8": (True,), "int16": (True,), "bfloat16": (True,)},
 )
+_p8a5970a5 = Plan(
+    {
+        "float16": ((13, 17, "float16", None),),
+        "bfloat16": ((13, 17, "bfloat16", None),),
+        "float32": ((13, 17, "float32", None),),
+        "float64": ((13, 17, "float64", None),),
+    }
+)
 _p8c6d5eb4 = Plan(
     {"int64": ((7, 8, None, 0), (9, 28, "int64", None)), "float64": ((7, 28, "float64", None),)}
 )
@@ -791,6 +799,15 @@ _pafa423cb = Plan(
     }
 )
 _pafba74b4 = Plan({"int64": ((10, 28, "int64", None),), "float64": ((10, 28, "float64", None),)})
+_pb0d93c36 = Plan(
+    {
+        "float16": ((13, 17, "float16", None),),
+        "bfloat16": ((13, 14, "float32", None), (15, 17, "bfloat16", None)),
+        "float32": ((13, 17, "float32", None),),
+        "float64": ((13, 17, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
 _pb143eea9 = Plan(
     {
         "int64": ((7, 11, "float64", None), (12, 28, "int64", None)),
@@ -2549,6 +2566,31 @@ _ENTRIES = (
         ),
     ),
     Entry(
+        "aten::linalg_vector_norm",
+        (
+            Overload(
+                "aten::linalg_vector_norm",
+                (
+                    Param("self", TENSOR),
+                    Param("ord", VALUE, 2, dynamic=True),
+                    Param("dim", VALUE, None),
+                    Param("keepdim", VALUE, False),
+                    Param("dtype", VALUE, None, kwarg_only=True, named="dtype"),
+                ),
+                also=("aten::linalg_vector_norm.out",),
+            ),
+        ),
+        (
+            Lowering(2, 18, 28, (_reduction.linalg_vector_norm__opset18,), _pf2d8ec9b),
+            Lowering(1, 13, 17, (_reduction.linalg_vector_norm__opset13,), _pb0d93c36),
+            Lowering(0, 7, 12, (_reduction.linalg_vector_norm__opset7,), _pa274eea2),
+        ),
+        dtypes=_floating,
+        group=("self",),
+        dtype_param="dtype",
+        gaps=(Gap(0, when=_reduction.linalg_vector_norm__gap0),),
+    ),
+    Entry(
         "aten::linear",
         (
             Overload(
@@ -3002,6 +3044,31 @@ _ENTRIES = (
         dtypes=_floating,
         group=("input",),
         gaps=(Gap(0, when=_elementwise.native_dropout__gap0),),
+    ),
+    Entry(
+        "aten::native_group_norm",
+        (
+            Overload(
+                "aten::native_group_norm",
+                (
+                    Param("input", TENSOR),
+                    Param("weight", MAYBE_TENSOR),
+                    Param("bias", MAYBE_TENSOR),
+                    Param("N", VALUE, dynamic=True),
+                    Param("C", VALUE, dynamic=True),
+                    Param("HxW", VALUE, dynamic=True),
+                    Param("group", VALUE),
+                    Param("eps", VALUE),
+                ),
+            ),
+        ),
+        (
+            Lowering(2, 18, 28, (_nn.native_group_norm__opset18,), _pf2d8ec9b),
+            Lowering(1, 13, 17, (_nn.native_group_norm__opset13,), _p8a5970a5),
+            Lowering(0, 7, 12, (_nn.native_group_norm__opset7,), _pa274eea2),
+        ),
+        dtypes=_floating,
+        group=("input", "weight", "bias"),
     ),
     Entry(
         "aten::native_layer_norm",

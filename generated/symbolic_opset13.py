@@ -156,6 +156,36 @@ def conv2d__opset13(g, input, weight, bias, stride, padding, dilation, groups):
     return out if batched else g.op("Squeeze", out, _h.const(g, [0], "int64"))
 
 
+def native_group_norm__opset13(g, input, weight, bias, N, C, HxW, group, eps):
+    """aten::native_group_norm at opsets 13..17 (specs/nn.yaml, aten::native_group_norm)."""
+    x = g.op("Reshape", input, _h.const(g, [0, group, -1], "int64"))
+    mean = g.op("ReduceMean", x, axes_i=[2], keepdims_i=1)
+    centered = g.op("Sub", x, mean)
+    var = g.op("ReduceMean", g.op("Mul", centered, centered), axes_i=[2], keepdims_i=1)
+    rstd = g.op("Reciprocal", g.op("Sqrt", g.op("Add", var, _h.const(g, eps, _h.dtype_of(input)))))
+    out = g.op("Reshape", g.op("Mul", centered, rstd), g.op("Shape", input))
+    channels = list(range(1, _h.rank(input) - 1))
+    if weight is not None:
+        out = g.op(
+            "Mul",
+            out,
+            g.op("Unsqueeze", weight, _h.const(g, channels, "int64"))
+            if len(channels) > 0
+            else weight,
+        )
+    if bias is not None:
+        out = g.op(
+            "Add",
+            out,
+            g.op("Unsqueeze", bias, _h.const(g, channels, "int64")) if len(channels) > 0 else bias,
+        )
+    return (
+        out,
+        g.op("Reshape", mean, _h.const(g, [0, group], "int64")),
+        g.op("Reshape", rstd, _h.const(g, [0, group], "int64")),
+    )
+
+
 def max_pool2d__opset13(g, self, kernel_size, stride, padding, dilation, ceil_mode):
     """aten::max_pool2d at opsets 13..28 (specs/nn.yaml, aten::max_pool2d)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
@@ -431,6 +461,51 @@ def sum_dim_IntList__opset13(g, self, dim, keepdim, dtype):
     return g.op("ReduceSum", self, _h.const(g, axes, "int64"), keepdims_i=int(keepdim))
 
 
+def linalg_vector_norm__opset13(g, self, ord, dim, keepdim, dtype):
+    """aten::linalg_vector_norm at opsets 13..17 (specs/reduction.yaml, aten::linalg_vector_norm)."""
+    axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+    keep = int(keepdim)
+    if ord == 2:
+        x = self
+    elif ord == math.inf or ord == -math.inf or ord == 1:
+        x = g.op("Abs", self)
+    elif ord == 0:
+        x = g.op(
+            "Cast",
+            g.op("Cast", self, to_i=_h.onnx_dtype("bool")),
+            to_i=_h.onnx_dtype(_h.dtype_of(self)),
+        )
+    else:
+        x = g.op("Pow", g.op("Abs", self), _h.const(g, ord, _h.dtype_of(self)))
+    if ord == 2:
+        total = (
+            g.op("ReduceSumSquare", x, keepdims_i=keep)
+            if len(axes) == 0
+            else g.op("ReduceSumSquare", x, axes_i=axes, keepdims_i=keep)
+        )
+        return g.op("Sqrt", total)
+    if ord == math.inf:
+        return (
+            g.op("ReduceMax", x, keepdims_i=keep)
+            if len(axes) == 0
+            else g.op("ReduceMax", x, axes_i=axes, keepdims_i=keep)
+        )
+    if ord == -math.inf:
+        return (
+            g.op("ReduceMin", x, keepdims_i=keep)
+            if len(axes) == 0
+            else g.op("ReduceMin", x, axes_i=axes, keepdims_i=keep)
+        )
+    total = (
+        g.op("ReduceSum", x, keepdims_i=keep)
+        if len(axes) == 0
+        else g.op("ReduceSum", x, _h.const(g, axes, "int64"), keepdims_i=keep)
+    )
+    if ord == 1 or ord == 0:
+        return total
+    return g.op("Pow", total, _h.const(g, 1.0 / ord, _h.dtype_of(self)))
+
+
 def upsample_nearest2d_vec__opset13(g, input, output_size, scale_factors):
     """aten::upsample_nearest2d.vec at opsets 13..28, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
     k = (
@@ -702,6 +777,11 @@ def aten_index_select(g, *args, **kwargs):
     return _h.dispatch(g, "aten::index_select", 13, args, kwargs)
 
 
+def aten_linalg_vector_norm(g, *args, **kwargs):
+    """aten::linalg_vector_norm: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::linalg_vector_norm", 13, args, kwargs)
+
+
 def aten_log_softmax(g, *args, **kwargs):
     """aten::log_softmax: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::log_softmax", 13, args, kwargs)
@@ -715,6 +795,11 @@ def aten_max_pool2d(g, *args, **kwargs):
 def aten_max_pool2d_with_indices(g, *args, **kwargs):
     """aten::max_pool2d_with_indices: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::max_pool2d_with_indices", 13, args, kwargs)
+
+
+def aten_native_group_norm(g, *args, **kwargs):
+    """aten::native_group_norm: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::native_group_norm", 13, args, kwargs)
 
 
 def aten_repeat(g, *args, **kwargs):
@@ -834,9 +919,11 @@ SYMBOLICS = {
     "aten::index_put": aten_index_put,
     "aten::index_put_": aten_index_put_,
     "aten::index_select": aten_index_select,
+    "aten::linalg_vector_norm": aten_linalg_vector_norm,
     "aten::log_softmax": aten_log_softmax,
     "aten::max_pool2d": aten_max_pool2d,
     "aten::max_pool2d_with_indices": aten_max_pool2d_with_indices,
+    "aten::native_group_norm": aten_native_group_norm,
     "aten::repeat": aten_repeat,
     "aten::scaled_dot_product_attention": aten_scaled_dot_product_attention,
     "aten::softmax": aten_softmax,

@@ -12,6 +12,8 @@ its onnxscript counterpart, by which dispatch finds it.
 
 from __future__ import annotations
 
+import math
+
 from torchonnx import symbolic_helpers as _h
 
 
@@ -127,6 +129,38 @@ def native_layer_norm__opset18(g, input, normalized_shape, weight, bias, eps):
     return (out, mean, rstd)
 
 
+def native_group_norm__opset18(g, input, weight, bias, N, C, HxW, group, eps):
+    """aten::native_group_norm at opsets 18..28 (specs/nn.yaml, aten::native_group_norm)."""
+    x = g.op("Reshape", input, _h.const(g, [0, group, -1], "int64"))
+    mean = g.op("ReduceMean", x, _h.const(g, [2], "int64"), keepdims_i=1)
+    centered = g.op("Sub", x, mean)
+    var = g.op(
+        "ReduceMean", g.op("Mul", centered, centered), _h.const(g, [2], "int64"), keepdims_i=1
+    )
+    rstd = g.op("Reciprocal", g.op("Sqrt", g.op("Add", var, _h.const(g, eps, _h.dtype_of(input)))))
+    out = g.op("Reshape", g.op("Mul", centered, rstd), g.op("Shape", input))
+    channels = list(range(1, _h.rank(input) - 1))
+    if weight is not None:
+        out = g.op(
+            "Mul",
+            out,
+            g.op("Unsqueeze", weight, _h.const(g, channels, "int64"))
+            if len(channels) > 0
+            else weight,
+        )
+    if bias is not None:
+        out = g.op(
+            "Add",
+            out,
+            g.op("Unsqueeze", bias, _h.const(g, channels, "int64")) if len(channels) > 0 else bias,
+        )
+    return (
+        out,
+        g.op("Reshape", mean, _h.const(g, [0, group], "int64")),
+        g.op("Reshape", rstd, _h.const(g, [0, group], "int64")),
+    )
+
+
 def adaptive_avg_pool2d__opset18(g, self, output_size):
     """aten::adaptive_avg_pool2d at opsets 18..28 (specs/nn.yaml, aten::adaptive_avg_pool2d)."""
     r = _h.rank(self)
@@ -206,6 +240,51 @@ def min_dim__opset18(g, self, dim, keepdim):
     )
 
 
+def linalg_vector_norm__opset18(g, self, ord, dim, keepdim, dtype):
+    """aten::linalg_vector_norm at opsets 18..28 (specs/reduction.yaml, aten::linalg_vector_norm)."""
+    axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+    keep = int(keepdim)
+    if ord == 2:
+        x = self
+    elif ord == math.inf or ord == -math.inf or ord == 1:
+        x = g.op("Abs", self)
+    elif ord == 0:
+        x = g.op(
+            "Cast",
+            g.op("Cast", self, to_i=_h.onnx_dtype("bool")),
+            to_i=_h.onnx_dtype(_h.dtype_of(self)),
+        )
+    else:
+        x = g.op("Pow", g.op("Abs", self), _h.const(g, ord, _h.dtype_of(self)))
+    if ord == 2:
+        total = (
+            g.op("ReduceSumSquare", x, keepdims_i=keep)
+            if len(axes) == 0
+            else g.op("ReduceSumSquare", x, _h.const(g, axes, "int64"), keepdims_i=keep)
+        )
+        return g.op("Sqrt", total)
+    if ord == math.inf:
+        return (
+            g.op("ReduceMax", x, keepdims_i=keep)
+            if len(axes) == 0
+            else g.op("ReduceMax", x, _h.const(g, axes, "int64"), keepdims_i=keep)
+        )
+    if ord == -math.inf:
+        return (
+            g.op("ReduceMin", x, keepdims_i=keep)
+            if len(axes) == 0
+            else g.op("ReduceMin", x, _h.const(g, axes, "int64"), keepdims_i=keep)
+        )
+    total = (
+        g.op("ReduceSum", x, keepdims_i=keep)
+        if len(axes) == 0
+        else g.op("ReduceSum", x, _h.const(g, axes, "int64"), keepdims_i=keep)
+    )
+    if ord == 1 or ord == 0:
+        return total
+    return g.op("Pow", total, _h.const(g, 1.0 / ord, _h.dtype_of(self)))
+
+
 def split_Tensor__opset18(g, self, split_size, dim):
     """aten::split.Tensor at opsets 18..28, when `is_static(size(self, dim), split_size) and size(self, dim) > 0 and size(self, dim) % split_size == 0` (specs/shape.yaml, aten::split.Tensor)."""
     n = _h.size(g, self, dim) // split_size
@@ -277,6 +356,11 @@ def aten_layer_norm(g, *args, **kwargs):
     return _h.dispatch(g, "aten::layer_norm", 18, args, kwargs)
 
 
+def aten_linalg_vector_norm(g, *args, **kwargs):
+    """aten::linalg_vector_norm: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::linalg_vector_norm", 18, args, kwargs)
+
+
 def aten_max(g, *args, **kwargs):
     """aten::max: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::max", 18, args, kwargs)
@@ -290,6 +374,11 @@ def aten_mean(g, *args, **kwargs):
 def aten_min(g, *args, **kwargs):
     """aten::min: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::min", 18, args, kwargs)
+
+
+def aten_native_group_norm(g, *args, **kwargs):
+    """aten::native_group_norm: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::native_group_norm", 18, args, kwargs)
 
 
 def aten_native_layer_norm(g, *args, **kwargs):
@@ -331,9 +420,11 @@ SYMBOLICS = {
     "aten::bitwise_xor": aten_bitwise_xor,
     "aten::bitwise_xor_": aten_bitwise_xor_,
     "aten::layer_norm": aten_layer_norm,
+    "aten::linalg_vector_norm": aten_linalg_vector_norm,
     "aten::max": aten_max,
     "aten::mean": aten_mean,
     "aten::min": aten_min,
+    "aten::native_group_norm": aten_native_group_norm,
     "aten::native_layer_norm": aten_native_layer_norm,
     "aten::prod": aten_prod,
     "aten::split": aten_split,

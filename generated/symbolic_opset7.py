@@ -658,6 +658,30 @@ def native_layer_norm__opset7(g, input, normalized_shape, weight, bias, eps):
     return (out, mean, rstd)
 
 
+def native_group_norm__opset7(g, input, weight, bias, N, C, HxW, group, eps):
+    """aten::native_group_norm at opsets 7..12 (specs/nn.yaml, aten::native_group_norm)."""
+    x = g.op("Reshape", input, _h.const(g, [0, group, -1], "int64"))
+    mean = g.op("ReduceMean", x, axes_i=[2], keepdims_i=1)
+    centered = g.op("Sub", x, mean)
+    var = g.op("ReduceMean", g.op("Mul", centered, centered), axes_i=[2], keepdims_i=1)
+    rstd = g.op("Reciprocal", g.op("Sqrt", g.op("Add", var, _h.const(g, eps, _h.dtype_of(input)))))
+    out = g.op("Reshape", g.op("Mul", centered, rstd), g.op("Shape", input))
+    channels = list(range(1, _h.rank(input) - 1))
+    if weight is not None:
+        out = g.op(
+            "Mul", out, g.op("Unsqueeze", weight, axes_i=channels) if len(channels) > 0 else weight
+        )
+    if bias is not None:
+        out = g.op(
+            "Add", out, g.op("Unsqueeze", bias, axes_i=channels) if len(channels) > 0 else bias
+        )
+    return (
+        out,
+        g.op("Reshape", mean, _h.const(g, [0, group], "int64")),
+        g.op("Reshape", rstd, _h.const(g, [0, group], "int64")),
+    )
+
+
 def max_pool2d__opset7(g, self, kernel_size, stride, padding, dilation, ceil_mode):
     """aten::max_pool2d at opsets 7..9, when `max(dilation) == 1` (specs/nn.yaml, aten::max_pool2d)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
@@ -993,6 +1017,51 @@ def argmin__opset7(g, self, dim, keepdim):
         )
         return g.op("Reshape", flat, _h.const(g, [1] * _h.rank(self), "int64")) if keepdim else flat
     return g.op("ArgMin", self, axis_i=dim % _h.rank(self), keepdims_i=int(keepdim))
+
+
+def linalg_vector_norm__opset7(g, self, ord, dim, keepdim, dtype):
+    """aten::linalg_vector_norm at opsets 7..12 (specs/reduction.yaml, aten::linalg_vector_norm)."""
+    axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+    keep = int(keepdim)
+    if ord == 2:
+        x = self
+    elif ord == math.inf or ord == -math.inf or ord == 1:
+        x = g.op("Abs", self)
+    elif ord == 0:
+        x = g.op(
+            "Cast",
+            g.op("Cast", self, to_i=_h.onnx_dtype("bool")),
+            to_i=_h.onnx_dtype(_h.dtype_of(self)),
+        )
+    else:
+        x = g.op("Pow", g.op("Abs", self), _h.const(g, ord, _h.dtype_of(self)))
+    if ord == 2:
+        total = (
+            g.op("ReduceSumSquare", x, keepdims_i=keep)
+            if len(axes) == 0
+            else g.op("ReduceSumSquare", x, axes_i=axes, keepdims_i=keep)
+        )
+        return g.op("Sqrt", total)
+    if ord == math.inf:
+        return (
+            g.op("ReduceMax", x, keepdims_i=keep)
+            if len(axes) == 0
+            else g.op("ReduceMax", x, axes_i=axes, keepdims_i=keep)
+        )
+    if ord == -math.inf:
+        return (
+            g.op("ReduceMin", x, keepdims_i=keep)
+            if len(axes) == 0
+            else g.op("ReduceMin", x, axes_i=axes, keepdims_i=keep)
+        )
+    total = (
+        g.op("ReduceSum", x, keepdims_i=keep)
+        if len(axes) == 0
+        else g.op("ReduceSum", x, axes_i=axes, keepdims_i=keep)
+    )
+    if ord == 1 or ord == 0:
+        return total
+    return g.op("Pow", total, _h.const(g, 1.0 / ord, _h.dtype_of(self)))
 
 
 def upsample_nearest2d_vec__opset7(g, input, output_size, scale_factors):
@@ -1828,6 +1897,11 @@ def aten_leaky_relu_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::leaky_relu_", 7, args, kwargs)
 
 
+def aten_linalg_vector_norm(g, *args, **kwargs):
+    """aten::linalg_vector_norm: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::linalg_vector_norm", 7, args, kwargs)
+
+
 def aten_linear(g, *args, **kwargs):
     """aten::linear: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::linear", 7, args, kwargs)
@@ -1921,6 +1995,11 @@ def aten_mul_(g, *args, **kwargs):
 def aten_narrow(g, *args, **kwargs):
     """aten::narrow: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::narrow", 7, args, kwargs)
+
+
+def aten_native_group_norm(g, *args, **kwargs):
+    """aten::native_group_norm: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::native_group_norm", 7, args, kwargs)
 
 
 def aten_native_layer_norm(g, *args, **kwargs):
@@ -2353,6 +2432,7 @@ SYMBOLICS = {
     "aten::le": aten_le,
     "aten::leaky_relu": aten_leaky_relu,
     "aten::leaky_relu_": aten_leaky_relu_,
+    "aten::linalg_vector_norm": aten_linalg_vector_norm,
     "aten::linear": aten_linear,
     "aten::log": aten_log,
     "aten::log_": aten_log_,
@@ -2372,6 +2452,7 @@ SYMBOLICS = {
     "aten::mul": aten_mul,
     "aten::mul_": aten_mul_,
     "aten::narrow": aten_narrow,
+    "aten::native_group_norm": aten_native_group_norm,
     "aten::native_layer_norm": aten_native_layer_norm,
     "aten::ne": aten_ne,
     "aten::neg": aten_neg,

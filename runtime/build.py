@@ -8,8 +8,10 @@ Calls that cannot be lowered are collected, and all of them are reported at once
 from __future__ import annotations
 
 import operator
+import os
 import re
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import onnx
@@ -155,18 +157,27 @@ def add_output(
 _FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<fn>\S+)\n\s*(?P<code>.*)')
 
 
+_TORCH_DIR = str(Path(torch.__file__).resolve().parent) + os.sep
+
+
 def user_source(node: torch.fx.Node) -> str | None:
-    """file:line: code of the innermost frame of the user's code that made this call."""
+    """file:line: code of the innermost frame outside torch that made this call: the model's
+    own line, in a library (transformers) or in the user's script. When it is in an installed
+    library, the innermost line of the user's own code follows it."""
     trace = node.meta.get("stack_trace")
     if not trace:
         return None
     frames = list(_FRAME.finditer(trace))
-    for frame in reversed(frames):
-        path = frame["file"]
-        if "/torch/" not in path and "/site-packages/" not in path:
-            return f"{path}:{frame['line']}: {frame['code'].strip()}"
-    last = frames[-1] if frames else None
-    return f"{last['file']}:{last['line']}: {last['code'].strip()}" if last else None
+    if not frames:
+        return None
+    ours = [f for f in frames if not str(Path(f["file"]).resolve()).startswith(_TORCH_DIR)]
+    inner = (ours or frames)[-1]
+    text = f"{inner['file']}:{inner['line']}: {inner['code'].strip()}"
+    if "site-packages" in Path(inner["file"]).parts:
+        mine = [f for f in ours if "site-packages" not in Path(f["file"]).parts]
+        if mine:
+            text += f"\n      from {mine[-1]['file']}:{mine[-1]['line']}: {mine[-1]['code'].strip()}"
+    return text
 
 
 def module_path(node: torch.fx.Node) -> str | None:

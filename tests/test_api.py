@@ -104,6 +104,37 @@ def test_every_unsupported_call_is_listed_with_its_source_line() -> None:
     assert all(p.dtypes == ("float32",) or p.dtypes for p in problems)
 
 
+def test_a_call_in_an_installed_library_names_its_line_and_the_users(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Model code from a library (transformers, timm) lives in site-packages: the message gives
+    the library's line that made the call, then the innermost line of the user's own code."""
+    library = tmp_path / "site-packages" / "somelib"
+    library.mkdir(parents=True)
+    (library / "__init__.py").write_text(
+        # torch.export records the frames of modules' forward methods only
+        "import torch\n\n\nclass Block(torch.nn.Module):\n"
+        "    def forward(self, x):\n        return torch.cumprod(x, 0)  # library line\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "site-packages"))
+    import somelib
+
+    class M(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.block = somelib.Block()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.block(x) + 1  # user line
+
+    with pytest.raises(UnsupportedOperatorError) as info:
+        torchonnx.export(M(), (torch.randn(3, 4),))
+    lines = str(info.value).splitlines()
+    called = next(i for i, line in enumerate(lines) if "called at" in line)
+    assert lines[called].endswith("somelib/__init__.py:6: return torch.cumprod(x, 0)  # library line")
+    assert "test_api.py:" in lines[called + 1] and lines[called + 1].endswith("# user line")
+
+
 def test_dtype_gap_says_which_opsets_work() -> None:
     class M(torch.nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
