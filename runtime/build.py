@@ -176,7 +176,9 @@ def user_source(node: torch.fx.Node) -> str | None:
     if "site-packages" in Path(inner["file"]).parts:
         mine = [f for f in ours if "site-packages" not in Path(f["file"]).parts]
         if mine:
-            text += f"\n      from {mine[-1]['file']}:{mine[-1]['line']}: {mine[-1]['code'].strip()}"
+            text += (
+                f"\n      from {mine[-1]['file']}:{mine[-1]['line']}: {mine[-1]['code'].strip()}"
+            )
     return text
 
 

@@ -131,7 +131,9 @@ def test_a_call_in_an_installed_library_names_its_line_and_the_users(
         torchonnx.export(M(), (torch.randn(3, 4),))
     lines = str(info.value).splitlines()
     called = next(i for i, line in enumerate(lines) if "called at" in line)
-    assert lines[called].endswith("somelib/__init__.py:6: return torch.cumprod(x, 0)  # library line")
+    assert lines[called].endswith(
+        "somelib/__init__.py:6: return torch.cumprod(x, 0)  # library line"
+    )
     assert "test_api.py:" in lines[called + 1] and lines[called + 1].endswith("# user line")
 
 
