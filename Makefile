@@ -43,14 +43,14 @@ bench: $(STAMP)
 	$(PY) benchmarks/export_time.py
 
 format: $(STAMP)
-	$(PY) -m ruff check --fix --quiet runtime codegen tests examples benchmarks
-	$(PY) -m black --quiet runtime codegen tests examples benchmarks
+	$(PY) -m ruff check --fix --quiet runtime codegen tests examples benchmarks tools
+	$(PY) -m black --quiet runtime codegen tests examples benchmarks tools
 
 # Generated code is formatted by codegen with `ruff format` (black's style); the rest by black.
 lint: $(STAMP)
-	$(PY) -m ruff check runtime codegen generated tests examples benchmarks
+	$(PY) -m ruff check runtime codegen generated tests examples benchmarks tools
 	$(PY) -m ruff format --check --quiet generated
-	$(PY) -m black --check --quiet runtime codegen tests examples benchmarks
+	$(PY) -m black --check --quiet runtime codegen tests examples benchmarks tools
 
 docs: codegen
 	@echo "Operator tables: generated/docs/operators.md and generated/docs/opset<N>.md"

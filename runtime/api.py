@@ -14,7 +14,7 @@ import torch
 
 from torchonnx.build import GraphBuild
 from torchonnx.capture import capture
-from torchonnx.dynamic import dim_names, for_torch_export, from_dynamic_axes
+from torchonnx.dynamic import dim_names, for_torch_export, from_dynamic_axes, torch_names
 from torchonnx.errors import UnsupportedArgumentError, UnsupportedOpsetError
 from torchonnx.optimize import finalize
 from torchonnx.optimize import optimize as optimize_model
@@ -133,7 +133,12 @@ def export(
     timings: dict[str, float] = {}
     start = time.perf_counter()
     program = capture(
-        model, args, kwargs, for_torch_export(dynamic_shapes), training=_training(training)
+        model,
+        args,
+        kwargs,
+        for_torch_export(dynamic_shapes),
+        training=_training(training),
+        torch_names=torch_names(model, args, kwargs, dynamic_shapes),
     )
     names = dim_names(program, model, args, kwargs, dynamic_shapes)
     timings["capture"] = time.perf_counter() - start

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -61,8 +61,10 @@ def capture(
     dynamic_shapes: Any,
     *,
     training: str = "eval",
+    torch_names: Mapping[str, str] | None = None,
 ) -> ExportedProgram:
-    """An ExportedProgram of `model` at the ATen level our specs cover."""
+    """An ExportedProgram of `model` at the ATen level our specs cover. `torch_names` maps
+    torch's names of dims to the user's, for the error when capture fails."""
     if isinstance(model, ExportedProgram):
         program = model
     else:
@@ -70,7 +72,7 @@ def capture(
             raise TypeError(
                 f"export takes an nn.Module or an ExportedProgram, not {type(model).__name__}"
             )
-        program = _export(model, args, kwargs, dynamic_shapes, training)
+        program = _export(model, args, kwargs, dynamic_shapes, training, torch_names or {})
     with warnings.catch_warnings():
         # torch's own deepcopy of its module call graph trips this pytree deprecation; it is
         # not about the user's model and they can do nothing about it.
@@ -84,6 +86,7 @@ def _export(
     kwargs: dict[str, Any] | None,
     dynamic_shapes: Any,
     training: str,
+    torch_names: Mapping[str, str],
 ) -> ExportedProgram:
     errors = []
     with training_mode(model, training):
@@ -94,4 +97,21 @@ def _export(
                 )
             except Exception as err:
                 errors.append(f"torch.export.export(strict={strict}): {type(err).__name__}: {err}")
-    raise CaptureError("torch.export could not capture the model.\n\n" + "\n\n".join(errors))
+                if _about_the_call(err):
+                    break  # strict capture would fail the same way, and log pages doing so
+    message = "torch.export could not capture the model.\n\n" + "\n\n".join(errors)
+    named = [f"{ours} is the dim you named `{yours}`" for ours, yours in torch_names.items()]
+    mentioned = [n for n, ours in zip(named, torch_names, strict=True) if ours in message]
+    if mentioned:
+        message += "\n\nIn torch's words above, " + "; ".join(mentioned) + "."
+    raise CaptureError(message)
+
+
+def _about_the_call(err: Exception) -> bool:
+    """Whether torch.export refused the arguments themselves (dynamic_shapes that contradict
+    the model, say) rather than the model's code: tracing another way cannot help."""
+    try:
+        from torch._dynamo.exc import UserError  # torch.export raises it; no public alias
+    except ImportError:  # pragma: no cover - a torch without it
+        return False
+    return isinstance(err, UserError)

@@ -108,6 +108,32 @@ def dim_names(
     return names
 
 
+def torch_names(
+    model: Any, args: Sequence[Any], kwargs: Mapping[str, Any] | None, dynamic_shapes: Any
+) -> dict[str, str]:
+    """torch.export's names for the dims the user named with a string (`L['x'].size()[0]` for
+    `batch`): its messages know them by those only."""
+    if not isinstance(model, torch.nn.Module) or dynamic_shapes is None:
+        return {}
+    try:
+        bound = _bind(model, args, kwargs)
+    except TypeError:
+        return {}
+    if isinstance(dynamic_shapes, Mapping):
+        by_param = dict(dynamic_shapes)
+    else:
+        by_param = dict(zip(bound, dynamic_shapes, strict=False))
+    names = {}
+    for param, spec in by_param.items():
+        if not isinstance(bound.get(param), torch.Tensor):
+            continue  # nested inputs: torch names those dims by their paths
+        axes = spec.items() if isinstance(spec, Mapping) else enumerate(spec or ())
+        names.update(
+            {f"L['{param}'].size()[{axis}]": dim for axis, dim in axes if isinstance(dim, str)}
+        )
+    return names
+
+
 def _bind(model: Any, args: Sequence[Any], kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
     """forward's parameters given a value, in forward's order (*args stays one tuple)."""
     signature = inspect.signature(model.forward)

@@ -14,6 +14,7 @@ import torch
 
 import torchonnx
 from torchonnx.errors import (
+    CaptureError,
     SaveError,
     UnsupportedArgumentError,
     UnsupportedOperatorError,
@@ -135,6 +136,22 @@ def test_a_call_in_an_installed_library_names_its_line_and_the_users(
         "somelib/__init__.py:6: return torch.cumprod(x, 0)  # library line"
     )
     assert "test_api.py:" in lines[called + 1] and lines[called + 1].endswith("# user line")
+
+
+def test_dynamic_shapes_the_model_contradicts_fail_once_with_torchs_advice() -> None:
+    """A dynamic dim the model specializes is refused by torch.export whatever the tracing mode:
+    the error gives torch's message and suggested fix from one attempt, not two."""
+
+    class M(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * 2 if x.shape[0] == 3 else x
+
+    with pytest.raises(CaptureError) as info:
+        torchonnx.export(M(), (torch.randn(3, 4),), dynamic_shapes=({0: "batch"},))
+    message = str(info.value)
+    assert "specialized it to be a constant (3)" in message and "strict=False" in message
+    assert "strict=True" not in message
+    assert message.endswith("L['x'].size()[0] is the dim you named `batch`.")
 
 
 def test_dtype_gap_says_which_opsets_work() -> None:
