@@ -10,6 +10,7 @@ or not at all (a declared gap or a global limit). Anything else is an error at i
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 from dataclasses import dataclass
 
@@ -195,6 +196,7 @@ class _Entry:
         self.common = common
         self.diags = diags
         self.callees = callees
+        self._rejected: dict[tuple, tuple[list[OpUse], str | None]] = {}
 
     def run(self) -> Analyzed | None:
         e = self.e
@@ -610,7 +612,7 @@ class _Entry:
             before = other.since > block.since or (other.since == block.since and i < mine)
             if not before or other.when is None or not other.since <= opset <= self.untils[i]:
                 continue
-            guards = pure_guards(ast.parse(other.when.text, mode="eval").body)
+            guards = _pure_guards(other.when.text)
             if (
                 guards
                 and all(g.param in group for g in guards)
@@ -634,16 +636,27 @@ class _Entry:
                 and (gap.opsets is None or opset in gap.opsets)
             ):
                 return None, gap.reason
-        problem = _rejects(ops, dtype, opset, group)
+        problem = self._rejects(ops, dtype, opset, group)
         if problem is None:
             return dtype, None
         wide = self.e.widen.get(dtype)
         if wide is not None:
-            wide_problem = _rejects(ops, wide, opset, group) or _cast_rejects(dtype, wide, opset)
+            wide_problem = self._rejects(ops, wide, opset, group) or _cast_rejects(
+                dtype, wide, opset
+            )
             if wide_problem is None:
                 return wide, None
             return f"{problem}, and widening to {wide} fails too ({wide_problem})"
         return problem
+
+    def _rejects(self, ops: list[OpUse], dtype: str, opset: int, group: set[str]) -> str | None:
+        """`_rejects`, once per version of the ops used: most opsets change none of them."""
+        versions = tuple(spec.since if (spec := op_at(u.op, opset)) else 0 for u in ops)
+        key = (id(ops), dtype, versions, frozenset(group))
+        cached = self._rejected.get(key)
+        if cached is None or cached[0] is not ops:  # (an id is unique while its list lives)
+            cached = self._rejected[key] = (ops, _rejects(ops, dtype, opset, group))
+        return cached[1]
 
     def gaps(self, primary: AtenSchema) -> tuple[GapOut, ...]:
         out = []
@@ -655,6 +668,12 @@ class _Entry:
                 name = f"{primary.func_name}__gap{i}" if when else None
                 out.append(GapOut(gap, when, name))
         return tuple(out)
+
+
+@functools.cache
+def _pure_guards(when: str) -> tuple:
+    """The dtype tests a `when` consists of (asked per dtype and opset: parsed once)."""
+    return tuple(pure_guards(ast.parse(when, mode="eval").body) or ())
 
 
 def _resolve(d: DType | None, dtype: str, group: set[str]) -> str | None:
