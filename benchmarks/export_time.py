@@ -13,6 +13,7 @@ import statistics
 import time
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import onnx
 import onnxruntime as ort
@@ -48,25 +49,68 @@ class CNN(nn.Module):
         return self.features(x)
 
 
-MODELS: dict[str, Callable[[], tuple[nn.Module, tuple[torch.Tensor, ...]]]] = {
+class LastHiddenState(nn.Module):
+    """A transformers model called with ids and an attention mask, as users export them."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=ids, attention_mask=mask)[0]
+
+
+def _decoder(name: str) -> tuple[nn.Module, tuple[torch.Tensor, ...], Any]:
+    """A small transformers decoder with random weights (nothing is downloaded), with dynamic
+    batch and sequence."""
+    import transformers as hf
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if name == "gpt2":
+            config = hf.GPT2Config(
+                n_embd=64, n_layer=2, n_head=4, vocab_size=1000, bos_token_id=0, eos_token_id=0
+            )
+            model = hf.GPT2Model(config)
+        else:
+            config = hf.LlamaConfig(
+                hidden_size=64,
+                num_hidden_layers=2,
+                num_attention_heads=4,
+                num_key_value_heads=2,
+                intermediate_size=128,
+                vocab_size=1000,
+            )
+            model = hf.LlamaModel(config)
+    ids = torch.randint(0, 1000, (2, 16))
+    mask = torch.ones(2, 16, dtype=torch.int64)
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("seq", min=2, max=512)
+    dims = {0: batch, 1: seq}
+    return LastHiddenState(model.eval()), (ids, mask), (dims, dims)
+
+
+MODELS: dict[str, Callable[[], tuple[nn.Module, tuple[torch.Tensor, ...], Any]]] = {
     "TransformerEncoderLayer": lambda: (
         nn.TransformerEncoderLayer(64, 4, 128, batch_first=True).eval(),
         (torch.randn(2, 16, 64),),
+        None,
     ),
-    "MLP": lambda: (MLP().eval(), (torch.rand(97, 8),)),
-    "CNN": lambda: (CNN().eval(), (torch.randn(2, 3, 32, 32),)),
+    "MLP": lambda: (MLP().eval(), (torch.rand(97, 8),), None),
+    "CNN": lambda: (CNN().eval(), (torch.randn(2, 3, 32, 32),), None),
+    "GPT-2 (dynamic)": lambda: _decoder("gpt2"),
+    "Llama (dynamic)": lambda: _decoder("llama"),
 }
 
 
-def torchonnx_export(model: nn.Module, args: tuple) -> onnx.ModelProto:
-    return torchonnx.export(model, args, opset_version=18).model_proto
+def torchonnx_export(model: nn.Module, args: tuple, shapes: Any) -> onnx.ModelProto:
+    return torchonnx.export(model, args, opset_version=18, dynamic_shapes=shapes).model_proto
 
 
-def torch_onnx_export(model: nn.Module, args: tuple) -> onnx.ModelProto:
+def torch_onnx_export(model: nn.Module, args: tuple, shapes: Any) -> onnx.ModelProto:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return torch.onnx.export(
-            model, args, dynamo=True, opset_version=18, verbose=False
+            model, args, dynamo=True, opset_version=18, verbose=False, dynamic_shapes=shapes
         ).model_proto
 
 
@@ -108,9 +152,13 @@ def main() -> None:
     print(header)
     print(f"{'':<24} {'ours / theirs':>16} {'':>6} {'ours/thrs':>9} {'':>6} {'ours / theirs':>13}")
     for name in args.models:
-        model, inputs = MODELS[name]()
-        ours_t, ours = timed(lambda m=model, i=inputs: torchonnx_export(m, i), args.repeat)
-        theirs_t, theirs = timed(lambda m=model, i=inputs: torch_onnx_export(m, i), args.repeat)
+        model, inputs, shapes = MODELS[name]()
+        ours_t, ours = timed(
+            lambda m=model, i=inputs, s=shapes: torchonnx_export(m, i, s), args.repeat
+        )
+        theirs_t, theirs = timed(
+            lambda m=model, i=inputs, s=shapes: torch_onnx_export(m, i, s), args.repeat
+        )
         ours_n, theirs_n = len(ours.graph.node), len(theirs.graph.node)
         ours_l, theirs_l = latency(ours, inputs) * 1e3, latency(theirs, inputs) * 1e3
         print(

@@ -8,6 +8,7 @@ named in one OptimizationWarning, and the rest of the optimizer goes on.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -153,13 +154,25 @@ def _ir_pass(step: ir.passes.PassBase) -> Callable[[ir.Model], bool]:
     return lambda model: step(model).modified
 
 
+# The folder logs a warning for each node onnx's reference implementation cannot evaluate
+# (its GatherElements fails on valid inputs: BERT's token types) and leaves the node as it is:
+# nothing a user can act on, so its warnings are not shown (errors still are).
+_FOLDER_LOG = "onnxscript.optimizer._constant_folding"
+
+
 def _fold_constants(model: ir.Model) -> bool:
-    return onnxscript_optimizer.fold_constants(
-        model,
-        onnx_shape_inference=True,
-        input_size_limit=FOLD_INPUT_LIMIT,
-        output_size_limit=FOLD_OUTPUT_LIMIT,
-    ).modified
+    folder_log = logging.getLogger(_FOLDER_LOG)
+    level = folder_log.level
+    folder_log.setLevel(logging.ERROR)
+    try:
+        return onnxscript_optimizer.fold_constants(
+            model,
+            onnx_shape_inference=True,
+            input_size_limit=FOLD_INPUT_LIMIT,
+            output_size_limit=FOLD_OUTPUT_LIMIT,
+        ).modified
+    finally:
+        folder_log.setLevel(level)
 
 
 class _GuardedRun:

@@ -3,6 +3,7 @@ named in one warning, and never fails the export."""
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections import Counter
 
@@ -200,3 +201,27 @@ def test_a_failing_pass_is_undone(monkeypatch: pytest.MonkeyPatch) -> None:
         torchonnx.export(conv_bn_relu(), (torch.randn(1, 3, 8, 8),), verify=True)
     (message,) = optimization_warnings(record.list)
     assert message.startswith("torchonnx optimizer: CommonSubexpressionEliminationPass failed")
+
+
+class TokenTypes(torch.nn.Module):
+    """BERT's token types: a constant buffer gathered at constant positions."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("types", torch.zeros(1, 64, dtype=torch.int64))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(x.shape[1]).unsqueeze(0)
+        return x + torch.gather(self.types, 1, positions)
+
+
+def test_folding_a_node_the_reference_cannot_evaluate_logs_no_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """onnx's reference GatherElements fails on this valid node; the folder leaves it, and the
+    user sees no warning about it (the model is right)."""
+    x = torch.ones(2, 7, dtype=torch.int64)
+    with caplog.at_level(logging.WARNING):
+        program = torchonnx.export(TokenTypes(), (x,))
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.records
+    assert torch.equal(program(x)[0], TokenTypes()(x))
