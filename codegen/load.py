@@ -46,6 +46,7 @@ ENTRY_KEYS = (
     "compute_in",
     "shape",
     "indices",
+    "unspecified_values",
     "lower",
     "gaps",
     "samples",
@@ -452,6 +453,9 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
         widen=widen,
         shape=shape,
         indices=indices,
+        unspecified_values=(
+            _text(f, node, "unspecified_values") if "unspecified_values" in node else None
+        ),
         blocks=blocks,
         gaps=gaps,
         samples=samples,

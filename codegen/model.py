@@ -131,6 +131,8 @@ class Entry:
     compute_in_loc: Location | None = None
     schema: str | None = None  # the declared schema of a Python callable (`operator.add`)
     drop: str | None = None  # why calls of this op are left out of the graph (no lowering)
+    # why the op's output values are unspecified (torch.empty): tests compare dtypes and shapes
+    unspecified_values: str | None = None
 
     @property
     def overloads(self) -> tuple[str, ...]:

@@ -477,6 +477,7 @@ class Renderer:
             "samples": samples,
             "shape": repr(e.shape.text),
             "indices": repr(e.indices.text) if e.indices else None,
+            "unspecified_values": (repr(e.unspecified_values) if e.unspecified_values else None),
         }
 
     def package_init(self) -> str:

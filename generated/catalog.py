@@ -1184,6 +1184,37 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="infer",
     ),
+    "aten::empty.memory_format": EntryInfo(
+        "aten::empty.memory_format",
+        "specs/factory.yaml:174",
+        doc="A tensor of shape size, in dtype (the default dtype when None), whose values are unspecified; the graph gives zeros.",
+        schemas={
+            "aten::empty.memory_format": "aten::empty.memory_format(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
+        },
+        lowerings=(LoweringInfo("specs/factory.yaml:181", 7, 28, ()),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("[2, 3], dtype=dtype", "specs/factory.yaml:184"),
+            Sample("[sym(2), 3]", "specs/factory.yaml:185", dtypes=("float32",)),
+        ),
+        shape="infer",
+        unspecified_values="torch.empty leaves the memory it allocates as it finds it",
+    ),
+    "aten::empty_like": EntryInfo(
+        "aten::empty_like",
+        "specs/factory.yaml:201",
+        doc="A tensor shaped like self, in dtype or self's dtype, whose values are unspecified; the graph gives zeros.",
+        schemas={
+            "aten::empty_like": "aten::empty_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
+        },
+        lowerings=(LoweringInfo("specs/factory.yaml:208", 8, 28, ("Expand", "Shape")),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(Sample("t(2, 3)", "specs/factory.yaml:211"),),
+        shape="same(self)",
+        unspecified_values="torch.empty_like leaves the memory it allocates as it finds it",
+    ),
     "aten::eq.Tensor": EntryInfo(
         "aten::eq.Tensor",
         "specs/elementwise.yaml:621",
@@ -2895,6 +2926,23 @@ ENTRIES: dict[str, EntryInfo] = {
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(Sample("t(3, 4)", "specs/elementwise.yaml:165"),),
         shape="same(self)",
+    ),
+    "aten::new_empty": EntryInfo(
+        "aten::new_empty",
+        "specs/factory.yaml:188",
+        doc="A tensor of shape size, in dtype or self's dtype, whose values are unspecified; the graph gives zeros.",
+        schemas={
+            "aten::new_empty": "aten::new_empty(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor",
+        },
+        lowerings=(LoweringInfo("specs/factory.yaml:194", 7, 28, ()),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(2), [2, 3]", "specs/factory.yaml:197"),
+            Sample("t(2), [sym(3), 2], dtype=int64", "specs/factory.yaml:198", dtypes=("float32",)),
+        ),
+        shape="infer",
+        unspecified_values="torch's new_empty leaves the memory it allocates as it finds it",
     ),
     "aten::new_full": EntryInfo(
         "aten::new_full",

@@ -140,3 +140,30 @@ def new_zeros__opset7(op, self, size, dtype, layout, device, pin_memory):
 def new_ones__opset7(op, self, size, dtype, layout, device, pin_memory):
     """aten::new_ones at opsets 7..28 (specs/factory.yaml, aten::new_ones)."""
     return _h.aten(op, "aten::full", size, 1, dtype=_h.dtype_of(self) if dtype is None else dtype)
+
+
+# aten::empty.memory_format: A tensor of shape size, in dtype (the default dtype when None), whose values are unspecified; the graph gives zeros.
+#   aten::empty.memory_format(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
+
+
+def empty_memory_format__opset7(op, size, dtype, layout, device, pin_memory, memory_format):
+    """aten::empty.memory_format at opsets 7..28 (specs/factory.yaml, aten::empty.memory_format)."""
+    return _h.aten(op, "aten::full", size, 0.0, dtype=dtype)
+
+
+# aten::new_empty: A tensor of shape size, in dtype or self's dtype, whose values are unspecified; the graph gives zeros.
+#   aten::new_empty(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor
+
+
+def new_empty__opset7(op, self, size, dtype, layout, device, pin_memory):
+    """aten::new_empty at opsets 7..28 (specs/factory.yaml, aten::new_empty)."""
+    return _h.aten(op, "aten::full", size, 0, dtype=_h.dtype_of(self) if dtype is None else dtype)
+
+
+# aten::empty_like: A tensor shaped like self, in dtype or self's dtype, whose values are unspecified; the graph gives zeros.
+#   aten::empty_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor
+
+
+def empty_like__opset8(op, self, dtype, layout, device, pin_memory, memory_format):
+    """aten::empty_like at opsets 8..28 (specs/factory.yaml, aten::empty_like)."""
+    return op.Expand(_h.const(op, 0, _h.dtype_of(self)), op.Shape(self))

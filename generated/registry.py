@@ -2112,6 +2112,45 @@ _ENTRIES = (
         input_dtypes={"indices": ("int32", "int64")},
     ),
     Entry(
+        "aten::empty.memory_format",
+        (
+            Overload(
+                "aten::empty.memory_format",
+                (
+                    Param("size", VALUE, dynamic=True),
+                    Param("dtype", VALUE, None, kwarg_only=True, named="dtype"),
+                    Param("layout", VALUE, None, kwarg_only=True, named="layout"),
+                    Param("device", VALUE, None, kwarg_only=True, named="device"),
+                    Param("pin_memory", VALUE, None, kwarg_only=True),
+                    Param("memory_format", VALUE, None, kwarg_only=True, named="memory_format"),
+                ),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_factory.empty_memory_format__opset7,), _pca0c43c1),),
+        dtypes=_all,
+        dtype_param="dtype",
+    ),
+    Entry(
+        "aten::empty_like",
+        (
+            Overload(
+                "aten::empty_like",
+                (
+                    Param("self", TENSOR),
+                    Param("dtype", VALUE, None, kwarg_only=True, named="dtype"),
+                    Param("layout", VALUE, None, kwarg_only=True, named="layout"),
+                    Param("device", VALUE, None, kwarg_only=True, named="device"),
+                    Param("pin_memory", VALUE, None, kwarg_only=True),
+                    Param("memory_format", VALUE, None, kwarg_only=True, named="memory_format"),
+                ),
+            ),
+        ),
+        (Lowering(0, 8, 28, (_factory.empty_like__opset8,), _pafa423cb),),
+        dtypes=_all,
+        group=("self",),
+        dtype_param="dtype",
+    ),
+    Entry(
         "aten::eq.Tensor",
         (
             Overload(
@@ -3127,6 +3166,25 @@ _ENTRIES = (
         dtypes=_numeric,
         promote="default",
         promote_args=("self",),
+        group=("self",),
+    ),
+    Entry(
+        "aten::new_empty",
+        (
+            Overload(
+                "aten::new_empty",
+                (
+                    Param("self", TENSOR),
+                    Param("size", VALUE, dynamic=True),
+                    Param("dtype", VALUE, None, kwarg_only=True, named="dtype"),
+                    Param("layout", VALUE, None, kwarg_only=True, named="layout"),
+                    Param("device", VALUE, None, kwarg_only=True, named="device"),
+                    Param("pin_memory", VALUE, None, kwarg_only=True),
+                ),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_factory.new_empty__opset7,), _pca0c43c1),),
+        dtypes=_all,
         group=("self",),
     ),
     Entry(

@@ -474,6 +474,16 @@ def new_ones__opset7(g, self, size, dtype, layout, device, pin_memory):
     return _h.aten(g, "aten::full", size, 1, dtype=_h.dtype_of(self) if dtype is None else dtype)
 
 
+def empty_memory_format__opset7(g, size, dtype, layout, device, pin_memory, memory_format):
+    """aten::empty.memory_format at opsets 7..28 (specs/factory.yaml, aten::empty.memory_format)."""
+    return _h.aten(g, "aten::full", size, 0.0, dtype=dtype)
+
+
+def new_empty__opset7(g, self, size, dtype, layout, device, pin_memory):
+    """aten::new_empty at opsets 7..28 (specs/factory.yaml, aten::new_empty)."""
+    return _h.aten(g, "aten::full", size, 0, dtype=_h.dtype_of(self) if dtype is None else dtype)
+
+
 def embedding__opset7(g, weight, indices, padding_idx, scale_grad_by_freq, sparse):
     """aten::embedding at opsets 7..28 (specs/indexing.yaml, aten::embedding)."""
     return g.op("Gather", weight, indices, axis_i=0)
@@ -1782,6 +1792,11 @@ def aten_embedding(g, *args, **kwargs):
     return _h.dispatch(g, "aten::embedding", 7, args, kwargs)
 
 
+def aten_empty(g, *args, **kwargs):
+    """aten::empty: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::empty", 7, args, kwargs)
+
+
 def aten_eq(g, *args, **kwargs):
     """aten::eq: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::eq", 7, args, kwargs)
@@ -2020,6 +2035,11 @@ def aten_neg(g, *args, **kwargs):
 def aten_neg_(g, *args, **kwargs):
     """aten::neg_: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::neg_", 7, args, kwargs)
+
+
+def aten_new_empty(g, *args, **kwargs):
+    """aten::new_empty: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::new_empty", 7, args, kwargs)
 
 
 def aten_new_full(g, *args, **kwargs):
@@ -2409,6 +2429,7 @@ SYMBOLICS = {
     "aten::elu": aten_elu,
     "aten::elu_": aten_elu_,
     "aten::embedding": aten_embedding,
+    "aten::empty": aten_empty,
     "aten::eq": aten_eq,
     "aten::exp": aten_exp,
     "aten::exp_": aten_exp_,
@@ -2457,6 +2478,7 @@ SYMBOLICS = {
     "aten::ne": aten_ne,
     "aten::neg": aten_neg,
     "aten::neg_": aten_neg_,
+    "aten::new_empty": aten_new_empty,
     "aten::new_full": aten_new_full,
     "aten::new_ones": aten_new_ones,
     "aten::new_zeros": aten_new_zeros,

@@ -55,6 +55,11 @@ def full__opset8(g, size, fill_value, dtype, layout, device, pin_memory):
     )
 
 
+def empty_like__opset8(g, self, dtype, layout, device, pin_memory, memory_format):
+    """aten::empty_like at opsets 8..28 (specs/factory.yaml, aten::empty_like)."""
+    return g.op("Expand", _h.const(g, 0, _h.dtype_of(self)), g.op("Shape", self))
+
+
 def max_pool2d_with_indices__opset8(g, self, kernel_size, stride, padding, dilation, ceil_mode):
     """aten::max_pool2d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml, aten::max_pool2d_with_indices)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
@@ -98,6 +103,11 @@ def expand__opset8(g, self, size, implicit):
         self,
         _h.const(g, [1 if _h.is_static(s) and s == -1 else s for s in size], "int64"),
     )
+
+
+def aten_empty_like(g, *args, **kwargs):
+    """aten::empty_like: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::empty_like", 8, args, kwargs)
 
 
 def aten_expand(g, *args, **kwargs):
@@ -151,6 +161,7 @@ def aten_zeros_like(g, *args, **kwargs):
 
 
 SYMBOLICS = {
+    "aten::empty_like": aten_empty_like,
     "aten::expand": aten_expand,
     "aten::expand_copy": aten_expand_copy,
     "aten::full": aten_full,

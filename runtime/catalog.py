@@ -79,6 +79,8 @@ class EntryInfo:
     samples: tuple[Sample, ...] = ()
     shape: str = "infer"  # the shape rule, as written
     indices: str | None = None  # how the last output, an index tensor, points into an input
+    # why the output values are unspecified (torch.empty): only dtypes and shapes are compared
+    unspecified_values: str | None = None
 
 
 def entries() -> dict[str, EntryInfo]:
