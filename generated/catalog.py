@@ -150,19 +150,19 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::_to_copy": EntryInfo(
         "aten::_to_copy",
-        "specs/elementwise.yaml:962",
+        "specs/elementwise.yaml:980",
         doc="A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.",
         schemas={
             "aten::_to_copy": "aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:968", 7, 28, ("Identity",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:986", 7, 28, ("Identity",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3)", "specs/elementwise.yaml:971"),
+            Sample("t(2, 3)", "specs/elementwise.yaml:989"),
             Sample(
                 "t(2, 3), dtype=float16",
-                "specs/elementwise.yaml:972",
+                "specs/elementwise.yaml:990",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -177,7 +177,7 @@ ENTRIES: dict[str, EntryInfo] = {
             ),
             Sample(
                 "t(2, 3), dtype=int64",
-                "specs/elementwise.yaml:974",
+                "specs/elementwise.yaml:992",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -190,7 +190,7 @@ ENTRIES: dict[str, EntryInfo] = {
                     "float64",
                 ),
             ),
-            Sample("t(2, 3), dtype=float32", "specs/elementwise.yaml:976", opsets=(13, 28)),
+            Sample("t(2, 3), dtype=float32", "specs/elementwise.yaml:994", opsets=(13, 28)),
         ),
         shape="same(self)",
     ),
@@ -993,19 +993,48 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="infer",
     ),
+    "aten::copy": EntryInfo(
+        "aten::copy",
+        "specs/elementwise.yaml:962",
+        doc="src written into a tensor like self (what `x[...] = v` and `x.copy_(v)` become once functionalized), broadcast to self's shape and cast to its dtype.",
+        schemas={
+            "aten::copy": "aten::copy(Tensor self, Tensor src, bool non_blocking=False) -> Tensor",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:968", 8, 28, ("Cast", "Expand", "Shape")),),
+        gaps=(
+            GapInfo(
+                "ONNX Expand, which broadcasts src, arrives at opset 8",
+                "specs/elementwise.yaml:971",
+                opsets=(7, 7),
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:974"),
+            Sample(
+                "t(2, 3), t(3)", "specs/elementwise.yaml:975", dtypes=("bool", "int64", "float32")
+            ),
+            Sample(
+                "t(2, 3), ints(2, 1, high=5)",
+                "specs/elementwise.yaml:977",
+                dtypes=("bool", "float32"),
+            ),
+        ),
+        shape="same(self)",
+    ),
     "aten::cos": EntryInfo(
         "aten::cos",
-        "specs/elementwise.yaml:1014",
+        "specs/elementwise.yaml:1032",
         doc="Cosine, elementwise.",
         schemas={
             "aten::cos": "aten::cos(Tensor self) -> Tensor",
             "aten::cos_": "aten::cos_(Tensor(a!) self) -> Tensor(a!)",
             "aten::cos.out": "aten::cos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:1023", 7, 28, ("Cos",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1041", 7, 28, ("Cos",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:1026"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:1044"),),
         shape="same(self)",
     ),
     "aten::cumsum": EntryInfo(
@@ -1338,19 +1367,19 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::full_like": EntryInfo(
         "aten::full_like",
-        "specs/elementwise.yaml:979",
+        "specs/elementwise.yaml:997",
         doc="A tensor shaped like self filled with fill_value, in dtype or self's dtype.",
         schemas={
             "aten::full_like": "aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:985", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1003", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:988"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:1006"),
             Sample(
                 "t(2, 3), 2.5, dtype=float32",
-                "specs/elementwise.yaml:989",
+                "specs/elementwise.yaml:1007",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -3036,15 +3065,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::ones_like": EntryInfo(
         "aten::ones_like",
-        "specs/elementwise.yaml:1003",
+        "specs/elementwise.yaml:1021",
         doc="Ones shaped like self, in dtype or self's dtype.",
         schemas={
             "aten::ones_like": "aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:1009", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1027", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:1012"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:1030"),),
         shape="same(self)",
     ),
     "aten::permute": EntryInfo(
@@ -3634,17 +3663,17 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::sin": EntryInfo(
         "aten::sin",
-        "specs/elementwise.yaml:1028",
+        "specs/elementwise.yaml:1046",
         doc="Sine, elementwise.",
         schemas={
             "aten::sin": "aten::sin(Tensor self) -> Tensor",
             "aten::sin_": "aten::sin_(Tensor(a!) self) -> Tensor(a!)",
             "aten::sin.out": "aten::sin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:1036", 7, 28, ("Sin",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1054", 7, 28, ("Sin",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:1039"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:1057"),),
         shape="same(self)",
     ),
     "aten::slice.Tensor": EntryInfo(
@@ -4666,15 +4695,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::zeros_like": EntryInfo(
         "aten::zeros_like",
-        "specs/elementwise.yaml:992",
+        "specs/elementwise.yaml:1010",
         doc="Zeros shaped like self, in dtype or self's dtype.",
         schemas={
             "aten::zeros_like": "aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:998", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1016", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:1001"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:1019"),),
         shape="same(self)",
     ),
     "math.ceil": EntryInfo(

@@ -1018,6 +1018,15 @@ def alias__opset7(op, self):
     return op.Identity(self)
 
 
+# aten::copy: src written into a tensor like self (what `x[...] = v` and `x.copy_(v)` become once functionalized), broadcast to self's shape and cast to its dtype.
+#   aten::copy(Tensor self, Tensor src, bool non_blocking=False) -> Tensor
+
+
+def copy__opset8(op, self, src, non_blocking):
+    """aten::copy at opsets 8..28 (specs/elementwise.yaml, aten::copy)."""
+    return op.Expand(op.Cast(src, to=_h.onnx_dtype(_h.dtype_of(self))), op.Shape(self))
+
+
 # aten::_to_copy: A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.
 #   aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor
 

@@ -1968,6 +1968,32 @@ _ENTRIES = (
         ),
     ),
     Entry(
+        "aten::copy",
+        (
+            Overload(
+                "aten::copy",
+                (Param("self", TENSOR), Param("src", TENSOR), Param("non_blocking", VALUE, False)),
+            ),
+        ),
+        (Lowering(0, 8, 28, (_elementwise.copy__opset8,), _pafa423cb),),
+        dtypes=_all,
+        group=("self",),
+        input_dtypes={
+            "src": (
+                "bool",
+                "uint8",
+                "int8",
+                "int16",
+                "int32",
+                "int64",
+                "float16",
+                "bfloat16",
+                "float32",
+                "float64",
+            )
+        },
+    ),
+    Entry(
         "aten::cos",
         (Overload("aten::cos", (Param("self", TENSOR),), also=("aten::cos_", "aten::cos.out")),),
         (Lowering(0, 7, 28, (_elementwise.cos__opset7,), _pec2921db),),

@@ -31,6 +31,13 @@ def native_dropout__opset8(g, input, p, train):
     return (g.op("Identity", input), keep)
 
 
+def copy__opset8(g, self, src, non_blocking):
+    """aten::copy at opsets 8..28 (specs/elementwise.yaml, aten::copy)."""
+    return g.op(
+        "Expand", g.op("Cast", src, to_i=_h.onnx_dtype(_h.dtype_of(self))), g.op("Shape", self)
+    )
+
+
 def full_like__opset8(g, self, fill_value, dtype, layout, device, pin_memory, memory_format):
     """aten::full_like at opsets 8..28 (specs/elementwise.yaml, aten::full_like)."""
     return g.op("Expand", _h.const(g, fill_value, _h.dtype_of(self)), g.op("Shape", self))
@@ -105,6 +112,11 @@ def expand__opset8(g, self, size, implicit):
     )
 
 
+def aten_copy(g, *args, **kwargs):
+    """aten::copy: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::copy", 8, args, kwargs)
+
+
 def aten_empty_like(g, *args, **kwargs):
     """aten::empty_like: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::empty_like", 8, args, kwargs)
@@ -161,6 +173,7 @@ def aten_zeros_like(g, *args, **kwargs):
 
 
 SYMBOLICS = {
+    "aten::copy": aten_copy,
     "aten::empty_like": aten_empty_like,
     "aten::expand": aten_expand,
     "aten::expand_copy": aten_expand_copy,
