@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from torchonnx import catalog  # light: it loads the generated catalog only when asked
-from torchonnx.dtypes import FLOATING, INTEGRAL, Operand, compute_dtype, named_value
+from torchonnx.dtypes import Operand, compute_dtype, named_value, python_dtype
 from torchonnx.opsets import span
 
 TENSOR = "tensor"
@@ -290,9 +290,7 @@ def compute_dtype_for(entry: Entry, backend: Backend, args: dict[str, Any]) -> s
                 if isinstance(value, (bool, int, float, complex)):
                     operands.append(Operand.scalar(value))
                 elif backend.is_number(value):  # a number the graph computes: promoted as one
-                    dtype = backend.dtype_of(value)
-                    kind = "int64" if dtype in INTEGRAL else dtype
-                    operands.append(Operand("float64" if kind in FLOATING else kind, None))
+                    operands.append(Operand(python_dtype([backend.dtype_of(value)]), None))
                 else:
                     dtype = backend.dtype_of(value)
                     if dtype is None:
@@ -391,16 +389,24 @@ def plan(
             reason = declared = catalog.entry(entry.key).reasons[status[1]]
         else:  # never picked where an earlier lowering takes the dtype; kept for safety
             reason = f"{compute} is not among the dtypes of this op ({', '.join(lowering.dtypes)})"
-        works = dtype_opsets(entry, compute)
-        hint = f"; {compute} works at opsets {span(works)}" if works else ""
-        raise NotLowerable(
-            f"{compute} at opset {opset}: {reason}{hint}",
-            entry=entry.key,
-            lowering=lowering.index,
-            opsets=works,
-            declared=declared,
-        )
+        raise _dtype_refusal(entry, compute, opset, reason, declared, lowering=lowering.index)
     return lowering, compute, run
+
+
+def _dtype_refusal(
+    entry: Entry, compute: str, opset: int, reason: str, declared: str | None, **where: int
+) -> NotLowerable:
+    """Why `compute` does not run at `opset`, and the opsets where it does; `where` names the
+    lowering or gap of the entry that says so."""
+    works = dtype_opsets(entry, compute)
+    hint = f"; {compute} works at opsets {span(works)}" if works else ""
+    return NotLowerable(
+        f"{compute} at opset {opset}: {reason}{hint}",
+        entry=entry.key,
+        opsets=works,
+        declared=declared,
+        **where,
+    )
 
 
 def _dtype_gap(entry: Entry, compute: str | None, opset: int) -> NotLowerable | None:
@@ -411,15 +417,7 @@ def _dtype_gap(entry: Entry, compute: str | None, opset: int) -> NotLowerable | 
     for index, gap in enumerate(catalog.entry(entry.key).gaps):
         if gap.when is None and gap.runtime is None and (not gap.dtypes or compute in gap.dtypes):
             if gap.opsets is None or gap.opsets[0] <= opset <= gap.opsets[1]:
-                works = dtype_opsets(entry, compute)
-                hint = f"; {compute} works at opsets {span(works)}" if works else ""
-                return NotLowerable(
-                    f"{compute} at opset {opset}: {gap.reason}{hint}",
-                    entry=entry.key,
-                    gap=index,
-                    opsets=works,
-                    declared=gap.reason,
-                )
+                return _dtype_refusal(entry, compute, opset, gap.reason, gap.reason, gap=index)
     return None
 
 

@@ -13,7 +13,7 @@ import onnx_ir as ir
 import torch
 
 from torchonnx.dispatch import NotLowerable
-from torchonnx.dtypes import FLOATING, INTEGRAL, name_of, torch_dtype
+from torchonnx.dtypes import FLOATING, INTEGRAL, default_float, name_of, torch_dtype
 
 
 class Dynamic:
@@ -100,14 +100,14 @@ def number_dtype(value: Any) -> str:
         dtype = dtype_of(value)
         if dtype == "bool":
             return "bool"
-        return "int64" if dtype in INTEGRAL else name_of(torch.get_default_dtype())
+        return "int64" if dtype in INTEGRAL else default_float()
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
         return "int64"
     if isinstance(value, complex):
-        return "complex128" if torch.get_default_dtype() == torch.float64 else "complex64"
-    return name_of(torch.get_default_dtype())
+        return "complex128" if default_float() == "float64" else "complex64"
+    return default_float()
 
 
 def factory_dtype(dtype: str | None, *values: Any) -> str:

@@ -41,8 +41,7 @@ def _at(mask: torch.Tensor) -> tuple[int, tuple[int, ...]]:
 
 
 def _value(t: torch.Tensor, index: tuple[int, ...]) -> str:
-    v = t[index].item() if index or t.dim() == 0 else t.item()
-    return repr(v)
+    return repr(t[index].item())
 
 
 def _floating(e: torch.Tensor, a: torch.Tensor) -> tuple[float, bool, str]:
