@@ -29,7 +29,7 @@ from torchonnx.codegen.body import (
     pure_guards,
 )
 from torchonnx.codegen.errors import Diagnostics, Location, SpecError
-from torchonnx.codegen.model import Block, Common, Entry, Gap, OpsetRange
+from torchonnx.codegen.model import Block, Common, Entry, Gap
 from torchonnx.codegen.onnx_ops import op_at
 from torchonnx.dtypes import DTYPE_NAMES, PROMOTION_KINDS, compute_dtypes, onnx_type_str
 from torchonnx.indices import RULES as INDEX_RULES
@@ -67,7 +67,7 @@ class Lowering:
 
     index: int
     block: Block
-    start: int
+    since: int
     until: int
     when: str | None  # rendered condition
     functions: dict[str, Function]  # overload -> function
@@ -75,14 +75,6 @@ class Lowering:
     onnx_ops: tuple[str, ...]
     cast_back: dict[str, tuple[bool, ...]]  # widened dtype -> per output: cast back to it
     calls: tuple[AtenUse, ...] = ()  # ATen overloads its body calls
-
-    @property
-    def since(self) -> int:
-        return self.start
-
-    @property
-    def opsets(self) -> OpsetRange:
-        return OpsetRange(self.since, self.until)
 
 
 @dataclass(frozen=True)
@@ -100,7 +92,6 @@ class Analyzed:
     promote_args: tuple[str, ...]
     group: tuple[str, ...]  # tensor arguments that are cast to the compute dtype
     dtype_param: str | None  # a `ScalarType? dtype` argument that fixes the compute dtype
-    compute_dtypes: tuple[str, ...]
     lowerings: tuple[Lowering, ...]
     gaps: tuple[GapOut, ...]
 
@@ -112,12 +103,6 @@ class Analyzed:
     @property
     def primary(self) -> AtenSchema:
         return self.schemas[self.entry.key]
-
-    @property
-    def opsets(self) -> OpsetRange:
-        return OpsetRange(
-            min(lw.since for lw in self.lowerings), max(lw.until for lw in self.lowerings)
-        )
 
 
 def analyze(entries: list[Entry], common: Common, diags: Diagnostics) -> list[Analyzed]:
@@ -168,7 +153,7 @@ def _check_calls(analyzed: list[Analyzed], diags: Diagnostics) -> None:
                     diags.error(
                         call.loc,
                         f"{call.overload} has no lowering at opset {span(missing)}, which this "
-                        f"lowering covers ({lw.since}..{lw.until})",
+                        f"lowering covers ({span(range(lw.since, lw.until + 1))})",
                     )
     for start in sorted(graph):
         path = _cycle(graph, start, [])
@@ -196,14 +181,13 @@ class _Entry:
         self.common = common
         self.diags = diags
         self.callees = callees
-        self._rejected: dict[tuple, tuple[list[OpUse], str | None]] = {}
 
     def run(self) -> Analyzed | None:
         e = self.e
         schemas = self.schemas()
         primary = schemas[e.key]
         if e.drop is not None:
-            return Analyzed(e, schemas, None, (), (), None, (), (), ())
+            return Analyzed(e, schemas, None, (), (), None, (), ())
         before = len(self.diags.errors)
         kind, args = self.promotion(primary)
         for arg in e.input_dtypes:
@@ -256,7 +240,7 @@ class _Entry:
         gaps = self.gaps(primary)
         if len(self.diags.errors) > before or lowerings is None:
             return None
-        return Analyzed(e, schemas, kind, args, group, dtype_param, computes, lowerings, gaps)
+        return Analyzed(e, schemas, kind, args, group, dtype_param, lowerings, gaps)
 
     # -- overloads and rules ------------------------------------------------------------
     def schemas(self) -> dict[str, AtenSchema]:
@@ -419,11 +403,13 @@ class _Entry:
         failed = False
         for index, (block, until) in enumerate(zip(self.e.blocks, untils, strict=True)):
             with self.diags.collect():
-                for lo, hi in self.pieces(block, block.since, until, schemas[self.e.key]):
+                for lo, hi, checked in self.pieces(block, block.since, until, schemas[self.e.key]):
                     suffix = f"opset{lo}" + (f"_{names[lo]}" if lo in names else "")
                     names[lo] = names.get(lo, 0) + 1
                     out.append(
-                        self.lowering(index, block, lo, hi, suffix, schemas, group, computes)
+                        self.lowering(
+                            index, block, lo, hi, suffix, schemas, group, computes, checked
+                        )
                     )
                 continue
             failed = True
@@ -441,10 +427,13 @@ class _Entry:
             and (g.opsets is None or (g.opsets.lo <= lo and hi <= g.opsets.hi))
         )
 
-    def pieces(self, block: Block, lo: int, hi: int, schema: AtenSchema) -> list[tuple[int, int]]:
-        """lo..hi cut where an ONNX argument of the body moves from attribute to input."""
+    def pieces(
+        self, block: Block, lo: int, hi: int, schema: AtenSchema
+    ) -> list[tuple[int, int, Checked]]:
+        """lo..hi cut where an ONNX argument of the body moves from attribute to input, each
+        piece with the body checked for `schema` there."""
         try:
-            check_body(
+            checked = check_body(
                 block.emit.text,
                 block.emit.where,
                 schema,
@@ -460,7 +449,7 @@ class _Entry:
                 for a, b in itertools.pairwise(cuts)
                 for piece in self.pieces(block, a, b - 1, schema)
             ]
-        return [(lo, hi)]
+        return [(lo, hi, checked)]
 
     def lowering(
         self,
@@ -472,7 +461,10 @@ class _Entry:
         schemas: dict[str, AtenSchema],
         group: set[str],
         computes: tuple[str, ...],
+        primary: Checked,
     ) -> Lowering:
+        """The lowering of `block` over start..until; `primary` is its body checked for the
+        entry's first overload (by `pieces`)."""
         when = None
         if block.when is not None:
             for schema in schemas.values():
@@ -488,6 +480,10 @@ class _Entry:
         for name, schema in schemas.items():
             alike = repr((schema.params, schema.returns))  # defaults may be lists: not hashable
             checked = checked_for.get(alike)
+            if checked is None and name == self.e.key:
+                checked = checked_for[alike] = primary
+                ops.extend(checked.ops)
+                calls.extend(checked.calls)
             if checked is None:
                 try:
                     checked = check_body(
@@ -577,6 +573,7 @@ class _Entry:
         applies = (
             guards_when_true(ast.parse(block.when.text, mode="eval").body) if block.when else []
         )
+        rejected: dict[tuple, str | None] = {}  # what `_rejects` said, per dtype and op versions
         for dtype in computes:
             if excluded(applies, dtype, group):
                 continue  # the lowering's condition rules this dtype out
@@ -585,21 +582,16 @@ class _Entry:
                 if self.caught(block, dtype, opset, group):
                     statuses.append((opset, None, None))  # an earlier pick takes this dtype
                     continue
-                status = self.status(dtype, opset, ops, group)
+                status = self.status(dtype, opset, ops, group, rejected)
                 if isinstance(status, str):
                     problems.setdefault((dtype, status), []).append(opset)
                     status = (None, "error")
                 statuses.append((opset, *status))
             plan[dtype] = _segments(statuses)
         for (dtype, why), opsets in sorted(problems.items()):
-            rng = (
-                OpsetRange(opsets[0], opsets[-1])
-                if opsets == list(range(opsets[0], opsets[-1] + 1))
-                else opsets
-            )
             self.diags.error(
                 block.loc,
-                f"{self.e.key} at opset {rng}: {why}; widen {dtype} to a dtype ONNX accepts here "
+                f"{self.e.key} at opset {span(opsets)}: {why}; widen {dtype} to a dtype ONNX accepts here "
                 f"(`widen: {{{dtype}: ...}}`), or declare a gap for {dtype}",
             )
         return plan
@@ -622,9 +614,15 @@ class _Entry:
         return False
 
     def status(
-        self, dtype: str, opset: int, ops: list[OpUse], group: set[str]
+        self,
+        dtype: str,
+        opset: int,
+        ops: list[OpUse],
+        group: set[str],
+        rejected: dict[tuple, str | None],
     ) -> tuple[str | None, str | None] | str:
-        """(compute dtype, None) or (None, reason); a string is an error message."""
+        """(compute dtype, None) or (None, reason); a string is an error message. `rejected`
+        keeps what the ops said of a dtype, per version of the ops: most opsets change none."""
         for limit in self.common.limits:
             if limit.runtime is None and dtype in limit.dtypes and opset in limit.opsets:
                 return None, limit.reason
@@ -636,27 +634,23 @@ class _Entry:
                 and (gap.opsets is None or opset in gap.opsets)
             ):
                 return None, gap.reason
-        problem = self._rejects(ops, dtype, opset, group)
+        versions = tuple(spec.since if (spec := op_at(u.op, opset)) else 0 for u in ops)
+
+        def rejects(d: str) -> str | None:
+            if (d, versions) not in rejected:
+                rejected[d, versions] = _rejects(ops, d, opset, group)
+            return rejected[d, versions]
+
+        problem = rejects(dtype)
         if problem is None:
             return dtype, None
         wide = self.e.widen.get(dtype)
         if wide is not None:
-            wide_problem = self._rejects(ops, wide, opset, group) or _cast_rejects(
-                dtype, wide, opset
-            )
+            wide_problem = rejects(wide) or _cast_rejects(dtype, wide, opset)
             if wide_problem is None:
                 return wide, None
             return f"{problem}, and widening to {wide} fails too ({wide_problem})"
         return problem
-
-    def _rejects(self, ops: list[OpUse], dtype: str, opset: int, group: set[str]) -> str | None:
-        """`_rejects`, once per version of the ops used: most opsets change none of them."""
-        versions = tuple(spec.since if (spec := op_at(u.op, opset)) else 0 for u in ops)
-        key = (id(ops), dtype, versions, frozenset(group))
-        cached = self._rejected.get(key)
-        if cached is None or cached[0] is not ops:  # (an id is unique while its list lives)
-            cached = self._rejected[key] = (ops, _rejects(ops, dtype, opset, group))
-        return cached[1]
 
     def gaps(self, primary: AtenSchema) -> tuple[GapOut, ...]:
         out = []

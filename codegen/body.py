@@ -811,8 +811,8 @@ class _Checker:
             if node.keywords and name not in ("sorted", "min", "max"):
                 raise self.fail(node, f"{name}() takes no keyword arguments here")
             dynamic = False
-            for a in node.args:
-                s = self.expr(a, env)
+            args = [self.expr(a, env) for a in node.args]  # each checked once
+            for a, s in zip(node.args, args, strict=True):
                 if s.kind is Kind.TENSORS and name in ("enumerate", "zip"):
                     continue  # a comprehension over it binds its elements
                 if s.kind is Kind.TENSORS and name in ("len", "list", "tuple", "reversed"):
@@ -828,7 +828,6 @@ class _Checker:
                 self.need_value(a, s, f"the argument of {name}()", static=not keeps)
                 dynamic |= s.dynamic and name != "len"
             self.notes[_key(node)] = _CallNote("builtin")
-            args = [self.expr(a, env) for a in node.args]
             first = args[0] if args else None
             pytype = BUILTINS[name] or (first.pytype if first is not None else "any")
             if name in ("min", "max", "sum", "abs", "round") and args:
