@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= auto
 
 INSTALL_VENV ?= .venv-install
 
-.PHONY: install codegen check-generated check-install test test-fast demo bench format lint docs clean
+.PHONY: install codegen check-generated check-install test demo bench format lint docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)

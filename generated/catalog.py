@@ -1049,17 +1049,22 @@ ENTRIES: dict[str, EntryInfo] = {
         lowerings=(LoweringInfo("specs/reduction.yaml:267", 11, 28, ("CumSum", "Identity")),),
         gaps=(
             GapInfo("ONNX CumSum arrives at opset 11", "specs/reduction.yaml:273", opsets=(7, 10)),
+            GapInfo("torch has no cumsum in bool", "specs/reduction.yaml:276", dtypes=("bool",)),
         ),
-        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        reasons=(
+            "torch has no cumsum in bool",
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+        ),
         samples=(
-            Sample("t(3, 4), 1", "specs/reduction.yaml:276"),
-            Sample("t(2, 3, 4), -3", "specs/reduction.yaml:277", dtypes=("int64", "float32")),
+            Sample("t(3, 4), 1", "specs/reduction.yaml:279"),
+            Sample("t(2, 3, 4), -3", "specs/reduction.yaml:280", dtypes=("int64", "float32")),
             Sample(
                 "t(2, 5), 1, dtype=dtype",
-                "specs/reduction.yaml:279",
+                "specs/reduction.yaml:282",
                 dtypes=("uint8", "int8", "int16", "int32"),
             ),
-            Sample("t(), 0", "specs/reduction.yaml:281", dtypes=("float32",)),
+            Sample("t(2, 5), 1, dtype=bool", "specs/reduction.yaml:284", dtypes=("float32",)),
+            Sample("t(), 0", "specs/reduction.yaml:286", dtypes=("float32",)),
         ),
         shape="same(self)",
     ),
@@ -2047,7 +2052,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::linalg_vector_norm": EntryInfo(
         "aten::linalg_vector_norm",
-        "specs/reduction.yaml:284",
+        "specs/reduction.yaml:289",
         doc="The ord-norm of self over the dims dim (all of them when dim is None or empty), as one vector; ord 0 counts the nonzero elements, inf and -inf take the largest and smallest magnitude.",
         schemas={
             "aten::linalg_vector_norm": "aten::linalg_vector_norm(Tensor self, Scalar ord=2, int[1]? dim=None, bool keepdim=False, *, ScalarType? dtype=None) -> Tensor",
@@ -2055,7 +2060,7 @@ ENTRIES: dict[str, EntryInfo] = {
         },
         lowerings=(
             LoweringInfo(
-                "specs/reduction.yaml:293",
+                "specs/reduction.yaml:298",
                 7,
                 12,
                 (
@@ -2070,7 +2075,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/reduction.yaml:293",
+                "specs/reduction.yaml:298",
                 13,
                 17,
                 (
@@ -2085,7 +2090,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/reduction.yaml:293",
+                "specs/reduction.yaml:298",
                 18,
                 28,
                 (
@@ -2103,27 +2108,27 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(
             GapInfo(
                 "the norm's order picks the ONNX ops, so it must be known while exporting",
-                "specs/reduction.yaml:317",
+                "specs/reduction.yaml:322",
                 when="not is_static(ord)",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(3, 4)", "specs/reduction.yaml:320"),
+            Sample("t(3, 4)", "specs/reduction.yaml:325"),
             Sample(
-                "t(3, 4), 2, [1], True", "specs/reduction.yaml:321", dtypes=("float32", "float64")
+                "t(3, 4), 2, [1], True", "specs/reduction.yaml:326", dtypes=("float32", "float64")
             ),
-            Sample("t(2, 3, 4), 1, [0, -1]", "specs/reduction.yaml:323", dtypes=("float32",)),
-            Sample('t(2, 3), float("inf"), [1]', "specs/reduction.yaml:325", dtypes=("float32",)),
-            Sample('t(2, 3), float("-inf")', "specs/reduction.yaml:327", dtypes=("float32",)),
-            Sample("t(2, 3), 0, [0]", "specs/reduction.yaml:329", dtypes=("float32",)),
-            Sample("t(2, 3), 3, [1]", "specs/reduction.yaml:331", dtypes=("float16", "float32")),
+            Sample("t(2, 3, 4), 1, [0, -1]", "specs/reduction.yaml:328", dtypes=("float32",)),
+            Sample('t(2, 3), float("inf"), [1]', "specs/reduction.yaml:330", dtypes=("float32",)),
+            Sample('t(2, 3), float("-inf")', "specs/reduction.yaml:332", dtypes=("float32",)),
+            Sample("t(2, 3), 0, [0]", "specs/reduction.yaml:334", dtypes=("float32",)),
+            Sample("t(2, 3), 3, [1]", "specs/reduction.yaml:336", dtypes=("float16", "float32")),
             Sample(
                 "t(2, 3), 2, None, False, dtype=float64",
-                "specs/reduction.yaml:333",
+                "specs/reduction.yaml:338",
                 dtypes=("float32",),
             ),
-            Sample("t(), 2", "specs/reduction.yaml:335", dtypes=("float32",)),
+            Sample("t(), 2", "specs/reduction.yaml:340", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
     ),

@@ -110,6 +110,27 @@ _p0b54f36a = Plan(
         "float64": ((7, 10, "float64", None),),
     }
 )
+_p0b76200f = Plan(
+    {
+        "bool": ((11, 28, None, 0),),
+        "uint8": ((11, 28, "int32", None),),
+        "int8": ((11, 28, "int32", None),),
+        "int16": ((11, 28, "int32", None),),
+        "int32": ((11, 28, "int32", None),),
+        "int64": ((11, 28, "int64", None),),
+        "float16": ((11, 13, "float32", None), (14, 28, "float16", None)),
+        "bfloat16": ((11, 12, None, 1), (13, 13, "float32", None), (14, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    },
+    cast_back={
+        "uint8": (True,),
+        "int8": (True,),
+        "int16": (True,),
+        "float16": (True,),
+        "bfloat16": (True,),
+    },
+)
 _p0d17b867 = Plan(
     {
         "bool": ((7, 28, "float32", None),),
@@ -1090,28 +1111,6 @@ _pd64894c5 = Plan(
         "float64": ((23, 28, "float64", None),),
     }
 )
-_pd64e7958 = Plan(
-    {
-        "bool": ((11, 28, "int64", None),),
-        "uint8": ((11, 28, "int32", None),),
-        "int8": ((11, 28, "int32", None),),
-        "int16": ((11, 28, "int32", None),),
-        "int32": ((11, 28, "int32", None),),
-        "int64": ((11, 28, "int64", None),),
-        "float16": ((11, 13, "float32", None), (14, 28, "float16", None)),
-        "bfloat16": ((11, 12, None, 0), (13, 13, "float32", None), (14, 28, "bfloat16", None)),
-        "float32": ((11, 28, "float32", None),),
-        "float64": ((11, 28, "float64", None),),
-    },
-    cast_back={
-        "bool": (True,),
-        "uint8": (True,),
-        "int8": (True,),
-        "int16": (True,),
-        "float16": (True,),
-        "bfloat16": (True,),
-    },
-)
 _pe03a99af = Plan({"int64": ((7, 28, "int64", None),), "float64": ((7, 28, "float64", None),)})
 _pe04ab20e = Plan(
     {
@@ -2015,7 +2014,7 @@ _ENTRIES = (
                 also=("aten::cumsum_", "aten::cumsum.out"),
             ),
         ),
-        (Lowering(0, 11, 28, (_reduction.cumsum__opset11,), _pd64e7958),),
+        (Lowering(0, 11, 28, (_reduction.cumsum__opset11,), _p0b76200f),),
         dtypes=_all,
         promote="int_to_long",
         promote_args=("self",),

@@ -256,13 +256,19 @@ class Outcome:
 
 
 @functools.cache
-def eager_call(overload: str, text: str, dtype: str) -> tuple[tuple, dict, list[torch.Tensor]]:
+def eager_call(
+    overload: str, text: str, dtype: str
+) -> tuple[tuple, dict, list[torch.Tensor] | NotImplementedError]:
     """A sample's arguments and the outputs of the overload called eagerly on them (numbers
     the graph computes, `sym(n)`, as plain numbers; a number returned as a 0-d tensor of the
-    dtype the graph holds it in: int64, float64 or bool)."""
+    dtype the graph holds it in: int64, float64 or bool). Where PyTorch has no kernel for the
+    call, the error stands for the outputs: only a declared refusal may meet it."""
     args, kwargs = sample_args(text, dtype)
-    with torch.no_grad():
-        out = callable_of(overload)(*eager(args), **eager(kwargs))
+    try:
+        with torch.no_grad():
+            out = callable_of(overload)(*eager(args), **eager(kwargs))
+    except NotImplementedError as err:
+        return args, kwargs, err
     if isinstance(out, (bool, int, float)):
         kind = {bool: torch.bool, int: torch.int64, float: torch.float64}[type(out)]
         out = torch.tensor(out, dtype=kind)
@@ -373,6 +379,13 @@ def run_sample(
         entry, overload, opset, bind(schema, graph_args, graph_kwargs), backend
     )
     _check(want.problem is None, f"{where}: {want.problem}")
+    if isinstance(expected, NotImplementedError):
+        _check(
+            want.refusal is not None,
+            f"{where}: PyTorch has no kernel for it ({expected}), and the specs declare no "
+            "refusal there",
+        )
+        expected = None  # nothing to compare: the call must be refused
     try:
         out = lower_call(
             backend,
@@ -381,7 +394,11 @@ def run_sample(
             graph_args,
             graph_kwargs,
             name="out",
-            meta=None if dynamic else (expected[0] if len(expected) == 1 else expected),
+            meta=(
+                None
+                if dynamic or expected is None
+                else (expected[0] if len(expected) == 1 else expected)
+            ),
             named={v.name for v in graph.inputs if v.name},
         )
     except NotLowerable as err:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -408,3 +409,21 @@ def test_dynamic_axes_follow_the_order_arguments_are_given() -> None:
         ("first", "ny"),
         ("second", "nx"),
     ]
+
+
+def test_a_runtime_gap_warns_and_is_listed() -> None:
+    """specs/README.md: where a runtime gap applies the model exports, the exporter warns, and
+    ONNXProgram.runtime_gaps lists the calls (onnxruntime has no int16 Relu)."""
+
+    class M(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(x)
+
+    x = torch.ones(2, 3, dtype=torch.int16)
+    with pytest.warns(UserWarning, match="onnxruntime has no CPU kernel for Relu"):
+        program = torchonnx.export(M(), (x,), opset_version=18)
+    [(overload, gap)] = program.runtime_gaps
+    assert overload == "aten::relu" and gap.runtime == "onnxruntime"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert torchonnx.export(M(), (x.float(),), opset_version=18).runtime_gaps == []

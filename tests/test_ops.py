@@ -48,6 +48,13 @@ def _compute(entry: Entry, dtype: str) -> str:
     return compute_dtype(entry.promote, [Operand(dtype, 1)]) if entry.promote else dtype
 
 
+def _computes(entry: Entry) -> set[str]:
+    """The dtypes the entry may compute in: its dtypes under its promotion, and every dtype a
+    `dtype` argument may name."""
+    out = {_compute(entry, d) for d in entry.dtypes}
+    return out | set(entry.dtypes) if entry.dtype_param is not None else out
+
+
 def _bounds(entry: Entry, compute: str | None = None) -> set[int]:
     """The first and last opset of each lowering and, for `compute`, of each plan segment, and
     those of each gap with opsets (runtime gaps included) with the opsets just outside it."""
@@ -133,7 +140,7 @@ def _uncovered(entry: Entry, opset: int, outcomes: list) -> list[str]:
         for o in outcomes
         if o.expected.lowering is not None
     }
-    computes = {_compute(entry, d) for d in entry.dtypes}
+    computes = _computes(entry)
     out = []
     for lowering in entry.lowerings:
         for compute, segments in lowering.dtypes.items():
