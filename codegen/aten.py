@@ -1,15 +1,27 @@
 """ATen schemas of the installed torch, and the schemas specs declare for Python callables, as
-codegen sees them: each argument typed as what a lowering receives while exporting."""
+codegen sees them: each argument typed as what a lowering receives while exporting.
+
+Reading a schema needs torch imported, which takes longer than the rest of codegen. The
+schemas read are kept in a cache file per torch install (see `SchemaCache`), so that codegen
+imports torch only when a spec names an overload it has not seen with this torch.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
+import hashlib
+import importlib.util
+import json
 import keyword
+import os
 import re
-from dataclasses import dataclass
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
 
-import torch
 from torchgen.model import Argument, BaseType, FunctionSchema, ListType, OptionalType, Type
 
 from torchonnx.dtypes import name_of as dtype_name
@@ -33,6 +45,9 @@ class Kind(enum.Enum):
 class _NoDefault:
     def __repr__(self) -> str:
         return "NO_DEFAULT"
+
+    def __reduce__(self) -> str:
+        return "NO_DEFAULT"  # copies and pickles are the one sentinel
 
 
 NO_DEFAULT = _NoDefault()
@@ -96,10 +111,6 @@ class AtenSchema:
         if "::" not in self.name:
             return self.name.replace(".", "_")
         return self.packet + (f"_{self.overload}" if self.overload else "")
-
-    @property
-    def op_overload(self) -> torch._ops.OpOverload:
-        return op_overload(self.qualname)
 
     def param(self, name: str) -> Param | None:
         return next((p for p in self.params if p.name == name), None)
@@ -211,6 +222,17 @@ def lookup(qualname: str, declared: str | None = None) -> AtenSchema:
                 "`schema: name(Tensor a, ...) -> Tensor`"
             )
         return _declared(qualname, declared)
+    cached = _cache.get(qualname)
+    if cached is not None:
+        return cached
+    schema = _from_torch(qualname)
+    _cache.add(schema)
+    return schema
+
+
+def _from_torch(qualname: str) -> AtenSchema:
+    import torch  # only here: see the module's docstring
+
     op = op_overload(qualname)
     schema = op._schema
     ns, name, overload = split(qualname)
@@ -262,4 +284,118 @@ def _declared(qualname: str, text: str) -> AtenSchema:
         returns=tuple(_return_type(r.type) for r in parsed.returns),
         return_names=tuple(r.name or "" for r in parsed.returns),
         mutates=False,
+    )
+
+
+class SchemaCache:
+    """The schemas codegen has read from one torch install, in a JSON file named by that
+    install's location and by its version file (which names the build) and this module's
+    source (which decides what a schema holds). Another torch, or a change here, reads a new
+    file, which replaces the old one of the same install; an unreadable file is ignored."""
+
+    FILE_PREFIX = "aten-schemas-"
+
+    def __init__(self, directory: Path | None = None) -> None:
+        key = _key() if directory is not None else None
+        self.path = (
+            directory / f"{self.FILE_PREFIX}{key[0]}-{key[1]}.json" if directory and key else None
+        )
+        self.schemas: dict[str, AtenSchema] = {}
+        self.added = False
+        if self.path is not None:
+            with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                self.schemas = {q: _schema_from_json(d) for q, d in data.items()}
+
+    def get(self, qualname: str) -> AtenSchema | None:
+        return self.schemas.get(qualname)
+
+    def add(self, schema: AtenSchema) -> None:
+        self.schemas[schema.qualname] = schema
+        self.added = True
+
+    def save(self) -> None:
+        """Write the file if schemas were added (atomically: readers see the old file or the
+        new one). A cache that cannot be written costs time, not correctness."""
+        if self.path is None or not self.added:
+            return
+        data = {}
+        for qualname, schema in sorted(self.schemas.items()):
+            with contextlib.suppress(TypeError, ValueError):  # a default JSON cannot hold
+                data[qualname] = json.loads(json.dumps(_schema_to_json(schema)))
+        with contextlib.suppress(OSError):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    json.dump(data, out, indent=0)
+                os.replace(tmp, self.path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            install = self.path.name.rsplit("-", 1)[0]
+            for old in self.path.parent.glob(f"{install}-*.json"):
+                if old != self.path:
+                    old.unlink(missing_ok=True)
+        self.added = False
+
+
+def default_cache_dir() -> Path:
+    """`$TORCHONNX_CACHE_DIR`, else torchonnx's folder in the user's cache folder."""
+    explicit = os.environ.get("TORCHONNX_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "torchonnx"
+
+
+# Without use_cache, schemas are kept in memory only (tests run codegen without touching disk).
+_cache = SchemaCache()
+
+
+def use_cache(cache: SchemaCache) -> None:
+    """Read and add schemas through `cache` from now on."""
+    global _cache
+    _cache = cache
+    lookup.cache_clear()
+
+
+def _key() -> tuple[str, str] | None:
+    """(install, contents): a hash of torch's location, and one of its version file (which
+    names the build) and this module's source."""
+    spec = importlib.util.find_spec("torch")  # finds torch without importing it
+    if spec is None or spec.origin is None:
+        return None
+    torch_dir = Path(spec.origin).parent
+    contents = hashlib.sha256()
+    try:
+        contents.update((torch_dir / "version.py").read_bytes())
+        contents.update(Path(__file__).read_bytes())
+    except OSError:
+        return None
+    install = hashlib.sha256(str(torch_dir).encode())
+    return install.hexdigest()[:12], contents.hexdigest()[:12]
+
+
+def _schema_to_json(schema: AtenSchema) -> dict[str, Any]:
+    data = asdict(schema)
+    for p in data["params"]:
+        p["kind"] = p["kind"].value
+        if p["default"] is NO_DEFAULT:
+            del p["default"]
+    return data
+
+
+def _schema_from_json(data: dict[str, Any]) -> AtenSchema:
+    params = tuple(
+        Param(**{**p, "kind": Kind(p["kind"]), "default": p.get("default", NO_DEFAULT)})
+        for p in data["params"]
+    )
+    return AtenSchema(
+        **{
+            **data,
+            "params": params,
+            "returns": tuple(data["returns"]),
+            "return_names": tuple(data["return_names"]),
+        }
     )

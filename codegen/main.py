@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from torchonnx.codegen import aten
 from torchonnx.codegen.analyze import Analyzed, analyze
 from torchonnx.codegen.errors import Diagnostics, Location, SpecError, display_path, spec_name
 from torchonnx.codegen.files import FileManager, compare_trees
@@ -79,11 +80,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="regenerate into a temporary folder and fail if --out differs from it",
     )
+    parser.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="read ATen schemas from torch, not from the schema cache "
+        f"({display_path(aten.default_cache_dir())}; TORCHONNX_CACHE_DIR moves it)",
+    )
     args = parser.parse_args(argv)
     if not args.specs.is_dir():
         print(f"error: no spec folder at {args.specs}", file=sys.stderr)
         return 2
+    cache = aten.SchemaCache(None if args.no_cache else aten.default_cache_dir())
+    aten.use_cache(cache)
     fm, errors = generate(args.specs)
+    cache.save()
     if fm is None:
         for err in errors:
             print(_shown(err, args.specs), file=sys.stderr)

@@ -3,8 +3,8 @@
 Specs, generated code and errors name data types the way torch does (`float32`, `int64`,
 `bfloat16`, ...). This module maps those names to torch and ONNX types, and computes the
 dtype an elementwise ATen op computes in (its type promotion), for both export paths and for
-codegen: it is the one copy of these rules. It imports no generated code, and imports onnx_ir
-(and the sympy it pulls in) only when asked for an onnx_ir type, so codegen starts fast.
+codegen: it is the one copy of these rules. It imports no generated code, and imports torch and
+onnx_ir only when asked for their types, so that codegen runs without loading either.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
-
-import torch
 
 if TYPE_CHECKING:
     import onnx_ir as ir
+    import torch
 
 # The vocabulary of dtype names, in the order tables list them, with the number of each in
 # ONNX's TensorProto.DataType (fixed by the ONNX standard; onnx_ir.DataType uses the same).
@@ -63,8 +63,6 @@ _SCALAR_TYPES: dict[int, str] = {
     29: "uint64",
 }
 
-_TORCH: dict[str, torch.dtype] = {name: getattr(torch, name) for name in DTYPE_NAMES}
-_NAME_OF_TORCH: dict[torch.dtype, str] = {dt: name for name, dt in _TORCH.items()}
 _NAME_OF_ONNX: dict[int, str] = {number: name for name, number in _ONNX.items()}
 
 FLOATING = frozenset({"float16", "bfloat16", "float32", "float64"})
@@ -82,8 +80,20 @@ PROMOTION_KINDS = (
 )
 
 
+@cache
+def _torch_dtypes() -> dict[str, torch.dtype]:
+    import torch  # here, not at the top: see the module's docstring
+
+    return {name: getattr(torch, name) for name in DTYPE_NAMES}
+
+
+@cache
+def _torch_names() -> dict[torch.dtype, str]:
+    return {dt: name for name, dt in _torch_dtypes().items()}
+
+
 def torch_dtype(name: str) -> torch.dtype:
-    return _TORCH[name]
+    return _torch_dtypes()[name]
 
 
 def ir_dtype(name: str) -> ir.DataType:
@@ -110,19 +120,21 @@ def scalar_type_name(number: int) -> str:
 def name_of(dtype: str | torch.dtype | ir.DataType) -> str:
     """The name of a dtype given by name, torch dtype or ONNX IR dtype."""
     if isinstance(dtype, str):
-        if dtype not in _TORCH:
+        if dtype not in _ONNX:
             raise KeyError(f"unknown dtype {dtype!r}")
         return dtype
-    if isinstance(dtype, torch.dtype):
-        return _NAME_OF_TORCH[dtype]
-    ir_module = sys.modules.get("onnx_ir")  # without it loaded, no value is an onnx_ir type
+    # without torch (or onnx_ir) loaded, no value is one of its dtypes
+    torch_module = sys.modules.get("torch")
+    if torch_module is not None and isinstance(dtype, torch_module.dtype):
+        return _torch_names()[dtype]
+    ir_module = sys.modules.get("onnx_ir")
     if ir_module is not None and isinstance(dtype, ir_module.DataType):
         return _NAME_OF_ONNX[int(dtype)]
     raise TypeError(f"not a dtype: {dtype!r}")
 
 
 def from_ir(dtype: ir.DataType) -> torch.dtype:
-    return _TORCH[name_of(dtype)]
+    return torch_dtype(name_of(dtype))
 
 
 def is_floating(name: str) -> bool:
@@ -169,8 +181,38 @@ def _category(name: str) -> int:
     return 3
 
 
+# The unsigned types ATen has only basic support for: they promote with themselves and with
+# floating types, and nothing else (not even bool).
+_BAREBONES_UNSIGNED = frozenset({"uint16", "uint32", "uint64"})
+_BITS = {"float16": 16, "bfloat16": 16, "float32": 32, "float64": 64, "uint8": 8, "int8": 8}
+_BITS.update({"int16": 16, "int32": 32, "int64": 64, "complex64": 32, "complex128": 64})
+
+
+def promote_types(a: str, b: str) -> str:
+    """The dtype two dtypes promote to (`torch.promote_types`); TypeError where ATen has none."""
+    if a == b:
+        return a
+    if (a in _BAREBONES_UNSIGNED or b in _BAREBONES_UNSIGNED) and not (
+        a in FLOATING or b in FLOATING
+    ):
+        raise TypeError(f"ATen does not promote {a} with {b}")
+    low, high = sorted((a, b), key=_category)
+    if _category(low) < _category(high):
+        # a complex type widens to hold a float64: complex64 with float64 is complex128
+        return "complex128" if high in COMPLEX and low == "float64" else high
+    if high in COMPLEX:
+        return "complex128"  # complex64 with complex128
+    if high in FLOATING:
+        # float16 and bfloat16 have no common 16-bit type
+        return "float32" if _BITS[a] == _BITS[b] else max(a, b, key=_BITS.__getitem__)
+    if (a == "uint8") != (b == "uint8"):
+        signed = b if a == "uint8" else a
+        return "int16" if signed == "int8" else signed
+    return max(a, b, key=_BITS.__getitem__)
+
+
 def _promote(a: str | None, b: str) -> str:
-    return b if a is None else name_of(torch.promote_types(_TORCH[a], _TORCH[b]))
+    return b if a is None else promote_types(a, b)
 
 
 def _combine(higher: str | None, lower: str | None) -> str | None:
@@ -193,6 +235,8 @@ def _combine(higher: str | None, lower: str | None) -> str | None:
 def default_float() -> str:
     """torch's default floating dtype (`torch.set_default_dtype`): what Python floats and the
     int_to_float promotion of integers give."""
+    import torch
+
     return name_of(torch.get_default_dtype())
 
 

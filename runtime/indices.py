@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch  # the rules run on tensors; codegen reads their names and arities only
 
 from torchonnx.shapes import parse
 
@@ -28,7 +29,7 @@ def along(indices: torch.Tensor, x: torch.Tensor, dim: int | None) -> torch.Tens
         return x.reshape(-1)[indices.reshape(-1)].reshape(indices.shape)
     d = dim % x.dim()
     picked = indices if indices.dim() == x.dim() else indices.unsqueeze(d)
-    return torch.gather(x, d, picked)
+    return x.gather(d, picked)
 
 
 def window(indices: torch.Tensor, x: torch.Tensor, kernel_size: Sequence[int]) -> torch.Tensor:
@@ -36,7 +37,7 @@ def window(indices: torch.Tensor, x: torch.Tensor, kernel_size: Sequence[int]) -
     output position of a pooling window (max_pool2d_with_indices)."""
     k = len(kernel_size)
     flat = indices.flatten(-k)
-    return torch.gather(x.flatten(-k), -1, flat).reshape(indices.shape)
+    return x.flatten(-k).gather(-1, flat).reshape(indices.shape)
 
 
 RULES: dict[str, Callable[..., torch.Tensor]] = {f.__name__: f for f in (along, window)}

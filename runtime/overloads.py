@@ -7,7 +7,13 @@ print it. Codegen and the runtime both use these functions.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where an OpOverload is made or named, not here: codegen splits names and
+# reads cached schemas without loading torch.
 
 
 class UnknownOverload(LookupError):
@@ -25,6 +31,8 @@ def split(name: str) -> tuple[str, str, str]:
 
 def op_overload(name: str) -> torch._ops.OpOverload:
     """The OpOverload that `name` names; UnknownOverload if this torch has none."""
+    import torch
+
     namespace, op, overload = split(name)
     try:
         packet = getattr(getattr(torch.ops, namespace), op)
@@ -51,6 +59,8 @@ def target_name(target: object) -> str:
     """The spec key of an FX call's target: an ATen overload's name, or the qualified name of a
     Python callable (`operator.mul`, `math.ceil`, `torch.sym_max`) as torch.export emits them
     for arithmetic on sizes."""
+    import torch
+
     if isinstance(target, torch._ops.OpOverload):
         return name_of(target)
     module = getattr(target, "__module__", None) or ""
@@ -60,6 +70,6 @@ def target_name(target: object) -> str:
 
 def normalize(op: str | torch._ops.OpOverload) -> str:
     """An overload given by OpOverload or by name (`add.Tensor` means `aten::add.Tensor`)."""
-    if isinstance(op, torch._ops.OpOverload):
+    if not isinstance(op, str):
         return name_of(op)
     return op if "::" in op else f"aten::{op}"

@@ -8,6 +8,9 @@ tensors. A size is an int or, for a dynamic dimension, a sympy expression (`d0_1
 0 or 1: that is what decides `broadcast` of `s0` and `s1` (both are the same size) and
 `squeeze` of a symbolic dim (kept). Tests check every rule against eager PyTorch on the
 spec's samples, with static and with symbolic sizes.
+
+sympy is imported where a rule meets a symbolic size: codegen reads the rules' names and
+arities without loading it.
 """
 
 from __future__ import annotations
@@ -16,12 +19,13 @@ import inspect
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import sympy
+if TYPE_CHECKING:
+    import sympy
 
-Dim = int | sympy.Expr
-Shape = tuple[Dim, ...]
+Dim: TypeAlias = "int | sympy.Expr"
+Shape: TypeAlias = "tuple[Dim, ...]"
 
 
 class ShapeError(ValueError):
@@ -52,7 +56,11 @@ def _prod(sizes: Sequence[Dim]) -> Dim:
     out: Dim = 1
     for s in sizes:
         out = out * s
-    return out if isinstance(out, int) else sympy.expand(out)
+    if isinstance(out, int):
+        return out
+    import sympy
+
+    return sympy.expand(out)
 
 
 def same(x: Shape) -> Shape:
@@ -144,6 +152,8 @@ def _bound(value: int | None, size: Dim, default: Dim) -> Dim:
         return default
     if isinstance(size, int):
         return min(max(value + size if value < 0 else value, 0), size)
+    import sympy
+
     return sympy.Max(value + size, 0) if value < 0 else sympy.Min(value, size)
 
 
@@ -153,6 +163,8 @@ def slice_(x: Shape, dim: int, start: int | None, end: int | None, step: int) ->
     if isinstance(n, int):
         length: Dim = len(range(n)[start:end:step])
     else:
+        import sympy
+
         first, last = _bound(start, n, 0), _bound(end, n, n)
         length = sympy.Max(sympy.ceiling((last - first) / step), 0)
     return (*x[:d], length, *x[d + 1 :])

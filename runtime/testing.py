@@ -23,12 +23,14 @@ from __future__ import annotations
 import ast
 import zlib
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from torchonnx.dtypes import DTYPE_NAMES, FLOATING, torch_dtype
 
+if TYPE_CHECKING:
+    import torch
+
+# torch is imported where tensors are made: codegen checks samples' names without loading it.
 SAMPLE_NAMES = ("t", "pos", "ints", "mask", "sym", "num", "dtype", *DTYPE_NAMES)
 
 
@@ -51,6 +53,9 @@ def eager(value: Any) -> Any:
 
 class _Maker:
     def __init__(self, dtype: str, seed: int) -> None:
+        import torch
+
+        self.torch = torch
         self.dtype = dtype
         self.gen = torch.Generator().manual_seed(seed)
 
@@ -59,21 +64,21 @@ class _Maker:
         if name == "bool":
             return self.mask(*shape)
         if name in FLOATING:
-            return torch.randn(shape, generator=self.gen).to(torch_dtype(name))
+            return self.torch.randn(shape, generator=self.gen).to(torch_dtype(name))
         low = 0 if name.startswith("uint") else -5
-        return torch.randint(low, 6, shape, generator=self.gen).to(torch_dtype(name))
+        return self.torch.randint(low, 6, shape, generator=self.gen).to(torch_dtype(name))
 
     def pos(self, *shape: int, dtype: str | None = None) -> torch.Tensor:
         name = dtype or self.dtype
         if name in FLOATING:
-            return (torch.rand(shape, generator=self.gen) + 0.5).to(torch_dtype(name))
-        return torch.randint(1, 6, shape, generator=self.gen).to(torch_dtype(name))
+            return (self.torch.rand(shape, generator=self.gen) + 0.5).to(torch_dtype(name))
+        return self.torch.randint(1, 6, shape, generator=self.gen).to(torch_dtype(name))
 
     def ints(self, *shape: int, low: int = 0, high: int = 5) -> torch.Tensor:
-        return torch.randint(low, high, shape, generator=self.gen)
+        return self.torch.randint(low, high, shape, generator=self.gen)
 
     def mask(self, *shape: int) -> torch.Tensor:
-        return torch.rand(shape, generator=self.gen) > 0.5
+        return self.torch.rand(shape, generator=self.gen) > 0.5
 
 
 def sample_args(text: str, dtype: str) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -24,6 +24,7 @@ from torchonnx.dtypes import (
     compute_dtypes,
     name_of,
     output_dtype,
+    promote_types,
     scalar_type_name,
     torch_dtype,
 )
@@ -71,11 +72,26 @@ def torch_says(fn: Any, *args: Any) -> str | None:
 def ours(kind: str, ops: list[Operand], default: str) -> tuple[str, str] | None:
     try:
         compute = compute_dtype(kind, ops)
-    except RuntimeError:
+    except TypeError:
         return None
     # codegen passes the default explicitly; it must agree with reading torch's
     assert compute_dtype(kind, ops, default) == compute
     return compute, output_dtype(kind, compute)
+
+
+def test_promote_types_matches_torch() -> None:
+    """Our pairwise lattice (codegen uses it without importing torch) is torch's, refusals
+    included."""
+    wrong = []
+    for a, b in itertools.product(DTYPE_NAMES, repeat=2):
+        want = torch_says(torch.promote_types, torch_dtype(a), torch_dtype(b))
+        try:
+            got: str | None = promote_types(a, b)
+        except TypeError:
+            got = None
+        if got != want:
+            wrong.append(f"{a} with {b}: torch {want}, ours {got}")
+    assert not wrong, "\n".join(wrong)
 
 
 @pytest.mark.parametrize("default", DEFAULT_FLOATS)
