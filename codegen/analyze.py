@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import functools
 import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from torchonnx.codegen.aten import AtenSchema, SchemaLookupError, lookup
@@ -29,7 +30,7 @@ from torchonnx.codegen.body import (
     pure_guards,
 )
 from torchonnx.codegen.errors import Diagnostics, Location, SpecError
-from torchonnx.codegen.model import Block, Common, Entry, Gap
+from torchonnx.codegen.model import Block, Call, Common, Entry, Gap
 from torchonnx.codegen.onnx_ops import op_at
 from torchonnx.dtypes import DTYPE_NAMES, PROMOTION_KINDS, compute_dtypes, onnx_type_str
 from torchonnx.indices import RULES as INDEX_RULES
@@ -65,7 +66,7 @@ class Lowering:
     """A block over the opsets where it is written in one form (a block whose ONNX arguments
     move from attributes to inputs at some opset is several lowerings, one per form)."""
 
-    index: int
+    block_index: int  # the block's position in its entry (the lowering's is in a.lowerings)
     block: Block
     since: int
     until: int
@@ -298,46 +299,41 @@ class _Entry:
 
     def shape(self, primary: AtenSchema) -> None:
         rule = self.e.shape
-        if rule.name == INFER and not rule.args:
-            return
-        if rule.name not in RULES:
-            self.diags.error(
-                rule.loc,
-                f"unknown shape rule `{rule.name}`; use one of {', '.join([*RULES, INFER])}",
-            )
-            return
-        least, most = arity(rule.name)
-        if len(rule.args) < least or (most is not None and len(rule.args) > most):
-            count = f"{least}" if least == most else f"{least} to {most or 'any number of'}"
-            self.diags.error(
-                rule.loc, f"shape rule {rule.name} takes {count} arguments, not {len(rule.args)}"
-            )
-        for arg in rule.args:
-            if primary.param(arg) is None:
-                self.diags.error(rule.loc, f"`{arg}` is not an argument of {primary.qualname}")
+        if rule.name != INFER or rule.args:
+            self._rule(rule, "shape", RULES, INFER, arity, primary)
 
     def indices(self, primary: AtenSchema) -> None:
         rule = self.e.indices
-        named = primary.return_names
-        if rule is None:
-            if "indices" in named:
-                self.diags.error(
-                    self.e.loc,
-                    f"{primary.qualname} returns indices: say how they point into an input, "
-                    "so that tests can compare them where elements tie "
-                    "(`indices: along(self, dim)`)",
-                )
-            return
-        if rule.name not in INDEX_RULES:
+        if rule is not None:
+            self._rule(rule, "index", INDEX_RULES, None, lambda n: (index_arity(n),) * 2, primary)
+        elif "indices" in primary.return_names:
             self.diags.error(
-                rule.loc, f"unknown index rule `{rule.name}`; use one of {', '.join(INDEX_RULES)}"
+                self.e.loc,
+                f"{primary.qualname} returns indices: say how they point into an input, "
+                "so that tests can compare them where elements tie "
+                "(`indices: along(self, dim)`)",
             )
+
+    def _rule(
+        self,
+        rule: Call,
+        what: str,
+        rules: Mapping[str, object],
+        other: str | None,
+        count: Callable[[str], tuple[int, int | None]],
+        primary: AtenSchema,
+    ) -> None:
+        """A `shape:` or `indices:` rule: a known name, as many arguments as it takes, each an
+        argument of the op."""
+        if rule.name not in rules:
+            names = ", ".join([*rules, *([other] if other else [])])
+            self.diags.error(rule.loc, f"unknown {what} rule `{rule.name}`; use one of {names}")
             return
-        if len(rule.args) != index_arity(rule.name):
+        least, most = count(rule.name)
+        if len(rule.args) < least or (most is not None and len(rule.args) > most):
+            takes = f"{least}" if least == most else f"{least} to {most or 'any number of'}"
             self.diags.error(
-                rule.loc,
-                f"index rule {rule.name} takes {index_arity(rule.name)} arguments, "
-                f"not {len(rule.args)}",
+                rule.loc, f"{what} rule {rule.name} takes {takes} arguments, not {len(rule.args)}"
             )
         for arg in rule.args:
             if primary.param(arg) is None:

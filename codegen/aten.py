@@ -71,6 +71,8 @@ _BASE_TYPES: dict[str, tuple[str, bool]] = {
 # Argument types whose values the runtime turns into names (`float32`, `strided`, `cpu`,
 # `contiguous_format`) on every export path, so that bodies compare them with strings.
 NAMED_VALUE_TYPES = ("dtype", "layout", "device", "memory_format")
+# Value types whose lists are typed by element (`int[]`); lists of others are `any`.
+LISTABLE_TYPES = ("int", "float", "bool", "number", "str")
 
 
 @dataclass(frozen=True)
@@ -139,58 +141,49 @@ def _typed(t: Type) -> tuple[Kind, str, bool, bool, bool]:
         if isinstance(base, BaseType) and base.name.name == "Tensor":
             return Kind.TENSORS, "tensor", optional, False, elem_optional
         pytype, dynamic = _BASE_TYPES.get(str(base), ("any", False))
-        listed = f"{pytype}[]" if pytype in ("int", "float", "bool", "number", "str") else "any"
+        listed = f"{pytype}[]" if pytype in LISTABLE_TYPES else "any"
         return Kind.VALUE, listed, optional, dynamic, False
     pytype, dynamic = _BASE_TYPES.get(str(inner), ("any", False))
     return Kind.VALUE, pytype, optional, dynamic, False
 
 
 def _default(arg: Argument) -> object:
-    """The Python value of a schema default (`1`, `[1, 1]`, `None`, `True`, `long`, ...)."""
+    """The Python value of a declared schema's default: `None`, `True`, `1`, `0.5`, `[1, 1]`,
+    a dtype (`long`: int64) or a string."""
     text = arg.default
     if text is None:
         return NO_DEFAULT
-    if text == "None":
-        return None
-    if text in ("True", "False"):
-        return text == "True"
-    if text.startswith("[") or re.fullmatch(r"-?\d+", text):
-        if text.startswith("[") and not text.startswith("[ "):
-            return [int(v) if re.fullmatch(r"-?\d+", v) else float(v) for v in _list(text)]
-        return int(text) if re.fullmatch(r"-?\d+", text) else text
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    scalar_types = {"long": "int64", "int": "int32", "float": "float32", "double": "float64"}
-    if str(arg.type).removesuffix("?") == "ScalarType" and text in scalar_types:
-        return scalar_types[text]
-    if str(arg.type).removesuffix("?") in ("int[]", "SymInt[]") or "[" in str(arg.type):
-        # `int[2] stride=1`: a single number stands for every element
-        try:
-            return int(text)
-        except ValueError:
-            pass
+    if text in ("None", "True", "False"):
+        return {"None": None, "True": True, "False": False}[text]
+    if text.startswith("["):
+        inner = text[1:-1].strip()
+        return [_number(v.strip()) for v in inner.split(",")] if inner else []
+    with contextlib.suppress(ValueError):
+        return _number(text)
+    if str(arg.type).removesuffix("?") == "ScalarType" and text in _SCALAR_TYPE_DEFAULTS:
+        return _SCALAR_TYPE_DEFAULTS[text]
     return text.strip('"')
 
 
-def _list(text: str) -> list[str]:
-    inner = text.strip()[1:-1].strip()
-    return [v.strip() for v in inner.split(",")] if inner else []
+# How schemas write dtype defaults.
+_SCALAR_TYPE_DEFAULTS = {"long": "int64", "int": "int32", "float": "float32", "double": "float64"}
 
 
-def _param(arg: Argument) -> Param:
+def _number(text: str) -> int | float:
+    return int(text) if re.fullmatch(r"-?\d+", text) else float(text)
+
+
+def _param(arg: Argument, default: object, kwarg_only: bool) -> Param:
     kind, pytype, optional, dynamic, optional_items = _typed(arg.type)
-    name = arg.name + "_" if keyword.iskeyword(arg.name) else arg.name
     return Param(
-        name=name,
+        name=arg.name + "_" if keyword.iskeyword(arg.name) else arg.name,
         aten_name=arg.name,
         type=str(arg.type),
         kind=kind,
         pytype=pytype,
         optional=optional,
-        default=NO_DEFAULT,  # filled from torch's own parse where there is one
-        kwarg_only=False,
+        default=default,
+        kwarg_only=kwarg_only,
         dynamic=dynamic,
         optional_items=optional_items,
     )
@@ -242,12 +235,12 @@ def _from_torch(qualname: str) -> AtenSchema:
     for arg in parsed.arguments.flat_all:
         if arg.name not in torch_args or torch_args[arg.name].is_out:
             continue
-        p = _param(arg)
+        # defaults as torch parses them (numbers, lists, dtypes), not as torchgen keeps them (text)
         ta = torch_args[arg.name]
         default = ta.default_value if ta.has_default_value() else NO_DEFAULT
         if isinstance(default, torch.dtype):
             default = dtype_name(default)
-        params.append(Param(**{**p.__dict__, "default": default, "kwarg_only": ta.kwarg_only}))
+        params.append(_param(arg, default, ta.kwarg_only))
     mutates = any(a.alias_info is not None and a.alias_info.is_write for a in schema.arguments)
     return AtenSchema(
         qualname=qualname,
@@ -267,14 +260,9 @@ def _declared(qualname: str, text: str) -> AtenSchema:
     except Exception as err:  # torchgen raises AssertionError and others on bad text
         raise SchemaLookupError(f"`schema` is not a valid schema: {err}") from None
     positional = {id(a) for a in parsed.arguments.flat_positional}
-    params = []
-    for arg in parsed.arguments.flat_all:
-        p = _param(arg)
-        params.append(
-            Param(
-                **{**p.__dict__, "default": _default(arg), "kwarg_only": id(arg) not in positional}
-            )
-        )
+    params = [
+        _param(arg, _default(arg), id(arg) not in positional) for arg in parsed.arguments.flat_all
+    ]
     return AtenSchema(
         qualname=qualname,
         name=qualname,

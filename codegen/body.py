@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from torchonnx.codegen.aten import NO_DEFAULT, AtenSchema, Kind
+from torchonnx.codegen.aten import LISTABLE_TYPES, NO_DEFAULT, AtenSchema, Kind
 from torchonnx.codegen.errors import Location, SpecError
 from torchonnx.codegen.onnx_ops import (
     ATTRIBUTE_PYTYPES,
@@ -691,7 +691,7 @@ class _Checker:
             types = {s.pytype for s in syms}
             pytype = (
                 f"{types.pop()}[]"
-                if len(types) == 1 and syms[0].pytype in ("int", "float", "bool", "str", "number")
+                if len(types) == 1 and syms[0].pytype in LISTABLE_TYPES
                 else "any"
             )
             if pytype == "any" and types <= {"int", "float", "number"} and syms:
@@ -759,7 +759,7 @@ class _Checker:
         self.need_value(node.elt, elt, "a comprehension element", static=False)
         return Sym(
             Kind.VALUE,
-            pytype=f"{elt.pytype}[]" if elt.pytype in ("int", "float", "bool", "number") else "any",
+            pytype=f"{elt.pytype}[]" if elt.pytype in LISTABLE_TYPES else "any",
             dynamic=elt.dynamic,
         )
 

@@ -375,13 +375,7 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
     ):
         return None
 
-    also: list[tuple[str, Location]] = []
-    if "also" in node:
-        raw = node["also"]
-        if not isinstance(raw, CommentedSeq) or not all(isinstance(a, str) for a in raw):
-            raise SpecError(f.value_loc(node, "also"), "`also` is a list of ATen overloads")
-        also = [(a, f.item_loc(raw, i)) for i, a in enumerate(raw)]
-
+    also = _also(f, node)
     dtypes = sets.resolve(f, node["dtypes"], f.value_loc(node, "dtypes"), "`dtypes`")
     promote = _call(f, node, "promote") if "promote" in node else None
     shape = _call(f, node, "shape")
@@ -441,7 +435,7 @@ def _entry(f: _File, doc: CommentedMap, key: str, common: Common, sets: DtypeSet
         key=key,
         loc=where,
         family=f.path.stem,
-        also=tuple(also),
+        also=also,
         doc=doc_text,
         dtypes=dtypes,
         dtypes_text=(
@@ -477,21 +471,26 @@ def _schema(f: _File, node: CommentedMap) -> str | None:
     return " ".join(value.split())
 
 
+def _also(f: _File, node: CommentedMap) -> tuple[tuple[str, Location], ...]:
+    """The other overloads an entry covers (`also: [...]`), each with its location."""
+    if "also" not in node:
+        return ()
+    raw = node["also"]
+    if not isinstance(raw, CommentedSeq) or not all(isinstance(a, str) for a in raw):
+        raise SpecError(f.value_loc(node, "also"), "`also` is a list of ATen overloads")
+    return tuple((a, f.item_loc(raw, i)) for i, a in enumerate(raw))
+
+
 def _dropped(f: _File, node: CommentedMap, key: str, where: Location) -> Entry | None:
     """An entry whose calls compute nothing the graph needs: `drop: reason`."""
     if not _check_keys(f, node, DROP_KEYS, f"dropped entry {key}", where):
         return None
-    also: list[tuple[str, Location]] = []
-    if "also" in node:
-        raw = node["also"]
-        if not isinstance(raw, CommentedSeq) or not all(isinstance(a, str) for a in raw):
-            raise SpecError(f.value_loc(node, "also"), "`also` is a list of ATen overloads")
-        also = [(a, f.item_loc(raw, i)) for i, a in enumerate(raw)]
+    also = _also(f, node)
     return Entry(
         key=key,
         loc=where,
         family=f.path.stem,
-        also=tuple(also),
+        also=also,
         doc=_text(f, node, "doc") if "doc" in node else "",
         dtypes=(),
         dtypes_text="",

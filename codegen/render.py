@@ -135,7 +135,7 @@ def _tuple(items: list[str]) -> str:
 
 def _dispatch_order(a: Analyzed) -> list[Lowering]:
     """Lowerings as dispatch tries them: by `since`, highest first, then as the spec lists."""
-    return sorted(a.lowerings, key=lambda lw: (-lw.since, lw.index))
+    return sorted(a.lowerings, key=lambda lw: (-lw.since, lw.block_index))
 
 
 def _variants(a: Analyzed) -> list[tuple[str, tuple[str, ...], list[str]]]:
@@ -158,7 +158,7 @@ def _variants(a: Analyzed) -> list[tuple[str, tuple[str, ...], list[str]]]:
 def _reasons(a: Analyzed) -> list[str]:
     """Why a dtype does not run somewhere, in the order the entry's dtype plans first say it."""
     out: list[str] = []
-    for lw in sorted(a.lowerings, key=lambda lw: lw.index):
+    for lw in sorted(a.lowerings, key=lambda lw: lw.block_index):
         for segs in lw.plan.values():
             for seg in segs:
                 if seg.reason is not None and seg.reason not in out:
@@ -333,6 +333,7 @@ class Renderer:
         family = f"_{e.family}"
         variants = _variants(a)
         reasons = {r: i for i, r in enumerate(_reasons(a))}
+        position = {id(lw): i for i, lw in enumerate(a.lowerings)}  # the catalog's order
         lowerings = []
         for lw in _dispatch_order(a):
             fns = [
@@ -362,7 +363,7 @@ class Renderer:
             lowerings.append(
                 _call(
                     "Lowering",
-                    [str(a.lowerings.index(lw)), str(lw.since), str(lw.until), _tuple(fns), name],
+                    [str(position[id(lw)]), str(lw.since), str(lw.until), _tuple(fns), name],
                     {"when": when},
                 )
             )
@@ -491,7 +492,7 @@ class Renderer:
         rows = []
         for a in self.by_key:
             family = a.entry.family
-            for lw in sorted(a.lowerings, key=lambda lw: (lw.since, lw.index)):
+            for lw in sorted(a.lowerings, key=lambda lw: (lw.since, lw.block_index)):
                 rows.append(
                     {
                         "overloads": _overload_cell(a),
@@ -529,7 +530,7 @@ class Renderer:
         for opset in range(self.oldest, self.common.newest + 1):
             at = []
             for a in self.by_key:
-                for lw in sorted(a.lowerings, key=lambda lw: (lw.since, lw.index)):
+                for lw in sorted(a.lowerings, key=lambda lw: (lw.since, lw.block_index)):
                     if lw.since <= opset <= lw.until:
                         at.append(
                             {

@@ -81,7 +81,7 @@ class Overload:
 class Lowering:
     """One lowering block of a spec entry, over opsets since..until."""
 
-    index: int  # the block's position in its spec entry: how the catalog knows it
+    index: int  # its position in the entry's lowerings (a block may be several): the catalog's
     since: int
     until: int
     # per overload variant: the onnxscript-builder function. Its TorchScript counterpart is
