@@ -2,8 +2,8 @@
 codegen sees them: each argument typed as what a lowering receives while exporting.
 
 Reading a schema needs torch imported, which takes longer than the rest of codegen. The
-schemas read are kept in a cache file per torch install (see `SchemaCache`), so that codegen
-imports torch only when a spec names an overload it has not seen with this torch.
+schemas read are kept in a cache file per torch install (`SchemaCache`), so that codegen
+imports torch only when a spec names an overload it has not read with this torch.
 """
 
 from __future__ import annotations
@@ -11,19 +11,17 @@ from __future__ import annotations
 import contextlib
 import enum
 import functools
-import hashlib
 import importlib.util
 import json
 import keyword
-import os
 import re
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from torchgen.model import Argument, BaseType, FunctionSchema, ListType, OptionalType, Type
 
+from torchonnx.codegen.cache import code_digest, name_hash, write_atomic
 from torchonnx.dtypes import name_of as dtype_name
 from torchonnx.overloads import UnknownOverload, op_overload, split
 
@@ -276,24 +274,27 @@ def _declared(qualname: str, text: str) -> AtenSchema:
 
 
 class SchemaCache:
-    """The schemas codegen has read from one torch install, in a JSON file named by that
-    install's location and by its version file (which names the build) and this module's
-    source (which decides what a schema holds). Another torch, or a change here, reads a new
-    file, which replaces the old one of the same install; an unreadable file is ignored."""
-
-    FILE_PREFIX = "aten-schemas-"
+    """The schemas codegen has read from one torch install (see codegen/cache.py), as JSON: one
+    file per install, named by its location, its version file (which names the build) and
+    codegen's code."""
 
     def __init__(self, directory: Path | None = None) -> None:
-        key = _key() if directory is not None else None
-        self.path = (
-            directory / f"{self.FILE_PREFIX}{key[0]}-{key[1]}.json" if directory and key else None
-        )
+        self.path: Path | None = None
         self.schemas: dict[str, AtenSchema] = {}
         self.added = False
-        if self.path is not None:
-            with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-                self.schemas = {q: _schema_from_json(d) for q, d in data.items()}
+        spec = importlib.util.find_spec("torch")  # finds torch without importing it
+        if directory is None or spec is None or spec.origin is None:
+            return
+        torch_dir = Path(spec.origin).parent
+        try:
+            version = (torch_dir / "version.py").read_text(encoding="utf-8")
+        except OSError:
+            return
+        self.install = f"aten-schemas-{name_hash(str(torch_dir))}"
+        self.path = directory / f"{self.install}-{name_hash(version + code_digest())}.json"
+        with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            self.schemas = {q: _schema_from_json(d) for q, d in data.items()}
 
     def get(self, qualname: str) -> AtenSchema | None:
         return self.schemas.get(qualname)
@@ -303,38 +304,18 @@ class SchemaCache:
         self.added = True
 
     def save(self) -> None:
-        """Write the file if schemas were added (atomically: readers see the old file or the
-        new one). A cache that cannot be written costs time, not correctness."""
+        """Write the file if schemas were added, in place of the install's previous one."""
         if self.path is None or not self.added:
             return
         data = {}
         for qualname, schema in sorted(self.schemas.items()):
+            item = _schema_to_json(schema)
             with contextlib.suppress(TypeError, ValueError):  # a default JSON cannot hold
-                data[qualname] = json.loads(json.dumps(_schema_to_json(schema)))
-        with contextlib.suppress(OSError):
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".tmp-", suffix=".json")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    json.dump(data, out, indent=0)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            install = self.path.name.rsplit("-", 1)[0]
-            for old in self.path.parent.glob(f"{install}-*.json"):
-                if old != self.path:
-                    old.unlink(missing_ok=True)
+                json.dumps(item)
+                data[qualname] = item
+        text = json.dumps(data, indent=0)
+        write_atomic(self.path, text.encode(), replaces=f"{self.install}-*.json")
         self.added = False
-
-
-def default_cache_dir() -> Path:
-    """`$TORCHONNX_CACHE_DIR`, else torchonnx's folder in the user's cache folder."""
-    explicit = os.environ.get("TORCHONNX_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "torchonnx"
 
 
 # Without use_cache, schemas are kept in memory only (tests run codegen without touching disk).
@@ -346,23 +327,6 @@ def use_cache(cache: SchemaCache) -> None:
     global _cache
     _cache = cache
     lookup.cache_clear()
-
-
-def _key() -> tuple[str, str] | None:
-    """(install, contents): a hash of torch's location, and one of its version file (which
-    names the build) and this module's source."""
-    spec = importlib.util.find_spec("torch")  # finds torch without importing it
-    if spec is None or spec.origin is None:
-        return None
-    torch_dir = Path(spec.origin).parent
-    contents = hashlib.sha256()
-    try:
-        contents.update((torch_dir / "version.py").read_bytes())
-        contents.update(Path(__file__).read_bytes())
-    except OSError:
-        return None
-    install = hashlib.sha256(str(torch_dir).encode())
-    return install.hexdigest()[:12], contents.hexdigest()[:12]
 
 
 def _schema_to_json(schema: AtenSchema) -> dict[str, Any]:

@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from torchonnx.codegen import aten
 from torchonnx.codegen.analyze import Analyzed, analyze
+from torchonnx.codegen.cache import LoadCache, default_dir
 from torchonnx.codegen.errors import Diagnostics, Location, SpecError, display_path, spec_name
 from torchonnx.codegen.files import FileManager, compare_trees
 from torchonnx.codegen.load import COMMON_FILE, load_common, load_family
 from torchonnx.codegen.model import Common
 from torchonnx.codegen.render import Renderer
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -24,9 +30,13 @@ class Specs:
     spec_dir: str  # the spec folder's name, as generated files name it
 
 
-def load_specs(spec_dir: Path) -> tuple[Specs | None, list[SpecError]]:
-    """Every spec of `spec_dir`, checked; the errors, if any, sorted by location."""
+def load_specs(
+    spec_dir: Path, cache: LoadCache | None = None
+) -> tuple[Specs | None, list[SpecError]]:
+    """Every spec of `spec_dir`, checked; the errors, if any, sorted by location. Files are
+    loaded through `cache` where given (analysis always runs: it reads every entry)."""
     diags = Diagnostics()
+    cache = cache or LoadCache(None)
     common_path = spec_dir / COMMON_FILE
     if not common_path.exists():
         diags.error(
@@ -34,22 +44,46 @@ def load_specs(spec_dir: Path) -> tuple[Specs | None, list[SpecError]]:
             f"{COMMON_FILE} is missing: it names the opsets and dtype sets",
         )
         return None, diags.sorted()
-    loaded = load_common(common_path, diags)
+    common_text = common_path.read_bytes()
+    loaded = _cached(
+        cache, common_path, (common_text,), diags, lambda: load_common(common_path, diags)
+    )
     if loaded is None:
         return None, diags.sorted()
     common, sets = loaded
     entries = []
     for path in sorted(spec_dir.glob("*.yaml")):
         if path.name != COMMON_FILE:
-            entries.extend(load_family(path, common, sets, diags))
+            inputs = (common_text, path.read_bytes())
+            load = functools.partial(load_family, path, common, sets, diags)
+            entries.extend(_cached(cache, path, inputs, diags, load))
     analyzed = analyze(entries, common, diags)
     if diags:
         return None, diags.sorted()
     return Specs(common, analyzed, spec_dir.resolve().name), []
 
 
-def generate(spec_dir: Path) -> tuple[FileManager | None, list[SpecError]]:
-    specs, errors = load_specs(spec_dir)
+def _cached(
+    cache: LoadCache,
+    path: Path,
+    inputs: tuple[bytes, ...],
+    diags: Diagnostics,
+    load: Callable[[], T],
+) -> T:
+    """What `path` loads to: from the cache, else loaded (and kept if it loaded without errors)."""
+    value = cache.get(path, inputs)
+    if value is None:
+        errors = len(diags.errors)
+        value = load()
+        if len(diags.errors) == errors:
+            cache.put(path, inputs, value)
+    return value
+
+
+def generate(
+    spec_dir: Path, cache: LoadCache | None = None
+) -> tuple[FileManager | None, list[SpecError]]:
+    specs, errors = load_specs(spec_dir, cache)
     if specs is None:
         return None, errors
     fm = FileManager()
@@ -83,17 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-cache",
         action="store_true",
-        help="read ATen schemas from torch, not from the schema cache "
-        f"({display_path(aten.default_cache_dir())}; TORCHONNX_CACHE_DIR moves it)",
+        help="read ATen schemas and specs afresh, not through the cache "
+        f"({display_path(default_dir())}; TORCHONNX_CACHE_DIR moves it)",
     )
     args = parser.parse_args(argv)
     if not args.specs.is_dir():
         print(f"error: no spec folder at {args.specs}", file=sys.stderr)
         return 2
-    cache = aten.SchemaCache(None if args.no_cache else aten.default_cache_dir())
-    aten.use_cache(cache)
-    fm, errors = generate(args.specs)
-    cache.save()
+    cache_dir = None if args.no_cache else default_dir()
+    schemas = aten.SchemaCache(cache_dir)
+    aten.use_cache(schemas)
+    fm, errors = generate(args.specs, LoadCache(cache_dir))
+    schemas.save()
     if fm is None:
         for err in errors:
             print(_shown(err, args.specs), file=sys.stderr)

@@ -1,10 +1,12 @@
-"""The ATen schema cache: codegen reads what torch says without importing torch once the
-schemas are cached, and a cache never changes what codegen generates."""
+"""codegen's cache: ATen schemas are read without importing torch once cached, spec files are
+not parsed again while their inputs are unchanged, and a cache never changes what codegen
+generates or reports."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from torchonnx.codegen import aten
-from torchonnx.codegen.main import load_specs
+from torchonnx.codegen.cache import LoadCache
+from torchonnx.codegen.files import compare_trees
+from torchonnx.codegen.main import generate, load_specs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,28 +48,59 @@ def test_another_torch_or_a_broken_file_reads_afresh(
     cache.add(aten._from_torch("aten::relu"))
     cache.save()
     assert aten.SchemaCache(tmp_path).get("aten::relu") is not None
-    install, _ = aten._key()
-    monkeypatch.setattr(aten, "_key", lambda: (install, "another"))
+    before = [p.name for p in tmp_path.iterdir()]
+    # another build of torch at the same place (its version file names the build)
+    monkeypatch.setattr(aten, "code_digest", lambda: "another torch or codegen")
     upgraded = aten.SchemaCache(tmp_path)
     assert upgraded.get("aten::relu") is None
     upgraded.add(aten._from_torch("aten::sigmoid"))
     upgraded.save()
-    # the file of the torch this install had before is gone
-    assert [p.name for p in tmp_path.iterdir()] == [f"aten-schemas-{install}-another.json"]
-    (tmp_path / f"aten-schemas-{install}-another.json").write_text("{not json")
+    # the file of what this install had before is gone
+    after = [p.name for p in tmp_path.iterdir()]
+    assert len(after) == 1 and after != before
+    (tmp_path / after[0]).write_text("{not json")
     assert aten.SchemaCache(tmp_path).schemas == {}
+
+
+def test_spec_files_load_afresh_when_changed(tmp_path: Path) -> None:
+    specs = tmp_path / "specs"
+    shutil.copytree(ROOT / "specs", specs)
+    cache = LoadCache(tmp_path / "cache")
+    fm, errors = generate(specs, cache)
+    assert fm is not None and not errors
+    assert len(list((tmp_path / "cache").glob("load-*.pickle"))) == len(list(specs.glob("*.yaml")))
+    # a cached run generates what an uncached one does
+    fm.write(tmp_path / "cold")
+    generate(specs, cache)[0].write(tmp_path / "warm")
+    assert compare_trees(tmp_path / "cold", tmp_path / "warm") == []
+    # an edit is seen, and a file with errors is reported on every run
+    family = specs / "elementwise.yaml"
+    family.write_text(family.read_text().replace("dtypes: numeric", "dtypes: numerik", 1))
+    for _ in range(2):
+        fm, errors = generate(specs, cache)
+        assert fm is None and any("numerik" in e.message for e in errors)
+    # so is a change to common.yaml, which every family's entries depend on
+    family.write_text((ROOT / "specs" / "elementwise.yaml").read_text())
+    common = specs / "common.yaml"
+    common.write_text(common.read_text().replace("  numeric:", "  numerical:", 1))
+    fm, errors = generate(specs, cache)
+    assert fm is None and any("numeric" in e.message for e in errors)
 
 
 RUN = """
 import sys
+from torchonnx.codegen import load
 from torchonnx.codegen.main import main
+parsed = []
+parse = load._File.load
+load._File.load = lambda self: (parsed.append(self.name), parse(self))[1]
 code = main(["--specs", sys.argv[1], "--check"])
-print(sorted(m for m in ("torch", "sympy") if m in sys.modules))
+print(sorted(m for m in ("torch", "sympy") if m in sys.modules), len(parsed))
 sys.exit(code)
 """
 
 
-def test_codegen_imports_neither_torch_nor_sympy_once_cached(tmp_path: Path) -> None:
+def test_cached_codegen_neither_imports_torch_nor_parses_yaml(tmp_path: Path) -> None:
     env = {**os.environ, "TORCHONNX_CACHE_DIR": str(tmp_path)}
 
     def run() -> str:
@@ -80,8 +115,10 @@ def test_codegen_imports_neither_torch_nor_sympy_once_cached(tmp_path: Path) -> 
         assert done.returncode == 0, done.stderr
         return done.stdout.strip().splitlines()[-1]
 
-    assert run() == "['torch']"  # the first run reads torch and fills the cache
+    # the first run reads torch and parses every spec file, and fills the cache
+    files = len(list((ROOT / "specs").glob("*.yaml")))
+    assert run() == f"['torch'] {files}"
     assert len(list(tmp_path.glob("aten-schemas-*.json"))) == 1
-    assert run() == "[]"
+    assert run() == "[] 0"
     cached = json.loads(next(tmp_path.glob("aten-schemas-*.json")).read_text())
     assert "aten::add.Tensor" in cached

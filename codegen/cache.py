@@ -1,0 +1,108 @@
+"""What codegen keeps between runs, so that a run repeats no slow work whose inputs have not
+changed: the ATen schemas of a torch install (`aten.SchemaCache`: reading them imports torch)
+and what each spec file loads to (`LoadCache`: parsing YAML with locations is slow).
+
+The cache lives in one folder per user (`default_dir()`). Each file records the inputs it was
+made from, including this package's code (`code_digest()`), is written atomically and replaces
+the previous file made for the same thing; a file that is missing, unreadable or made from
+other inputs is ignored. A cache costs time when it misses, never correctness: the command
+line uses it, and `--no-cache` (or any caller of `generate` without one) runs without it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def default_dir() -> Path:
+    """`$TORCHONNX_CACHE_DIR`, else torchonnx's folder in the user's cache folder."""
+    explicit = os.environ.get("TORCHONNX_CACHE_DIR")
+    if explicit:
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "torchonnx"
+
+
+@functools.cache
+def code_digest() -> str:
+    """A hash of what decides a cached result besides its inputs: codegen's source, that of the
+    torchonnx modules it imports, and the Python version (which reads the pickles)."""
+    import torchonnx  # the runtime package, whose dtype and rule modules codegen imports
+
+    digest = hashlib.sha256(sys.version.encode())
+    for folder in (_PACKAGE, Path(torchonnx.__file__).resolve().parent):
+        for path in sorted(folder.glob("*.py")):
+            digest.update(path.name.encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def name_hash(text: str) -> str:
+    """A short hash for a cache file's name."""
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def write_atomic(path: Path, data: bytes, replaces: str | None = None) -> None:
+    """Write `path` so that readers see the old file or the new one, then remove the other files
+    matching the glob `replaces`. Failing to write costs the next run time, and is not
+    reported."""
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        for old in path.parent.glob(replaces) if replaces else ():
+            if old != path:
+                old.unlink(missing_ok=True)
+
+
+class LoadCache:
+    """What each spec file loaded to, kept with a hash of the inputs it was loaded from (the
+    file's text, common.yaml's, the code). Only loads without errors are kept, so every run
+    reports a file's errors."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    def _file(self, path: Path) -> Path | None:
+        if self.directory is None:
+            return None
+        return self.directory / f"load-{name_hash(str(path.resolve()))}.pickle"
+
+    @staticmethod
+    def _key(inputs: tuple[bytes, ...]) -> str:
+        digest = hashlib.sha256(code_digest().encode())
+        for data in inputs:
+            digest.update(hashlib.sha256(data).digest())
+        return digest.hexdigest()
+
+    def get(self, path: Path, inputs: tuple[bytes, ...]) -> Any | None:
+        """What `path` loaded to from these inputs, or None."""
+        file = self._file(path)
+        if file is None:
+            return None
+        try:
+            key, value = pickle.loads(file.read_bytes())
+        except Exception:  # missing, partial or from another version: loaded afresh
+            return None
+        return value if key == self._key(inputs) else None
+
+    def put(self, path: Path, inputs: tuple[bytes, ...], value: Any) -> None:
+        file = self._file(path)
+        if file is not None:
+            write_atomic(file, pickle.dumps((self._key(inputs), value), protocol=5))
