@@ -1,6 +1,9 @@
 """Shared test set-up: tests import their helpers (oprun, ...) from this folder."""
 
+import os
+import shutil
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -9,9 +12,13 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-def pytest_configure(config: object) -> None:
-    # codegen run by tests keeps its schema cache apart from the developer's
-    import os
-    import tempfile
+_CACHE = Path(tempfile.mkdtemp(prefix="torchonnx-test-cache-"))
 
-    os.environ.setdefault("TORCHONNX_CACHE_DIR", tempfile.mkdtemp(prefix="torchonnx-test-cache-"))
+
+def pytest_configure(config: object) -> None:
+    # codegen run by tests keeps its cache apart from the developer's
+    os.environ.setdefault("TORCHONNX_CACHE_DIR", str(_CACHE))
+
+
+def pytest_unconfigure(config: object) -> None:
+    shutil.rmtree(_CACHE, ignore_errors=True)
