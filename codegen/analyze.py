@@ -570,15 +570,21 @@ class _Entry:
             guards_when_true(ast.parse(block.when.text, mode="eval").body) if block.when else []
         )
         rejected: dict[tuple, str | None] = {}  # what `_rejects` said, per dtype and op versions
+        # the version of each op at each opset: most opsets change none, and so decide nothing
+        versions = {
+            opset: tuple(spec.since if (spec := op_at(u.op, opset)) else 0 for u in ops)
+            for opset in range(start, until + 1)
+        }
+        earlier = self.earlier(block, group)
         for dtype in computes:
             if excluded(applies, dtype, group):
                 continue  # the lowering's condition rules this dtype out
             statuses: list[tuple[int, str | None, str | None]] = []
             for opset in range(start, until + 1):
-                if self.caught(block, dtype, opset, group):
+                if any(lo <= opset <= hi and takes(dtype) for lo, hi, takes in earlier):
                     statuses.append((opset, None, None))  # an earlier pick takes this dtype
                     continue
-                status = self.status(dtype, opset, ops, group, rejected)
+                status = self.status(dtype, opset, ops, group, rejected, versions[opset])
                 if isinstance(status, str):
                     problems.setdefault((dtype, status), []).append(opset)
                     status = (None, "error")
@@ -592,22 +598,21 @@ class _Entry:
             )
         return plan
 
-    def caught(self, block: Block, dtype: str, opset: int, group: set[str]) -> bool:
-        """Whether a lowering picked before `block` at `opset` always takes `dtype`: one whose
-        whole condition is a dtype test that `dtype` passes."""
+    def earlier(
+        self, block: Block, group: set[str]
+    ) -> list[tuple[int, int, Callable[[str], bool]]]:
+        """The lowerings picked before `block` whose whole condition is a dtype test of the
+        group: (since, until, whether that test takes a dtype). Where one takes a dtype, `block`
+        never sees it."""
         mine = self.e.blocks.index(block)
+        out = []
         for i, other in enumerate(self.e.blocks):
             before = other.since > block.since or (other.since == block.since and i < mine)
-            if not before or other.when is None or not other.since <= opset <= self.untils[i]:
-                continue
-            guards = _pure_guards(other.when.text)
-            if (
-                guards
-                and all(g.param in group for g in guards)
-                and not excluded(guards, dtype, group)
-            ):
-                return True
-        return False
+            guards = _pure_guards(other.when.text) if before and other.when else ()
+            if guards and all(g.param in group for g in guards):
+                takes = functools.partial(_passes, guards, group=group)
+                out.append((other.since, self.untils[i], takes))
+        return out
 
     def status(
         self,
@@ -616,6 +621,7 @@ class _Entry:
         ops: list[OpUse],
         group: set[str],
         rejected: dict[tuple, str | None],
+        versions: tuple[int, ...],
     ) -> tuple[str | None, str | None] | str:
         """(compute dtype, None) or (None, reason); a string is an error message. `rejected`
         keeps what the ops said of a dtype, per version of the ops: most opsets change none."""
@@ -630,7 +636,6 @@ class _Entry:
                 and (gap.opsets is None or opset in gap.opsets)
             ):
                 return None, gap.reason
-        versions = tuple(spec.since if (spec := op_at(u.op, opset)) else 0 for u in ops)
 
         def rejects(d: str) -> str | None:
             if (d, versions) not in rejected:
@@ -664,6 +669,10 @@ class _Entry:
 def _pure_guards(when: str) -> tuple:
     """The dtype tests a `when` consists of (asked per dtype and opset: parsed once)."""
     return tuple(pure_guards(ast.parse(when, mode="eval").body) or ())
+
+
+def _passes(guards: tuple, dtype: str, group: set[str]) -> bool:
+    return not excluded(guards, dtype, group)
 
 
 def _resolve(d: DType | None, dtype: str, group: set[str]) -> str | None:
