@@ -291,7 +291,7 @@ class SchemaCache:
         except OSError:
             return
         self.install = f"aten-schemas-{name_hash(str(torch_dir))}"
-        self.path = directory / f"{self.install}-{name_hash(version + code_digest())}.json"
+        self.path = directory / f"{self.install}-{name_hash(version + code_digest(__name__))}.json"
         with contextlib.suppress(OSError, ValueError, TypeError, KeyError):
             data = json.loads(self.path.read_text(encoding="utf-8"))
             self.schemas = {q: _schema_from_json(d) for q, d in data.items()}

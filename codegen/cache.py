@@ -3,7 +3,7 @@ changed: the ATen schemas of a torch install (`aten.SchemaCache`: reading them i
 and what each spec file loads to (`LoadCache`: parsing YAML with locations is slow).
 
 The cache lives in one folder per user (`default_dir()`). Each file records the inputs it was
-made from, including this package's code (`code_digest()`), is written atomically and replaces
+made from, including the code that made it (`code_digest()`), is written atomically and replaces
 the previous file made for the same thing; a file that is missing, unreadable or made from
 other inputs is ignored. A cache costs time when it misses, never correctness: the command
 line uses it, and `--no-cache` (or any caller of `generate` without one) runs without it.
@@ -11,17 +11,17 @@ line uses it, and `--no-cache` (or any caller of `generate` without one) runs wi
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import hashlib
+import importlib.util
 import os
 import pickle
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
-
-_PACKAGE = Path(__file__).resolve().parent
 
 
 def default_dir() -> Path:
@@ -34,17 +34,40 @@ def default_dir() -> Path:
 
 
 @functools.cache
-def code_digest() -> str:
-    """A hash of what decides a cached result besides its inputs: codegen's source, that of the
-    torchonnx modules it imports, and the Python version (which reads the pickles)."""
-    import torchonnx  # the runtime package, whose dtype and rule modules codegen imports
-
+def code_digest(module: str) -> str:
+    """A hash of the code that decides what `module` makes (`sources`), and of the Python
+    version (which reads the pickles). An edit elsewhere (rendering, say) keeps the cache."""
     digest = hashlib.sha256(sys.version.encode())
-    for folder in (_PACKAGE, Path(torchonnx.__file__).resolve().parent):
-        for path in sorted(folder.glob("*.py")):
-            digest.update(path.name.encode())
-            digest.update(path.read_bytes())
+    for name, source in sorted(sources(module).items()):
+        digest.update(f"{name}\0{len(source)}\0".encode() + source)
     return digest.hexdigest()
+
+
+def sources(module: str) -> dict[str, bytes]:
+    """The source of `module` and of every torchonnx module it imports, transitively (found by
+    reading their import statements)."""
+    out: dict[str, bytes] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        spec = importlib.util.find_spec(name)
+        if name in out or spec is None or spec.origin is None:
+            continue
+        out[name] = source = Path(spec.origin).read_bytes()
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Import):
+                todo.extend(a.name for a in node.names if a.name.startswith("torchonnx."))
+            elif (
+                isinstance(node, ast.ImportFrom)
+                and node.level == 0
+                and (node.module or "").startswith("torchonnx.")
+            ):
+                todo.append(node.module)
+                package = importlib.util.find_spec(node.module)
+                if package is not None and package.submodule_search_locations is not None:
+                    # `from torchonnx.codegen import aten`: the names may be modules
+                    todo.extend(f"{node.module}.{a.name}" for a in node.names)
+    return out
 
 
 def name_hash(text: str) -> str:
@@ -86,7 +109,7 @@ class LoadCache:
 
     @staticmethod
     def _key(inputs: tuple[bytes, ...]) -> str:
-        digest = hashlib.sha256(code_digest().encode())
+        digest = hashlib.sha256(code_digest("torchonnx.codegen.load").encode())
         for data in inputs:
             digest.update(hashlib.sha256(data).digest())
         return digest.hexdigest()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from torchonnx.codegen import aten
+from torchonnx.codegen import aten, cache
 from torchonnx.codegen.cache import LoadCache
 from torchonnx.codegen.files import compare_trees
 from torchonnx.codegen.main import generate, load_specs
@@ -50,7 +50,7 @@ def test_another_torch_or_a_broken_file_reads_afresh(
     assert aten.SchemaCache(tmp_path).get("aten::relu") is not None
     before = [p.name for p in tmp_path.iterdir()]
     # another build of torch at the same place (its version file names the build)
-    monkeypatch.setattr(aten, "code_digest", lambda: "another torch or codegen")
+    monkeypatch.setattr(aten, "code_digest", lambda module: "another torch or codegen")
     upgraded = aten.SchemaCache(tmp_path)
     assert upgraded.get("aten::relu") is None
     upgraded.add(aten._from_torch("aten::sigmoid"))
@@ -65,25 +65,25 @@ def test_another_torch_or_a_broken_file_reads_afresh(
 def test_spec_files_load_afresh_when_changed(tmp_path: Path) -> None:
     specs = tmp_path / "specs"
     shutil.copytree(ROOT / "specs", specs)
-    cache = LoadCache(tmp_path / "cache")
-    fm, errors = generate(specs, cache)
+    load_cache = LoadCache(tmp_path / "cache")
+    fm, errors = generate(specs, load_cache)
     assert fm is not None and not errors
     assert len(list((tmp_path / "cache").glob("load-*.pickle"))) == len(list(specs.glob("*.yaml")))
     # a cached run generates what an uncached one does
     fm.write(tmp_path / "cold")
-    generate(specs, cache)[0].write(tmp_path / "warm")
+    generate(specs, load_cache)[0].write(tmp_path / "warm")
     assert compare_trees(tmp_path / "cold", tmp_path / "warm") == []
     # an edit is seen, and a file with errors is reported on every run
     family = specs / "elementwise.yaml"
     family.write_text(family.read_text().replace("dtypes: numeric", "dtypes: numerik", 1))
     for _ in range(2):
-        fm, errors = generate(specs, cache)
+        fm, errors = generate(specs, load_cache)
         assert fm is None and any("numerik" in e.message for e in errors)
     # so is a change to common.yaml, which every family's entries depend on
     family.write_text((ROOT / "specs" / "elementwise.yaml").read_text())
     common = specs / "common.yaml"
     common.write_text(common.read_text().replace("  numeric:", "  numerical:", 1))
-    fm, errors = generate(specs, cache)
+    fm, errors = generate(specs, load_cache)
     assert fm is None and any("numeric" in e.message for e in errors)
 
 
@@ -122,3 +122,19 @@ def test_cached_codegen_neither_imports_torch_nor_parses_yaml(tmp_path: Path) ->
     assert run() == "[] 0"
     cached = json.loads(next(tmp_path.glob("aten-schemas-*.json")).read_text())
     assert "aten::add.Tensor" in cached
+
+
+def test_cache_keys_cover_the_code_that_makes_the_cached_data() -> None:
+    # loading reads the spec model, errors, dtype names and opset ranges; analysis and
+    # rendering do not change what a file loads to, so editing them keeps the cache
+    loads = set(cache.sources("torchonnx.codegen.load"))
+    assert loads == {
+        "torchonnx.codegen.load",
+        "torchonnx.codegen.model",
+        "torchonnx.codegen.errors",
+        "torchonnx.dtypes",
+        "torchonnx.opsets",
+    }
+    assert {"torchonnx.dtypes", "torchonnx.overloads"} <= set(
+        cache.sources("torchonnx.codegen.aten")
+    )
