@@ -13,7 +13,7 @@ import ast
 import functools
 import itertools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torchonnx.codegen.aten import AtenSchema, SchemaLookupError, lookup
 from torchonnx.codegen.body import (
@@ -32,7 +32,14 @@ from torchonnx.codegen.body import (
 from torchonnx.codegen.errors import Diagnostics, Location, SpecError
 from torchonnx.codegen.model import Block, Call, Common, Entry, Gap
 from torchonnx.codegen.onnx_ops import op_at
-from torchonnx.dtypes import DTYPE_NAMES, PROMOTION_KINDS, compute_dtypes, onnx_type_str
+from torchonnx.dtypes import (
+    DTYPE_NAMES,
+    PROMOTION_KINDS,
+    Operand,
+    compute_dtype,
+    compute_dtypes,
+    onnx_type_str,
+)
 from torchonnx.indices import RULES as INDEX_RULES
 from torchonnx.indices import arity as index_arity
 from torchonnx.opsets import span
@@ -120,7 +127,9 @@ def analyze(entries: list[Entry], common: Common, diags: Diagnostics) -> list[An
             if result is not None:
                 out.append(result)
     _check_calls(out, diags)
-    return out
+    if diags:
+        return out
+    return _with_callee_refusals(out, diags)
 
 
 def _callees(entries: list[Entry]) -> dict[str, Callee]:
@@ -162,6 +171,100 @@ def _check_calls(analyzed: list[Analyzed], diags: Diagnostics) -> None:
             loc = next(a.entry.loc for a in analyzed if a.entry.key == start)
             diags.error(loc, f"lowerings call each other in a cycle: {' -> '.join(path)}")
             return
+
+
+def _with_callee_refusals(analyzed: list[Analyzed], diags: Diagnostics) -> list[Analyzed]:
+    """Each dtype plan refusing, with the callee's reason, where a body's `aten.X(...)` call
+    gives X a dtype X refuses at that opset: a caller lowers no dtype its callees do not.
+
+    Callees are resolved first (the calls have no cycles); a call whose dtypes codegen cannot
+    tell (fixed by a dtype argument, or of an unknown tensor) is not followed.
+    """
+    by_key = {a.entry.key: a for a in analyzed}
+    by_overload = {name: a for a in analyzed for name in a.schemas}
+    done: dict[str, Analyzed] = {}
+
+    def resolved(key: str) -> Analyzed:
+        if key not in done:
+            a = by_key[key]
+            for lw in a.lowerings:
+                for call in lw.calls:
+                    resolved(by_overload[call.overload].entry.key)
+            lowerings = tuple(
+                _refused_by_callees(a, lw, done, by_overload, diags) for lw in a.lowerings
+            )
+            done[key] = replace(a, lowerings=lowerings)
+        return done[key]
+
+    return [resolved(a.entry.key) for a in analyzed]
+
+
+def _refused_by_callees(
+    a: Analyzed,
+    lw: Lowering,
+    done: dict[str, Analyzed],
+    by_overload: dict[str, Analyzed],
+    diags: Diagnostics,
+) -> Lowering:
+    if not lw.calls:
+        return lw
+    group = set(a.group)
+    plan = {}
+    missing: dict[tuple[AtenUse, str, str], list[int]] = {}  # callees without the dtype
+    for dtype, segments in lw.plan.items():
+        statuses: list[tuple[int, str | None, str | None]] = []
+        for seg in segments:
+            for opset in range(seg.lo, seg.hi + 1):
+                reason = None
+                for call in lw.calls if seg.compute is not None else ():
+                    if excluded(call.guards, seg.compute, group):
+                        continue  # in a branch this dtype never takes
+                    callee = done[by_overload[call.overload].entry.key]
+                    given = {p: _resolve(d, seg.compute, group) for p, d in call.dtypes}
+                    compute = _callee_compute(callee, given)
+                    reason = compute and _callee_refusal(callee, compute, opset)
+                    if reason == "":
+                        missing.setdefault((call, compute, dtype), []).append(opset)
+                    if reason:
+                        break
+                status = (opset, None, reason) if reason else (opset, seg.compute, seg.reason)
+                statuses.append(status)
+        plan[dtype] = _segments(statuses)
+    for (call, compute, dtype), opsets in missing.items():
+        diags.error(
+            call.loc,
+            f"{call.overload} does not lower {compute} at opset {span(opsets)}, which this call "
+            f"gives it for {dtype}: add {compute} to its dtypes, or declare a gap for {dtype}",
+        )
+    return replace(lw, plan=plan)
+
+
+def _callee_compute(callee: Analyzed, given: dict[str, str | None]) -> str | None:
+    """The dtype a called op computes in for arguments of these dtypes (None: not known)."""
+    if callee.dtype_param is not None or None in given.values():
+        return None
+    if callee.promote_kind is not None:
+        operands = [Operand(given[p], 1) for p in callee.promote_args if p in given]
+        try:
+            return compute_dtype(callee.promote_kind, operands, "float32") if operands else None
+        except TypeError:
+            return None
+    return next((given[p] for p in callee.group if p in given), None)
+
+
+def _callee_refusal(callee: Analyzed, compute: str, opset: int) -> str | None:
+    """Why `callee` does not run in `compute` at `opset`; None where it does, "" where its
+    plans do not have the dtype at all."""
+    segments = [
+        s
+        for lw in callee.lowerings
+        if lw.since <= opset <= lw.until
+        for s in lw.plan.get(compute, ())
+        if s.lo <= opset <= s.hi
+    ]
+    if any(s.compute is not None for s in segments):
+        return None
+    return next((s.reason for s in segments if s.reason), "")
 
 
 def _cycle(graph: dict[str, set[str]], node: str, path: list[str]) -> list[str] | None:

@@ -231,6 +231,8 @@ class AtenUse:
 
     overload: str
     loc: Location
+    dtypes: tuple[tuple[str, DType], ...] = ()  # the callee's tensor arguments' dtypes
+    guards: tuple[Guard, ...] = ()  # the dtype tests of the branches it is in
 
 
 @dataclass(frozen=True)
@@ -1035,7 +1037,8 @@ class _Checker:
                 dtypes[p.name] = sym.dtype
                 if sym.param is None:
                     note.typed[slot] = sym.dtype  # a computed value: give it its dtype
-        self.calls.append(AtenUse(qualname, self.where(node.lineno, node.col_offset)))
+        where = self.where(node.lineno, node.col_offset)
+        self.calls.append(AtenUse(qualname, where, tuple(dtypes.items()), tuple(self.guards)))
         result = _call_result(callee, dtypes)
         if len(schema.returns) == 1 and schema.returns[0] != "Tensor[]":
             return Sym(Kind.TENSOR, dtype=result)

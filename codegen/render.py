@@ -155,6 +155,11 @@ def _variants(a: Analyzed) -> list[tuple[str, tuple[str, ...], list[str]]]:
     return [(first, params, also) for (params, _), (first, also) in groups.items()]
 
 
+def _calls(lw: Lowering) -> tuple[str, ...]:
+    """The overloads a lowering's body calls, each once, in order."""
+    return tuple(dict.fromkeys(call.overload for call in lw.calls))
+
+
 def _reasons(a: Analyzed) -> list[str]:
     """Why a dtype does not run somewhere, in the order the entry's dtype plans first say it."""
     out: list[str] = []
@@ -434,7 +439,10 @@ class Renderer:
             _call(
                 "LoweringInfo",
                 [repr(_spec_loc(lw.block.loc)), str(lw.since), str(lw.until), repr(lw.onnx_ops)],
-                {"when": repr(_text(lw.block.when)) if lw.when else None},
+                {
+                    "when": repr(_text(lw.block.when)) if lw.when else None,
+                    "calls": repr(calls) if (calls := _calls(lw)) else None,
+                },
             )
             for lw in a.lowerings  # the registry names each by its position here
         ]
@@ -499,7 +507,7 @@ class Renderer:
                         "opsets": _opsets(lw),
                         "when": f"`{_text(lw.block.when)}`" if lw.when else "",
                         "dtypes": _dtype_summary(lw.plan, lw.since, lw.until),
-                        "ops": ", ".join(lw.onnx_ops),
+                        "ops": ", ".join([*lw.onnx_ops, *(f"`{c}`" for c in _calls(lw))]),
                         "gaps": _gap_cell(a),
                         # by file, not line: a line number would change with every entry above
                         "spec": f"[{family}.yaml](../../{self.spec_file(family)})",
@@ -538,7 +546,7 @@ class Renderer:
                                 "since": lw.since,
                                 "when": f"`{_text(lw.block.when)}`" if lw.when else "",
                                 "dtypes": _dtype_at(lw.plan, opset),
-                                "ops": ", ".join(lw.onnx_ops),
+                                "ops": ", ".join([*lw.onnx_ops, *(f"`{c}`" for c in _calls(lw))]),
                                 "gaps": _gap_cell(a),
                             }
                         )

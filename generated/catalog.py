@@ -347,7 +347,9 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "aten::arange": "aten::arange(Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/factory.yaml:57", 7, 28, ()),),
+        lowerings=(
+            LoweringInfo("specs/factory.yaml:57", 7, 28, (), calls=("aten::arange.start_step",)),
+        ),
         gaps=(
             GapInfo(
                 "ONNX Range, which computed bounds need, arrives at opset 11",
@@ -370,7 +372,9 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "aten::arange.start": "aten::arange.start(Scalar start, Scalar end, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/factory.yaml:74", 7, 28, ()),),
+        lowerings=(
+            LoweringInfo("specs/factory.yaml:74", 7, 28, (), calls=("aten::arange.start_step",)),
+        ),
         gaps=(
             GapInfo(
                 "ONNX Range, which computed bounds need, arrives at opset 11",
@@ -1225,7 +1229,7 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "aten::empty.memory_format": "aten::empty.memory_format(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/factory.yaml:181", 7, 28, ()),),
+        lowerings=(LoweringInfo("specs/factory.yaml:181", 7, 28, (), calls=("aten::full",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
@@ -2968,7 +2972,7 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "aten::new_empty": "aten::new_empty(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/factory.yaml:194", 7, 28, ()),),
+        lowerings=(LoweringInfo("specs/factory.yaml:194", 7, 28, (), calls=("aten::full",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
@@ -2985,7 +2989,7 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "aten::new_full": "aten::new_full(Tensor self, SymInt[] size, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/factory.yaml:143", 7, 28, ()),),
+        lowerings=(LoweringInfo("specs/factory.yaml:143", 7, 28, (), calls=("aten::full",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
@@ -3003,7 +3007,7 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "aten::new_ones": "aten::new_ones(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/factory.yaml:167", 7, 28, ()),),
+        lowerings=(LoweringInfo("specs/factory.yaml:167", 7, 28, (), calls=("aten::full",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
@@ -3019,7 +3023,7 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "aten::new_zeros": "aten::new_zeros(Tensor self, SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/factory.yaml:155", 7, 28, ()),),
+        lowerings=(LoweringInfo("specs/factory.yaml:155", 7, 28, (), calls=("aten::full",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
@@ -3059,7 +3063,7 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "aten::ones": "aten::ones(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/factory.yaml:131", 7, 28, ()),),
+        lowerings=(LoweringInfo("specs/factory.yaml:131", 7, 28, (), calls=("aten::full",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
@@ -3517,6 +3521,7 @@ ENTRIES: dict[str, EntryInfo] = {
                     "Unsqueeze",
                     "Where",
                 ),
+                calls=("aten::amax",),
             ),
             LoweringInfo(
                 "specs/nn.yaml:665",
@@ -3538,6 +3543,7 @@ ENTRIES: dict[str, EntryInfo] = {
                     "Unsqueeze",
                     "Where",
                 ),
+                calls=("aten::amax",),
             ),
             LoweringInfo(
                 "specs/nn.yaml:705",
@@ -3829,6 +3835,67 @@ ENTRIES: dict[str, EntryInfo] = {
             Sample("t(3, 4), 0", "specs/nn.yaml:562"),
         ),
         shape="same(self)",
+    ),
+    "aten::sort": EntryInfo(
+        "aten::sort",
+        "specs/sorting.yaml:56",
+        doc="self sorted along dim, ascending unless descending, and the indices that sort it; equal elements keep their order.",
+        schemas={
+            "aten::sort": "aten::sort(Tensor self, int dim=-1, bool descending=False) -> (Tensor values, Tensor indices)",
+            "aten::sort.values": "aten::sort.values(Tensor self, int dim=-1, bool descending=False, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices)",
+        },
+        lowerings=(
+            LoweringInfo("specs/sorting.yaml:65", 11, 28, ("Identity", "TopK")),
+            LoweringInfo("specs/sorting.yaml:71", 10, 10, ("Identity", "Neg", "TopK")),
+            LoweringInfo("specs/sorting.yaml:80", 7, 9, ("Identity", "Neg", "TopK")),
+        ),
+        gaps=(
+            GapInfo(
+                "before opset 11 TopK takes floating types only, and no float type holds every int64",
+                "specs/sorting.yaml:91",
+                dtypes=("int64",),
+                opsets=(7, 10),
+            ),
+            GapInfo(
+                "before opset 10 TopK takes k as an attribute, so the sorted dim's size must be known while exporting",
+                "specs/sorting.yaml:94",
+                opsets=(7, 9),
+                when="rank(self) > 0 and not is_static(size(self, dim % rank(self)))",
+            ),
+        ),
+        reasons=(
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+            "before opset 11 TopK takes floating types only, and no float type holds every int64",
+        ),
+        samples=(
+            Sample("t(3, 5)", "specs/sorting.yaml:98"),
+            Sample("t(4, 3), 0, True", "specs/sorting.yaml:99"),
+            Sample("t(2, 3, 4), -2", "specs/sorting.yaml:100", dtypes=("int64", "float32")),
+            Sample("t()", "specs/sorting.yaml:102", dtypes=("float32",)),
+        ),
+        shape="same(self)",
+        indices="along(self, dim)",
+    ),
+    "aten::sort.stable": EntryInfo(
+        "aten::sort.stable",
+        "specs/sorting.yaml:105",
+        doc="self sorted along dim, as aten::sort; equal elements keep their order whether or not stable asks it.",
+        schemas={
+            "aten::sort.stable": "aten::sort.stable(Tensor self, *, bool? stable, int dim=-1, bool descending=False) -> (Tensor values, Tensor indices)",
+            "aten::sort.values_stable": "aten::sort.values_stable(Tensor self, *, bool? stable, int dim=-1, bool descending=False, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices)",
+        },
+        lowerings=(LoweringInfo("specs/sorting.yaml:112", 7, 28, (), calls=("aten::sort",)),),
+        gaps=(),
+        reasons=(
+            "before opset 11 TopK takes floating types only, and no float type holds every int64",
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+        ),
+        samples=(
+            Sample("t(6), stable=True", "specs/sorting.yaml:115"),
+            Sample("t(3, 4), stable=False, dim=0, descending=True", "specs/sorting.yaml:116"),
+        ),
+        shape="same(self)",
+        indices="along(self, dim)",
     ),
     "aten::split.Tensor": EntryInfo(
         "aten::split.Tensor",
@@ -4173,6 +4240,47 @@ ENTRIES: dict[str, EntryInfo] = {
         samples=(Sample("t(3, 4)", "specs/elementwise.yaml:449"),),
         shape="same(self)",
     ),
+    "aten::topk": EntryInfo(
+        "aten::topk",
+        "specs/sorting.yaml:9",
+        doc="The k largest (or smallest) elements of self along dim, sorted, and their indices.",
+        schemas={
+            "aten::topk": "aten::topk(Tensor self, SymInt k, int dim=-1, bool largest=True, bool sorted=True) -> (Tensor values, Tensor indices)",
+            "aten::topk.values": "aten::topk.values(Tensor self, SymInt k, int dim=-1, bool largest=True, bool sorted=True, *, Tensor(a!) values, Tensor(b!) indices) -> (Tensor(a!) values, Tensor(b!) indices)",
+        },
+        lowerings=(
+            LoweringInfo("specs/sorting.yaml:18", 11, 28, ("Identity", "TopK")),
+            LoweringInfo("specs/sorting.yaml:23", 10, 10, ("Identity", "Neg", "TopK")),
+            LoweringInfo("specs/sorting.yaml:31", 7, 9, ("Identity", "Neg", "TopK")),
+        ),
+        gaps=(
+            GapInfo(
+                "before opset 11 TopK takes floating types only, and no float type holds every int64",
+                "specs/sorting.yaml:40",
+                dtypes=("int64",),
+                opsets=(7, 10),
+            ),
+            GapInfo(
+                "before opset 10 TopK takes k as an attribute, known while exporting",
+                "specs/sorting.yaml:43",
+                opsets=(7, 9),
+                when="not is_static(k)",
+            ),
+        ),
+        reasons=(
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+            "before opset 11 TopK takes floating types only, and no float type holds every int64",
+        ),
+        samples=(
+            Sample("t(3, 5), 2", "specs/sorting.yaml:47"),
+            Sample("t(3, 5), 3, 0, False", "specs/sorting.yaml:48"),
+            Sample("t(2, 3, 4), 1, -2", "specs/sorting.yaml:49", dtypes=("float32",)),
+            Sample("t(4, 6), sym(3)", "specs/sorting.yaml:51", dtypes=("int32", "float32")),
+            Sample("t(), 1", "specs/sorting.yaml:53", dtypes=("float32",)),
+        ),
+        shape="topk(self, k, dim)",
+        indices="along(self, dim)",
+    ),
     "aten::transpose.int": EntryInfo(
         "aten::transpose.int",
         "specs/shape.yaml:53",
@@ -4327,7 +4435,11 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "aten::upsample_bilinear2d": "aten::upsample_bilinear2d(Tensor self, SymInt[2] output_size, bool align_corners, float? scales_h=None, float? scales_w=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/resize.yaml:224", 11, 28, ()),),
+        lowerings=(
+            LoweringInfo(
+                "specs/resize.yaml:224", 11, 28, (), calls=("aten::upsample_bilinear2d.vec",)
+            ),
+        ),
         gaps=(
             GapInfo(
                 "ONNX Upsample and Resize before opset 11 have neither torch's half-pixel nor its align-corners coordinates",
@@ -4432,7 +4544,11 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "aten::upsample_nearest2d": "aten::upsample_nearest2d(Tensor self, SymInt[2] output_size, float? scales_h=None, float? scales_w=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/resize.yaml:129", 7, 28, ()),),
+        lowerings=(
+            LoweringInfo(
+                "specs/resize.yaml:129", 7, 28, (), calls=("aten::upsample_nearest2d.vec",)
+            ),
+        ),
         gaps=(
             GapInfo(
                 "scales given beside output_size change torch's indices (1 / scale for in / out), which is not supported",
@@ -4689,7 +4805,7 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "aten::zeros": "aten::zeros(SymInt[] size, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/factory.yaml:118", 7, 28, ()),),
+        lowerings=(LoweringInfo("specs/factory.yaml:118", 7, 28, (), calls=("aten::full",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
@@ -4796,7 +4912,7 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "operator.eq": "operator.eq(Tensor a, Tensor b) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/sizes.yaml:229", 7, 28, ()),),
+        lowerings=(LoweringInfo("specs/sizes.yaml:229", 7, 28, (), calls=("aten::eq.Tensor",)),),
         gaps=(
             GapInfo(
                 "ONNX Equal accepts floating types from opset 11",
@@ -4820,7 +4936,7 @@ ENTRIES: dict[str, EntryInfo] = {
             "operator.floordiv": "operator.floordiv(Tensor a, Tensor b) -> Tensor",
         },
         lowerings=(
-            LoweringInfo("specs/sizes.yaml:141", 10, 28, ()),
+            LoweringInfo("specs/sizes.yaml:141", 10, 28, (), calls=("aten::div.Tensor_mode",)),
             LoweringInfo(
                 "specs/sizes.yaml:143",
                 7,
@@ -4851,7 +4967,7 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "operator.ge": "operator.ge(Tensor a, Tensor b) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/sizes.yaml:320", 7, 28, ()),),
+        lowerings=(LoweringInfo("specs/sizes.yaml:320", 7, 28, (), calls=("aten::ge.Tensor",)),),
         gaps=(
             GapInfo(
                 "before opset 12 a <= b is Less or Equal, and ONNX Equal accepts floating types from opset 11",
@@ -4884,7 +5000,7 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "operator.gt": "operator.gt(Tensor a, Tensor b) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/sizes.yaml:302", 7, 28, ()),),
+        lowerings=(LoweringInfo("specs/sizes.yaml:302", 7, 28, (), calls=("aten::gt.Tensor",)),),
         gaps=(
             GapInfo(
                 "ONNX Greater accepts integers from opset 9",
@@ -4908,7 +5024,7 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "operator.le": "operator.le(Tensor a, Tensor b) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/sizes.yaml:281", 7, 28, ()),),
+        lowerings=(LoweringInfo("specs/sizes.yaml:281", 7, 28, (), calls=("aten::le.Tensor",)),),
         gaps=(
             GapInfo(
                 "before opset 12 a <= b is Less or Equal, and ONNX Equal accepts floating types from opset 11",
@@ -4941,7 +5057,7 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "operator.lt": "operator.lt(Tensor a, Tensor b) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/sizes.yaml:263", 7, 28, ()),),
+        lowerings=(LoweringInfo("specs/sizes.yaml:263", 7, 28, (), calls=("aten::lt.Tensor",)),),
         gaps=(
             GapInfo(
                 "ONNX Less accepts integers from opset 9",
@@ -5017,7 +5133,7 @@ ENTRIES: dict[str, EntryInfo] = {
         schemas={
             "operator.ne": "operator.ne(Tensor a, Tensor b) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/sizes.yaml:246", 7, 28, ()),),
+        lowerings=(LoweringInfo("specs/sizes.yaml:246", 7, 28, (), calls=("aten::ne.Tensor",)),),
         gaps=(
             GapInfo(
                 "ONNX Equal accepts floating types from opset 11",

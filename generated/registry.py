@@ -36,6 +36,7 @@ from torchonnx.generated import onnxscript_reduction as _reduction
 from torchonnx.generated import onnxscript_resize as _resize
 from torchonnx.generated import onnxscript_shape as _shape
 from torchonnx.generated import onnxscript_sizes as _sizes
+from torchonnx.generated import onnxscript_sorting as _sorting
 
 OLDEST_OPSET = 7
 NEWEST_OPSET = 28
@@ -325,6 +326,27 @@ _p39adbfdd = Plan(
     },
     cast_back={"bfloat16": (True,)},
 )
+_p3b134b7a = Plan(
+    {
+        "bool": ((10, 10, "float32", None),),
+        "uint8": ((10, 10, "float32", None),),
+        "int8": ((10, 10, "float32", None),),
+        "int16": ((10, 10, "float32", None),),
+        "int32": ((10, 10, "float64", None),),
+        "int64": ((10, 10, None, 1),),
+        "float16": ((10, 10, "float16", None),),
+        "bfloat16": ((10, 10, None, 0),),
+        "float32": ((10, 10, "float32", None),),
+        "float64": ((10, 10, "float64", None),),
+    },
+    cast_back={
+        "bool": (True, False),
+        "uint8": (True, False),
+        "int8": (True, False),
+        "int16": (True, False),
+        "int32": (True, False),
+    },
+)
 _p40b04e6e = Plan(
     {
         "bool": ((11, 12, None, 0), (13, 28, "bool", None)),
@@ -376,6 +398,21 @@ _p4dce2451 = Plan(
     },
     cast_back={"bool": (False,), "bfloat16": (False,)},
 )
+_p4f497959 = Plan(
+    {
+        "bool": ((11, 28, "float32", None),),
+        "uint8": ((11, 28, "uint8", None),),
+        "int8": ((11, 28, "int8", None),),
+        "int16": ((11, 28, "int16", None),),
+        "int32": ((11, 28, "int32", None),),
+        "int64": ((11, 28, "int64", None),),
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 0), (13, 23, "float32", None), (24, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    },
+    cast_back={"bool": (True, False), "bfloat16": (True, False)},
+)
 _p539e339b = Plan(
     {
         "float16": ((10, 12, "float16", None),),
@@ -398,6 +435,20 @@ _p626eeb49 = Plan(
         "float64": ((7, 10, None, 0), (11, 28, "float64", None)),
     },
     cast_back={"uint8": (False,), "int8": (False,), "int16": (False,)},
+)
+_p6323ec10 = Plan(
+    {
+        "bool": ((7, 28, "bool", None),),
+        "uint8": ((7, 28, "uint8", None),),
+        "int8": ((7, 28, "int8", None),),
+        "int16": ((7, 28, "int16", None),),
+        "int32": ((7, 28, "int32", None),),
+        "int64": ((7, 10, None, 0), (11, 28, "int64", None)),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 1), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    }
 )
 _p63e73115 = Plan(
     {
@@ -660,6 +711,25 @@ _p92c598a5 = Plan(
         "float64": ((7, 28, "float64", None),),
     },
     cast_back={"uint8": (False,), "int8": (False,), "int16": (False,)},
+)
+_p93881fca = Plan(
+    {
+        "uint8": ((10, 10, "float32", None),),
+        "int8": ((10, 10, "float32", None),),
+        "int16": ((10, 10, "float32", None),),
+        "int32": ((10, 10, "float64", None),),
+        "int64": ((10, 10, None, 1),),
+        "float16": ((10, 10, "float16", None),),
+        "bfloat16": ((10, 10, None, 0),),
+        "float32": ((10, 10, "float32", None),),
+        "float64": ((10, 10, "float64", None),),
+    },
+    cast_back={
+        "uint8": (True, False),
+        "int8": (True, False),
+        "int16": (True, False),
+        "int32": (True, False),
+    },
 )
 _p9d1c4ca1 = Plan(
     {
@@ -1111,6 +1181,27 @@ _pd64894c5 = Plan(
         "float64": ((23, 28, "float64", None),),
     }
 )
+_pd92562e7 = Plan(
+    {
+        "bool": ((7, 9, "float32", None),),
+        "uint8": ((7, 9, "float32", None),),
+        "int8": ((7, 9, "float32", None),),
+        "int16": ((7, 9, "float32", None),),
+        "int32": ((7, 9, "float64", None),),
+        "int64": ((7, 9, None, 1),),
+        "float16": ((7, 9, "float16", None),),
+        "bfloat16": ((7, 9, None, 0),),
+        "float32": ((7, 9, "float32", None),),
+        "float64": ((7, 9, "float64", None),),
+    },
+    cast_back={
+        "bool": (True, False),
+        "uint8": (True, False),
+        "int8": (True, False),
+        "int16": (True, False),
+        "int32": (True, False),
+    },
+)
 _pe03a99af = Plan({"int64": ((7, 28, "int64", None),), "float64": ((7, 28, "float64", None),)})
 _pe04ab20e = Plan(
     {
@@ -1205,6 +1296,20 @@ _pee81e2c8 = Plan(
         "float64": ((11, 28, "float64", None),),
     }
 )
+_pf02276c6 = Plan(
+    {
+        "uint8": ((11, 28, "uint8", None),),
+        "int8": ((11, 28, "int8", None),),
+        "int16": ((11, 28, "int16", None),),
+        "int32": ((11, 28, "int32", None),),
+        "int64": ((11, 28, "int64", None),),
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 0), (13, 23, "float32", None), (24, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True, False)},
+)
 _pf0f9ece3 = Plan(
     {
         "float16": ((20, 28, "float16", None),),
@@ -1212,6 +1317,25 @@ _pf0f9ece3 = Plan(
         "float32": ((20, 28, "float32", None),),
         "float64": ((20, 28, "float64", None),),
     }
+)
+_pf24a9ba3 = Plan(
+    {
+        "uint8": ((7, 9, "float32", None),),
+        "int8": ((7, 9, "float32", None),),
+        "int16": ((7, 9, "float32", None),),
+        "int32": ((7, 9, "float64", None),),
+        "int64": ((7, 9, None, 1),),
+        "float16": ((7, 9, "float16", None),),
+        "bfloat16": ((7, 9, None, 0),),
+        "float32": ((7, 9, "float32", None),),
+        "float64": ((7, 9, "float64", None),),
+    },
+    cast_back={
+        "uint8": (True, False),
+        "int8": (True, False),
+        "int16": (True, False),
+        "int32": (True, False),
+    },
 )
 _pf2d8ec9b = Plan(
     {
@@ -3757,6 +3881,42 @@ _ENTRIES = (
         gaps=(Gap(0, when=_nn.softmax_int__gap0),),
     ),
     Entry(
+        "aten::sort",
+        (
+            Overload(
+                "aten::sort",
+                (Param("self", TENSOR), Param("dim", VALUE, -1), Param("descending", VALUE, False)),
+                also=("aten::sort.values",),
+            ),
+        ),
+        (
+            Lowering(0, 11, 28, (_sorting.sort__opset11,), _p4f497959),
+            Lowering(1, 10, 10, (_sorting.sort__opset10,), _p3b134b7a),
+            Lowering(2, 7, 9, (_sorting.sort__opset7,), _pd92562e7),
+        ),
+        dtypes=_all,
+        group=("self",),
+        gaps=(Gap(1, opsets=(7, 9), when=_sorting.sort__gap1),),
+    ),
+    Entry(
+        "aten::sort.stable",
+        (
+            Overload(
+                "aten::sort.stable",
+                (
+                    Param("self", TENSOR),
+                    Param("stable", VALUE, kwarg_only=True),
+                    Param("dim", VALUE, -1, kwarg_only=True),
+                    Param("descending", VALUE, False, kwarg_only=True),
+                ),
+                also=("aten::sort.values_stable",),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_sorting.sort_stable__opset7,), _p6323ec10),),
+        dtypes=_all,
+        group=("self",),
+    ),
+    Entry(
         "aten::split.Tensor",
         (
             Overload(
@@ -4014,6 +4174,30 @@ _ENTRIES = (
         promote="int_to_float",
         promote_args=("self",),
         group=("self",),
+    ),
+    Entry(
+        "aten::topk",
+        (
+            Overload(
+                "aten::topk",
+                (
+                    Param("self", TENSOR),
+                    Param("k", VALUE, dynamic=True),
+                    Param("dim", VALUE, -1),
+                    Param("largest", VALUE, True),
+                    Param("sorted", VALUE, True),
+                ),
+                also=("aten::topk.values",),
+            ),
+        ),
+        (
+            Lowering(0, 11, 28, (_sorting.topk__opset11,), _pf02276c6),
+            Lowering(1, 10, 10, (_sorting.topk__opset10,), _p93881fca),
+            Lowering(2, 7, 9, (_sorting.topk__opset7,), _pf24a9ba3),
+        ),
+        dtypes=_numeric,
+        group=("self",),
+        gaps=(Gap(1, opsets=(7, 9), when=_sorting.topk__gap1),),
     ),
     Entry(
         "aten::transpose.int",

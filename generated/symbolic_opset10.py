@@ -327,6 +327,31 @@ def operator_mod__opset10(g, a, b):
     return g.op("Mod", a, b)
 
 
+def topk__opset10(g, self, k, dim, largest, sorted):
+    """aten::topk at opsets 10 (specs/sorting.yaml, aten::topk)."""
+    if _h.rank(self) == 0:
+        return (g.op("Identity", self), _h.const(g, 0, "int64"))
+    if largest:
+        return g.op("TopK", self, _h.const(g, [k], "int64"), axis_i=dim % _h.rank(self), outputs=2)
+    values, indices = g.op(
+        "TopK", g.op("Neg", self), _h.const(g, [k], "int64"), axis_i=dim % _h.rank(self), outputs=2
+    )
+    return (g.op("Neg", values), indices)
+
+
+def sort__opset10(g, self, dim, descending):
+    """aten::sort at opsets 10 (specs/sorting.yaml, aten::sort)."""
+    if _h.rank(self) == 0:
+        return (g.op("Identity", self), _h.const(g, 0, "int64"))
+    d = dim % _h.rank(self)
+    if descending:
+        return g.op("TopK", self, _h.const(g, [_h.size(g, self, d)], "int64"), axis_i=d, outputs=2)
+    values, indices = g.op(
+        "TopK", g.op("Neg", self), _h.const(g, [_h.size(g, self, d)], "int64"), axis_i=d, outputs=2
+    )
+    return (g.op("Neg", values), indices)
+
+
 def aten_div(g, *args, **kwargs):
     """aten::div: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::div", 10, args, kwargs)
@@ -362,9 +387,19 @@ def aten_slice_copy(g, *args, **kwargs):
     return _h.dispatch(g, "aten::slice_copy", 10, args, kwargs)
 
 
+def aten_sort(g, *args, **kwargs):
+    """aten::sort: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::sort", 10, args, kwargs)
+
+
 def aten_sym_stride(g, *args, **kwargs):
     """aten::sym_stride: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::sym_stride", 10, args, kwargs)
+
+
+def aten_topk(g, *args, **kwargs):
+    """aten::topk: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::topk", 10, args, kwargs)
 
 
 def aten_upsample_nearest2d(g, *args, **kwargs):
@@ -380,6 +415,8 @@ SYMBOLICS = {
     "aten::narrow": aten_narrow,
     "aten::slice": aten_slice,
     "aten::slice_copy": aten_slice_copy,
+    "aten::sort": aten_sort,
     "aten::sym_stride": aten_sym_stride,
+    "aten::topk": aten_topk,
     "aten::upsample_nearest2d": aten_upsample_nearest2d,
 }

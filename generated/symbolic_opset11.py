@@ -551,6 +551,35 @@ def slice_scatter__opset11_1(g, self, src, dim, start, end, step):
     return g.op("ScatterElements", self, g.op("Expand", pos, g.op("Shape", src)), src, axis_i=d)
 
 
+def topk__opset11(g, self, k, dim, largest, sorted):
+    """aten::topk at opsets 11..28 (specs/sorting.yaml, aten::topk)."""
+    if _h.rank(self) == 0:
+        return (g.op("Identity", self), _h.const(g, 0, "int64"))
+    return g.op(
+        "TopK",
+        self,
+        _h.const(g, [k], "int64"),
+        axis_i=dim % _h.rank(self),
+        largest_i=int(largest),
+        outputs=2,
+    )
+
+
+def sort__opset11(g, self, dim, descending):
+    """aten::sort at opsets 11..28 (specs/sorting.yaml, aten::sort)."""
+    if _h.rank(self) == 0:
+        return (g.op("Identity", self), _h.const(g, 0, "int64"))
+    d = dim % _h.rank(self)
+    return g.op(
+        "TopK",
+        self,
+        _h.const(g, [_h.size(g, self, d)], "int64"),
+        axis_i=d,
+        largest_i=int(descending),
+        outputs=2,
+    )
+
+
 def aten__unsafe_index_put(g, *args, **kwargs):
     """aten::_unsafe_index_put: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::_unsafe_index_put", 11, args, kwargs)
@@ -671,9 +700,19 @@ def aten_slice_scatter(g, *args, **kwargs):
     return _h.dispatch(g, "aten::slice_scatter", 11, args, kwargs)
 
 
+def aten_sort(g, *args, **kwargs):
+    """aten::sort: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::sort", 11, args, kwargs)
+
+
 def aten_stack(g, *args, **kwargs):
     """aten::stack: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::stack", 11, args, kwargs)
+
+
+def aten_topk(g, *args, **kwargs):
+    """aten::topk: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::topk", 11, args, kwargs)
 
 
 def aten_tril(g, *args, **kwargs):
@@ -731,7 +770,9 @@ SYMBOLICS = {
     "aten::select": aten_select,
     "aten::select_copy": aten_select_copy,
     "aten::slice_scatter": aten_slice_scatter,
+    "aten::sort": aten_sort,
     "aten::stack": aten_stack,
+    "aten::topk": aten_topk,
     "aten::tril": aten_tril,
     "aten::tril_": aten_tril_,
     "aten::triu": aten_triu,

@@ -1562,6 +1562,35 @@ def math_trunc__opset7(g, x):
     return g.op("Cast", x, to_i=_h.onnx_dtype("int64"))
 
 
+def topk__opset7(g, self, k, dim, largest, sorted):
+    """aten::topk at opsets 7..9 (specs/sorting.yaml, aten::topk)."""
+    if _h.rank(self) == 0:
+        return (g.op("Identity", self), _h.const(g, 0, "int64"))
+    if largest:
+        return g.op("TopK", self, k_i=_h.static(k, "k"), axis_i=dim % _h.rank(self), outputs=2)
+    values, indices = g.op(
+        "TopK", g.op("Neg", self), k_i=_h.static(k, "k"), axis_i=dim % _h.rank(self), outputs=2
+    )
+    return (g.op("Neg", values), indices)
+
+
+def sort__opset7(g, self, dim, descending):
+    """aten::sort at opsets 7..9 (specs/sorting.yaml, aten::sort)."""
+    if _h.rank(self) == 0:
+        return (g.op("Identity", self), _h.const(g, 0, "int64"))
+    d = dim % _h.rank(self)
+    n = _h.static(_h.size(g, self, d), "size(self, d)")
+    if descending:
+        return g.op("TopK", self, k_i=n, axis_i=d, outputs=2)
+    values, indices = g.op("TopK", g.op("Neg", self), k_i=n, axis_i=d, outputs=2)
+    return (g.op("Neg", values), indices)
+
+
+def sort_stable__opset7(g, self, stable, dim, descending):
+    """aten::sort.stable at opsets 7..28 (specs/sorting.yaml, aten::sort.stable)."""
+    return _h.aten(g, "aten::sort", self, dim, descending)
+
+
 def aten__adaptive_avg_pool2d(g, *args, **kwargs):
     """aten::_adaptive_avg_pool2d: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::_adaptive_avg_pool2d", 7, args, kwargs)
@@ -2227,6 +2256,11 @@ def aten_softmax(g, *args, **kwargs):
     return _h.dispatch(g, "aten::softmax", 7, args, kwargs)
 
 
+def aten_sort(g, *args, **kwargs):
+    """aten::sort: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::sort", 7, args, kwargs)
+
+
 def aten_split(g, *args, **kwargs):
     """aten::split: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::split", 7, args, kwargs)
@@ -2325,6 +2359,11 @@ def aten_tanh(g, *args, **kwargs):
 def aten_tanh_(g, *args, **kwargs):
     """aten::tanh_: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::tanh_", 7, args, kwargs)
+
+
+def aten_topk(g, *args, **kwargs):
+    """aten::topk: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::topk", 7, args, kwargs)
 
 
 def aten_transpose(g, *args, **kwargs):
@@ -2516,6 +2555,7 @@ SYMBOLICS = {
     "aten::slice_copy": aten_slice_copy,
     "aten::slice_scatter": aten_slice_scatter,
     "aten::softmax": aten_softmax,
+    "aten::sort": aten_sort,
     "aten::split": aten_split,
     "aten::split_copy": aten_split_copy,
     "aten::split_with_sizes": aten_split_with_sizes,
@@ -2536,6 +2576,7 @@ SYMBOLICS = {
     "aten::t_copy": aten_t_copy,
     "aten::tanh": aten_tanh,
     "aten::tanh_": aten_tanh_,
+    "aten::topk": aten_topk,
     "aten::transpose": aten_transpose,
     "aten::transpose_copy": aten_transpose_copy,
     "aten::unflatten": aten_unflatten,

@@ -29,6 +29,7 @@ class LoweringInfo:
     until: int
     onnx_ops: tuple[str, ...]  # the ONNX operators it may emit
     when: str | None = None  # its condition, as written
+    calls: tuple[str, ...] = ()  # the ATen overloads its body calls (`aten.X(...)`)
 
 
 @dataclass(frozen=True, slots=True)

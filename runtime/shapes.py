@@ -196,6 +196,14 @@ def expand(x: Shape, size: Sequence[int]) -> Shape:
     return tuple(x[i - lead] if s == -1 else s for i, s in enumerate(size))
 
 
+def topk(x: Shape, k: Dim, dim: int) -> Shape:
+    """`x` with `k` elements along `dim` (a 0-d `x` stays 0-d)."""
+    if not x:
+        return ()
+    d = _dim(dim, len(x))
+    return (*x[:d], k, *x[d + 1 :])
+
+
 def flatten(x: Shape, start_dim: int, end_dim: int) -> Shape:
     if not x:
         return (1,)
@@ -222,6 +230,7 @@ RULES: dict[str, Callable[..., Shape | list[Shape]]] = {
         split,
         expand,
         flatten,
+        topk,
     )
 }
 # `infer`: no rule; the shape comes from the graph (shape inference) and is not checked here.

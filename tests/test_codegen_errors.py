@@ -477,6 +477,15 @@ CASES = [
         "aten::relu has no lowering at opset 7..12, which this lowering covers (7..28)",
     ),
     (
+        "callee without the dtype",
+        GOOD.replace("dtypes: floating", "dtypes: [float32]")
+        + SIGMOID.replace("Sigmoid(self)", "aten.relu(self)"),
+        12,
+        13,
+        "aten::relu does not lower float16 at opset 7..28, which this call gives it for "
+        "float16: add float16 to its dtypes, or declare a gap for float16",
+    ),
+    (
         "calls in a cycle",
         GOOD.replace("Relu(self)", "aten.sigmoid(self)")
         + SIGMOID.replace("Sigmoid(self)", "aten.relu(self)"),

@@ -136,6 +136,49 @@ def test_calls_are_recorded(tmp_path: Path) -> None:
     )
 
 
+def test_a_caller_refuses_what_its_callee_refuses(tmp_path: Path) -> None:
+    """A dtype the called entry refuses at some opsets is refused by the caller there, with the
+    callee's reason; a branch that dtype never takes does not count."""
+    a = analyzed(
+        tmp_path,
+        """\
+        aten::relu:
+          dtypes: floating
+          shape: same(self)
+          lower:
+            - since: 7
+              emit: Relu(self)
+          gaps:
+            - dtypes: [float64]
+              opsets: ..12
+              reason: not before 13
+        aten::hardtanh:
+          dtypes: floating
+          shape: same(self)
+          lower:
+            - since: 7
+              emit: aten.relu(self)
+        aten::gelu:
+          dtypes: floating
+          shape: same(self)
+          lower:
+            - since: 7
+              emit: |
+                if dtype_of(self) == "float64":
+                    return Neg(self)
+                return aten.relu(self)
+        """,
+    )
+    (lw,) = a["aten::hardtanh"].lowerings
+    assert [(s.lo, s.hi, s.compute, s.reason) for s in lw.plan["float64"]] == [
+        (7, 12, None, "not before 13"),
+        (13, 28, "float64", None),
+    ]
+    assert [(s.lo, s.hi, s.compute) for s in lw.plan["float32"]] == [(7, 28, "float32")]
+    (lw,) = a["aten::gelu"].lowerings
+    assert [(s.lo, s.hi, s.compute) for s in lw.plan["float64"]] == [(7, 28, "float64")]
+
+
 def test_attribute_that_became_an_input_is_written_once(tmp_path: Path) -> None:
     a = analyzed(
         tmp_path,

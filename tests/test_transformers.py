@@ -2,7 +2,8 @@
 random weights (nothing is downloaded), wrapped the usual way (the wrapper is left in training
 mode, the model in eval mode), exported once with dynamic batch and sequence, and run with
 padded attention masks at other sizes. Their masks, position ids and token types read sizes and
-use ops nobody wrote these tests for (bitwise ands of masks, gather, cumsum, sdpa with masks)."""
+use ops nobody wrote these tests for (bitwise ands of masks, gather, cumsum, sdpa with masks,
+topk routing to experts)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,20 @@ MODELS: dict[str, Callable[[], nn.Module]] = {
             **SMALL,
         )
     ),
+    # mixture of experts: a top-k router, experts gathered per token (the export-friendly
+    # `batched_mm` implementation; `eager` loops over the experts a batch hits)
+    "mixtral": lambda: hf.MixtralModel(
+        hf.MixtralConfig(
+            hidden_size=32,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            intermediate_size=64,
+            num_local_experts=4,
+            num_experts_per_tok=2,
+            experts_implementation="batched_mm",
+            **SMALL,
+        )
+    ),
     "t5_encoder": lambda: hf.T5EncoderModel(
         hf.T5Config(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4, vocab_size=100)
     ),
@@ -78,6 +93,8 @@ def test_exported_once_matches_at_other_sizes(name: str) -> None:
         dynamic_shapes=({0: batch, 1: seq}, {0: batch, 1: seq}),
     )
     assert [d for d in program.model.graph.inputs[0].shape] == ["batch", "seq"]
+    if name == "mixtral":  # routed by TopK, not unrolled for the experts this batch hit
+        assert "TopK" in {node.op_type for node in program.model.graph.all_nodes()}
     for sizes in ((2, 7), (3, 11), (1, 4)):
         args = _inputs(*sizes)
         with torch.no_grad():
