@@ -1756,7 +1756,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::index_put": EntryInfo(
         "aten::index_put",
-        "specs/indexing.yaml:157",
+        "specs/indexing.yaml:232",
         doc="self with values written (or added, with accumulate) at the positions indices select (None for a full slice), as Python's x[...] = values.",
         schemas={
             "aten::index_put": "aten::index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor",
@@ -1765,7 +1765,7 @@ ENTRIES: dict[str, EntryInfo] = {
         },
         lowerings=(
             LoweringInfo(
-                "specs/indexing.yaml:167",
+                "specs/indexing.yaml:242",
                 16,
                 28,
                 (
@@ -1785,7 +1785,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/indexing.yaml:198",
+                "specs/indexing.yaml:273",
                 12,
                 12,
                 (
@@ -1805,7 +1805,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/indexing.yaml:198",
+                "specs/indexing.yaml:273",
                 13,
                 15,
                 (
@@ -1825,7 +1825,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/indexing.yaml:227",
+                "specs/indexing.yaml:302",
                 11,
                 11,
                 (
@@ -1847,28 +1847,28 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         gaps=(
             GapInfo(
-                "ONNX ScatterND arrives at opset 11", "specs/indexing.yaml:258", opsets=(7, 10)
+                "ONNX ScatterND arrives at opset 11", "specs/indexing.yaml:333", opsets=(7, 10)
             ),
             GapInfo(
                 "a boolean mask beside other index tensors is not supported; index with the mask alone, or with its nonzero() positions",
-                "specs/indexing.yaml:260",
+                "specs/indexing.yaml:335",
                 when='len([t for t in indices if t is not None]) > 1 and any(dtype_of(t) == "bool" for t in indices if t is not None)',
             ),
             GapInfo(
                 "several index tensors are broadcast with ONNX Max on integers, from opset 12",
-                "specs/indexing.yaml:262",
+                "specs/indexing.yaml:337",
                 opsets=(7, 11),
                 when="len([t for t in indices if t is not None]) > 1",
             ),
             GapInfo(
                 'ONNX ScatterND adds the values at repeated positions (reduction="add") from opset 16',
-                "specs/indexing.yaml:265",
+                "specs/indexing.yaml:340",
                 opsets=(7, 15),
                 when="accumulate",
             ),
             GapInfo(
                 'onnxruntime\'s ScatterND adds no float16 (reduction="add")',
-                "specs/indexing.yaml:268",
+                "specs/indexing.yaml:343",
                 dtypes=("float16",),
                 opsets=(16, 28),
                 when="accumulate",
@@ -1877,33 +1877,33 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(5, 3), [ints(2, high=5)], t()", "specs/indexing.yaml:274"),
-            Sample("t(3, 5), [None, ints(4, low=-5, high=5)], t(3, 1)", "specs/indexing.yaml:275"),
-            Sample("t(3, 4), [mask(3, 4)], t()", "specs/indexing.yaml:276"),
+            Sample("t(5, 3), [ints(2, high=5)], t()", "specs/indexing.yaml:349"),
+            Sample("t(3, 5), [None, ints(4, low=-5, high=5)], t(3, 1)", "specs/indexing.yaml:350"),
+            Sample("t(3, 4), [mask(3, 4)], t()", "specs/indexing.yaml:351"),
             Sample(
                 't(6, 3), [t(4, dtype="int32")], t(4, 3), True',
-                "specs/indexing.yaml:277",
+                "specs/indexing.yaml:352",
                 opsets=(16, 28),
             ),
             Sample(
                 "t(2, 3, 4), [None, mask(3, 4)], t(), True",
-                "specs/indexing.yaml:279",
+                "specs/indexing.yaml:354",
                 opsets=(16, 28),
             ),
             Sample(
                 "t(3, 4, 5), [ints(2, high=3), None, ints(2, high=5)], t(1)",
-                "specs/indexing.yaml:281",
+                "specs/indexing.yaml:356",
                 opsets=(12, 28),
             ),
             Sample(
                 "t(3, 4, 5), [ints(2, high=3), None, ints(2, high=5)], t(2, 4), True",
-                "specs/indexing.yaml:283",
+                "specs/indexing.yaml:358",
                 opsets=(16, 28),
                 dtypes=("int64", "float32"),
             ),
             Sample(
                 "t(2, 3, 4), [None, ints(2, 1, high=3), ints(3, low=-4, high=4)], t(2, 2, 3), True",
-                "specs/indexing.yaml:286",
+                "specs/indexing.yaml:361",
                 opsets=(16, 28),
                 dtypes=("int64", "float32"),
             ),
@@ -3613,6 +3613,113 @@ ENTRIES: dict[str, EntryInfo] = {
             ),
         ),
         shape="infer",
+    ),
+    "aten::scatter.src": EntryInfo(
+        "aten::scatter.src",
+        "specs/indexing.yaml:157",
+        doc="self with src's values written where index points along dim: out[index[i][j]][j] = src[i][j] for dim 0. Where index repeats a position, which write wins is unspecified (in torch and ONNX alike).",
+        schemas={
+            "aten::scatter.src": "aten::scatter.src(Tensor self, int dim, Tensor index, Tensor src) -> Tensor",
+            "aten::scatter_.src": "aten::scatter_.src(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!)",
+            "aten::scatter.src_out": "aten::scatter.src_out(Tensor self, int dim, Tensor index, Tensor src, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/indexing.yaml:165", 11, 28, ("Identity", "ScatterElements", "Shape", "Slice")
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX ScatterElements arrives at opset 11",
+                "specs/indexing.yaml:174",
+                opsets=(7, 10),
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4), 1, ints(3, 1, high=4), t(3, 5)", "specs/indexing.yaml:178"),
+            Sample(
+                "t(3, 4), 0, ints(1, 4, high=3), t(1, 4)",
+                "specs/indexing.yaml:179",
+                dtypes=("int64", "float32"),
+            ),
+            Sample(
+                "t(2, 3, 4), -1, ints(2, 3, 1, high=4), t(2, 3, 1)",
+                "specs/indexing.yaml:181",
+                dtypes=("float32",),
+            ),
+        ),
+        shape="same(self)",
+    ),
+    "aten::scatter.value": EntryInfo(
+        "aten::scatter.value",
+        "specs/indexing.yaml:184",
+        doc="self with value written where index points along dim; repeated positions write the same value.",
+        schemas={
+            "aten::scatter.value": "aten::scatter.value(Tensor self, int dim, Tensor index, Scalar value) -> Tensor",
+            "aten::scatter_.value": "aten::scatter_.value(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!)",
+            "aten::scatter.value_out": "aten::scatter.value_out(Tensor self, int dim, Tensor index, Scalar value, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/indexing.yaml:191",
+                11,
+                28,
+                ("Expand", "Identity", "ScatterElements", "Shape"),
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX ScatterElements arrives at opset 11",
+                "specs/indexing.yaml:198",
+                opsets=(7, 10),
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4), 1, ints(3, 2, high=4), 1", "specs/indexing.yaml:201"),
+            Sample(
+                "t(4, 3), 0, ints(2, 3, high=4), sym(0)",
+                "specs/indexing.yaml:202",
+                dtypes=("int32", "float32"),
+            ),
+        ),
+        shape="same(self)",
+    ),
+    "aten::scatter_add": EntryInfo(
+        "aten::scatter_add",
+        "specs/indexing.yaml:205",
+        doc="self with src's values added where index points along dim; repeated positions add up.",
+        schemas={
+            "aten::scatter_add": "aten::scatter_add(Tensor self, int dim, Tensor index, Tensor src) -> Tensor",
+            "aten::scatter_add_": "aten::scatter_add_(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!)",
+            "aten::scatter_add.out": "aten::scatter_add.out(Tensor self, int dim, Tensor index, Tensor src, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/indexing.yaml:212",
+                16,
+                28,
+                ("Add", "Cast", "ScatterElements", "Shape", "Slice"),
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX ScatterElements adds at repeated positions (reduction) from opset 16",
+                "specs/indexing.yaml:225",
+                opsets=(7, 15),
+            ),
+        ),
+        reasons=(),
+        samples=(
+            Sample("t(3, 4), 1, ints(3, 6, high=4), t(3, 6)", "specs/indexing.yaml:228"),
+            Sample(
+                "t(4, 3), 0, ints(5, 2, high=4), t(5, 3)",
+                "specs/indexing.yaml:229",
+                dtypes=("int64", "float32"),
+            ),
+        ),
+        shape="same(self)",
     ),
     "aten::select.int": EntryInfo(
         "aten::select.int",

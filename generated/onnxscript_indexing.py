@@ -188,6 +188,85 @@ def gather__opset11(op, self, dim, index, sparse_grad):
     return op.GatherElements(self, index, axis=dim % _h.rank(self))
 
 
+# aten::scatter.src: self with src's values written where index points along dim: out[index[i][j]][j] = src[i][j] for dim 0. Where index repeats a position, which write wins is unspecified (in torch and ONNX alike).
+#   aten::scatter.src(Tensor self, int dim, Tensor index, Tensor src) -> Tensor
+#   aten::scatter_.src(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!)
+#   aten::scatter.src_out(Tensor self, int dim, Tensor index, Tensor src, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def scatter_src__opset11(op, self, dim, index, src):
+    """aten::scatter.src at opsets 11..28 (specs/indexing.yaml, aten::scatter.src)."""
+    if _h.rank(self) == 0:
+        return op.Identity(src)
+    r = _h.rank(self)
+    same = _h.is_static(_h.sizes(op, src), _h.sizes(op, index)) and _h.sizes(op, src) == _h.sizes(
+        op, index
+    )
+    updates = (
+        src
+        if same
+        else op.Slice(
+            src,
+            _h.const(op, [0] * r, "int64"),
+            op.Shape(index),
+            _h.const(op, list(range(r)), "int64"),
+        )
+    )
+    return op.ScatterElements(self, index, updates, axis=dim % r)
+
+
+# aten::scatter.value: self with value written where index points along dim; repeated positions write the same value.
+#   aten::scatter.value(Tensor self, int dim, Tensor index, Scalar value) -> Tensor
+#   aten::scatter_.value(Tensor(a!) self, int dim, Tensor index, Scalar value) -> Tensor(a!)
+#   aten::scatter.value_out(Tensor self, int dim, Tensor index, Scalar value, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def scatter_value__opset11(op, self, dim, index, value):
+    """aten::scatter.value at opsets 11..28 (specs/indexing.yaml, aten::scatter.value)."""
+    fill = _h.const(op, value, _h.dtype_of(self))
+    if _h.rank(self) == 0:
+        return op.Identity(fill)
+    return op.ScatterElements(
+        self, index, op.Expand(fill, op.Shape(index)), axis=dim % _h.rank(self)
+    )
+
+
+# aten::scatter_add: self with src's values added where index points along dim; repeated positions add up.
+#   aten::scatter_add(Tensor self, int dim, Tensor index, Tensor src) -> Tensor
+#   aten::scatter_add_(Tensor(a!) self, int dim, Tensor index, Tensor src) -> Tensor(a!)
+#   aten::scatter_add.out(Tensor self, int dim, Tensor index, Tensor src, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def scatter_add__opset16(op, self, dim, index, src):
+    """aten::scatter_add at opsets 16..28 (specs/indexing.yaml, aten::scatter_add)."""
+    if _h.rank(self) == 0:
+        return op.Add(self, src)
+    r = _h.rank(self)
+    same = _h.is_static(_h.sizes(op, src), _h.sizes(op, index)) and _h.sizes(op, src) == _h.sizes(
+        op, index
+    )
+    updates = (
+        src
+        if same
+        else op.Slice(
+            src,
+            _h.const(op, [0] * r, "int64"),
+            op.Shape(index),
+            _h.const(op, list(range(r)), "int64"),
+        )
+    )
+    if _h.dtype_of(self) in ("float16", "bfloat16"):
+        out = op.ScatterElements(
+            op.Cast(self, to=_h.onnx_dtype("float32")),
+            index,
+            op.Cast(updates, to=_h.onnx_dtype("float32")),
+            axis=dim % r,
+            reduction="add",
+        )
+        return op.Cast(out, to=_h.onnx_dtype(_h.dtype_of(self)))
+    return op.ScatterElements(self, index, updates, axis=dim % r, reduction="add")
+
+
 # aten::index_put: self with values written (or added, with accumulate) at the positions indices select (None for a full slice), as Python's x[...] = values.
 #   aten::index_put(Tensor self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor
 #   aten::index_put_(Tensor(a!) self, Tensor?[] indices, Tensor values, bool accumulate=False) -> Tensor(a!)

@@ -940,6 +940,19 @@ _pb2272da3 = Plan(
         "float64": ((7, 10, "float64", None),),
     }
 )
+_pb3514d86 = Plan(
+    {
+        "uint8": ((16, 28, "uint8", None),),
+        "int8": ((16, 28, "int8", None),),
+        "int16": ((16, 28, "int16", None),),
+        "int32": ((16, 28, "int32", None),),
+        "int64": ((16, 28, "int64", None),),
+        "float16": ((16, 28, "float16", None),),
+        "bfloat16": ((16, 28, "bfloat16", None),),
+        "float32": ((16, 28, "float32", None),),
+        "float64": ((16, 28, "float64", None),),
+    }
+)
 _pb4007a01 = Plan(
     {
         "uint8": ((7, 8, None, 0), (9, 28, "int32", None)),
@@ -3720,6 +3733,63 @@ _ENTRIES = (
             Gap(2, when=_nn.scaled_dot_product_attention__gap2),
             Gap(3, opsets=(7, 10), when=_nn.scaled_dot_product_attention__gap3),
         ),
+    ),
+    Entry(
+        "aten::scatter.src",
+        (
+            Overload(
+                "aten::scatter.src",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE),
+                    Param("index", TENSOR),
+                    Param("src", TENSOR),
+                ),
+                also=("aten::scatter_.src", "aten::scatter.src_out"),
+            ),
+        ),
+        (Lowering(0, 11, 28, (_indexing.scatter_src__opset11,), _pee81e2c8),),
+        dtypes=_all,
+        group=("self", "src"),
+        input_dtypes={"index": ("int64",)},
+    ),
+    Entry(
+        "aten::scatter.value",
+        (
+            Overload(
+                "aten::scatter.value",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE),
+                    Param("index", TENSOR),
+                    Param("value", VALUE, dynamic=True),
+                ),
+                also=("aten::scatter_.value", "aten::scatter.value_out"),
+            ),
+        ),
+        (Lowering(0, 11, 28, (_indexing.scatter_value__opset11,), _pee81e2c8),),
+        dtypes=_all,
+        group=("self",),
+        input_dtypes={"index": ("int64",)},
+    ),
+    Entry(
+        "aten::scatter_add",
+        (
+            Overload(
+                "aten::scatter_add",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE),
+                    Param("index", TENSOR),
+                    Param("src", TENSOR),
+                ),
+                also=("aten::scatter_add_", "aten::scatter_add.out"),
+            ),
+        ),
+        (Lowering(0, 16, 28, (_indexing.scatter_add__opset16,), _pb3514d86),),
+        dtypes=_numeric,
+        group=("self", "src"),
+        input_dtypes={"index": ("int64",)},
     ),
     Entry(
         "aten::select.int",

@@ -51,6 +51,42 @@ def gather__opset11(g, self, dim, index, sparse_grad):
     return g.op("GatherElements", self, index, axis_i=dim % _h.rank(self))
 
 
+def scatter_src__opset11(g, self, dim, index, src):
+    """aten::scatter.src at opsets 11..28 (specs/indexing.yaml, aten::scatter.src)."""
+    if _h.rank(self) == 0:
+        return g.op("Identity", src)
+    r = _h.rank(self)
+    same = _h.is_static(_h.sizes(g, src), _h.sizes(g, index)) and _h.sizes(g, src) == _h.sizes(
+        g, index
+    )
+    updates = (
+        src
+        if same
+        else g.op(
+            "Slice",
+            src,
+            _h.const(g, [0] * r, "int64"),
+            g.op("Shape", index),
+            _h.const(g, list(range(r)), "int64"),
+        )
+    )
+    return g.op("ScatterElements", self, index, updates, axis_i=dim % r)
+
+
+def scatter_value__opset11(g, self, dim, index, value):
+    """aten::scatter.value at opsets 11..28 (specs/indexing.yaml, aten::scatter.value)."""
+    fill = _h.const(g, value, _h.dtype_of(self))
+    if _h.rank(self) == 0:
+        return g.op("Identity", fill)
+    return g.op(
+        "ScatterElements",
+        self,
+        index,
+        g.op("Expand", fill, g.op("Shape", index)),
+        axis_i=dim % _h.rank(self),
+    )
+
+
 def index_put__opset11(g, self, indices, values, accumulate):
     """aten::index_put at opsets 11, when `len([t for t in indices if t is not None]) == 1` (specs/indexing.yaml, aten::index_put)."""
     r = _h.rank(self)
@@ -685,6 +721,16 @@ def aten_scaled_dot_product_attention(g, *args, **kwargs):
     return _h.dispatch(g, "aten::scaled_dot_product_attention", 11, args, kwargs)
 
 
+def aten_scatter(g, *args, **kwargs):
+    """aten::scatter: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::scatter", 11, args, kwargs)
+
+
+def aten_scatter_(g, *args, **kwargs):
+    """aten::scatter_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::scatter_", 11, args, kwargs)
+
+
 def aten_select(g, *args, **kwargs):
     """aten::select: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::select", 11, args, kwargs)
@@ -767,6 +813,8 @@ SYMBOLICS = {
     "aten::replication_pad2d": aten_replication_pad2d,
     "aten::replication_pad3d": aten_replication_pad3d,
     "aten::scaled_dot_product_attention": aten_scaled_dot_product_attention,
+    "aten::scatter": aten_scatter,
+    "aten::scatter_": aten_scatter_,
     "aten::select": aten_select,
     "aten::select_copy": aten_select_copy,
     "aten::slice_scatter": aten_slice_scatter,

@@ -15,6 +15,38 @@ from __future__ import annotations
 from torchonnx import symbolic_helpers as _h
 
 
+def scatter_add__opset16(g, self, dim, index, src):
+    """aten::scatter_add at opsets 16..28 (specs/indexing.yaml, aten::scatter_add)."""
+    if _h.rank(self) == 0:
+        return g.op("Add", self, src)
+    r = _h.rank(self)
+    same = _h.is_static(_h.sizes(g, src), _h.sizes(g, index)) and _h.sizes(g, src) == _h.sizes(
+        g, index
+    )
+    updates = (
+        src
+        if same
+        else g.op(
+            "Slice",
+            src,
+            _h.const(g, [0] * r, "int64"),
+            g.op("Shape", index),
+            _h.const(g, list(range(r)), "int64"),
+        )
+    )
+    if _h.dtype_of(self) in ("float16", "bfloat16"):
+        out = g.op(
+            "ScatterElements",
+            g.op("Cast", self, to_i=_h.onnx_dtype("float32")),
+            index,
+            g.op("Cast", updates, to_i=_h.onnx_dtype("float32")),
+            axis_i=dim % r,
+            reduction_s="add",
+        )
+        return g.op("Cast", out, to_i=_h.onnx_dtype(_h.dtype_of(self)))
+    return g.op("ScatterElements", self, index, updates, axis_i=dim % r, reduction_s="add")
+
+
 def index_put__opset16(g, self, indices, values, accumulate):
     """aten::index_put at opsets 16..28 (specs/indexing.yaml, aten::index_put)."""
     r = _h.rank(self)
@@ -92,8 +124,20 @@ def aten_index_put_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::index_put_", 16, args, kwargs)
 
 
+def aten_scatter_add(g, *args, **kwargs):
+    """aten::scatter_add: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::scatter_add", 16, args, kwargs)
+
+
+def aten_scatter_add_(g, *args, **kwargs):
+    """aten::scatter_add_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::scatter_add_", 16, args, kwargs)
+
+
 SYMBOLICS = {
     "aten::_unsafe_index_put": aten__unsafe_index_put,
     "aten::index_put": aten_index_put,
     "aten::index_put_": aten_index_put_,
+    "aten::scatter_add": aten_scatter_add,
+    "aten::scatter_add_": aten_scatter_add_,
 }
