@@ -207,7 +207,9 @@ def expect(
     for param in entry.overloads[overload].params:  # dtypes by name, as dispatch has them
         if param.named is not None and args.get(param.name) is not None:
             args[param.name] = named_value(param.named, args[param.name])
-    for lowering in entry.lowerings:  # the one the call takes, unless it is refused first
+    # the lowering the call takes, unless refused first: found before dispatch's refusals so
+    # that a refused sample still counts for the plan segment it reaches (test_ops' coverage)
+    for lowering in entry.lowerings:
         if lowering.since <= opset <= lowering.until:
             try:
                 applies = lowering.when is None or lowering.when(**args)

@@ -87,6 +87,31 @@ def test_a_refusal_the_specs_do_not_declare_fails(monkeypatch: pytest.MonkeyPatc
         run_sample(entries()["aten::mm"], sample("t(2, 3), t(3, 4)"), 8, "int32")
 
 
+def test_a_refusal_for_another_reason_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the exporter refuses elu's scale for the gap's reason; the specs now say another one
+    monkeypatch.setattr(oprun, "gap_reason", lambda entry, gap: "another reason")
+    with pytest.raises(SampleFailure, match="the refusal the specs declare there is 'another"):
+        run_sample(entries()["aten::elu"], sample("t(3, 4), 1.0, 1.0, 2.0"), 13, "float32")
+
+
+def test_a_called_entrys_refusals_count_only_as_declared_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """sort.stable calls aten::sort: sort's int64 gap is planned into sort.stable's dtype plan,
+    and sort's gap on a dynamic size refuses while the body runs. Both pass as declared by the
+    entry called; with the call forgotten, neither does."""
+    entry = entries()["aten::sort.stable"]
+    planned = run_sample(entry, sample("t(6), stable=True"), 8, "int64")
+    assert planned.refused is not None and "int64" in planned.refused.reason
+    met = run_sample(entry, sample("t(6), stable=True"), 9, "float32", dynamic=True)
+    assert met.refused is not None and met.refused.entry == "aten::sort"
+    monkeypatch.setattr(oprun, "called_entries", lambda entry, lowering: set())
+    with pytest.raises(SampleFailure, match=r"refuses int64 at opset 8 .*but the specs declare"):
+        run_sample(entry, sample("t(6), stable=True"), 8, "int64")
+    with pytest.raises(SampleFailure, match="was refused, and the specs declare no refusal"):
+        run_sample(entry, sample("t(6), stable=True"), 9, "float32", dynamic=True)
+
+
 def test_a_declared_refusal_that_does_not_happen_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(dispatch, "_gap_applies", lambda *args: False)  # dispatch ignores gaps
     with pytest.raises(SampleFailure, match="exported, but the specs declare it refused: ONNX Elu"):
