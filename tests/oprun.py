@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -277,9 +277,6 @@ def _check(condition: Any, message: str) -> None:
 class Outcome:
     """What happened to one sample at one opset, in one dtype, static or dynamic."""
 
-    sample: Sample
-    dtype: str
-    dynamic: bool
     expected: Expected = field(default_factory=Expected)
     refused: NotLowerable | None = None
     runner: str = "onnxruntime"
@@ -394,7 +391,7 @@ def run_sample(
     it with eager; raises SampleFailure where it does not do what the specs say."""
     overload = sample.overload or entry.key
     args, kwargs, expected = eager_call(overload, sample.args, dtype)
-    outcome = Outcome(sample, dtype, dynamic)
+    outcome = Outcome()
     where = (
         f"{overload}({sample.args}) in {dtype} at opset {opset}"
         f"{' with dynamic dims' if dynamic else ''} (sample {spec_of(entry, sample)})"
@@ -494,7 +491,7 @@ def run_sample(
 
     actual = _run(entry, proto, model, inputs.tensors, want, dtype, opset, where, outcome)
     _compare(entry, schema, args, kwargs, expected, actual, where, outcome)
-    _check_shapes(entry, schema, args, kwargs, expected, proto, dynamic, where)
+    _check_shapes(entry, schema, args, kwargs, inputs.tensors, expected, proto, dynamic, where)
     return outcome
 
 
@@ -637,12 +634,13 @@ def _check_shapes(
     schema: Any,
     args: tuple,
     kwargs: dict,
+    tensors: list[torch.Tensor],
     expected: list[torch.Tensor],
     proto: onnx.ModelProto,
     dynamic: bool,
     where: str,
 ) -> None:
-    """The entry's shape rule against eager's output shapes, and in a dynamic run against the
+    """`tensors` are the graph inputs' values. The entry's shape rule against eager's output shapes, and in a dynamic run against the
     graph's output shapes where ONNX shape inference knows them."""
     rule = shape_rule(entry)
     try:
@@ -656,7 +654,7 @@ def _check_shapes(
     rules = _shapes_of(rule, result, len(expected), where)
     sizes = {
         _symbol(name): int(s)
-        for i, tensor in enumerate(_input_tensors(args, kwargs))
+        for i, tensor in enumerate(tensors)
         for name, s in zip(_sizes(tensor, i, dynamic), tensor.shape, strict=True)
         if isinstance(name, str)
     }
@@ -693,16 +691,6 @@ def _check_shapes(
                     f"{where}: shape rule `{rule}` gives {_show(shape)} for output {i}, the "
                     f"graph {_graph_shape(dims)} (dim {j}) ({spec_of(entry)})"
                 )
-
-
-def _input_tensors(args: tuple, kwargs: dict) -> Iterator[torch.Tensor]:
-    """The graph inputs' tensors, in _Inputs' order (a number the graph computes is a 0-d one)."""
-    for value in (*args, *kwargs.values()):
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            if isinstance(item, SymNumber):
-                yield number_tensor(item)
-            elif isinstance(item, torch.Tensor):
-                yield item
 
 
 def _graph_dim(dim: Any, names: dict[str, sympy.Symbol]) -> int | sympy.Expr | None:
