@@ -150,19 +150,19 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::_to_copy": EntryInfo(
         "aten::_to_copy",
-        "specs/elementwise.yaml:980",
+        "specs/elementwise.yaml:1597",
         doc="A copy, cast to dtype when given (the exporter casts by the dtype argument); layout, device and memory format do not change values.",
         schemas={
             "aten::_to_copy": "aten::_to_copy(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, bool non_blocking=False, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:986", 7, 28, ("Identity",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1603", 7, 28, ("Identity",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3)", "specs/elementwise.yaml:989"),
+            Sample("t(2, 3)", "specs/elementwise.yaml:1606"),
             Sample(
                 "t(2, 3), dtype=float16",
-                "specs/elementwise.yaml:990",
+                "specs/elementwise.yaml:1607",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -177,7 +177,7 @@ ENTRIES: dict[str, EntryInfo] = {
             ),
             Sample(
                 "t(2, 3), dtype=int64",
-                "specs/elementwise.yaml:992",
+                "specs/elementwise.yaml:1609",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -190,7 +190,7 @@ ENTRIES: dict[str, EntryInfo] = {
                     "float64",
                 ),
             ),
-            Sample("t(2, 3), dtype=float32", "specs/elementwise.yaml:994", opsets=(13, 28)),
+            Sample("t(2, 3), dtype=float32", "specs/elementwise.yaml:1611", opsets=(13, 28)),
         ),
         shape="same(self)",
     ),
@@ -207,6 +207,85 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(Sample("t(3, 4)", "specs/elementwise.yaml:177"),),
+        shape="same(self)",
+    ),
+    "aten::acos": EntryInfo(
+        "aten::acos",
+        "specs/elementwise.yaml:722",
+        doc="Arccosine; integers and bool as float32.",
+        schemas={
+            "aten::acos": "aten::acos(Tensor self) -> Tensor",
+            "aten::acos_": "aten::acos_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::acos.out": "aten::acos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:730", 7, 28, ("Acos",)),),
+        gaps=(
+            GapInfo(
+                "onnxruntime has no float64 Acos kernel",
+                "specs/elementwise.yaml:733",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample(
+                "t(3, 4).tanh()",
+                "specs/elementwise.yaml:738",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+            Sample(
+                "ints(3, 4, low=-1, high=2).to(dtype)",
+                "specs/elementwise.yaml:740",
+                dtypes=("int8", "int16", "int32", "int64"),
+            ),
+            Sample(
+                "ints(3, 4, low=0, high=2).to(dtype)",
+                "specs/elementwise.yaml:742",
+                dtypes=("bool", "uint8"),
+            ),
+        ),
+        shape="same(self)",
+    ),
+    "aten::acosh": EntryInfo(
+        "aten::acosh",
+        "specs/elementwise.yaml:822",
+        doc="Inverse hyperbolic cosine; integers and bool as float32.",
+        schemas={
+            "aten::acosh": "aten::acosh(Tensor self) -> Tensor",
+            "aten::acosh_": "aten::acosh_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::acosh.out": "aten::acosh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:830", 9, 28, ("Acosh",)),),
+        gaps=(
+            GapInfo("ONNX Acosh arrives at opset 9", "specs/elementwise.yaml:833", opsets=(7, 8)),
+            GapInfo(
+                "onnxruntime has no float64 Acosh kernel",
+                "specs/elementwise.yaml:835",
+                dtypes=("float64",),
+                opsets=(9, 28),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample(
+                "pos(3, 4) + 1",
+                "specs/elementwise.yaml:841",
+                dtypes=(
+                    "uint8",
+                    "int8",
+                    "int16",
+                    "int32",
+                    "int64",
+                    "float16",
+                    "bfloat16",
+                    "float32",
+                    "float64",
+                ),
+            ),
+            Sample("pos(3, 4)", "specs/elementwise.yaml:843", dtypes=("bool",)),
+        ),
         shape="same(self)",
     ),
     "aten::adaptive_avg_pool2d": EntryInfo(
@@ -286,15 +365,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::alias": EntryInfo(
         "aten::alias",
-        "specs/elementwise.yaml:952",
+        "specs/elementwise.yaml:1569",
         doc="The same tensor.",
         schemas={
             "aten::alias": "aten::alias(Tensor(a) self) -> Tensor(a)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:957", 7, 28, ("Identity",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1574", 7, 28, ("Identity",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:960"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:1577"),),
         shape="same(self)",
     ),
     "aten::amax": EntryInfo(
@@ -485,6 +564,199 @@ ENTRIES: dict[str, EntryInfo] = {
         shape="reduce(self, dim, keepdim)",
         indices="along(self, dim)",
     ),
+    "aten::asin": EntryInfo(
+        "aten::asin",
+        "specs/elementwise.yaml:699",
+        doc="Arcsine; integers and bool as float32.",
+        schemas={
+            "aten::asin": "aten::asin(Tensor self) -> Tensor",
+            "aten::asin_": "aten::asin_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::asin.out": "aten::asin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:707", 7, 28, ("Asin",)),),
+        gaps=(
+            GapInfo(
+                "onnxruntime has no float64 Asin kernel",
+                "specs/elementwise.yaml:710",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample(
+                "t(3, 4).tanh()",
+                "specs/elementwise.yaml:715",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+            Sample(
+                "ints(3, 4, low=-1, high=2).to(dtype)",
+                "specs/elementwise.yaml:717",
+                dtypes=("int8", "int16", "int32", "int64"),
+            ),
+            Sample(
+                "ints(3, 4, low=0, high=2).to(dtype)",
+                "specs/elementwise.yaml:719",
+                dtypes=("bool", "uint8"),
+            ),
+        ),
+        shape="same(self)",
+    ),
+    "aten::asinh": EntryInfo(
+        "aten::asinh",
+        "specs/elementwise.yaml:802",
+        doc="Inverse hyperbolic sine; integers and bool as float32.",
+        schemas={
+            "aten::asinh": "aten::asinh(Tensor self) -> Tensor",
+            "aten::asinh_": "aten::asinh_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::asinh.out": "aten::asinh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:810", 9, 28, ("Asinh",)),),
+        gaps=(
+            GapInfo("ONNX Asinh arrives at opset 9", "specs/elementwise.yaml:813", opsets=(7, 8)),
+            GapInfo(
+                "onnxruntime has no float64 Asinh kernel",
+                "specs/elementwise.yaml:815",
+                dtypes=("float64",),
+                opsets=(9, 28),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:820"),),
+        shape="same(self)",
+    ),
+    "aten::atan": EntryInfo(
+        "aten::atan",
+        "specs/elementwise.yaml:745",
+        doc="Arctangent; integers and bool as float32.",
+        schemas={
+            "aten::atan": "aten::atan(Tensor self) -> Tensor",
+            "aten::atan_": "aten::atan_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::atan.out": "aten::atan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:753", 7, 28, ("Atan",)),),
+        gaps=(
+            GapInfo(
+                "onnxruntime has no float64 Atan kernel",
+                "specs/elementwise.yaml:756",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:760"),),
+        shape="same(self)",
+    ),
+    "aten::atan2": EntryInfo(
+        "aten::atan2",
+        "specs/elementwise.yaml:872",
+        doc="The angle of the point (other, self), in [-pi, pi]; integers and bool as float32.",
+        schemas={
+            "aten::atan2": "aten::atan2(Tensor self, Tensor other) -> Tensor",
+            "aten::atan2_": "aten::atan2_(Tensor(a!) self, Tensor other) -> Tensor(a!)",
+            "aten::atan2.out": "aten::atan2.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:881",
+                9,
+                28,
+                (
+                    "Abs",
+                    "Add",
+                    "And",
+                    "Atan",
+                    "Div",
+                    "IsNaN",
+                    "Less",
+                    "Mul",
+                    "Neg",
+                    "Not",
+                    "Or",
+                    "Where",
+                ),
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX has no Atan2, and composing it needs Where and IsNaN, which arrive at opset 9",
+                "specs/elementwise.yaml:894",
+                opsets=(7, 8),
+            ),
+            GapInfo(
+                "onnxruntime has no float64 Atan kernel",
+                "specs/elementwise.yaml:896",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:900"),
+            Sample(
+                "t(4, 4) * 0, t(4, 4) * 0",
+                "specs/elementwise.yaml:902",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+            Sample(
+                "t(4, 4) / 0, t(4, 4) / 0",
+                "specs/elementwise.yaml:904",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+            Sample(
+                "t(4, 4), t(4, 4) / 0",
+                "specs/elementwise.yaml:906",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+            Sample(
+                "t(4, 4) / 0, t(4, 4) * 0",
+                "specs/elementwise.yaml:908",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+        ),
+        shape="broadcast(self, other)",
+    ),
+    "aten::atanh": EntryInfo(
+        "aten::atanh",
+        "specs/elementwise.yaml:846",
+        doc="Inverse hyperbolic tangent; integers and bool as float32.",
+        schemas={
+            "aten::atanh": "aten::atanh(Tensor self) -> Tensor",
+            "aten::atanh_": "aten::atanh_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::atanh.out": "aten::atanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:854", 9, 28, ("Atanh",)),),
+        gaps=(
+            GapInfo("ONNX Atanh arrives at opset 9", "specs/elementwise.yaml:857", opsets=(7, 8)),
+            GapInfo(
+                "onnxruntime has no float64 Atanh kernel",
+                "specs/elementwise.yaml:859",
+                dtypes=("float64",),
+                opsets=(9, 28),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample(
+                "t(3, 4).tanh()",
+                "specs/elementwise.yaml:865",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+            Sample(
+                "ints(3, 4, low=-1, high=2).to(dtype)",
+                "specs/elementwise.yaml:867",
+                dtypes=("int8", "int16", "int32", "int64"),
+            ),
+            Sample(
+                "ints(3, 4, low=0, high=2).to(dtype)",
+                "specs/elementwise.yaml:869",
+                dtypes=("bool", "uint8"),
+            ),
+        ),
+        shape="same(self)",
+    ),
     "aten::avg_pool2d": EntryInfo(
         "aten::avg_pool2d",
         "specs/nn.yaml:455",
@@ -525,7 +797,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::bitwise_and.Tensor": EntryInfo(
         "aten::bitwise_and.Tensor",
-        "specs/elementwise.yaml:792",
+        "specs/elementwise.yaml:1409",
         doc="self & other, bit by bit, for bools and integers.",
         schemas={
             "aten::bitwise_and.Tensor": "aten::bitwise_and.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -537,10 +809,10 @@ ENTRIES: dict[str, EntryInfo] = {
         },
         lowerings=(
             LoweringInfo(
-                "specs/elementwise.yaml:799", 7, 28, ("And",), when='dtype_of(self) == "bool"'
+                "specs/elementwise.yaml:1416", 7, 28, ("And",), when='dtype_of(self) == "bool"'
             ),
             LoweringInfo(
-                "specs/elementwise.yaml:802",
+                "specs/elementwise.yaml:1419",
                 18,
                 28,
                 ("BitwiseAnd",),
@@ -550,23 +822,23 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(
             GapInfo(
                 "ONNX BitwiseAnd arrives at opset 18",
-                "specs/elementwise.yaml:806",
+                "specs/elementwise.yaml:1423",
                 dtypes=("uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 17),
             ),
         ),
         reasons=(),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:810"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:1427"),
             Sample(
                 "t(2, 3), 5",
-                "specs/elementwise.yaml:811",
+                "specs/elementwise.yaml:1428",
                 dtypes=("uint8", "int8", "int16", "int32", "int64"),
                 overload="aten::bitwise_and.Scalar",
             ),
             Sample(
                 "t(2, 3), True",
-                "specs/elementwise.yaml:814",
+                "specs/elementwise.yaml:1431",
                 dtypes=("bool",),
                 overload="aten::bitwise_and.Scalar",
             ),
@@ -575,7 +847,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::bitwise_not": EntryInfo(
         "aten::bitwise_not",
-        "specs/elementwise.yaml:870",
+        "specs/elementwise.yaml:1487",
         doc="~self, bit by bit (logical negation for bools).",
         schemas={
             "aten::bitwise_not": "aten::bitwise_not(Tensor self) -> Tensor",
@@ -584,10 +856,10 @@ ENTRIES: dict[str, EntryInfo] = {
         },
         lowerings=(
             LoweringInfo(
-                "specs/elementwise.yaml:876", 7, 28, ("Not",), when='dtype_of(self) == "bool"'
+                "specs/elementwise.yaml:1493", 7, 28, ("Not",), when='dtype_of(self) == "bool"'
             ),
             LoweringInfo(
-                "specs/elementwise.yaml:879",
+                "specs/elementwise.yaml:1496",
                 18,
                 28,
                 ("BitwiseNot",),
@@ -597,18 +869,18 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(
             GapInfo(
                 "ONNX BitwiseNot arrives at opset 18",
-                "specs/elementwise.yaml:883",
+                "specs/elementwise.yaml:1500",
                 dtypes=("uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 17),
             ),
         ),
         reasons=(),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:887"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:1504"),),
         shape="same(self)",
     ),
     "aten::bitwise_or.Tensor": EntryInfo(
         "aten::bitwise_or.Tensor",
-        "specs/elementwise.yaml:818",
+        "specs/elementwise.yaml:1435",
         doc="self | other, bit by bit, for bools and integers.",
         schemas={
             "aten::bitwise_or.Tensor": "aten::bitwise_or.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -620,10 +892,10 @@ ENTRIES: dict[str, EntryInfo] = {
         },
         lowerings=(
             LoweringInfo(
-                "specs/elementwise.yaml:825", 7, 28, ("Or",), when='dtype_of(self) == "bool"'
+                "specs/elementwise.yaml:1442", 7, 28, ("Or",), when='dtype_of(self) == "bool"'
             ),
             LoweringInfo(
-                "specs/elementwise.yaml:828",
+                "specs/elementwise.yaml:1445",
                 18,
                 28,
                 ("BitwiseOr",),
@@ -633,23 +905,23 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(
             GapInfo(
                 "ONNX BitwiseOr arrives at opset 18",
-                "specs/elementwise.yaml:832",
+                "specs/elementwise.yaml:1449",
                 dtypes=("uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 17),
             ),
         ),
         reasons=(),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:836"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:1453"),
             Sample(
                 "t(2, 3), 5",
-                "specs/elementwise.yaml:837",
+                "specs/elementwise.yaml:1454",
                 dtypes=("uint8", "int8", "int16", "int32", "int64"),
                 overload="aten::bitwise_or.Scalar",
             ),
             Sample(
                 "t(2, 3), True",
-                "specs/elementwise.yaml:840",
+                "specs/elementwise.yaml:1457",
                 dtypes=("bool",),
                 overload="aten::bitwise_or.Scalar",
             ),
@@ -658,7 +930,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::bitwise_xor.Tensor": EntryInfo(
         "aten::bitwise_xor.Tensor",
-        "specs/elementwise.yaml:844",
+        "specs/elementwise.yaml:1461",
         doc="self ^ other, bit by bit, for bools and integers.",
         schemas={
             "aten::bitwise_xor.Tensor": "aten::bitwise_xor.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -670,10 +942,10 @@ ENTRIES: dict[str, EntryInfo] = {
         },
         lowerings=(
             LoweringInfo(
-                "specs/elementwise.yaml:851", 7, 28, ("Xor",), when='dtype_of(self) == "bool"'
+                "specs/elementwise.yaml:1468", 7, 28, ("Xor",), when='dtype_of(self) == "bool"'
             ),
             LoweringInfo(
-                "specs/elementwise.yaml:854",
+                "specs/elementwise.yaml:1471",
                 18,
                 28,
                 ("BitwiseXor",),
@@ -683,23 +955,23 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(
             GapInfo(
                 "ONNX BitwiseXor arrives at opset 18",
-                "specs/elementwise.yaml:858",
+                "specs/elementwise.yaml:1475",
                 dtypes=("uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 17),
             ),
         ),
         reasons=(),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:862"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:1479"),
             Sample(
                 "t(2, 3), 5",
-                "specs/elementwise.yaml:863",
+                "specs/elementwise.yaml:1480",
                 dtypes=("uint8", "int8", "int16", "int32", "int64"),
                 overload="aten::bitwise_xor.Scalar",
             ),
             Sample(
                 "t(2, 3), True",
-                "specs/elementwise.yaml:866",
+                "specs/elementwise.yaml:1483",
                 dtypes=("bool",),
                 overload="aten::bitwise_xor.Scalar",
             ),
@@ -755,6 +1027,28 @@ ENTRIES: dict[str, EntryInfo] = {
             Sample("[t(2, 3), t(0), t(1, 3)]", "specs/shape.yaml:293", dtypes=("float32",)),
         ),
         shape="cat(tensors, dim)",
+    ),
+    "aten::ceil": EntryInfo(
+        "aten::ceil",
+        "specs/elementwise.yaml:421",
+        doc="Smallest integer not below self, elementwise; integers are returned as they are.",
+        schemas={
+            "aten::ceil": "aten::ceil(Tensor self) -> Tensor",
+            "aten::ceil_": "aten::ceil_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::ceil.out": "aten::ceil.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:427", 7, 28, ("Ceil", "Identity")),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/elementwise.yaml:433"),
+            Sample(
+                "t(3, 4) * 4",
+                "specs/elementwise.yaml:434",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+        ),
+        shape="same(self)",
     ),
     "aten::clamp": EntryInfo(
         "aten::clamp",
@@ -999,28 +1293,30 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::copy": EntryInfo(
         "aten::copy",
-        "specs/elementwise.yaml:962",
+        "specs/elementwise.yaml:1579",
         doc="src written into a tensor like self (what `x[...] = v` and `x.copy_(v)` become once functionalized), broadcast to self's shape and cast to its dtype.",
         schemas={
             "aten::copy": "aten::copy(Tensor self, Tensor src, bool non_blocking=False) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:968", 8, 28, ("Cast", "Expand", "Shape")),),
+        lowerings=(
+            LoweringInfo("specs/elementwise.yaml:1585", 8, 28, ("Cast", "Expand", "Shape")),
+        ),
         gaps=(
             GapInfo(
                 "ONNX Expand, which broadcasts src, arrives at opset 8",
-                "specs/elementwise.yaml:971",
+                "specs/elementwise.yaml:1588",
                 opsets=(7, 7),
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:974"),
+            Sample("t(2, 3), t(2, 3)", "specs/elementwise.yaml:1591"),
             Sample(
-                "t(2, 3), t(3)", "specs/elementwise.yaml:975", dtypes=("bool", "int64", "float32")
+                "t(2, 3), t(3)", "specs/elementwise.yaml:1592", dtypes=("bool", "int64", "float32")
             ),
             Sample(
                 "t(2, 3), ints(2, 1, high=5)",
-                "specs/elementwise.yaml:977",
+                "specs/elementwise.yaml:1594",
                 dtypes=("bool", "float32"),
             ),
         ),
@@ -1028,17 +1324,41 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::cos": EntryInfo(
         "aten::cos",
-        "specs/elementwise.yaml:1032",
+        "specs/elementwise.yaml:1649",
         doc="Cosine, elementwise.",
         schemas={
             "aten::cos": "aten::cos(Tensor self) -> Tensor",
             "aten::cos_": "aten::cos_(Tensor(a!) self) -> Tensor(a!)",
             "aten::cos.out": "aten::cos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:1041", 7, 28, ("Cos",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1658", 7, 28, ("Cos",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:1044"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:1661"),),
+        shape="same(self)",
+    ),
+    "aten::cosh": EntryInfo(
+        "aten::cosh",
+        "specs/elementwise.yaml:782",
+        doc="Hyperbolic cosine; integers and bool as float32.",
+        schemas={
+            "aten::cosh": "aten::cosh(Tensor self) -> Tensor",
+            "aten::cosh_": "aten::cosh_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::cosh.out": "aten::cosh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:790", 9, 28, ("Cosh",)),),
+        gaps=(
+            GapInfo("ONNX Cosh arrives at opset 9", "specs/elementwise.yaml:793", opsets=(7, 8)),
+            GapInfo(
+                "onnxruntime has no float64 Cosh kernel",
+                "specs/elementwise.yaml:795",
+                dtypes=("float64",),
+                opsets=(9, 28),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:800"),),
         shape="same(self)",
     ),
     "aten::cumsum": EntryInfo(
@@ -1170,36 +1490,36 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::elu": EntryInfo(
         "aten::elu",
-        "specs/elementwise.yaml:553",
+        "specs/elementwise.yaml:1061",
         doc="scale * (self if self > 0 else alpha * (exp(self) - 1)).",
         schemas={
             "aten::elu": "aten::elu(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor",
             "aten::elu_": "aten::elu_(Tensor(a!) self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1) -> Tensor(a!)",
             "aten::elu.out": "aten::elu.out(Tensor self, Scalar alpha=1, Scalar scale=1, Scalar input_scale=1, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:560", 7, 28, ("Elu", "Mul")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1068", 7, 28, ("Elu", "Mul")),),
         gaps=(
             GapInfo(
                 "ONNX Elu takes alpha as an attribute, known while exporting",
-                "specs/elementwise.yaml:567",
+                "specs/elementwise.yaml:1075",
                 when="not is_static(alpha, scale, input_scale)",
             ),
             GapInfo(
                 "ONNX Elu has no input scale",
-                "specs/elementwise.yaml:569",
+                "specs/elementwise.yaml:1077",
                 when="is_static(input_scale) and input_scale != 1",
             ),
             GapInfo(
                 "onnxruntime has no float64 Elu kernel",
-                "specs/elementwise.yaml:571",
+                "specs/elementwise.yaml:1079",
                 dtypes=("float64",),
                 runtime="onnxruntime",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:575"),
-            Sample("t(3, 4), 0.5, 2", "specs/elementwise.yaml:576"),
+            Sample("t(3, 4)", "specs/elementwise.yaml:1083"),
+            Sample("t(3, 4), 0.5, 2", "specs/elementwise.yaml:1084"),
         ),
         shape="same(self)",
     ),
@@ -1255,7 +1575,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::eq.Tensor": EntryInfo(
         "aten::eq.Tensor",
-        "specs/elementwise.yaml:621",
+        "specs/elementwise.yaml:1177",
         doc="self == other, elementwise, as bool.",
         schemas={
             "aten::eq.Tensor": "aten::eq.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -1263,11 +1583,11 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::eq.Tensor_out": "aten::eq.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::eq.Scalar_out": "aten::eq.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:629", 7, 28, ("Equal",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1185", 7, 28, ("Equal",)),),
         gaps=(
             GapInfo(
                 "ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:632",
+                "specs/elementwise.yaml:1188",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
@@ -1277,15 +1597,39 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:636"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:1192"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:637",
+                "specs/elementwise.yaml:1193",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:639", overload="aten::eq.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:1195", overload="aten::eq.Scalar"),
         ),
         shape="broadcast(self, other)",
+    ),
+    "aten::erf": EntryInfo(
+        "aten::erf",
+        "specs/elementwise.yaml:662",
+        doc="The error function; integers and bool as float32.",
+        schemas={
+            "aten::erf": "aten::erf(Tensor self) -> Tensor",
+            "aten::erf_": "aten::erf_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::erf.out": "aten::erf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:669", 9, 28, ("Erf",)),),
+        gaps=(
+            GapInfo("ONNX Erf arrives at opset 9", "specs/elementwise.yaml:672", opsets=(7, 8)),
+            GapInfo(
+                "onnxruntime has no float64 Erf kernel",
+                "specs/elementwise.yaml:674",
+                dtypes=("float64",),
+                opsets=(9, 28),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:679"),),
+        shape="same(self)",
     ),
     "aten::exp": EntryInfo(
         "aten::exp",
@@ -1323,6 +1667,41 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="expand(self, size)",
     ),
+    "aten::expm1": EntryInfo(
+        "aten::expm1",
+        "specs/elementwise.yaml:586",
+        doc="exp(self) - 1, accurate near 0; integers and bool as float32.",
+        schemas={
+            "aten::expm1": "aten::expm1(Tensor self) -> Tensor",
+            "aten::expm1_": "aten::expm1_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::expm1.out": "aten::expm1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:597",
+                9,
+                28,
+                ("Abs", "Div", "Exp", "Greater", "Less", "Log", "Mul", "Or", "Sub", "Where"),
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "computing exp(self) - 1 accurately near 0 needs ONNX Where, which arrives at opset 9",
+                "specs/elementwise.yaml:606",
+                opsets=(7, 8),
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/elementwise.yaml:609"),
+            Sample(
+                "t(3, 4) * 1e-4",
+                "specs/elementwise.yaml:610",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+        ),
+        shape="same(self)",
+    ),
     "aten::flatten.using_ints": EntryInfo(
         "aten::flatten.using_ints",
         "specs/shape.yaml:367",
@@ -1351,6 +1730,53 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="flatten(self, start_dim, end_dim)",
     ),
+    "aten::floor": EntryInfo(
+        "aten::floor",
+        "specs/elementwise.yaml:405",
+        doc="Largest integer not above self, elementwise; integers are returned as they are.",
+        schemas={
+            "aten::floor": "aten::floor(Tensor self) -> Tensor",
+            "aten::floor_": "aten::floor_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::floor.out": "aten::floor.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:411", 7, 28, ("Floor", "Identity")),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/elementwise.yaml:417"),
+            Sample(
+                "t(3, 4) * 4",
+                "specs/elementwise.yaml:418",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+        ),
+        shape="same(self)",
+    ),
+    "aten::fmod.Tensor": EntryInfo(
+        "aten::fmod.Tensor",
+        "specs/elementwise.yaml:532",
+        doc="Remainder of self / other truncated towards zero (C's fmod), with the sign of self.",
+        schemas={
+            "aten::fmod.Tensor": "aten::fmod.Tensor(Tensor self, Tensor other) -> Tensor",
+            "aten::fmod.Scalar": "aten::fmod.Scalar(Tensor self, Scalar other) -> Tensor",
+            "aten::fmod_.Tensor": "aten::fmod_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)",
+            "aten::fmod_.Scalar": "aten::fmod_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)",
+            "aten::fmod.Tensor_out": "aten::fmod.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
+            "aten::fmod.Scalar_out": "aten::fmod.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:539", 10, 28, ("Mod",)),),
+        gaps=(
+            GapInfo("ONNX Mod arrives at opset 10", "specs/elementwise.yaml:542", opsets=(7, 9)),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(2, 3), pos(3)", "specs/elementwise.yaml:545"),
+            Sample("t(2, 3), -pos(2, 3)", "specs/elementwise.yaml:546"),
+            Sample("t(2, 3), 2", "specs/elementwise.yaml:547", overload="aten::fmod.Scalar"),
+            Sample("t(2, 3), -1.5", "specs/elementwise.yaml:549", overload="aten::fmod.Scalar"),
+        ),
+        shape="broadcast(self, other)",
+    ),
     "aten::full": EntryInfo(
         "aten::full",
         "specs/factory.yaml:86",
@@ -1376,19 +1802,19 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::full_like": EntryInfo(
         "aten::full_like",
-        "specs/elementwise.yaml:997",
+        "specs/elementwise.yaml:1614",
         doc="A tensor shaped like self filled with fill_value, in dtype or self's dtype.",
         schemas={
             "aten::full_like": "aten::full_like(Tensor self, Scalar fill_value, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:1003", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1620", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:1006"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:1623"),
             Sample(
                 "t(2, 3), 2.5, dtype=float32",
-                "specs/elementwise.yaml:1007",
+                "specs/elementwise.yaml:1624",
                 dtypes=(
                     "bool",
                     "uint8",
@@ -1437,7 +1863,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::ge.Tensor": EntryInfo(
         "aten::ge.Tensor",
-        "specs/elementwise.yaml:729",
+        "specs/elementwise.yaml:1285",
         doc="self >= other, elementwise, as bool.",
         schemas={
             "aten::ge.Tensor": "aten::ge.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -1446,19 +1872,19 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::ge.Scalar_out": "aten::ge.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/elementwise.yaml:737", 12, 28, ("GreaterOrEqual",)),
-            LoweringInfo("specs/elementwise.yaml:739", 7, 11, ("Equal", "Greater", "Or")),
+            LoweringInfo("specs/elementwise.yaml:1293", 12, 28, ("GreaterOrEqual",)),
+            LoweringInfo("specs/elementwise.yaml:1295", 7, 11, ("Equal", "Greater", "Or")),
         ),
         gaps=(
             GapInfo(
                 "before opset 12 self >= other is Greater or Equal, and ONNX Greater accepts integers from opset 9",
-                "specs/elementwise.yaml:742",
+                "specs/elementwise.yaml:1298",
                 dtypes=("bool", "uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
             GapInfo(
                 "before opset 12 self >= other is Greater or Equal, and ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:745",
+                "specs/elementwise.yaml:1301",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
@@ -1469,19 +1895,19 @@ ENTRIES: dict[str, EntryInfo] = {
             "before opset 12 self >= other is Greater or Equal, and ONNX Equal accepts floating types from opset 11",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:749"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:1305"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:750",
+                "specs/elementwise.yaml:1306",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:752", overload="aten::ge.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:1308", overload="aten::ge.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::gelu": EntryInfo(
         "aten::gelu",
-        "specs/elementwise.yaml:451",
+        "specs/elementwise.yaml:959",
         doc='Gaussian error linear unit: x * Phi(x), exact (approximate="none") or with the tanh approximation.',
         schemas={
             "aten::gelu": 'aten::gelu(Tensor self, *, str approximate="none") -> Tensor',
@@ -1489,10 +1915,10 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::gelu.out": 'aten::gelu.out(Tensor self, *, str approximate="none", Tensor(a!) out) -> Tensor(a!)',
         },
         lowerings=(
-            LoweringInfo("specs/elementwise.yaml:457", 20, 28, ("Gelu",)),
-            LoweringInfo("specs/elementwise.yaml:459", 9, 19, ("Add", "Erf", "Mul", "Tanh")),
+            LoweringInfo("specs/elementwise.yaml:965", 20, 28, ("Gelu",)),
+            LoweringInfo("specs/elementwise.yaml:967", 9, 19, ("Add", "Erf", "Mul", "Tanh")),
             LoweringInfo(
-                "specs/elementwise.yaml:465",
+                "specs/elementwise.yaml:973",
                 7,
                 8,
                 ("Add", "Mul", "Tanh"),
@@ -1502,14 +1928,14 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(
             GapInfo(
                 'onnxruntime has no float64 Erf kernel, which approximate="none" needs (the tanh formula runs, but a runtime gap cannot depend on `approximate`)',
-                "specs/elementwise.yaml:471",
+                "specs/elementwise.yaml:979",
                 dtypes=("float64",),
                 opsets=(9, 19),
                 runtime="onnxruntime",
             ),
             GapInfo(
                 "onnxruntime has no float64 Gelu kernel",
-                "specs/elementwise.yaml:475",
+                "specs/elementwise.yaml:983",
                 dtypes=("float64",),
                 opsets=(20, 28),
                 runtime="onnxruntime",
@@ -1517,15 +1943,15 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:480", opsets=(9, 28)),
+            Sample("t(3, 4)", "specs/elementwise.yaml:988", opsets=(9, 28)),
             Sample(
                 't(3, 4), approximate="tanh"',
-                "specs/elementwise.yaml:482",
+                "specs/elementwise.yaml:990",
                 dtypes=("float16", "bfloat16", "float32"),
             ),
             Sample(
                 't(3, 4), approximate="tanh"',
-                "specs/elementwise.yaml:484",
+                "specs/elementwise.yaml:992",
                 opsets=(7, 8),
                 dtypes=("float64",),
             ),
@@ -1534,7 +1960,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::gt.Tensor": EntryInfo(
         "aten::gt.Tensor",
-        "specs/elementwise.yaml:684",
+        "specs/elementwise.yaml:1240",
         doc="self > other, elementwise, as bool.",
         schemas={
             "aten::gt.Tensor": "aten::gt.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -1542,11 +1968,11 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::gt.Tensor_out": "aten::gt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::gt.Scalar_out": "aten::gt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:692", 7, 28, ("Greater",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1248", 7, 28, ("Greater",)),),
         gaps=(
             GapInfo(
                 "ONNX Greater accepts integers from opset 9, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:695",
+                "specs/elementwise.yaml:1251",
                 dtypes=("int64",),
                 opsets=(7, 8),
             ),
@@ -1556,39 +1982,39 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:699"),
-            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:700", overload="aten::gt.Scalar"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:1255"),
+            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:1256", overload="aten::gt.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::hardsigmoid": EntryInfo(
         "aten::hardsigmoid",
-        "specs/elementwise.yaml:578",
+        "specs/elementwise.yaml:1086",
         doc="min(max(self + 3, 0), 6) / 6, elementwise.",
         schemas={
             "aten::hardsigmoid": "aten::hardsigmoid(Tensor self) -> Tensor",
             "aten::hardsigmoid_": "aten::hardsigmoid_(Tensor(a!) self) -> Tensor(a!)",
             "aten::hardsigmoid.out": "aten::hardsigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:586", 7, 28, ("HardSigmoid",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1094", 7, 28, ("HardSigmoid",)),),
         gaps=(
             GapInfo(
                 "onnxruntime has no float64 HardSigmoid kernel",
-                "specs/elementwise.yaml:589",
+                "specs/elementwise.yaml:1097",
                 dtypes=("float64",),
                 runtime="onnxruntime",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:593"),
-            Sample("t(2, 5)", "specs/elementwise.yaml:594", dtypes=("float32",)),
+            Sample("t(3, 4)", "specs/elementwise.yaml:1101"),
+            Sample("t(2, 5)", "specs/elementwise.yaml:1102", dtypes=("float32",)),
         ),
         shape="same(self)",
     ),
     "aten::hardswish": EntryInfo(
         "aten::hardswish",
-        "specs/elementwise.yaml:597",
+        "specs/elementwise.yaml:1105",
         doc="self * min(max(self + 3, 0), 6) / 6, elementwise (MobileNetV3's activation).",
         schemas={
             "aten::hardswish": "aten::hardswish(Tensor self) -> Tensor",
@@ -1596,27 +2022,27 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::hardswish.out": "aten::hardswish.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/elementwise.yaml:605", 14, 28, ("HardSwish",)),
-            LoweringInfo("specs/elementwise.yaml:608", 7, 13, ("HardSigmoid", "Mul")),
+            LoweringInfo("specs/elementwise.yaml:1113", 14, 28, ("HardSwish",)),
+            LoweringInfo("specs/elementwise.yaml:1116", 7, 13, ("HardSigmoid", "Mul")),
         ),
         gaps=(
             GapInfo(
                 "onnxruntime has no float64 HardSwish or HardSigmoid kernel",
-                "specs/elementwise.yaml:611",
+                "specs/elementwise.yaml:1119",
                 dtypes=("float64",),
                 runtime="onnxruntime",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:615"),
-            Sample("t(2, 5)", "specs/elementwise.yaml:616", dtypes=("float32",)),
+            Sample("t(3, 4)", "specs/elementwise.yaml:1123"),
+            Sample("t(2, 5)", "specs/elementwise.yaml:1124", dtypes=("float32",)),
         ),
         shape="same(self)",
     ),
     "aten::hardtanh": EntryInfo(
         "aten::hardtanh",
-        "specs/elementwise.yaml:499",
+        "specs/elementwise.yaml:1007",
         doc="self clamped to [min_val, max_val].",
         schemas={
             "aten::hardtanh": "aten::hardtanh(Tensor self, Scalar min_val=-1, Scalar max_val=1) -> Tensor",
@@ -1624,32 +2050,32 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::hardtanh.out": "aten::hardtanh.out(Tensor self, Scalar min_val=-1, Scalar max_val=1, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/elementwise.yaml:507", 7, 10, ("Clip",)),
-            LoweringInfo("specs/elementwise.yaml:507", 11, 28, ("Clip",)),
+            LoweringInfo("specs/elementwise.yaml:1015", 7, 10, ("Clip",)),
+            LoweringInfo("specs/elementwise.yaml:1015", 11, 28, ("Clip",)),
         ),
         gaps=(
             GapInfo(
                 "ONNX Clip takes computed bounds from opset 11",
-                "specs/elementwise.yaml:510",
+                "specs/elementwise.yaml:1018",
                 opsets=(7, 10),
                 when="not is_static(min_val, max_val)",
             ),
             GapInfo(
                 "ONNX Clip accepts integers from opset 12, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:513",
+                "specs/elementwise.yaml:1021",
                 dtypes=("int64",),
                 opsets=(7, 11),
             ),
             GapInfo(
                 "onnxruntime has no float64 Clip kernel before opset 12 (int32 computes in float64 there)",
-                "specs/elementwise.yaml:516",
+                "specs/elementwise.yaml:1024",
                 dtypes=("int32", "float64"),
                 opsets=(7, 11),
                 runtime="onnxruntime",
             ),
             GapInfo(
                 "onnxruntime has no int16 Clip kernel",
-                "specs/elementwise.yaml:520",
+                "specs/elementwise.yaml:1028",
                 dtypes=("int16",),
                 opsets=(12, 28),
                 runtime="onnxruntime",
@@ -1660,8 +2086,8 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:525"),
-            Sample("t(3, 4), -2, 3", "specs/elementwise.yaml:526"),
+            Sample("t(3, 4)", "specs/elementwise.yaml:1033"),
+            Sample("t(3, 4), -2, 3", "specs/elementwise.yaml:1034"),
         ),
         shape="same(self)",
     ),
@@ -1937,6 +2363,81 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="infer",
     ),
+    "aten::isinf": EntryInfo(
+        "aten::isinf",
+        "specs/elementwise.yaml:1383",
+        doc="Whether self is infinite, elementwise, as bool (never for integers and bool).",
+        schemas={
+            "aten::isinf": "aten::isinf(Tensor self) -> Tensor",
+            "aten::isinf.out": "aten::isinf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:1391", 7, 28, ("And", "Cast"), when="not is_floating(self)"
+            ),
+            LoweringInfo(
+                "specs/elementwise.yaml:1394", 10, 28, ("IsInf",), when="is_floating(self)"
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX IsInf arrives at opset 10",
+                "specs/elementwise.yaml:1398",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+                opsets=(7, 9),
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/elementwise.yaml:1402"),
+            Sample(
+                "t(3, 4) / t(3, 4).round()",
+                "specs/elementwise.yaml:1404",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+            Sample(
+                "t(3, 4).log()",
+                "specs/elementwise.yaml:1406",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+        ),
+        shape="same(self)",
+    ),
+    "aten::isnan": EntryInfo(
+        "aten::isnan",
+        "specs/elementwise.yaml:1361",
+        doc="Whether self is NaN, elementwise, as bool (never for integers and bool).",
+        schemas={
+            "aten::isnan": "aten::isnan(Tensor self) -> Tensor",
+            "aten::isnan.out": "aten::isnan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:1367", 7, 28, ("And", "Cast"), when="not is_floating(self)"
+            ),
+            LoweringInfo(
+                "specs/elementwise.yaml:1370", 9, 28, ("IsNaN",), when="is_floating(self)"
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX IsNaN arrives at opset 9",
+                "specs/elementwise.yaml:1374",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+                opsets=(7, 8),
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/elementwise.yaml:1378"),
+            Sample(
+                "t(3, 4).log()",
+                "specs/elementwise.yaml:1380",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+        ),
+        shape="same(self)",
+    ),
     "aten::layer_norm": EntryInfo(
         "aten::layer_norm",
         "specs/nn.yaml:200",
@@ -1974,7 +2475,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::le.Tensor": EntryInfo(
         "aten::le.Tensor",
-        "specs/elementwise.yaml:703",
+        "specs/elementwise.yaml:1259",
         doc="self <= other, elementwise, as bool.",
         schemas={
             "aten::le.Tensor": "aten::le.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -1983,19 +2484,19 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::le.Scalar_out": "aten::le.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/elementwise.yaml:711", 12, 28, ("LessOrEqual",)),
-            LoweringInfo("specs/elementwise.yaml:713", 7, 11, ("Equal", "Less", "Or")),
+            LoweringInfo("specs/elementwise.yaml:1267", 12, 28, ("LessOrEqual",)),
+            LoweringInfo("specs/elementwise.yaml:1269", 7, 11, ("Equal", "Less", "Or")),
         ),
         gaps=(
             GapInfo(
                 "before opset 12 self <= other is Less or Equal, and ONNX Less accepts integers from opset 9",
-                "specs/elementwise.yaml:716",
+                "specs/elementwise.yaml:1272",
                 dtypes=("bool", "uint8", "int8", "int16", "int32", "int64"),
                 opsets=(7, 8),
             ),
             GapInfo(
                 "before opset 12 self <= other is Less or Equal, and ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:719",
+                "specs/elementwise.yaml:1275",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
@@ -2006,42 +2507,42 @@ ENTRIES: dict[str, EntryInfo] = {
             "before opset 12 self <= other is Less or Equal, and ONNX Equal accepts floating types from opset 11",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:723"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:1279"),
             Sample(
                 "t(2, 3).round(), t(3).round()",
-                "specs/elementwise.yaml:724",
+                "specs/elementwise.yaml:1280",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:726", overload="aten::le.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:1282", overload="aten::le.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::leaky_relu": EntryInfo(
         "aten::leaky_relu",
-        "specs/elementwise.yaml:528",
+        "specs/elementwise.yaml:1036",
         doc="self if self > 0 else negative_slope * self.",
         schemas={
             "aten::leaky_relu": "aten::leaky_relu(Tensor self, Scalar negative_slope=0.01) -> Tensor",
             "aten::leaky_relu_": "aten::leaky_relu_(Tensor(a!) self, Scalar negative_slope=0.01) -> Tensor(a!)",
             "aten::leaky_relu.out": "aten::leaky_relu.out(Tensor self, Scalar negative_slope=0.01, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:535", 7, 28, ("LeakyRelu",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1043", 7, 28, ("LeakyRelu",)),),
         gaps=(
             GapInfo(
                 "ONNX LeakyRelu takes the slope as an attribute, known while exporting",
-                "specs/elementwise.yaml:538",
+                "specs/elementwise.yaml:1046",
                 when="not is_static(negative_slope)",
             ),
             GapInfo(
                 "onnxruntime has no float64 LeakyRelu kernel",
-                "specs/elementwise.yaml:541",
+                "specs/elementwise.yaml:1049",
                 dtypes=("float64",),
                 opsets=(7, 15),
                 runtime="onnxruntime",
             ),
             GapInfo(
                 "onnxruntime has no float64 LeakyRelu kernel",
-                "specs/elementwise.yaml:545",
+                "specs/elementwise.yaml:1053",
                 dtypes=("float64",),
                 opsets=(19, 28),
                 runtime="onnxruntime",
@@ -2049,8 +2550,8 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(3, 4)", "specs/elementwise.yaml:550"),
-            Sample("t(3, 4), 0.2", "specs/elementwise.yaml:551"),
+            Sample("t(3, 4)", "specs/elementwise.yaml:1058"),
+            Sample("t(3, 4), 0.2", "specs/elementwise.yaml:1059"),
         ),
         shape="same(self)",
     ),
@@ -2175,6 +2676,71 @@ ENTRIES: dict[str, EntryInfo] = {
         samples=(Sample("pos(3, 4)", "specs/elementwise.yaml:279"),),
         shape="same(self)",
     ),
+    "aten::log10": EntryInfo(
+        "aten::log10",
+        "specs/elementwise.yaml:650",
+        doc="Base-10 logarithm; integers and bool as float32.",
+        schemas={
+            "aten::log10": "aten::log10(Tensor self) -> Tensor",
+            "aten::log10_": "aten::log10_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::log10.out": "aten::log10.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:657", 7, 28, ("Div", "Log")),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(Sample("pos(3, 4)", "specs/elementwise.yaml:660"),),
+        shape="same(self)",
+    ),
+    "aten::log1p": EntryInfo(
+        "aten::log1p",
+        "specs/elementwise.yaml:613",
+        doc="log(1 + self), accurate near 0; integers and bool as float32.",
+        schemas={
+            "aten::log1p": "aten::log1p(Tensor self) -> Tensor",
+            "aten::log1p_": "aten::log1p_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::log1p.out": "aten::log1p.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:623",
+                9,
+                28,
+                ("Abs", "Add", "Div", "Greater", "Less", "Log", "Mul", "Or", "Sub", "Where"),
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "computing log(1 + self) accurately near 0 needs ONNX Where, which arrives at opset 9",
+                "specs/elementwise.yaml:631",
+                opsets=(7, 8),
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("pos(3, 4)", "specs/elementwise.yaml:634"),
+            Sample(
+                "t(3, 4) * 1e-4",
+                "specs/elementwise.yaml:635",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+        ),
+        shape="same(self)",
+    ),
+    "aten::log2": EntryInfo(
+        "aten::log2",
+        "specs/elementwise.yaml:638",
+        doc="Base-2 logarithm; integers and bool as float32.",
+        schemas={
+            "aten::log2": "aten::log2(Tensor self) -> Tensor",
+            "aten::log2_": "aten::log2_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::log2.out": "aten::log2.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:645", 7, 28, ("Div", "Log")),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(Sample("pos(3, 4)", "specs/elementwise.yaml:648"),),
+        shape="same(self)",
+    ),
     "aten::log_softmax.int": EntryInfo(
         "aten::log_softmax.int",
         "specs/nn.yaml:591",
@@ -2211,55 +2777,72 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::logical_and": EntryInfo(
         "aten::logical_and",
-        "specs/elementwise.yaml:766",
+        "specs/elementwise.yaml:1322",
         doc="self != 0 and other != 0, elementwise, as bool; each operand keeps its dtype.",
         schemas={
             "aten::logical_and": "aten::logical_and(Tensor self, Tensor other) -> Tensor",
             "aten::logical_and.out": "aten::logical_and.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:773", 7, 28, ("And", "Cast")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1329", 7, 28, ("And", "Cast")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:776"),
-            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:777"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:1332"),
+            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:1333"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::logical_not": EntryInfo(
         "aten::logical_not",
-        "specs/elementwise.yaml:755",
+        "specs/elementwise.yaml:1311",
         doc="self == 0, elementwise, as bool.",
         schemas={
             "aten::logical_not": "aten::logical_not(Tensor self) -> Tensor",
             "aten::logical_not.out": "aten::logical_not.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:761", 7, 28, ("Cast", "Not")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1317", 7, 28, ("Cast", "Not")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:764"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:1320"),),
         shape="same(self)",
     ),
     "aten::logical_or": EntryInfo(
         "aten::logical_or",
-        "specs/elementwise.yaml:779",
+        "specs/elementwise.yaml:1335",
         doc="self != 0 or other != 0, elementwise, as bool; each operand keeps its dtype.",
         schemas={
             "aten::logical_or": "aten::logical_or(Tensor self, Tensor other) -> Tensor",
             "aten::logical_or.out": "aten::logical_or.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:786", 7, 28, ("Cast", "Or")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1342", 7, 28, ("Cast", "Or")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:789"),
-            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:790"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:1345"),
+            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:1346"),
+        ),
+        shape="broadcast(self, other)",
+    ),
+    "aten::logical_xor": EntryInfo(
+        "aten::logical_xor",
+        "specs/elementwise.yaml:1348",
+        doc="Exactly one of self != 0 and other != 0, elementwise, as bool; each operand keeps its dtype.",
+        schemas={
+            "aten::logical_xor": "aten::logical_xor(Tensor self, Tensor other) -> Tensor",
+            "aten::logical_xor.out": "aten::logical_xor.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1355", 7, 28, ("Cast", "Xor")),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:1358"),
+            Sample("t(2, 3), mask(2, 3)", "specs/elementwise.yaml:1359"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::lt.Tensor": EntryInfo(
         "aten::lt.Tensor",
-        "specs/elementwise.yaml:663",
+        "specs/elementwise.yaml:1219",
         doc="self < other, elementwise, as bool.",
         schemas={
             "aten::lt.Tensor": "aten::lt.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -2267,11 +2850,11 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::lt.Tensor_out": "aten::lt.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::lt.Scalar_out": "aten::lt.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:673", 7, 28, ("Less",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1229", 7, 28, ("Less",)),),
         gaps=(
             GapInfo(
                 "ONNX Less accepts integers from opset 9, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:676",
+                "specs/elementwise.yaml:1232",
                 dtypes=("int64",),
                 opsets=(7, 8),
             ),
@@ -2281,14 +2864,14 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:680"),
-            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:681", overload="aten::lt.Scalar"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:1236"),
+            Sample("t(2, 3), 0.5", "specs/elementwise.yaml:1237", overload="aten::lt.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
     "aten::masked_fill.Tensor": EntryInfo(
         "aten::masked_fill.Tensor",
-        "specs/elementwise.yaml:915",
+        "specs/elementwise.yaml:1532",
         doc="self with value where mask holds; value takes self's dtype.",
         schemas={
             "aten::masked_fill.Tensor": "aten::masked_fill.Tensor(Tensor self, Tensor mask, Tensor value) -> Tensor",
@@ -2298,21 +2881,21 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::masked_fill.Tensor_out": "aten::masked_fill.Tensor_out(Tensor self, Tensor mask, Tensor value, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::masked_fill.Scalar_out": "aten::masked_fill.Scalar_out(Tensor self, Tensor mask, Scalar value, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:923", 9, 28, ("Where",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1540", 9, 28, ("Where",)),),
         gaps=(
             GapInfo(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:926",
+                "specs/elementwise.yaml:1543",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:930"),
+            Sample("t(2, 3), mask(3), t()", "specs/elementwise.yaml:1547"),
             Sample(
                 "t(2, 3), mask(2, 3), 1",
-                "specs/elementwise.yaml:931",
+                "specs/elementwise.yaml:1548",
                 overload="aten::masked_fill.Scalar",
             ),
         ),
@@ -2671,6 +3254,39 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="broadcast(self, other)",
     ),
+    "aten::mish": EntryInfo(
+        "aten::mish",
+        "specs/elementwise.yaml:1150",
+        doc="self * tanh(softplus(self)), elementwise.",
+        schemas={
+            "aten::mish": "aten::mish(Tensor self) -> Tensor",
+            "aten::mish_": "aten::mish_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::mish.out": "aten::mish.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo("specs/elementwise.yaml:1158", 18, 28, ("Mish",)),
+            LoweringInfo("specs/elementwise.yaml:1161", 7, 17, ("Mul", "Softplus", "Tanh")),
+        ),
+        gaps=(
+            GapInfo(
+                "onnxruntime has no float64 Softplus kernel",
+                "specs/elementwise.yaml:1164",
+                dtypes=("float64",),
+                opsets=(7, 17),
+                runtime="onnxruntime",
+            ),
+            GapInfo(
+                "onnxruntime runs float64 Mish at opset 18 only; from opset 19 it runs Mish through Softplus, which has no float64 kernel",
+                "specs/elementwise.yaml:1168",
+                dtypes=("float64",),
+                opsets=(19, 28),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(Sample("t(3, 4) * 10", "specs/elementwise.yaml:1173"),),
+        shape="same(self)",
+    ),
     "aten::mm": EntryInfo(
         "aten::mm",
         "specs/nn.yaml:60",
@@ -2760,25 +3376,25 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::native_dropout": EntryInfo(
         "aten::native_dropout",
-        "specs/elementwise.yaml:936",
+        "specs/elementwise.yaml:1553",
         doc="Dropout as torch.export leaves it (aten::dropout always decomposes: to aten::clone outside training, to this in training): the identity and an all-true mask when nothing is dropped.",
         schemas={
             "aten::native_dropout": "aten::native_dropout(Tensor input, float p, bool? train) -> (Tensor, Tensor)",
         },
         lowerings=(
-            LoweringInfo("specs/elementwise.yaml:941", 8, 28, ("Expand", "Identity", "Shape")),
+            LoweringInfo("specs/elementwise.yaml:1558", 8, 28, ("Expand", "Identity", "Shape")),
         ),
         gaps=(
             GapInfo(
                 "dropout in training is random; export the model in eval mode",
-                "specs/elementwise.yaml:946",
+                "specs/elementwise.yaml:1563",
                 when="train is not False and p > 0",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:949"),
-            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:950"),
+            Sample("t(2, 3), 0.5, False", "specs/elementwise.yaml:1566"),
+            Sample("t(2, 3), 0.0, True", "specs/elementwise.yaml:1567"),
         ),
         shape="infer",
     ),
@@ -2918,7 +3534,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::ne.Tensor": EntryInfo(
         "aten::ne.Tensor",
-        "specs/elementwise.yaml:642",
+        "specs/elementwise.yaml:1198",
         doc="self != other, elementwise, as bool.",
         schemas={
             "aten::ne.Tensor": "aten::ne.Tensor(Tensor self, Tensor other) -> Tensor",
@@ -2926,11 +3542,11 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::ne.Tensor_out": "aten::ne.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
             "aten::ne.Scalar_out": "aten::ne.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:650", 7, 28, ("Equal", "Not")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1206", 7, 28, ("Equal", "Not")),),
         gaps=(
             GapInfo(
                 "ONNX Equal accepts floating types from opset 11",
-                "specs/elementwise.yaml:653",
+                "specs/elementwise.yaml:1209",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
                 opsets=(7, 10),
             ),
@@ -2940,13 +3556,13 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
         samples=(
-            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:657"),
+            Sample("t(2, 3), t(3)", "specs/elementwise.yaml:1213"),
             Sample(
                 "t(2, 3).log().round(), t(3).round()",
-                "specs/elementwise.yaml:658",
+                "specs/elementwise.yaml:1214",
                 dtypes=("float16", "bfloat16", "float32", "float64"),
             ),
-            Sample("t(2, 3), 1", "specs/elementwise.yaml:660", overload="aten::ne.Scalar"),
+            Sample("t(2, 3), 1", "specs/elementwise.yaml:1216", overload="aten::ne.Scalar"),
         ),
         shape="broadcast(self, other)",
     ),
@@ -3074,15 +3690,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::ones_like": EntryInfo(
         "aten::ones_like",
-        "specs/elementwise.yaml:1021",
+        "specs/elementwise.yaml:1638",
         doc="Ones shaped like self, in dtype or self's dtype.",
         schemas={
             "aten::ones_like": "aten::ones_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:1027", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1644", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:1030"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:1647"),),
         shape="same(self)",
     ),
     "aten::permute": EntryInfo(
@@ -3295,24 +3911,24 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::relu": EntryInfo(
         "aten::relu",
-        "specs/elementwise.yaml:405",
+        "specs/elementwise.yaml:913",
         doc="max(self, 0), elementwise.",
         schemas={
             "aten::relu": "aten::relu(Tensor self) -> Tensor",
             "aten::relu_": "aten::relu_(Tensor(a!) self) -> Tensor(a!)",
             "aten::relu.out": "aten::relu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:414", 7, 28, ("Relu",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:922", 7, 28, ("Relu",)),),
         gaps=(
             GapInfo(
                 "ONNX Relu accepts integers from opset 14, and float64 cannot hold every int64",
-                "specs/elementwise.yaml:417",
+                "specs/elementwise.yaml:925",
                 dtypes=("int64",),
                 opsets=(7, 13),
             ),
             GapInfo(
                 "onnxruntime has no CPU kernel for Relu in int16 and int64",
-                "specs/elementwise.yaml:420",
+                "specs/elementwise.yaml:928",
                 dtypes=("int16", "int64"),
                 opsets=(14, 28),
                 runtime="onnxruntime",
@@ -3322,8 +3938,47 @@ ENTRIES: dict[str, EntryInfo] = {
             "ONNX Relu accepts integers from opset 14, and float64 cannot hold every int64",
             "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
         ),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:425"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:933"),),
         shape="same(self)",
+    ),
+    "aten::remainder.Tensor": EntryInfo(
+        "aten::remainder.Tensor",
+        "specs/elementwise.yaml:552",
+        doc="Remainder of self / other rounded down (Python's %), with the sign of other.",
+        schemas={
+            "aten::remainder.Tensor": "aten::remainder.Tensor(Tensor self, Tensor other) -> Tensor",
+            "aten::remainder.Scalar": "aten::remainder.Scalar(Tensor self, Scalar other) -> Tensor",
+            "aten::remainder_.Tensor": "aten::remainder_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)",
+            "aten::remainder_.Scalar": "aten::remainder_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)",
+            "aten::remainder.Tensor_out": "aten::remainder.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
+            "aten::remainder.Scalar_out": "aten::remainder.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:561",
+                10,
+                28,
+                ("Add", "And", "Greater", "Less", "Mod", "Or", "Where", "Xor"),
+            ),
+        ),
+        gaps=(
+            GapInfo("ONNX Mod arrives at opset 10", "specs/elementwise.yaml:572", opsets=(7, 9)),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(2, 3), pos(3)", "specs/elementwise.yaml:575"),
+            Sample("t(2, 3), -pos(2, 3)", "specs/elementwise.yaml:576"),
+            Sample(
+                "t(2, 3), pos(3) / 0",
+                "specs/elementwise.yaml:577",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+            Sample("t(2, 3), 2", "specs/elementwise.yaml:579", overload="aten::remainder.Scalar"),
+            Sample(
+                "t(2, 3), -1.5", "specs/elementwise.yaml:581", overload="aten::remainder.Scalar"
+            ),
+        ),
+        shape="broadcast(self, other)",
     ),
     "aten::repeat": EntryInfo(
         "aten::repeat",
@@ -3444,6 +4099,64 @@ ENTRIES: dict[str, EntryInfo] = {
             Sample("t(2, 0, 3), [0, 3]", "specs/shape.yaml:365"),
         ),
         shape="view(self, shape)",
+    ),
+    "aten::round": EntryInfo(
+        "aten::round",
+        "specs/elementwise.yaml:437",
+        doc="Nearest integer, halves to even (as ONNX Round), elementwise; integers are returned as they are.",
+        schemas={
+            "aten::round": "aten::round(Tensor self) -> Tensor",
+            "aten::round_": "aten::round_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::round.out": "aten::round.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:445", 7, 28, ("Identity",), when="not is_floating(self)"
+            ),
+            LoweringInfo(
+                "specs/elementwise.yaml:448", 11, 28, ("Round",), when="is_floating(self)"
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX Round arrives at opset 11",
+                "specs/elementwise.yaml:452",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+                opsets=(7, 10),
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/elementwise.yaml:456"),
+            Sample(
+                "(t(3, 4) * 4).round() / 2",
+                "specs/elementwise.yaml:458",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+        ),
+        shape="same(self)",
+    ),
+    "aten::round.decimals": EntryInfo(
+        "aten::round.decimals",
+        "specs/elementwise.yaml:461",
+        doc="self rounded (halves to even) to `decimals` decimal digits, negative ones left of the point.",
+        schemas={
+            "aten::round.decimals": "aten::round.decimals(Tensor self, *, int decimals) -> Tensor",
+            "aten::round_.decimals": "aten::round_.decimals(Tensor(a!) self, *, int decimals) -> Tensor(a!)",
+            "aten::round.decimals_out": "aten::round.decimals_out(Tensor self, *, int decimals, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo("specs/elementwise.yaml:469", 11, 28, ("Cast", "Div", "Mul", "Round")),
+        ),
+        gaps=(
+            GapInfo("ONNX Round arrives at opset 11", "specs/elementwise.yaml:477", opsets=(7, 10)),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4) * 10, decimals=2", "specs/elementwise.yaml:480"),
+            Sample("t(3, 4) * 1000, decimals=-1", "specs/elementwise.yaml:481"),
+        ),
+        shape="same(self)",
     ),
     "aten::rsqrt": EntryInfo(
         "aten::rsqrt",
@@ -3751,47 +4464,118 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::sigmoid": EntryInfo(
         "aten::sigmoid",
-        "specs/elementwise.yaml:427",
+        "specs/elementwise.yaml:935",
         doc="1 / (1 + exp(-self)); integers and bool as float32.",
         schemas={
             "aten::sigmoid": "aten::sigmoid(Tensor self) -> Tensor",
             "aten::sigmoid_": "aten::sigmoid_(Tensor(a!) self) -> Tensor(a!)",
             "aten::sigmoid.out": "aten::sigmoid.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:434", 7, 28, ("Sigmoid",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:942", 7, 28, ("Sigmoid",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:437"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:945"),),
+        shape="same(self)",
+    ),
+    "aten::sign": EntryInfo(
+        "aten::sign",
+        "specs/elementwise.yaml:504",
+        doc="-1, 0 or 1 by the sign of self (0 for NaN), elementwise; bools are returned as they are.",
+        schemas={
+            "aten::sign": "aten::sign(Tensor self) -> Tensor",
+            "aten::sign_": "aten::sign_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::sign.out": "aten::sign.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:510", 7, 28, ("Identity",), when='dtype_of(self) == "bool"'
+            ),
+            LoweringInfo(
+                "specs/elementwise.yaml:514",
+                7,
+                28,
+                ("Cast", "Greater", "Less", "Sub"),
+                when="is_floating(self)",
+            ),
+            LoweringInfo(
+                "specs/elementwise.yaml:519",
+                9,
+                28,
+                ("Sign",),
+                when='dtype_of(self) != "bool" and not is_floating(self)',
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX Sign arrives at opset 9",
+                "specs/elementwise.yaml:523",
+                dtypes=("uint8", "int8", "int16", "int32", "int64"),
+                opsets=(7, 8),
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/elementwise.yaml:527"),
+            Sample(
+                "t(3, 4).log()",
+                "specs/elementwise.yaml:529",
+                dtypes=("float16", "float32", "float64"),
+            ),
+        ),
         shape="same(self)",
     ),
     "aten::silu": EntryInfo(
         "aten::silu",
-        "specs/elementwise.yaml:488",
+        "specs/elementwise.yaml:996",
         doc="self * sigmoid(self).",
         schemas={
             "aten::silu": "aten::silu(Tensor self) -> Tensor",
             "aten::silu_": "aten::silu_(Tensor(a!) self) -> Tensor(a!)",
             "aten::silu.out": "aten::silu.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:494", 7, 28, ("Mul", "Sigmoid")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1002", 7, 28, ("Mul", "Sigmoid")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:497"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:1005"),),
         shape="same(self)",
     ),
     "aten::sin": EntryInfo(
         "aten::sin",
-        "specs/elementwise.yaml:1046",
+        "specs/elementwise.yaml:1663",
         doc="Sine, elementwise.",
         schemas={
             "aten::sin": "aten::sin(Tensor self) -> Tensor",
             "aten::sin_": "aten::sin_(Tensor(a!) self) -> Tensor(a!)",
             "aten::sin.out": "aten::sin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:1054", 7, 28, ("Sin",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1671", 7, 28, ("Sin",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:1057"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:1674"),),
+        shape="same(self)",
+    ),
+    "aten::sinh": EntryInfo(
+        "aten::sinh",
+        "specs/elementwise.yaml:762",
+        doc="Hyperbolic sine; integers and bool as float32.",
+        schemas={
+            "aten::sinh": "aten::sinh(Tensor self) -> Tensor",
+            "aten::sinh_": "aten::sinh_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::sinh.out": "aten::sinh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:770", 9, 28, ("Sinh",)),),
+        gaps=(
+            GapInfo("ONNX Sinh arrives at opset 9", "specs/elementwise.yaml:773", opsets=(7, 8)),
+            GapInfo(
+                "onnxruntime has no float64 Sinh kernel",
+                "specs/elementwise.yaml:775",
+                dtypes=("float64",),
+                opsets=(9, 28),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:780"),),
         shape="same(self)",
     ),
     "aten::slice.Tensor": EntryInfo(
@@ -3940,6 +4724,39 @@ ENTRIES: dict[str, EntryInfo] = {
             Sample("t(2, 3, 4), -1", "specs/nn.yaml:560"),
             Sample("t(2, 3, 4), 1", "specs/nn.yaml:561"),
             Sample("t(3, 4), 0", "specs/nn.yaml:562"),
+        ),
+        shape="same(self)",
+    ),
+    "aten::softplus": EntryInfo(
+        "aten::softplus",
+        "specs/elementwise.yaml:1127",
+        doc="log(1 + exp(beta * self)) / beta, and self where beta * self is above threshold.",
+        schemas={
+            "aten::softplus": "aten::softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor",
+            "aten::softplus.out": "aten::softplus.out(Tensor self, Scalar beta=1, Scalar threshold=20, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:1135", 9, 28, ("Div", "Greater", "Mul", "Softplus", "Where")
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "the threshold needs ONNX Where, which arrives at opset 9",
+                "specs/elementwise.yaml:1141",
+                opsets=(7, 8),
+            ),
+            GapInfo(
+                "onnxruntime has no float64 Softplus kernel",
+                "specs/elementwise.yaml:1143",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4) * 10", "specs/elementwise.yaml:1147"),
+            Sample("t(3, 4), 2, 1", "specs/elementwise.yaml:1148"),
         ),
         shape="same(self)",
     ),
@@ -4332,19 +5149,41 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="infer",
     ),
+    "aten::tan": EntryInfo(
+        "aten::tan",
+        "specs/elementwise.yaml:681",
+        doc="Tangent; integers and bool as float32.",
+        schemas={
+            "aten::tan": "aten::tan(Tensor self) -> Tensor",
+            "aten::tan_": "aten::tan_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::tan.out": "aten::tan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/elementwise.yaml:690", 7, 28, ("Tan",)),),
+        gaps=(
+            GapInfo(
+                "onnxruntime has no float64 Tan kernel",
+                "specs/elementwise.yaml:693",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:697"),),
+        shape="same(self)",
+    ),
     "aten::tanh": EntryInfo(
         "aten::tanh",
-        "specs/elementwise.yaml:439",
+        "specs/elementwise.yaml:947",
         doc="Hyperbolic tangent; integers and bool as float32.",
         schemas={
             "aten::tanh": "aten::tanh(Tensor self) -> Tensor",
             "aten::tanh_": "aten::tanh_(Tensor(a!) self) -> Tensor(a!)",
             "aten::tanh.out": "aten::tanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:446", 7, 28, ("Tanh",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:954", 7, 28, ("Tanh",)),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:449"),),
+        samples=(Sample("t(3, 4)", "specs/elementwise.yaml:957"),),
         shape="same(self)",
     ),
     "aten::topk": EntryInfo(
@@ -4486,6 +5325,43 @@ ENTRIES: dict[str, EntryInfo] = {
             Sample("t(3, 4)", "specs/shape.yaml:455"),
             Sample("t(2, 4, 3), -1", "specs/shape.yaml:456", dtypes=("int64", "float32")),
             Sample("t(3, 5), 2", "specs/shape.yaml:458", dtypes=("float32",)),
+        ),
+        shape="same(self)",
+    ),
+    "aten::trunc": EntryInfo(
+        "aten::trunc",
+        "specs/elementwise.yaml:483",
+        doc="self rounded towards zero, elementwise; integers are returned as they are.",
+        schemas={
+            "aten::trunc": "aten::trunc(Tensor self) -> Tensor",
+            "aten::trunc_": "aten::trunc_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::trunc.out": "aten::trunc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+            "aten::fix": "aten::fix(Tensor self) -> Tensor",
+            "aten::fix_": "aten::fix_(Tensor(a!) self) -> Tensor(a!)",
+            "aten::fix.out": "aten::fix.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/elementwise.yaml:490",
+                7,
+                28,
+                ("Abs", "Add", "Cast", "Floor", "Identity", "Less", "Mul", "Sub"),
+            ),
+        ),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/elementwise.yaml:497"),
+            Sample(
+                "t(3, 4) * 4",
+                "specs/elementwise.yaml:498",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
+            Sample(
+                "t(3, 4) / 0",
+                "specs/elementwise.yaml:501",
+                dtypes=("float16", "bfloat16", "float32", "float64"),
+            ),
         ),
         shape="same(self)",
     ),
@@ -4852,7 +5728,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::where.self": EntryInfo(
         "aten::where.self",
-        "specs/elementwise.yaml:889",
+        "specs/elementwise.yaml:1506",
         doc="self where condition holds, else other.",
         schemas={
             "aten::where.self": "aten::where.self(Tensor condition, Tensor self, Tensor other) -> Tensor",
@@ -4860,21 +5736,21 @@ ENTRIES: dict[str, EntryInfo] = {
             "aten::where.ScalarSelf": "aten::where.ScalarSelf(Tensor condition, Scalar self, Tensor other) -> Tensor",
             "aten::where.self_out": "aten::where.self_out(Tensor condition, Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:898", 9, 28, ("Where",)),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1515", 9, 28, ("Where",)),),
         gaps=(
             GapInfo(
                 "onnxruntime has no Where kernel for bool and int16",
-                "specs/elementwise.yaml:901",
+                "specs/elementwise.yaml:1518",
                 dtypes=("bool", "int16"),
                 runtime="onnxruntime",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:905"),
+            Sample("mask(2, 3), t(2, 3), t(3)", "specs/elementwise.yaml:1522"),
             Sample(
                 "mask(2, 3), t(2, 3), 0.5",
-                "specs/elementwise.yaml:908",
+                "specs/elementwise.yaml:1525",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -4889,7 +5765,7 @@ ENTRIES: dict[str, EntryInfo] = {
             ),
             Sample(
                 "mask(2, 3), 2, t(2, 3)",
-                "specs/elementwise.yaml:911",
+                "specs/elementwise.yaml:1528",
                 dtypes=(
                     "uint8",
                     "int8",
@@ -4923,15 +5799,15 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::zeros_like": EntryInfo(
         "aten::zeros_like",
-        "specs/elementwise.yaml:1010",
+        "specs/elementwise.yaml:1627",
         doc="Zeros shaped like self, in dtype or self's dtype.",
         schemas={
             "aten::zeros_like": "aten::zeros_like(Tensor self, *, ScalarType? dtype=None, Layout? layout=None, Device? device=None, bool? pin_memory=None, MemoryFormat? memory_format=None) -> Tensor",
         },
-        lowerings=(LoweringInfo("specs/elementwise.yaml:1016", 8, 28, ("Expand", "Shape")),),
+        lowerings=(LoweringInfo("specs/elementwise.yaml:1633", 8, 28, ("Expand", "Shape")),),
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
-        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:1019"),),
+        samples=(Sample("t(2, 3)", "specs/elementwise.yaml:1636"),),
         shape="same(self)",
     ),
     "math.ceil": EntryInfo(

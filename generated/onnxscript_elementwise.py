@@ -478,6 +478,374 @@ def maximum__gap0(self, other):
     )
 
 
+# aten::floor: Largest integer not above self, elementwise; integers are returned as they are.
+#   aten::floor(Tensor self) -> Tensor
+#   aten::floor_(Tensor(a!) self) -> Tensor(a!)
+#   aten::floor.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def floor__opset7(op, self):
+    """aten::floor at opsets 7..28 (specs/elementwise.yaml, aten::floor)."""
+    if _h.is_floating(self):
+        return op.Floor(self)
+    return op.Identity(self)
+
+
+# aten::ceil: Smallest integer not below self, elementwise; integers are returned as they are.
+#   aten::ceil(Tensor self) -> Tensor
+#   aten::ceil_(Tensor(a!) self) -> Tensor(a!)
+#   aten::ceil.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def ceil__opset7(op, self):
+    """aten::ceil at opsets 7..28 (specs/elementwise.yaml, aten::ceil)."""
+    if _h.is_floating(self):
+        return op.Ceil(self)
+    return op.Identity(self)
+
+
+# aten::round: Nearest integer, halves to even (as ONNX Round), elementwise; integers are returned as they are.
+#   aten::round(Tensor self) -> Tensor
+#   aten::round_(Tensor(a!) self) -> Tensor(a!)
+#   aten::round.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def round__opset7(op, self):
+    """aten::round at opsets 7..28, when `not is_floating(self)` (specs/elementwise.yaml, aten::round)."""
+    return op.Identity(self)
+
+
+def round__opset11(op, self):
+    """aten::round at opsets 11..28, when `is_floating(self)` (specs/elementwise.yaml, aten::round)."""
+    return op.Round(self)
+
+
+def round__opset7__when(self):
+    return not _h.is_floating(self)
+
+
+def round__opset11__when(self):
+    return _h.is_floating(self)
+
+
+# aten::round.decimals: self rounded (halves to even) to `decimals` decimal digits, negative ones left of the point.
+#   aten::round.decimals(Tensor self, *, int decimals) -> Tensor
+#   aten::round_.decimals(Tensor(a!) self, *, int decimals) -> Tensor(a!)
+#   aten::round.decimals_out(Tensor self, *, int decimals, Tensor(a!) out) -> Tensor(a!)
+
+
+def round_decimals__opset11(op, self, decimals):
+    """aten::round.decimals at opsets 11..28 (specs/elementwise.yaml, aten::round.decimals)."""
+    half = _h.dtype_of(self) in ("float16", "bfloat16")
+    x = op.Cast(self, to=_h.onnx_dtype("float32")) if half else self
+    scale = _h.const(op, 10.0 ** abs(decimals), "float32" if half else _h.dtype_of(self))
+    out = (
+        op.Div(op.Round(op.Mul(x, scale)), scale)
+        if decimals >= 0
+        else op.Mul(op.Round(op.Div(x, scale)), scale)
+    )
+    return op.Cast(out, to=_h.onnx_dtype(_h.dtype_of(self))) if half else out
+
+
+# aten::trunc: self rounded towards zero, elementwise; integers are returned as they are.
+#   aten::trunc(Tensor self) -> Tensor
+#   aten::trunc_(Tensor(a!) self) -> Tensor(a!)
+#   aten::trunc.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::fix(Tensor self) -> Tensor
+#   aten::fix_(Tensor(a!) self) -> Tensor(a!)
+#   aten::fix.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def trunc__opset7(op, self):
+    """aten::trunc at opsets 7..28 (specs/elementwise.yaml, aten::trunc)."""
+    if not _h.is_floating(self):
+        return op.Identity(self)
+    negative = op.Cast(
+        op.Less(self, _h.const(op, 0, _h.dtype_of(self))), to=_h.onnx_dtype(_h.dtype_of(self))
+    )
+    return op.Mul(
+        op.Floor(op.Abs(self)),
+        op.Sub(_h.const(op, 1, _h.dtype_of(self)), op.Add(negative, negative)),
+    )
+
+
+# aten::sign: -1, 0 or 1 by the sign of self (0 for NaN), elementwise; bools are returned as they are.
+#   aten::sign(Tensor self) -> Tensor
+#   aten::sign_(Tensor(a!) self) -> Tensor(a!)
+#   aten::sign.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def sign__opset7(op, self):
+    """aten::sign at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::sign)."""
+    return op.Identity(self)
+
+
+def sign__opset7_1(op, self):
+    """aten::sign at opsets 7..28, when `is_floating(self)` (specs/elementwise.yaml, aten::sign)."""
+    zero = _h.const(op, 0, _h.dtype_of(self))
+    return op.Sub(
+        op.Cast(op.Greater(self, zero), to=_h.onnx_dtype(_h.dtype_of(self))),
+        op.Cast(op.Less(self, zero), to=_h.onnx_dtype(_h.dtype_of(self))),
+    )
+
+
+def sign__opset9(op, self):
+    """aten::sign at opsets 9..28, when `dtype_of(self) != "bool" and not is_floating(self)` (specs/elementwise.yaml, aten::sign)."""
+    return op.Sign(self)
+
+
+def sign__opset7__when(self):
+    return _h.dtype_of(self) == "bool"
+
+
+def sign__opset7_1__when(self):
+    return _h.is_floating(self)
+
+
+def sign__opset9__when(self):
+    return _h.dtype_of(self) != "bool" and (not _h.is_floating(self))
+
+
+# aten::fmod.Tensor: Remainder of self / other truncated towards zero (C's fmod), with the sign of self.
+#   aten::fmod.Tensor(Tensor self, Tensor other) -> Tensor
+#   aten::fmod.Scalar(Tensor self, Scalar other) -> Tensor
+#   aten::fmod_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
+#   aten::fmod_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)
+#   aten::fmod.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::fmod.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def fmod_Tensor__opset10(op, self, other):
+    """aten::fmod.Tensor at opsets 10..28 (specs/elementwise.yaml, aten::fmod.Tensor)."""
+    return op.Mod(self, other, fmod=1)
+
+
+def fmod_Scalar__opset10(op, self, other):
+    """aten::fmod.Scalar at opsets 10..28 (specs/elementwise.yaml, aten::fmod.Tensor)."""
+    return op.Mod(self, _h.const(op, other, _h.dtype_of(self)), fmod=1)
+
+
+# aten::remainder.Tensor: Remainder of self / other rounded down (Python's %), with the sign of other.
+#   aten::remainder.Tensor(Tensor self, Tensor other) -> Tensor
+#   aten::remainder.Scalar(Tensor self, Scalar other) -> Tensor
+#   aten::remainder_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)
+#   aten::remainder_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)
+#   aten::remainder.Tensor_out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+#   aten::remainder.Scalar_out(Tensor self, Scalar other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def remainder_Tensor__opset10(op, self, other):
+    """aten::remainder.Tensor at opsets 10..28 (specs/elementwise.yaml, aten::remainder.Tensor)."""
+    if not _h.is_floating(self):
+        return op.Mod(self, other)
+    zero = _h.const(op, 0, _h.dtype_of(self))
+    mod = op.Mod(self, other, fmod=1)
+    differ = op.And(
+        op.Or(op.Less(mod, zero), op.Greater(mod, zero)),
+        op.Xor(op.Less(other, zero), op.Less(mod, zero)),
+    )
+    return op.Where(differ, op.Add(mod, other), mod)
+
+
+def remainder_Scalar__opset10(op, self, other):
+    """aten::remainder.Scalar at opsets 10..28 (specs/elementwise.yaml, aten::remainder.Tensor)."""
+    if not _h.is_floating(self):
+        return op.Mod(self, _h.const(op, other, _h.dtype_of(self)))
+    zero = _h.const(op, 0, _h.dtype_of(self))
+    mod = op.Mod(self, _h.const(op, other, _h.dtype_of(self)), fmod=1)
+    differ = op.And(
+        op.Or(op.Less(mod, zero), op.Greater(mod, zero)),
+        op.Xor(op.Less(_h.const(op, other, _h.dtype_of(self)), zero), op.Less(mod, zero)),
+    )
+    return op.Where(differ, op.Add(mod, _h.const(op, other, _h.dtype_of(self))), mod)
+
+
+# aten::expm1: exp(self) - 1, accurate near 0; integers and bool as float32.
+#   aten::expm1(Tensor self) -> Tensor
+#   aten::expm1_(Tensor(a!) self) -> Tensor(a!)
+#   aten::expm1.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def expm1__opset9(op, self):
+    """aten::expm1 at opsets 9..28 (specs/elementwise.yaml, aten::expm1)."""
+    zero = _h.const(op, 0, _h.dtype_of(self))
+    u = op.Exp(self)
+    d = op.Sub(u, _h.const(op, 1, _h.dtype_of(self)))
+    near = op.Mul(d, op.Div(self, op.Log(u)))
+    near = op.Where(op.Or(op.Less(d, zero), op.Greater(d, zero)), near, self)
+    return op.Where(op.Less(op.Abs(self), _h.const(op, 0.5, _h.dtype_of(self))), near, d)
+
+
+# aten::log1p: log(1 + self), accurate near 0; integers and bool as float32.
+#   aten::log1p(Tensor self) -> Tensor
+#   aten::log1p_(Tensor(a!) self) -> Tensor(a!)
+#   aten::log1p.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def log1p__opset9(op, self):
+    """aten::log1p at opsets 9..28 (specs/elementwise.yaml, aten::log1p)."""
+    zero = _h.const(op, 0, _h.dtype_of(self))
+    u = op.Add(self, _h.const(op, 1, _h.dtype_of(self)))
+    d = op.Sub(u, _h.const(op, 1, _h.dtype_of(self)))
+    near = op.Where(
+        op.Or(op.Less(d, zero), op.Greater(d, zero)), op.Mul(op.Log(u), op.Div(self, d)), self
+    )
+    return op.Where(op.Less(op.Abs(self), _h.const(op, 0.5, _h.dtype_of(self))), near, op.Log(u))
+
+
+# aten::log2: Base-2 logarithm; integers and bool as float32.
+#   aten::log2(Tensor self) -> Tensor
+#   aten::log2_(Tensor(a!) self) -> Tensor(a!)
+#   aten::log2.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def log2__opset7(op, self):
+    """aten::log2 at opsets 7..28 (specs/elementwise.yaml, aten::log2)."""
+    return op.Div(op.Log(self), _h.const(op, math.log(2), _h.dtype_of(self)))
+
+
+# aten::log10: Base-10 logarithm; integers and bool as float32.
+#   aten::log10(Tensor self) -> Tensor
+#   aten::log10_(Tensor(a!) self) -> Tensor(a!)
+#   aten::log10.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def log10__opset7(op, self):
+    """aten::log10 at opsets 7..28 (specs/elementwise.yaml, aten::log10)."""
+    return op.Div(op.Log(self), _h.const(op, math.log(10), _h.dtype_of(self)))
+
+
+# aten::erf: The error function; integers and bool as float32.
+#   aten::erf(Tensor self) -> Tensor
+#   aten::erf_(Tensor(a!) self) -> Tensor(a!)
+#   aten::erf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def erf__opset9(op, self):
+    """aten::erf at opsets 9..28 (specs/elementwise.yaml, aten::erf)."""
+    return op.Erf(self)
+
+
+# aten::tan: Tangent; integers and bool as float32.
+#   aten::tan(Tensor self) -> Tensor
+#   aten::tan_(Tensor(a!) self) -> Tensor(a!)
+#   aten::tan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def tan__opset7(op, self):
+    """aten::tan at opsets 7..28 (specs/elementwise.yaml, aten::tan)."""
+    return op.Tan(self)
+
+
+# aten::asin: Arcsine; integers and bool as float32.
+#   aten::asin(Tensor self) -> Tensor
+#   aten::asin_(Tensor(a!) self) -> Tensor(a!)
+#   aten::asin.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def asin__opset7(op, self):
+    """aten::asin at opsets 7..28 (specs/elementwise.yaml, aten::asin)."""
+    return op.Asin(self)
+
+
+# aten::acos: Arccosine; integers and bool as float32.
+#   aten::acos(Tensor self) -> Tensor
+#   aten::acos_(Tensor(a!) self) -> Tensor(a!)
+#   aten::acos.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def acos__opset7(op, self):
+    """aten::acos at opsets 7..28 (specs/elementwise.yaml, aten::acos)."""
+    return op.Acos(self)
+
+
+# aten::atan: Arctangent; integers and bool as float32.
+#   aten::atan(Tensor self) -> Tensor
+#   aten::atan_(Tensor(a!) self) -> Tensor(a!)
+#   aten::atan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def atan__opset7(op, self):
+    """aten::atan at opsets 7..28 (specs/elementwise.yaml, aten::atan)."""
+    return op.Atan(self)
+
+
+# aten::sinh: Hyperbolic sine; integers and bool as float32.
+#   aten::sinh(Tensor self) -> Tensor
+#   aten::sinh_(Tensor(a!) self) -> Tensor(a!)
+#   aten::sinh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def sinh__opset9(op, self):
+    """aten::sinh at opsets 9..28 (specs/elementwise.yaml, aten::sinh)."""
+    return op.Sinh(self)
+
+
+# aten::cosh: Hyperbolic cosine; integers and bool as float32.
+#   aten::cosh(Tensor self) -> Tensor
+#   aten::cosh_(Tensor(a!) self) -> Tensor(a!)
+#   aten::cosh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def cosh__opset9(op, self):
+    """aten::cosh at opsets 9..28 (specs/elementwise.yaml, aten::cosh)."""
+    return op.Cosh(self)
+
+
+# aten::asinh: Inverse hyperbolic sine; integers and bool as float32.
+#   aten::asinh(Tensor self) -> Tensor
+#   aten::asinh_(Tensor(a!) self) -> Tensor(a!)
+#   aten::asinh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def asinh__opset9(op, self):
+    """aten::asinh at opsets 9..28 (specs/elementwise.yaml, aten::asinh)."""
+    return op.Asinh(self)
+
+
+# aten::acosh: Inverse hyperbolic cosine; integers and bool as float32.
+#   aten::acosh(Tensor self) -> Tensor
+#   aten::acosh_(Tensor(a!) self) -> Tensor(a!)
+#   aten::acosh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def acosh__opset9(op, self):
+    """aten::acosh at opsets 9..28 (specs/elementwise.yaml, aten::acosh)."""
+    return op.Acosh(self)
+
+
+# aten::atanh: Inverse hyperbolic tangent; integers and bool as float32.
+#   aten::atanh(Tensor self) -> Tensor
+#   aten::atanh_(Tensor(a!) self) -> Tensor(a!)
+#   aten::atanh.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def atanh__opset9(op, self):
+    """aten::atanh at opsets 9..28 (specs/elementwise.yaml, aten::atanh)."""
+    return op.Atanh(self)
+
+
+# aten::atan2: The angle of the point (other, self), in [-pi, pi]; integers and bool as float32.
+#   aten::atan2(Tensor self, Tensor other) -> Tensor
+#   aten::atan2_(Tensor(a!) self, Tensor other) -> Tensor(a!)
+#   aten::atan2.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def atan2__opset9(op, self, other):
+    """aten::atan2 at opsets 9..28 (specs/elementwise.yaml, aten::atan2)."""
+    zero = _h.const(op, 0, _h.dtype_of(self))
+    one = _h.const(op, 1, _h.dtype_of(self))
+    sy = op.Where(op.Or(op.Less(self, zero), op.Less(op.Div(one, self), zero)), op.Neg(one), one)
+    sx = op.Where(op.Or(op.Less(other, zero), op.Less(op.Div(one, other), zero)), op.Neg(one), one)
+    r = op.Div(self, other)
+    both = op.And(op.IsNaN(r), op.Not(op.Or(op.IsNaN(self), op.IsNaN(other))))
+    r = op.Where(both, op.Where(op.Less(op.Abs(self), one), self, op.Mul(sy, sx)), r)
+    return op.Add(
+        op.Atan(r),
+        op.Where(op.Less(sx, zero), op.Mul(sy, _h.const(op, math.pi, _h.dtype_of(self))), zero),
+    )
+
+
 # aten::relu: max(self, 0), elementwise.
 #   aten::relu(Tensor self) -> Tensor
 #   aten::relu_(Tensor(a!) self) -> Tensor(a!)
@@ -661,6 +1029,42 @@ def hardswish__opset7(op, self):
     return op.Mul(self, op.HardSigmoid(self, alpha=_h.floats(1.0 / 6), beta=_h.floats(0.5)))
 
 
+# aten::softplus: log(1 + exp(beta * self)) / beta, and self where beta * self is above threshold.
+#   aten::softplus(Tensor self, Scalar beta=1, Scalar threshold=20) -> Tensor
+#   aten::softplus.out(Tensor self, Scalar beta=1, Scalar threshold=20, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def softplus__opset9(op, self, beta, threshold):
+    """aten::softplus at opsets 9..28 (specs/elementwise.yaml, aten::softplus)."""
+    x = (
+        self
+        if _h.is_static(beta) and beta == 1
+        else op.Mul(self, _h.const(op, beta, _h.dtype_of(self)))
+    )
+    out = (
+        op.Softplus(x)
+        if _h.is_static(beta) and beta == 1
+        else op.Div(op.Softplus(x), _h.const(op, beta, _h.dtype_of(self)))
+    )
+    return op.Where(op.Greater(x, _h.const(op, threshold, _h.dtype_of(self))), self, out)
+
+
+# aten::mish: self * tanh(softplus(self)), elementwise.
+#   aten::mish(Tensor self) -> Tensor
+#   aten::mish_(Tensor(a!) self) -> Tensor(a!)
+#   aten::mish.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def mish__opset18(op, self):
+    """aten::mish at opsets 18..28 (specs/elementwise.yaml, aten::mish)."""
+    return op.Mish(self)
+
+
+def mish__opset7(op, self):
+    """aten::mish at opsets 7..17 (specs/elementwise.yaml, aten::mish)."""
+    return op.Mul(self, op.Tanh(op.Softplus(self)))
+
+
 # aten::eq.Tensor: self == other, elementwise, as bool.
 #   aten::eq.Tensor(Tensor self, Tensor other) -> Tensor
 #   aten::eq.Scalar(Tensor self, Scalar other) -> Tensor
@@ -817,6 +1221,62 @@ def logical_and__opset7(op, self, other):
 def logical_or__opset7(op, self, other):
     """aten::logical_or at opsets 7..28 (specs/elementwise.yaml, aten::logical_or)."""
     return op.Or(op.Cast(self, to=_h.onnx_dtype("bool")), op.Cast(other, to=_h.onnx_dtype("bool")))
+
+
+# aten::logical_xor: Exactly one of self != 0 and other != 0, elementwise, as bool; each operand keeps its dtype.
+#   aten::logical_xor(Tensor self, Tensor other) -> Tensor
+#   aten::logical_xor.out(Tensor self, Tensor other, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def logical_xor__opset7(op, self, other):
+    """aten::logical_xor at opsets 7..28 (specs/elementwise.yaml, aten::logical_xor)."""
+    return op.Xor(op.Cast(self, to=_h.onnx_dtype("bool")), op.Cast(other, to=_h.onnx_dtype("bool")))
+
+
+# aten::isnan: Whether self is NaN, elementwise, as bool (never for integers and bool).
+#   aten::isnan(Tensor self) -> Tensor
+#   aten::isnan.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def isnan__opset7(op, self):
+    """aten::isnan at opsets 7..28, when `not is_floating(self)` (specs/elementwise.yaml, aten::isnan)."""
+    return op.And(op.Cast(self, to=_h.onnx_dtype("bool")), _h.const(op, False, "bool"))
+
+
+def isnan__opset9(op, self):
+    """aten::isnan at opsets 9..28, when `is_floating(self)` (specs/elementwise.yaml, aten::isnan)."""
+    return op.IsNaN(self)
+
+
+def isnan__opset7__when(self):
+    return not _h.is_floating(self)
+
+
+def isnan__opset9__when(self):
+    return _h.is_floating(self)
+
+
+# aten::isinf: Whether self is infinite, elementwise, as bool (never for integers and bool).
+#   aten::isinf(Tensor self) -> Tensor
+#   aten::isinf.out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def isinf__opset7(op, self):
+    """aten::isinf at opsets 7..28, when `not is_floating(self)` (specs/elementwise.yaml, aten::isinf)."""
+    return op.And(op.Cast(self, to=_h.onnx_dtype("bool")), _h.const(op, False, "bool"))
+
+
+def isinf__opset10(op, self):
+    """aten::isinf at opsets 10..28, when `is_floating(self)` (specs/elementwise.yaml, aten::isinf)."""
+    return op.IsInf(self)
+
+
+def isinf__opset7__when(self):
+    return not _h.is_floating(self)
+
+
+def isinf__opset10__when(self):
+    return _h.is_floating(self)
 
 
 # aten::bitwise_and.Tensor: self & other, bit by bit, for bools and integers.

@@ -184,6 +184,15 @@ _p151b76f5 = Plan(
         "float32": ((10, 10, "float32", None),),
     }
 )
+_p16d7354c = Plan(
+    {
+        "uint8": ((7, 28, "uint8", None),),
+        "int8": ((7, 28, "int8", None),),
+        "int16": ((7, 28, "int16", None),),
+        "int32": ((7, 28, "int32", None),),
+        "int64": ((7, 28, "int64", None),),
+    }
+)
 _p16dc1b51 = Plan(
     {
         "int64": ((7, 8, None, 0), (9, 28, "int64", None)),
@@ -218,6 +227,16 @@ _p1b83a488 = Plan(
         "bool": ((9, 28, "bool", None),),
         "int64": ((9, 28, "int64", None),),
         "float64": ((9, 28, "float64", None),),
+    }
+)
+_p20efb514 = Plan(
+    {
+        "bool": ((7, 28, "bool", None),),
+        "uint8": ((7, 28, "uint8", None),),
+        "int8": ((7, 28, "int8", None),),
+        "int16": ((7, 28, "int16", None),),
+        "int32": ((7, 28, "int32", None),),
+        "int64": ((7, 28, "int64", None),),
     }
 )
 _p2106247a = Plan(
@@ -421,6 +440,15 @@ _p539e339b = Plan(
         "float64": ((10, 12, "float64", None),),
     }
 )
+_p5771993d = Plan(
+    {
+        "float16": ((9, 28, "float16", None),),
+        "bfloat16": ((9, 12, None, 0), (13, 21, "float32", None), (22, 28, "bfloat16", None)),
+        "float32": ((9, 28, "float32", None),),
+        "float64": ((9, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
 _p626eeb49 = Plan(
     {
         "bool": ((7, 28, "bool", None),),
@@ -464,6 +492,19 @@ _p63e73115 = Plan(
         "float64": ((7, 10, "float64", None),),
     }
 )
+_p647844bb = Plan(
+    {
+        "uint8": ((10, 28, "uint8", None),),
+        "int8": ((10, 28, "int8", None),),
+        "int16": ((10, 28, "int16", None),),
+        "int32": ((10, 28, "int32", None),),
+        "int64": ((10, 28, "int64", None),),
+        "float16": ((10, 28, "float16", None),),
+        "bfloat16": ((10, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((10, 28, "float32", None),),
+        "float64": ((10, 28, "float64", None),),
+    }
+)
 _p64b26ae6 = Plan(
     {
         "uint8": ((10, 13, "int32", None), (14, 28, "uint8", None)),
@@ -486,6 +527,14 @@ _p656c20a9 = Plan(
         "float64": ((13, 28, "float64", None),),
     },
     cast_back={"bfloat16": (True,)},
+)
+_p6ad52adc = Plan(
+    {
+        "float16": ((9, 28, "float16", None),),
+        "bfloat16": ((9, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((9, 28, "float32", None),),
+        "float64": ((9, 28, "float64", None),),
+    }
 )
 _p6cf529da = Plan(
     {
@@ -587,6 +636,15 @@ _p7f0510d2 = Plan(
         "float64": ((7, 28, "float64", None),),
     },
     cast_back={"uint8": (True,)},
+)
+_p808238ba = Plan(
+    {
+        "uint8": ((9, 28, "uint8", None),),
+        "int8": ((9, 28, "int8", None),),
+        "int16": ((9, 28, "int16", None),),
+        "int32": ((9, 28, "int32", None),),
+        "int64": ((9, 28, "int64", None),),
+    }
 )
 _p8373c83d = Plan(
     {
@@ -819,6 +877,15 @@ _pa274eea2 = Plan(
         "float64": ((7, 12, "float64", None),),
     }
 )
+_pa5a3e2bb = Plan(
+    {
+        "float16": ((10, 19, "float32", None), (20, 28, "float16", None)),
+        "bfloat16": ((10, 12, None, 0), (13, 19, "float32", None), (20, 28, "bfloat16", None)),
+        "float32": ((10, 28, "float32", None),),
+        "float64": ((10, 28, "float64", None),),
+    },
+    cast_back={"float16": (False,), "bfloat16": (False,)},
+)
 _pa75a613e = Plan(
     {
         "float16": ((9, 19, "float16", None),),
@@ -866,6 +933,15 @@ _paafd738c = Plan(
         "float32": ((13, 28, "float32", None),),
         "float64": ((13, 28, "float64", None),),
     }
+)
+_pabc175f9 = Plan(
+    {
+        "float16": ((9, 28, "float16", None),),
+        "bfloat16": ((9, 12, None, 0), (13, 15, "float32", None), (16, 28, "bfloat16", None)),
+        "float32": ((9, 28, "float32", None),),
+        "float64": ((9, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
 )
 _pacfcf43b = Plan(
     {
@@ -1073,6 +1149,15 @@ _pca0c43c1 = Plan(
         "float64": ((7, 28, "float64", None),),
     }
 )
+_pcd2c0d46 = Plan(
+    {
+        "float16": ((7, 17, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 17, "float32", None)),
+        "float32": ((7, 17, "float32", None),),
+        "float64": ((7, 17, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
 _pce7f58f4 = Plan(
     {
         "bool": ((7, 12, "bool", None),),
@@ -1099,6 +1184,20 @@ _pd0f36678 = Plan(
         "bfloat16": ((9, 12, None, 0), (13, 15, "float32", None), (16, 28, "bfloat16", None)),
         "float32": ((9, 28, "float32", None),),
         "float64": ((9, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
+_pd14c1154 = Plan(
+    {
+        "uint8": ((10, 28, "uint8", None),),
+        "int8": ((10, 28, "int8", None),),
+        "int16": ((10, 28, "int16", None),),
+        "int32": ((10, 28, "int32", None),),
+        "int64": ((10, 28, "int64", None),),
+        "float16": ((10, 28, "float16", None),),
+        "bfloat16": ((10, 12, None, 0), (13, 15, "float32", None), (16, 28, "bfloat16", None)),
+        "float32": ((10, 28, "float32", None),),
+        "float64": ((10, 28, "float64", None),),
     },
     cast_back={"bfloat16": (True,)},
 )
@@ -1230,6 +1329,15 @@ _pe04ab20e = Plan(
         "float64": ((14, 28, "float64", None),),
     }
 )
+_pe83f98da = Plan(
+    {
+        "float16": ((11, 28, "float16", None),),
+        "bfloat16": ((11, 12, None, 0), (13, 21, "float32", None), (22, 28, "bfloat16", None)),
+        "float32": ((11, 28, "float32", None),),
+        "float64": ((11, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
 _peae3629d = Plan(
     {
         "bool": ((7, 17, "int64", None),),
@@ -1279,6 +1387,15 @@ _pec2921db = Plan(
         "bfloat16": ((7, 12, None, 0), (13, 21, "float32", None), (22, 28, "bfloat16", None)),
         "float32": ((7, 28, "float32", None),),
         "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True,)},
+)
+_pedebab7b = Plan(
+    {
+        "float16": ((18, 28, "float16", None),),
+        "bfloat16": ((18, 21, "float32", None), (22, 28, "bfloat16", None)),
+        "float32": ((18, 28, "float32", None),),
+        "float64": ((18, 28, "float64", None),),
     },
     cast_back={"bfloat16": (True,)},
 )
@@ -1520,6 +1637,30 @@ _ENTRIES = (
         group=("self",),
     ),
     Entry(
+        "aten::acos",
+        (Overload("aten::acos", (Param("self", TENSOR),), also=("aten::acos_", "aten::acos.out")),),
+        (Lowering(0, 7, 28, (_elementwise.acos__opset7,), _pec2921db),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+        gaps=(Gap(0, dtypes=("float64",), runtime="onnxruntime"),),
+    ),
+    Entry(
+        "aten::acosh",
+        (
+            Overload(
+                "aten::acosh", (Param("self", TENSOR),), also=("aten::acosh_", "aten::acosh.out")
+            ),
+        ),
+        (Lowering(0, 9, 28, (_elementwise.acosh__opset9,), _p5771993d),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+        gaps=(Gap(1, dtypes=("float64",), opsets=(9, 28), runtime="onnxruntime"),),
+    ),
+    Entry(
         "aten::adaptive_avg_pool2d",
         (
             Overload(
@@ -1740,6 +1881,70 @@ _ENTRIES = (
         gaps=(Gap(0, dtypes=("int16",), runtime="onnxruntime"),),
     ),
     Entry(
+        "aten::asin",
+        (Overload("aten::asin", (Param("self", TENSOR),), also=("aten::asin_", "aten::asin.out")),),
+        (Lowering(0, 7, 28, (_elementwise.asin__opset7,), _pec2921db),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+        gaps=(Gap(0, dtypes=("float64",), runtime="onnxruntime"),),
+    ),
+    Entry(
+        "aten::asinh",
+        (
+            Overload(
+                "aten::asinh", (Param("self", TENSOR),), also=("aten::asinh_", "aten::asinh.out")
+            ),
+        ),
+        (Lowering(0, 9, 28, (_elementwise.asinh__opset9,), _p5771993d),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+        gaps=(Gap(1, dtypes=("float64",), opsets=(9, 28), runtime="onnxruntime"),),
+    ),
+    Entry(
+        "aten::atan",
+        (Overload("aten::atan", (Param("self", TENSOR),), also=("aten::atan_", "aten::atan.out")),),
+        (Lowering(0, 7, 28, (_elementwise.atan__opset7,), _pec2921db),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+        gaps=(Gap(0, dtypes=("float64",), runtime="onnxruntime"),),
+    ),
+    Entry(
+        "aten::atan2",
+        (
+            Overload(
+                "aten::atan2",
+                (Param("self", TENSOR), Param("other", TENSOR)),
+                also=("aten::atan2_", "aten::atan2.out"),
+            ),
+        ),
+        (Lowering(0, 9, 28, (_elementwise.atan2__opset9,), _p5771993d),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self", "other"),
+        group=("self", "other"),
+        gaps=(Gap(1, dtypes=("float64",), runtime="onnxruntime"),),
+    ),
+    Entry(
+        "aten::atanh",
+        (
+            Overload(
+                "aten::atanh", (Param("self", TENSOR),), also=("aten::atanh_", "aten::atanh.out")
+            ),
+        ),
+        (Lowering(0, 9, 28, (_elementwise.atanh__opset9,), _p5771993d),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+        gaps=(Gap(1, dtypes=("float64",), opsets=(9, 28), runtime="onnxruntime"),),
+    ),
+    Entry(
         "aten::avg_pool2d",
         (
             Overload(
@@ -1934,6 +2139,13 @@ _ENTRIES = (
         ),
         dtypes=_all,
         group=("tensors",),
+    ),
+    Entry(
+        "aten::ceil",
+        (Overload("aten::ceil", (Param("self", TENSOR),), also=("aten::ceil_", "aten::ceil.out")),),
+        (Lowering(0, 7, 28, (_elementwise.ceil__opset7,), _p2f477631),),
+        dtypes=_numeric,
+        group=("self",),
     ),
     Entry(
         "aten::clamp",
@@ -2139,6 +2351,16 @@ _ENTRIES = (
         group=("self",),
     ),
     Entry(
+        "aten::cosh",
+        (Overload("aten::cosh", (Param("self", TENSOR),), also=("aten::cosh_", "aten::cosh.out")),),
+        (Lowering(0, 9, 28, (_elementwise.cosh__opset9,), _p5771993d),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+        gaps=(Gap(1, dtypes=("float64",), opsets=(9, 28), runtime="onnxruntime"),),
+    ),
+    Entry(
         "aten::cumsum",
         (
             Overload(
@@ -2341,6 +2563,16 @@ _ENTRIES = (
         group=("self", "other"),
     ),
     Entry(
+        "aten::erf",
+        (Overload("aten::erf", (Param("self", TENSOR),), also=("aten::erf_", "aten::erf.out")),),
+        (Lowering(0, 9, 28, (_elementwise.erf__opset9,), _p6ad52adc),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+        gaps=(Gap(1, dtypes=("float64",), opsets=(9, 28), runtime="onnxruntime"),),
+    ),
+    Entry(
         "aten::exp",
         (Overload("aten::exp", (Param("self", TENSOR),), also=("aten::exp_", "aten::exp.out")),),
         (Lowering(0, 7, 28, (_elementwise.exp__opset7,), _pbaa9ca5c),),
@@ -2370,6 +2602,19 @@ _ENTRIES = (
         group=("self",),
     ),
     Entry(
+        "aten::expm1",
+        (
+            Overload(
+                "aten::expm1", (Param("self", TENSOR),), also=("aten::expm1_", "aten::expm1.out")
+            ),
+        ),
+        (Lowering(0, 9, 28, (_elementwise.expm1__opset9,), _pabc175f9),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+    ),
+    Entry(
         "aten::flatten.using_ints",
         (
             Overload(
@@ -2390,6 +2635,45 @@ _ENTRIES = (
         ),
         dtypes=_all,
         group=("self",),
+    ),
+    Entry(
+        "aten::floor",
+        (
+            Overload(
+                "aten::floor", (Param("self", TENSOR),), also=("aten::floor_", "aten::floor.out")
+            ),
+        ),
+        (Lowering(0, 7, 28, (_elementwise.floor__opset7,), _p2f477631),),
+        dtypes=_numeric,
+        group=("self",),
+    ),
+    Entry(
+        "aten::fmod.Tensor",
+        (
+            Overload(
+                "aten::fmod.Tensor",
+                (Param("self", TENSOR), Param("other", TENSOR)),
+                also=("aten::fmod_.Tensor", "aten::fmod.Tensor_out"),
+            ),
+            Overload(
+                "aten::fmod.Scalar",
+                (Param("self", TENSOR), Param("other", VALUE, dynamic=True)),
+                also=("aten::fmod_.Scalar", "aten::fmod.Scalar_out"),
+            ),
+        ),
+        (
+            Lowering(
+                0,
+                10,
+                28,
+                (_elementwise.fmod_Tensor__opset10, _elementwise.fmod_Scalar__opset10),
+                _p647844bb,
+            ),
+        ),
+        dtypes=_numeric,
+        promote="default",
+        promote_args=("self", "other"),
+        group=("self", "other"),
     ),
     Entry(
         "aten::full",
@@ -2691,6 +2975,54 @@ _ENTRIES = (
         input_dtypes={"index": ("int32", "int64")},
     ),
     Entry(
+        "aten::isinf",
+        (Overload("aten::isinf", (Param("self", TENSOR),), also=("aten::isinf.out",)),),
+        (
+            Lowering(
+                1,
+                10,
+                28,
+                (_elementwise.isinf__opset10,),
+                _pa5a3e2bb,
+                when=_elementwise.isinf__opset10__when,
+            ),
+            Lowering(
+                0,
+                7,
+                28,
+                (_elementwise.isinf__opset7,),
+                _p20efb514,
+                when=_elementwise.isinf__opset7__when,
+            ),
+        ),
+        dtypes=_all,
+        group=("self",),
+    ),
+    Entry(
+        "aten::isnan",
+        (Overload("aten::isnan", (Param("self", TENSOR),), also=("aten::isnan.out",)),),
+        (
+            Lowering(
+                1,
+                9,
+                28,
+                (_elementwise.isnan__opset9,),
+                _p6ad52adc,
+                when=_elementwise.isnan__opset9__when,
+            ),
+            Lowering(
+                0,
+                7,
+                28,
+                (_elementwise.isnan__opset7,),
+                _p20efb514,
+                when=_elementwise.isnan__opset7__when,
+            ),
+        ),
+        dtypes=_all,
+        group=("self",),
+    ),
+    Entry(
         "aten::layer_norm",
         (
             Overload(
@@ -2821,6 +3153,41 @@ _ENTRIES = (
         group=("self",),
     ),
     Entry(
+        "aten::log10",
+        (
+            Overload(
+                "aten::log10", (Param("self", TENSOR),), also=("aten::log10_", "aten::log10.out")
+            ),
+        ),
+        (Lowering(0, 7, 28, (_elementwise.log10__opset7,), _pbaa9ca5c),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+    ),
+    Entry(
+        "aten::log1p",
+        (
+            Overload(
+                "aten::log1p", (Param("self", TENSOR),), also=("aten::log1p_", "aten::log1p.out")
+            ),
+        ),
+        (Lowering(0, 9, 28, (_elementwise.log1p__opset9,), _pabc175f9),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+    ),
+    Entry(
+        "aten::log2",
+        (Overload("aten::log2", (Param("self", TENSOR),), also=("aten::log2_", "aten::log2.out")),),
+        (Lowering(0, 7, 28, (_elementwise.log2__opset7,), _pbaa9ca5c),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+    ),
+    Entry(
         "aten::log_softmax.int",
         (
             Overload(
@@ -2894,6 +3261,33 @@ _ENTRIES = (
             ),
         ),
         (Lowering(0, 7, 28, (_elementwise.logical_or__opset7,), _pca0c43c1),),
+        dtypes=_all,
+        group=("self",),
+        input_dtypes={
+            "other": (
+                "bool",
+                "uint8",
+                "int8",
+                "int16",
+                "int32",
+                "int64",
+                "float16",
+                "bfloat16",
+                "float32",
+                "float64",
+            )
+        },
+    ),
+    Entry(
+        "aten::logical_xor",
+        (
+            Overload(
+                "aten::logical_xor",
+                (Param("self", TENSOR), Param("other", TENSOR)),
+                also=("aten::logical_xor.out",),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_elementwise.logical_xor__opset7,), _pca0c43c1),),
         dtypes=_all,
         group=("self",),
         input_dtypes={
@@ -3169,6 +3563,20 @@ _ENTRIES = (
             Gap(0, opsets=(7, 7), when=_elementwise.minimum__gap0),
             Gap(2, dtypes=("int32", "float64"), opsets=(7, 7), runtime="onnxruntime"),
             Gap(3, dtypes=("int16",), opsets=(12, 28), runtime="onnxruntime"),
+        ),
+    ),
+    Entry(
+        "aten::mish",
+        (Overload("aten::mish", (Param("self", TENSOR),), also=("aten::mish_", "aten::mish.out")),),
+        (
+            Lowering(0, 18, 28, (_elementwise.mish__opset18,), _pedebab7b),
+            Lowering(1, 7, 17, (_elementwise.mish__opset7,), _pcd2c0d46),
+        ),
+        dtypes=_floating,
+        group=("self",),
+        gaps=(
+            Gap(0, dtypes=("float64",), opsets=(7, 17), runtime="onnxruntime"),
+            Gap(1, dtypes=("float64",), opsets=(19, 28), runtime="onnxruntime"),
         ),
     ),
     Entry(
@@ -3581,6 +3989,34 @@ _ENTRIES = (
         gaps=(Gap(1, dtypes=("int16", "int64"), opsets=(14, 28), runtime="onnxruntime"),),
     ),
     Entry(
+        "aten::remainder.Tensor",
+        (
+            Overload(
+                "aten::remainder.Tensor",
+                (Param("self", TENSOR), Param("other", TENSOR)),
+                also=("aten::remainder_.Tensor", "aten::remainder.Tensor_out"),
+            ),
+            Overload(
+                "aten::remainder.Scalar",
+                (Param("self", TENSOR), Param("other", VALUE, dynamic=True)),
+                also=("aten::remainder_.Scalar", "aten::remainder.Scalar_out"),
+            ),
+        ),
+        (
+            Lowering(
+                0,
+                10,
+                28,
+                (_elementwise.remainder_Tensor__opset10, _elementwise.remainder_Scalar__opset10),
+                _pd14c1154,
+            ),
+        ),
+        dtypes=_numeric,
+        promote="default",
+        promote_args=("self", "other"),
+        group=("self", "other"),
+    ),
+    Entry(
         "aten::repeat",
         (Overload("aten::repeat", (Param("self", TENSOR), Param("repeats", VALUE, dynamic=True))),),
         (
@@ -3628,6 +4064,47 @@ _ENTRIES = (
             ),
         ),
         dtypes=_all,
+        group=("self",),
+    ),
+    Entry(
+        "aten::round",
+        (
+            Overload(
+                "aten::round", (Param("self", TENSOR),), also=("aten::round_", "aten::round.out")
+            ),
+        ),
+        (
+            Lowering(
+                1,
+                11,
+                28,
+                (_elementwise.round__opset11,),
+                _pe83f98da,
+                when=_elementwise.round__opset11__when,
+            ),
+            Lowering(
+                0,
+                7,
+                28,
+                (_elementwise.round__opset7,),
+                _p16d7354c,
+                when=_elementwise.round__opset7__when,
+            ),
+        ),
+        dtypes=_numeric,
+        group=("self",),
+    ),
+    Entry(
+        "aten::round.decimals",
+        (
+            Overload(
+                "aten::round.decimals",
+                (Param("self", TENSOR), Param("decimals", VALUE, kwarg_only=True)),
+                also=("aten::round_.decimals", "aten::round.decimals_out"),
+            ),
+        ),
+        (Lowering(0, 11, 28, (_elementwise.round_decimals__opset11,), _p72b0b476),),
+        dtypes=_floating,
         group=("self",),
     ),
     Entry(
@@ -3831,6 +4308,38 @@ _ENTRIES = (
         group=("self",),
     ),
     Entry(
+        "aten::sign",
+        (Overload("aten::sign", (Param("self", TENSOR),), also=("aten::sign_", "aten::sign.out")),),
+        (
+            Lowering(
+                2,
+                9,
+                28,
+                (_elementwise.sign__opset9,),
+                _p808238ba,
+                when=_elementwise.sign__opset9__when,
+            ),
+            Lowering(
+                0,
+                7,
+                28,
+                (_elementwise.sign__opset7,),
+                _pb1a6ef1a,
+                when=_elementwise.sign__opset7__when,
+            ),
+            Lowering(
+                1,
+                7,
+                28,
+                (_elementwise.sign__opset7_1,),
+                _pbaa9ca5c,
+                when=_elementwise.sign__opset7_1__when,
+            ),
+        ),
+        dtypes=_all,
+        group=("self",),
+    ),
+    Entry(
         "aten::silu",
         (Overload("aten::silu", (Param("self", TENSOR),), also=("aten::silu_", "aten::silu.out")),),
         (Lowering(0, 7, 28, (_elementwise.silu__opset7,), _pbaa9ca5c),),
@@ -3845,6 +4354,16 @@ _ENTRIES = (
         promote="int_to_float",
         promote_args=("self",),
         group=("self",),
+    ),
+    Entry(
+        "aten::sinh",
+        (Overload("aten::sinh", (Param("self", TENSOR),), also=("aten::sinh_", "aten::sinh.out")),),
+        (Lowering(0, 9, 28, (_elementwise.sinh__opset9,), _p5771993d),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+        gaps=(Gap(1, dtypes=("float64",), opsets=(9, 28), runtime="onnxruntime"),),
     ),
     Entry(
         "aten::slice.Tensor",
@@ -3949,6 +4468,24 @@ _ENTRIES = (
         group=("self",),
         dtype_param="dtype",
         gaps=(Gap(0, when=_nn.softmax_int__gap0),),
+    ),
+    Entry(
+        "aten::softplus",
+        (
+            Overload(
+                "aten::softplus",
+                (
+                    Param("self", TENSOR),
+                    Param("beta", VALUE, 1, dynamic=True),
+                    Param("threshold", VALUE, 20, dynamic=True),
+                ),
+                also=("aten::softplus.out",),
+            ),
+        ),
+        (Lowering(0, 9, 28, (_elementwise.softplus__opset9,), _p5771993d),),
+        dtypes=_floating,
+        group=("self",),
+        gaps=(Gap(1, dtypes=("float64",), runtime="onnxruntime"),),
     ),
     Entry(
         "aten::sort",
@@ -4237,6 +4774,16 @@ _ENTRIES = (
         group=("self",),
     ),
     Entry(
+        "aten::tan",
+        (Overload("aten::tan", (Param("self", TENSOR),), also=("aten::tan_", "aten::tan.out")),),
+        (Lowering(0, 7, 28, (_elementwise.tan__opset7,), _pec2921db),),
+        dtypes=_all,
+        promote="int_to_float",
+        promote_args=("self",),
+        group=("self",),
+        gaps=(Gap(0, dtypes=("float64",), runtime="onnxruntime"),),
+    ),
+    Entry(
         "aten::tanh",
         (Overload("aten::tanh", (Param("self", TENSOR),), also=("aten::tanh_", "aten::tanh.out")),),
         (Lowering(0, 7, 28, (_elementwise.tanh__opset7,), _pbaa9ca5c),),
@@ -4323,6 +4870,25 @@ _ENTRIES = (
             Gap(0, dtypes=("uint8", "int8", "int16"), opsets=(14, 28), runtime="onnxruntime"),
             Gap(1, dtypes=("bool", "int16"), opsets=(11, 13), runtime="onnxruntime"),
         ),
+    ),
+    Entry(
+        "aten::trunc",
+        (
+            Overload(
+                "aten::trunc",
+                (Param("self", TENSOR),),
+                also=(
+                    "aten::trunc_",
+                    "aten::trunc.out",
+                    "aten::fix",
+                    "aten::fix_",
+                    "aten::fix.out",
+                ),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_elementwise.trunc__opset7,), _p2f477631),),
+        dtypes=_numeric,
+        group=("self",),
     ),
     Entry(
         "aten::unflatten.int",

@@ -132,6 +132,53 @@ def div_Scalar_mode__opset10(g, self, other, rounding_mode):
     return g.op("Where", by_zero, q, floordiv)
 
 
+def fmod_Tensor__opset10(g, self, other):
+    """aten::fmod.Tensor at opsets 10..28 (specs/elementwise.yaml, aten::fmod.Tensor)."""
+    return g.op("Mod", self, other, fmod_i=1)
+
+
+def fmod_Scalar__opset10(g, self, other):
+    """aten::fmod.Scalar at opsets 10..28 (specs/elementwise.yaml, aten::fmod.Tensor)."""
+    return g.op("Mod", self, _h.const(g, other, _h.dtype_of(self)), fmod_i=1)
+
+
+def remainder_Tensor__opset10(g, self, other):
+    """aten::remainder.Tensor at opsets 10..28 (specs/elementwise.yaml, aten::remainder.Tensor)."""
+    if not _h.is_floating(self):
+        return g.op("Mod", self, other)
+    zero = _h.const(g, 0, _h.dtype_of(self))
+    mod = g.op("Mod", self, other, fmod_i=1)
+    differ = g.op(
+        "And",
+        g.op("Or", g.op("Less", mod, zero), g.op("Greater", mod, zero)),
+        g.op("Xor", g.op("Less", other, zero), g.op("Less", mod, zero)),
+    )
+    return g.op("Where", differ, g.op("Add", mod, other), mod)
+
+
+def remainder_Scalar__opset10(g, self, other):
+    """aten::remainder.Scalar at opsets 10..28 (specs/elementwise.yaml, aten::remainder.Tensor)."""
+    if not _h.is_floating(self):
+        return g.op("Mod", self, _h.const(g, other, _h.dtype_of(self)))
+    zero = _h.const(g, 0, _h.dtype_of(self))
+    mod = g.op("Mod", self, _h.const(g, other, _h.dtype_of(self)), fmod_i=1)
+    differ = g.op(
+        "And",
+        g.op("Or", g.op("Less", mod, zero), g.op("Greater", mod, zero)),
+        g.op(
+            "Xor",
+            g.op("Less", _h.const(g, other, _h.dtype_of(self)), zero),
+            g.op("Less", mod, zero),
+        ),
+    )
+    return g.op("Where", differ, g.op("Add", mod, _h.const(g, other, _h.dtype_of(self))), mod)
+
+
+def isinf__opset10(g, self):
+    """aten::isinf at opsets 10..28, when `is_floating(self)` (specs/elementwise.yaml, aten::isinf)."""
+    return g.op("IsInf", self)
+
+
 def max_pool2d__opset10(g, self, kernel_size, stride, padding, dilation, ceil_mode):
     """aten::max_pool2d at opsets 10..12 (specs/nn.yaml, aten::max_pool2d)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
@@ -362,6 +409,21 @@ def aten_div_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::div_", 10, args, kwargs)
 
 
+def aten_fmod(g, *args, **kwargs):
+    """aten::fmod: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::fmod", 10, args, kwargs)
+
+
+def aten_fmod_(g, *args, **kwargs):
+    """aten::fmod_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::fmod_", 10, args, kwargs)
+
+
+def aten_isinf(g, *args, **kwargs):
+    """aten::isinf: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::isinf", 10, args, kwargs)
+
+
 def aten_max_pool2d(g, *args, **kwargs):
     """aten::max_pool2d: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::max_pool2d", 10, args, kwargs)
@@ -375,6 +437,16 @@ def aten_max_pool2d_with_indices(g, *args, **kwargs):
 def aten_narrow(g, *args, **kwargs):
     """aten::narrow: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::narrow", 10, args, kwargs)
+
+
+def aten_remainder(g, *args, **kwargs):
+    """aten::remainder: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::remainder", 10, args, kwargs)
+
+
+def aten_remainder_(g, *args, **kwargs):
+    """aten::remainder_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::remainder_", 10, args, kwargs)
 
 
 def aten_slice(g, *args, **kwargs):
@@ -410,9 +482,14 @@ def aten_upsample_nearest2d(g, *args, **kwargs):
 SYMBOLICS = {
     "aten::div": aten_div,
     "aten::div_": aten_div_,
+    "aten::fmod": aten_fmod,
+    "aten::fmod_": aten_fmod_,
+    "aten::isinf": aten_isinf,
     "aten::max_pool2d": aten_max_pool2d,
     "aten::max_pool2d_with_indices": aten_max_pool2d_with_indices,
     "aten::narrow": aten_narrow,
+    "aten::remainder": aten_remainder,
+    "aten::remainder_": aten_remainder_,
     "aten::slice": aten_slice,
     "aten::slice_copy": aten_slice_copy,
     "aten::sort": aten_sort,

@@ -24,6 +24,24 @@ def clamp__opset11(g, self, min, max):
     )
 
 
+def round__opset11(g, self):
+    """aten::round at opsets 11..28, when `is_floating(self)` (specs/elementwise.yaml, aten::round)."""
+    return g.op("Round", self)
+
+
+def round_decimals__opset11(g, self, decimals):
+    """aten::round.decimals at opsets 11..28 (specs/elementwise.yaml, aten::round.decimals)."""
+    half = _h.dtype_of(self) in ("float16", "bfloat16")
+    x = g.op("Cast", self, to_i=_h.onnx_dtype("float32")) if half else self
+    scale = _h.const(g, 10.0 ** abs(decimals), "float32" if half else _h.dtype_of(self))
+    out = (
+        g.op("Div", g.op("Round", g.op("Mul", x, scale)), scale)
+        if decimals >= 0
+        else g.op("Mul", g.op("Round", g.op("Div", x, scale)), scale)
+    )
+    return g.op("Cast", out, to_i=_h.onnx_dtype(_h.dtype_of(self))) if half else out
+
+
 def hardtanh__opset11(g, self, min_val, max_val):
     """aten::hardtanh at opsets 11..28 (specs/elementwise.yaml, aten::hardtanh)."""
     return g.op(
@@ -716,6 +734,16 @@ def aten_replication_pad3d(g, *args, **kwargs):
     return _h.dispatch(g, "aten::replication_pad3d", 11, args, kwargs)
 
 
+def aten_round(g, *args, **kwargs):
+    """aten::round: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::round", 11, args, kwargs)
+
+
+def aten_round_(g, *args, **kwargs):
+    """aten::round_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::round_", 11, args, kwargs)
+
+
 def aten_scaled_dot_product_attention(g, *args, **kwargs):
     """aten::scaled_dot_product_attention: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::scaled_dot_product_attention", 11, args, kwargs)
@@ -812,6 +840,8 @@ SYMBOLICS = {
     "aten::replication_pad1d": aten_replication_pad1d,
     "aten::replication_pad2d": aten_replication_pad2d,
     "aten::replication_pad3d": aten_replication_pad3d,
+    "aten::round": aten_round,
+    "aten::round_": aten_round_,
     "aten::scaled_dot_product_attention": aten_scaled_dot_product_attention,
     "aten::scatter": aten_scatter,
     "aten::scatter_": aten_scatter_,

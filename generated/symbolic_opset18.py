@@ -17,6 +17,11 @@ import math
 from torchonnx import symbolic_helpers as _h
 
 
+def mish__opset18(g, self):
+    """aten::mish at opsets 18..28 (specs/elementwise.yaml, aten::mish)."""
+    return g.op("Mish", self)
+
+
 def bitwise_and_Tensor__opset18(g, self, other):
     """aten::bitwise_and.Tensor at opsets 18..28, when `dtype_of(self) != "bool"` (specs/elementwise.yaml, aten::bitwise_and.Tensor)."""
     return g.op("BitwiseAnd", self, other)
@@ -376,6 +381,16 @@ def aten_min(g, *args, **kwargs):
     return _h.dispatch(g, "aten::min", 18, args, kwargs)
 
 
+def aten_mish(g, *args, **kwargs):
+    """aten::mish: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::mish", 18, args, kwargs)
+
+
+def aten_mish_(g, *args, **kwargs):
+    """aten::mish_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::mish_", 18, args, kwargs)
+
+
 def aten_native_group_norm(g, *args, **kwargs):
     """aten::native_group_norm: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::native_group_norm", 18, args, kwargs)
@@ -424,6 +439,8 @@ SYMBOLICS = {
     "aten::max": aten_max,
     "aten::mean": aten_mean,
     "aten::min": aten_min,
+    "aten::mish": aten_mish,
+    "aten::mish_": aten_mish_,
     "aten::native_group_norm": aten_native_group_norm,
     "aten::native_layer_norm": aten_native_layer_norm,
     "aten::prod": aten_prod,

@@ -204,6 +204,86 @@ def maximum__opset7(g, self, other):
     return g.op("Max", self, other)
 
 
+def floor__opset7(g, self):
+    """aten::floor at opsets 7..28 (specs/elementwise.yaml, aten::floor)."""
+    if _h.is_floating(self):
+        return g.op("Floor", self)
+    return g.op("Identity", self)
+
+
+def ceil__opset7(g, self):
+    """aten::ceil at opsets 7..28 (specs/elementwise.yaml, aten::ceil)."""
+    if _h.is_floating(self):
+        return g.op("Ceil", self)
+    return g.op("Identity", self)
+
+
+def round__opset7(g, self):
+    """aten::round at opsets 7..28, when `not is_floating(self)` (specs/elementwise.yaml, aten::round)."""
+    return g.op("Identity", self)
+
+
+def trunc__opset7(g, self):
+    """aten::trunc at opsets 7..28 (specs/elementwise.yaml, aten::trunc)."""
+    if not _h.is_floating(self):
+        return g.op("Identity", self)
+    negative = g.op(
+        "Cast",
+        g.op("Less", self, _h.const(g, 0, _h.dtype_of(self))),
+        to_i=_h.onnx_dtype(_h.dtype_of(self)),
+    )
+    return g.op(
+        "Mul",
+        g.op("Floor", g.op("Abs", self)),
+        g.op("Sub", _h.const(g, 1, _h.dtype_of(self)), g.op("Add", negative, negative)),
+    )
+
+
+def sign__opset7(g, self):
+    """aten::sign at opsets 7..28, when `dtype_of(self) == "bool"` (specs/elementwise.yaml, aten::sign)."""
+    return g.op("Identity", self)
+
+
+def sign__opset7_1(g, self):
+    """aten::sign at opsets 7..28, when `is_floating(self)` (specs/elementwise.yaml, aten::sign)."""
+    zero = _h.const(g, 0, _h.dtype_of(self))
+    return g.op(
+        "Sub",
+        g.op("Cast", g.op("Greater", self, zero), to_i=_h.onnx_dtype(_h.dtype_of(self))),
+        g.op("Cast", g.op("Less", self, zero), to_i=_h.onnx_dtype(_h.dtype_of(self))),
+    )
+
+
+def log2__opset7(g, self):
+    """aten::log2 at opsets 7..28 (specs/elementwise.yaml, aten::log2)."""
+    return g.op("Div", g.op("Log", self), _h.const(g, math.log(2), _h.dtype_of(self)))
+
+
+def log10__opset7(g, self):
+    """aten::log10 at opsets 7..28 (specs/elementwise.yaml, aten::log10)."""
+    return g.op("Div", g.op("Log", self), _h.const(g, math.log(10), _h.dtype_of(self)))
+
+
+def tan__opset7(g, self):
+    """aten::tan at opsets 7..28 (specs/elementwise.yaml, aten::tan)."""
+    return g.op("Tan", self)
+
+
+def asin__opset7(g, self):
+    """aten::asin at opsets 7..28 (specs/elementwise.yaml, aten::asin)."""
+    return g.op("Asin", self)
+
+
+def acos__opset7(g, self):
+    """aten::acos at opsets 7..28 (specs/elementwise.yaml, aten::acos)."""
+    return g.op("Acos", self)
+
+
+def atan__opset7(g, self):
+    """aten::atan at opsets 7..28 (specs/elementwise.yaml, aten::atan)."""
+    return g.op("Atan", self)
+
+
 def relu__opset7(g, self):
     """aten::relu at opsets 7..28 (specs/elementwise.yaml, aten::relu)."""
     return g.op("Relu", self)
@@ -272,6 +352,11 @@ def hardsigmoid__opset7(g, self):
 def hardswish__opset7(g, self):
     """aten::hardswish at opsets 7..13 (specs/elementwise.yaml, aten::hardswish)."""
     return g.op("Mul", self, g.op("HardSigmoid", self, alpha_f=1.0 / 6, beta_f=0.5))
+
+
+def mish__opset7(g, self):
+    """aten::mish at opsets 7..17 (specs/elementwise.yaml, aten::mish)."""
+    return g.op("Mul", self, g.op("Tanh", g.op("Softplus", self)))
 
 
 def eq_Tensor__opset7(g, self, other):
@@ -363,6 +448,25 @@ def logical_or__opset7(g, self, other):
         g.op("Cast", self, to_i=_h.onnx_dtype("bool")),
         g.op("Cast", other, to_i=_h.onnx_dtype("bool")),
     )
+
+
+def logical_xor__opset7(g, self, other):
+    """aten::logical_xor at opsets 7..28 (specs/elementwise.yaml, aten::logical_xor)."""
+    return g.op(
+        "Xor",
+        g.op("Cast", self, to_i=_h.onnx_dtype("bool")),
+        g.op("Cast", other, to_i=_h.onnx_dtype("bool")),
+    )
+
+
+def isnan__opset7(g, self):
+    """aten::isnan at opsets 7..28, when `not is_floating(self)` (specs/elementwise.yaml, aten::isnan)."""
+    return g.op("And", g.op("Cast", self, to_i=_h.onnx_dtype("bool")), _h.const(g, False, "bool"))
+
+
+def isinf__opset7(g, self):
+    """aten::isinf at opsets 7..28, when `not is_floating(self)` (specs/elementwise.yaml, aten::isinf)."""
+    return g.op("And", g.op("Cast", self, to_i=_h.onnx_dtype("bool")), _h.const(g, False, "bool"))
 
 
 def bitwise_and_Tensor__opset7(g, self, other):
@@ -1636,6 +1740,16 @@ def aten_abs_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::abs_", 7, args, kwargs)
 
 
+def aten_acos(g, *args, **kwargs):
+    """aten::acos: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::acos", 7, args, kwargs)
+
+
+def aten_acos_(g, *args, **kwargs):
+    """aten::acos_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::acos_", 7, args, kwargs)
+
+
 def aten_adaptive_avg_pool2d(g, *args, **kwargs):
     """aten::adaptive_avg_pool2d: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::adaptive_avg_pool2d", 7, args, kwargs)
@@ -1684,6 +1798,26 @@ def aten_argmax(g, *args, **kwargs):
 def aten_argmin(g, *args, **kwargs):
     """aten::argmin: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::argmin", 7, args, kwargs)
+
+
+def aten_asin(g, *args, **kwargs):
+    """aten::asin: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::asin", 7, args, kwargs)
+
+
+def aten_asin_(g, *args, **kwargs):
+    """aten::asin_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::asin_", 7, args, kwargs)
+
+
+def aten_atan(g, *args, **kwargs):
+    """aten::atan: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::atan", 7, args, kwargs)
+
+
+def aten_atan_(g, *args, **kwargs):
+    """aten::atan_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::atan_", 7, args, kwargs)
 
 
 def aten_avg_pool2d(g, *args, **kwargs):
@@ -1739,6 +1873,16 @@ def aten_bmm(g, *args, **kwargs):
 def aten_cat(g, *args, **kwargs):
     """aten::cat: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::cat", 7, args, kwargs)
+
+
+def aten_ceil(g, *args, **kwargs):
+    """aten::ceil: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::ceil", 7, args, kwargs)
+
+
+def aten_ceil_(g, *args, **kwargs):
+    """aten::ceil_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::ceil_", 7, args, kwargs)
 
 
 def aten_clamp(g, *args, **kwargs):
@@ -1851,9 +1995,29 @@ def aten_expand_copy(g, *args, **kwargs):
     return _h.dispatch(g, "aten::expand_copy", 7, args, kwargs)
 
 
+def aten_fix(g, *args, **kwargs):
+    """aten::fix: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::fix", 7, args, kwargs)
+
+
+def aten_fix_(g, *args, **kwargs):
+    """aten::fix_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::fix_", 7, args, kwargs)
+
+
 def aten_flatten(g, *args, **kwargs):
     """aten::flatten: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::flatten", 7, args, kwargs)
+
+
+def aten_floor(g, *args, **kwargs):
+    """aten::floor: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::floor", 7, args, kwargs)
+
+
+def aten_floor_(g, *args, **kwargs):
+    """aten::floor_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::floor_", 7, args, kwargs)
 
 
 def aten_full(g, *args, **kwargs):
@@ -1916,6 +2080,16 @@ def aten_index_select(g, *args, **kwargs):
     return _h.dispatch(g, "aten::index_select", 7, args, kwargs)
 
 
+def aten_isinf(g, *args, **kwargs):
+    """aten::isinf: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::isinf", 7, args, kwargs)
+
+
+def aten_isnan(g, *args, **kwargs):
+    """aten::isnan: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::isnan", 7, args, kwargs)
+
+
 def aten_item(g, *args, **kwargs):
     """aten::item: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::item", 7, args, kwargs)
@@ -1956,6 +2130,26 @@ def aten_log(g, *args, **kwargs):
     return _h.dispatch(g, "aten::log", 7, args, kwargs)
 
 
+def aten_log10(g, *args, **kwargs):
+    """aten::log10: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::log10", 7, args, kwargs)
+
+
+def aten_log10_(g, *args, **kwargs):
+    """aten::log10_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::log10_", 7, args, kwargs)
+
+
+def aten_log2(g, *args, **kwargs):
+    """aten::log2: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::log2", 7, args, kwargs)
+
+
+def aten_log2_(g, *args, **kwargs):
+    """aten::log2_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::log2_", 7, args, kwargs)
+
+
 def aten_log_(g, *args, **kwargs):
     """aten::log_: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::log_", 7, args, kwargs)
@@ -1979,6 +2173,11 @@ def aten_logical_not(g, *args, **kwargs):
 def aten_logical_or(g, *args, **kwargs):
     """aten::logical_or: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::logical_or", 7, args, kwargs)
+
+
+def aten_logical_xor(g, *args, **kwargs):
+    """aten::logical_xor: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::logical_xor", 7, args, kwargs)
 
 
 def aten_lt(g, *args, **kwargs):
@@ -2019,6 +2218,16 @@ def aten_min(g, *args, **kwargs):
 def aten_minimum(g, *args, **kwargs):
     """aten::minimum: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::minimum", 7, args, kwargs)
+
+
+def aten_mish(g, *args, **kwargs):
+    """aten::mish: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::mish", 7, args, kwargs)
+
+
+def aten_mish_(g, *args, **kwargs):
+    """aten::mish_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::mish_", 7, args, kwargs)
 
 
 def aten_mm(g, *args, **kwargs):
@@ -2176,6 +2385,16 @@ def aten_reshape(g, *args, **kwargs):
     return _h.dispatch(g, "aten::reshape", 7, args, kwargs)
 
 
+def aten_round(g, *args, **kwargs):
+    """aten::round: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::round", 7, args, kwargs)
+
+
+def aten_round_(g, *args, **kwargs):
+    """aten::round_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::round_", 7, args, kwargs)
+
+
 def aten_rsqrt(g, *args, **kwargs):
     """aten::rsqrt: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::rsqrt", 7, args, kwargs)
@@ -2214,6 +2433,16 @@ def aten_sigmoid(g, *args, **kwargs):
 def aten_sigmoid_(g, *args, **kwargs):
     """aten::sigmoid_: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::sigmoid_", 7, args, kwargs)
+
+
+def aten_sign(g, *args, **kwargs):
+    """aten::sign: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::sign", 7, args, kwargs)
+
+
+def aten_sign_(g, *args, **kwargs):
+    """aten::sign_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::sign_", 7, args, kwargs)
 
 
 def aten_silu(g, *args, **kwargs):
@@ -2351,6 +2580,16 @@ def aten_t_copy(g, *args, **kwargs):
     return _h.dispatch(g, "aten::t_copy", 7, args, kwargs)
 
 
+def aten_tan(g, *args, **kwargs):
+    """aten::tan: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::tan", 7, args, kwargs)
+
+
+def aten_tan_(g, *args, **kwargs):
+    """aten::tan_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::tan_", 7, args, kwargs)
+
+
 def aten_tanh(g, *args, **kwargs):
     """aten::tanh: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::tanh", 7, args, kwargs)
@@ -2374,6 +2613,16 @@ def aten_transpose(g, *args, **kwargs):
 def aten_transpose_copy(g, *args, **kwargs):
     """aten::transpose_copy: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::transpose_copy", 7, args, kwargs)
+
+
+def aten_trunc(g, *args, **kwargs):
+    """aten::trunc: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::trunc", 7, args, kwargs)
+
+
+def aten_trunc_(g, *args, **kwargs):
+    """aten::trunc_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::trunc_", 7, args, kwargs)
 
 
 def aten_unflatten(g, *args, **kwargs):
@@ -2431,6 +2680,8 @@ SYMBOLICS = {
     "aten::_unsafe_view": aten__unsafe_view,
     "aten::abs": aten_abs,
     "aten::abs_": aten_abs_,
+    "aten::acos": aten_acos,
+    "aten::acos_": aten_acos_,
     "aten::adaptive_avg_pool2d": aten_adaptive_avg_pool2d,
     "aten::add": aten_add,
     "aten::add_": aten_add_,
@@ -2441,6 +2692,10 @@ SYMBOLICS = {
     "aten::arange": aten_arange,
     "aten::argmax": aten_argmax,
     "aten::argmin": aten_argmin,
+    "aten::asin": aten_asin,
+    "aten::asin_": aten_asin_,
+    "aten::atan": aten_atan,
+    "aten::atan_": aten_atan_,
     "aten::avg_pool2d": aten_avg_pool2d,
     "aten::bitwise_and": aten_bitwise_and,
     "aten::bitwise_and_": aten_bitwise_and_,
@@ -2452,6 +2707,8 @@ SYMBOLICS = {
     "aten::bitwise_xor_": aten_bitwise_xor_,
     "aten::bmm": aten_bmm,
     "aten::cat": aten_cat,
+    "aten::ceil": aten_ceil,
+    "aten::ceil_": aten_ceil_,
     "aten::clamp": aten_clamp,
     "aten::clamp_": aten_clamp_,
     "aten::clone": aten_clone,
@@ -2474,7 +2731,11 @@ SYMBOLICS = {
     "aten::exp_": aten_exp_,
     "aten::expand": aten_expand,
     "aten::expand_copy": aten_expand_copy,
+    "aten::fix": aten_fix,
+    "aten::fix_": aten_fix_,
     "aten::flatten": aten_flatten,
+    "aten::floor": aten_floor,
+    "aten::floor_": aten_floor_,
     "aten::full": aten_full,
     "aten::ge": aten_ge,
     "aten::gelu": aten_gelu,
@@ -2487,6 +2748,8 @@ SYMBOLICS = {
     "aten::hardtanh": aten_hardtanh,
     "aten::hardtanh_": aten_hardtanh_,
     "aten::index_select": aten_index_select,
+    "aten::isinf": aten_isinf,
+    "aten::isnan": aten_isnan,
     "aten::item": aten_item,
     "aten::layer_norm": aten_layer_norm,
     "aten::le": aten_le,
@@ -2495,11 +2758,16 @@ SYMBOLICS = {
     "aten::linalg_vector_norm": aten_linalg_vector_norm,
     "aten::linear": aten_linear,
     "aten::log": aten_log,
+    "aten::log10": aten_log10,
+    "aten::log10_": aten_log10_,
+    "aten::log2": aten_log2,
+    "aten::log2_": aten_log2_,
     "aten::log_": aten_log_,
     "aten::log_softmax": aten_log_softmax,
     "aten::logical_and": aten_logical_and,
     "aten::logical_not": aten_logical_not,
     "aten::logical_or": aten_logical_or,
+    "aten::logical_xor": aten_logical_xor,
     "aten::lt": aten_lt,
     "aten::matmul": aten_matmul,
     "aten::max": aten_max,
@@ -2508,6 +2776,8 @@ SYMBOLICS = {
     "aten::mean": aten_mean,
     "aten::min": aten_min,
     "aten::minimum": aten_minimum,
+    "aten::mish": aten_mish,
+    "aten::mish_": aten_mish_,
     "aten::mm": aten_mm,
     "aten::mul": aten_mul,
     "aten::mul_": aten_mul_,
@@ -2539,6 +2809,8 @@ SYMBOLICS = {
     "aten::replication_pad2d": aten_replication_pad2d,
     "aten::replication_pad3d": aten_replication_pad3d,
     "aten::reshape": aten_reshape,
+    "aten::round": aten_round,
+    "aten::round_": aten_round_,
     "aten::rsqrt": aten_rsqrt,
     "aten::rsqrt_": aten_rsqrt_,
     "aten::rsub": aten_rsub,
@@ -2547,6 +2819,8 @@ SYMBOLICS = {
     "aten::select_copy": aten_select_copy,
     "aten::sigmoid": aten_sigmoid,
     "aten::sigmoid_": aten_sigmoid_,
+    "aten::sign": aten_sign,
+    "aten::sign_": aten_sign_,
     "aten::silu": aten_silu,
     "aten::silu_": aten_silu_,
     "aten::sin": aten_sin,
@@ -2574,11 +2848,15 @@ SYMBOLICS = {
     "aten::sym_stride": aten_sym_stride,
     "aten::t": aten_t,
     "aten::t_copy": aten_t_copy,
+    "aten::tan": aten_tan,
+    "aten::tan_": aten_tan_,
     "aten::tanh": aten_tanh,
     "aten::tanh_": aten_tanh_,
     "aten::topk": aten_topk,
     "aten::transpose": aten_transpose,
     "aten::transpose_copy": aten_transpose_copy,
+    "aten::trunc": aten_trunc,
+    "aten::trunc_": aten_trunc_,
     "aten::unflatten": aten_unflatten,
     "aten::unsafe_split": aten_unsafe_split,
     "aten::unsafe_split_with_sizes": aten_unsafe_split_with_sizes,

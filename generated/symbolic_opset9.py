@@ -17,6 +17,110 @@ import math
 from torchonnx import symbolic_helpers as _h
 
 
+def sign__opset9(g, self):
+    """aten::sign at opsets 9..28, when `dtype_of(self) != "bool" and not is_floating(self)` (specs/elementwise.yaml, aten::sign)."""
+    return g.op("Sign", self)
+
+
+def expm1__opset9(g, self):
+    """aten::expm1 at opsets 9..28 (specs/elementwise.yaml, aten::expm1)."""
+    zero = _h.const(g, 0, _h.dtype_of(self))
+    u = g.op("Exp", self)
+    d = g.op("Sub", u, _h.const(g, 1, _h.dtype_of(self)))
+    near = g.op("Mul", d, g.op("Div", self, g.op("Log", u)))
+    near = g.op("Where", g.op("Or", g.op("Less", d, zero), g.op("Greater", d, zero)), near, self)
+    return g.op(
+        "Where", g.op("Less", g.op("Abs", self), _h.const(g, 0.5, _h.dtype_of(self))), near, d
+    )
+
+
+def log1p__opset9(g, self):
+    """aten::log1p at opsets 9..28 (specs/elementwise.yaml, aten::log1p)."""
+    zero = _h.const(g, 0, _h.dtype_of(self))
+    u = g.op("Add", self, _h.const(g, 1, _h.dtype_of(self)))
+    d = g.op("Sub", u, _h.const(g, 1, _h.dtype_of(self)))
+    near = g.op(
+        "Where",
+        g.op("Or", g.op("Less", d, zero), g.op("Greater", d, zero)),
+        g.op("Mul", g.op("Log", u), g.op("Div", self, d)),
+        self,
+    )
+    return g.op(
+        "Where",
+        g.op("Less", g.op("Abs", self), _h.const(g, 0.5, _h.dtype_of(self))),
+        near,
+        g.op("Log", u),
+    )
+
+
+def erf__opset9(g, self):
+    """aten::erf at opsets 9..28 (specs/elementwise.yaml, aten::erf)."""
+    return g.op("Erf", self)
+
+
+def sinh__opset9(g, self):
+    """aten::sinh at opsets 9..28 (specs/elementwise.yaml, aten::sinh)."""
+    return g.op("Sinh", self)
+
+
+def cosh__opset9(g, self):
+    """aten::cosh at opsets 9..28 (specs/elementwise.yaml, aten::cosh)."""
+    return g.op("Cosh", self)
+
+
+def asinh__opset9(g, self):
+    """aten::asinh at opsets 9..28 (specs/elementwise.yaml, aten::asinh)."""
+    return g.op("Asinh", self)
+
+
+def acosh__opset9(g, self):
+    """aten::acosh at opsets 9..28 (specs/elementwise.yaml, aten::acosh)."""
+    return g.op("Acosh", self)
+
+
+def atanh__opset9(g, self):
+    """aten::atanh at opsets 9..28 (specs/elementwise.yaml, aten::atanh)."""
+    return g.op("Atanh", self)
+
+
+def atan2__opset9(g, self, other):
+    """aten::atan2 at opsets 9..28 (specs/elementwise.yaml, aten::atan2)."""
+    zero = _h.const(g, 0, _h.dtype_of(self))
+    one = _h.const(g, 1, _h.dtype_of(self))
+    sy = g.op(
+        "Where",
+        g.op("Or", g.op("Less", self, zero), g.op("Less", g.op("Div", one, self), zero)),
+        g.op("Neg", one),
+        one,
+    )
+    sx = g.op(
+        "Where",
+        g.op("Or", g.op("Less", other, zero), g.op("Less", g.op("Div", one, other), zero)),
+        g.op("Neg", one),
+        one,
+    )
+    r = g.op("Div", self, other)
+    both = g.op(
+        "And", g.op("IsNaN", r), g.op("Not", g.op("Or", g.op("IsNaN", self), g.op("IsNaN", other)))
+    )
+    r = g.op(
+        "Where",
+        both,
+        g.op("Where", g.op("Less", g.op("Abs", self), one), self, g.op("Mul", sy, sx)),
+        r,
+    )
+    return g.op(
+        "Add",
+        g.op("Atan", r),
+        g.op(
+            "Where",
+            g.op("Less", sx, zero),
+            g.op("Mul", sy, _h.const(g, math.pi, _h.dtype_of(self))),
+            zero,
+        ),
+    )
+
+
 def gelu__opset9(g, self, approximate):
     """aten::gelu at opsets 9..19 (specs/elementwise.yaml, aten::gelu)."""
     if approximate == "tanh":
@@ -47,6 +151,26 @@ def gelu__opset9(g, self, approximate):
             _h.const(g, 1, _h.dtype_of(self)),
         ),
     )
+
+
+def softplus__opset9(g, self, beta, threshold):
+    """aten::softplus at opsets 9..28 (specs/elementwise.yaml, aten::softplus)."""
+    x = (
+        self
+        if _h.is_static(beta) and beta == 1
+        else g.op("Mul", self, _h.const(g, beta, _h.dtype_of(self)))
+    )
+    out = (
+        g.op("Softplus", x)
+        if _h.is_static(beta) and beta == 1
+        else g.op("Div", g.op("Softplus", x), _h.const(g, beta, _h.dtype_of(self)))
+    )
+    return g.op("Where", g.op("Greater", x, _h.const(g, threshold, _h.dtype_of(self))), self, out)
+
+
+def isnan__opset9(g, self):
+    """aten::isnan at opsets 9..28, when `is_floating(self)` (specs/elementwise.yaml, aten::isnan)."""
+    return g.op("IsNaN", self)
 
 
 def where_self__opset9(g, condition, self, other):
@@ -139,6 +263,76 @@ def torch_sym_ite__opset9(g, b, t, f):
     return g.op("Where", b, t, f)
 
 
+def aten_acosh(g, *args, **kwargs):
+    """aten::acosh: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::acosh", 9, args, kwargs)
+
+
+def aten_acosh_(g, *args, **kwargs):
+    """aten::acosh_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::acosh_", 9, args, kwargs)
+
+
+def aten_asinh(g, *args, **kwargs):
+    """aten::asinh: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::asinh", 9, args, kwargs)
+
+
+def aten_asinh_(g, *args, **kwargs):
+    """aten::asinh_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::asinh_", 9, args, kwargs)
+
+
+def aten_atan2(g, *args, **kwargs):
+    """aten::atan2: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::atan2", 9, args, kwargs)
+
+
+def aten_atan2_(g, *args, **kwargs):
+    """aten::atan2_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::atan2_", 9, args, kwargs)
+
+
+def aten_atanh(g, *args, **kwargs):
+    """aten::atanh: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::atanh", 9, args, kwargs)
+
+
+def aten_atanh_(g, *args, **kwargs):
+    """aten::atanh_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::atanh_", 9, args, kwargs)
+
+
+def aten_cosh(g, *args, **kwargs):
+    """aten::cosh: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::cosh", 9, args, kwargs)
+
+
+def aten_cosh_(g, *args, **kwargs):
+    """aten::cosh_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::cosh_", 9, args, kwargs)
+
+
+def aten_erf(g, *args, **kwargs):
+    """aten::erf: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::erf", 9, args, kwargs)
+
+
+def aten_erf_(g, *args, **kwargs):
+    """aten::erf_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::erf_", 9, args, kwargs)
+
+
+def aten_expm1(g, *args, **kwargs):
+    """aten::expm1: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::expm1", 9, args, kwargs)
+
+
+def aten_expm1_(g, *args, **kwargs):
+    """aten::expm1_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::expm1_", 9, args, kwargs)
+
+
 def aten_gelu(g, *args, **kwargs):
     """aten::gelu: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::gelu", 9, args, kwargs)
@@ -152,6 +346,21 @@ def aten_gelu_(g, *args, **kwargs):
 def aten_index(g, *args, **kwargs):
     """aten::index: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::index", 9, args, kwargs)
+
+
+def aten_isnan(g, *args, **kwargs):
+    """aten::isnan: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::isnan", 9, args, kwargs)
+
+
+def aten_log1p(g, *args, **kwargs):
+    """aten::log1p: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::log1p", 9, args, kwargs)
+
+
+def aten_log1p_(g, *args, **kwargs):
+    """aten::log1p_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::log1p_", 9, args, kwargs)
 
 
 def aten_masked_fill(g, *args, **kwargs):
@@ -169,6 +378,31 @@ def aten_nonzero(g, *args, **kwargs):
     return _h.dispatch(g, "aten::nonzero", 9, args, kwargs)
 
 
+def aten_sign(g, *args, **kwargs):
+    """aten::sign: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::sign", 9, args, kwargs)
+
+
+def aten_sign_(g, *args, **kwargs):
+    """aten::sign_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::sign_", 9, args, kwargs)
+
+
+def aten_sinh(g, *args, **kwargs):
+    """aten::sinh: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::sinh", 9, args, kwargs)
+
+
+def aten_sinh_(g, *args, **kwargs):
+    """aten::sinh_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::sinh_", 9, args, kwargs)
+
+
+def aten_softplus(g, *args, **kwargs):
+    """aten::softplus: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::softplus", 9, args, kwargs)
+
+
 def aten_upsample_nearest2d(g, *args, **kwargs):
     """aten::upsample_nearest2d: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::upsample_nearest2d", 9, args, kwargs)
@@ -180,12 +414,34 @@ def aten_where(g, *args, **kwargs):
 
 
 SYMBOLICS = {
+    "aten::acosh": aten_acosh,
+    "aten::acosh_": aten_acosh_,
+    "aten::asinh": aten_asinh,
+    "aten::asinh_": aten_asinh_,
+    "aten::atan2": aten_atan2,
+    "aten::atan2_": aten_atan2_,
+    "aten::atanh": aten_atanh,
+    "aten::atanh_": aten_atanh_,
+    "aten::cosh": aten_cosh,
+    "aten::cosh_": aten_cosh_,
+    "aten::erf": aten_erf,
+    "aten::erf_": aten_erf_,
+    "aten::expm1": aten_expm1,
+    "aten::expm1_": aten_expm1_,
     "aten::gelu": aten_gelu,
     "aten::gelu_": aten_gelu_,
     "aten::index": aten_index,
+    "aten::isnan": aten_isnan,
+    "aten::log1p": aten_log1p,
+    "aten::log1p_": aten_log1p_,
     "aten::masked_fill": aten_masked_fill,
     "aten::masked_fill_": aten_masked_fill_,
     "aten::nonzero": aten_nonzero,
+    "aten::sign": aten_sign,
+    "aten::sign_": aten_sign_,
+    "aten::sinh": aten_sinh,
+    "aten::sinh_": aten_sinh_,
+    "aten::softplus": aten_softplus,
     "aten::upsample_nearest2d": aten_upsample_nearest2d,
     "aten::where": aten_where,
 }

@@ -115,17 +115,17 @@ def test_spec_edit_changes_modules_and_tables(tmp_path: Path, first_run: Path) -
 
 
 NEW_ENTRY = """\
-aten::tan:
-  also: [aten::tan_, aten::tan.out]
-  doc: Tangent, elementwise.
+aten::deg2rad:
+  also: [aten::deg2rad.out]
+  doc: Degrees to radians, elementwise.
   dtypes: [float16, float32, float64]
   shape: same(self)
   lower:
     - since: 9
       when: rank(self) > 0
-      emit: Tan(self)
+      emit: Mul(self, math.pi / 180)
     - since: 7
-      emit: Tan(Identity(self))
+      emit: Mul(Identity(self), math.pi / 180)
   gaps:
     - dtypes: [float16]
       opsets: ..8
@@ -145,7 +145,7 @@ def test_adding_an_entry_only_adds_lines(tmp_path: Path, first_run: Path) -> Non
     specs = _copy_specs(tmp_path)
     path = specs / "elementwise.yaml"
     text = path.read_text(encoding="utf-8")
-    assert "aten::tan:" not in text
+    assert "aten::deg2rad:" not in text
     path.write_text(text.replace("aten::exp:\n", NEW_ENTRY + "aten::exp:\n", 1), encoding="utf-8")
     out = tmp_path / "out"
     shutil.copytree(first_run, out)
@@ -173,7 +173,7 @@ def test_adding_an_entry_only_adds_lines(tmp_path: Path, first_run: Path) -> Non
             problems.append(f"{rel}: {tag} {old[i1:i2]} -> {new[j1:j2]}")
     assert problems == []
     registry = (out / "registry.py").read_text(encoding="utf-8")
-    assert '"aten::tan"' in registry and "_elementwise.tan__opset9__when" in registry
+    assert '"aten::deg2rad"' in registry and "_elementwise.deg2rad__opset9__when" in registry
 
 
 def test_stale_generated_files_are_removed(tmp_path: Path, first_run: Path) -> None:

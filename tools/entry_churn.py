@@ -1,7 +1,7 @@
 """What adding one entry changes in generated/: `python tools/entry_churn.py`.
 
-Generates the specs as they are and with a small entry (aten::tan) inserted before aten::exp in
-elementwise.yaml, both in a temporary folder, and counts the changed files and the lines added
+Generates the specs as they are and with a small entry (aten::deg2rad) inserted before aten::exp
+in elementwise.yaml, both in a temporary folder, and counts the changed files and the lines added
 and removed in each (the catalog, the one index of spec lines, is expected to shift)."""
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ from torchonnx.codegen.main import generate
 
 ROOT = Path(__file__).resolve().parent.parent
 ENTRY = """\
-aten::tan:
-  also: [aten::tan_, aten::tan.out]
-  doc: Tangent, elementwise.
+aten::deg2rad:
+  also: [aten::deg2rad.out]
+  doc: Degrees to radians, elementwise.
   dtypes: [float16, float32, float64]
   shape: same(self)
   lower:
     - since: 7
-      emit: Tan(self)
+      emit: Mul(self, math.pi / 180)
   samples:
     - t(3, 4)
 
