@@ -49,42 +49,138 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::_log_softmax": EntryInfo(
         "aten::_log_softmax",
-        "specs/nn.yaml:617",
+        "specs/nn.yaml:861",
         doc="log(softmax(x)) along dim.",
         schemas={
             "aten::_log_softmax": "aten::_log_softmax(Tensor self, int dim, bool half_to_float) -> Tensor",
             "aten::_log_softmax.out": "aten::_log_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/nn.yaml:623", 13, 28, ("LogSoftmax",)),
+            LoweringInfo("specs/nn.yaml:867", 13, 28, ("LogSoftmax",)),
             LoweringInfo(
-                "specs/nn.yaml:625",
+                "specs/nn.yaml:869",
                 7,
                 12,
                 ("LogSoftmax",),
                 when="dim % max(rank(self), 1) == rank(self) - 1",
             ),
-            LoweringInfo("specs/nn.yaml:628", 7, 12, ("LogSoftmax", "Transpose")),
+            LoweringInfo("specs/nn.yaml:872", 7, 12, ("LogSoftmax", "Transpose")),
         ),
         gaps=(
             GapInfo(
                 "half_to_float returns float32 for a float16 input, a CUDA-only mode eager CPU refuses",
-                "specs/nn.yaml:635",
+                "specs/nn.yaml:879",
                 when="half_to_float",
             ),
             GapInfo(
                 "ONNX LogSoftmax needs an input of rank 1 or more",
-                "specs/nn.yaml:637",
+                "specs/nn.yaml:881",
                 when="rank(self) == 0",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:640"),
-            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:641"),
-            Sample("t(3, 4), 0, False", "specs/nn.yaml:642"),
+            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:884"),
+            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:885"),
+            Sample("t(3, 4), 0, False", "specs/nn.yaml:886"),
         ),
         shape="same(self)",
+    ),
+    "aten::_native_batch_norm_legit.no_stats": EntryInfo(
+        "aten::_native_batch_norm_legit.no_stats",
+        "specs/nn.yaml:200",
+        doc="Batch normalization with the batch's own statistics, over every dim but dim 1, returning (out, mean, rstd) per channel; torch.export makes instance norm this op over a batch of one, which is ONNX InstanceNormalization.",
+        schemas={
+            "aten::_native_batch_norm_legit.no_stats": "aten::_native_batch_norm_legit.no_stats(Tensor input, Tensor? weight, Tensor? bias, bool training, float momentum, float eps) -> (Tensor, Tensor, Tensor)",
+            "aten::_native_batch_norm_legit.no_stats_out": "aten::_native_batch_norm_legit.no_stats_out(Tensor input, Tensor? weight, Tensor? bias, bool training, float momentum, float eps, *, Tensor(a!) out, Tensor(b!) save_mean, Tensor(c!) save_invstd) -> (Tensor(a!), Tensor(b!), Tensor(c!))",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/nn.yaml:210",
+                8,
+                12,
+                (
+                    "Add",
+                    "Cast",
+                    "Expand",
+                    "InstanceNormalization",
+                    "Mul",
+                    "Reciprocal",
+                    "ReduceMean",
+                    "Sqrt",
+                    "Squeeze",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+            ),
+            LoweringInfo(
+                "specs/nn.yaml:210",
+                13,
+                17,
+                (
+                    "Add",
+                    "Cast",
+                    "Expand",
+                    "InstanceNormalization",
+                    "Mul",
+                    "Reciprocal",
+                    "ReduceMean",
+                    "Sqrt",
+                    "Squeeze",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+            ),
+            LoweringInfo(
+                "specs/nn.yaml:210",
+                18,
+                28,
+                (
+                    "Add",
+                    "Cast",
+                    "Expand",
+                    "InstanceNormalization",
+                    "Mul",
+                    "Reciprocal",
+                    "ReduceMean",
+                    "Sqrt",
+                    "Squeeze",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+            ),
+            LoweringInfo(
+                "specs/nn.yaml:241",
+                7,
+                7,
+                (
+                    "Add",
+                    "Cast",
+                    "Mul",
+                    "Reciprocal",
+                    "ReduceMean",
+                    "Sqrt",
+                    "Squeeze",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "without running statistics torch normalizes with the batch's own, in training mode only (eager CPU crashes otherwise)",
+                "specs/nn.yaml:265",
+                when="not training",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(1, 6, 4, 5), t(6), t(6), True, 0.1, 1e-5", "specs/nn.yaml:268"),
+            Sample("t(1, 3, 7), None, None, True, 0.1, 1e-5", "specs/nn.yaml:269"),
+            Sample("t(4, 3), t(3), None, True, 0.1, 0.01", "specs/nn.yaml:270"),
+            Sample("t(2, 3, 4, 4), None, t(3), True, 0.1, 1e-5", "specs/nn.yaml:271"),
+        ),
+        shape="infer",
     ),
     "aten::_native_batch_norm_legit_no_training": EntryInfo(
         "aten::_native_batch_norm_legit_no_training",
@@ -111,40 +207,40 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::_softmax": EntryInfo(
         "aten::_softmax",
-        "specs/nn.yaml:564",
+        "specs/nn.yaml:808",
         doc="exp(x) / sum(exp(x)) along dim.",
         schemas={
             "aten::_softmax": "aten::_softmax(Tensor self, int dim, bool half_to_float) -> Tensor",
             "aten::_softmax.out": "aten::_softmax.out(Tensor self, int dim, bool half_to_float, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/nn.yaml:570", 13, 28, ("Softmax",)),
+            LoweringInfo("specs/nn.yaml:814", 13, 28, ("Softmax",)),
             LoweringInfo(
-                "specs/nn.yaml:572",
+                "specs/nn.yaml:816",
                 7,
                 12,
                 ("Softmax",),
                 when="dim % max(rank(self), 1) == rank(self) - 1",
             ),
-            LoweringInfo("specs/nn.yaml:575", 7, 12, ("Softmax", "Transpose")),
+            LoweringInfo("specs/nn.yaml:819", 7, 12, ("Softmax", "Transpose")),
         ),
         gaps=(
             GapInfo(
                 "half_to_float returns float32 for a float16 input, a CUDA-only mode eager CPU refuses",
-                "specs/nn.yaml:582",
+                "specs/nn.yaml:826",
                 when="half_to_float",
             ),
             GapInfo(
                 "ONNX Softmax needs an input of rank 1 or more",
-                "specs/nn.yaml:584",
+                "specs/nn.yaml:828",
                 when="rank(self) == 0",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:587"),
-            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:588"),
-            Sample("t(3, 4), 0, False", "specs/nn.yaml:589"),
+            Sample("t(2, 3, 4), -1, False", "specs/nn.yaml:831"),
+            Sample("t(2, 3, 4), 1, False", "specs/nn.yaml:832"),
+            Sample("t(3, 4), 0, False", "specs/nn.yaml:833"),
         ),
         shape="same(self)",
     ),
@@ -290,30 +386,119 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::adaptive_avg_pool2d": EntryInfo(
         "aten::adaptive_avg_pool2d",
-        "specs/nn.yaml:503",
+        "specs/nn.yaml:696",
         doc="2-D adaptive average pooling; a mean for 1x1, a block mean when the sizes divide, averaging matrices otherwise.",
         schemas={
             "aten::adaptive_avg_pool2d": "aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor",
             "aten::_adaptive_avg_pool2d": "aten::_adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor",
         },
         lowerings=(
-            LoweringInfo("specs/nn.yaml:509", 7, 17, ("MatMul", "ReduceMean", "Reshape")),
-            LoweringInfo("specs/nn.yaml:509", 18, 28, ("MatMul", "ReduceMean", "Reshape")),
+            LoweringInfo("specs/nn.yaml:702", 7, 17, ("MatMul", "ReduceMean", "Reshape")),
+            LoweringInfo("specs/nn.yaml:702", 18, 28, ("MatMul", "ReduceMean", "Reshape")),
         ),
         gaps=(
             GapInfo(
                 "an output size other than 1x1 is made of windows computed from spatial sizes known while exporting",
-                "specs/nn.yaml:527",
+                "specs/nn.yaml:720",
                 when="not (is_static(output_size) and output_size[0] == 1 and output_size[1] == 1) and not is_static(sizes(self)[-2:], output_size)",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 5, 5), [1, 1]", "specs/nn.yaml:530"),
-            Sample("t(1, 2, 6, 4), [3, 2]", "specs/nn.yaml:531"),
-            Sample("t(2, 5, 7), [3, 4]", "specs/nn.yaml:532"),
+            Sample("t(2, 3, 5, 5), [1, 1]", "specs/nn.yaml:723"),
+            Sample("t(1, 2, 6, 4), [3, 2]", "specs/nn.yaml:724"),
+            Sample("t(2, 5, 7), [3, 4]", "specs/nn.yaml:725"),
         ),
         shape="infer",
+    ),
+    "aten::adaptive_max_pool2d": EntryInfo(
+        "aten::adaptive_max_pool2d",
+        "specs/nn.yaml:727",
+        doc="2-D adaptive max pooling and the argmax of each window as an index into its (H, W) plane; a max over the plane for 1x1, MaxPool where the output size divides the input size.",
+        schemas={
+            "aten::adaptive_max_pool2d": "aten::adaptive_max_pool2d(Tensor self, int[2] output_size) -> (Tensor, Tensor)",
+            "aten::adaptive_max_pool2d.out": "aten::adaptive_max_pool2d.out(Tensor self, int[2] output_size, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/nn.yaml:735",
+                8,
+                12,
+                (
+                    "ArgMax",
+                    "Div",
+                    "MaxPool",
+                    "Mul",
+                    "ReduceMax",
+                    "Reshape",
+                    "Squeeze",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+            ),
+            LoweringInfo(
+                "specs/nn.yaml:735",
+                13,
+                17,
+                (
+                    "ArgMax",
+                    "Div",
+                    "MaxPool",
+                    "Mul",
+                    "ReduceMax",
+                    "Reshape",
+                    "Squeeze",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+            ),
+            LoweringInfo(
+                "specs/nn.yaml:735",
+                18,
+                28,
+                (
+                    "ArgMax",
+                    "Div",
+                    "MaxPool",
+                    "Mul",
+                    "ReduceMax",
+                    "Reshape",
+                    "Squeeze",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+            ),
+            LoweringInfo(
+                "specs/nn.yaml:755",
+                7,
+                7,
+                ("ArgMax", "ReduceMax", "Reshape", "Unsqueeze"),
+                when="output_size[0] == 1 and output_size[1] == 1",
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "windows of unequal sizes (an output size that does not divide the input size, or input sizes not known while exporting) have no ONNX pooling op",
+                "specs/nn.yaml:763",
+                when="(output_size[0] != 1 or output_size[1] != 1) and not (is_static(size(self, -2), size(self, -1)) and size(self, -2) % output_size[0] == 0 and size(self, -1) % output_size[1] == 0)",
+            ),
+            GapInfo(
+                "ONNX MaxPool returns indices from opset 8",
+                "specs/nn.yaml:765",
+                opsets=(7, 7),
+                when="output_size[0] != 1 or output_size[1] != 1",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(2, 3, 5, 7), [1, 1]", "specs/nn.yaml:769"),
+            Sample("t(1, 2, 6, 4), [3, 2]", "specs/nn.yaml:770"),
+            Sample("t(3, 4, 6), [2, 3]", "specs/nn.yaml:771", dtypes=("float32",)),
+            Sample("t(2, 5, 5), [1, 1]", "specs/nn.yaml:773", dtypes=("float32",)),
+            Sample("t(1, 2, 5, 7), [2, 3]", "specs/nn.yaml:775", dtypes=("float32",)),
+        ),
+        shape="infer",
+        indices="window(self, output_size)",
     ),
     "aten::add.Tensor": EntryInfo(
         "aten::add.Tensor",
@@ -759,7 +944,7 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::avg_pool2d": EntryInfo(
         "aten::avg_pool2d",
-        "specs/nn.yaml:455",
+        "specs/nn.yaml:600",
         doc="2-D average pooling; ceil_mode, count_include_pad and divisor_override follow torch's divisors exactly.",
         schemas={
             "aten::avg_pool2d": "aten::avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor",
@@ -767,31 +952,77 @@ ENTRIES: dict[str, EntryInfo] = {
         },
         lowerings=(
             LoweringInfo(
-                "specs/nn.yaml:462", 7, 12, ("AveragePool", "Mul", "Squeeze", "Unsqueeze")
+                "specs/nn.yaml:607", 7, 12, ("AveragePool", "Mul", "Squeeze", "Unsqueeze")
             ),
             LoweringInfo(
-                "specs/nn.yaml:462", 13, 28, ("AveragePool", "Mul", "Squeeze", "Unsqueeze")
+                "specs/nn.yaml:607", 13, 28, ("AveragePool", "Mul", "Squeeze", "Unsqueeze")
             ),
         ),
         gaps=(
             GapInfo(
                 "in ceil mode and with divisor_override the divisors of the windows are computed from spatial sizes known while exporting",
-                "specs/nn.yaml:492",
+                "specs/nn.yaml:637",
                 when="(ceil_mode or divisor_override is not None) and not is_static(sizes(self)[-2:])",
             ),
             GapInfo(
                 "onnxruntime's CPU provider has no float64 AveragePool kernel",
-                "specs/nn.yaml:494",
+                "specs/nn.yaml:639",
                 dtypes=("float64",),
                 runtime="onnxruntime",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:498"),
-            Sample("t(1, 2, 5, 6), [3, 2], [2, 1], [1, 1], False, False", "specs/nn.yaml:499"),
-            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], True, True", "specs/nn.yaml:500"),
-            Sample("t(2, 7, 7), [3, 2], [2, 2], [1, 0], True, False, 5", "specs/nn.yaml:501"),
+            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:643"),
+            Sample("t(1, 2, 5, 6), [3, 2], [2, 1], [1, 1], False, False", "specs/nn.yaml:644"),
+            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], True, True", "specs/nn.yaml:645"),
+            Sample("t(2, 7, 7), [3, 2], [2, 2], [1, 0], True, False, 5", "specs/nn.yaml:646"),
+        ),
+        shape="infer",
+    ),
+    "aten::avg_pool3d": EntryInfo(
+        "aten::avg_pool3d",
+        "specs/nn.yaml:648",
+        doc="3-D average pooling; ceil_mode, count_include_pad and divisor_override follow torch's divisors exactly.",
+        schemas={
+            "aten::avg_pool3d": "aten::avg_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor",
+            "aten::avg_pool3d.out": "aten::avg_pool3d.out(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/nn.yaml:655", 7, 12, ("AveragePool", "Mul", "Squeeze", "Unsqueeze")
+            ),
+            LoweringInfo(
+                "specs/nn.yaml:655", 13, 28, ("AveragePool", "Mul", "Squeeze", "Unsqueeze")
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "in ceil mode and with divisor_override the divisors of the windows are computed from spatial sizes known while exporting",
+                "specs/nn.yaml:685",
+                when="(ceil_mode or divisor_override is not None) and not is_static(sizes(self)[-3:])",
+            ),
+            GapInfo(
+                "onnxruntime's CPU provider has no float64 AveragePool kernel",
+                "specs/nn.yaml:687",
+                dtypes=("float64",),
+                runtime="onnxruntime",
+            ),
+        ),
+        reasons=(),
+        samples=(
+            Sample("t(2, 3, 4, 4, 6), [2, 2, 2], [2, 2, 2]", "specs/nn.yaml:691"),
+            Sample(
+                "t(1, 2, 5, 6, 4), [3, 2, 2], [2, 1, 2], [1, 1, 0], False, False",
+                "specs/nn.yaml:692",
+            ),
+            Sample(
+                "t(1, 2, 5, 6, 5), [2, 3, 3], [2, 2, 2], [1, 0, 1], True, True", "specs/nn.yaml:693"
+            ),
+            Sample(
+                "t(2, 5, 7, 6), [3, 2, 2], [2, 2, 2], [1, 0, 1], True, False, 5",
+                "specs/nn.yaml:694",
+            ),
         ),
         shape="infer",
     ),
@@ -1730,6 +1961,38 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="flatten(self, start_dim, end_dim)",
     ),
+    "aten::flip": EntryInfo(
+        "aten::flip",
+        "specs/shape.yaml:610",
+        doc="self with the order of its elements reversed along each dim of dims.",
+        schemas={
+            "aten::flip": "aten::flip(Tensor self, int[] dims) -> Tensor",
+            "aten::flip.out": "aten::flip.out(Tensor self, int[] dims, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo("specs/shape.yaml:617", 10, 28, ("Identity", "Slice")),
+            LoweringInfo(
+                "specs/shape.yaml:627", 7, 9, ("Gather", "Identity", "Reshape", "Transpose")
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "before opset 10 Slice has no steps, and the reversed indices are gathered for flipped sizes known while exporting",
+                "specs/shape.yaml:643",
+                opsets=(7, 9),
+                when="rank(self) > 0 and not is_static([size(self, d) for d in dims])",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(2, 3, 4), [0, -1]", "specs/shape.yaml:647"),
+            Sample("t(3, 4), [1]", "specs/shape.yaml:648", dtypes=("float32",)),
+            Sample("t(2, 3, 2), [2, 0, 1]", "specs/shape.yaml:650", dtypes=("float32",)),
+            Sample("t(), []", "specs/shape.yaml:652", dtypes=("float32",)),
+            Sample("t(0, 3), [0, 1]", "specs/shape.yaml:654", dtypes=("float32",)),
+        ),
+        shape="same(self)",
+    ),
     "aten::floor": EntryInfo(
         "aten::floor",
         "specs/elementwise.yaml:405",
@@ -2440,26 +2703,26 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::layer_norm": EntryInfo(
         "aten::layer_norm",
-        "specs/nn.yaml:200",
+        "specs/nn.yaml:273",
         doc="Layer normalization over the last dims; LayerNormalization from opset 17 (float64 keeps the composition, whose statistics ONNX would compute in float32).",
         schemas={
             "aten::layer_norm": "aten::layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enable=True) -> Tensor",
         },
         lowerings=(
             LoweringInfo(
-                "specs/nn.yaml:205",
+                "specs/nn.yaml:278",
                 17,
                 17,
                 ("Add", "Div", "Expand", "LayerNormalization", "Mul", "ReduceMean", "Sqrt", "Sub"),
             ),
             LoweringInfo(
-                "specs/nn.yaml:205",
+                "specs/nn.yaml:278",
                 18,
                 28,
                 ("Add", "Div", "Expand", "LayerNormalization", "Mul", "ReduceMean", "Sqrt", "Sub"),
             ),
             LoweringInfo(
-                "specs/nn.yaml:223",
+                "specs/nn.yaml:296",
                 7,
                 16,
                 ("Add", "Cast", "Div", "Mul", "ReduceMean", "Sqrt", "Sub"),
@@ -2468,8 +2731,8 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 4), [4], t(4), t(4)", "specs/nn.yaml:238"),
-            Sample("t(2, 3, 4), [3, 4], None, None, 0.1", "specs/nn.yaml:239"),
+            Sample("t(2, 3, 4), [4], t(4), t(4)", "specs/nn.yaml:311"),
+            Sample("t(2, 3, 4), [3, 4], None, None, 0.1", "specs/nn.yaml:312"),
         ),
         shape="same(input)",
     ),
@@ -2743,35 +3006,35 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::log_softmax.int": EntryInfo(
         "aten::log_softmax.int",
-        "specs/nn.yaml:591",
+        "specs/nn.yaml:835",
         doc="log(softmax(x)) along dim, in dtype when given.",
         schemas={
             "aten::log_softmax.int": "aten::log_softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor",
             "aten::log_softmax.int_out": "aten::log_softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/nn.yaml:598", 13, 28, ("LogSoftmax",)),
+            LoweringInfo("specs/nn.yaml:842", 13, 28, ("LogSoftmax",)),
             LoweringInfo(
-                "specs/nn.yaml:600",
+                "specs/nn.yaml:844",
                 7,
                 12,
                 ("LogSoftmax",),
                 when="dim % max(rank(self), 1) == rank(self) - 1",
             ),
-            LoweringInfo("specs/nn.yaml:603", 7, 12, ("LogSoftmax", "Transpose")),
+            LoweringInfo("specs/nn.yaml:847", 7, 12, ("LogSoftmax", "Transpose")),
         ),
         gaps=(
             GapInfo(
                 "ONNX LogSoftmax needs an input of rank 1 or more",
-                "specs/nn.yaml:610",
+                "specs/nn.yaml:854",
                 when="rank(self) == 0",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 4), -1", "specs/nn.yaml:613"),
-            Sample("t(2, 3, 4), 1", "specs/nn.yaml:614"),
-            Sample("t(3, 4), 0", "specs/nn.yaml:615"),
+            Sample("t(2, 3, 4), -1", "specs/nn.yaml:857"),
+            Sample("t(2, 3, 4), 1", "specs/nn.yaml:858"),
+            Sample("t(3, 4), 0", "specs/nn.yaml:859"),
         ),
         shape="same(self)",
     ),
@@ -2953,16 +3216,16 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::max_pool2d": EntryInfo(
         "aten::max_pool2d",
-        "specs/nn.yaml:324",
+        "specs/nn.yaml:397",
         doc="2-D max pooling; in ceil_mode a last window starting in the right padding is dropped, as torch does.",
         schemas={
             "aten::max_pool2d": "aten::max_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> Tensor",
         },
         lowerings=(
-            LoweringInfo("specs/nn.yaml:330", 10, 12, ("MaxPool", "Slice", "Squeeze", "Unsqueeze")),
-            LoweringInfo("specs/nn.yaml:330", 13, 28, ("MaxPool", "Slice", "Squeeze", "Unsqueeze")),
+            LoweringInfo("specs/nn.yaml:403", 10, 12, ("MaxPool", "Slice", "Squeeze", "Unsqueeze")),
+            LoweringInfo("specs/nn.yaml:403", 13, 28, ("MaxPool", "Slice", "Squeeze", "Unsqueeze")),
             LoweringInfo(
-                "specs/nn.yaml:353",
+                "specs/nn.yaml:426",
                 7,
                 9,
                 ("MaxPool", "Squeeze", "Unsqueeze"),
@@ -2972,12 +3235,12 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(
             GapInfo(
                 "in ceil mode torch drops a last window that starts in the padding, which is decided from spatial sizes known while exporting",
-                "specs/nn.yaml:371",
+                "specs/nn.yaml:444",
                 when="ceil_mode and not is_static(sizes(self)[-2:])",
             ),
             GapInfo(
                 "onnxruntime's CPU provider has float64 MaxPool kernels from opset 8",
-                "specs/nn.yaml:373",
+                "specs/nn.yaml:446",
                 dtypes=("float64",),
                 opsets=(7, 7),
                 runtime="onnxruntime",
@@ -2985,12 +3248,12 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:378"),
-            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:380"),
-            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:381"),
+            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:451"),
+            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:453"),
+            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:454"),
             Sample(
                 "t(1, 2, 8, 7), [2, 3], [2, 2], [1, 1], [2, 1], True",
-                "specs/nn.yaml:382",
+                "specs/nn.yaml:455",
                 opsets=(10, 28),
             ),
         ),
@@ -2998,14 +3261,14 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::max_pool2d_with_indices": EntryInfo(
         "aten::max_pool2d_with_indices",
-        "specs/nn.yaml:385",
+        "specs/nn.yaml:458",
         doc="2-D max pooling and the argmax of each window as an index into its (H, W) plane, as torch gives it.",
         schemas={
             "aten::max_pool2d_with_indices": "aten::max_pool2d_with_indices(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, int[2] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)",
         },
         lowerings=(
             LoweringInfo(
-                "specs/nn.yaml:392",
+                "specs/nn.yaml:465",
                 10,
                 12,
                 (
@@ -3021,7 +3284,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/nn.yaml:392",
+                "specs/nn.yaml:465",
                 13,
                 28,
                 (
@@ -3037,7 +3300,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/nn.yaml:422",
+                "specs/nn.yaml:495",
                 8,
                 9,
                 (
@@ -3057,18 +3320,105 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(
             GapInfo(
                 "in ceil mode torch drops a last window that starts in the padding, which is decided from spatial sizes known while exporting",
-                "specs/nn.yaml:445",
+                "specs/nn.yaml:518",
                 when="ceil_mode and not is_static(sizes(self)[-2:])",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:448"),
-            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:450"),
-            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:451"),
+            Sample("t(2, 3, 6, 6), [2, 2], [2, 2]", "specs/nn.yaml:521"),
+            Sample("t(1, 2, 5, 6), [2, 3], [2, 2], [1, 0], [1, 1], True", "specs/nn.yaml:523"),
+            Sample("t(2, 7, 7), [3, 3], [2, 2], [1, 1]", "specs/nn.yaml:524"),
             Sample(
                 "t(1, 2, 8, 7), [2, 3], [2, 2], [1, 1], [2, 1], True",
-                "specs/nn.yaml:452",
+                "specs/nn.yaml:525",
+                opsets=(10, 28),
+            ),
+        ),
+        shape="infer",
+        indices="window(self, kernel_size)",
+    ),
+    "aten::max_pool3d_with_indices": EntryInfo(
+        "aten::max_pool3d_with_indices",
+        "specs/nn.yaml:528",
+        doc="3-D max pooling and the argmax of each window as an index into its (D, H, W) volume, as torch gives it.",
+        schemas={
+            "aten::max_pool3d_with_indices": "aten::max_pool3d_with_indices(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)",
+            "aten::max_pool3d_with_indices.out": "aten::max_pool3d_with_indices.out(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/nn.yaml:536",
+                10,
+                12,
+                (
+                    "Div",
+                    "MaxPool",
+                    "Mul",
+                    "ReduceProd",
+                    "Shape",
+                    "Slice",
+                    "Squeeze",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+            ),
+            LoweringInfo(
+                "specs/nn.yaml:536",
+                13,
+                28,
+                (
+                    "Div",
+                    "MaxPool",
+                    "Mul",
+                    "ReduceProd",
+                    "Shape",
+                    "Slice",
+                    "Squeeze",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+            ),
+            LoweringInfo(
+                "specs/nn.yaml:567",
+                8,
+                9,
+                (
+                    "Div",
+                    "MaxPool",
+                    "Mul",
+                    "ReduceProd",
+                    "Shape",
+                    "Slice",
+                    "Squeeze",
+                    "Sub",
+                    "Unsqueeze",
+                ),
+                when="max(dilation) == 1",
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "in ceil mode torch drops a last window that starts in the padding, which is decided from spatial sizes known while exporting",
+                "specs/nn.yaml:589",
+                when="ceil_mode and not is_static(sizes(self)[-3:])",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(2, 3, 4, 4, 6), [2, 2, 2]", "specs/nn.yaml:592"),
+            Sample(
+                "t(1, 2, 5, 5, 6), [2, 2, 3], [2, 2, 2], [1, 0, 0], [1, 1, 1], True",
+                "specs/nn.yaml:594",
+            ),
+            Sample(
+                "t(2, 5, 5, 5), [3, 3, 3], [2, 2, 2], [1, 1, 1]",
+                "specs/nn.yaml:595",
+                dtypes=("float32",),
+            ),
+            Sample(
+                "t(1, 2, 6, 8, 7), [2, 2, 3], [2, 2, 2], [1, 1, 1], [1, 2, 1], True",
+                "specs/nn.yaml:597",
                 opsets=(10, 28),
             ),
         ),
@@ -3400,14 +3750,14 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::native_group_norm": EntryInfo(
         "aten::native_group_norm",
-        "specs/nn.yaml:291",
+        "specs/nn.yaml:364",
         doc="Group normalization returning (out, mean, rstd); the C channels split into group groups, each normalized over its channels and all positions; mean and rstd are (N, group).",
         schemas={
             "aten::native_group_norm": "aten::native_group_norm(Tensor input, Tensor? weight, Tensor? bias, SymInt N, SymInt C, SymInt HxW, int group, float eps) -> (Tensor, Tensor, Tensor)",
         },
         lowerings=(
             LoweringInfo(
-                "specs/nn.yaml:300",
+                "specs/nn.yaml:373",
                 7,
                 12,
                 (
@@ -3423,7 +3773,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/nn.yaml:300",
+                "specs/nn.yaml:373",
                 13,
                 17,
                 (
@@ -3439,7 +3789,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/nn.yaml:300",
+                "specs/nn.yaml:373",
                 18,
                 28,
                 (
@@ -3458,20 +3808,20 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 6, 5), t(6), t(6), 2, 6, 5, 3, 1e-5", "specs/nn.yaml:316"),
+            Sample("t(2, 6, 5), t(6), t(6), 2, 6, 5, 3, 1e-5", "specs/nn.yaml:389"),
             Sample(
                 "t(2, 4, 3, 3), None, None, 2, 4, 9, 2, 0.1",
-                "specs/nn.yaml:317",
+                "specs/nn.yaml:390",
                 dtypes=("float32",),
             ),
             Sample(
                 "t(3, 4), pos(4), None, sym(3), 4, 1, 2, 1e-5",
-                "specs/nn.yaml:319",
+                "specs/nn.yaml:392",
                 dtypes=("float32",),
             ),
             Sample(
                 "t(2, 8, 2, 3, 2), t(8), t(8), sym(2), 8, sym(12), 1, 1e-5",
-                "specs/nn.yaml:321",
+                "specs/nn.yaml:394",
                 dtypes=("float32", "float64"),
             ),
         ),
@@ -3479,14 +3829,14 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::native_layer_norm": EntryInfo(
         "aten::native_layer_norm",
-        "specs/nn.yaml:241",
+        "specs/nn.yaml:314",
         doc="Layer normalization returning (out, mean, rstd); mean and rstd keep the normalized dims as 1.",
         schemas={
             "aten::native_layer_norm": "aten::native_layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight, Tensor? bias, float eps) -> (Tensor, Tensor, Tensor)",
         },
         lowerings=(
             LoweringInfo(
-                "specs/nn.yaml:246",
+                "specs/nn.yaml:319",
                 17,
                 17,
                 (
@@ -3502,7 +3852,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/nn.yaml:246",
+                "specs/nn.yaml:319",
                 18,
                 28,
                 (
@@ -3518,7 +3868,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 ),
             ),
             LoweringInfo(
-                "specs/nn.yaml:268",
+                "specs/nn.yaml:341",
                 7,
                 16,
                 ("Add", "Cast", "Mul", "Reciprocal", "ReduceMean", "Sqrt", "Sub"),
@@ -3527,8 +3877,8 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 4), [4], t(4), t(4), 1e-5", "specs/nn.yaml:286"),
-            Sample("t(2, 3, 4), [3, 4], None, None, 0.1", "specs/nn.yaml:287"),
+            Sample("t(2, 3, 4), [4], t(4), t(4), 1e-5", "specs/nn.yaml:359"),
+            Sample("t(2, 3, 4), [3, 4], None, None, 0.1", "specs/nn.yaml:360"),
         ),
         shape="infer",
     ),
@@ -4100,6 +4450,51 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="view(self, shape)",
     ),
+    "aten::roll": EntryInfo(
+        "aten::roll",
+        "specs/shape.yaml:657",
+        doc="self shifted by shifts along dims, the elements leaving one end entering at the other; without dims, along the flattened self.",
+        schemas={
+            "aten::roll": "aten::roll(Tensor self, SymInt[1] shifts, int[1] dims=[]) -> Tensor",
+            "aten::roll.out": "aten::roll.out(Tensor self, SymInt[1] shifts, int[1] dims=[], *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/shape.yaml:664",
+                10,
+                28,
+                ("Add", "Identity", "Mod", "Reshape", "Shape", "Size", "Slice", "Sub", "Tile"),
+            ),
+            LoweringInfo(
+                "specs/shape.yaml:681", 7, 9, ("Identity", "Reshape", "Shape", "Slice", "Tile")
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "before opset 10 Slice takes bounds known while exporting, and the shifts are taken modulo the sizes",
+                "specs/shape.yaml:694",
+                opsets=(7, 9),
+                when="not is_static(shifts, [size(self, d) for d in dims] if len(dims) > 0 else sizes(self))",
+            ),
+        ),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4), [1], [1]", "specs/shape.yaml:698"),
+            Sample(
+                "t(2, 3, 4), [1, -5], [0, -1]", "specs/shape.yaml:699", dtypes=("int64", "float32")
+            ),
+            Sample("t(2, 3), [4]", "specs/shape.yaml:701", dtypes=("bool", "float32")),
+            Sample(
+                "t(3, 5), [sym(7)], [1]",
+                "specs/shape.yaml:703",
+                opsets=(10, 28),
+                dtypes=("float32",),
+            ),
+            Sample("t(3, 4), [4], [0]", "specs/shape.yaml:706", dtypes=("float32",)),
+            Sample("t(0, 3), [2], [0]", "specs/shape.yaml:708", dtypes=("float32",)),
+        ),
+        shape="same(self)",
+    ),
     "aten::round": EntryInfo(
         "aten::round",
         "specs/elementwise.yaml:437",
@@ -4201,21 +4596,21 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::scaled_dot_product_attention": EntryInfo(
         "aten::scaled_dot_product_attention",
-        "specs/nn.yaml:646",
+        "specs/nn.yaml:890",
         doc="softmax(q @ k.T * scale + mask) @ v; ONNX Attention from opset 23 for 3-D and 4-D inputs, a composition otherwise. A row that masks every key gives zeros, as in eager.",
         schemas={
             "aten::scaled_dot_product_attention": "aten::scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool is_causal=False, *, float? scale=None, bool enable_gqa=False) -> Tensor",
         },
         lowerings=(
             LoweringInfo(
-                "specs/nn.yaml:655",
+                "specs/nn.yaml:899",
                 23,
                 28,
                 ("Attention", "Unsqueeze"),
                 when="rank(query) == 4 or (rank(query) == 3 and not enable_gqa)",
             ),
             LoweringInfo(
-                "specs/nn.yaml:665",
+                "specs/nn.yaml:909",
                 11,
                 12,
                 (
@@ -4237,7 +4632,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 calls=("aten::amax",),
             ),
             LoweringInfo(
-                "specs/nn.yaml:665",
+                "specs/nn.yaml:909",
                 13,
                 28,
                 (
@@ -4259,7 +4654,7 @@ ENTRIES: dict[str, EntryInfo] = {
                 calls=("aten::amax",),
             ),
             LoweringInfo(
-                "specs/nn.yaml:705",
+                "specs/nn.yaml:949",
                 7,
                 10,
                 (
@@ -4280,48 +4675,48 @@ ENTRIES: dict[str, EntryInfo] = {
         gaps=(
             GapInfo(
                 "dropout in attention is random; export in eval mode (dropout_p=0)",
-                "specs/nn.yaml:731",
+                "specs/nn.yaml:975",
                 when="dropout_p > 0",
             ),
             GapInfo(
                 "an attention mask needs ONNX Where and Equal on floats, from opsets 9 and 11",
-                "specs/nn.yaml:733",
+                "specs/nn.yaml:977",
                 opsets=(7, 10),
                 when="attn_mask is not None",
             ),
             GapInfo(
                 "grouped-query attention repeats key and value heads a number of times known while exporting",
-                "specs/nn.yaml:736",
+                "specs/nn.yaml:980",
                 when="enable_gqa and not is_static(size(query, -3), size(key, -3))",
             ),
             GapInfo(
                 "a causal mask over dynamic sequence lengths needs ONNX Range, from opset 11",
-                "specs/nn.yaml:738",
+                "specs/nn.yaml:982",
                 opsets=(7, 10),
                 when="is_causal and not is_static(size(query, -2), size(key, -2))",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 2, 3, 4), t(2, 2, 5, 4), t(2, 2, 5, 4)", "specs/nn.yaml:742"),
-            Sample("t(2, 3, 4), t(2, 5, 4), t(2, 5, 6), is_causal=True", "specs/nn.yaml:743"),
+            Sample("t(2, 2, 3, 4), t(2, 2, 5, 4), t(2, 2, 5, 4)", "specs/nn.yaml:986"),
+            Sample("t(2, 3, 4), t(2, 5, 4), t(2, 5, 6), is_causal=True", "specs/nn.yaml:987"),
             Sample(
                 "t(1, 4, 3, 4), t(1, 2, 5, 4), t(1, 2, 5, 4), scale=0.5, enable_gqa=True",
-                "specs/nn.yaml:744",
+                "specs/nn.yaml:988",
             ),
             Sample(
                 "t(1, 2, 3, 4), t(1, 2, 5, 4), t(1, 2, 5, 4), mask(3, 5)",
-                "specs/nn.yaml:745",
+                "specs/nn.yaml:989",
                 opsets=(11, 28),
             ),
             Sample(
                 "t(2, 3, 4), t(2, 5, 4), t(2, 5, 4), t(2, 3, 5)",
-                "specs/nn.yaml:747",
+                "specs/nn.yaml:991",
                 opsets=(11, 28),
             ),
             Sample(
                 "t(2, 1, 2, 3, 4), t(2, 1, 2, 5, 4), t(2, 1, 2, 5, 4), mask(2, 1, 1, 3, 5)",
-                "specs/nn.yaml:749",
+                "specs/nn.yaml:993",
                 opsets=(11, 28),
             ),
         ),
@@ -4695,35 +5090,35 @@ ENTRIES: dict[str, EntryInfo] = {
     ),
     "aten::softmax.int": EntryInfo(
         "aten::softmax.int",
-        "specs/nn.yaml:538",
+        "specs/nn.yaml:782",
         doc="exp(x) / sum(exp(x)) along dim, in dtype when given.",
         schemas={
             "aten::softmax.int": "aten::softmax.int(Tensor self, int dim, ScalarType? dtype=None) -> Tensor",
             "aten::softmax.int_out": "aten::softmax.int_out(Tensor self, int dim, ScalarType? dtype=None, *, Tensor(a!) out) -> Tensor(a!)",
         },
         lowerings=(
-            LoweringInfo("specs/nn.yaml:545", 13, 28, ("Softmax",)),
+            LoweringInfo("specs/nn.yaml:789", 13, 28, ("Softmax",)),
             LoweringInfo(
-                "specs/nn.yaml:547",
+                "specs/nn.yaml:791",
                 7,
                 12,
                 ("Softmax",),
                 when="dim % max(rank(self), 1) == rank(self) - 1",
             ),
-            LoweringInfo("specs/nn.yaml:550", 7, 12, ("Softmax", "Transpose")),
+            LoweringInfo("specs/nn.yaml:794", 7, 12, ("Softmax", "Transpose")),
         ),
         gaps=(
             GapInfo(
                 "ONNX Softmax needs an input of rank 1 or more",
-                "specs/nn.yaml:557",
+                "specs/nn.yaml:801",
                 when="rank(self) == 0",
             ),
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(
-            Sample("t(2, 3, 4), -1", "specs/nn.yaml:560"),
-            Sample("t(2, 3, 4), 1", "specs/nn.yaml:561"),
-            Sample("t(3, 4), 0", "specs/nn.yaml:562"),
+            Sample("t(2, 3, 4), -1", "specs/nn.yaml:804"),
+            Sample("t(2, 3, 4), 1", "specs/nn.yaml:805"),
+            Sample("t(3, 4), 0", "specs/nn.yaml:806"),
         ),
         shape="same(self)",
     ),

@@ -210,6 +210,192 @@ def _native_batch_norm_legit_no_training__gap0(
     return (weight is None or bias is None) and (not _h.is_static(_h.static_size(running_mean, 0)))
 
 
+# aten::_native_batch_norm_legit.no_stats: Batch normalization with the batch's own statistics, over every dim but dim 1, returning (out, mean, rstd) per channel; torch.export makes instance norm this op over a batch of one, which is ONNX InstanceNormalization.
+#   aten::_native_batch_norm_legit.no_stats(Tensor input, Tensor? weight, Tensor? bias, bool training, float momentum, float eps) -> (Tensor, Tensor, Tensor)
+#   aten::_native_batch_norm_legit.no_stats_out(Tensor input, Tensor? weight, Tensor? bias, bool training, float momentum, float eps, *, Tensor(a!) out, Tensor(b!) save_mean, Tensor(c!) save_invstd) -> (Tensor(a!), Tensor(b!), Tensor(c!))
+
+
+def _native_batch_norm_legit_no_stats__opset8(op, input, weight, bias, training, momentum, eps):
+    """aten::_native_batch_norm_legit.no_stats at opsets 8..12 (specs/nn.yaml, aten::_native_batch_norm_legit.no_stats)."""
+    r = _h.rank(input)
+    axes = [0] + list(range(2, r))
+    wide = _h.dtype_of(input) in ("float16", "bfloat16")
+    x = op.Cast(input, to=_h.onnx_dtype("float32")) if wide else input
+    w = op.Cast(weight, to=_h.onnx_dtype("float32")) if wide and weight is not None else weight
+    b = op.Cast(bias, to=_h.onnx_dtype("float32")) if wide and bias is not None else bias
+    mean = op.ReduceMean(x, axes=axes, keepdims=1)
+    centered = op.Sub(x, mean)
+    var = op.ReduceMean(op.Mul(centered, centered), axes=axes, keepdims=1)
+    rstd = op.Reciprocal(
+        op.Sqrt(op.Add(var, _h.const(op, eps, "float32" if wide else _h.dtype_of(input))))
+    )
+    if (
+        _h.is_static(_h.size(op, input, 0))
+        and _h.size(op, input, 0) == 1
+        and (r > 2)
+        and (_h.dtype_of(input) != "float64")
+    ):
+        c = _h.size(op, input, 1)
+        scale = (
+            op.Expand(_h.const(op, 1.0, "float32"), _h.const(op, [c], "int64")) if w is None else w
+        )
+        shift = (
+            op.Expand(_h.const(op, 0.0, "float32"), _h.const(op, [c], "int64")) if b is None else b
+        )
+        out = op.InstanceNormalization(x, scale, shift, epsilon=_h.floats(eps))
+    else:
+        out = op.Mul(centered, rstd)
+        channels = list(range(1, r - 1))
+        if w is not None:
+            out = op.Mul(out, op.Unsqueeze(w, axes=channels) if len(channels) > 0 else w)
+        if b is not None:
+            out = op.Add(out, op.Unsqueeze(b, axes=channels) if len(channels) > 0 else b)
+    mean = op.Squeeze(mean, axes=axes)
+    rstd = op.Squeeze(rstd, axes=axes)
+    if wide:
+        return (
+            op.Cast(out, to=_h.onnx_dtype(_h.dtype_of(input))),
+            op.Cast(mean, to=_h.onnx_dtype(_h.dtype_of(input))),
+            op.Cast(rstd, to=_h.onnx_dtype(_h.dtype_of(input))),
+        )
+    return (out, mean, rstd)
+
+
+def _native_batch_norm_legit_no_stats__opset13(op, input, weight, bias, training, momentum, eps):
+    """aten::_native_batch_norm_legit.no_stats at opsets 13..17 (specs/nn.yaml, aten::_native_batch_norm_legit.no_stats)."""
+    r = _h.rank(input)
+    axes = [0] + list(range(2, r))
+    wide = _h.dtype_of(input) in ("float16", "bfloat16")
+    x = op.Cast(input, to=_h.onnx_dtype("float32")) if wide else input
+    w = op.Cast(weight, to=_h.onnx_dtype("float32")) if wide and weight is not None else weight
+    b = op.Cast(bias, to=_h.onnx_dtype("float32")) if wide and bias is not None else bias
+    mean = op.ReduceMean(x, axes=axes, keepdims=1)
+    centered = op.Sub(x, mean)
+    var = op.ReduceMean(op.Mul(centered, centered), axes=axes, keepdims=1)
+    rstd = op.Reciprocal(
+        op.Sqrt(op.Add(var, _h.const(op, eps, "float32" if wide else _h.dtype_of(input))))
+    )
+    if (
+        _h.is_static(_h.size(op, input, 0))
+        and _h.size(op, input, 0) == 1
+        and (r > 2)
+        and (_h.dtype_of(input) != "float64")
+    ):
+        c = _h.size(op, input, 1)
+        scale = (
+            op.Expand(_h.const(op, 1.0, "float32"), _h.const(op, [c], "int64")) if w is None else w
+        )
+        shift = (
+            op.Expand(_h.const(op, 0.0, "float32"), _h.const(op, [c], "int64")) if b is None else b
+        )
+        out = op.InstanceNormalization(x, scale, shift, epsilon=_h.floats(eps))
+    else:
+        out = op.Mul(centered, rstd)
+        channels = list(range(1, r - 1))
+        if w is not None:
+            out = op.Mul(
+                out, op.Unsqueeze(w, _h.const(op, channels, "int64")) if len(channels) > 0 else w
+            )
+        if b is not None:
+            out = op.Add(
+                out, op.Unsqueeze(b, _h.const(op, channels, "int64")) if len(channels) > 0 else b
+            )
+    mean = op.Squeeze(mean, _h.const(op, axes, "int64"))
+    rstd = op.Squeeze(rstd, _h.const(op, axes, "int64"))
+    if wide:
+        return (
+            op.Cast(out, to=_h.onnx_dtype(_h.dtype_of(input))),
+            op.Cast(mean, to=_h.onnx_dtype(_h.dtype_of(input))),
+            op.Cast(rstd, to=_h.onnx_dtype(_h.dtype_of(input))),
+        )
+    return (out, mean, rstd)
+
+
+def _native_batch_norm_legit_no_stats__opset18(op, input, weight, bias, training, momentum, eps):
+    """aten::_native_batch_norm_legit.no_stats at opsets 18..28 (specs/nn.yaml, aten::_native_batch_norm_legit.no_stats)."""
+    r = _h.rank(input)
+    axes = [0] + list(range(2, r))
+    wide = _h.dtype_of(input) in ("float16", "bfloat16")
+    x = op.Cast(input, to=_h.onnx_dtype("float32")) if wide else input
+    w = op.Cast(weight, to=_h.onnx_dtype("float32")) if wide and weight is not None else weight
+    b = op.Cast(bias, to=_h.onnx_dtype("float32")) if wide and bias is not None else bias
+    mean = op.ReduceMean(x, _h.const(op, axes, "int64"), keepdims=1)
+    centered = op.Sub(x, mean)
+    var = op.ReduceMean(op.Mul(centered, centered), _h.const(op, axes, "int64"), keepdims=1)
+    rstd = op.Reciprocal(
+        op.Sqrt(op.Add(var, _h.const(op, eps, "float32" if wide else _h.dtype_of(input))))
+    )
+    if (
+        _h.is_static(_h.size(op, input, 0))
+        and _h.size(op, input, 0) == 1
+        and (r > 2)
+        and (_h.dtype_of(input) != "float64")
+    ):
+        c = _h.size(op, input, 1)
+        scale = (
+            op.Expand(_h.const(op, 1.0, "float32"), _h.const(op, [c], "int64")) if w is None else w
+        )
+        shift = (
+            op.Expand(_h.const(op, 0.0, "float32"), _h.const(op, [c], "int64")) if b is None else b
+        )
+        out = op.InstanceNormalization(x, scale, shift, epsilon=_h.floats(eps))
+    else:
+        out = op.Mul(centered, rstd)
+        channels = list(range(1, r - 1))
+        if w is not None:
+            out = op.Mul(
+                out, op.Unsqueeze(w, _h.const(op, channels, "int64")) if len(channels) > 0 else w
+            )
+        if b is not None:
+            out = op.Add(
+                out, op.Unsqueeze(b, _h.const(op, channels, "int64")) if len(channels) > 0 else b
+            )
+    mean = op.Squeeze(mean, _h.const(op, axes, "int64"))
+    rstd = op.Squeeze(rstd, _h.const(op, axes, "int64"))
+    if wide:
+        return (
+            op.Cast(out, to=_h.onnx_dtype(_h.dtype_of(input))),
+            op.Cast(mean, to=_h.onnx_dtype(_h.dtype_of(input))),
+            op.Cast(rstd, to=_h.onnx_dtype(_h.dtype_of(input))),
+        )
+    return (out, mean, rstd)
+
+
+def _native_batch_norm_legit_no_stats__opset7(op, input, weight, bias, training, momentum, eps):
+    """aten::_native_batch_norm_legit.no_stats at opsets 7 (specs/nn.yaml, aten::_native_batch_norm_legit.no_stats)."""
+    r = _h.rank(input)
+    axes = [0] + list(range(2, r))
+    wide = _h.dtype_of(input) in ("float16", "bfloat16")
+    x = op.Cast(input, to=_h.onnx_dtype("float32")) if wide else input
+    mean = op.ReduceMean(x, axes=axes, keepdims=1)
+    centered = op.Sub(x, mean)
+    var = op.ReduceMean(op.Mul(centered, centered), axes=axes, keepdims=1)
+    rstd = op.Reciprocal(
+        op.Sqrt(op.Add(var, _h.const(op, eps, "float32" if wide else _h.dtype_of(input))))
+    )
+    out = op.Mul(centered, rstd)
+    channels = list(range(1, r - 1))
+    if weight is not None:
+        w = op.Cast(weight, to=_h.onnx_dtype("float32")) if wide else weight
+        out = op.Mul(out, op.Unsqueeze(w, axes=channels) if len(channels) > 0 else w)
+    if bias is not None:
+        b = op.Cast(bias, to=_h.onnx_dtype("float32")) if wide else bias
+        out = op.Add(out, op.Unsqueeze(b, axes=channels) if len(channels) > 0 else b)
+    mean = op.Squeeze(mean, axes=axes)
+    rstd = op.Squeeze(rstd, axes=axes)
+    if wide:
+        return (
+            op.Cast(out, to=_h.onnx_dtype(_h.dtype_of(input))),
+            op.Cast(mean, to=_h.onnx_dtype(_h.dtype_of(input))),
+            op.Cast(rstd, to=_h.onnx_dtype(_h.dtype_of(input))),
+        )
+    return (out, mean, rstd)
+
+
+def _native_batch_norm_legit_no_stats__gap0(input, weight, bias, training, momentum, eps):
+    return not training
+
+
 # aten::layer_norm: Layer normalization over the last dims; LayerNormalization from opset 17 (float64 keeps the composition, whose statistics ONNX would compute in float32).
 #   aten::layer_norm(Tensor input, SymInt[] normalized_shape, Tensor? weight=None, Tensor? bias=None, float eps=1.0000000000000001e-05, bool cudnn_enable=True) -> Tensor
 
@@ -684,6 +870,160 @@ def max_pool2d_with_indices__gap0(self, kernel_size, stride, padding, dilation, 
     return ceil_mode and (not _h.is_static(_h.static_sizes(self)[-2:]))
 
 
+# aten::max_pool3d_with_indices: 3-D max pooling and the argmax of each window as an index into its (D, H, W) volume, as torch gives it.
+#   aten::max_pool3d_with_indices(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)
+#   aten::max_pool3d_with_indices.out(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, int[3] dilation=1, bool ceil_mode=False, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
+
+
+def max_pool3d_with_indices__opset10(op, self, kernel_size, stride, padding, dilation, ceil_mode):
+    """aten::max_pool3d_with_indices at opsets 10..12 (specs/nn.yaml, aten::max_pool3d_with_indices)."""
+    k = list(kernel_size) * 3 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 3 if len(stride) == 1 else list(stride)
+    p = list(padding) * 3 if len(padding) == 1 else list(padding)
+    d = list(dilation) * 3 if len(dilation) == 1 else list(dilation)
+    batched = _h.rank(self) == 5
+    x = self if batched else op.Unsqueeze(self, axes=[0])
+    ceil = False
+    out_size = []
+    high = []
+    if ceil_mode:
+        dhw = _h.static(_h.sizes(op, self)[-3:], "_h.sizes(op, self)[-3:]")
+        low = [(dhw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(3)]
+        high = [-(-(dhw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i]) + 1 for i in range(3)]
+        out_size = [
+            high[i] - 1 if (high[i] - 1) * s[i] >= dhw[i] + p[i] else high[i] for i in range(3)
+        ]
+        ceil = out_size != low
+    out, flat = op.MaxPool(
+        x, kernel_shape=k, strides=s, pads=p + p, dilations=d, ceil_mode=int(ceil), _outputs=2
+    )
+    if ceil and out_size != high:
+        out = op.Slice(
+            out,
+            _h.const(op, [0, 0, 0], "int64"),
+            _h.const(op, out_size, "int64"),
+            _h.const(op, [2, 3, 4], "int64"),
+        )
+        flat = op.Slice(
+            flat,
+            _h.const(op, [0, 0, 0], "int64"),
+            _h.const(op, out_size, "int64"),
+            _h.const(op, [2, 3, 4], "int64"),
+        )
+    dhw = _h.sizes(op, self)[-3:]
+    volume = (
+        dhw[0] * dhw[1] * dhw[2]
+        if _h.is_static(dhw)
+        else op.ReduceProd(
+            op.Slice(
+                op.Shape(self), _h.const(op, [-3], "int64"), _h.const(op, [_h.rank(self)], "int64")
+            ),
+            keepdims=0,
+        )
+    )
+    indices = op.Sub(
+        flat, op.Mul(op.Div(flat, _h.const(op, volume, "int64")), _h.const(op, volume, "int64"))
+    )
+    if batched:
+        return (out, indices)
+    return (op.Squeeze(out, axes=[0]), op.Squeeze(indices, axes=[0]))
+
+
+def max_pool3d_with_indices__opset13(op, self, kernel_size, stride, padding, dilation, ceil_mode):
+    """aten::max_pool3d_with_indices at opsets 13..28 (specs/nn.yaml, aten::max_pool3d_with_indices)."""
+    k = list(kernel_size) * 3 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 3 if len(stride) == 1 else list(stride)
+    p = list(padding) * 3 if len(padding) == 1 else list(padding)
+    d = list(dilation) * 3 if len(dilation) == 1 else list(dilation)
+    batched = _h.rank(self) == 5
+    x = self if batched else op.Unsqueeze(self, _h.const(op, [0], "int64"))
+    ceil = False
+    out_size = []
+    high = []
+    if ceil_mode:
+        dhw = _h.static(_h.sizes(op, self)[-3:], "_h.sizes(op, self)[-3:]")
+        low = [(dhw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(3)]
+        high = [-(-(dhw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i]) + 1 for i in range(3)]
+        out_size = [
+            high[i] - 1 if (high[i] - 1) * s[i] >= dhw[i] + p[i] else high[i] for i in range(3)
+        ]
+        ceil = out_size != low
+    out, flat = op.MaxPool(
+        x, kernel_shape=k, strides=s, pads=p + p, dilations=d, ceil_mode=int(ceil), _outputs=2
+    )
+    if ceil and out_size != high:
+        out = op.Slice(
+            out,
+            _h.const(op, [0, 0, 0], "int64"),
+            _h.const(op, out_size, "int64"),
+            _h.const(op, [2, 3, 4], "int64"),
+        )
+        flat = op.Slice(
+            flat,
+            _h.const(op, [0, 0, 0], "int64"),
+            _h.const(op, out_size, "int64"),
+            _h.const(op, [2, 3, 4], "int64"),
+        )
+    dhw = _h.sizes(op, self)[-3:]
+    volume = (
+        dhw[0] * dhw[1] * dhw[2]
+        if _h.is_static(dhw)
+        else op.ReduceProd(
+            op.Slice(
+                op.Shape(self), _h.const(op, [-3], "int64"), _h.const(op, [_h.rank(self)], "int64")
+            ),
+            keepdims=0,
+        )
+    )
+    indices = op.Sub(
+        flat, op.Mul(op.Div(flat, _h.const(op, volume, "int64")), _h.const(op, volume, "int64"))
+    )
+    if batched:
+        return (out, indices)
+    return (
+        op.Squeeze(out, _h.const(op, [0], "int64")),
+        op.Squeeze(indices, _h.const(op, [0], "int64")),
+    )
+
+
+def max_pool3d_with_indices__opset8(op, self, kernel_size, stride, padding, dilation, ceil_mode):
+    """aten::max_pool3d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml, aten::max_pool3d_with_indices)."""
+    k = list(kernel_size) * 3 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 3 if len(stride) == 1 else list(stride)
+    p = list(padding) * 3 if len(padding) == 1 else list(padding)
+    batched = _h.rank(self) == 5
+    x = self if batched else op.Unsqueeze(self, axes=[0])
+    ends = p
+    if ceil_mode:
+        dhw = _h.static(_h.sizes(op, self)[-3:], "_h.sizes(op, self)[-3:]")
+        full = [(dhw[i] + 2 * p[i] - k[i] + s[i] - 1) // s[i] + 1 for i in range(3)]
+        out_size = [
+            full[i] - 1 if (full[i] - 1) * s[i] >= dhw[i] + p[i] else full[i] for i in range(3)
+        ]
+        ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - dhw[i] - p[i]) for i in range(3)]
+    out, flat = op.MaxPool(x, kernel_shape=k, strides=s, pads=p + ends, _outputs=2)
+    dhw = _h.sizes(op, self)[-3:]
+    volume = (
+        dhw[0] * dhw[1] * dhw[2]
+        if _h.is_static(dhw)
+        else op.ReduceProd(op.Slice(op.Shape(self), starts=[-3], ends=[_h.rank(self)]), keepdims=0)
+    )
+    indices = op.Sub(
+        flat, op.Mul(op.Div(flat, _h.const(op, volume, "int64")), _h.const(op, volume, "int64"))
+    )
+    if batched:
+        return (out, indices)
+    return (op.Squeeze(out, axes=[0]), op.Squeeze(indices, axes=[0]))
+
+
+def max_pool3d_with_indices__opset8__when(self, kernel_size, stride, padding, dilation, ceil_mode):
+    return max(dilation) == 1
+
+
+def max_pool3d_with_indices__gap0(self, kernel_size, stride, padding, dilation, ceil_mode):
+    return ceil_mode and (not _h.is_static(_h.static_sizes(self)[-3:]))
+
+
 # aten::avg_pool2d: 2-D average pooling; ceil_mode, count_include_pad and divisor_override follow torch's divisors exactly.
 #   aten::avg_pool2d(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor
 #   aten::avg_pool2d.out(Tensor self, int[2] kernel_size, int[2] stride=[], int[2] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None, *, Tensor(a!) out) -> Tensor(a!)
@@ -779,6 +1119,125 @@ def avg_pool2d__gap0(
     )
 
 
+# aten::avg_pool3d: 3-D average pooling; ceil_mode, count_include_pad and divisor_override follow torch's divisors exactly.
+#   aten::avg_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor
+#   aten::avg_pool3d.out(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def avg_pool3d__opset7(
+    op, self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
+    """aten::avg_pool3d at opsets 7..12 (specs/nn.yaml, aten::avg_pool3d)."""
+    k = list(kernel_size) * 3 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 3 if len(stride) == 1 else list(stride)
+    p = list(padding) * 3 if len(padding) == 1 else list(padding)
+    batched = _h.rank(self) == 5
+    x = self if batched else op.Unsqueeze(self, axes=[0])
+    if not ceil_mode and divisor_override is None:
+        out = op.AveragePool(
+            x, kernel_shape=k, strides=s, pads=p + p, count_include_pad=int(count_include_pad)
+        )
+        return out if batched else op.Squeeze(out, axes=[0])
+    dhw = _h.static(_h.sizes(op, self)[-3:], "_h.sizes(op, self)[-3:]")
+    full = [
+        (dhw[i] + 2 * p[i] - k[i] + (s[i] - 1 if ceil_mode else 0)) // s[i] + 1 for i in range(3)
+    ]
+    out_size = [
+        full[i] - 1 if ceil_mode and (full[i] - 1) * s[i] >= dhw[i] + p[i] else full[i]
+        for i in range(3)
+    ]
+    ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - dhw[i] - p[i]) for i in range(3)]
+    out = op.AveragePool(x, kernel_shape=k, strides=s, pads=p + ends, count_include_pad=0)
+    starts = [[o * s[i] - p[i] for o in range(out_size[i])] for i in range(3)]
+    real = [[min(a + k[i], dhw[i]) - max(a, 0) for a in starts[i]] for i in range(3)]
+    padded = [[min(a + k[i], dhw[i] + p[i]) - a for a in starts[i]] for i in range(3)]
+    if divisor_override is not None:
+        ratio = [
+            [[rd * rh * rw / divisor_override for rw in real[2]] for rh in real[1]]
+            for rd in real[0]
+        ]
+    elif count_include_pad:
+        ratio = [
+            [
+                [
+                    real[0][a]
+                    * real[1][b]
+                    * real[2][c]
+                    / (padded[0][a] * padded[1][b] * padded[2][c])
+                    for c in range(out_size[2])
+                ]
+                for b in range(out_size[1])
+            ]
+            for a in range(out_size[0])
+        ]
+    else:
+        ratio = [[[1.0]]]
+    if any([r != 1.0 for plane in ratio for row in plane for r in row]):
+        out = op.Mul(out, _h.const(op, ratio, _h.dtype_of(self)))
+    return out if batched else op.Squeeze(out, axes=[0])
+
+
+def avg_pool3d__opset13(
+    op, self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
+    """aten::avg_pool3d at opsets 13..28 (specs/nn.yaml, aten::avg_pool3d)."""
+    k = list(kernel_size) * 3 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 3 if len(stride) == 1 else list(stride)
+    p = list(padding) * 3 if len(padding) == 1 else list(padding)
+    batched = _h.rank(self) == 5
+    x = self if batched else op.Unsqueeze(self, _h.const(op, [0], "int64"))
+    if not ceil_mode and divisor_override is None:
+        out = op.AveragePool(
+            x, kernel_shape=k, strides=s, pads=p + p, count_include_pad=int(count_include_pad)
+        )
+        return out if batched else op.Squeeze(out, _h.const(op, [0], "int64"))
+    dhw = _h.static(_h.sizes(op, self)[-3:], "_h.sizes(op, self)[-3:]")
+    full = [
+        (dhw[i] + 2 * p[i] - k[i] + (s[i] - 1 if ceil_mode else 0)) // s[i] + 1 for i in range(3)
+    ]
+    out_size = [
+        full[i] - 1 if ceil_mode and (full[i] - 1) * s[i] >= dhw[i] + p[i] else full[i]
+        for i in range(3)
+    ]
+    ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - dhw[i] - p[i]) for i in range(3)]
+    out = op.AveragePool(x, kernel_shape=k, strides=s, pads=p + ends, count_include_pad=0)
+    starts = [[o * s[i] - p[i] for o in range(out_size[i])] for i in range(3)]
+    real = [[min(a + k[i], dhw[i]) - max(a, 0) for a in starts[i]] for i in range(3)]
+    padded = [[min(a + k[i], dhw[i] + p[i]) - a for a in starts[i]] for i in range(3)]
+    if divisor_override is not None:
+        ratio = [
+            [[rd * rh * rw / divisor_override for rw in real[2]] for rh in real[1]]
+            for rd in real[0]
+        ]
+    elif count_include_pad:
+        ratio = [
+            [
+                [
+                    real[0][a]
+                    * real[1][b]
+                    * real[2][c]
+                    / (padded[0][a] * padded[1][b] * padded[2][c])
+                    for c in range(out_size[2])
+                ]
+                for b in range(out_size[1])
+            ]
+            for a in range(out_size[0])
+        ]
+    else:
+        ratio = [[[1.0]]]
+    if any([r != 1.0 for plane in ratio for row in plane for r in row]):
+        out = op.Mul(out, _h.const(op, ratio, _h.dtype_of(self)))
+    return out if batched else op.Squeeze(out, _h.const(op, [0], "int64"))
+
+
+def avg_pool3d__gap0(
+    self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
+    return (ceil_mode or divisor_override is not None) and (
+        not _h.is_static(_h.static_sizes(self)[-3:])
+    )
+
+
 # aten::adaptive_avg_pool2d: 2-D adaptive average pooling; a mean for 1x1, a block mean when the sizes divide, averaging matrices otherwise.
 #   aten::adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor
 #   aten::_adaptive_avg_pool2d(Tensor self, SymInt[2] output_size) -> Tensor
@@ -830,6 +1289,117 @@ def adaptive_avg_pool2d__gap0(self, output_size):
     return not (_h.is_static(output_size) and output_size[0] == 1 and (output_size[1] == 1)) and (
         not _h.is_static(_h.static_sizes(self)[-2:], output_size)
     )
+
+
+# aten::adaptive_max_pool2d: 2-D adaptive max pooling and the argmax of each window as an index into its (H, W) plane; a max over the plane for 1x1, MaxPool where the output size divides the input size.
+#   aten::adaptive_max_pool2d(Tensor self, int[2] output_size) -> (Tensor, Tensor)
+#   aten::adaptive_max_pool2d.out(Tensor self, int[2] output_size, *, Tensor(a!) out, Tensor(b!) indices) -> (Tensor(a!), Tensor(b!))
+
+
+def adaptive_max_pool2d__opset8(op, self, output_size):
+    """aten::adaptive_max_pool2d at opsets 8..12 (specs/nn.yaml, aten::adaptive_max_pool2d)."""
+    r = _h.rank(self)
+    oh, ow = output_size
+    if oh == 1 and ow == 1:
+        flat = op.Reshape(self, _h.const(op, [0] * (r - 2) + [-1], "int64"))
+        out = op.Unsqueeze(op.ReduceMax(flat, axes=[r - 2], keepdims=1), axes=[r - 1])
+        return (out, op.Unsqueeze(op.ArgMax(flat, axis=r - 2, keepdims=1), axes=[r - 1]))
+    h, w = _h.static(_h.sizes(op, self)[-2:], "_h.sizes(op, self)[-2:]")
+    k = [h // oh, w // ow]
+    batched = r == 4
+    x = self if batched else op.Unsqueeze(self, axes=[0])
+    out, flat = op.MaxPool(x, kernel_shape=k, strides=k, _outputs=2)
+    indices = op.Sub(
+        flat, op.Mul(op.Div(flat, _h.const(op, h * w, "int64")), _h.const(op, h * w, "int64"))
+    )
+    if batched:
+        return (out, indices)
+    return (op.Squeeze(out, axes=[0]), op.Squeeze(indices, axes=[0]))
+
+
+def adaptive_max_pool2d__opset13(op, self, output_size):
+    """aten::adaptive_max_pool2d at opsets 13..17 (specs/nn.yaml, aten::adaptive_max_pool2d)."""
+    r = _h.rank(self)
+    oh, ow = output_size
+    if oh == 1 and ow == 1:
+        flat = op.Reshape(self, _h.const(op, [0] * (r - 2) + [-1], "int64"))
+        out = op.Unsqueeze(
+            op.ReduceMax(flat, axes=[r - 2], keepdims=1), _h.const(op, [r - 1], "int64")
+        )
+        return (
+            out,
+            op.Unsqueeze(op.ArgMax(flat, axis=r - 2, keepdims=1), _h.const(op, [r - 1], "int64")),
+        )
+    h, w = _h.static(_h.sizes(op, self)[-2:], "_h.sizes(op, self)[-2:]")
+    k = [h // oh, w // ow]
+    batched = r == 4
+    x = self if batched else op.Unsqueeze(self, _h.const(op, [0], "int64"))
+    out, flat = op.MaxPool(x, kernel_shape=k, strides=k, _outputs=2)
+    indices = op.Sub(
+        flat, op.Mul(op.Div(flat, _h.const(op, h * w, "int64")), _h.const(op, h * w, "int64"))
+    )
+    if batched:
+        return (out, indices)
+    return (
+        op.Squeeze(out, _h.const(op, [0], "int64")),
+        op.Squeeze(indices, _h.const(op, [0], "int64")),
+    )
+
+
+def adaptive_max_pool2d__opset18(op, self, output_size):
+    """aten::adaptive_max_pool2d at opsets 18..28 (specs/nn.yaml, aten::adaptive_max_pool2d)."""
+    r = _h.rank(self)
+    oh, ow = output_size
+    if oh == 1 and ow == 1:
+        flat = op.Reshape(self, _h.const(op, [0] * (r - 2) + [-1], "int64"))
+        out = op.Unsqueeze(
+            op.ReduceMax(flat, _h.const(op, [r - 2], "int64"), keepdims=1),
+            _h.const(op, [r - 1], "int64"),
+        )
+        return (
+            out,
+            op.Unsqueeze(op.ArgMax(flat, axis=r - 2, keepdims=1), _h.const(op, [r - 1], "int64")),
+        )
+    h, w = _h.static(_h.sizes(op, self)[-2:], "_h.sizes(op, self)[-2:]")
+    k = [h // oh, w // ow]
+    batched = r == 4
+    x = self if batched else op.Unsqueeze(self, _h.const(op, [0], "int64"))
+    out, flat = op.MaxPool(x, kernel_shape=k, strides=k, _outputs=2)
+    indices = op.Sub(
+        flat, op.Mul(op.Div(flat, _h.const(op, h * w, "int64")), _h.const(op, h * w, "int64"))
+    )
+    if batched:
+        return (out, indices)
+    return (
+        op.Squeeze(out, _h.const(op, [0], "int64")),
+        op.Squeeze(indices, _h.const(op, [0], "int64")),
+    )
+
+
+def adaptive_max_pool2d__opset7(op, self, output_size):
+    """aten::adaptive_max_pool2d at opsets 7, when `output_size[0] == 1 and output_size[1] == 1` (specs/nn.yaml, aten::adaptive_max_pool2d)."""
+    r = _h.rank(self)
+    flat = op.Reshape(self, _h.const(op, [0] * (r - 2) + [-1], "int64"))
+    out = op.Unsqueeze(op.ReduceMax(flat, axes=[r - 2], keepdims=1), axes=[r - 1])
+    return (out, op.Unsqueeze(op.ArgMax(flat, axis=r - 2, keepdims=1), axes=[r - 1]))
+
+
+def adaptive_max_pool2d__opset7__when(self, output_size):
+    return output_size[0] == 1 and output_size[1] == 1
+
+
+def adaptive_max_pool2d__gap0(self, output_size):
+    return (output_size[0] != 1 or output_size[1] != 1) and (
+        not (
+            _h.is_static(_h.static_size(self, -2), _h.static_size(self, -1))
+            and _h.static_size(self, -2) % output_size[0] == 0
+            and (_h.static_size(self, -1) % output_size[1] == 0)
+        )
+    )
+
+
+def adaptive_max_pool2d__gap1(self, output_size):
+    return output_size[0] != 1 or output_size[1] != 1
 
 
 # aten::softmax.int: exp(x) / sum(exp(x)) along dim, in dtype when given.

@@ -764,3 +764,113 @@ def slice_scatter__gap0(self, src, dim, start, end, step):
             or (_h.is_static(_h.static_size(self, dim)) and end >= _h.static_size(self, dim))
         )
     )
+
+
+# aten::flip: self with the order of its elements reversed along each dim of dims.
+#   aten::flip(Tensor self, int[] dims) -> Tensor
+#   aten::flip.out(Tensor self, int[] dims, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def flip__opset10(op, self, dims):
+    """aten::flip at opsets 10..28 (specs/shape.yaml, aten::flip)."""
+    axes = [d % max(_h.rank(self), 1) for d in dims]
+    if _h.rank(self) == 0 or len(axes) == 0:
+        return op.Identity(self)
+    n = len(axes)
+    return op.Slice(
+        self,
+        _h.const(op, [-1] * n, "int64"),
+        _h.const(op, [-9223372036854775807] * n, "int64"),
+        _h.const(op, axes, "int64"),
+        _h.const(op, [-1] * n, "int64"),
+    )
+
+
+def flip__opset7(op, self, dims):
+    """aten::flip at opsets 7..9 (specs/shape.yaml, aten::flip)."""
+    r = _h.rank(self)
+    axes = [d % max(r, 1) for d in dims]
+    if r == 0 or len(axes) == 0 or 0 in [s for s in _h.sizes(op, self) if _h.is_static(s)]:
+        return op.Identity(self)
+    perm = axes + [i for i in range(r) if i not in axes]
+    moved = [_h.size(op, self, i) for i in perm]
+    p = math.prod([_h.static(_h.size(op, self, a), "size(self, a)") for a in axes])
+    x = self if perm == list(range(r)) else op.Transpose(self, perm=perm)
+    x = op.Gather(
+        op.Reshape(x, _h.const(op, [p] + moved[len(axes) :], "int64")),
+        _h.const(op, list(range(p - 1, -1, -1)), "int64"),
+        axis=0,
+    )
+    x = op.Reshape(x, _h.const(op, moved, "int64"))
+    if perm == list(range(r)):
+        return x
+    return op.Transpose(x, perm=[j for i in range(r) for j in range(r) if perm[j] == i])
+
+
+def flip__gap0(self, dims):
+    return _h.rank(self) > 0 and (not _h.is_static([_h.static_size(self, d) for d in dims]))
+
+
+# aten::roll: self shifted by shifts along dims, the elements leaving one end entering at the other; without dims, along the flattened self.
+#   aten::roll(Tensor self, SymInt[1] shifts, int[1] dims=[]) -> Tensor
+#   aten::roll.out(Tensor self, SymInt[1] shifts, int[1] dims=[], *, Tensor(a!) out) -> Tensor(a!)
+
+
+def roll__opset10(op, self, shifts, dims):
+    """aten::roll at opsets 10..28 (specs/shape.yaml, aten::roll)."""
+    flat = len(dims) == 0
+    x = op.Reshape(self, _h.const(op, [-1], "int64")) if flat else self
+    axes = [0] if flat else [d % _h.rank(self) for d in dims]
+    if flat:
+        ns = [math.prod(_h.sizes(op, self)) if _h.is_static(_h.sizes(op, self)) else op.Size(self)]
+    else:
+        ns = [_h.size(op, self, a) for a in axes]
+    if 0 in [n for n in ns if _h.is_static(n)]:
+        return op.Identity(self)
+    ks = [
+        n - s % n
+        if _h.is_static(n, s)
+        else op.Sub(
+            _h.const(op, n, "int64"), op.Mod(_h.const(op, s, "int64"), _h.const(op, n, "int64"))
+        )
+        for n, s in zip(ns, shifts)
+    ]
+    ends = [
+        k + n if _h.is_static(k, n) else op.Add(_h.const(op, k, "int64"), _h.const(op, n, "int64"))
+        for k, n in zip(ks, ns)
+    ]
+    tiled = op.Tile(
+        x,
+        _h.const(op, [2 if i in axes else 1 for i in range(1 if flat else _h.rank(self))], "int64"),
+    )
+    out = op.Slice(
+        tiled, _h.const(op, ks, "int64"), _h.const(op, ends, "int64"), _h.const(op, axes, "int64")
+    )
+    return op.Reshape(out, op.Shape(self)) if flat else out
+
+
+def roll__opset7(op, self, shifts, dims):
+    """aten::roll at opsets 7..9 (specs/shape.yaml, aten::roll)."""
+    flat = len(dims) == 0
+    x = op.Reshape(self, _h.const(op, [-1], "int64")) if flat else self
+    axes = [0] if flat else [d % _h.rank(self) for d in dims]
+    ns = (
+        [math.prod(_h.static(_h.sizes(op, self), "sizes(self)"))]
+        if flat
+        else [_h.static(_h.size(op, self, a), "size(self, a)") for a in axes]
+    )
+    if 0 in ns:
+        return op.Identity(self)
+    ks = [n - _h.static(s, "s") % n for n, s in zip(ns, shifts)]
+    tiled = op.Tile(
+        x,
+        _h.const(op, [2 if i in axes else 1 for i in range(1 if flat else _h.rank(self))], "int64"),
+    )
+    out = op.Slice(tiled, starts=ks, ends=[k + n for k, n in zip(ks, ns)], axes=axes)
+    return op.Reshape(out, op.Shape(self)) if flat else out
+
+
+def roll__gap0(self, shifts, dims):
+    return not _h.is_static(
+        shifts, [_h.static_size(self, d) for d in dims] if len(dims) > 0 else _h.static_sizes(self)
+    )

@@ -57,6 +57,7 @@ _all = (
     "float32",
     "float64",
 )
+_d106f2e4d = ("float32", "float64")
 _d266e6800 = ("int8", "int16", "int32", "int64", "float16", "bfloat16", "float32", "float64")
 _d3dd48df8 = ("int64", "float64")
 _d4ea1183f = ("uint8", "float16", "bfloat16", "float32", "float64")
@@ -366,6 +367,14 @@ _p3b134b7a = Plan(
         "int32": (True, False),
     },
 )
+_p3c3a849e = Plan(
+    {
+        "float16": ((8, 12, "float16", None),),
+        "bfloat16": ((8, 12, None, 0),),
+        "float32": ((8, 12, "float32", None),),
+        "float64": ((8, 12, "float64", None),),
+    }
+)
 _p40b04e6e = Plan(
     {
         "bool": ((11, 12, None, 0), (13, 28, "bool", None)),
@@ -379,6 +388,9 @@ _p40b04e6e = Plan(
         "float32": ((11, 28, "float32", None),),
         "float64": ((11, 28, "float64", None),),
     }
+)
+_p4164c585 = Plan(
+    {"float32": ((13, 28, "float32", None),), "float64": ((13, 28, "float64", None),)}
 )
 _p48aed2d6 = Plan(
     {
@@ -704,6 +716,15 @@ _p8d06e929 = Plan(
         "float64": ((7, 10, None, 0), (11, 28, "float64", None)),
     }
 )
+_p8e057e64 = Plan(
+    {
+        "float16": ((13, 17, "float16", None),),
+        "bfloat16": ((13, 17, "float32", None),),
+        "float32": ((13, 17, "float32", None),),
+        "float64": ((13, 17, "float64", None),),
+    },
+    cast_back={"bfloat16": (True, False)},
+)
 _p8e192e75 = Plan(
     {
         "uint8": ((13, 28, "uint8", None),),
@@ -735,6 +756,7 @@ _p8fe613db = Plan(
         "float64": ((7, 9, "float64", None),),
     }
 )
+_p90787970 = Plan({"float32": ((7, 12, "float32", None),), "float64": ((7, 12, "float64", None),)})
 _p921202a4 = Plan(
     {
         "bool": ((8, 28, "float32", None),),
@@ -1052,6 +1074,14 @@ _pb7a0f040 = Plan(
     },
     cast_back={"bfloat16": (True, False)},
 )
+_pb89f8adc = Plan(
+    {
+        "float16": ((7, 7, "float16", None),),
+        "bfloat16": ((7, 7, None, 0),),
+        "float32": ((7, 7, "float32", None),),
+        "float64": ((7, 7, "float64", None),),
+    }
+)
 _pbaa9ca5c = Plan(
     {
         "float16": ((7, 28, "float16", None),),
@@ -1059,6 +1089,15 @@ _pbaa9ca5c = Plan(
         "float32": ((7, 28, "float32", None),),
         "float64": ((7, 28, "float64", None),),
     }
+)
+_pbb7e929c = Plan(
+    {
+        "float16": ((18, 28, "float16", None),),
+        "bfloat16": ((18, 21, "float32", None), (22, 28, "bfloat16", None)),
+        "float32": ((18, 28, "float32", None),),
+        "float64": ((18, 28, "float64", None),),
+    },
+    cast_back={"bfloat16": (True, False)},
 )
 _pbd406a7c = Plan(
     {
@@ -1565,6 +1604,32 @@ _ENTRIES = (
         gaps=(Gap(0, when=_nn._log_softmax__gap0), Gap(1, when=_nn._log_softmax__gap1)),
     ),
     Entry(
+        "aten::_native_batch_norm_legit.no_stats",
+        (
+            Overload(
+                "aten::_native_batch_norm_legit.no_stats",
+                (
+                    Param("input", TENSOR),
+                    Param("weight", MAYBE_TENSOR),
+                    Param("bias", MAYBE_TENSOR),
+                    Param("training", VALUE),
+                    Param("momentum", VALUE),
+                    Param("eps", VALUE),
+                ),
+                also=("aten::_native_batch_norm_legit.no_stats_out",),
+            ),
+        ),
+        (
+            Lowering(2, 18, 28, (_nn._native_batch_norm_legit_no_stats__opset18,), _pf2d8ec9b),
+            Lowering(1, 13, 17, (_nn._native_batch_norm_legit_no_stats__opset13,), _p8a5970a5),
+            Lowering(0, 8, 12, (_nn._native_batch_norm_legit_no_stats__opset8,), _p3c3a849e),
+            Lowering(3, 7, 7, (_nn._native_batch_norm_legit_no_stats__opset7,), _pb89f8adc),
+        ),
+        dtypes=_floating,
+        group=("input", "weight", "bias"),
+        gaps=(Gap(0, when=_nn._native_batch_norm_legit_no_stats__gap0),),
+    ),
+    Entry(
         "aten::_native_batch_norm_legit_no_training",
         (
             Overload(
@@ -1676,6 +1741,35 @@ _ENTRIES = (
         dtypes=_floating,
         group=("self",),
         gaps=(Gap(0, when=_nn.adaptive_avg_pool2d__gap0),),
+    ),
+    Entry(
+        "aten::adaptive_max_pool2d",
+        (
+            Overload(
+                "aten::adaptive_max_pool2d",
+                (Param("self", TENSOR), Param("output_size", VALUE)),
+                also=("aten::adaptive_max_pool2d.out",),
+            ),
+        ),
+        (
+            Lowering(2, 18, 28, (_nn.adaptive_max_pool2d__opset18,), _pbb7e929c),
+            Lowering(1, 13, 17, (_nn.adaptive_max_pool2d__opset13,), _p8e057e64),
+            Lowering(0, 8, 12, (_nn.adaptive_max_pool2d__opset8,), _p3c3a849e),
+            Lowering(
+                3,
+                7,
+                7,
+                (_nn.adaptive_max_pool2d__opset7,),
+                _pb89f8adc,
+                when=_nn.adaptive_max_pool2d__opset7__when,
+            ),
+        ),
+        dtypes=_floating,
+        group=("self",),
+        gaps=(
+            Gap(0, when=_nn.adaptive_max_pool2d__gap0),
+            Gap(1, opsets=(7, 7), when=_nn.adaptive_max_pool2d__gap1),
+        ),
     ),
     Entry(
         "aten::add.Tensor",
@@ -1969,6 +2063,34 @@ _ENTRIES = (
         group=("self",),
         gaps=(
             Gap(0, when=_nn.avg_pool2d__gap0),
+            Gap(1, dtypes=("float64",), runtime="onnxruntime"),
+        ),
+    ),
+    Entry(
+        "aten::avg_pool3d",
+        (
+            Overload(
+                "aten::avg_pool3d",
+                (
+                    Param("self", TENSOR),
+                    Param("kernel_size", VALUE),
+                    Param("stride", VALUE, []),
+                    Param("padding", VALUE, [0, 0, 0]),
+                    Param("ceil_mode", VALUE, False),
+                    Param("count_include_pad", VALUE, True),
+                    Param("divisor_override", VALUE, None),
+                ),
+                also=("aten::avg_pool3d.out",),
+            ),
+        ),
+        (
+            Lowering(1, 13, 28, (_nn.avg_pool3d__opset13,), _p4164c585),
+            Lowering(0, 7, 12, (_nn.avg_pool3d__opset7,), _p90787970),
+        ),
+        dtypes=_d106f2e4d,
+        group=("self",),
+        gaps=(
+            Gap(0, when=_nn.avg_pool3d__gap0),
             Gap(1, dtypes=("float64",), runtime="onnxruntime"),
         ),
     ),
@@ -2635,6 +2757,23 @@ _ENTRIES = (
         ),
         dtypes=_all,
         group=("self",),
+    ),
+    Entry(
+        "aten::flip",
+        (
+            Overload(
+                "aten::flip",
+                (Param("self", TENSOR), Param("dims", VALUE)),
+                also=("aten::flip.out",),
+            ),
+        ),
+        (
+            Lowering(0, 10, 28, (_shape.flip__opset10,), _peb98d984),
+            Lowering(1, 7, 9, (_shape.flip__opset7,), _p8fe613db),
+        ),
+        dtypes=_all,
+        group=("self",),
+        gaps=(Gap(0, opsets=(7, 9), when=_shape.flip__gap0),),
     ),
     Entry(
         "aten::floor",
@@ -3451,6 +3590,38 @@ _ENTRIES = (
         gaps=(Gap(0, when=_nn.max_pool2d_with_indices__gap0),),
     ),
     Entry(
+        "aten::max_pool3d_with_indices",
+        (
+            Overload(
+                "aten::max_pool3d_with_indices",
+                (
+                    Param("self", TENSOR),
+                    Param("kernel_size", VALUE),
+                    Param("stride", VALUE, []),
+                    Param("padding", VALUE, [0, 0, 0]),
+                    Param("dilation", VALUE, [1, 1, 1]),
+                    Param("ceil_mode", VALUE, False),
+                ),
+                also=("aten::max_pool3d_with_indices.out",),
+            ),
+        ),
+        (
+            Lowering(1, 13, 28, (_nn.max_pool3d_with_indices__opset13,), _pb7a0f040),
+            Lowering(0, 10, 12, (_nn.max_pool3d_with_indices__opset10,), _p539e339b),
+            Lowering(
+                2,
+                8,
+                9,
+                (_nn.max_pool3d_with_indices__opset8,),
+                _p2106247a,
+                when=_nn.max_pool3d_with_indices__opset8__when,
+            ),
+        ),
+        dtypes=_floating,
+        group=("self",),
+        gaps=(Gap(0, when=_nn.max_pool3d_with_indices__gap0),),
+    ),
+    Entry(
         "aten::maximum",
         (
             Overload(
@@ -4065,6 +4236,27 @@ _ENTRIES = (
         ),
         dtypes=_all,
         group=("self",),
+    ),
+    Entry(
+        "aten::roll",
+        (
+            Overload(
+                "aten::roll",
+                (
+                    Param("self", TENSOR),
+                    Param("shifts", VALUE, dynamic=True),
+                    Param("dims", VALUE, []),
+                ),
+                also=("aten::roll.out",),
+            ),
+        ),
+        (
+            Lowering(0, 10, 28, (_shape.roll__opset10,), _peb98d984),
+            Lowering(1, 7, 9, (_shape.roll__opset7,), _p8fe613db),
+        ),
+        dtypes=_all,
+        group=("self",),
+        gaps=(Gap(0, opsets=(7, 9), when=_shape.roll__gap0),),
     ),
     Entry(
         "aten::round",

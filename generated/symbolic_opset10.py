@@ -284,6 +284,75 @@ def max_pool2d_with_indices__opset10(g, self, kernel_size, stride, padding, dila
     return (g.op("Squeeze", out, axes_i=[0]), g.op("Squeeze", indices, axes_i=[0]))
 
 
+def max_pool3d_with_indices__opset10(g, self, kernel_size, stride, padding, dilation, ceil_mode):
+    """aten::max_pool3d_with_indices at opsets 10..12 (specs/nn.yaml, aten::max_pool3d_with_indices)."""
+    k = list(kernel_size) * 3 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 3 if len(stride) == 1 else list(stride)
+    p = list(padding) * 3 if len(padding) == 1 else list(padding)
+    d = list(dilation) * 3 if len(dilation) == 1 else list(dilation)
+    batched = _h.rank(self) == 5
+    x = self if batched else g.op("Unsqueeze", self, axes_i=[0])
+    ceil = False
+    out_size = []
+    high = []
+    if ceil_mode:
+        dhw = _h.static(_h.sizes(g, self)[-3:], "_h.sizes(g, self)[-3:]")
+        low = [(dhw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(3)]
+        high = [-(-(dhw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i]) + 1 for i in range(3)]
+        out_size = [
+            high[i] - 1 if (high[i] - 1) * s[i] >= dhw[i] + p[i] else high[i] for i in range(3)
+        ]
+        ceil = out_size != low
+    out, flat = g.op(
+        "MaxPool",
+        x,
+        kernel_shape_i=k,
+        strides_i=s,
+        pads_i=p + p,
+        dilations_i=d,
+        ceil_mode_i=int(ceil),
+        outputs=2,
+    )
+    if ceil and out_size != high:
+        out = g.op(
+            "Slice",
+            out,
+            _h.const(g, [0, 0, 0], "int64"),
+            _h.const(g, out_size, "int64"),
+            _h.const(g, [2, 3, 4], "int64"),
+        )
+        flat = g.op(
+            "Slice",
+            flat,
+            _h.const(g, [0, 0, 0], "int64"),
+            _h.const(g, out_size, "int64"),
+            _h.const(g, [2, 3, 4], "int64"),
+        )
+    dhw = _h.sizes(g, self)[-3:]
+    volume = (
+        dhw[0] * dhw[1] * dhw[2]
+        if _h.is_static(dhw)
+        else g.op(
+            "ReduceProd",
+            g.op(
+                "Slice",
+                g.op("Shape", self),
+                _h.const(g, [-3], "int64"),
+                _h.const(g, [_h.rank(self)], "int64"),
+            ),
+            keepdims_i=0,
+        )
+    )
+    indices = g.op(
+        "Sub",
+        flat,
+        g.op("Mul", g.op("Div", flat, _h.const(g, volume, "int64")), _h.const(g, volume, "int64")),
+    )
+    if batched:
+        return (out, indices)
+    return (g.op("Squeeze", out, axes_i=[0]), g.op("Squeeze", indices, axes_i=[0]))
+
+
 def upsample_nearest2d_vec__opset10(g, input, output_size, scale_factors):
     """aten::upsample_nearest2d.vec at opsets 10, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
     k = (
@@ -342,6 +411,66 @@ def narrow__opset10(g, self, dim, start, length):
     return g.op(
         "Slice", self, s, g.op("Add", s, _h.const(g, length, "int64")), _h.const(g, [d], "int64")
     )
+
+
+def flip__opset10(g, self, dims):
+    """aten::flip at opsets 10..28 (specs/shape.yaml, aten::flip)."""
+    axes = [d % max(_h.rank(self), 1) for d in dims]
+    if _h.rank(self) == 0 or len(axes) == 0:
+        return g.op("Identity", self)
+    n = len(axes)
+    return g.op(
+        "Slice",
+        self,
+        _h.const(g, [-1] * n, "int64"),
+        _h.const(g, [-9223372036854775807] * n, "int64"),
+        _h.const(g, axes, "int64"),
+        _h.const(g, [-1] * n, "int64"),
+    )
+
+
+def roll__opset10(g, self, shifts, dims):
+    """aten::roll at opsets 10..28 (specs/shape.yaml, aten::roll)."""
+    flat = len(dims) == 0
+    x = g.op("Reshape", self, _h.const(g, [-1], "int64")) if flat else self
+    axes = [0] if flat else [d % _h.rank(self) for d in dims]
+    if flat:
+        ns = [
+            math.prod(_h.sizes(g, self)) if _h.is_static(_h.sizes(g, self)) else g.op("Size", self)
+        ]
+    else:
+        ns = [_h.size(g, self, a) for a in axes]
+    if 0 in [n for n in ns if _h.is_static(n)]:
+        return g.op("Identity", self)
+    ks = [
+        n - s % n
+        if _h.is_static(n, s)
+        else g.op(
+            "Sub",
+            _h.const(g, n, "int64"),
+            g.op("Mod", _h.const(g, s, "int64"), _h.const(g, n, "int64")),
+        )
+        for n, s in zip(ns, shifts)
+    ]
+    ends = [
+        k + n
+        if _h.is_static(k, n)
+        else g.op("Add", _h.const(g, k, "int64"), _h.const(g, n, "int64"))
+        for k, n in zip(ks, ns)
+    ]
+    tiled = g.op(
+        "Tile",
+        x,
+        _h.const(g, [2 if i in axes else 1 for i in range(1 if flat else _h.rank(self))], "int64"),
+    )
+    out = g.op(
+        "Slice",
+        tiled,
+        _h.const(g, ks, "int64"),
+        _h.const(g, ends, "int64"),
+        _h.const(g, axes, "int64"),
+    )
+    return g.op("Reshape", out, g.op("Shape", self)) if flat else out
 
 
 def sym_stride_int__opset10(g, self, dim):
@@ -409,6 +538,11 @@ def aten_div_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::div_", 10, args, kwargs)
 
 
+def aten_flip(g, *args, **kwargs):
+    """aten::flip: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::flip", 10, args, kwargs)
+
+
 def aten_fmod(g, *args, **kwargs):
     """aten::fmod: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::fmod", 10, args, kwargs)
@@ -434,6 +568,11 @@ def aten_max_pool2d_with_indices(g, *args, **kwargs):
     return _h.dispatch(g, "aten::max_pool2d_with_indices", 10, args, kwargs)
 
 
+def aten_max_pool3d_with_indices(g, *args, **kwargs):
+    """aten::max_pool3d_with_indices: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::max_pool3d_with_indices", 10, args, kwargs)
+
+
 def aten_narrow(g, *args, **kwargs):
     """aten::narrow: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::narrow", 10, args, kwargs)
@@ -447,6 +586,11 @@ def aten_remainder(g, *args, **kwargs):
 def aten_remainder_(g, *args, **kwargs):
     """aten::remainder_: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::remainder_", 10, args, kwargs)
+
+
+def aten_roll(g, *args, **kwargs):
+    """aten::roll: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::roll", 10, args, kwargs)
 
 
 def aten_slice(g, *args, **kwargs):
@@ -482,14 +626,17 @@ def aten_upsample_nearest2d(g, *args, **kwargs):
 SYMBOLICS = {
     "aten::div": aten_div,
     "aten::div_": aten_div_,
+    "aten::flip": aten_flip,
     "aten::fmod": aten_fmod,
     "aten::fmod_": aten_fmod_,
     "aten::isinf": aten_isinf,
     "aten::max_pool2d": aten_max_pool2d,
     "aten::max_pool2d_with_indices": aten_max_pool2d_with_indices,
+    "aten::max_pool3d_with_indices": aten_max_pool3d_with_indices,
     "aten::narrow": aten_narrow,
     "aten::remainder": aten_remainder,
     "aten::remainder_": aten_remainder_,
+    "aten::roll": aten_roll,
     "aten::slice": aten_slice,
     "aten::slice_copy": aten_slice_copy,
     "aten::sort": aten_sort,

@@ -156,6 +156,69 @@ def conv2d__opset13(g, input, weight, bias, stride, padding, dilation, groups):
     return out if batched else g.op("Squeeze", out, _h.const(g, [0], "int64"))
 
 
+def _native_batch_norm_legit_no_stats__opset13(g, input, weight, bias, training, momentum, eps):
+    """aten::_native_batch_norm_legit.no_stats at opsets 13..17 (specs/nn.yaml, aten::_native_batch_norm_legit.no_stats)."""
+    r = _h.rank(input)
+    axes = [0] + list(range(2, r))
+    wide = _h.dtype_of(input) in ("float16", "bfloat16")
+    x = g.op("Cast", input, to_i=_h.onnx_dtype("float32")) if wide else input
+    w = (
+        g.op("Cast", weight, to_i=_h.onnx_dtype("float32"))
+        if wide and weight is not None
+        else weight
+    )
+    b = g.op("Cast", bias, to_i=_h.onnx_dtype("float32")) if wide and bias is not None else bias
+    mean = g.op("ReduceMean", x, axes_i=axes, keepdims_i=1)
+    centered = g.op("Sub", x, mean)
+    var = g.op("ReduceMean", g.op("Mul", centered, centered), axes_i=axes, keepdims_i=1)
+    rstd = g.op(
+        "Reciprocal",
+        g.op("Sqrt", g.op("Add", var, _h.const(g, eps, "float32" if wide else _h.dtype_of(input)))),
+    )
+    if (
+        _h.is_static(_h.size(g, input, 0))
+        and _h.size(g, input, 0) == 1
+        and (r > 2)
+        and (_h.dtype_of(input) != "float64")
+    ):
+        c = _h.size(g, input, 1)
+        scale = (
+            g.op("Expand", _h.const(g, 1.0, "float32"), _h.const(g, [c], "int64"))
+            if w is None
+            else w
+        )
+        shift = (
+            g.op("Expand", _h.const(g, 0.0, "float32"), _h.const(g, [c], "int64"))
+            if b is None
+            else b
+        )
+        out = g.op("InstanceNormalization", x, scale, shift, epsilon_f=eps)
+    else:
+        out = g.op("Mul", centered, rstd)
+        channels = list(range(1, r - 1))
+        if w is not None:
+            out = g.op(
+                "Mul",
+                out,
+                g.op("Unsqueeze", w, _h.const(g, channels, "int64")) if len(channels) > 0 else w,
+            )
+        if b is not None:
+            out = g.op(
+                "Add",
+                out,
+                g.op("Unsqueeze", b, _h.const(g, channels, "int64")) if len(channels) > 0 else b,
+            )
+    mean = g.op("Squeeze", mean, _h.const(g, axes, "int64"))
+    rstd = g.op("Squeeze", rstd, _h.const(g, axes, "int64"))
+    if wide:
+        return (
+            g.op("Cast", out, to_i=_h.onnx_dtype(_h.dtype_of(input))),
+            g.op("Cast", mean, to_i=_h.onnx_dtype(_h.dtype_of(input))),
+            g.op("Cast", rstd, to_i=_h.onnx_dtype(_h.dtype_of(input))),
+        )
+    return (out, mean, rstd)
+
+
 def native_group_norm__opset13(g, input, weight, bias, N, C, HxW, group, eps):
     """aten::native_group_norm at opsets 13..17 (specs/nn.yaml, aten::native_group_norm)."""
     x = g.op("Reshape", input, _h.const(g, [0, group, -1], "int64"))
@@ -294,6 +357,78 @@ def max_pool2d_with_indices__opset13(g, self, kernel_size, stride, padding, dila
     )
 
 
+def max_pool3d_with_indices__opset13(g, self, kernel_size, stride, padding, dilation, ceil_mode):
+    """aten::max_pool3d_with_indices at opsets 13..28 (specs/nn.yaml, aten::max_pool3d_with_indices)."""
+    k = list(kernel_size) * 3 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 3 if len(stride) == 1 else list(stride)
+    p = list(padding) * 3 if len(padding) == 1 else list(padding)
+    d = list(dilation) * 3 if len(dilation) == 1 else list(dilation)
+    batched = _h.rank(self) == 5
+    x = self if batched else g.op("Unsqueeze", self, _h.const(g, [0], "int64"))
+    ceil = False
+    out_size = []
+    high = []
+    if ceil_mode:
+        dhw = _h.static(_h.sizes(g, self)[-3:], "_h.sizes(g, self)[-3:]")
+        low = [(dhw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i] + 1 for i in range(3)]
+        high = [-(-(dhw[i] + 2 * p[i] - d[i] * (k[i] - 1) - 1) // s[i]) + 1 for i in range(3)]
+        out_size = [
+            high[i] - 1 if (high[i] - 1) * s[i] >= dhw[i] + p[i] else high[i] for i in range(3)
+        ]
+        ceil = out_size != low
+    out, flat = g.op(
+        "MaxPool",
+        x,
+        kernel_shape_i=k,
+        strides_i=s,
+        pads_i=p + p,
+        dilations_i=d,
+        ceil_mode_i=int(ceil),
+        outputs=2,
+    )
+    if ceil and out_size != high:
+        out = g.op(
+            "Slice",
+            out,
+            _h.const(g, [0, 0, 0], "int64"),
+            _h.const(g, out_size, "int64"),
+            _h.const(g, [2, 3, 4], "int64"),
+        )
+        flat = g.op(
+            "Slice",
+            flat,
+            _h.const(g, [0, 0, 0], "int64"),
+            _h.const(g, out_size, "int64"),
+            _h.const(g, [2, 3, 4], "int64"),
+        )
+    dhw = _h.sizes(g, self)[-3:]
+    volume = (
+        dhw[0] * dhw[1] * dhw[2]
+        if _h.is_static(dhw)
+        else g.op(
+            "ReduceProd",
+            g.op(
+                "Slice",
+                g.op("Shape", self),
+                _h.const(g, [-3], "int64"),
+                _h.const(g, [_h.rank(self)], "int64"),
+            ),
+            keepdims_i=0,
+        )
+    )
+    indices = g.op(
+        "Sub",
+        flat,
+        g.op("Mul", g.op("Div", flat, _h.const(g, volume, "int64")), _h.const(g, volume, "int64")),
+    )
+    if batched:
+        return (out, indices)
+    return (
+        g.op("Squeeze", out, _h.const(g, [0], "int64")),
+        g.op("Squeeze", indices, _h.const(g, [0], "int64")),
+    )
+
+
 def avg_pool2d__opset13(
     g, self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
 ):
@@ -340,6 +475,103 @@ def avg_pool2d__opset13(
     if any([r != 1.0 for row in ratio for r in row]):
         out = g.op("Mul", out, _h.const(g, ratio, _h.dtype_of(self)))
     return out if batched else g.op("Squeeze", out, _h.const(g, [0], "int64"))
+
+
+def avg_pool3d__opset13(
+    g, self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
+    """aten::avg_pool3d at opsets 13..28 (specs/nn.yaml, aten::avg_pool3d)."""
+    k = list(kernel_size) * 3 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 3 if len(stride) == 1 else list(stride)
+    p = list(padding) * 3 if len(padding) == 1 else list(padding)
+    batched = _h.rank(self) == 5
+    x = self if batched else g.op("Unsqueeze", self, _h.const(g, [0], "int64"))
+    if not ceil_mode and divisor_override is None:
+        out = g.op(
+            "AveragePool",
+            x,
+            kernel_shape_i=k,
+            strides_i=s,
+            pads_i=p + p,
+            count_include_pad_i=int(count_include_pad),
+        )
+        return out if batched else g.op("Squeeze", out, _h.const(g, [0], "int64"))
+    dhw = _h.static(_h.sizes(g, self)[-3:], "_h.sizes(g, self)[-3:]")
+    full = [
+        (dhw[i] + 2 * p[i] - k[i] + (s[i] - 1 if ceil_mode else 0)) // s[i] + 1 for i in range(3)
+    ]
+    out_size = [
+        full[i] - 1 if ceil_mode and (full[i] - 1) * s[i] >= dhw[i] + p[i] else full[i]
+        for i in range(3)
+    ]
+    ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - dhw[i] - p[i]) for i in range(3)]
+    out = g.op(
+        "AveragePool", x, kernel_shape_i=k, strides_i=s, pads_i=p + ends, count_include_pad_i=0
+    )
+    starts = [[o * s[i] - p[i] for o in range(out_size[i])] for i in range(3)]
+    real = [[min(a + k[i], dhw[i]) - max(a, 0) for a in starts[i]] for i in range(3)]
+    padded = [[min(a + k[i], dhw[i] + p[i]) - a for a in starts[i]] for i in range(3)]
+    if divisor_override is not None:
+        ratio = [
+            [[rd * rh * rw / divisor_override for rw in real[2]] for rh in real[1]]
+            for rd in real[0]
+        ]
+    elif count_include_pad:
+        ratio = [
+            [
+                [
+                    real[0][a]
+                    * real[1][b]
+                    * real[2][c]
+                    / (padded[0][a] * padded[1][b] * padded[2][c])
+                    for c in range(out_size[2])
+                ]
+                for b in range(out_size[1])
+            ]
+            for a in range(out_size[0])
+        ]
+    else:
+        ratio = [[[1.0]]]
+    if any([r != 1.0 for plane in ratio for row in plane for r in row]):
+        out = g.op("Mul", out, _h.const(g, ratio, _h.dtype_of(self)))
+    return out if batched else g.op("Squeeze", out, _h.const(g, [0], "int64"))
+
+
+def adaptive_max_pool2d__opset13(g, self, output_size):
+    """aten::adaptive_max_pool2d at opsets 13..17 (specs/nn.yaml, aten::adaptive_max_pool2d)."""
+    r = _h.rank(self)
+    oh, ow = output_size
+    if oh == 1 and ow == 1:
+        flat = g.op("Reshape", self, _h.const(g, [0] * (r - 2) + [-1], "int64"))
+        out = g.op(
+            "Unsqueeze",
+            g.op("ReduceMax", flat, axes_i=[r - 2], keepdims_i=1),
+            _h.const(g, [r - 1], "int64"),
+        )
+        return (
+            out,
+            g.op(
+                "Unsqueeze",
+                g.op("ArgMax", flat, axis_i=r - 2, keepdims_i=1),
+                _h.const(g, [r - 1], "int64"),
+            ),
+        )
+    h, w = _h.static(_h.sizes(g, self)[-2:], "_h.sizes(g, self)[-2:]")
+    k = [h // oh, w // ow]
+    batched = r == 4
+    x = self if batched else g.op("Unsqueeze", self, _h.const(g, [0], "int64"))
+    out, flat = g.op("MaxPool", x, kernel_shape_i=k, strides_i=k, outputs=2)
+    indices = g.op(
+        "Sub",
+        flat,
+        g.op("Mul", g.op("Div", flat, _h.const(g, h * w, "int64")), _h.const(g, h * w, "int64")),
+    )
+    if batched:
+        return (out, indices)
+    return (
+        g.op("Squeeze", out, _h.const(g, [0], "int64")),
+        g.op("Squeeze", indices, _h.const(g, [0], "int64")),
+    )
 
 
 def softmax_int__opset13(g, self, dim, dtype):
@@ -727,6 +959,11 @@ def aten__log_softmax(g, *args, **kwargs):
     return _h.dispatch(g, "aten::_log_softmax", 13, args, kwargs)
 
 
+def aten__native_batch_norm_legit(g, *args, **kwargs):
+    """aten::_native_batch_norm_legit: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::_native_batch_norm_legit", 13, args, kwargs)
+
+
 def aten__softmax(g, *args, **kwargs):
     """aten::_softmax: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::_softmax", 13, args, kwargs)
@@ -737,9 +974,19 @@ def aten__unsafe_index_put(g, *args, **kwargs):
     return _h.dispatch(g, "aten::_unsafe_index_put", 13, args, kwargs)
 
 
+def aten_adaptive_max_pool2d(g, *args, **kwargs):
+    """aten::adaptive_max_pool2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::adaptive_max_pool2d", 13, args, kwargs)
+
+
 def aten_avg_pool2d(g, *args, **kwargs):
     """aten::avg_pool2d: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::avg_pool2d", 13, args, kwargs)
+
+
+def aten_avg_pool3d(g, *args, **kwargs):
+    """aten::avg_pool3d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::avg_pool3d", 13, args, kwargs)
 
 
 def aten_conv1d(g, *args, **kwargs):
@@ -795,6 +1042,11 @@ def aten_max_pool2d(g, *args, **kwargs):
 def aten_max_pool2d_with_indices(g, *args, **kwargs):
     """aten::max_pool2d_with_indices: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::max_pool2d_with_indices", 13, args, kwargs)
+
+
+def aten_max_pool3d_with_indices(g, *args, **kwargs):
+    """aten::max_pool3d_with_indices: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::max_pool3d_with_indices", 13, args, kwargs)
 
 
 def aten_native_group_norm(g, *args, **kwargs):
@@ -909,9 +1161,12 @@ def aten_upsample_nearest2d(g, *args, **kwargs):
 
 SYMBOLICS = {
     "aten::_log_softmax": aten__log_softmax,
+    "aten::_native_batch_norm_legit": aten__native_batch_norm_legit,
     "aten::_softmax": aten__softmax,
     "aten::_unsafe_index_put": aten__unsafe_index_put,
+    "aten::adaptive_max_pool2d": aten_adaptive_max_pool2d,
     "aten::avg_pool2d": aten_avg_pool2d,
+    "aten::avg_pool3d": aten_avg_pool3d,
     "aten::conv1d": aten_conv1d,
     "aten::conv2d": aten_conv2d,
     "aten::conv3d": aten_conv3d,
@@ -923,6 +1178,7 @@ SYMBOLICS = {
     "aten::log_softmax": aten_log_softmax,
     "aten::max_pool2d": aten_max_pool2d,
     "aten::max_pool2d_with_indices": aten_max_pool2d_with_indices,
+    "aten::max_pool3d_with_indices": aten_max_pool3d_with_indices,
     "aten::native_group_norm": aten_native_group_norm,
     "aten::repeat": aten_repeat,
     "aten::scaled_dot_product_attention": aten_scaled_dot_product_attention,

@@ -57,6 +57,71 @@ def bitwise_not__opset18(g, self):
     return g.op("BitwiseNot", self)
 
 
+def _native_batch_norm_legit_no_stats__opset18(g, input, weight, bias, training, momentum, eps):
+    """aten::_native_batch_norm_legit.no_stats at opsets 18..28 (specs/nn.yaml, aten::_native_batch_norm_legit.no_stats)."""
+    r = _h.rank(input)
+    axes = [0] + list(range(2, r))
+    wide = _h.dtype_of(input) in ("float16", "bfloat16")
+    x = g.op("Cast", input, to_i=_h.onnx_dtype("float32")) if wide else input
+    w = (
+        g.op("Cast", weight, to_i=_h.onnx_dtype("float32"))
+        if wide and weight is not None
+        else weight
+    )
+    b = g.op("Cast", bias, to_i=_h.onnx_dtype("float32")) if wide and bias is not None else bias
+    mean = g.op("ReduceMean", x, _h.const(g, axes, "int64"), keepdims_i=1)
+    centered = g.op("Sub", x, mean)
+    var = g.op(
+        "ReduceMean", g.op("Mul", centered, centered), _h.const(g, axes, "int64"), keepdims_i=1
+    )
+    rstd = g.op(
+        "Reciprocal",
+        g.op("Sqrt", g.op("Add", var, _h.const(g, eps, "float32" if wide else _h.dtype_of(input)))),
+    )
+    if (
+        _h.is_static(_h.size(g, input, 0))
+        and _h.size(g, input, 0) == 1
+        and (r > 2)
+        and (_h.dtype_of(input) != "float64")
+    ):
+        c = _h.size(g, input, 1)
+        scale = (
+            g.op("Expand", _h.const(g, 1.0, "float32"), _h.const(g, [c], "int64"))
+            if w is None
+            else w
+        )
+        shift = (
+            g.op("Expand", _h.const(g, 0.0, "float32"), _h.const(g, [c], "int64"))
+            if b is None
+            else b
+        )
+        out = g.op("InstanceNormalization", x, scale, shift, epsilon_f=eps)
+    else:
+        out = g.op("Mul", centered, rstd)
+        channels = list(range(1, r - 1))
+        if w is not None:
+            out = g.op(
+                "Mul",
+                out,
+                g.op("Unsqueeze", w, _h.const(g, channels, "int64")) if len(channels) > 0 else w,
+            )
+        if b is not None:
+            out = g.op(
+                "Add",
+                out,
+                g.op("Unsqueeze", b, _h.const(g, channels, "int64")) if len(channels) > 0 else b,
+            )
+    mean = g.op("Squeeze", mean, _h.const(g, axes, "int64"))
+    rstd = g.op("Squeeze", rstd, _h.const(g, axes, "int64"))
+    if wide:
+        return (
+            g.op("Cast", out, to_i=_h.onnx_dtype(_h.dtype_of(input))),
+            g.op("Cast", mean, to_i=_h.onnx_dtype(_h.dtype_of(input))),
+            g.op("Cast", rstd, to_i=_h.onnx_dtype(_h.dtype_of(input))),
+        )
+    return (out, mean, rstd)
+
+
 def layer_norm__opset18(g, input, normalized_shape, weight, bias, eps, cudnn_enable):
     """aten::layer_norm at opsets 18..28 (specs/nn.yaml, aten::layer_norm)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
@@ -190,6 +255,43 @@ def adaptive_avg_pool2d__opset18(g, self, output_size):
     )
 
 
+def adaptive_max_pool2d__opset18(g, self, output_size):
+    """aten::adaptive_max_pool2d at opsets 18..28 (specs/nn.yaml, aten::adaptive_max_pool2d)."""
+    r = _h.rank(self)
+    oh, ow = output_size
+    if oh == 1 and ow == 1:
+        flat = g.op("Reshape", self, _h.const(g, [0] * (r - 2) + [-1], "int64"))
+        out = g.op(
+            "Unsqueeze",
+            g.op("ReduceMax", flat, _h.const(g, [r - 2], "int64"), keepdims_i=1),
+            _h.const(g, [r - 1], "int64"),
+        )
+        return (
+            out,
+            g.op(
+                "Unsqueeze",
+                g.op("ArgMax", flat, axis_i=r - 2, keepdims_i=1),
+                _h.const(g, [r - 1], "int64"),
+            ),
+        )
+    h, w = _h.static(_h.sizes(g, self)[-2:], "_h.sizes(g, self)[-2:]")
+    k = [h // oh, w // ow]
+    batched = r == 4
+    x = self if batched else g.op("Unsqueeze", self, _h.const(g, [0], "int64"))
+    out, flat = g.op("MaxPool", x, kernel_shape_i=k, strides_i=k, outputs=2)
+    indices = g.op(
+        "Sub",
+        flat,
+        g.op("Mul", g.op("Div", flat, _h.const(g, h * w, "int64")), _h.const(g, h * w, "int64")),
+    )
+    if batched:
+        return (out, indices)
+    return (
+        g.op("Squeeze", out, _h.const(g, [0], "int64")),
+        g.op("Squeeze", indices, _h.const(g, [0], "int64")),
+    )
+
+
 def mean_dim__opset18(g, self, dim, keepdim, dtype):
     """aten::mean.dim at opsets 18..28 (specs/reduction.yaml, aten::mean.dim)."""
     axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
@@ -301,9 +403,19 @@ def aten__adaptive_avg_pool2d(g, *args, **kwargs):
     return _h.dispatch(g, "aten::_adaptive_avg_pool2d", 18, args, kwargs)
 
 
+def aten__native_batch_norm_legit(g, *args, **kwargs):
+    """aten::_native_batch_norm_legit: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::_native_batch_norm_legit", 18, args, kwargs)
+
+
 def aten_adaptive_avg_pool2d(g, *args, **kwargs):
     """aten::adaptive_avg_pool2d: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::adaptive_avg_pool2d", 18, args, kwargs)
+
+
+def aten_adaptive_max_pool2d(g, *args, **kwargs):
+    """aten::adaptive_max_pool2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::adaptive_max_pool2d", 18, args, kwargs)
 
 
 def aten_amax(g, *args, **kwargs):
@@ -423,7 +535,9 @@ def aten_unsafe_split(g, *args, **kwargs):
 
 SYMBOLICS = {
     "aten::_adaptive_avg_pool2d": aten__adaptive_avg_pool2d,
+    "aten::_native_batch_norm_legit": aten__native_batch_norm_legit,
     "aten::adaptive_avg_pool2d": aten_adaptive_avg_pool2d,
+    "aten::adaptive_max_pool2d": aten_adaptive_max_pool2d,
     "aten::amax": aten_amax,
     "aten::amin": aten_amin,
     "aten::bitwise_and": aten_bitwise_and,

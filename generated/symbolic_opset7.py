@@ -722,6 +722,38 @@ def _native_batch_norm_legit_no_training__opset7(
     return (out, _h.const(g, [], _h.dtype_of(input)), _h.const(g, [], _h.dtype_of(input)))
 
 
+def _native_batch_norm_legit_no_stats__opset7(g, input, weight, bias, training, momentum, eps):
+    """aten::_native_batch_norm_legit.no_stats at opsets 7 (specs/nn.yaml, aten::_native_batch_norm_legit.no_stats)."""
+    r = _h.rank(input)
+    axes = [0] + list(range(2, r))
+    wide = _h.dtype_of(input) in ("float16", "bfloat16")
+    x = g.op("Cast", input, to_i=_h.onnx_dtype("float32")) if wide else input
+    mean = g.op("ReduceMean", x, axes_i=axes, keepdims_i=1)
+    centered = g.op("Sub", x, mean)
+    var = g.op("ReduceMean", g.op("Mul", centered, centered), axes_i=axes, keepdims_i=1)
+    rstd = g.op(
+        "Reciprocal",
+        g.op("Sqrt", g.op("Add", var, _h.const(g, eps, "float32" if wide else _h.dtype_of(input)))),
+    )
+    out = g.op("Mul", centered, rstd)
+    channels = list(range(1, r - 1))
+    if weight is not None:
+        w = g.op("Cast", weight, to_i=_h.onnx_dtype("float32")) if wide else weight
+        out = g.op("Mul", out, g.op("Unsqueeze", w, axes_i=channels) if len(channels) > 0 else w)
+    if bias is not None:
+        b = g.op("Cast", bias, to_i=_h.onnx_dtype("float32")) if wide else bias
+        out = g.op("Add", out, g.op("Unsqueeze", b, axes_i=channels) if len(channels) > 0 else b)
+    mean = g.op("Squeeze", mean, axes_i=axes)
+    rstd = g.op("Squeeze", rstd, axes_i=axes)
+    if wide:
+        return (
+            g.op("Cast", out, to_i=_h.onnx_dtype(_h.dtype_of(input))),
+            g.op("Cast", mean, to_i=_h.onnx_dtype(_h.dtype_of(input))),
+            g.op("Cast", rstd, to_i=_h.onnx_dtype(_h.dtype_of(input))),
+        )
+    return (out, mean, rstd)
+
+
 def layer_norm__opset7(g, input, normalized_shape, weight, bias, eps, cudnn_enable):
     """aten::layer_norm at opsets 7..16 (specs/nn.yaml, aten::layer_norm)."""
     axes = list(range(_h.rank(input) - len(normalized_shape), _h.rank(input)))
@@ -862,6 +894,66 @@ def avg_pool2d__opset7(
     return out if batched else g.op("Squeeze", out, axes_i=[0])
 
 
+def avg_pool3d__opset7(
+    g, self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override
+):
+    """aten::avg_pool3d at opsets 7..12 (specs/nn.yaml, aten::avg_pool3d)."""
+    k = list(kernel_size) * 3 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 3 if len(stride) == 1 else list(stride)
+    p = list(padding) * 3 if len(padding) == 1 else list(padding)
+    batched = _h.rank(self) == 5
+    x = self if batched else g.op("Unsqueeze", self, axes_i=[0])
+    if not ceil_mode and divisor_override is None:
+        out = g.op(
+            "AveragePool",
+            x,
+            kernel_shape_i=k,
+            strides_i=s,
+            pads_i=p + p,
+            count_include_pad_i=int(count_include_pad),
+        )
+        return out if batched else g.op("Squeeze", out, axes_i=[0])
+    dhw = _h.static(_h.sizes(g, self)[-3:], "_h.sizes(g, self)[-3:]")
+    full = [
+        (dhw[i] + 2 * p[i] - k[i] + (s[i] - 1 if ceil_mode else 0)) // s[i] + 1 for i in range(3)
+    ]
+    out_size = [
+        full[i] - 1 if ceil_mode and (full[i] - 1) * s[i] >= dhw[i] + p[i] else full[i]
+        for i in range(3)
+    ]
+    ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - dhw[i] - p[i]) for i in range(3)]
+    out = g.op(
+        "AveragePool", x, kernel_shape_i=k, strides_i=s, pads_i=p + ends, count_include_pad_i=0
+    )
+    starts = [[o * s[i] - p[i] for o in range(out_size[i])] for i in range(3)]
+    real = [[min(a + k[i], dhw[i]) - max(a, 0) for a in starts[i]] for i in range(3)]
+    padded = [[min(a + k[i], dhw[i] + p[i]) - a for a in starts[i]] for i in range(3)]
+    if divisor_override is not None:
+        ratio = [
+            [[rd * rh * rw / divisor_override for rw in real[2]] for rh in real[1]]
+            for rd in real[0]
+        ]
+    elif count_include_pad:
+        ratio = [
+            [
+                [
+                    real[0][a]
+                    * real[1][b]
+                    * real[2][c]
+                    / (padded[0][a] * padded[1][b] * padded[2][c])
+                    for c in range(out_size[2])
+                ]
+                for b in range(out_size[1])
+            ]
+            for a in range(out_size[0])
+        ]
+    else:
+        ratio = [[[1.0]]]
+    if any([r != 1.0 for plane in ratio for row in plane for r in row]):
+        out = g.op("Mul", out, _h.const(g, ratio, _h.dtype_of(self)))
+    return out if batched else g.op("Squeeze", out, axes_i=[0])
+
+
 def adaptive_avg_pool2d__opset7(g, self, output_size):
     """aten::adaptive_avg_pool2d at opsets 7..17 (specs/nn.yaml, aten::adaptive_avg_pool2d)."""
     r = _h.rank(self)
@@ -883,6 +975,17 @@ def adaptive_avg_pool2d__opset7(g, self, output_size):
         "MatMul",
         g.op("MatMul", _h.const(g, rows, _h.dtype_of(self)), self),
         _h.const(g, cols, _h.dtype_of(self)),
+    )
+
+
+def adaptive_max_pool2d__opset7(g, self, output_size):
+    """aten::adaptive_max_pool2d at opsets 7, when `output_size[0] == 1 and output_size[1] == 1` (specs/nn.yaml, aten::adaptive_max_pool2d)."""
+    r = _h.rank(self)
+    flat = g.op("Reshape", self, _h.const(g, [0] * (r - 2) + [-1], "int64"))
+    out = g.op("Unsqueeze", g.op("ReduceMax", flat, axes_i=[r - 2], keepdims_i=1), axes_i=[r - 1])
+    return (
+        out,
+        g.op("Unsqueeze", g.op("ArgMax", flat, axis_i=r - 2, keepdims_i=1), axes_i=[r - 1]),
     )
 
 
@@ -1483,6 +1586,50 @@ def slice_scatter__opset7(g, self, src, dim, start, end, step):
     return g.op("Identity", src)
 
 
+def flip__opset7(g, self, dims):
+    """aten::flip at opsets 7..9 (specs/shape.yaml, aten::flip)."""
+    r = _h.rank(self)
+    axes = [d % max(r, 1) for d in dims]
+    if r == 0 or len(axes) == 0 or 0 in [s for s in _h.sizes(g, self) if _h.is_static(s)]:
+        return g.op("Identity", self)
+    perm = axes + [i for i in range(r) if i not in axes]
+    moved = [_h.size(g, self, i) for i in perm]
+    p = math.prod([_h.static(_h.size(g, self, a), "size(self, a)") for a in axes])
+    x = self if perm == list(range(r)) else g.op("Transpose", self, perm_i=perm)
+    x = g.op(
+        "Gather",
+        g.op("Reshape", x, _h.const(g, [p] + moved[len(axes) :], "int64")),
+        _h.const(g, list(range(p - 1, -1, -1)), "int64"),
+        axis_i=0,
+    )
+    x = g.op("Reshape", x, _h.const(g, moved, "int64"))
+    if perm == list(range(r)):
+        return x
+    return g.op("Transpose", x, perm_i=[j for i in range(r) for j in range(r) if perm[j] == i])
+
+
+def roll__opset7(g, self, shifts, dims):
+    """aten::roll at opsets 7..9 (specs/shape.yaml, aten::roll)."""
+    flat = len(dims) == 0
+    x = g.op("Reshape", self, _h.const(g, [-1], "int64")) if flat else self
+    axes = [0] if flat else [d % _h.rank(self) for d in dims]
+    ns = (
+        [math.prod(_h.static(_h.sizes(g, self), "sizes(self)"))]
+        if flat
+        else [_h.static(_h.size(g, self, a), "size(self, a)") for a in axes]
+    )
+    if 0 in ns:
+        return g.op("Identity", self)
+    ks = [n - _h.static(s, "s") % n for n, s in zip(ns, shifts)]
+    tiled = g.op(
+        "Tile",
+        x,
+        _h.const(g, [2 if i in axes else 1 for i in range(1 if flat else _h.rank(self))], "int64"),
+    )
+    out = g.op("Slice", tiled, starts_i=ks, ends_i=[k + n for k, n in zip(ks, ns)], axes_i=axes)
+    return g.op("Reshape", out, g.op("Shape", self)) if flat else out
+
+
 def sym_size_int__opset7(g, self, dim):
     """aten::sym_size.int at opsets 7..28 (specs/sizes.yaml, aten::sym_size.int)."""
     return _h.const(g, _h.size(g, self, dim), "int64")
@@ -1710,6 +1857,11 @@ def aten__log_softmax(g, *args, **kwargs):
     return _h.dispatch(g, "aten::_log_softmax", 7, args, kwargs)
 
 
+def aten__native_batch_norm_legit(g, *args, **kwargs):
+    """aten::_native_batch_norm_legit: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::_native_batch_norm_legit", 7, args, kwargs)
+
+
 def aten__native_batch_norm_legit_no_training(g, *args, **kwargs):
     """aten::_native_batch_norm_legit_no_training: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::_native_batch_norm_legit_no_training", 7, args, kwargs)
@@ -1753,6 +1905,11 @@ def aten_acos_(g, *args, **kwargs):
 def aten_adaptive_avg_pool2d(g, *args, **kwargs):
     """aten::adaptive_avg_pool2d: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::adaptive_avg_pool2d", 7, args, kwargs)
+
+
+def aten_adaptive_max_pool2d(g, *args, **kwargs):
+    """aten::adaptive_max_pool2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::adaptive_max_pool2d", 7, args, kwargs)
 
 
 def aten_add(g, *args, **kwargs):
@@ -1823,6 +1980,11 @@ def aten_atan_(g, *args, **kwargs):
 def aten_avg_pool2d(g, *args, **kwargs):
     """aten::avg_pool2d: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::avg_pool2d", 7, args, kwargs)
+
+
+def aten_avg_pool3d(g, *args, **kwargs):
+    """aten::avg_pool3d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::avg_pool3d", 7, args, kwargs)
 
 
 def aten_bitwise_and(g, *args, **kwargs):
@@ -2008,6 +2170,11 @@ def aten_fix_(g, *args, **kwargs):
 def aten_flatten(g, *args, **kwargs):
     """aten::flatten: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::flatten", 7, args, kwargs)
+
+
+def aten_flip(g, *args, **kwargs):
+    """aten::flip: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::flip", 7, args, kwargs)
 
 
 def aten_floor(g, *args, **kwargs):
@@ -2385,6 +2552,11 @@ def aten_reshape(g, *args, **kwargs):
     return _h.dispatch(g, "aten::reshape", 7, args, kwargs)
 
 
+def aten_roll(g, *args, **kwargs):
+    """aten::roll: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::roll", 7, args, kwargs)
+
+
 def aten_round(g, *args, **kwargs):
     """aten::round: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::round", 7, args, kwargs)
@@ -2674,6 +2846,7 @@ SYMBOLICS = {
     "aten::_adaptive_avg_pool2d": aten__adaptive_avg_pool2d,
     "aten::_local_scalar_dense": aten__local_scalar_dense,
     "aten::_log_softmax": aten__log_softmax,
+    "aten::_native_batch_norm_legit": aten__native_batch_norm_legit,
     "aten::_native_batch_norm_legit_no_training": aten__native_batch_norm_legit_no_training,
     "aten::_softmax": aten__softmax,
     "aten::_to_copy": aten__to_copy,
@@ -2683,6 +2856,7 @@ SYMBOLICS = {
     "aten::acos": aten_acos,
     "aten::acos_": aten_acos_,
     "aten::adaptive_avg_pool2d": aten_adaptive_avg_pool2d,
+    "aten::adaptive_max_pool2d": aten_adaptive_max_pool2d,
     "aten::add": aten_add,
     "aten::add_": aten_add_,
     "aten::addmm": aten_addmm,
@@ -2697,6 +2871,7 @@ SYMBOLICS = {
     "aten::atan": aten_atan,
     "aten::atan_": aten_atan_,
     "aten::avg_pool2d": aten_avg_pool2d,
+    "aten::avg_pool3d": aten_avg_pool3d,
     "aten::bitwise_and": aten_bitwise_and,
     "aten::bitwise_and_": aten_bitwise_and_,
     "aten::bitwise_not": aten_bitwise_not,
@@ -2734,6 +2909,7 @@ SYMBOLICS = {
     "aten::fix": aten_fix,
     "aten::fix_": aten_fix_,
     "aten::flatten": aten_flatten,
+    "aten::flip": aten_flip,
     "aten::floor": aten_floor,
     "aten::floor_": aten_floor_,
     "aten::full": aten_full,
@@ -2809,6 +2985,7 @@ SYMBOLICS = {
     "aten::replication_pad2d": aten_replication_pad2d,
     "aten::replication_pad3d": aten_replication_pad3d,
     "aten::reshape": aten_reshape,
+    "aten::roll": aten_roll,
     "aten::round": aten_round,
     "aten::round_": aten_round_,
     "aten::rsqrt": aten_rsqrt,

@@ -67,6 +67,65 @@ def empty_like__opset8(g, self, dtype, layout, device, pin_memory, memory_format
     return g.op("Expand", _h.const(g, 0, _h.dtype_of(self)), g.op("Shape", self))
 
 
+def _native_batch_norm_legit_no_stats__opset8(g, input, weight, bias, training, momentum, eps):
+    """aten::_native_batch_norm_legit.no_stats at opsets 8..12 (specs/nn.yaml, aten::_native_batch_norm_legit.no_stats)."""
+    r = _h.rank(input)
+    axes = [0] + list(range(2, r))
+    wide = _h.dtype_of(input) in ("float16", "bfloat16")
+    x = g.op("Cast", input, to_i=_h.onnx_dtype("float32")) if wide else input
+    w = (
+        g.op("Cast", weight, to_i=_h.onnx_dtype("float32"))
+        if wide and weight is not None
+        else weight
+    )
+    b = g.op("Cast", bias, to_i=_h.onnx_dtype("float32")) if wide and bias is not None else bias
+    mean = g.op("ReduceMean", x, axes_i=axes, keepdims_i=1)
+    centered = g.op("Sub", x, mean)
+    var = g.op("ReduceMean", g.op("Mul", centered, centered), axes_i=axes, keepdims_i=1)
+    rstd = g.op(
+        "Reciprocal",
+        g.op("Sqrt", g.op("Add", var, _h.const(g, eps, "float32" if wide else _h.dtype_of(input)))),
+    )
+    if (
+        _h.is_static(_h.size(g, input, 0))
+        and _h.size(g, input, 0) == 1
+        and (r > 2)
+        and (_h.dtype_of(input) != "float64")
+    ):
+        c = _h.size(g, input, 1)
+        scale = (
+            g.op("Expand", _h.const(g, 1.0, "float32"), _h.const(g, [c], "int64"))
+            if w is None
+            else w
+        )
+        shift = (
+            g.op("Expand", _h.const(g, 0.0, "float32"), _h.const(g, [c], "int64"))
+            if b is None
+            else b
+        )
+        out = g.op("InstanceNormalization", x, scale, shift, epsilon_f=eps)
+    else:
+        out = g.op("Mul", centered, rstd)
+        channels = list(range(1, r - 1))
+        if w is not None:
+            out = g.op(
+                "Mul", out, g.op("Unsqueeze", w, axes_i=channels) if len(channels) > 0 else w
+            )
+        if b is not None:
+            out = g.op(
+                "Add", out, g.op("Unsqueeze", b, axes_i=channels) if len(channels) > 0 else b
+            )
+    mean = g.op("Squeeze", mean, axes_i=axes)
+    rstd = g.op("Squeeze", rstd, axes_i=axes)
+    if wide:
+        return (
+            g.op("Cast", out, to_i=_h.onnx_dtype(_h.dtype_of(input))),
+            g.op("Cast", mean, to_i=_h.onnx_dtype(_h.dtype_of(input))),
+            g.op("Cast", rstd, to_i=_h.onnx_dtype(_h.dtype_of(input))),
+        )
+    return (out, mean, rstd)
+
+
 def max_pool2d_with_indices__opset8(g, self, kernel_size, stride, padding, dilation, ceil_mode):
     """aten::max_pool2d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml, aten::max_pool2d_with_indices)."""
     k = list(kernel_size) * 2 if len(kernel_size) == 1 else list(kernel_size)
@@ -103,6 +162,70 @@ def max_pool2d_with_indices__opset8(g, self, kernel_size, stride, padding, dilat
     return (g.op("Squeeze", out, axes_i=[0]), g.op("Squeeze", indices, axes_i=[0]))
 
 
+def max_pool3d_with_indices__opset8(g, self, kernel_size, stride, padding, dilation, ceil_mode):
+    """aten::max_pool3d_with_indices at opsets 8..9, when `max(dilation) == 1` (specs/nn.yaml, aten::max_pool3d_with_indices)."""
+    k = list(kernel_size) * 3 if len(kernel_size) == 1 else list(kernel_size)
+    s = k if len(stride) == 0 else list(stride) * 3 if len(stride) == 1 else list(stride)
+    p = list(padding) * 3 if len(padding) == 1 else list(padding)
+    batched = _h.rank(self) == 5
+    x = self if batched else g.op("Unsqueeze", self, axes_i=[0])
+    ends = p
+    if ceil_mode:
+        dhw = _h.static(_h.sizes(g, self)[-3:], "_h.sizes(g, self)[-3:]")
+        full = [(dhw[i] + 2 * p[i] - k[i] + s[i] - 1) // s[i] + 1 for i in range(3)]
+        out_size = [
+            full[i] - 1 if (full[i] - 1) * s[i] >= dhw[i] + p[i] else full[i] for i in range(3)
+        ]
+        ends = [max(p[i], (out_size[i] - 1) * s[i] + k[i] - dhw[i] - p[i]) for i in range(3)]
+    out, flat = g.op("MaxPool", x, kernel_shape_i=k, strides_i=s, pads_i=p + ends, outputs=2)
+    dhw = _h.sizes(g, self)[-3:]
+    volume = (
+        dhw[0] * dhw[1] * dhw[2]
+        if _h.is_static(dhw)
+        else g.op(
+            "ReduceProd",
+            g.op("Slice", g.op("Shape", self), starts_i=[-3], ends_i=[_h.rank(self)]),
+            keepdims_i=0,
+        )
+    )
+    indices = g.op(
+        "Sub",
+        flat,
+        g.op("Mul", g.op("Div", flat, _h.const(g, volume, "int64")), _h.const(g, volume, "int64")),
+    )
+    if batched:
+        return (out, indices)
+    return (g.op("Squeeze", out, axes_i=[0]), g.op("Squeeze", indices, axes_i=[0]))
+
+
+def adaptive_max_pool2d__opset8(g, self, output_size):
+    """aten::adaptive_max_pool2d at opsets 8..12 (specs/nn.yaml, aten::adaptive_max_pool2d)."""
+    r = _h.rank(self)
+    oh, ow = output_size
+    if oh == 1 and ow == 1:
+        flat = g.op("Reshape", self, _h.const(g, [0] * (r - 2) + [-1], "int64"))
+        out = g.op(
+            "Unsqueeze", g.op("ReduceMax", flat, axes_i=[r - 2], keepdims_i=1), axes_i=[r - 1]
+        )
+        return (
+            out,
+            g.op("Unsqueeze", g.op("ArgMax", flat, axis_i=r - 2, keepdims_i=1), axes_i=[r - 1]),
+        )
+    h, w = _h.static(_h.sizes(g, self)[-2:], "_h.sizes(g, self)[-2:]")
+    k = [h // oh, w // ow]
+    batched = r == 4
+    x = self if batched else g.op("Unsqueeze", self, axes_i=[0])
+    out, flat = g.op("MaxPool", x, kernel_shape_i=k, strides_i=k, outputs=2)
+    indices = g.op(
+        "Sub",
+        flat,
+        g.op("Mul", g.op("Div", flat, _h.const(g, h * w, "int64")), _h.const(g, h * w, "int64")),
+    )
+    if batched:
+        return (out, indices)
+    return (g.op("Squeeze", out, axes_i=[0]), g.op("Squeeze", indices, axes_i=[0]))
+
+
 def expand__opset8(g, self, size, implicit):
     """aten::expand at opsets 8..28 (specs/shape.yaml, aten::expand)."""
     return g.op(
@@ -110,6 +233,16 @@ def expand__opset8(g, self, size, implicit):
         self,
         _h.const(g, [1 if _h.is_static(s) and s == -1 else s for s in size], "int64"),
     )
+
+
+def aten__native_batch_norm_legit(g, *args, **kwargs):
+    """aten::_native_batch_norm_legit: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::_native_batch_norm_legit", 8, args, kwargs)
+
+
+def aten_adaptive_max_pool2d(g, *args, **kwargs):
+    """aten::adaptive_max_pool2d: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::adaptive_max_pool2d", 8, args, kwargs)
 
 
 def aten_copy(g, *args, **kwargs):
@@ -147,6 +280,11 @@ def aten_max_pool2d_with_indices(g, *args, **kwargs):
     return _h.dispatch(g, "aten::max_pool2d_with_indices", 8, args, kwargs)
 
 
+def aten_max_pool3d_with_indices(g, *args, **kwargs):
+    """aten::max_pool3d_with_indices: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::max_pool3d_with_indices", 8, args, kwargs)
+
+
 def aten_maximum(g, *args, **kwargs):
     """aten::maximum: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::maximum", 8, args, kwargs)
@@ -173,6 +311,8 @@ def aten_zeros_like(g, *args, **kwargs):
 
 
 SYMBOLICS = {
+    "aten::_native_batch_norm_legit": aten__native_batch_norm_legit,
+    "aten::adaptive_max_pool2d": aten_adaptive_max_pool2d,
     "aten::copy": aten_copy,
     "aten::empty_like": aten_empty_like,
     "aten::expand": aten_expand,
@@ -180,6 +320,7 @@ SYMBOLICS = {
     "aten::full": aten_full,
     "aten::full_like": aten_full_like,
     "aten::max_pool2d_with_indices": aten_max_pool2d_with_indices,
+    "aten::max_pool3d_with_indices": aten_max_pool3d_with_indices,
     "aten::maximum": aten_maximum,
     "aten::minimum": aten_minimum,
     "aten::native_dropout": aten_native_dropout,
