@@ -561,6 +561,69 @@ ENTRIES: dict[str, EntryInfo] = {
         samples=(Sample("t(2, 3)", "specs/elementwise.yaml:1577"),),
         shape="same(self)",
     ),
+    "aten::all": EntryInfo(
+        "aten::all",
+        "specs/reduction.yaml:542",
+        doc="Whether every element of self is nonzero; bool, or uint8 for uint8.",
+        schemas={
+            "aten::all": "aten::all(Tensor self) -> Tensor",
+            "aten::all.all_out": "aten::all.all_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/reduction.yaml:548", 7, 28, (), calls=("aten::all.dims",)),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/reduction.yaml:551"),
+            Sample("t(0, 3)", "specs/reduction.yaml:552", dtypes=("float32",)),
+        ),
+        shape="infer",
+    ),
+    "aten::all.dim": EntryInfo(
+        "aten::all.dim",
+        "specs/reduction.yaml:529",
+        doc="Whether every element of self along dim is nonzero; bool, or uint8 for uint8.",
+        schemas={
+            "aten::all.dim": "aten::all.dim(Tensor self, int dim, bool keepdim=False) -> Tensor",
+            "aten::all.out": "aten::all.out(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/reduction.yaml:535", 7, 28, (), calls=("aten::all.dims",)),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4), 1", "specs/reduction.yaml:538"),
+            Sample("t(2, 3, 4), -1, True", "specs/reduction.yaml:539", dtypes=("float32",)),
+        ),
+        shape="reduce(self, dim, keepdim)",
+    ),
+    "aten::all.dims": EntryInfo(
+        "aten::all.dims",
+        "specs/reduction.yaml:496",
+        doc="Whether every element of self over the dims dim is nonzero (over all dims when dim is None, none when it is empty); bool, or uint8 for uint8.",
+        schemas={
+            "aten::all.dims": "aten::all.dims(Tensor self, int[]? dim=None, bool keepdim=False) -> Tensor",
+            "aten::all.dims_out": "aten::all.dims_out(Tensor self, int[]? dim=None, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo("specs/reduction.yaml:502", 7, 12, ("Cast", "Not", "ReduceSum")),
+            LoweringInfo("specs/reduction.yaml:502", 13, 28, ("Cast", "Not", "ReduceSum")),
+        ),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4), [1]", "specs/reduction.yaml:515"),
+            Sample(
+                "t(2, 3, 4), [0, -1], True", "specs/reduction.yaml:516", dtypes=("bool", "float32")
+            ),
+            Sample("t(2, 3)", "specs/reduction.yaml:518", dtypes=("bool", "float32")),
+            Sample("t(2, 3), []", "specs/reduction.yaml:520", dtypes=("uint8", "float32")),
+            Sample(
+                "pos(2, 3), [0]", "specs/reduction.yaml:522", dtypes=("bool", "int32", "float32")
+            ),
+            Sample("t(0, 3), [0], True", "specs/reduction.yaml:524", dtypes=("float32",)),
+            Sample("t(), [0]", "specs/reduction.yaml:526", dtypes=("float32",)),
+        ),
+        shape="reduce_listed(self, dim, keepdim)",
+    ),
     "aten::amax": EntryInfo(
         "aten::amax",
         "specs/reduction.yaml:118",
@@ -603,6 +666,67 @@ ENTRIES: dict[str, EntryInfo] = {
             Sample("t(2, 3)", "specs/reduction.yaml:157", dtypes=("bool", "float32")),
         ),
         shape="reduce(self, dim, keepdim)",
+    ),
+    "aten::any": EntryInfo(
+        "aten::any",
+        "specs/reduction.yaml:483",
+        doc="Whether any element of self is nonzero; bool, or uint8 for uint8.",
+        schemas={
+            "aten::any": "aten::any(Tensor self) -> Tensor",
+            "aten::any.all_out": "aten::any.all_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/reduction.yaml:489", 7, 28, (), calls=("aten::any.dims",)),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/reduction.yaml:492"),
+            Sample("t(0, 3)", "specs/reduction.yaml:493", dtypes=("float32",)),
+        ),
+        shape="infer",
+    ),
+    "aten::any.dim": EntryInfo(
+        "aten::any.dim",
+        "specs/reduction.yaml:470",
+        doc="Whether any element of self along dim is nonzero; bool, or uint8 for uint8.",
+        schemas={
+            "aten::any.dim": "aten::any.dim(Tensor self, int dim, bool keepdim=False) -> Tensor",
+            "aten::any.out": "aten::any.out(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/reduction.yaml:476", 7, 28, (), calls=("aten::any.dims",)),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4), 1", "specs/reduction.yaml:479"),
+            Sample("t(2, 3, 4), -1, True", "specs/reduction.yaml:480", dtypes=("float32",)),
+        ),
+        shape="reduce(self, dim, keepdim)",
+    ),
+    "aten::any.dims": EntryInfo(
+        "aten::any.dims",
+        "specs/reduction.yaml:437",
+        doc="Whether any element of self over the dims dim is nonzero (over all dims when dim is None, none when it is empty); bool, or uint8 for uint8.",
+        schemas={
+            "aten::any.dims": "aten::any.dims(Tensor self, int[]? dim=None, bool keepdim=False) -> Tensor",
+            "aten::any.dims_out": "aten::any.dims_out(Tensor self, int[]? dim=None, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo("specs/reduction.yaml:443", 7, 12, ("Cast", "ReduceSum")),
+            LoweringInfo("specs/reduction.yaml:443", 13, 28, ("Cast", "ReduceSum")),
+        ),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4), [1]", "specs/reduction.yaml:456"),
+            Sample(
+                "t(2, 3, 4), [0, -1], True", "specs/reduction.yaml:457", dtypes=("bool", "float32")
+            ),
+            Sample("t(2, 3)", "specs/reduction.yaml:459", dtypes=("bool", "float32")),
+            Sample("t(2, 3), []", "specs/reduction.yaml:461", dtypes=("uint8", "float32")),
+            Sample("ints(2, 3, high=1), [0]", "specs/reduction.yaml:463", dtypes=("int64",)),
+            Sample("t(0, 3), [0], True", "specs/reduction.yaml:465", dtypes=("float32",)),
+            Sample("t(), [0]", "specs/reduction.yaml:467", dtypes=("float32",)),
+        ),
+        shape="reduce_listed(self, dim, keepdim)",
     ),
     "aten::arange": EntryInfo(
         "aten::arange",
@@ -1590,6 +1714,61 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
         samples=(Sample("t(3, 4)", "specs/elementwise.yaml:800"),),
+        shape="same(self)",
+    ),
+    "aten::cumprod": EntryInfo(
+        "aten::cumprod",
+        "specs/reduction.yaml:586",
+        doc="Running products of self along dim; integers and bool multiply in int64 unless dtype says otherwise.",
+        schemas={
+            "aten::cumprod": "aten::cumprod(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor",
+            "aten::cumprod_": "aten::cumprod_(Tensor(a!) self, int dim, *, ScalarType? dtype=None) -> Tensor(a!)",
+            "aten::cumprod.out": "aten::cumprod.out(Tensor self, int dim, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/reduction.yaml:600",
+                11,
+                12,
+                ("Greater", "Identity", "Not", "Range", "ReduceProd", "Unsqueeze", "Where"),
+            ),
+            LoweringInfo(
+                "specs/reduction.yaml:600",
+                13,
+                17,
+                ("Greater", "Identity", "Not", "Range", "ReduceProd", "Unsqueeze", "Where"),
+            ),
+            LoweringInfo(
+                "specs/reduction.yaml:600",
+                18,
+                28,
+                ("Greater", "Identity", "Not", "Range", "ReduceProd", "Unsqueeze", "Where"),
+            ),
+        ),
+        gaps=(
+            GapInfo(
+                "ONNX has no CumProd; its construction takes the dim's indices from Range, which arrives at opset 11",
+                "specs/reduction.yaml:613",
+                opsets=(7, 10),
+            ),
+            GapInfo("torch has no cumprod in bool", "specs/reduction.yaml:616", dtypes=("bool",)),
+        ),
+        reasons=(
+            "torch has no cumprod in bool",
+            "ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",
+        ),
+        samples=(
+            Sample("t(3, 4), 1", "specs/reduction.yaml:619"),
+            Sample("t(2, 3, 4), -3", "specs/reduction.yaml:620", dtypes=("int64", "float32")),
+            Sample("t(2, 3, 4), 1", "specs/reduction.yaml:622", dtypes=("float32",)),
+            Sample(
+                "t(2, 5), 1, dtype=dtype",
+                "specs/reduction.yaml:624",
+                dtypes=("uint8", "int8", "int16", "int32"),
+            ),
+            Sample("t(2, 5), 1, dtype=bool", "specs/reduction.yaml:626", dtypes=("float32",)),
+            Sample("t(), 0", "specs/reduction.yaml:628", dtypes=("float32",)),
+        ),
         shape="same(self)",
     ),
     "aten::cumsum": EntryInfo(
@@ -3192,6 +3371,24 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="matmul(self, other)",
     ),
+    "aten::max": EntryInfo(
+        "aten::max",
+        "specs/reduction.yaml:555",
+        doc="Largest element of self, as a 0-dim tensor.",
+        schemas={
+            "aten::max": "aten::max(Tensor self) -> Tensor",
+            "aten::max.unary_out": "aten::max.unary_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/reduction.yaml:563", 7, 28, ("ReduceMax",)),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/reduction.yaml:566"),
+            Sample("t(2, 3, 4)", "specs/reduction.yaml:567", dtypes=("float32",)),
+            Sample("t()", "specs/reduction.yaml:569", dtypes=("float32",)),
+        ),
+        shape="infer",
+    ),
     "aten::max.dim": EntryInfo(
         "aten::max.dim",
         "specs/reduction.yaml:160",
@@ -3520,6 +3717,23 @@ ENTRIES: dict[str, EntryInfo] = {
             Sample("t(2, 3), None", "specs/reduction.yaml:79", dtypes=("float32",)),
         ),
         shape="reduce(self, dim, keepdim)",
+    ),
+    "aten::min": EntryInfo(
+        "aten::min",
+        "specs/reduction.yaml:572",
+        doc="Smallest element of self, as a 0-dim tensor.",
+        schemas={
+            "aten::min": "aten::min(Tensor self) -> Tensor",
+            "aten::min.unary_out": "aten::min.unary_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(LoweringInfo("specs/reduction.yaml:579", 7, 28, ("ReduceMin",)),),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/reduction.yaml:582"),
+            Sample("t()", "specs/reduction.yaml:583", dtypes=("float32",)),
+        ),
+        shape="infer",
     ),
     "aten::min.dim": EntryInfo(
         "aten::min.dim",
@@ -5388,6 +5602,54 @@ ENTRIES: dict[str, EntryInfo] = {
         ),
         shape="infer",
     ),
+    "aten::std.correction": EntryInfo(
+        "aten::std.correction",
+        "specs/reduction.yaml:422",
+        doc="Standard deviation of self over the dims dim (all of them when dim is None or empty), the square root of var.correction's.",
+        schemas={
+            "aten::std.correction": "aten::std.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> Tensor",
+            "aten::std.correction_out": "aten::std.correction_out(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/reduction.yaml:429", 7, 28, ("Sqrt",), calls=("aten::var_mean.correction",)
+            ),
+        ),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/reduction.yaml:432"),
+            Sample("t(3, 4), [1], correction=0, keepdim=True", "specs/reduction.yaml:433"),
+            Sample(
+                "t(2, 3, 4), [0, -1], correction=2", "specs/reduction.yaml:434", dtypes=("float32",)
+            ),
+        ),
+        shape="reduce(self, dim, keepdim)",
+    ),
+    "aten::std_mean.correction": EntryInfo(
+        "aten::std_mean.correction",
+        "specs/reduction.yaml:405",
+        doc="Standard deviation of self over the dims dim (all of them when dim is None or empty), the square root of var.correction's, and the mean.",
+        schemas={
+            "aten::std_mean.correction": "aten::std_mean.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> (Tensor, Tensor)",
+            "aten::std_mean.correction_out": "aten::std_mean.correction_out(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/reduction.yaml:412", 7, 28, ("Sqrt",), calls=("aten::var_mean.correction",)
+            ),
+        ),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/reduction.yaml:417"),
+            Sample("t(3, 4), [1], correction=0, keepdim=True", "specs/reduction.yaml:418"),
+            Sample(
+                "t(2, 3, 4), [0, -1], correction=2", "specs/reduction.yaml:419", dtypes=("float32",)
+            ),
+        ),
+        shape="reduce(self, dim, keepdim)",
+    ),
     "aten::sub.Tensor": EntryInfo(
         "aten::sub.Tensor",
         "specs/elementwise.yaml:24",
@@ -6055,6 +6317,76 @@ ENTRIES: dict[str, EntryInfo] = {
             ),
         ),
         shape="infer",
+    ),
+    "aten::var.correction": EntryInfo(
+        "aten::var.correction",
+        "specs/reduction.yaml:390",
+        doc="Variance of self over the dims dim (all of them when dim is None or empty), divided by max(N - correction, 0) (correction 1 when None).",
+        schemas={
+            "aten::var.correction": "aten::var.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> Tensor",
+            "aten::var.correction_out": "aten::var.correction_out(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False, Tensor(a!) out) -> Tensor(a!)",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/reduction.yaml:397", 7, 28, (), calls=("aten::var_mean.correction",)
+            ),
+        ),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/reduction.yaml:400"),
+            Sample("t(3, 4), [1], correction=0, keepdim=True", "specs/reduction.yaml:401"),
+            Sample(
+                "t(2, 3, 4), [0, -1], correction=2", "specs/reduction.yaml:402", dtypes=("float32",)
+            ),
+        ),
+        shape="reduce(self, dim, keepdim)",
+    ),
+    "aten::var_mean.correction": EntryInfo(
+        "aten::var_mean.correction",
+        "specs/reduction.yaml:343",
+        doc="Variance of self over the dims dim (all of them when dim is None or empty), the squared deviations summed and divided by max(N - correction, 0) (correction 1 when None), and the mean.",
+        schemas={
+            "aten::var_mean.correction": "aten::var_mean.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> (Tensor, Tensor)",
+            "aten::var_mean.correction_out": "aten::var_mean.correction_out(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))",
+        },
+        lowerings=(
+            LoweringInfo(
+                "specs/reduction.yaml:351",
+                7,
+                12,
+                ("Div", "ReduceMean", "ReduceProd", "ReduceSumSquare", "Relu", "Squeeze", "Sub"),
+            ),
+            LoweringInfo(
+                "specs/reduction.yaml:351",
+                13,
+                17,
+                ("Div", "ReduceMean", "ReduceProd", "ReduceSumSquare", "Relu", "Squeeze", "Sub"),
+            ),
+            LoweringInfo(
+                "specs/reduction.yaml:351",
+                18,
+                28,
+                ("Div", "ReduceMean", "ReduceProd", "ReduceSumSquare", "Relu", "Squeeze", "Sub"),
+            ),
+        ),
+        gaps=(),
+        reasons=("ONNX has no bfloat16 Cast before opset 13, so a graph cannot take or make one",),
+        samples=(
+            Sample("t(3, 4)", "specs/reduction.yaml:374"),
+            Sample("t(3, 4), [1], correction=0, keepdim=True", "specs/reduction.yaml:375"),
+            Sample("t(2, 3, 4), [0, -1]", "specs/reduction.yaml:376", dtypes=("float32",)),
+            Sample("t(2, 3), []", "specs/reduction.yaml:378", dtypes=("float32",)),
+            Sample("t(3, 4), [1], correction=1.5", "specs/reduction.yaml:380", dtypes=("float32",)),
+            Sample("t(3, 4), [1], correction=4", "specs/reduction.yaml:383", dtypes=("float32",)),
+            Sample(
+                "t(3, 4), [0], correction=5, keepdim=True",
+                "specs/reduction.yaml:385",
+                dtypes=("float32",),
+            ),
+            Sample("t(), None", "specs/reduction.yaml:387", dtypes=("float32",)),
+        ),
+        shape="reduce(self, dim, keepdim)",
     ),
     "aten::view": EntryInfo(
         "aten::view",

@@ -362,3 +362,346 @@ def linalg_vector_norm__opset18(op, self, ord, dim, keepdim, dtype):
 
 def linalg_vector_norm__gap0(self, ord, dim, keepdim, dtype):
     return not _h.is_static(ord)
+
+
+# aten::var_mean.correction: Variance of self over the dims dim (all of them when dim is None or empty), the squared deviations summed and divided by max(N - correction, 0) (correction 1 when None), and the mean.
+#   aten::var_mean.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> (Tensor, Tensor)
+#   aten::var_mean.correction_out(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
+
+
+def var_mean_correction__opset7(op, self, dim, correction, keepdim):
+    """aten::var_mean.correction at opsets 7..12 (specs/reduction.yaml, aten::var_mean.correction)."""
+    r = _h.rank(self)
+    axes = [d % r for d in dim] if dim is not None and len(dim) > 0 and (r > 0) else list(range(r))
+    keep = int(keepdim)
+    if len(axes) == 0:
+        mean = op.ReduceMean(self, keepdims=1)
+        squares = op.ReduceSumSquare(op.Sub(self, mean), keepdims=keep)
+    else:
+        mean = op.ReduceMean(self, axes=axes, keepdims=1)
+        squares = op.ReduceSumSquare(op.Sub(self, mean), axes=axes, keepdims=keep)
+    counted = [_h.size(op, self, a) for a in axes]
+    c = 1 if correction is None else correction
+    if _h.is_static(counted, c):
+        divisor = _h.const(op, max(math.prod(counted) - c, 0), _h.dtype_of(self))
+    else:
+        n = (
+            _h.const(
+                op, op.ReduceProd(_h.const(op, counted, "int64"), keepdims=0), _h.dtype_of(self)
+            )
+            if len(counted) > 0
+            else _h.const(op, 1, _h.dtype_of(self))
+        )
+        divisor = op.Relu(op.Sub(n, _h.const(op, c, _h.dtype_of(self))))
+    if not keepdim and len(axes) > 0:
+        mean = op.Squeeze(mean, axes=axes)
+    return (op.Div(squares, divisor), mean)
+
+
+def var_mean_correction__opset13(op, self, dim, correction, keepdim):
+    """aten::var_mean.correction at opsets 13..17 (specs/reduction.yaml, aten::var_mean.correction)."""
+    r = _h.rank(self)
+    axes = [d % r for d in dim] if dim is not None and len(dim) > 0 and (r > 0) else list(range(r))
+    keep = int(keepdim)
+    if len(axes) == 0:
+        mean = op.ReduceMean(self, keepdims=1)
+        squares = op.ReduceSumSquare(op.Sub(self, mean), keepdims=keep)
+    else:
+        mean = op.ReduceMean(self, axes=axes, keepdims=1)
+        squares = op.ReduceSumSquare(op.Sub(self, mean), axes=axes, keepdims=keep)
+    counted = [_h.size(op, self, a) for a in axes]
+    c = 1 if correction is None else correction
+    if _h.is_static(counted, c):
+        divisor = _h.const(op, max(math.prod(counted) - c, 0), _h.dtype_of(self))
+    else:
+        n = (
+            _h.const(
+                op, op.ReduceProd(_h.const(op, counted, "int64"), keepdims=0), _h.dtype_of(self)
+            )
+            if len(counted) > 0
+            else _h.const(op, 1, _h.dtype_of(self))
+        )
+        divisor = op.Relu(op.Sub(n, _h.const(op, c, _h.dtype_of(self))))
+    if not keepdim and len(axes) > 0:
+        mean = op.Squeeze(mean, _h.const(op, axes, "int64"))
+    return (op.Div(squares, divisor), mean)
+
+
+def var_mean_correction__opset18(op, self, dim, correction, keepdim):
+    """aten::var_mean.correction at opsets 18..28 (specs/reduction.yaml, aten::var_mean.correction)."""
+    r = _h.rank(self)
+    axes = [d % r for d in dim] if dim is not None and len(dim) > 0 and (r > 0) else list(range(r))
+    keep = int(keepdim)
+    if len(axes) == 0:
+        mean = op.ReduceMean(self, keepdims=1)
+        squares = op.ReduceSumSquare(op.Sub(self, mean), keepdims=keep)
+    else:
+        mean = op.ReduceMean(self, _h.const(op, axes, "int64"), keepdims=1)
+        squares = op.ReduceSumSquare(op.Sub(self, mean), _h.const(op, axes, "int64"), keepdims=keep)
+    counted = [_h.size(op, self, a) for a in axes]
+    c = 1 if correction is None else correction
+    if _h.is_static(counted, c):
+        divisor = _h.const(op, max(math.prod(counted) - c, 0), _h.dtype_of(self))
+    else:
+        n = (
+            _h.const(
+                op, op.ReduceProd(_h.const(op, counted, "int64"), keepdims=0), _h.dtype_of(self)
+            )
+            if len(counted) > 0
+            else _h.const(op, 1, _h.dtype_of(self))
+        )
+        divisor = op.Relu(op.Sub(n, _h.const(op, c, _h.dtype_of(self))))
+    if not keepdim and len(axes) > 0:
+        mean = op.Squeeze(mean, _h.const(op, axes, "int64"))
+    return (op.Div(squares, divisor), mean)
+
+
+# aten::var.correction: Variance of self over the dims dim (all of them when dim is None or empty), divided by max(N - correction, 0) (correction 1 when None).
+#   aten::var.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> Tensor
+#   aten::var.correction_out(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False, Tensor(a!) out) -> Tensor(a!)
+
+
+def var_correction__opset7(op, self, dim, correction, keepdim):
+    """aten::var.correction at opsets 7..28 (specs/reduction.yaml, aten::var.correction)."""
+    return _h.aten(
+        op, "aten::var_mean.correction", self, dim, correction=correction, keepdim=keepdim
+    )[0]
+
+
+# aten::std_mean.correction: Standard deviation of self over the dims dim (all of them when dim is None or empty), the square root of var.correction's, and the mean.
+#   aten::std_mean.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> (Tensor, Tensor)
+#   aten::std_mean.correction_out(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False, Tensor(a!) out0, Tensor(b!) out1) -> (Tensor(a!), Tensor(b!))
+
+
+def std_mean_correction__opset7(op, self, dim, correction, keepdim):
+    """aten::std_mean.correction at opsets 7..28 (specs/reduction.yaml, aten::std_mean.correction)."""
+    var, mean = _h.aten(
+        op, "aten::var_mean.correction", self, dim, correction=correction, keepdim=keepdim
+    )
+    return (op.Sqrt(var), mean)
+
+
+# aten::std.correction: Standard deviation of self over the dims dim (all of them when dim is None or empty), the square root of var.correction's.
+#   aten::std.correction(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False) -> Tensor
+#   aten::std.correction_out(Tensor self, int[1]? dim=None, *, Scalar? correction=None, bool keepdim=False, Tensor(a!) out) -> Tensor(a!)
+
+
+def std_correction__opset7(op, self, dim, correction, keepdim):
+    """aten::std.correction at opsets 7..28 (specs/reduction.yaml, aten::std.correction)."""
+    return op.Sqrt(
+        _h.aten(op, "aten::var_mean.correction", self, dim, correction=correction, keepdim=keepdim)[
+            0
+        ]
+    )
+
+
+# aten::any.dims: Whether any element of self over the dims dim is nonzero (over all dims when dim is None, none when it is empty); bool, or uint8 for uint8.
+#   aten::any.dims(Tensor self, int[]? dim=None, bool keepdim=False) -> Tensor
+#   aten::any.dims_out(Tensor self, int[]? dim=None, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def any_dims__opset7(op, self, dim, keepdim):
+    """aten::any.dims at opsets 7..12 (specs/reduction.yaml, aten::any.dims)."""
+    nonzero = self if _h.dtype_of(self) == "bool" else op.Cast(self, to=_h.onnx_dtype("bool"))
+    if dim is not None and len(dim) == 0:
+        found = nonzero
+    else:
+        axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+        count = op.Cast(nonzero, to=_h.onnx_dtype("int64"))
+        total = (
+            op.ReduceSum(count, keepdims=int(keepdim))
+            if len(axes) == 0
+            else op.ReduceSum(count, axes=axes, keepdims=int(keepdim))
+        )
+        found = op.Cast(total, to=_h.onnx_dtype("bool"))
+    return op.Cast(found, to=_h.onnx_dtype("uint8")) if _h.dtype_of(self) == "uint8" else found
+
+
+def any_dims__opset13(op, self, dim, keepdim):
+    """aten::any.dims at opsets 13..28 (specs/reduction.yaml, aten::any.dims)."""
+    nonzero = self if _h.dtype_of(self) == "bool" else op.Cast(self, to=_h.onnx_dtype("bool"))
+    if dim is not None and len(dim) == 0:
+        found = nonzero
+    else:
+        axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+        count = op.Cast(nonzero, to=_h.onnx_dtype("int64"))
+        total = (
+            op.ReduceSum(count, keepdims=int(keepdim))
+            if len(axes) == 0
+            else op.ReduceSum(count, _h.const(op, axes, "int64"), keepdims=int(keepdim))
+        )
+        found = op.Cast(total, to=_h.onnx_dtype("bool"))
+    return op.Cast(found, to=_h.onnx_dtype("uint8")) if _h.dtype_of(self) == "uint8" else found
+
+
+# aten::any.dim: Whether any element of self along dim is nonzero; bool, or uint8 for uint8.
+#   aten::any.dim(Tensor self, int dim, bool keepdim=False) -> Tensor
+#   aten::any.out(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def any_dim__opset7(op, self, dim, keepdim):
+    """aten::any.dim at opsets 7..28 (specs/reduction.yaml, aten::any.dim)."""
+    return _h.aten(op, "aten::any.dims", self, [dim], keepdim)
+
+
+# aten::any: Whether any element of self is nonzero; bool, or uint8 for uint8.
+#   aten::any(Tensor self) -> Tensor
+#   aten::any.all_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def any__opset7(op, self):
+    """aten::any at opsets 7..28 (specs/reduction.yaml, aten::any)."""
+    return _h.aten(op, "aten::any.dims", self, None, False)
+
+
+# aten::all.dims: Whether every element of self over the dims dim is nonzero (over all dims when dim is None, none when it is empty); bool, or uint8 for uint8.
+#   aten::all.dims(Tensor self, int[]? dim=None, bool keepdim=False) -> Tensor
+#   aten::all.dims_out(Tensor self, int[]? dim=None, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def all_dims__opset7(op, self, dim, keepdim):
+    """aten::all.dims at opsets 7..12 (specs/reduction.yaml, aten::all.dims)."""
+    nonzero = self if _h.dtype_of(self) == "bool" else op.Cast(self, to=_h.onnx_dtype("bool"))
+    if dim is not None and len(dim) == 0:
+        found = nonzero
+    else:
+        axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+        count = op.Cast(op.Not(nonzero), to=_h.onnx_dtype("int64"))
+        total = (
+            op.ReduceSum(count, keepdims=int(keepdim))
+            if len(axes) == 0
+            else op.ReduceSum(count, axes=axes, keepdims=int(keepdim))
+        )
+        found = op.Not(op.Cast(total, to=_h.onnx_dtype("bool")))
+    return op.Cast(found, to=_h.onnx_dtype("uint8")) if _h.dtype_of(self) == "uint8" else found
+
+
+def all_dims__opset13(op, self, dim, keepdim):
+    """aten::all.dims at opsets 13..28 (specs/reduction.yaml, aten::all.dims)."""
+    nonzero = self if _h.dtype_of(self) == "bool" else op.Cast(self, to=_h.onnx_dtype("bool"))
+    if dim is not None and len(dim) == 0:
+        found = nonzero
+    else:
+        axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+        count = op.Cast(op.Not(nonzero), to=_h.onnx_dtype("int64"))
+        total = (
+            op.ReduceSum(count, keepdims=int(keepdim))
+            if len(axes) == 0
+            else op.ReduceSum(count, _h.const(op, axes, "int64"), keepdims=int(keepdim))
+        )
+        found = op.Not(op.Cast(total, to=_h.onnx_dtype("bool")))
+    return op.Cast(found, to=_h.onnx_dtype("uint8")) if _h.dtype_of(self) == "uint8" else found
+
+
+# aten::all.dim: Whether every element of self along dim is nonzero; bool, or uint8 for uint8.
+#   aten::all.dim(Tensor self, int dim, bool keepdim=False) -> Tensor
+#   aten::all.out(Tensor self, int dim, bool keepdim=False, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def all_dim__opset7(op, self, dim, keepdim):
+    """aten::all.dim at opsets 7..28 (specs/reduction.yaml, aten::all.dim)."""
+    return _h.aten(op, "aten::all.dims", self, [dim], keepdim)
+
+
+# aten::all: Whether every element of self is nonzero; bool, or uint8 for uint8.
+#   aten::all(Tensor self) -> Tensor
+#   aten::all.all_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def all__opset7(op, self):
+    """aten::all at opsets 7..28 (specs/reduction.yaml, aten::all)."""
+    return _h.aten(op, "aten::all.dims", self, None, False)
+
+
+# aten::max: Largest element of self, as a 0-dim tensor.
+#   aten::max(Tensor self) -> Tensor
+#   aten::max.unary_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def max__opset7(op, self):
+    """aten::max at opsets 7..28 (specs/reduction.yaml, aten::max)."""
+    return op.ReduceMax(self, keepdims=0)
+
+
+# aten::min: Smallest element of self, as a 0-dim tensor.
+#   aten::min(Tensor self) -> Tensor
+#   aten::min.unary_out(Tensor self, *, Tensor(a!) out) -> Tensor(a!)
+
+
+def min__opset7(op, self):
+    """aten::min at opsets 7..28 (specs/reduction.yaml, aten::min)."""
+    return op.ReduceMin(self, keepdims=0)
+
+
+# aten::cumprod: Running products of self along dim; integers and bool multiply in int64 unless dtype says otherwise.
+#   aten::cumprod(Tensor self, int dim, *, ScalarType? dtype=None) -> Tensor
+#   aten::cumprod_(Tensor(a!) self, int dim, *, ScalarType? dtype=None) -> Tensor(a!)
+#   aten::cumprod.out(Tensor self, int dim, *, ScalarType? dtype=None, Tensor(a!) out) -> Tensor(a!)
+
+
+def cumprod__opset11(op, self, dim, dtype):
+    """aten::cumprod at opsets 11..12 (specs/reduction.yaml, aten::cumprod)."""
+    r = _h.rank(self)
+    if r == 0:
+        return op.Identity(self)
+    d = dim % r
+    index = op.Range(
+        _h.const(op, 0, "int64"),
+        _h.const(op, _h.size(op, self, d), "int64"),
+        _h.const(op, 1, "int64"),
+    )
+    upto = op.Not(op.Greater(op.Unsqueeze(index, axes=[0]), op.Unsqueeze(index, axes=[1])))
+    if d < r - 1:
+        upto = op.Unsqueeze(upto, axes=list(range(2, r - d + 1)))
+    spread = op.Where(upto, op.Unsqueeze(self, axes=[d]), _h.const(op, 1, _h.dtype_of(self)))
+    return op.ReduceProd(spread, axes=[d + 1], keepdims=0)
+
+
+def cumprod__opset13(op, self, dim, dtype):
+    """aten::cumprod at opsets 13..17 (specs/reduction.yaml, aten::cumprod)."""
+    r = _h.rank(self)
+    if r == 0:
+        return op.Identity(self)
+    d = dim % r
+    index = op.Range(
+        _h.const(op, 0, "int64"),
+        _h.const(op, _h.size(op, self, d), "int64"),
+        _h.const(op, 1, "int64"),
+    )
+    upto = op.Not(
+        op.Greater(
+            op.Unsqueeze(index, _h.const(op, [0], "int64")),
+            op.Unsqueeze(index, _h.const(op, [1], "int64")),
+        )
+    )
+    if d < r - 1:
+        upto = op.Unsqueeze(upto, _h.const(op, list(range(2, r - d + 1)), "int64"))
+    spread = op.Where(
+        upto, op.Unsqueeze(self, _h.const(op, [d], "int64")), _h.const(op, 1, _h.dtype_of(self))
+    )
+    return op.ReduceProd(spread, axes=[d + 1], keepdims=0)
+
+
+def cumprod__opset18(op, self, dim, dtype):
+    """aten::cumprod at opsets 18..28 (specs/reduction.yaml, aten::cumprod)."""
+    r = _h.rank(self)
+    if r == 0:
+        return op.Identity(self)
+    d = dim % r
+    index = op.Range(
+        _h.const(op, 0, "int64"),
+        _h.const(op, _h.size(op, self, d), "int64"),
+        _h.const(op, 1, "int64"),
+    )
+    upto = op.Not(
+        op.Greater(
+            op.Unsqueeze(index, _h.const(op, [0], "int64")),
+            op.Unsqueeze(index, _h.const(op, [1], "int64")),
+        )
+    )
+    if d < r - 1:
+        upto = op.Unsqueeze(upto, _h.const(op, list(range(2, r - d + 1)), "int64"))
+    spread = op.Where(
+        upto, op.Unsqueeze(self, _h.const(op, [d], "int64")), _h.const(op, 1, _h.dtype_of(self))
+    )
+    return op.ReduceProd(spread, _h.const(op, [d + 1], "int64"), keepdims=0)

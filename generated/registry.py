@@ -323,6 +323,21 @@ _p35eb4c10 = Plan(
         "float64": ((13, 28, "float64", None),),
     }
 )
+_p36254cf0 = Plan(
+    {
+        "bool": ((18, 28, None, 0),),
+        "uint8": ((18, 28, "int32", None),),
+        "int8": ((18, 28, "int32", None),),
+        "int16": ((18, 28, "int32", None),),
+        "int32": ((18, 28, "int32", None),),
+        "int64": ((18, 28, "int64", None),),
+        "float16": ((18, 28, "float16", None),),
+        "bfloat16": ((18, 28, "bfloat16", None),),
+        "float32": ((18, 28, "float32", None),),
+        "float64": ((18, 28, "float64", None),),
+    },
+    cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
+)
 _p37dc0739 = Plan(
     {
         "bool": ((9, 11, "bool", None),),
@@ -863,6 +878,21 @@ _p9f09f3f1 = Plan(
     },
     cast_back={"bfloat16": (True,)},
 )
+_p9f12494c = Plan(
+    {
+        "bool": ((11, 12, None, 0),),
+        "uint8": ((11, 12, "int32", None),),
+        "int8": ((11, 12, "int32", None),),
+        "int16": ((11, 12, "int32", None),),
+        "int32": ((11, 12, "int32", None),),
+        "int64": ((11, 12, "int64", None),),
+        "float16": ((11, 12, "float16", None),),
+        "bfloat16": ((11, 12, None, 1),),
+        "float32": ((11, 12, "float32", None),),
+        "float64": ((11, 12, "float64", None),),
+    },
+    cast_back={"uint8": (True,), "int8": (True,), "int16": (True,)},
+)
 _pa1f35635 = Plan(
     {
         "bool": ((13, 15, "bool", None),),
@@ -1197,6 +1227,21 @@ _pcd2c0d46 = Plan(
     },
     cast_back={"bfloat16": (True,)},
 )
+_pcd50e51b = Plan(
+    {
+        "bool": ((13, 17, None, 0),),
+        "uint8": ((13, 17, "int32", None),),
+        "int8": ((13, 17, "int32", None),),
+        "int16": ((13, 17, "int32", None),),
+        "int32": ((13, 17, "int32", None),),
+        "int64": ((13, 17, "int64", None),),
+        "float16": ((13, 17, "float16", None),),
+        "bfloat16": ((13, 15, "float32", None), (16, 17, "bfloat16", None)),
+        "float32": ((13, 17, "float32", None),),
+        "float64": ((13, 17, "float64", None),),
+    },
+    cast_back={"uint8": (True,), "int8": (True,), "int16": (True,), "bfloat16": (True,)},
+)
 _pce7f58f4 = Plan(
     {
         "bool": ((7, 12, "bool", None),),
@@ -1464,6 +1509,21 @@ _pee81e2c8 = Plan(
         "float32": ((11, 28, "float32", None),),
         "float64": ((11, 28, "float64", None),),
     }
+)
+_pef795462 = Plan(
+    {
+        "bool": ((7, 19, "int32", None), (20, 28, "bool", None)),
+        "uint8": ((7, 11, "int32", None), (12, 28, "uint8", None)),
+        "int8": ((7, 11, "int32", None), (12, 28, "int8", None)),
+        "int16": ((7, 28, "int32", None),),
+        "int32": ((7, 28, "int32", None),),
+        "int64": ((7, 28, "int64", None),),
+        "float16": ((7, 28, "float16", None),),
+        "bfloat16": ((7, 12, None, 0), (13, 28, "bfloat16", None)),
+        "float32": ((7, 28, "float32", None),),
+        "float64": ((7, 28, "float64", None),),
+    },
+    cast_back={"bool": (True,), "uint8": (True,), "int8": (True,), "int16": (True,)},
 )
 _pf02276c6 = Plan(
     {
@@ -1842,6 +1902,42 @@ _ENTRIES = (
         group=("self",),
     ),
     Entry(
+        "aten::all",
+        (Overload("aten::all", (Param("self", TENSOR),), also=("aten::all.all_out",)),),
+        (Lowering(0, 7, 28, (_reduction.all__opset7,), _pca0c43c1),),
+        dtypes=_all,
+        group=("self",),
+    ),
+    Entry(
+        "aten::all.dim",
+        (
+            Overload(
+                "aten::all.dim",
+                (Param("self", TENSOR), Param("dim", VALUE), Param("keepdim", VALUE, False)),
+                also=("aten::all.out",),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_reduction.all_dim__opset7,), _pca0c43c1),),
+        dtypes=_all,
+        group=("self",),
+    ),
+    Entry(
+        "aten::all.dims",
+        (
+            Overload(
+                "aten::all.dims",
+                (Param("self", TENSOR), Param("dim", VALUE, None), Param("keepdim", VALUE, False)),
+                also=("aten::all.dims_out",),
+            ),
+        ),
+        (
+            Lowering(1, 13, 28, (_reduction.all_dims__opset13,), _p35eb4c10),
+            Lowering(0, 7, 12, (_reduction.all_dims__opset7,), _pce7f58f4),
+        ),
+        dtypes=_all,
+        group=("self",),
+    ),
+    Entry(
         "aten::amax",
         (
             Overload(
@@ -1869,6 +1965,42 @@ _ENTRIES = (
         (
             Lowering(1, 18, 28, (_reduction.amin__opset18,), _p14969dff),
             Lowering(0, 7, 17, (_reduction.amin__opset7,), _p9d1c4ca1),
+        ),
+        dtypes=_all,
+        group=("self",),
+    ),
+    Entry(
+        "aten::any",
+        (Overload("aten::any", (Param("self", TENSOR),), also=("aten::any.all_out",)),),
+        (Lowering(0, 7, 28, (_reduction.any__opset7,), _pca0c43c1),),
+        dtypes=_all,
+        group=("self",),
+    ),
+    Entry(
+        "aten::any.dim",
+        (
+            Overload(
+                "aten::any.dim",
+                (Param("self", TENSOR), Param("dim", VALUE), Param("keepdim", VALUE, False)),
+                also=("aten::any.out",),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_reduction.any_dim__opset7,), _pca0c43c1),),
+        dtypes=_all,
+        group=("self",),
+    ),
+    Entry(
+        "aten::any.dims",
+        (
+            Overload(
+                "aten::any.dims",
+                (Param("self", TENSOR), Param("dim", VALUE, None), Param("keepdim", VALUE, False)),
+                also=("aten::any.dims_out",),
+            ),
+        ),
+        (
+            Lowering(1, 13, 28, (_reduction.any_dims__opset13,), _p35eb4c10),
+            Lowering(0, 7, 12, (_reduction.any_dims__opset7,), _pce7f58f4),
         ),
         dtypes=_all,
         group=("self",),
@@ -2481,6 +2613,30 @@ _ENTRIES = (
         promote_args=("self",),
         group=("self",),
         gaps=(Gap(1, dtypes=("float64",), opsets=(9, 28), runtime="onnxruntime"),),
+    ),
+    Entry(
+        "aten::cumprod",
+        (
+            Overload(
+                "aten::cumprod",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE),
+                    Param("dtype", VALUE, None, kwarg_only=True, named="dtype"),
+                ),
+                also=("aten::cumprod_", "aten::cumprod.out"),
+            ),
+        ),
+        (
+            Lowering(2, 18, 28, (_reduction.cumprod__opset18,), _p36254cf0),
+            Lowering(1, 13, 17, (_reduction.cumprod__opset13,), _pcd50e51b),
+            Lowering(0, 11, 12, (_reduction.cumprod__opset11,), _p9f12494c),
+        ),
+        dtypes=_all,
+        promote="int_to_long",
+        promote_args=("self",),
+        group=("self",),
+        dtype_param="dtype",
     ),
     Entry(
         "aten::cumsum",
@@ -3514,6 +3670,13 @@ _ENTRIES = (
         group=("self", "other"),
     ),
     Entry(
+        "aten::max",
+        (Overload("aten::max", (Param("self", TENSOR),), also=("aten::max.unary_out",)),),
+        (Lowering(0, 7, 28, (_reduction.max__opset7,), _pef795462),),
+        dtypes=_all,
+        group=("self",),
+    ),
+    Entry(
         "aten::max.dim",
         (
             Overload(
@@ -3689,6 +3852,13 @@ _ENTRIES = (
         dtypes=_floating,
         group=("self",),
         dtype_param="dtype",
+    ),
+    Entry(
+        "aten::min",
+        (Overload("aten::min", (Param("self", TENSOR),), also=("aten::min.unary_out",)),),
+        (Lowering(0, 7, 28, (_reduction.min__opset7,), _pef795462),),
+        dtypes=_all,
+        group=("self",),
     ),
     Entry(
         "aten::min.dim",
@@ -4841,6 +5011,42 @@ _ENTRIES = (
         group=("tensors",),
     ),
     Entry(
+        "aten::std.correction",
+        (
+            Overload(
+                "aten::std.correction",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE, None),
+                    Param("correction", VALUE, None, kwarg_only=True, dynamic=True),
+                    Param("keepdim", VALUE, False, kwarg_only=True),
+                ),
+                also=("aten::std.correction_out",),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_reduction.std_correction__opset7,), _pbaa9ca5c),),
+        dtypes=_floating,
+        group=("self",),
+    ),
+    Entry(
+        "aten::std_mean.correction",
+        (
+            Overload(
+                "aten::std_mean.correction",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE, None),
+                    Param("correction", VALUE, None, kwarg_only=True, dynamic=True),
+                    Param("keepdim", VALUE, False, kwarg_only=True),
+                ),
+                also=("aten::std_mean.correction_out",),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_reduction.std_mean_correction__opset7,), _pbaa9ca5c),),
+        dtypes=_floating,
+        group=("self",),
+    ),
+    Entry(
         "aten::sub.Tensor",
         (
             Overload(
@@ -5278,6 +5484,46 @@ _ENTRIES = (
             Gap(1, opsets=(7, 10), when=_resize.upsample_nearest2d_vec__gap1),
             Gap(2, when=_resize.upsample_nearest2d_vec__gap2),
         ),
+    ),
+    Entry(
+        "aten::var.correction",
+        (
+            Overload(
+                "aten::var.correction",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE, None),
+                    Param("correction", VALUE, None, kwarg_only=True, dynamic=True),
+                    Param("keepdim", VALUE, False, kwarg_only=True),
+                ),
+                also=("aten::var.correction_out",),
+            ),
+        ),
+        (Lowering(0, 7, 28, (_reduction.var_correction__opset7,), _pbaa9ca5c),),
+        dtypes=_floating,
+        group=("self",),
+    ),
+    Entry(
+        "aten::var_mean.correction",
+        (
+            Overload(
+                "aten::var_mean.correction",
+                (
+                    Param("self", TENSOR),
+                    Param("dim", VALUE, None),
+                    Param("correction", VALUE, None, kwarg_only=True, dynamic=True),
+                    Param("keepdim", VALUE, False, kwarg_only=True),
+                ),
+                also=("aten::var_mean.correction_out",),
+            ),
+        ),
+        (
+            Lowering(2, 18, 28, (_reduction.var_mean_correction__opset18,), _pf2d8ec9b),
+            Lowering(1, 13, 17, (_reduction.var_mean_correction__opset13,), _p8a5970a5),
+            Lowering(0, 7, 12, (_reduction.var_mean_correction__opset7,), _pa274eea2),
+        ),
+        dtypes=_floating,
+        group=("self",),
     ),
     Entry(
         "aten::view",

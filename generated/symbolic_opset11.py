@@ -284,6 +284,30 @@ def cumsum__opset11(g, self, dim, dtype):
     return g.op("CumSum", self, _h.const(g, dim % _h.rank(self), "int64"))
 
 
+def cumprod__opset11(g, self, dim, dtype):
+    """aten::cumprod at opsets 11..12 (specs/reduction.yaml, aten::cumprod)."""
+    r = _h.rank(self)
+    if r == 0:
+        return g.op("Identity", self)
+    d = dim % r
+    index = g.op(
+        "Range",
+        _h.const(g, 0, "int64"),
+        _h.const(g, _h.size(g, self, d), "int64"),
+        _h.const(g, 1, "int64"),
+    )
+    upto = g.op(
+        "Not",
+        g.op("Greater", g.op("Unsqueeze", index, axes_i=[0]), g.op("Unsqueeze", index, axes_i=[1])),
+    )
+    if d < r - 1:
+        upto = g.op("Unsqueeze", upto, axes_i=list(range(2, r - d + 1)))
+    spread = g.op(
+        "Where", upto, g.op("Unsqueeze", self, axes_i=[d]), _h.const(g, 1, _h.dtype_of(self))
+    )
+    return g.op("ReduceProd", spread, axes_i=[d + 1], keepdims_i=0)
+
+
 def upsample_nearest2d_vec__opset11(g, input, output_size, scale_factors):
     """aten::upsample_nearest2d.vec at opsets 11..12, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
     k = (
@@ -664,6 +688,16 @@ def aten_constant_pad_nd(g, *args, **kwargs):
     return _h.dispatch(g, "aten::constant_pad_nd", 11, args, kwargs)
 
 
+def aten_cumprod(g, *args, **kwargs):
+    """aten::cumprod: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::cumprod", 11, args, kwargs)
+
+
+def aten_cumprod_(g, *args, **kwargs):
+    """aten::cumprod_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::cumprod_", 11, args, kwargs)
+
+
 def aten_cumsum(g, *args, **kwargs):
     """aten::cumsum: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::cumsum", 11, args, kwargs)
@@ -826,6 +860,8 @@ SYMBOLICS = {
     "aten::clamp": aten_clamp,
     "aten::clamp_": aten_clamp_,
     "aten::constant_pad_nd": aten_constant_pad_nd,
+    "aten::cumprod": aten_cumprod,
+    "aten::cumprod_": aten_cumprod_,
     "aten::cumsum": aten_cumsum,
     "aten::cumsum_": aten_cumsum_,
     "aten::gather": aten_gather,

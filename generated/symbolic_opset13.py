@@ -738,6 +738,110 @@ def linalg_vector_norm__opset13(g, self, ord, dim, keepdim, dtype):
     return g.op("Pow", total, _h.const(g, 1.0 / ord, _h.dtype_of(self)))
 
 
+def var_mean_correction__opset13(g, self, dim, correction, keepdim):
+    """aten::var_mean.correction at opsets 13..17 (specs/reduction.yaml, aten::var_mean.correction)."""
+    r = _h.rank(self)
+    axes = [d % r for d in dim] if dim is not None and len(dim) > 0 and (r > 0) else list(range(r))
+    keep = int(keepdim)
+    if len(axes) == 0:
+        mean = g.op("ReduceMean", self, keepdims_i=1)
+        squares = g.op("ReduceSumSquare", g.op("Sub", self, mean), keepdims_i=keep)
+    else:
+        mean = g.op("ReduceMean", self, axes_i=axes, keepdims_i=1)
+        squares = g.op("ReduceSumSquare", g.op("Sub", self, mean), axes_i=axes, keepdims_i=keep)
+    counted = [_h.size(g, self, a) for a in axes]
+    c = 1 if correction is None else correction
+    if _h.is_static(counted, c):
+        divisor = _h.const(g, max(math.prod(counted) - c, 0), _h.dtype_of(self))
+    else:
+        n = (
+            _h.const(
+                g,
+                g.op("ReduceProd", _h.const(g, counted, "int64"), keepdims_i=0),
+                _h.dtype_of(self),
+            )
+            if len(counted) > 0
+            else _h.const(g, 1, _h.dtype_of(self))
+        )
+        divisor = g.op("Relu", g.op("Sub", n, _h.const(g, c, _h.dtype_of(self))))
+    if not keepdim and len(axes) > 0:
+        mean = g.op("Squeeze", mean, _h.const(g, axes, "int64"))
+    return (g.op("Div", squares, divisor), mean)
+
+
+def any_dims__opset13(g, self, dim, keepdim):
+    """aten::any.dims at opsets 13..28 (specs/reduction.yaml, aten::any.dims)."""
+    nonzero = (
+        self if _h.dtype_of(self) == "bool" else g.op("Cast", self, to_i=_h.onnx_dtype("bool"))
+    )
+    if dim is not None and len(dim) == 0:
+        found = nonzero
+    else:
+        axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+        count = g.op("Cast", nonzero, to_i=_h.onnx_dtype("int64"))
+        total = (
+            g.op("ReduceSum", count, keepdims_i=int(keepdim))
+            if len(axes) == 0
+            else g.op("ReduceSum", count, _h.const(g, axes, "int64"), keepdims_i=int(keepdim))
+        )
+        found = g.op("Cast", total, to_i=_h.onnx_dtype("bool"))
+    return (
+        g.op("Cast", found, to_i=_h.onnx_dtype("uint8")) if _h.dtype_of(self) == "uint8" else found
+    )
+
+
+def all_dims__opset13(g, self, dim, keepdim):
+    """aten::all.dims at opsets 13..28 (specs/reduction.yaml, aten::all.dims)."""
+    nonzero = (
+        self if _h.dtype_of(self) == "bool" else g.op("Cast", self, to_i=_h.onnx_dtype("bool"))
+    )
+    if dim is not None and len(dim) == 0:
+        found = nonzero
+    else:
+        axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+        count = g.op("Cast", g.op("Not", nonzero), to_i=_h.onnx_dtype("int64"))
+        total = (
+            g.op("ReduceSum", count, keepdims_i=int(keepdim))
+            if len(axes) == 0
+            else g.op("ReduceSum", count, _h.const(g, axes, "int64"), keepdims_i=int(keepdim))
+        )
+        found = g.op("Not", g.op("Cast", total, to_i=_h.onnx_dtype("bool")))
+    return (
+        g.op("Cast", found, to_i=_h.onnx_dtype("uint8")) if _h.dtype_of(self) == "uint8" else found
+    )
+
+
+def cumprod__opset13(g, self, dim, dtype):
+    """aten::cumprod at opsets 13..17 (specs/reduction.yaml, aten::cumprod)."""
+    r = _h.rank(self)
+    if r == 0:
+        return g.op("Identity", self)
+    d = dim % r
+    index = g.op(
+        "Range",
+        _h.const(g, 0, "int64"),
+        _h.const(g, _h.size(g, self, d), "int64"),
+        _h.const(g, 1, "int64"),
+    )
+    upto = g.op(
+        "Not",
+        g.op(
+            "Greater",
+            g.op("Unsqueeze", index, _h.const(g, [0], "int64")),
+            g.op("Unsqueeze", index, _h.const(g, [1], "int64")),
+        ),
+    )
+    if d < r - 1:
+        upto = g.op("Unsqueeze", upto, _h.const(g, list(range(2, r - d + 1)), "int64"))
+    spread = g.op(
+        "Where",
+        upto,
+        g.op("Unsqueeze", self, _h.const(g, [d], "int64")),
+        _h.const(g, 1, _h.dtype_of(self)),
+    )
+    return g.op("ReduceProd", spread, axes_i=[d + 1], keepdims_i=0)
+
+
 def upsample_nearest2d_vec__opset13(g, input, output_size, scale_factors):
     """aten::upsample_nearest2d.vec at opsets 13..28, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
     k = (
@@ -979,6 +1083,16 @@ def aten_adaptive_max_pool2d(g, *args, **kwargs):
     return _h.dispatch(g, "aten::adaptive_max_pool2d", 13, args, kwargs)
 
 
+def aten_all(g, *args, **kwargs):
+    """aten::all: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::all", 13, args, kwargs)
+
+
+def aten_any(g, *args, **kwargs):
+    """aten::any: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::any", 13, args, kwargs)
+
+
 def aten_avg_pool2d(g, *args, **kwargs):
     """aten::avg_pool2d: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::avg_pool2d", 13, args, kwargs)
@@ -1002,6 +1116,16 @@ def aten_conv2d(g, *args, **kwargs):
 def aten_conv3d(g, *args, **kwargs):
     """aten::conv3d: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::conv3d", 13, args, kwargs)
+
+
+def aten_cumprod(g, *args, **kwargs):
+    """aten::cumprod: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::cumprod", 13, args, kwargs)
+
+
+def aten_cumprod_(g, *args, **kwargs):
+    """aten::cumprod_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::cumprod_", 13, args, kwargs)
 
 
 def aten_index(g, *args, **kwargs):
@@ -1159,17 +1283,26 @@ def aten_upsample_nearest2d(g, *args, **kwargs):
     return _h.dispatch(g, "aten::upsample_nearest2d", 13, args, kwargs)
 
 
+def aten_var_mean(g, *args, **kwargs):
+    """aten::var_mean: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::var_mean", 13, args, kwargs)
+
+
 SYMBOLICS = {
     "aten::_log_softmax": aten__log_softmax,
     "aten::_native_batch_norm_legit": aten__native_batch_norm_legit,
     "aten::_softmax": aten__softmax,
     "aten::_unsafe_index_put": aten__unsafe_index_put,
     "aten::adaptive_max_pool2d": aten_adaptive_max_pool2d,
+    "aten::all": aten_all,
+    "aten::any": aten_any,
     "aten::avg_pool2d": aten_avg_pool2d,
     "aten::avg_pool3d": aten_avg_pool3d,
     "aten::conv1d": aten_conv1d,
     "aten::conv2d": aten_conv2d,
     "aten::conv3d": aten_conv3d,
+    "aten::cumprod": aten_cumprod,
+    "aten::cumprod_": aten_cumprod_,
     "aten::index": aten_index,
     "aten::index_put": aten_index_put,
     "aten::index_put_": aten_index_put_,
@@ -1201,4 +1334,5 @@ SYMBOLICS = {
     "aten::unsqueeze_copy": aten_unsqueeze_copy,
     "aten::upsample_bilinear2d": aten_upsample_bilinear2d,
     "aten::upsample_nearest2d": aten_upsample_nearest2d,
+    "aten::var_mean": aten_var_mean,
 }

@@ -392,6 +392,70 @@ def linalg_vector_norm__opset18(g, self, ord, dim, keepdim, dtype):
     return g.op("Pow", total, _h.const(g, 1.0 / ord, _h.dtype_of(self)))
 
 
+def var_mean_correction__opset18(g, self, dim, correction, keepdim):
+    """aten::var_mean.correction at opsets 18..28 (specs/reduction.yaml, aten::var_mean.correction)."""
+    r = _h.rank(self)
+    axes = [d % r for d in dim] if dim is not None and len(dim) > 0 and (r > 0) else list(range(r))
+    keep = int(keepdim)
+    if len(axes) == 0:
+        mean = g.op("ReduceMean", self, keepdims_i=1)
+        squares = g.op("ReduceSumSquare", g.op("Sub", self, mean), keepdims_i=keep)
+    else:
+        mean = g.op("ReduceMean", self, _h.const(g, axes, "int64"), keepdims_i=1)
+        squares = g.op(
+            "ReduceSumSquare", g.op("Sub", self, mean), _h.const(g, axes, "int64"), keepdims_i=keep
+        )
+    counted = [_h.size(g, self, a) for a in axes]
+    c = 1 if correction is None else correction
+    if _h.is_static(counted, c):
+        divisor = _h.const(g, max(math.prod(counted) - c, 0), _h.dtype_of(self))
+    else:
+        n = (
+            _h.const(
+                g,
+                g.op("ReduceProd", _h.const(g, counted, "int64"), keepdims_i=0),
+                _h.dtype_of(self),
+            )
+            if len(counted) > 0
+            else _h.const(g, 1, _h.dtype_of(self))
+        )
+        divisor = g.op("Relu", g.op("Sub", n, _h.const(g, c, _h.dtype_of(self))))
+    if not keepdim and len(axes) > 0:
+        mean = g.op("Squeeze", mean, _h.const(g, axes, "int64"))
+    return (g.op("Div", squares, divisor), mean)
+
+
+def cumprod__opset18(g, self, dim, dtype):
+    """aten::cumprod at opsets 18..28 (specs/reduction.yaml, aten::cumprod)."""
+    r = _h.rank(self)
+    if r == 0:
+        return g.op("Identity", self)
+    d = dim % r
+    index = g.op(
+        "Range",
+        _h.const(g, 0, "int64"),
+        _h.const(g, _h.size(g, self, d), "int64"),
+        _h.const(g, 1, "int64"),
+    )
+    upto = g.op(
+        "Not",
+        g.op(
+            "Greater",
+            g.op("Unsqueeze", index, _h.const(g, [0], "int64")),
+            g.op("Unsqueeze", index, _h.const(g, [1], "int64")),
+        ),
+    )
+    if d < r - 1:
+        upto = g.op("Unsqueeze", upto, _h.const(g, list(range(2, r - d + 1)), "int64"))
+    spread = g.op(
+        "Where",
+        upto,
+        g.op("Unsqueeze", self, _h.const(g, [d], "int64")),
+        _h.const(g, 1, _h.dtype_of(self)),
+    )
+    return g.op("ReduceProd", spread, _h.const(g, [d + 1], "int64"), keepdims_i=0)
+
+
 def split_Tensor__opset18(g, self, split_size, dim):
     """aten::split.Tensor at opsets 18..28, when `is_static(size(self, dim), split_size) and size(self, dim) > 0 and size(self, dim) % split_size == 0` (specs/shape.yaml, aten::split.Tensor)."""
     n = _h.size(g, self, dim) // split_size
@@ -468,6 +532,16 @@ def aten_bitwise_xor_(g, *args, **kwargs):
     return _h.dispatch(g, "aten::bitwise_xor_", 18, args, kwargs)
 
 
+def aten_cumprod(g, *args, **kwargs):
+    """aten::cumprod: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::cumprod", 18, args, kwargs)
+
+
+def aten_cumprod_(g, *args, **kwargs):
+    """aten::cumprod_: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::cumprod_", 18, args, kwargs)
+
+
 def aten_layer_norm(g, *args, **kwargs):
     """aten::layer_norm: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::layer_norm", 18, args, kwargs)
@@ -533,6 +607,11 @@ def aten_unsafe_split(g, *args, **kwargs):
     return _h.dispatch(g, "aten::unsafe_split", 18, args, kwargs)
 
 
+def aten_var_mean(g, *args, **kwargs):
+    """aten::var_mean: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::var_mean", 18, args, kwargs)
+
+
 SYMBOLICS = {
     "aten::_adaptive_avg_pool2d": aten__adaptive_avg_pool2d,
     "aten::_native_batch_norm_legit": aten__native_batch_norm_legit,
@@ -548,6 +627,8 @@ SYMBOLICS = {
     "aten::bitwise_or_": aten_bitwise_or_,
     "aten::bitwise_xor": aten_bitwise_xor,
     "aten::bitwise_xor_": aten_bitwise_xor_,
+    "aten::cumprod": aten_cumprod,
+    "aten::cumprod_": aten_cumprod_,
     "aten::layer_norm": aten_layer_norm,
     "aten::linalg_vector_norm": aten_linalg_vector_norm,
     "aten::max": aten_max,
@@ -561,4 +642,5 @@ SYMBOLICS = {
     "aten::split": aten_split,
     "aten::split_copy": aten_split_copy,
     "aten::unsafe_split": aten_unsafe_split,
+    "aten::var_mean": aten_var_mean,
 }

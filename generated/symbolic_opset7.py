@@ -1281,6 +1281,134 @@ def linalg_vector_norm__opset7(g, self, ord, dim, keepdim, dtype):
     return g.op("Pow", total, _h.const(g, 1.0 / ord, _h.dtype_of(self)))
 
 
+def var_mean_correction__opset7(g, self, dim, correction, keepdim):
+    """aten::var_mean.correction at opsets 7..12 (specs/reduction.yaml, aten::var_mean.correction)."""
+    r = _h.rank(self)
+    axes = [d % r for d in dim] if dim is not None and len(dim) > 0 and (r > 0) else list(range(r))
+    keep = int(keepdim)
+    if len(axes) == 0:
+        mean = g.op("ReduceMean", self, keepdims_i=1)
+        squares = g.op("ReduceSumSquare", g.op("Sub", self, mean), keepdims_i=keep)
+    else:
+        mean = g.op("ReduceMean", self, axes_i=axes, keepdims_i=1)
+        squares = g.op("ReduceSumSquare", g.op("Sub", self, mean), axes_i=axes, keepdims_i=keep)
+    counted = [_h.size(g, self, a) for a in axes]
+    c = 1 if correction is None else correction
+    if _h.is_static(counted, c):
+        divisor = _h.const(g, max(math.prod(counted) - c, 0), _h.dtype_of(self))
+    else:
+        n = (
+            _h.const(
+                g,
+                g.op("ReduceProd", _h.const(g, counted, "int64"), keepdims_i=0),
+                _h.dtype_of(self),
+            )
+            if len(counted) > 0
+            else _h.const(g, 1, _h.dtype_of(self))
+        )
+        divisor = g.op("Relu", g.op("Sub", n, _h.const(g, c, _h.dtype_of(self))))
+    if not keepdim and len(axes) > 0:
+        mean = g.op("Squeeze", mean, axes_i=axes)
+    return (g.op("Div", squares, divisor), mean)
+
+
+def var_correction__opset7(g, self, dim, correction, keepdim):
+    """aten::var.correction at opsets 7..28 (specs/reduction.yaml, aten::var.correction)."""
+    return _h.aten(
+        g, "aten::var_mean.correction", self, dim, correction=correction, keepdim=keepdim
+    )[0]
+
+
+def std_mean_correction__opset7(g, self, dim, correction, keepdim):
+    """aten::std_mean.correction at opsets 7..28 (specs/reduction.yaml, aten::std_mean.correction)."""
+    var, mean = _h.aten(
+        g, "aten::var_mean.correction", self, dim, correction=correction, keepdim=keepdim
+    )
+    return (g.op("Sqrt", var), mean)
+
+
+def std_correction__opset7(g, self, dim, correction, keepdim):
+    """aten::std.correction at opsets 7..28 (specs/reduction.yaml, aten::std.correction)."""
+    return g.op(
+        "Sqrt",
+        _h.aten(g, "aten::var_mean.correction", self, dim, correction=correction, keepdim=keepdim)[
+            0
+        ],
+    )
+
+
+def any_dims__opset7(g, self, dim, keepdim):
+    """aten::any.dims at opsets 7..12 (specs/reduction.yaml, aten::any.dims)."""
+    nonzero = (
+        self if _h.dtype_of(self) == "bool" else g.op("Cast", self, to_i=_h.onnx_dtype("bool"))
+    )
+    if dim is not None and len(dim) == 0:
+        found = nonzero
+    else:
+        axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+        count = g.op("Cast", nonzero, to_i=_h.onnx_dtype("int64"))
+        total = (
+            g.op("ReduceSum", count, keepdims_i=int(keepdim))
+            if len(axes) == 0
+            else g.op("ReduceSum", count, axes_i=axes, keepdims_i=int(keepdim))
+        )
+        found = g.op("Cast", total, to_i=_h.onnx_dtype("bool"))
+    return (
+        g.op("Cast", found, to_i=_h.onnx_dtype("uint8")) if _h.dtype_of(self) == "uint8" else found
+    )
+
+
+def any_dim__opset7(g, self, dim, keepdim):
+    """aten::any.dim at opsets 7..28 (specs/reduction.yaml, aten::any.dim)."""
+    return _h.aten(g, "aten::any.dims", self, [dim], keepdim)
+
+
+def any__opset7(g, self):
+    """aten::any at opsets 7..28 (specs/reduction.yaml, aten::any)."""
+    return _h.aten(g, "aten::any.dims", self, None, False)
+
+
+def all_dims__opset7(g, self, dim, keepdim):
+    """aten::all.dims at opsets 7..12 (specs/reduction.yaml, aten::all.dims)."""
+    nonzero = (
+        self if _h.dtype_of(self) == "bool" else g.op("Cast", self, to_i=_h.onnx_dtype("bool"))
+    )
+    if dim is not None and len(dim) == 0:
+        found = nonzero
+    else:
+        axes = [d % _h.rank(self) for d in dim] if dim is not None and _h.rank(self) > 0 else []
+        count = g.op("Cast", g.op("Not", nonzero), to_i=_h.onnx_dtype("int64"))
+        total = (
+            g.op("ReduceSum", count, keepdims_i=int(keepdim))
+            if len(axes) == 0
+            else g.op("ReduceSum", count, axes_i=axes, keepdims_i=int(keepdim))
+        )
+        found = g.op("Not", g.op("Cast", total, to_i=_h.onnx_dtype("bool")))
+    return (
+        g.op("Cast", found, to_i=_h.onnx_dtype("uint8")) if _h.dtype_of(self) == "uint8" else found
+    )
+
+
+def all_dim__opset7(g, self, dim, keepdim):
+    """aten::all.dim at opsets 7..28 (specs/reduction.yaml, aten::all.dim)."""
+    return _h.aten(g, "aten::all.dims", self, [dim], keepdim)
+
+
+def all__opset7(g, self):
+    """aten::all at opsets 7..28 (specs/reduction.yaml, aten::all)."""
+    return _h.aten(g, "aten::all.dims", self, None, False)
+
+
+def max__opset7(g, self):
+    """aten::max at opsets 7..28 (specs/reduction.yaml, aten::max)."""
+    return g.op("ReduceMax", self, keepdims_i=0)
+
+
+def min__opset7(g, self):
+    """aten::min at opsets 7..28 (specs/reduction.yaml, aten::min)."""
+    return g.op("ReduceMin", self, keepdims_i=0)
+
+
 def upsample_nearest2d_vec__opset7(g, input, output_size, scale_factors):
     """aten::upsample_nearest2d.vec at opsets 7..8, when `dtype_of(input) != "float64" and (all(s == int(s) and 1 <= s <= 40 for s in scale_factors) if scale_factors is not None else is_static(output_size, sizes(input)[2:]) and all(i > 0 and o % i == 0 and o // i <= 40 for o, i in zip(output_size, sizes(input)[2:])))` (specs/resize.yaml, aten::upsample_nearest2d.vec)."""
     k = (
@@ -1932,6 +2060,11 @@ def aten_alias(g, *args, **kwargs):
     return _h.dispatch(g, "aten::alias", 7, args, kwargs)
 
 
+def aten_all(g, *args, **kwargs):
+    """aten::all: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::all", 7, args, kwargs)
+
+
 def aten_amax(g, *args, **kwargs):
     """aten::amax: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::amax", 7, args, kwargs)
@@ -1940,6 +2073,11 @@ def aten_amax(g, *args, **kwargs):
 def aten_amin(g, *args, **kwargs):
     """aten::amin: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::amin", 7, args, kwargs)
+
+
+def aten_any(g, *args, **kwargs):
+    """aten::any: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::any", 7, args, kwargs)
 
 
 def aten_arange(g, *args, **kwargs):
@@ -2707,6 +2845,16 @@ def aten_stack(g, *args, **kwargs):
     return _h.dispatch(g, "aten::stack", 7, args, kwargs)
 
 
+def aten_std(g, *args, **kwargs):
+    """aten::std: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::std", 7, args, kwargs)
+
+
+def aten_std_mean(g, *args, **kwargs):
+    """aten::std_mean: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::std_mean", 7, args, kwargs)
+
+
 def aten_sub(g, *args, **kwargs):
     """aten::sub: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::sub", 7, args, kwargs)
@@ -2827,6 +2975,16 @@ def aten_upsample_nearest2d(g, *args, **kwargs):
     return _h.dispatch(g, "aten::upsample_nearest2d", 7, args, kwargs)
 
 
+def aten_var(g, *args, **kwargs):
+    """aten::var: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::var", 7, args, kwargs)
+
+
+def aten_var_mean(g, *args, **kwargs):
+    """aten::var_mean: the overload the call binds to, lowered at the target opset."""
+    return _h.dispatch(g, "aten::var_mean", 7, args, kwargs)
+
+
 def aten_view(g, *args, **kwargs):
     """aten::view: the overload the call binds to, lowered at the target opset."""
     return _h.dispatch(g, "aten::view", 7, args, kwargs)
@@ -2861,8 +3019,10 @@ SYMBOLICS = {
     "aten::add_": aten_add_,
     "aten::addmm": aten_addmm,
     "aten::alias": aten_alias,
+    "aten::all": aten_all,
     "aten::amax": aten_amax,
     "aten::amin": aten_amin,
+    "aten::any": aten_any,
     "aten::arange": aten_arange,
     "aten::argmax": aten_argmax,
     "aten::argmin": aten_argmin,
@@ -3016,6 +3176,8 @@ SYMBOLICS = {
     "aten::squeeze": aten_squeeze,
     "aten::squeeze_copy": aten_squeeze_copy,
     "aten::stack": aten_stack,
+    "aten::std": aten_std,
+    "aten::std_mean": aten_std_mean,
     "aten::sub": aten_sub,
     "aten::sub_": aten_sub_,
     "aten::sum": aten_sum,
@@ -3040,6 +3202,8 @@ SYMBOLICS = {
     "aten::unsqueeze": aten_unsqueeze,
     "aten::unsqueeze_copy": aten_unsqueeze_copy,
     "aten::upsample_nearest2d": aten_upsample_nearest2d,
+    "aten::var": aten_var,
+    "aten::var_mean": aten_var_mean,
     "aten::view": aten_view,
     "aten::view_copy": aten_view_copy,
     "aten::zeros": aten_zeros,

@@ -92,6 +92,11 @@ def reduce(x: Shape, dims: int | Sequence[int] | None, keepdim: bool) -> Shape:
     return tuple(s for i, s in enumerate(x) if i not in axes)
 
 
+def reduce_listed(x: Shape, dims: Sequence[int] | None, keepdim: bool) -> Shape:
+    """reduce, where only None means every dim: an empty list reduces none (any.dims)."""
+    return x if dims is not None and len(dims) == 0 else reduce(x, dims, keepdim)
+
+
 def matmul(a: Shape, b: Shape) -> Shape:
     a2 = (1, *a) if len(a) == 1 else tuple(a)
     b2 = (*b, 1) if len(b) == 1 else tuple(b)
@@ -217,6 +222,7 @@ RULES: dict[str, Callable[..., Shape | list[Shape]]] = {
         same,
         broadcast,
         reduce,
+        reduce_listed,
         matmul,
         linear,
         permute,

@@ -37,6 +37,9 @@ def test_reduce_keeps_or_drops_dims() -> None:
     assert shapes.reduce((s0, s1), None, False) == ()
     with pytest.raises(ShapeError, match="dim 2 is out of range"):
         shapes.reduce((s0, s1), 2, False)
+    assert shapes.reduce_listed((s0, s1), [], True) == (s0, s1)
+    assert shapes.reduce_listed((s0, s1), None, True) == (1, 1)
+    assert shapes.reduce_listed((s0, s1), [-1], False) == (s0,)
 
 
 def test_matmul_and_linear() -> None:
