@@ -7,7 +7,7 @@ PYTEST_WORKERS ?= auto
 
 INSTALL_VENV ?= .venv-install
 
-.PHONY: install codegen check-generated check-install test demo bench format lint docs clean
+.PHONY: install codegen check-generated check-install test test-ops demo bench format lint docs clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
@@ -33,8 +33,13 @@ check-install:
 	$(INSTALL_VENV)/bin/python -m pip install --quiet -c constraints.txt .
 	cd $(INSTALL_VENV) && bin/python ../tools/check_install.py
 
+# The op tests at the first opset of each lowering and the newest (tests/test_ops.py).
 test: $(STAMP)
-	$(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
+	TORCHONNX_OP_MATRIX=quick $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q
+
+# The op tests at every bound of every lowering, dtype-plan segment and gap.
+test-ops: $(STAMP)
+	TORCHONNX_OP_MATRIX=full $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup -q tests/test_ops.py
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

@@ -29,6 +29,7 @@ from torchonnx.codegen.body import (
     guards_when_true,
     pure_guards,
 )
+from torchonnx.codegen.cache import AnalysisCache
 from torchonnx.codegen.errors import Diagnostics, Location, SpecError
 from torchonnx.codegen.model import Block, Call, Common, Entry, Gap
 from torchonnx.codegen.onnx_ops import op_at
@@ -113,9 +114,16 @@ class Analyzed:
         return self.schemas[self.entry.key]
 
 
-def analyze(entries: list[Entry], common: Common, diags: Diagnostics) -> list[Analyzed]:
+def analyze(
+    entries: list[Entry], common: Common, diags: Diagnostics, cache: AnalysisCache | None = None
+) -> list[Analyzed]:
+    """Every entry checked and planned. With `cache`, an entry whose inputs are unchanged (it,
+    common.yaml, the ATen schemas and promotions of every entry a body may call) is taken from
+    the previous run; calls are checked and callee refusals planned on every run."""
     seen: dict[str, Location] = {}
     callees = _callees(entries)
+    cache = cache or AnalysisCache(None)
+    context = cache.context(common, callees)
     out = []
     for entry in entries:
         with diags.collect():
@@ -123,9 +131,15 @@ def analyze(entries: list[Entry], common: Common, diags: Diagnostics) -> list[An
                 if name in seen:
                     raise SpecError(loc, f"{name} is already covered by the entry at {seen[name]}")
                 seen[name] = loc
-            result = _Entry(entry, common, diags, callees).run()
+            result = cache.get(context, entry)
+            if result is None:
+                errors = len(diags.errors)
+                result = _Entry(entry, common, diags, callees).run()
+                if result is not None and len(diags.errors) == errors:
+                    cache.put(context, entry, result)
             if result is not None:
                 out.append(result)
+    cache.save()
     _check_calls(out, diags)
     if diags:
         return out

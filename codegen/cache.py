@@ -1,6 +1,7 @@
 """What codegen keeps between runs, so that a run repeats no slow work whose inputs have not
-changed: the ATen schemas of a torch install (`aten.SchemaCache`: reading them imports torch)
-and what each spec file loads to (`LoadCache`: parsing YAML with locations is slow).
+changed: the ATen schemas of a torch install (`aten.SchemaCache`: reading them imports torch),
+what each spec file loads to (`LoadCache`: parsing YAML with locations is slow), and what each
+entry analyzes to (`AnalysisCache`: checking and rendering bodies is the rest of the time).
 
 The cache lives in one folder per user (`default_dir()`). Each file records the inputs it was
 made from, including the code that made it (`code_digest()`), is written atomically and replaces
@@ -129,3 +130,52 @@ class LoadCache:
         file = self._file(path)
         if file is not None:
             write_atomic(file, pickle.dumps((self._key(inputs), value), protocol=5))
+
+
+class AnalysisCache:
+    """What each entry analyzed to, by a hash of everything analysis reads: the entry (with its
+    locations), common.yaml, the schema and promotion of every overload a body may call, the
+    ONNX operator schemas (onnx's version) and the code. One file, rewritten with the entries of
+    the last run; only entries analyzed without errors are kept."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.file = directory / "analysis.pickle" if directory is not None else None
+        self.old: dict[str, Any] = {}
+        self.new: dict[str, Any] = {}
+        if self.file is not None:
+            try:
+                self.old = pickle.loads(self.file.read_bytes())
+            except Exception:  # missing, partial or from another version: analyzed afresh
+                self.old = {}
+
+    def context(self, common: Any, callees: Any) -> str:
+        """The hash of what every entry's analysis reads besides the entry."""
+        if self.file is None:
+            return ""
+        import onnx  # codegen reads onnx's operator schemas
+
+        digest = hashlib.sha256(code_digest("torchonnx.codegen.analyze").encode())
+        digest.update(onnx.__version__.encode())
+        # reprs, not pickles: a pickle's bytes depend on which equal strings are one object
+        digest.update(repr((common, sorted(callees.items()))).encode())
+        return digest.hexdigest()
+
+    def _key(self, context: str, entry: Any) -> str:
+        return hashlib.sha256(f"{context}\0{entry!r}".encode()).hexdigest()
+
+    def get(self, context: str, entry: Any) -> Any | None:
+        if self.file is None:
+            return None
+        key = self._key(context, entry)
+        value = self.old.get(key)
+        if value is not None:
+            self.new[key] = value
+        return value
+
+    def put(self, context: str, entry: Any, value: Any) -> None:
+        if self.file is not None:
+            self.new[self._key(context, entry)] = value
+
+    def save(self) -> None:
+        if self.file is not None and self.new.keys() != self.old.keys():
+            write_atomic(self.file, pickle.dumps(self.new, protocol=5))

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from torchonnx.codegen import aten
 from torchonnx.codegen.analyze import Analyzed, analyze
-from torchonnx.codegen.cache import LoadCache, default_dir
+from torchonnx.codegen.cache import AnalysisCache, LoadCache, default_dir
 from torchonnx.codegen.errors import Diagnostics, Location, SpecError, display_path, spec_name
 from torchonnx.codegen.files import FileManager, compare_trees
 from torchonnx.codegen.load import COMMON_FILE, load_common, load_family
@@ -57,7 +57,7 @@ def load_specs(
             inputs = (common_text, path.read_bytes())
             load = functools.partial(load_family, path, common, sets, diags)
             entries.extend(_cached(cache, path, inputs, diags, load))
-    analyzed = analyze(entries, common, diags)
+    analyzed = analyze(entries, common, diags, AnalysisCache(cache.directory))
     if diags:
         return None, diags.sorted()
     return Specs(common, analyzed, spec_dir.resolve().name), []

@@ -73,8 +73,15 @@ def test_spec_files_load_afresh_when_changed(tmp_path: Path) -> None:
     fm.write(tmp_path / "cold")
     generate(specs, load_cache)[0].write(tmp_path / "warm")
     assert compare_trees(tmp_path / "cold", tmp_path / "warm") == []
-    # an edit is seen, and a file with errors is reported on every run
+    # an edited body is analyzed afresh (the other entries come from the cache)
     family = specs / "elementwise.yaml"
+    family.write_text(
+        family.read_text().replace("emit: Add(self, other)", "emit: Add(other, self)", 1)
+    )
+    edited = generate(specs, load_cache)[0]
+    assert "op.Add(other, self)" in edited.files["onnxscript_elementwise.py"]
+    family.write_text((ROOT / "specs" / "elementwise.yaml").read_text())
+    # an edit is seen, and a file with errors is reported on every run
     family.write_text(family.read_text().replace("dtypes: numeric", "dtypes: numerik", 1))
     for _ in range(2):
         fm, errors = generate(specs, load_cache)
@@ -89,37 +96,40 @@ def test_spec_files_load_afresh_when_changed(tmp_path: Path) -> None:
 
 RUN = """
 import sys
-from torchonnx.codegen import load
+from torchonnx.codegen import analyze, load
 from torchonnx.codegen.main import main
-parsed = []
-parse = load._File.load
+parsed, analyzed = [], []
+parse, run = load._File.load, analyze._Entry.run
 load._File.load = lambda self: (parsed.append(self.name), parse(self))[1]
+analyze._Entry.run = lambda self: (analyzed.append(self.e.key), run(self))[1]
 code = main(["--specs", sys.argv[1], "--check"])
-print(sorted(m for m in ("torch", "sympy") if m in sys.modules), len(parsed))
+print(sorted(m for m in ("torch", "sympy") if m in sys.modules), len(parsed), len(analyzed))
 sys.exit(code)
 """
 
 
-def test_cached_codegen_neither_imports_torch_nor_parses_yaml(tmp_path: Path) -> None:
+def test_cached_codegen_neither_imports_torch_nor_parses_nor_analyzes(tmp_path: Path) -> None:
     env = {**os.environ, "TORCHONNX_CACHE_DIR": str(tmp_path)}
 
-    def run() -> str:
+    def run(seed: str) -> str:
         done = subprocess.run(
             [sys.executable, "-c", RUN, str(ROOT / "specs")],
             capture_output=True,
             text=True,
-            env=env,
+            env={**env, "PYTHONHASHSEED": seed},  # cache keys must not depend on it
             cwd=ROOT,
             timeout=300,
         )
         assert done.returncode == 0, done.stderr
         return done.stdout.strip().splitlines()[-1]
 
-    # the first run reads torch and parses every spec file, and fills the cache
+    # the first run reads torch, parses every spec file, analyzes every entry, and fills the
+    # cache; the second does none of it
     files = len(list((ROOT / "specs").glob("*.yaml")))
-    assert run() == f"['torch'] {files}"
+    first = run("1").split()
+    assert first[:2] == ["['torch']", str(files)] and int(first[2]) > 200
     assert len(list(tmp_path.glob("aten-schemas-*.json"))) == 1
-    assert run() == "[] 0"
+    assert run("2") == "[] 0 0"
     cached = json.loads(next(tmp_path.glob("aten-schemas-*.json")).read_text())
     assert "aten::add.Tensor" in cached
 

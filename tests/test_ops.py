@@ -3,7 +3,9 @@ of its lowerings and of each segment of their dtype plans, in every dtype it dec
 sample, against the overload called eagerly; static, and with dynamic dims (see DYNAMIC).
 
 A test is one entry at one opset (all its dtypes and samples), which keeps pytest's items few
-and of similar cost. Every sample must do what the specs say (oprun.run_sample), and at that
+and of similar cost. `make test` runs the quick matrix (TORCHONNX_OP_MATRIX=quick): each
+entry at the first opset of each lowering and at its newest opset, so that the whole suite
+stays within its time as specs grow; `make test-ops` (and CI) runs the full matrix above. Every sample must do what the specs say (oprun.run_sample), and at that
 opset every dtype-plan segment that begins or ends there must be reached by some sample: run
 where it runs, refused with its declared reason where it does not.
 """
@@ -32,6 +34,9 @@ STATIC_ONLY: dict[str, tuple[int, int, str]] = {
     ),
 }
 DYNAMIC = os.environ.get("TORCHONNX_OP_DYNAMIC", "passing")
+MATRIX = os.environ.get("TORCHONNX_OP_MATRIX", "full")
+if MATRIX not in ("full", "quick"):
+    raise ValueError(f"TORCHONNX_OP_MATRIX is `full` or `quick`, not {MATRIX!r}")
 
 
 def dynamic_runs(key: str, opset: int) -> bool:
@@ -71,14 +76,18 @@ def _bounds(entry: Entry, compute: str | None = None) -> set[int]:
     return out
 
 
-def plan(entry: Entry) -> dict[int, list[str]]:
+def plan(entry: Entry, matrix: str = MATRIX) -> dict[int, list[str]]:
     """The opsets an entry is tested at, each with the dtypes tested there: all of them at
-    the bounds of a lowering, those whose compute dtype has a plan segment bound there."""
+    the bounds of a lowering, those whose compute dtype has a plan segment bound there. The
+    quick matrix keeps the first opset of each lowering and the newest opset."""
     lowering_bounds = _bounds(entry)
     out: dict[int, list[str]] = {}
     for dtype in entry.dtypes:
         for opset in lowering_bounds | _bounds(entry, _compute(entry, dtype)):
             out.setdefault(opset, []).append(dtype)
+    if matrix == "quick":
+        kept = {lw.since for lw in entry.lowerings} | {entry.opsets[1]}
+        out = {opset: dtypes for opset, dtypes in out.items() if opset in kept}
     return dict(sorted(out.items()))
 
 
@@ -158,3 +167,13 @@ def _uncovered(entry: Entry, opset: int, outcomes: list) -> list[str]:
                         f"({when_text(entry, lowering)})"
                     )
     return out
+
+
+def test_the_quick_matrix_is_part_of_the_full_one() -> None:
+    """`make test`'s matrix keeps, of the full one, each lowering's first opset and the newest,
+    with the dtypes the full matrix tests there."""
+    for entry in entries().values():
+        full, quick = plan(entry, "full"), plan(entry, "quick")
+        kept = {lw.since for lw in entry.lowerings} | {entry.opsets[1]}
+        assert set(quick) == kept & set(full), entry.key
+        assert all(quick[o] == full[o] for o in quick), entry.key
