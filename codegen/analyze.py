@@ -254,7 +254,8 @@ def _refused_by_callees(
 
 
 def _callee_compute(callee: Analyzed, given: dict[str, str | None]) -> str | None:
-    """The dtype a called op computes in for arguments of these dtypes (None: not known)."""
+    """The dtype a called op computes in for arguments of these dtypes (None: not known), under
+    the default dtype float32; under another, a callee's refusal comes when the body runs."""
     if callee.dtype_param is not None or None in given.values():
         return None
     if callee.promote_kind is not None:

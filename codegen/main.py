@@ -34,7 +34,7 @@ def load_specs(
     spec_dir: Path, cache: LoadCache | None = None
 ) -> tuple[Specs | None, list[SpecError]]:
     """Every spec of `spec_dir`, checked; the errors, if any, sorted by location. Files are
-    loaded through `cache` where given (analysis always runs: it reads every entry)."""
+    loaded, and entries analyzed, through the caches of `cache`'s folder where given."""
     diags = Diagnostics()
     cache = cache or LoadCache(None)
     common_path = spec_dir / COMMON_FILE

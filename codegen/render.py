@@ -160,6 +160,11 @@ def _calls(lw: Lowering) -> tuple[str, ...]:
     return tuple(dict.fromkeys(call.overload for call in lw.calls))
 
 
+def _ops_cell(lw: Lowering) -> str:
+    """What a lowering emits, for the tables: its ONNX ops, then the overloads it calls."""
+    return ", ".join([*lw.onnx_ops, *(f"`{c}`" for c in _calls(lw))])
+
+
 def _reasons(a: Analyzed) -> list[str]:
     """Why a dtype does not run somewhere, in the order the entry's dtype plans first say it."""
     out: list[str] = []
@@ -507,7 +512,7 @@ class Renderer:
                         "opsets": _opsets(lw),
                         "when": f"`{_text(lw.block.when)}`" if lw.when else "",
                         "dtypes": _dtype_summary(lw.plan, lw.since, lw.until),
-                        "ops": ", ".join([*lw.onnx_ops, *(f"`{c}`" for c in _calls(lw))]),
+                        "ops": _ops_cell(lw),
                         "gaps": _gap_cell(a),
                         # by file, not line: a line number would change with every entry above
                         "spec": f"[{family}.yaml](../../{self.spec_file(family)})",
@@ -546,7 +551,7 @@ class Renderer:
                                 "since": lw.since,
                                 "when": f"`{_text(lw.block.when)}`" if lw.when else "",
                                 "dtypes": _dtype_at(lw.plan, opset),
-                                "ops": ", ".join([*lw.onnx_ops, *(f"`{c}`" for c in _calls(lw))]),
+                                "ops": _ops_cell(lw),
                                 "gaps": _gap_cell(a),
                             }
                         )

@@ -95,13 +95,17 @@ def dtype_gaps(entry: Entry) -> list[catalog.GapInfo]:
     return [g for g in catalog.entry(entry.key).gaps if g.when is None and g.runtime is None]
 
 
+@functools.cache
+def _entry_of_overload() -> dict[str, str]:
+    return {name: e.key for e in entries().values() for name in e.overloads}
+
+
 def called_entries(entry: Entry, lowering: Lowering) -> set[str]:
     """The keys of the entries a lowering's body calls (`aten.X(...)`), and theirs, and so on."""
-    by_overload = {name: e.key for e in entries().values() for name in e.overloads}
     found: set[str] = set()
     todo = list(catalog.lowering(entry.key, lowering.index).calls)
     while todo:
-        key = by_overload[todo.pop()]
+        key = _entry_of_overload()[todo.pop()]
         if key not in found:
             found.add(key)
             todo.extend(c for lw in catalog.entry(key).lowerings for c in lw.calls)
@@ -640,8 +644,9 @@ def _check_shapes(
     dynamic: bool,
     where: str,
 ) -> None:
-    """`tensors` are the graph inputs' values. The entry's shape rule against eager's output shapes, and in a dynamic run against the
-    graph's output shapes where ONNX shape inference knows them."""
+    """The entry's shape rule against eager's output shapes, and in a dynamic run against the
+    graph's output shapes where ONNX shape inference knows them (`tensors`: the graph inputs'
+    values, whose sizes the symbolic dims stand for)."""
     rule = shape_rule(entry)
     try:
         result = shapes.evaluate(rule, _rule_args(entry, schema, args, kwargs, dynamic))

@@ -58,13 +58,16 @@ def test_source_does_not_use_the_peers(path: Path) -> None:
     assert uses(path.read_text(encoding="utf-8")) == []
 
 
-# The top-level modules of codegen's dependencies, as pyproject.toml's `codegen` extra lists
-# them (ruamel.yaml is `ruamel`).
-CODEGEN_ONLY = tuple(
-    re.split(r"[ <>=!~;\[.]", r, maxsplit=1)[0].lower()
-    for r in importlib.metadata.requires("torchonnx") or []
-    if re.search(r"extra == .codegen.", r)
-)
+REQUIREMENTS = importlib.metadata.requires("torchonnx") or []
+
+
+def top_module(requirement: str) -> str:
+    """The top-level module a requirement names (`ruamel.yaml>=0.18` installs `ruamel`)."""
+    return re.split(r"[ <>=!~;\[.]", requirement, maxsplit=1)[0].lower()
+
+
+# codegen's dependencies, as pyproject.toml's `codegen` extra lists them
+CODEGEN_ONLY = tuple(top_module(r) for r in REQUIREMENTS if re.search(r"extra == .codegen.", r))
 
 # One fresh interpreter serves both checks below (importing torch costs seconds). torch itself
 # imports torch.onnx (torch._dynamo does), so the peers' entry points are replaced by functions
@@ -113,9 +116,8 @@ def test_export_needs_no_codegen_dependency(guarded_export: subprocess.Completed
     """What users install is what exporting needs: codegen's dependencies are an extra, and an
     export never tries to import them."""
     assert {"jinja2", "ruamel"} <= set(CODEGEN_ONLY)
-    for requirement in importlib.metadata.requires("torchonnx") or []:
-        name = re.split(r"[ <>=!~;\[.]", requirement, maxsplit=1)[0].lower()
-        assert name not in CODEGEN_ONLY or "extra ==" in requirement, requirement
+    for requirement in REQUIREMENTS:
+        assert top_module(requirement) not in CODEGEN_ONLY or "extra ==" in requirement, requirement
     assert guarded_export.returncode == 0, guarded_export.stderr[-2000:]
     assert guarded_export.stdout.strip().splitlines()[-2:] == ["[]", "False"]
 
